@@ -1,0 +1,114 @@
+"""The validated configuration both machines read (JSON file; every field has the design's default)."""
+
+from __future__ import annotations
+
+import json
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared_schema.models import DESIGN_SYMBOLS
+from shared_schema.types import Money
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or breaks a rule; the message says which."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VaultConfig(_Section):
+    physical_pool: Money = Decimal("300000")
+    nominal_caps: dict[str, Money] = Field(default_factory=lambda: {c: Decimal("200000") for c in DESIGN_SYMBOLS})
+    reserve_ratio: Money = Decimal("0.15")
+
+    @model_validator(mode="after")
+    def _sane(self) -> VaultConfig:
+        if self.physical_pool <= 0:
+            raise ValueError("vault.physical_pool must be positive")
+        if not (Decimal(0) <= self.reserve_ratio < Decimal(1)):
+            raise ValueError("vault.reserve_ratio must be in [0, 1)")
+        unknown = set(self.nominal_caps) - set(DESIGN_SYMBOLS)
+        if unknown:
+            raise ValueError(f"vault.nominal_caps has codes outside {DESIGN_SYMBOLS}: {sorted(unknown)}")
+        if any(cap <= 0 for cap in self.nominal_caps.values()):
+            raise ValueError("vault.nominal_caps must be positive")
+        return self
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(c for c in DESIGN_SYMBOLS if c in self.nominal_caps)
+
+
+class SessionWindow(_Section):
+    start: time
+    end: time
+
+
+class MarketConfig(_Section):
+    lot_size: int = 100
+    tick: Money = Decimal("0.001")
+    price_limit_ratio: Money = Decimal("0.10")
+    sessions: list[SessionWindow] = Field(
+        default_factory=lambda: [
+            SessionWindow(start=time(9, 30), end=time(11, 30)),
+            SessionWindow(start=time(13, 0), end=time(15, 0)),
+        ]
+    )
+
+
+class ExecutorConfig(_Section):
+    max_order_age_s: float = Field(default=300.0, gt=0)
+    clock_skew_tolerance_s: float = Field(default=30.0, ge=0)
+    quote_stale_after_s: float = Field(default=180.0, gt=0)
+    poll_interval_s: float = Field(default=0.05, gt=0)
+    result_retention: int = Field(default=2000, ge=10)
+    commission_estimate_rate: Money = Decimal("0.0001")
+    commission_estimate_min: Money = Decimal("0")
+    unknown_outcome_lookup_s: float = Field(default=10.0, gt=0)
+
+
+class PaperConfig(_Section):
+    initial_cash: Money = Decimal("1000000")
+    initial_positions: dict[str, int] = Field(default_factory=dict)
+    commission_rate: Money = Decimal("0.0001")
+    commission_min: Money = Decimal("0")
+    partial_fill_ratio: float = Field(default=0.0, ge=0, le=1)
+    reject_ratio: float = Field(default=0.0, ge=0, le=1)
+    latency_quotes: int = Field(default=0, ge=0, description="quotes an order waits before it can fill")
+    seed: int = 7
+
+
+class GridbridgeConfig(_Section):
+    vault: VaultConfig = Field(default_factory=VaultConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    paper: PaperConfig = Field(default_factory=PaperConfig)
+    broker: Literal["paper", "xtquant"] = "paper"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return self.vault.codes
+
+
+def load_config(path: Path | None) -> GridbridgeConfig:
+    """Load and validate the config file; ``None`` gives the defaults. Raises ``ConfigError``."""
+    if path is None:
+        return GridbridgeConfig()
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid JSON: {exc}") from exc
+    try:
+        return GridbridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"config {path} is invalid: {exc}") from exc

@@ -1,0 +1,57 @@
+"""Append-only, fsynced JSON-lines journal: the executor's write-ahead log.
+
+A record is on disk (fsync) before the action it describes happens. A crash can leave a torn last line;
+``replay`` drops it (the action it announced never started) and truncates the file so new records follow
+a clean line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class Journal:
+    def __init__(self, path: Path, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self._handle: Any = None
+        self.records_written = 0
+
+    def replay(self) -> Iterator[dict[str, Any]]:
+        """Every complete record in order; a torn tail is cut off the file."""
+        if not self.path.exists():
+            return
+        good_end = 0
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break
+                good_end += len(line)
+                yield record
+        if good_end != self.path.stat().st_size:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good_end)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = open(self.path, "ab")
+        self._handle.write(json.dumps(record, separators=(",", ":"), default=str).encode("utf-8") + b"\n")
+        self._handle.flush()
+        if self.fsync:
+            os.fsync(self._handle.fileno())
+        self.records_written += 1
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
