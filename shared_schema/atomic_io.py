@@ -149,3 +149,12 @@ def read_json_bytes(path: Path) -> bytes | None:
         return Path(path).read_bytes()
     except OSError:
         return None
+
+
+def read_seq(path: Path) -> int:
+    """The ``seq`` of an existing shared file (0 when absent or unreadable): a restarted writer continues it."""
+    try:
+        seq = json.loads(Path(path).read_bytes()).get("seq", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return seq if isinstance(seq, int) else 0

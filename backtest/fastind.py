@@ -1,0 +1,96 @@
+"""Vectorised indicators for the backtest, bit-identical to ``mac.grid.indicators``.
+
+Every simple mean is a window sum added oldest-to-newest, then divided by ``n``. Done as ``n`` shifted
+array additions (``acc = x[j]; acc += x[j+1]; ...``), each element sees exactly the additions the
+incremental code does, so the values are equal to the last bit, not just close. The EMA of the slope is
+recursive and runs as a plain loop over a Python list (a few tens of ms for five years of minutes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mac.grid.indicators import IndicatorPeriods, IndicatorValues, rsi_from_means
+
+
+def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """``out[i] = (x[i-n+1] + ... + x[i]) / n`` added left to right; NaN where the window is short."""
+    out = np.full(x.shape[0], np.nan)
+    m = x.shape[0] - n + 1
+    if m <= 0:
+        return out
+    acc = x[0:m].copy()
+    for j in range(1, n):
+        acc += x[j : j + m]
+    out[n - 1 :] = acc / n
+    return out
+
+
+def compute_indicators(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, periods: IndicatorPeriods | None = None
+) -> dict[str, np.ndarray]:
+    """ATR, slope, ATR_AVG, RSI and the usable index per bar (NaN / -1 where undefined)."""
+    p = periods or IndicatorPeriods()
+    high = np.asarray(high, dtype=float)
+    low = np.asarray(low, dtype=float)
+    close = np.asarray(close, dtype=float)
+    n = close.shape[0]
+    prev = np.empty(n)
+    prev[0] = np.nan
+    prev[1:] = close[:-1]
+    tr = np.maximum(np.maximum(high - low, np.abs(high - prev)), np.abs(low - prev))
+    tr[0] = np.nan
+    atr = np.full(n, np.nan)
+    if n > 1:
+        atr[1:] = _window_mean(tr[1:], p.atr)
+    ma = _window_mean(close, p.ma)
+    raw = np.full(n, np.nan)
+    lag = p.slope_lag
+    if n > lag:
+        base = ma[:-lag]
+        raw[lag:] = (ma[lag:] - base) / base
+    slope = np.full(n, np.nan)
+    alpha = p.alpha
+    beta = 1.0 - alpha
+    s = None
+    raw_list = raw.tolist()
+    out = slope.tolist()
+    for i, r in enumerate(raw_list):
+        if r != r:  # NaN: not defined yet
+            continue
+        s = r if s is None else alpha * r + beta * s
+        out[i] = s
+    slope = np.array(out)
+    atr_avg = np.full(n, np.nan)
+    # mean of the atr_avg ATRs *before* each bar
+    first_atr = p.atr  # index of the first defined ATR
+    if n > first_atr:
+        means = _window_mean(atr[first_atr:], p.atr_avg)  # means[j] covers atr[first..first+j]
+        atr_avg[first_atr + 1 :] = means[:-1]
+    diff = np.full(n, np.nan)
+    diff[1:] = close[1:] - close[:-1]
+    gains = np.where(diff > 0, diff, 0.0)
+    losses = np.where(diff < 0, -diff, 0.0)
+    g = np.full(n, np.nan)
+    lo = np.full(n, np.nan)
+    if n > 1:
+        g[1:] = _window_mean(gains[1:], p.rsi)
+        lo[1:] = _window_mean(losses[1:], p.rsi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rsi = 100.0 - 100.0 / (1.0 + g / lo)
+    rsi = np.where((lo == 0) | np.isnan(lo), 100.0, rsi)
+    usable = ~(np.isnan(atr) | np.isnan(slope) | np.isnan(atr_avg))
+    usable_index = np.where(usable, np.cumsum(usable) - 1, -1)
+    return {"atr": atr, "slope": slope, "atr_avg": atr_avg, "rsi": rsi, "usable_index": usable_index}
+
+
+def indicator_rows(ind: dict[str, np.ndarray]) -> list[IndicatorValues | None]:
+    """Per-bar ``IndicatorValues`` (``None`` in warm-up), ready for ``StepContext``."""
+    atr, slope, atr_avg, rsi = (ind[k].tolist() for k in ("atr", "slope", "atr_avg", "rsi"))
+    idx = ind["usable_index"].tolist()
+    return [
+        IndicatorValues(atr[i], slope[i], atr_avg[i], rsi[i], u) if u >= 0 else None for i, u in enumerate(idx)
+    ]
+
+
+__all__ = ["compute_indicators", "indicator_rows", "rsi_from_means"]

@@ -1,0 +1,118 @@
+"""Audit vocabulary shared by the pure kernel: stable codes, severities and the event record.
+
+This module is pure (no IO) so the risk, OMS and execution cores can build audit events; ``core.audit``
+writes and reads them. Codes are stable strings: the gate, the dashboard and old audit files depend on
+them, so rename nothing, only add.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class AuditCode(str, Enum):
+    # Risk state machine and symbol-level risk flags.
+    RISK_STATE_CHANGE = "RISK_STATE_CHANGE"
+    RISK_RECOVERY_STAGE = "RISK_RECOVERY_STAGE"
+    RISK_SYMBOL_FROZEN = "RISK_SYMBOL_FROZEN"
+    RISK_SYMBOL_UNLOCKED = "RISK_SYMBOL_UNLOCKED"
+    RISK_DUST_LOCKED = "RISK_DUST_LOCKED"
+    RISK_LIQ_DISTANCE_LOW = "RISK_LIQ_DISTANCE_LOW"
+    RISK_LIQ_DISTANCE_RESTORED = "RISK_LIQ_DISTANCE_RESTORED"
+    RISK_ORDER_REFUSED = "RISK_ORDER_REFUSED"
+    RISK_LEVERAGE_VIOLATION = "RISK_LEVERAGE_VIOLATION"
+    RISK_REDUCE_ONLY_VIOLATION = "RISK_REDUCE_ONLY_VIOLATION"
+    # OMS.
+    OMS_ILLEGAL_TRANSITION = "OMS_ILLEGAL_TRANSITION"
+    OMS_RECONCILE_MISMATCH = "OMS_RECONCILE_MISMATCH"
+    OMS_RECONCILE_OK = "OMS_RECONCILE_OK"
+    # Execution.
+    EXEC_FILTER_IGNORE = "EXEC_FILTER_IGNORE"
+    EXEC_DUST_POSITION_STUCK = "EXEC_DUST_POSITION_STUCK"
+    EXEC_PROTECTIVE_ORDER_MISSING = "EXEC_PROTECTIVE_ORDER_MISSING"
+    EXEC_TP_ATTACH_FAILED = "EXEC_TP_ATTACH_FAILED"
+    EXEC_OCO_CANCEL = "EXEC_OCO_CANCEL"
+    EXEC_RATE_LIMITED = "EXEC_RATE_LIMITED"
+    EXEC_HEALTH_DEGRADED = "EXEC_HEALTH_DEGRADED"
+    EXEC_REBALANCE_SKIPPED = "EXEC_REBALANCE_SKIPPED"
+    # Kill switch and control doors.
+    KILL_SWITCH_FORCE_HALT = "KILL_SWITCH_FORCE_HALT"
+    KILL_SWITCH_FORCE_REDUCE = "KILL_SWITCH_FORCE_REDUCE"
+    KILL_SWITCH_RESET_FUSE = "KILL_SWITCH_RESET_FUSE"
+    KILL_SWITCH_FORCE_UNLOCK = "KILL_SWITCH_FORCE_UNLOCK"
+    KILL_SWITCH_RESUME = "KILL_SWITCH_RESUME"
+    CONTROL_ACCEPTED = "CONTROL_ACCEPTED"
+    CONTROL_REJECTED = "CONTROL_REJECTED"
+    # Orders and signals, emitted by the executor; the gate reads them (see core.gate).
+    ORDER_SUBMITTED = "ORDER_SUBMITTED"
+    ORDER_ACK = "ORDER_ACK"
+    ORDER_PARTIAL = "ORDER_PARTIAL"
+    ORDER_FILLED = "ORDER_FILLED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    ORDER_REJECTED = "ORDER_REJECTED"
+    ORDER_ERROR = "ORDER_ERROR"
+    SIGNAL_ACCEPTED = "SIGNAL_ACCEPTED"
+    SIGNAL_REJECTED = "SIGNAL_REJECTED"
+    # Account, data, deployment.
+    EQUITY_SNAPSHOT = "EQUITY_SNAPSHOT"
+    DATA_GAP = "DATA_GAP"
+    ROLLBACK = "ROLLBACK"
+
+
+class Severity(str, Enum):
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit record: ``{ts, code, severity, symbol?, cause, data}`` on disk.
+
+    ``data`` holds JSON-friendly values only (str, int, bool, None, lists, dicts); Decimals are written as
+    strings by the producers so a replay reads back the exact value.
+    """
+
+    ts: datetime
+    code: AuditCode
+    severity: Severity
+    cause: str
+    symbol: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The dict written as one JSONL line (``symbol`` omitted when there is none)."""
+        record: dict[str, Any] = {
+            "ts": self.ts.isoformat(),
+            "code": self.code.value,
+            "severity": self.severity.value,
+            "cause": self.cause,
+            "data": dict(self.data),
+        }
+        if self.symbol is not None:
+            record["symbol"] = self.symbol
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AuditEvent:
+        """Parse one record; raises ``ValueError``/``KeyError`` on a malformed one (the reader skips it)."""
+        ts = datetime.fromisoformat(str(record["ts"]))
+        if ts.tzinfo is None:
+            raise ValueError("audit timestamps must carry a timezone")
+        data = record.get("data") or {}
+        if not isinstance(data, Mapping):
+            raise ValueError("audit data must be an object")
+        symbol = record.get("symbol")
+        return cls(
+            ts=ts,
+            code=AuditCode(record["code"]),
+            severity=Severity(record.get("severity", "INFO")),
+            cause=str(record.get("cause", "")),
+            symbol=None if symbol is None else str(symbol),
+            data=dict(data),
+        )

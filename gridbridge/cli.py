@@ -1,0 +1,271 @@
+"""``gridbridge``: one command for both machines (argparse; each subcommand is a thin shell)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal as os_signal
+import sys
+import threading
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from shared_schema.atomic_io import ModelFileReader
+from shared_schema.clock import SystemClock
+from shared_schema.config import ConfigError, GridbridgeConfig, load_config
+from shared_schema.models import POOL_FILE, QUOTE_FILE, RESULT_FILE, SHARED_FILES, PoolFile, QuoteFile, ResultFile, Signal
+from shared_schema.signal_io import SignalFileCorrupt, update_signal_file
+
+
+def _config(args: argparse.Namespace) -> GridbridgeConfig:
+    return load_config(Path(args.config) if getattr(args, "config", None) else None)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ------------------------------------------------------------------------------------------- executor
+
+
+def cmd_executor(args: argparse.Namespace) -> int:
+    from windows.brokers.factory import make_broker
+    from windows.executor import AlreadyRunning, Executor, default_state_dir
+
+    config = _config(args)
+    shared = Path(args.shared_dir)
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir(shared)
+    broker = make_broker(args.broker, config, shared, state_dir)
+    executor = Executor(shared, state_dir, config, broker, watch_mode=args.watch)
+    try:
+        executor.start()
+    except AlreadyRunning as exc:
+        print(f"gridbridge executor: {exc}", file=sys.stderr)
+        return 3
+    stop = threading.Event()
+    for name in ("SIGTERM", "SIGINT"):
+        if hasattr(os_signal, name):
+            os_signal.signal(getattr(os_signal, name), lambda *_: stop.set())
+    try:
+        executor.run(max_seconds=args.max_seconds, stop_flag=stop)
+    finally:
+        executor.stop()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- producer
+
+
+def cmd_producer(args: argparse.Namespace) -> int:
+    from windows.brokers.paper import ACCOUNT_VIEW_FILE
+    from windows.producer import BarReplaySource, PaperAccountSource, Producer, iter_codes, load_bar_csv
+
+    config = _config(args)
+    shared = Path(args.shared_dir)
+    if args.broker != "paper":
+        print("gridbridge producer: only --broker paper replays bar files", file=sys.stderr)
+        return 2
+    if not args.bars:
+        print("gridbridge producer: --bars CODE=CSV is required in paper mode", file=sys.stderr)
+        return 2
+    bars = {code: load_bar_csv(path) for code, path in iter_codes(args.bars)}
+    producer = Producer(shared, BarReplaySource(bars), PaperAccountSource(shared / ACCOUNT_VIEW_FILE, config))
+    count = producer.run(args.speed, args.max_bars)
+    print(json.dumps({"bars_published": count, "write_failures": producer.write_failures}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- signal
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    clock = SystemClock()
+    shared = Path(args.shared_dir)
+    # Stamp with the market clock (the newest quote) when there is one, as a node does.
+    quotes = ModelFileReader(shared / QUOTE_FILE, QuoteFile).read().model
+    stamp = max((q.quote_time for q in quotes.quotes.values()), default=None) if quotes else None
+    now = stamp or clock.now()
+    try:
+        price = Decimal(args.price)
+    except InvalidOperation:
+        print(f"gridbridge signal: price {args.price!r} is not a number", file=sys.stderr)
+        return 2
+    signal_id = args.signal_id or f"M{uuid.uuid4().hex[:15]}"
+    payload = {
+        "signal_id": signal_id,
+        "code": args.code,
+        "direction": args.direction.upper(),
+        "price": price,
+        "shares": args.shares,
+        "layer_index": args.layer_index,
+        "release_client_order_ids": args.release or [],
+        "created_at": now,
+        "source": "manual",
+    }
+    if args.client_order_id:
+        payload["client_order_id"] = args.client_order_id
+    if args.expires_in is not None:
+        from datetime import timedelta
+
+        payload["expires_at"] = now + timedelta(seconds=args.expires_in)
+    try:
+        signal = Signal.model_validate(payload)
+    except ValueError as exc:
+        print(f"gridbridge signal: invalid signal: {exc}", file=sys.stderr)
+        return 2
+    try:
+        update_signal_file(shared, clock.now(), add=[signal])
+    except SignalFileCorrupt as exc:
+        print(f"gridbridge signal: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"signal_id": signal.signal_id, "client_order_id": signal.client_order_id}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    shared = Path(args.shared_dir)
+    pool = ModelFileReader(shared / POOL_FILE, PoolFile).read()
+    results = ModelFileReader(shared / RESULT_FILE, ResultFile).read()
+    status: dict = {"pool": None, "results": None}
+    if pool.model is not None:
+        p = pool.model
+        status["pool"] = {
+            "physical_pool": float(p.physical_pool),
+            "utilization": p.utilization,
+            "used": {"159201.SZ": float(p.used_159201), "512890.SH": float(p.used_512890)},
+            "frozen": {"159201.SZ": float(p.frozen_159201), "512890.SH": float(p.frozen_512890)},
+            "acc_alpha": {"159201.SZ": float(p.acc_alpha_159201), "512890.SH": float(p.acc_alpha_512890)},
+            "risk_state": p.risk_state,
+            "halted": p.halted,
+            "seq": p.seq,
+        }
+    else:
+        status["pool_problem"] = pool.error or "missing"
+    if results.model is not None:
+        r = results.model
+        last = sorted(r.results.values(), key=lambda x: (x.updated_at is None, x.updated_at))[-args.last :]
+        status["open_orders"] = r.open_orders
+        status["results"] = [
+            {"signal_id": x.signal_id, "code": x.code, "direction": x.direction.value if x.direction else None, "status": x.status.value,
+             "reason": x.reason.value if x.reason else None, "filled": x.filled_shares, "message": x.message}
+            for x in last
+        ]
+        status["alerts"] = r.alerts[-5:]
+    else:
+        status["results_problem"] = results.error or "missing"
+    if args.json:
+        print(json.dumps(status, default=str, indent=1))
+    else:
+        _print_status(status)
+    return 0
+
+
+def _print_status(status: dict) -> None:
+    pool = status.get("pool")
+    if pool:
+        print(f"pool {pool['physical_pool']:,.2f}  utilisation {pool['utilization']:.2%}  "
+              f"risk {pool['risk_state']}{'  HALTED' if pool['halted'] else ''}")
+        for code in ("159201.SZ", "512890.SH"):
+            print(f"  {code}: used {pool['used'][code]:>12,.2f}  frozen {pool['frozen'][code]:>12,.2f}  "
+                  f"alpha {pool['acc_alpha'][code]:>10,.2f}")
+    else:
+        print(f"pool: {status.get('pool_problem')}")
+    if status.get("results") is not None:
+        print(f"open orders: {status['open_orders']}")
+        for r in status["results"]:
+            print(f"  {r['signal_id']:<20} {r['code']:<10} {str(r['direction'] or ''):<4} {r['status']:<9} "
+                  f"{r['reason'] or '':<22} filled {r['filled']}")
+        for alert in status.get("alerts", []):
+            print(f"  alert: {alert}")
+    else:
+        print(f"results: {status.get('results_problem')}")
+
+
+# --------------------------------------------------------------------------------------------- schema
+
+
+def cmd_schema_export(args: argparse.Namespace) -> int:
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, model in {**SHARED_FILES, "config.json": GridbridgeConfig}.items():
+        target = out / name.replace(".json", ".schema.json")
+        target.write_text(json.dumps(model.model_json_schema(), indent=1, ensure_ascii=False), encoding="utf-8")
+        print(target)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridbridge", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("executor", help="run the Windows executor (vault + broker)")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--broker", choices=["paper", "xtquant"], default="paper")
+    p.add_argument("--config")
+    p.add_argument("--state-dir")
+    p.add_argument("--watch", choices=["auto", "events", "poll"], default="auto")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=cmd_executor)
+
+    p = sub.add_parser("producer", help="publish shared_quote.json")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--broker", choices=["paper", "xtquant"], default="paper")
+    p.add_argument("--bars", action="append", metavar="CODE=CSV", help="1-minute bar file to replay (paper)")
+    p.add_argument("--speed", type=float, default=60.0, help="replay speed vs real time (0 = as fast as possible)")
+    p.add_argument("--max-bars", type=int, default=None)
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_producer)
+
+    p = sub.add_parser("signal", help="append one signal to order_signal.json (manual order)")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--code", required=True)
+    p.add_argument("--direction", required=True, type=str.upper, choices=["BUY", "SELL"])
+    p.add_argument("--price", required=True)
+    p.add_argument("--shares", required=True, type=int)
+    p.add_argument("--layer-index", type=int, default=0)
+    p.add_argument("--release", action="append", metavar="CLIENT_ORDER_ID")
+    p.add_argument("--signal-id")
+    p.add_argument("--client-order-id")
+    p.add_argument("--expires-in", type=float, default=None, help="seconds until the signal expires")
+    p.set_defaults(func=cmd_signal)
+
+    p = sub.add_parser("status", help="print pool, frozen/used, open orders and recent results")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--last", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("schema", help="file contract tools")
+    schema_sub = p.add_subparsers(dest="schema_command", required=True)
+    e = schema_sub.add_parser("export", help="write JSON Schema for every shared file")
+    e.add_argument("dir")
+    e.set_defaults(func=cmd_schema_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"gridbridge: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

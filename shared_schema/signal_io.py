@@ -1,0 +1,91 @@
+"""Reading and writing ``order_signal.json``.
+
+Several writers (both nodes, ``gridbridge signal``) share the file, so every write is a read-modify-write
+under a filelock on the writer's machine, finished by an atomic replace. The executor only reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from shared_schema.atomic_io import atomic_write_json
+from shared_schema.models import SIGNAL_FILE, Signal, SignalFile
+
+LOCK_SUFFIX = ".lock"
+
+
+class SignalFileCorrupt(ValueError):
+    """The signal file exists but cannot be read; writers refuse to overwrite it blindly."""
+
+
+def signal_lock(shared_dir: Path, timeout: float = 10.0) -> FileLock:
+    return FileLock(str(Path(shared_dir) / (SIGNAL_FILE + LOCK_SUFFIX)), timeout=timeout)
+
+
+def read_raw_entries(data: bytes) -> tuple[list[Any], int]:
+    """Entries of a signal file as raw objects plus its seq. Raises ``ValueError`` when not JSON.
+
+    Accepts the envelope ``{"signals": [...]}`` and the legacy file that holds one bare signal object.
+    """
+    obj = json.loads(data)
+    if isinstance(obj, dict) and "signals" in obj:
+        entries = obj["signals"]
+        if not isinstance(entries, list):
+            raise ValueError("'signals' is not a list")
+        seq = obj.get("seq", 0)
+        return entries, seq if isinstance(seq, int) else 0
+    if isinstance(obj, dict) and "signal_id" in obj:
+        return [obj], 0
+    if isinstance(obj, list):
+        return obj, 0
+    raise ValueError("neither a signal envelope nor a bare signal")
+
+
+def _load_raw_for_update(path: Path) -> tuple[list[Any], int]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    try:
+        return read_raw_entries(data)
+    except ValueError as exc:
+        raise SignalFileCorrupt(f"{path} is not a readable signal file: {exc}") from exc
+
+
+def entry_signal_id(entry: Any) -> str | None:
+    sid = entry.get("signal_id") if isinstance(entry, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def update_signal_file(
+    shared_dir: Path,
+    now: datetime,
+    add: Iterable[Signal] = (),
+    keep: Callable[[Any], bool] | None = None,
+    lock_timeout: float = 10.0,
+) -> int:
+    """Append ``add`` and drop entries for which ``keep`` is False, atomically, under the writers' lock.
+
+    Entries are kept as they are (another writer's malformed entry is the executor's to reject, not ours
+    to drop or rewrite). A signal_id already in the file is not appended twice. Returns the new ``seq``.
+    """
+    path = Path(shared_dir) / SIGNAL_FILE
+    with signal_lock(shared_dir, lock_timeout):
+        entries, seq = _load_raw_for_update(path)
+        if keep is not None:
+            entries = [e for e in entries if keep(e)]
+        present = {entry_signal_id(e) for e in entries}
+        for signal in add:
+            if signal.signal_id not in present:
+                entries.append(signal.model_dump(mode="json"))
+                present.add(signal.signal_id)
+        envelope = SignalFile(seq=seq + 1, updated_at=now).model_dump(mode="json")
+        envelope["signals"] = entries
+        atomic_write_json(path, envelope)
+        return seq + 1

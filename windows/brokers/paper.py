@@ -1,0 +1,400 @@
+"""PaperBroker: a simulated QMT terminal that fills limit orders against the latest quote.
+
+It behaves like the venue, not like the executor: it keeps its own cash and T+1 positions, survives an
+executor crash (its state is a file, like the terminal's own books), fills a BUY when ask1 <= limit and a
+SELL when bid1 >= limit at the touch, can fill partially, reject and lag, charges a commission model, and
+cancels open orders at the day's end as the exchange does. Randomness is a hash of (seed, order, quote
+time), so a run is deterministic given a seed and stays so across restarts.
+
+Every ``place_limit_order`` call is appended (fsync) to ``orders.jsonl`` before it is acted on, so a test
+can prove no client_order_id ever reached the venue twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from core.oms.order_fsm import OrderState
+from shared_schema.atomic_io import atomic_write_json
+from shared_schema.config import PaperConfig
+from shared_schema.models import QuoteFile
+from shared_schema.types import fen_to_yuan, to_fen
+from windows.brokers.protocol import (
+    BrokerAsset,
+    BrokerEvent,
+    BrokerPosition,
+    OrderRequest,
+    OrderUpdate,
+    PlaceOutcome,
+    PlaceStatus,
+)
+from windows.journal import Journal
+
+STATE_FILE = "paper_broker_state.json"
+ORDER_LOG = "paper_orders.jsonl"
+ACCOUNT_VIEW_FILE = "paper_account.json"
+
+
+@dataclass
+class PaperOrder:
+    client_order_id: str
+    broker_order_id: str
+    code: str
+    side: str
+    shares: int
+    price_milli: int
+    trading_day: str
+    state: str = OrderState.SENT.value
+    filled_shares: int = 0
+    filled_value_fen: int = 0
+    fees_fen: int = 0
+    message: str = ""
+    quotes_seen: int = 0
+    last_quote_ms: int = -1
+    cancel_requested: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.shares - self.filled_shares
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (OrderState.SENT.value, OrderState.ACK.value, OrderState.PARTIAL.value)
+
+    def update(self) -> OrderUpdate:
+        return OrderUpdate(
+            client_order_id=self.client_order_id,
+            state=OrderState(self.state),
+            filled_shares=self.filled_shares,
+            filled_value_fen=self.filled_value_fen,
+            fees_fen=self.fees_fen,
+            broker_order_id=self.broker_order_id,
+            message=self.message,
+            code=self.code,
+            side=self.side,
+            shares=self.shares,
+        )
+
+
+@dataclass
+class PaperPosition:
+    volume: int = 0
+    can_use: int = 0  # sellable today before open sells are subtracted
+    cost_fen: int = 0  # total cost basis including buy fees
+
+
+@dataclass
+class PaperBook:
+    cash_fen: int
+    positions: dict[str, PaperPosition]
+    orders: dict[str, PaperOrder] = field(default_factory=dict)
+    trading_day: str = ""
+    next_order_no: int = 1
+    last_price: dict[str, float] = field(default_factory=dict)
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(self, state_dir: Path, config: PaperConfig, account_view_path: Path | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.account_view_path = account_view_path
+        self._lock = threading.Lock()
+        self._events: list[BrokerEvent] = []
+        self._log = Journal(self.state_dir / ORDER_LOG)
+        self.book = self._load()
+
+    # ------------------------------------------------------------------------------------ persistence
+
+    def _load(self) -> PaperBook:
+        path = self.state_dir / STATE_FILE
+        if path.exists():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            book = PaperBook(
+                cash_fen=raw["cash_fen"],
+                positions={c: PaperPosition(**p) for c, p in raw["positions"].items()},
+                orders={k: PaperOrder(**o) for k, o in raw["orders"].items()},
+                trading_day=raw["trading_day"],
+                next_order_no=raw["next_order_no"],
+                last_price=raw.get("last_price", {}),
+            )
+        else:
+            book = PaperBook(
+                cash_fen=to_fen(self.config.initial_cash),
+                positions={
+                    code: PaperPosition(volume=shares, can_use=shares, cost_fen=0)
+                    for code, shares in self.config.initial_positions.items()
+                },
+            )
+        # A placement logged but not in the snapshot reached the venue just before a crash: it is live.
+        for record in self._log.replay():
+            if record.get("accepted") and record["client_order_id"] not in book.orders:
+                book.orders[record["client_order_id"]] = PaperOrder(**record["order"])
+                book.next_order_no = max(book.next_order_no, int(record["order"]["broker_order_id"][1:]) + 1)
+        return book
+
+    def _persist(self) -> None:
+        book = self.book
+        state = {
+            "cash_fen": book.cash_fen,
+            "positions": {c: asdict(p) for c, p in book.positions.items()},
+            "orders": {k: asdict(o) for k, o in book.orders.items()},
+            "trading_day": book.trading_day,
+            "next_order_no": book.next_order_no,
+            "last_price": book.last_price,
+        }
+        atomic_write_json(self.state_dir / STATE_FILE, state)
+        if self.account_view_path is not None:
+            atomic_write_json(self.account_view_path, self._account_view())
+
+    def _account_view(self) -> dict:
+        asset = self._asset()
+        return {
+            "trading_day": self.book.trading_day,
+            "cash": float(asset.cash),
+            "frozen_cash": float(asset.frozen_cash),
+            "total_asset": float(asset.total_asset),
+            "positions": [
+                {
+                    "code": p.code,
+                    "volume": p.volume,
+                    "can_use_volume": p.can_use_volume,
+                    "avg_cost": float(p.avg_cost),
+                    "market_value": float(p.market_value),
+                }
+                for p in self._positions()
+            ],
+        }
+
+    # ------------------------------------------------------------------------------------- broker API
+
+    def start(self) -> None:
+        with self._lock:
+            self._persist()
+
+    def stop(self) -> None:
+        self._log.close()
+
+    def place_limit_order(self, request: OrderRequest) -> PlaceOutcome:
+        with self._lock:
+            book = self.book
+            duplicate = request.client_order_id in book.orders
+            order = PaperOrder(
+                client_order_id=request.client_order_id,
+                broker_order_id=f"P{book.next_order_no}",
+                code=request.code,
+                side=request.side,
+                shares=request.shares,
+                price_milli=int(request.price * 1000),
+                trading_day=book.trading_day,
+            )
+            self._log.append({"client_order_id": request.client_order_id, "accepted": not duplicate, "order": asdict(order)})
+            if duplicate:
+                return PlaceOutcome(PlaceStatus.REJECTED, message="duplicate client_order_id")
+            book.next_order_no += 1
+            book.orders[order.client_order_id] = order
+            reason = self._placement_problem(order)
+            if reason is not None:
+                order.state = OrderState.REJECTED.value
+                order.message = reason
+            elif self._rand(f"reject:{order.client_order_id}") < self.config.reject_ratio:
+                order.state = OrderState.REJECTED.value
+                order.message = "simulated venue rejection"
+            self._persist()
+            # The venue answers asynchronously, as QMT does: acknowledgement or junk comes as an event.
+            if order.state == OrderState.REJECTED.value:
+                self._events.append(order.update())
+            else:
+                self._events.append(
+                    OrderUpdate(order.client_order_id, OrderState.ACK, broker_order_id=order.broker_order_id,
+                                code=order.code, side=order.side, shares=order.shares)
+                )
+                order.state = OrderState.ACK.value
+                self._persist()
+            return PlaceOutcome(PlaceStatus.SENT, broker_order_id=order.broker_order_id)
+
+    def _placement_problem(self, order: PaperOrder) -> str | None:
+        if order.side == "BUY":
+            need = self._buy_reserve_fen(order.price_milli, order.shares)
+            if need > self._available_cash_fen():
+                return "insufficient funds"
+        else:
+            if order.shares > self._sellable(order.code):
+                return "insufficient sellable volume (T+1)"
+        return None
+
+    def cancel_order(self, client_order_id: str) -> None:
+        with self._lock:
+            order = self.book.orders.get(client_order_id)
+            if order is None or not order.is_open:
+                return
+            order.cancel_requested = True
+            order.state = OrderState.CANCELLED.value
+            order.message = "cancelled on request"
+            self._persist()
+            self._events.append(order.update())
+
+    def query_asset(self) -> BrokerAsset | None:
+        with self._lock:
+            return self._asset()
+
+    def query_positions(self) -> list[BrokerPosition] | None:
+        with self._lock:
+            return self._positions()
+
+    def query_orders(self) -> list[OrderUpdate] | None:
+        with self._lock:
+            return [o.update() for o in self.book.orders.values()]
+
+    def drain_events(self) -> list[BrokerEvent]:
+        with self._lock:
+            events, self._events = self._events, []
+            return events
+
+    # ---------------------------------------------------------------------------------------- matching
+
+    def on_market(self, quotes: QuoteFile) -> None:
+        with self._lock:
+            changed = False
+            days = {q.quote_time.date() for q in quotes.quotes.values()}
+            if days:
+                changed |= self._roll_day(max(days))
+            for code, quote in quotes.quotes.items():
+                if self.book.last_price.get(code) != quote.last:
+                    self.book.last_price[code] = quote.last
+                    changed = True
+                quote_ms = int(quote.quote_time.timestamp() * 1000)
+                for order in self.book.orders.values():
+                    if order.code != code or not order.is_open or order.last_quote_ms >= quote_ms:
+                        continue
+                    order.last_quote_ms = quote_ms
+                    order.quotes_seen += 1
+                    changed = True
+                    if order.quotes_seen <= self.config.latency_quotes:
+                        continue
+                    self._try_fill(order, quote.bid1, quote.ask1, quote_ms)
+            if changed:
+                self._persist()
+
+    def _roll_day(self, day: date) -> bool:
+        key = day.isoformat()
+        if self.book.trading_day == key:
+            return False
+        if self.book.trading_day:
+            for order in self.book.orders.values():
+                if order.is_open:
+                    order.state = OrderState.CANCELLED.value
+                    order.message = "expired at the day's end"
+                    self._events.append(order.update())
+            self._trim_orders(key)
+        for position in self.book.positions.values():
+            position.can_use = position.volume
+        self.book.trading_day = key
+        return True
+
+    def _trim_orders(self, today: str) -> None:
+        # The snapshot keeps recent days only; the placement log keeps every order ever sent.
+        days = sorted({o.trading_day for o in self.book.orders.values()})
+        keep = set(days[-2:]) | {today}
+        self.book.orders = {k: o for k, o in self.book.orders.items() if o.is_open or o.trading_day in keep}
+
+    def _try_fill(self, order: PaperOrder, bid: float, ask: float, quote_ms: int) -> None:
+        limit = order.price_milli
+        if order.side == "BUY":
+            touch = round(ask * 1000)
+            if ask <= 0 or touch > limit:
+                return
+        else:
+            touch = round(bid * 1000)
+            if bid <= 0 or touch < limit:
+                return
+        qty = order.remaining
+        if qty > 100 and self._rand(f"partial:{order.client_order_id}:{quote_ms}") < self.config.partial_fill_ratio:
+            lots = qty // 100
+            qty = max(1, lots // 2) * 100
+        value_fen = to_fen(Decimal(touch) * qty / 1000)
+        fee_fen = self._fee_fen(value_fen)
+        position = self.book.positions.setdefault(order.code, PaperPosition())
+        if order.side == "BUY":
+            self.book.cash_fen -= value_fen + fee_fen
+            position.volume += qty
+            position.cost_fen += value_fen + fee_fen
+        else:
+            qty = min(qty, position.volume)
+            if qty <= 0:
+                return
+            avg_cost = position.cost_fen * qty // position.volume if position.volume else 0
+            self.book.cash_fen += value_fen - fee_fen
+            position.volume -= qty
+            position.can_use -= qty
+            position.cost_fen -= avg_cost
+        order.filled_shares += qty
+        order.filled_value_fen += value_fen
+        order.fees_fen += fee_fen
+        order.state = (OrderState.FILLED if order.remaining == 0 else OrderState.PARTIAL).value
+        self._events.append(order.update())
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _fee_fen(self, value_fen: int) -> int:
+        fee = (Decimal(value_fen) * self.config.commission_rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return max(int(fee), to_fen(self.config.commission_min))
+
+    def _buy_reserve_fen(self, price_milli: int, shares: int) -> int:
+        value = to_fen(Decimal(price_milli) * shares / 1000)
+        return value + self._fee_fen(value)
+
+    def _frozen_cash_fen(self) -> int:
+        return sum(
+            self._buy_reserve_fen(o.price_milli, o.remaining)
+            for o in self.book.orders.values()
+            if o.is_open and o.side == "BUY"
+        )
+
+    def _available_cash_fen(self) -> int:
+        return self.book.cash_fen - self._frozen_cash_fen()
+
+    def _sellable(self, code: str) -> int:
+        position = self.book.positions.get(code)
+        if position is None:
+            return 0
+        reserved = sum(o.remaining for o in self.book.orders.values() if o.is_open and o.side == "SELL" and o.code == code)
+        return max(0, position.can_use - reserved)
+
+    def _asset(self) -> BrokerAsset:
+        market = sum(
+            Decimal(str(self.book.last_price.get(code, 0))) * p.volume for code, p in self.book.positions.items()
+        )
+        cash = fen_to_yuan(self.book.cash_fen)
+        return BrokerAsset(
+            cash=fen_to_yuan(self._available_cash_fen()),
+            frozen_cash=fen_to_yuan(self._frozen_cash_fen()),
+            total_asset=(cash + market).quantize(Decimal("0.01")),
+        )
+
+    def _positions(self) -> list[BrokerPosition]:
+        out = []
+        for code, p in sorted(self.book.positions.items()):
+            last = Decimal(str(self.book.last_price.get(code, 0)))
+            out.append(
+                BrokerPosition(
+                    code=code,
+                    volume=p.volume,
+                    can_use_volume=self._sellable(code),
+                    avg_cost=(fen_to_yuan(p.cost_fen) / p.volume).quantize(Decimal("0.0001")) if p.volume else Decimal(0),
+                    market_value=(last * p.volume).quantize(Decimal("0.01")),
+                )
+            )
+        return out
+
+    def _rand(self, key: str) -> float:
+        digest = hashlib.sha256(f"{self.config.seed}:{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64

@@ -1,0 +1,396 @@
+"""The executor process: a thin loop around the pure pipeline, the ExecutorState and the broker.
+
+Each turn: read quotes (and let a simulated venue match), fold broker events in, judge new signals,
+sweep unknown outcomes and old orders, publish ``shared_pool.json`` and ``order_result.json``. Every state
+change is a journal record written (fsync) before it is applied or acted on, so a kill -9 at any point is
+followed by a restart that neither loses a signal nor sends an order twice: an order whose send was not
+confirmed is looked up by its client_order_id before anything else happens to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from core.oms.order_fsm import OrderState
+from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
+from shared_schema.clock import Clock, SystemClock
+from shared_schema.config import GridbridgeConfig
+from shared_schema.models import (
+    POOL_FILE,
+    QUOTE_FILE,
+    RESULT_FILE,
+    SIGNAL_FILE,
+    Allocation,
+    PoolFile,
+    QuoteFile,
+    ResultFile,
+    symbol_key,
+)
+from shared_schema.signal_io import read_raw_entries
+from shared_schema.types import fen_to_yuan
+from shared_schema.watch import ChangeWatcher, WatchMode
+from windows.brokers.protocol import (
+    Broker,
+    ConnectionEvent,
+    OrderRequest,
+    OrderUpdate,
+    TemporaryBrokerError,
+)
+from windows.executor_state import ExecutorState
+from windows.journal import Journal
+from windows.pipeline import MarketContext, decide
+from windows.vault import GlobalVault, VaultLimits
+
+log = logging.getLogger("gridbridge.executor")
+
+JOURNAL_FILE = "executor_journal.jsonl"
+LOCK_FILE = "executor.lock"
+LOST_AFTER_LOOKUPS = 3
+
+
+class AlreadyRunning(RuntimeError):
+    """Another executor holds this state dir."""
+
+
+@dataclass
+class LoopStats:
+    signals_seen: int = 0
+    orders_sent: int = 0
+    events_applied: int = 0
+
+
+def build_vault(config: GridbridgeConfig) -> GlobalVault:
+    v = config.vault
+    return GlobalVault(VaultLimits.from_yuan(v.physical_pool, v.nominal_caps, v.reserve_ratio))
+
+
+class Executor:
+    def __init__(
+        self,
+        shared_dir: Path,
+        state_dir: Path,
+        config: GridbridgeConfig,
+        broker: Broker,
+        wall_clock: Clock | None = None,
+        watch_mode: WatchMode = "auto",
+        journal_fsync: bool = True,
+    ) -> None:
+        self.shared_dir = Path(shared_dir)
+        self.state_dir = Path(state_dir)
+        self.config = config
+        self.broker = broker
+        self.wall_clock = wall_clock or SystemClock()
+        self.watch_mode = watch_mode
+        self.shared_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.state_dir / LOCK_FILE))
+        self.state = ExecutorState(build_vault(config), config.executor.result_retention)
+        self.journal = Journal(self.state_dir / JOURNAL_FILE, fsync=journal_fsync)
+        self.quotes = ModelFileReader(self.shared_dir / QUOTE_FILE, QuoteFile)
+        self.alerts: deque[str] = deque(maxlen=50)
+        self.seen_inputs: set[str] = set()
+        self.stats = LoopStats()
+        self._market_now: datetime | None = None
+        self._signal_bytes: bytes | None = None
+        self._lookups: dict[str, int] = {}
+        self._pool_seq = 0
+        self._result_seq = 0
+        self._dirty = True
+        self.connected = True
+        self.watcher: ChangeWatcher | None = None
+
+    # --------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise AlreadyRunning(
+                f"another executor is already running on state dir {self.state_dir} "
+                f"(lock {self.state_dir / LOCK_FILE} is held); refusing to start a second one"
+            ) from None
+        for record in self.journal.replay():
+            self._apply(record)
+        self._pool_seq = read_seq(self.shared_dir / POOL_FILE)
+        self._result_seq = read_seq(self.shared_dir / RESULT_FILE)
+        self.broker.start()
+        self._refresh_quotes()
+        self._recover_open_orders()
+        self.watcher = ChangeWatcher(
+            [self.shared_dir / SIGNAL_FILE, self.shared_dir / QUOTE_FILE], self.watch_mode, self.config.executor.poll_interval_s
+        )
+        self.publish(force=True)
+        log.info("executor started: %d journal records replayed, %d open orders",
+                 self.state.records_applied, len(self.state.open_orders()))
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        self.broker.stop()
+        self.journal.close()
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def run(self, max_seconds: float | None = None, stop_flag: Any = None) -> None:
+        """Loop until ``stop_flag.is_set()`` or ``max_seconds`` of wall time (a shell concern)."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while True:
+            self.run_once()
+            if stop_flag is not None and stop_flag.is_set():
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            assert self.watcher is not None
+            self.watcher.wait(self.config.executor.poll_interval_s * 4)
+
+    # ------------------------------------------------------------------------------------------- turn
+
+    def run_once(self) -> None:
+        self._refresh_quotes()
+        self._drain_broker()
+        self._process_signals()
+        self._drain_broker()
+        self._sweep()
+        self.publish()
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        self.state.apply(record)
+        if record["k"] == "input":
+            self.seen_inputs.add(record["key"])
+        self._dirty = True
+
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Write-ahead: on disk first, then in memory."""
+        self.journal.append(record)
+        self._apply(record)
+
+    def now(self) -> datetime:
+        """The market clock: the newest quote time; the wall clock only before any quote exists."""
+        return self._market_now or self.wall_clock.now()
+
+    def _refresh_quotes(self) -> None:
+        outcome = self.quotes.read()
+        if outcome.is_degraded and outcome.error:
+            self._alert(f"quotes: {outcome.error}")
+        model = outcome.model
+        if model is None:
+            return
+        times = [q.quote_time for q in model.quotes.values()]
+        if times:
+            newest = max(times)
+            if self._market_now is None or newest > self._market_now:
+                self._market_now = newest
+        if outcome.status.value == "FRESH":
+            self.broker.on_market(model)
+
+    # -------------------------------------------------------------------------------------- signals
+
+    def _process_signals(self) -> None:
+        path = self.shared_dir / SIGNAL_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._alert(f"signals unreadable: {exc}")
+            return
+        if data == self._signal_bytes:
+            return
+        try:
+            entries, _seq = read_raw_entries(data)
+        except ValueError as exc:
+            # Could be a writer mid-way on a folder without atomic rename: keep the last good view, retry.
+            self._alert(f"{SIGNAL_FILE} unreadable ({exc}); keeping the last good view")
+            return
+        self._signal_bytes = data
+        ctx = self._market_context()
+        for raw in entries:
+            records = decide(self.state, raw, ctx, self.config, self.seen_inputs)
+            for record in records:
+                self._commit(record)
+                if record["k"] == "signal":
+                    self.stats.signals_seen += 1
+                if record["k"] == "intent":
+                    self._send(record["coid"])
+                    ctx = self._market_context()
+
+    def _market_context(self) -> MarketContext:
+        model = self.quotes.last_good
+        positions = self.broker.query_positions()
+        asset = self.broker.query_asset()
+        return MarketContext(
+            now=self.now(),
+            quotes=dict(model.quotes) if model else {},
+            sellable=None if positions is None else {p.code: p.can_use_volume for p in positions},
+            available_cash=None if asset is None else asset.cash,
+        )
+
+    def _send(self, coid: str) -> None:
+        live = self.state.orders[coid]
+        order = live.record
+        request = OrderRequest(coid, order.symbol, order.side, order.shares, Decimal(order.price))
+        try:
+            outcome = self.broker.place_limit_order(request)
+        except TemporaryBrokerError as exc:
+            self._commit({"k": "sent", "coid": coid, "status": "UNKNOWN", "msg": str(exc), "t": self.now().isoformat()})
+            return
+        self.stats.orders_sent += 1
+        self._commit({"k": "sent", "coid": coid, "status": outcome.status.value, "boid": outcome.broker_order_id,
+                      "msg": outcome.message, "t": self.now().isoformat()})
+
+    # --------------------------------------------------------------------------------------- broker
+
+    def _drain_broker(self) -> None:
+        for event in self.broker.drain_events():
+            if isinstance(event, ConnectionEvent):
+                self.connected = event.connected
+                self._alert(f"broker {'connected' if event.connected else 'DISCONNECTED'}: {event.message}")
+                continue
+            self._fold_update(event)
+
+    def _fold_update(self, event: OrderUpdate) -> None:
+        live = self.state.orders.get(event.client_order_id)
+        if live is None:
+            self._alert(f"broker reported an order we did not send: {event.client_order_id} {event.code} {event.side}")
+            return
+        rec = live.record
+        grows = event.filled_shares > rec.filled_shares
+        if not grows and (event.state is rec.state or rec.state.is_terminal) and not live.outcome_unknown:
+            return  # a duplicate or a stale report: nothing new
+        self._commit({"k": "update", "coid": event.client_order_id, "state": event.state.value,
+                      "filled": event.filled_shares, "value": event.filled_value_fen, "fees": event.fees_fen,
+                      "boid": event.broker_order_id, "msg": event.message, "t": self.now().isoformat()})
+        self.stats.events_applied += 1
+
+    def _recover_open_orders(self) -> None:
+        """After a restart: bring every non-final order up to the venue's truth before trading again."""
+        pending = [o for o in self.state.open_orders()]
+        if not pending:
+            return
+        known = self.broker.query_orders()
+        if known is None:
+            self._alert("recovery: broker order query failed; open orders stay unknown until a lookup succeeds")
+            for live in pending:
+                if live.record.state is OrderState.NEW and not live.outcome_unknown:
+                    self._commit({"k": "sent", "coid": live.record.client_order_id, "status": "UNKNOWN",
+                                  "msg": "restart before send was confirmed", "t": self.now().isoformat()})
+            return
+        by_coid = {u.client_order_id: u for u in known}
+        for live in pending:
+            coid = live.record.client_order_id
+            found = by_coid.get(coid)
+            if found is not None:
+                self._fold_update(found)
+            elif live.record.state is OrderState.NEW:
+                # Journaled intent, no trace at the venue: the crash came before the send. Mark it lost
+                # rather than re-send: the strategy decides afresh on current prices.
+                self._commit({"k": "lost", "coid": coid, "t": self.now().isoformat()})
+        ours = set(self.state.orders)
+        for update in known:
+            if update.client_order_id not in ours and not update.state.is_terminal:
+                self._alert(f"venue has an order we did not send (manual?): {update.client_order_id} {update.code}")
+
+    def _sweep(self) -> None:
+        now = self.now()
+        unknown = [o for o in self.state.open_orders() if o.outcome_unknown]
+        if unknown:
+            known = self.broker.query_orders()
+            if known is not None:
+                by_coid = {u.client_order_id: u for u in known}
+                for live in unknown:
+                    coid = live.record.client_order_id
+                    if coid in by_coid:
+                        self._fold_update(by_coid[coid])
+                        continue
+                    self._lookups[coid] = self._lookups.get(coid, 0) + 1
+                    if self._lookups[coid] >= LOST_AFTER_LOOKUPS:
+                        self._commit({"k": "lost", "coid": coid, "t": now.isoformat()})
+        max_age = self.config.executor.max_order_age_s
+        for live in self.state.open_orders():
+            if live.cancel_requested or live.outcome_unknown or live.record.state is OrderState.NEW:
+                continue
+            if (now - live.created_at).total_seconds() >= max_age:
+                self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": "MAX_ORDER_AGE",
+                              "t": now.isoformat()})
+                self.broker.cancel_order(live.record.client_order_id)
+
+    # -------------------------------------------------------------------------------------- publish
+
+    def _alert(self, message: str) -> None:
+        if not self.alerts or self.alerts[-1] != message:
+            log.warning(message)
+            self.alerts.append(message)
+            self._dirty = True
+
+    def pool_view(self) -> PoolFile:
+        vault = self.state.vault
+        used, frozen = vault.get_used_map(), vault.get_frozen_map()
+        fields: dict[str, Any] = {}
+        for code in ("159201.SZ", "512890.SH"):
+            key = symbol_key(code)
+            fields[f"used_{key}"] = fen_to_yuan(used.get(code, 0))
+            fields[f"frozen_{key}"] = fen_to_yuan(frozen.get(code, 0))
+            fields[f"acc_alpha_{key}"] = fen_to_yuan(vault.acc_alpha.get(code, 0))
+            fields[f"nominal_cap_{key}"] = fen_to_yuan(vault.limits.nominal_caps.get(code, 0))
+            fields[f"allocations_{key}"] = [
+                Allocation(
+                    client_order_id=a.client_order_id, amount=fen_to_yuan(a.amount), frozen=fen_to_yuan(a.frozen),
+                    used=fen_to_yuan(a.used), state=a.state, layer_index=a.layer_index, filled_shares=a.filled_shares,
+                    released_shares=a.released_shares, fees=fen_to_yuan(a.buy_fees - a.released_fees),
+                )
+                for a in vault.allocations.values()
+                if a.symbol == code and a.is_open
+            ]
+        self._pool_seq += 1
+        return PoolFile(
+            seq=self._pool_seq,
+            updated_at=self.wall_clock.now(),
+            physical_pool=fen_to_yuan(vault.limits.physical_pool),
+            reserve_ratio=vault.limits.reserve_ratio,
+            utilization=round(vault.utilization(), 6),
+            halted=self.state.halted,
+            market_time=self._market_now,
+            **fields,
+        )
+
+    def result_view(self) -> ResultFile:
+        self._result_seq += 1
+        return ResultFile(
+            seq=self._result_seq,
+            updated_at=self.wall_clock.now(),
+            results=self.state.results_view(),
+            input_rejections=list(self.state.input_rejections),
+            open_orders=len(self.state.open_orders()),
+            alerts=list(self.alerts),
+        )
+
+    def publish(self, force: bool = False) -> None:
+        if not (self._dirty or force):
+            return
+        try:
+            atomic_write_model(self.shared_dir / POOL_FILE, self.pool_view())
+            atomic_write_model(self.shared_dir / RESULT_FILE, self.result_view())
+        except WriteFailed as exc:
+            # The previous files stay in place; the journal holds the truth; try again next turn.
+            self._alert(f"publish failed, keeping the last good files: {exc}")
+            return
+        self._dirty = False
+
+
+def default_state_dir(shared_dir: Path) -> Path:
+    """State belongs on the executor's own disk: ``$GRIDBRIDGE_STATE_DIR`` or a folder beside the share."""
+    override = os.environ.get("GRIDBRIDGE_STATE_DIR")
+    if override:
+        return Path(override)
+    shared = Path(shared_dir).resolve()
+    return shared.parent / (shared.name + "_executor_state")

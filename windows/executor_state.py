@@ -1,0 +1,280 @@
+"""The executor's state, changed only by applying journal records (event sourcing, no IO).
+
+The live loop appends a record to the fsynced journal and then applies it; a restart applies the same
+records in the same order and arrives at the same state: the same vault, the same orders, the same results.
+Record kinds:
+
+- ``signal``: a signal_id seen for the first time (with its payload hash), before anything else is done.
+- ``result``: the signal's outcome as published in ``order_result.json``.
+- ``input``: an input that cannot be keyed to a fresh signal (unparsable entry, duplicate id conflict).
+- ``alloc``: a vault request for a BUY and the verdict it got.
+- ``intent``: an order about to be sent (write-ahead: on disk before the broker call).
+- ``sent``: what the broker call returned (SENT / UNKNOWN / REJECTED).
+- ``update``: one broker report (cumulative fills) folded into the order; drives the vault.
+- ``cancel_req``: the executor asked the broker to cancel (max order age, halt).
+- ``lost``: an UNKNOWN order that lookups never found: it never reached the venue.
+- ``halt``: halt switched on or off.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
+from shared_schema.models import Direction, InputRejection, Reason, Result, ResultStatus
+from windows.vault import GlobalVault, VaultDecision
+
+
+@dataclass
+class SignalEntry:
+    signal_id: str
+    payload_hash: str
+    result: Result
+    conflict_hashes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class LiveOrder:
+    record: OrderRecord
+    signal_id: str
+    release_ids: tuple[str, ...]
+    created_at: datetime
+    outcome_unknown: bool = False
+    unknown_since: datetime | None = None
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+
+
+class ExecutorState:
+    def __init__(self, vault: GlobalVault, result_retention: int = 2000) -> None:
+        self.vault = vault
+        self.signals: dict[str, SignalEntry] = {}
+        self.coid_owner: dict[str, str] = {}  # client_order_id -> signal_id
+        self.orders: dict[str, LiveOrder] = {}
+        self.lots_in_sell: dict[str, str] = {}  # lot coid -> sell coid releasing it
+        self.input_rejections: deque[InputRejection] = deque(maxlen=200)
+        self.halted = False
+        self.halt_reason = ""
+        self.result_retention = result_retention
+        self.illegal_transitions: list[str] = []
+        self.changed = True
+        self.records_applied = 0
+
+    # ------------------------------------------------------------------------------------------ views
+
+    def open_orders(self) -> list[LiveOrder]:
+        return [o for o in self.orders.values() if not o.record.state.is_terminal]
+
+    def results_view(self) -> dict[str, Result]:
+        """Every non-final result plus the most recent final ones (retention bound)."""
+        entries = list(self.signals.values())
+        final = [e for e in entries if e.result.status.is_final]
+        keep_final = {e.signal_id for e in final[-self.result_retention :]}
+        return {e.signal_id: e.result for e in entries if not e.result.status.is_final or e.signal_id in keep_final}
+
+    # ------------------------------------------------------------------------------------------ apply
+
+    def apply(self, rec: dict[str, Any]) -> None:
+        handler = getattr(self, f"_apply_{rec['k']}")
+        handler(rec)
+        self.changed = True
+        self.records_applied += 1
+
+    def _apply_signal(self, rec: dict[str, Any]) -> None:
+        sig = rec["sig"] if isinstance(rec["sig"], dict) else {}
+        self.signals[rec["id"]] = SignalEntry(
+            signal_id=rec["id"], payload_hash=rec["h"], result=_initial_result(rec["id"], sig, rec["t"])
+        )
+        coid = sig.get("client_order_id")
+        if isinstance(coid, str) and coid and coid not in self.coid_owner:
+            self.coid_owner[coid] = rec["id"]
+
+    def _apply_result(self, rec: dict[str, Any]) -> None:
+        entry = self.signals[rec["id"]]
+        fields = {k: v for k, v in rec.items() if k not in ("k", "id", "t")}
+        entry.result = entry.result.model_copy(update={**_coerce_result_fields(fields), "updated_at": _ts(rec["t"])})
+
+    def _apply_input(self, rec: dict[str, Any]) -> None:
+        self.input_rejections.append(
+            InputRejection(
+                key=rec["key"], signal_id=rec.get("id", ""), reason=Reason(rec["reason"]),
+                detail=rec.get("detail", ""), message=rec.get("message", ""), at=rec["t"],
+            )
+        )
+        if rec.get("id") in self.signals and rec.get("h"):
+            self.signals[rec["id"]].conflict_hashes.add(rec["h"])
+
+    def _apply_alloc(self, rec: dict[str, Any]) -> None:
+        decision = self.vault.request_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"))
+        if decision.value != rec["decision"]:
+            # Replay must reproduce the live verdict; a difference means the journal or the code changed.
+            raise RuntimeError(f"vault replay diverged for {rec['coid']}: {decision.value} != {rec['decision']}")
+
+    def _apply_intent(self, rec: dict[str, Any]) -> None:
+        order = OrderRecord(
+            client_order_id=rec["coid"], symbol=rec["code"], side=rec["side"], shares=rec["shares"], price=rec["price"]
+        )
+        self.orders[rec["coid"]] = LiveOrder(order, rec["id"], tuple(rec.get("release", ())), _ts(rec["t"]))
+        for lot in rec.get("release", ()):
+            self.lots_in_sell[lot] = rec["coid"]
+        self._set_result(rec["id"], rec["t"], status=ResultStatus.ACCEPTED)
+
+    def _apply_sent(self, rec: dict[str, Any]) -> None:
+        live = self.orders[rec["coid"]]
+        status = rec["status"]
+        if status == "UNKNOWN":
+            live.outcome_unknown = True
+            live.unknown_since = _ts(rec["t"])
+            return
+        live.record = replace(live.record, state=transition(live.record.state, OrderState.SENT),
+                              broker_order_id=rec.get("boid", "") or live.record.broker_order_id)
+        if status == "REJECTED":
+            self._fold(live, OrderState.REJECTED, rec["t"], message=rec.get("msg", ""))
+        else:
+            self._set_result(live.signal_id, rec["t"], status=ResultStatus.SENT, broker_order_id=live.record.broker_order_id)
+
+    def _apply_update(self, rec: dict[str, Any]) -> None:
+        live = self.orders.get(rec["coid"])
+        if live is None:
+            return
+        if live.record.state is OrderState.NEW:
+            # The lookup found an order whose send was never confirmed: it did reach the venue.
+            live.record = replace(live.record, state=OrderState.SENT)
+        live.outcome_unknown = False
+        self._fold(
+            live, OrderState(rec["state"]), rec["t"], rec.get("filled", 0), rec.get("value", 0), rec.get("fees", 0),
+            rec.get("boid", ""), rec.get("msg", ""),
+        )
+
+    def _apply_cancel_req(self, rec: dict[str, Any]) -> None:
+        live = self.orders[rec["coid"]]
+        live.cancel_requested = True
+        live.cancel_reason = rec.get("why", "")
+
+    def _apply_lost(self, rec: dict[str, Any]) -> None:
+        live = self.orders[rec["coid"]]
+        live.outcome_unknown = False
+        live.record = replace(live.record, state=OrderState.SENT)
+        self._fold(live, OrderState.REJECTED, rec["t"], message="never reached the venue (lookups found nothing)")
+
+    def _apply_halt(self, rec: dict[str, Any]) -> None:
+        self.halted = bool(rec["on"])
+        self.halt_reason = rec.get("why", "")
+
+    # --------------------------------------------------------------------------------------- folding
+
+    def _fold(
+        self,
+        live: LiveOrder,
+        target: OrderState,
+        t: str,
+        filled: int = 0,
+        value: int = 0,
+        fees: int = 0,
+        boid: str = "",
+        message: str = "",
+    ) -> None:
+        outcome = apply_update(live.record, target, filled, value, fees, boid, message)
+        if outcome.refused is not None:
+            self.illegal_transitions.append(f"{live.record.client_order_id}: {outcome.refused}")
+        before = live.record
+        live.record = order = outcome.order
+        if not outcome.changed and outcome.refused is None:
+            return
+        self._drive_vault(live, before)
+        self._set_result(
+            live.signal_id, t,
+            status=_result_status(order.state),
+            reason=self._reason_for(live),
+            message=order.message if order.state in (OrderState.REJECTED, OrderState.CANCELLED) else "",
+            broker_order_id=order.broker_order_id,
+            filled_shares=order.filled_shares,
+            avg_price=round(order.avg_price, 6),
+        )
+        if order.state.is_terminal:
+            for lot in live.release_ids:
+                if self.lots_in_sell.get(lot) == order.client_order_id:
+                    del self.lots_in_sell[lot]
+
+    def _drive_vault(self, live: LiveOrder, before: OrderRecord) -> None:
+        order = live.record
+        code = order.symbol
+        if order.side == Direction.BUY.value:
+            if order.client_order_id not in self.vault.allocations:
+                return
+            if order.filled_shares > 0:
+                self.vault.on_fill(code, order.client_order_id, order.filled_shares, order.filled_value_fen, order.fees_fen)
+            if order.state.is_terminal:
+                self.vault.on_cancel(code, order.client_order_id)
+        elif live.release_ids and order.filled_shares > before.filled_shares:
+            self.vault.apply_sell_fill(
+                code, order.client_order_id, live.release_ids, order.shares, order.filled_shares,
+                order.filled_value_fen, order.fees_fen,
+            )
+
+    def _reason_for(self, live: LiveOrder) -> Reason | None:
+        state = live.record.state
+        if state is OrderState.REJECTED:
+            return Reason.BROKER_REJECT
+        if state is OrderState.CANCELLED:
+            if live.cancel_reason == "HALTED":
+                return Reason.HALTED
+            return Reason.ORDER_EXPIRED
+        return None
+
+    def _set_result(self, signal_id: str, t: str, **fields: Any) -> None:
+        entry = self.signals.get(signal_id)
+        if entry is None:
+            return
+        entry.result = entry.result.model_copy(update={**fields, "updated_at": _ts(t)})
+
+
+def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
+    """The ACCEPTED result of a newly seen signal, taking only the fields that are well-formed."""
+    base = Result(signal_id=signal_id, status=ResultStatus.ACCEPTED, received_at=t, updated_at=t)  # type: ignore[arg-type]
+    optional = {
+        "client_order_id": sig.get("client_order_id"),
+        "code": sig.get("code"),
+        "direction": sig.get("direction"),
+        "requested_shares": sig.get("shares"),
+        "signal_created_at": sig.get("created_at"),
+    }
+    for name, value in optional.items():
+        if value is None:
+            continue
+        try:
+            base = Result.model_validate({**base.model_dump(), name: value})
+        except ValueError:
+            continue
+    return base
+
+
+def _result_status(state: OrderState) -> ResultStatus:
+    return {
+        OrderState.NEW: ResultStatus.ACCEPTED,
+        OrderState.SENT: ResultStatus.SENT,
+        OrderState.ACK: ResultStatus.SENT,
+        OrderState.PARTIAL: ResultStatus.PARTIAL,
+        OrderState.FILLED: ResultStatus.FILLED,
+        OrderState.CANCELLED: ResultStatus.CANCELLED,
+        OrderState.REJECTED: ResultStatus.REJECTED,
+    }[state]
+
+
+def _coerce_result_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    out = dict(fields)
+    if "status" in out:
+        out["status"] = ResultStatus(out["status"])
+    if out.get("reason"):
+        out["reason"] = Reason(out["reason"])
+    return out
+
+
+def _ts(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+__all__ = ["ExecutorState", "LiveOrder", "SignalEntry", "IllegalTransition", "VaultDecision"]
