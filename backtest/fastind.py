@@ -89,7 +89,8 @@ def indicator_rows(ind: dict[str, np.ndarray]) -> list[IndicatorValues | None]:
     atr, slope, atr_avg, rsi = (ind[k].tolist() for k in ("atr", "slope", "atr_avg", "rsi"))
     idx = ind["usable_index"].tolist()
     return [
-        IndicatorValues(atr[i], slope[i], atr_avg[i], rsi[i], u) if u >= 0 else None for i, u in enumerate(idx)
+        IndicatorValues(atr[i], slope[i], atr_avg[i], rsi[i], u) if u >= 0 else None
+        for i, u in enumerate(idx)
     ]
 
 

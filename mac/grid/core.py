@@ -194,7 +194,9 @@ class GridError(ValueError):
 
 def initial_state(params: GridParams | CompiledParams) -> GridState:
     p = params.source if isinstance(params, CompiledParams) else params
-    periods = IndicatorPeriods(p.atr_period, p.ma_period, p.slope_lag, p.slope_span, p.atr_avg_period, p.rsi_period)
+    periods = IndicatorPeriods(
+        p.atr_period, p.ma_period, p.slope_lag, p.slope_span, p.atr_avg_period, p.rsi_period
+    )
     return GridState(code=p.code, indicators=IndicatorState(periods))
 
 
@@ -240,7 +242,11 @@ def commission(params: CompiledParams, value: Decimal) -> Decimal:
     """Reference: exact ``rate * value``. Realistic: that, at least the minimum, rounded to the fen."""
     fee = params.commission_rate * value
     if params.realistic:
-        fee = max(fee, params.commission_min).quantize(_FEN, rounding=ROUND_HALF_UP) if value > 0 else Decimal(0)
+        fee = (
+            max(fee, params.commission_min).quantize(_FEN, rounding=ROUND_HALF_UP)
+            if value > 0
+            else Decimal(0)
+        )
     return fee
 
 
@@ -350,13 +356,24 @@ def step(
                 sold = [lot for lot in lots if lot.client_order_id in ids]
                 shares = sum(lot.shares for lot in sold)
                 coid = make_client_order_id(cp.code_tag, SELL, bar.t, i)
-                sig = Signal(cp.code, SELL, _milli(price), shares, sold[0].layer_index, coid, ids, reason, bar.t)
+                sig = Signal(
+                    cp.code, SELL, _milli(price), shares, sold[0].layer_index, coid, ids, reason, bar.t
+                )
                 signals.append(sig)
                 if realistic:
                     orders.append(
                         PendingOrder(
-                            coid, SELL, sig.price_milli, shares, ids, reason, bar.t, prev_anchor, prev_flat,
-                            anchor if flat_now else None, last_flat if flat_now else None,
+                            coid,
+                            SELL,
+                            sig.price_milli,
+                            shares,
+                            ids,
+                            reason,
+                            bar.t,
+                            prev_anchor,
+                            prev_flat,
+                            anchor if flat_now else None,
+                            last_flat if flat_now else None,
                         )
                     )
                 else:
@@ -392,7 +409,9 @@ def step(
                 )
                 if refused:
                     events = (events or []) + [
-                        GridEvent(EventKind.LAYER0_REFUSED_RESERVE, bar.t, cp.code, f"amount_fen={amount_fen}")
+                        GridEvent(
+                            EventKind.LAYER0_REFUSED_RESERVE, bar.t, cp.code, f"amount_fen={amount_fen}"
+                        )
                     ]
                 else:
                     changed = True
@@ -403,12 +422,16 @@ def step(
                     day = trading_day(bar.t)
                     if realistic:
                         lot = Lot(coid, 0, Decimal(0), price, PENDING_BUY, k, day, shares)
-                        order = PendingOrder(coid, BUY, pm, shares, (), GRID_BUY, bar.t, anchor, last_flat, price, None)
+                        order = PendingOrder(
+                            coid, BUY, pm, shares, (), GRID_BUY, bar.t, anchor, last_flat, price, None
+                        )
                         state = replace(state, lots=lots + (lot,), orders=state.orders + (order,))
                     else:
                         value = price_decimal(price) * shares
                         lot = Lot(coid, shares, value, price, OPEN, k, day, shares)
-                        state = replace(state, lots=lots + (lot,), cash=state.cash - value - commission(cp, value))
+                        state = replace(
+                            state, lots=lots + (lot,), cash=state.cash - value - commission(cp, value)
+                        )
                         if k + 1 == cp.layers:
                             events = (events or []) + [GridEvent(EventKind.ALL_LAYERS_OPEN, bar.t, cp.code)]
                     anchor = price
@@ -445,8 +468,10 @@ def _decide_sells(
         today = trading_day(bar.t)
         budget = None
         if ctx is not None and ctx.sellable_volume is not None:
-            budget = ctx.sellable_volume - cp.base_position_shares - sum(
-                lot.shares for lot in lots if lot.status == PENDING_SELL
+            budget = (
+                ctx.sellable_volume
+                - cp.base_position_shares
+                - sum(lot.shares for lot in lots if lot.status == PENDING_SELL)
             )
 
         def sellable(lot: Lot) -> bool:
@@ -534,7 +559,13 @@ def apply_fill(
     avg = avg_price if isinstance(avg_price, Decimal) else price_decimal(float(avg_price))
     value = avg * filled_shares
     if fees is None:
-        cp = None if params is None else params if isinstance(params, CompiledParams) else compile_params(params)
+        cp = (
+            None
+            if params is None
+            else params
+            if isinstance(params, CompiledParams)
+            else compile_params(params)
+        )
         fees = commission(cp, value) if cp is not None else Decimal(0)
     d_value = value - order.filled_value
     d_fees = fees - order.fees
@@ -598,8 +629,14 @@ def apply_reject(state: GridState, client_order_id: str) -> GridState:
     if order is None:
         return state
     if order.filled_shares > 0:
-        return apply_fill(state, client_order_id, order.filled_shares, order.filled_value / order.filled_shares,
-                          True, fees=order.fees)
+        return apply_fill(
+            state,
+            client_order_id,
+            order.filled_shares,
+            order.filled_value / order.filled_shares,
+            True,
+            fees=order.fees,
+        )
     orders = tuple(o for o in state.orders if o.client_order_id != client_order_id)
     if order.side == BUY:
         lots = tuple(lot for lot in state.lots if lot.client_order_id != client_order_id)

@@ -111,7 +111,11 @@ def update_indicators(
     usable = state.usable
     values: IndicatorValues | None = None
     if atr is not None and slope is not None and atr_avg is not None:
-        rsi = rsi_from_means(left_sum(gains) / p.rsi, left_sum(losses) / p.rsi) if len(gains) == p.rsi else 100.0
+        rsi = (
+            rsi_from_means(left_sum(gains) / p.rsi, left_sum(losses) / p.rsi)
+            if len(gains) == p.rsi
+            else 100.0
+        )
         values = IndicatorValues(atr, slope, atr_avg, rsi, usable)
         usable += 1
     new_state = IndicatorState(p, state.bars + 1, close, trs, closes, mas, slope, atrs, gains, losses, usable)

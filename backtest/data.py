@@ -1,0 +1,103 @@
+"""Bar loaders: plain OHLCV CSV with a datetime column, QMT exports (``time`` in epoch ms), Parquet.
+
+All return ``Bars``: numpy arrays ``t`` (bar end, epoch ms, int64), ``o h l c v`` (float64), sorted by
+time. A naive datetime is read as China time, the market's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mac.grid.core import BarTuple
+
+_TIME_COLS = ("time", "t", "timestamp", "datetime", "date", "bob", "eob")
+_ALIASES = {
+    "open": "o", "high": "h", "low": "l", "close": "c", "volume": "v", "vol": "v",
+    "o": "o", "h": "h", "l": "l", "c": "c", "v": "v",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bars:
+    t: np.ndarray
+    o: np.ndarray
+    h: np.ndarray
+    l: np.ndarray  # noqa: E741
+    c: np.ndarray
+    v: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    def slice(self, start: int, stop: int) -> Bars:
+        return Bars(*(a[start:stop] for a in (self.t, self.o, self.h, self.l, self.c, self.v)))
+
+    def rows(self) -> list[BarTuple]:
+        """Per-bar light tuples for the hot loop."""
+        return list(
+            map(BarTuple, self.t.tolist(), self.o.tolist(), self.h.tolist(), self.l.tolist(), self.c.tolist())
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"time": self.t, "open": self.o, "high": self.h, "low": self.l, "close": self.c, "volume": self.v}
+        )
+
+
+def _times_ms(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(col):
+        values = col.to_numpy(dtype=np.int64)
+        # seconds would be ~1.7e9, milliseconds ~1.7e12
+        return values * 1000 if values.size and values.max() < 10**11 else values
+    ts = pd.to_datetime(col)
+    if ts.dt.tz is None:
+        ts = ts.dt.tz_localize("Asia/Shanghai")
+    return (ts.dt.tz_convert("UTC").astype("int64") // 1_000_000).to_numpy(dtype=np.int64)
+
+
+def bars_from_frame(df: pd.DataFrame) -> Bars:
+    cols = {c.lower().strip(): c for c in df.columns}
+    tcol = next((cols[k] for k in _TIME_COLS if k in cols), None)
+    if tcol is None:
+        raise ValueError(f"no time column among {list(df.columns)}")
+    rename = {cols[k]: v for k, v in _ALIASES.items() if k in cols}
+    need = {"o", "h", "l", "c"} - set(rename.values())
+    if need:
+        raise ValueError(f"missing OHLC columns: {sorted(need)}")
+    t = _times_ms(df[tcol])
+    order = np.argsort(t, kind="stable")
+    get = lambda k: df[[c for c, v in rename.items() if v == k][0]].to_numpy(dtype=float)[order]  # noqa: E731
+    v = get("v") if "v" in rename.values() else np.zeros(len(df))
+    return Bars(t=t[order], o=get("o"), h=get("h"), l=get("l"), c=get("c"), v=v)
+
+
+def load_bars(path: str | Path) -> Bars:
+    """Load a CSV (datetime or epoch-ms ``time`` column) or a Parquet file."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - optional dependency
+            raise RuntimeError("reading Parquet needs pyarrow") from exc
+        return bars_from_frame(pd.read_parquet(path))
+    return bars_from_frame(pd.read_csv(path))
+
+
+def write_bars_csv(bars: Bars, path: str | Path) -> None:
+    """QMT-like CSV: ``time`` (epoch ms, bar end), open, high, low, close, volume."""
+    df = bars.to_frame()
+    df.to_csv(path, index=False, float_format="%.3f")
+
+
+def load_daily(path: str | Path) -> list[tuple]:
+    """Daily rows ``(date, open, high, low, close)`` by column name (fish files order columns oddly)."""
+    df = pd.read_csv(path)
+    out = []
+    for row in df.itertuples(index=False):
+        d = pd.Timestamp(row.date).date()
+        out.append((d, float(row.open), float(row.high), float(row.low), float(row.close)))
+    return out

@@ -1,0 +1,336 @@
+"""Backtest engine: the grid core's ``step`` over bars, one symbol or both on one shared ``GlobalVault``.
+
+Reference mode fills every decision at the deciding bar's close (reference-grid.md). Realistic mode
+sends each signal as a limit order at the deciding close and fills it with the *limit-on-bar* model:
+
+* a BUY rests from the next bar on; it fills whole on the first bar whose low <= limit, at
+  ``min(open, limit)`` (a gap down fills at the open, never above the limit);
+* a SELL fills whole on the first bar whose high >= limit, at ``max(open, limit)``;
+* an order not filled within ``order_ttl_bars`` bars, or at the end of its day, expires; the vault
+  releases its frozen money and the grid rolls the lot back (``apply_reject``).
+
+Every BUY first asks the vault (``request_allocation``) exactly as the executor would; a refusal rolls
+the pending lot back. Fills go to the vault (``on_fill`` / ``apply_sell_fill``) and to the grid state
+(``apply_fill``). Commission: ``rate * value``, at least ``commission_min``, rounded to the fen.
+
+Indicators are computed once, vectorised and bit-identical to the incremental ones
+(``backtest.fastind``), and handed to ``step`` through ``StepContext``; the rest is the very function
+the live node calls bar by bar.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from backtest.data import Bars
+from backtest.fastind import compute_indicators, indicator_rows
+from mac.grid.core import (
+    BUY,
+    EventKind,
+    GridState,
+    PoolView,
+    StepContext,
+    apply_fill,
+    apply_reject,
+    commission,
+    initial_state,
+    step,
+    trading_day,
+)
+from mac.grid.indicators import IndicatorPeriods
+from mac.grid.params import CompiledParams, GridParams, compile_params
+from windows.vault import GlobalVault, VaultDecision, VaultLimits
+
+
+@dataclass(frozen=True)
+class Trade:
+    t: int  # epoch ms of the bar the trade happened on (reference: the deciding bar)
+    code: str
+    side: str
+    price_milli: int
+    shares: int
+    reason: str
+    client_order_id: str
+    layer_index: int
+    fees: Decimal
+    decided_t: int
+
+    @property
+    def price(self) -> Decimal:
+        return Decimal(self.price_milli) / 1000
+
+
+@dataclass
+class SymbolResult:
+    code: str
+    state: GridState
+    trades: list[Trade] = field(default_factory=list)
+    events: Counter = field(default_factory=Counter)
+    refusals: Counter = field(default_factory=Counter)  # vault decisions other than APPROVED
+    signals: list = field(default_factory=list)  # every signal step emitted (for parity tests)
+    penalty_bars: int = 0
+    bars: int = 0
+    all_layers: int = 0
+    expired: int = 0
+    times: np.ndarray | None = None
+    closes: np.ndarray | None = None
+    penalty: np.ndarray | None = None
+
+
+@dataclass
+class RunResult:
+    mode: str
+    symbols: dict[str, SymbolResult]
+    vault: GlobalVault | None = None
+    util_t: np.ndarray | None = None
+    util: np.ndarray | None = None
+
+    @property
+    def trades(self) -> list[Trade]:
+        out = [t for r in self.symbols.values() for t in r.trades]
+        out.sort(key=lambda x: (x.t, x.code, x.client_order_id))
+        return out
+
+
+def _periods(p: GridParams) -> IndicatorPeriods:
+    return IndicatorPeriods(
+        p.atr_period, p.ma_period, p.slope_lag, p.slope_span, p.atr_avg_period, p.rsi_period
+    )
+
+
+def _prepare(bars: Bars, cp: CompiledParams) -> tuple[list, list[StepContext]]:
+    ind = compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source))
+    ctxs = [StepContext(iv, True) for iv in indicator_rows(ind)]
+    return bars.rows(), ctxs
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="bar", unit_scale=True, mininterval=0.5)
+
+
+# --------------------------------------------------------------------------------------- reference
+
+
+def run_reference(bars: Bars, params: GridParams, progress: bool = False) -> RunResult:
+    """reference-grid.md on one symbol: decisions fill at the deciding bar's close."""
+    cp = compile_params(params.model_copy(update={"mode": "reference"}))
+    rows, ctxs = _prepare(bars, cp)
+    state = initial_state(cp)
+    res = SymbolResult(cp.code, state)
+    trades = res.trades
+    events = res.events
+    bar_ = _progress(len(rows), progress, cp.code)
+    for i, bar in enumerate(rows):
+        ctx = ctxs[i]
+        if ctx.indicators is None:
+            continue
+        state, sigs, evs = step(state, bar, None, cp, ctx)
+        if evs:
+            for e in evs:
+                events[e.kind.value] += 1
+        if sigs:
+            for s in sigs:
+                value = Decimal(s.price_milli) * s.shares / 1000
+                trades.append(
+                    Trade(bar.t, s.code, s.side, s.price_milli, s.shares, s.reason, s.client_order_id,
+                          s.layer_index, commission(cp, value), bar.t)
+                )  # fmt: skip
+                if s.side == BUY and s.layer_index == cp.layers - 1:
+                    res.all_layers += 1
+            res.signals.extend(sigs)
+        if bar_ is not None and i % 20000 == 0:
+            bar_.update(20000 if i else 0)
+    if bar_ is not None:
+        bar_.close()
+    res.state = state
+    res.bars = len(rows)
+    res.times, res.closes = bars.t, bars.c
+    return RunResult("reference", {cp.code: res})
+
+
+# --------------------------------------------------------------------------------------- realistic
+
+
+def make_vault(params: dict[str, GridParams]) -> GlobalVault:
+    first = next(iter(params.values()))
+    caps = {code: Decimal(str(p.nominal_cap)) for code, p in params.items()}
+    return GlobalVault(VaultLimits.from_yuan(first.physical_pool, caps, first.reserve_ratio))
+
+
+class _Committed:
+    """used + frozen, kept in step with the vault by diffing only the allocations a call touched."""
+
+    def __init__(self, vault: GlobalVault) -> None:
+        self.vault = vault
+        self.value = vault.committed()
+
+    def touch(self, coids, fn, *args):
+        allocs = self.vault.allocations
+        before = sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs)
+        out = fn(*args)
+        self.value += sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs) - before
+        return out
+
+
+def run_realistic(
+    data: dict[str, Bars],
+    params: dict[str, GridParams],
+    vault: GlobalVault | None = None,
+    progress: bool = False,
+    on_bar=None,
+) -> RunResult:
+    """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
+
+    ``on_bar(code, bar, vault, state)`` is called after every bar (tests check vault invariants there).
+    """
+    codes = list(data)
+    cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
+    vault = vault or make_vault({c: params[c] for c in codes})
+    committed = _Committed(vault)
+    pool_fen = vault.limits.physical_pool
+    prepared = {c: _prepare(data[c], cps[c]) for c in codes}
+    results = {c: SymbolResult(c, initial_state(cps[c])) for c in codes}
+    states = {c: results[c].state for c in codes}
+    placed: dict[str, tuple[int, int]] = {}  # coid -> (bar index placed, trading day)
+    penalty = {c: np.zeros(len(data[c]), dtype=bool) for c in codes}
+
+    t_all = np.concatenate([data[c].t for c in codes])
+    sym_all = np.concatenate([np.full(len(data[c]), k) for k, c in enumerate(codes)])
+    idx_all = np.concatenate([np.arange(len(data[c])) for c in codes])
+    order = np.lexsort((sym_all, t_all))
+    seq = list(zip(sym_all[order].tolist(), idx_all[order].tolist(), strict=True))
+    util = np.empty(len(seq))
+    pbar = _progress(len(seq), progress, "+".join(codes))
+
+    for n, (k, i) in enumerate(seq):
+        code = codes[k]
+        cp = cps[code]
+        rows, ctxs = prepared[code]
+        bar = rows[i]
+        state = states[code]
+        res = results[code]
+        if state.orders:
+            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res)
+        ctx = ctxs[i]
+        if ctx.indicators is not None:
+            pv = PoolView(committed.value, pool_fen, committed.value / pool_fen)
+            state, sigs, evs = step(state, bar, pv, cp, ctx)
+            if evs:
+                for e in evs:
+                    res.events[e.kind.value] += 1
+            if sigs:
+                res.signals.extend(sigs)
+                day = trading_day(bar.t)
+                for s in sigs:
+                    placed[s.client_order_id] = (i, day)
+                    if s.side == BUY:
+                        decision = committed.touch(
+                            (s.client_order_id,), vault.request_allocation,
+                            code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
+                        )  # fmt: skip
+                        if decision is not VaultDecision.APPROVED:
+                            res.refusals[decision.value] += 1
+                            state = apply_reject(state, s.client_order_id)
+            if state.penalty_on:
+                penalty[code][i] = True
+        states[code] = state
+        util[n] = committed.value / pool_fen
+        if on_bar is not None:
+            on_bar(code, bar, vault, state)
+        if pbar is not None and n % 20000 == 0:
+            pbar.update(20000 if n else 0)
+    if pbar is not None:
+        pbar.close()
+    for code in codes:
+        res = results[code]
+        res.state = states[code]
+        res.bars = len(data[code])
+        res.times, res.closes, res.penalty = data[code].t, data[code].c, penalty[code]
+        res.penalty_bars = int(penalty[code].sum())
+    return RunResult("realistic", results, vault, t_all[order], util)
+
+
+def _fee_fen(fee: Decimal) -> int:
+    return int((fee * 100).to_integral_value())
+
+
+def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> GridState:
+    """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model)."""
+    day = trading_day(bar.t)
+    lo_m = round(bar.l * 1000)
+    hi_m = round(bar.h * 1000)
+    op_m = round(bar.o * 1000)
+    for o in state.orders:
+        at, oday = placed[o.client_order_id]
+        if at >= i:
+            continue
+        coid = o.client_order_id
+        if oday != day or i - at > cp.source.order_ttl_bars:
+            res.expired += 1
+            if o.side == BUY:
+                committed.touch((coid,), vault.on_cancel, code, coid)
+            state = apply_reject(state, coid)
+            continue
+        if o.side == BUY:
+            if lo_m > o.price_milli:
+                continue
+            px = min(op_m, o.price_milli)
+        else:
+            if hi_m < o.price_milli:
+                continue
+            px = max(op_m, o.price_milli)
+        value = Decimal(px) * o.shares / 1000
+        fee = commission(cp, value)
+        value_fen = (px * o.shares + 5) // 10
+        if o.side == BUY:
+            committed.touch((coid,), vault.on_fill, code, coid, o.shares, value_fen, _fee_fen(fee))
+            if o.shares and _layer(state, coid) == cp.layers - 1:
+                res.all_layers += 1
+        else:
+            ids = o.release_client_order_ids
+            committed.touch(
+                ids, vault.apply_sell_fill, code, coid, ids, o.shares, o.shares, value_fen, _fee_fen(fee)
+            )
+        layer = _layer(state, coid if o.side == BUY else o.release_client_order_ids[0])
+        state = apply_fill(state, coid, o.shares, Decimal(px) / 1000, True, fees=fee)
+        res.trades.append(Trade(bar.t, code, o.side, px, o.shares, o.reason, coid, layer, fee, o.t))
+    return state
+
+
+def _layer(state: GridState, coid: str) -> int:
+    for lot in state.lots:
+        if lot.client_order_id == coid:
+            return lot.layer_index
+    return -1
+
+
+def run(
+    data: dict[str, Bars], params: dict[str, GridParams], mode: str = "realistic", progress: bool = False
+):
+    """Dispatch: reference runs each symbol on its own; realistic shares one vault."""
+    if mode == "reference":
+        results: dict[str, SymbolResult] = {}
+        for code, bars in data.items():
+            results.update(run_reference(bars, params[code], progress).symbols)
+        return RunResult("reference", results)
+    return run_realistic(data, params, progress=progress)
+
+
+__all__ = [
+    "EventKind",
+    "RunResult",
+    "SymbolResult",
+    "Trade",
+    "make_vault",
+    "run",
+    "run_realistic",
+    "run_reference",
+]
