@@ -97,6 +97,7 @@ class PaperBook:
     trading_day: str = ""
     next_order_no: int = 1
     last_price: dict[str, float] = field(default_factory=dict)
+    touch: dict[str, list[float]] = field(default_factory=dict)  # code -> [bid1, ask1, quote epoch ms]
 
 
 class PaperBroker:
@@ -125,6 +126,7 @@ class PaperBroker:
                 trading_day=raw["trading_day"],
                 next_order_no=raw["next_order_no"],
                 last_price=raw.get("last_price", {}),
+                touch=raw.get("touch", {}),
             )
         else:
             book = PaperBook(
@@ -150,6 +152,7 @@ class PaperBroker:
             "trading_day": book.trading_day,
             "next_order_no": book.next_order_no,
             "last_price": book.last_price,
+            "touch": book.touch,
         }
         atomic_write_json(self.state_dir / STATE_FILE, state)
         if self.account_view_path is not None:
@@ -200,8 +203,8 @@ class PaperBroker:
             if duplicate:
                 return PlaceOutcome(PlaceStatus.REJECTED, message="duplicate client_order_id")
             book.next_order_no += 1
-            book.orders[order.client_order_id] = order
             reason = self._placement_problem(order)
+            book.orders[order.client_order_id] = order
             if reason is not None:
                 order.state = OrderState.REJECTED.value
                 order.message = reason
@@ -218,6 +221,8 @@ class PaperBroker:
                                 code=order.code, side=order.side, shares=order.shares)
                 )
                 order.state = OrderState.ACK.value
+                # A marketable limit order trades at once against the book the venue already has.
+                self._match(order.code)
                 self._persist()
             return PlaceOutcome(PlaceStatus.SENT, broker_order_id=order.broker_order_id)
 
@@ -272,17 +277,31 @@ class PaperBroker:
                     self.book.last_price[code] = quote.last
                     changed = True
                 quote_ms = int(quote.quote_time.timestamp() * 1000)
-                for order in self.book.orders.values():
-                    if order.code != code or not order.is_open or order.last_quote_ms >= quote_ms:
-                        continue
-                    order.last_quote_ms = quote_ms
-                    order.quotes_seen += 1
+                previous = self.book.touch.get(code)
+                if previous is None or previous[2] < quote_ms:
+                    self.book.touch[code] = [quote.bid1, quote.ask1, quote_ms]
                     changed = True
-                    if order.quotes_seen <= self.config.latency_quotes:
-                        continue
-                    self._try_fill(order, quote.bid1, quote.ask1, quote_ms)
+                changed |= self._match(code)
             if changed:
                 self._persist()
+
+    def _match(self, code: str) -> bool:
+        """Let every open order of ``code`` meet the current quote once (after its latency)."""
+        touch = self.book.touch.get(code)
+        if touch is None:
+            return False
+        bid, ask, quote_ms = touch[0], touch[1], int(touch[2])
+        changed = False
+        for order in list(self.book.orders.values()):
+            if order.code != code or not order.is_open or order.last_quote_ms >= quote_ms:
+                continue
+            order.last_quote_ms = quote_ms
+            order.quotes_seen += 1
+            changed = True
+            if order.quotes_seen <= self.config.latency_quotes:
+                continue
+            self._try_fill(order, bid, ask, quote_ms)
+        return changed
 
     def _roll_day(self, day: date) -> bool:
         key = day.isoformat()

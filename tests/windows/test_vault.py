@@ -1,0 +1,216 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from shared_schema.models import AllocationState
+from windows.vault import GlobalVault, VaultDecision, VaultLimits
+
+A, B = "159201.SZ", "512890.SH"
+
+
+def make_vault(pool="300000", cap="200000", reserve="0.15") -> GlobalVault:
+    return GlobalVault(VaultLimits.from_yuan(Decimal(pool), {A: Decimal(cap), B: Decimal(cap)}, Decimal(reserve)))
+
+
+def yuan(x: int) -> int:
+    return x * 100
+
+
+def test_grant_freezes_the_amount():
+    vault = make_vault()
+    assert vault.request_allocation(A, yuan(20000), 1, "c1", 1000) is VaultDecision.APPROVED
+    assert vault.get_frozen_map()[A] == yuan(20000)
+    assert vault.get_used_map()[A] == 0
+
+
+def test_partial_fill_moves_only_the_filled_part():
+    vault = make_vault()
+    vault.request_allocation(A, yuan(10000), 1, "c1", 1000)
+    vault.on_fill(A, "c1", 400, yuan(3996), 40)
+    assert vault.get_used_map()[A] == yuan(3996)
+    assert vault.get_frozen_map()[A] == yuan(6000)
+    assert vault.allocations["c1"].state is AllocationState.PARTIAL
+
+
+def test_cancel_after_partial_releases_what_is_still_frozen():
+    vault = make_vault()
+    vault.request_allocation(A, yuan(10000), 1, "c1", 1000)
+    vault.on_fill(A, "c1", 400, yuan(4000))
+    vault.on_cancel(A, "c1")
+    assert vault.get_frozen_map()[A] == 0
+    assert vault.get_used_map()[A] == yuan(4000)
+    assert vault.allocations["c1"].state is AllocationState.USED
+
+
+def test_cancel_with_nothing_filled_returns_everything():
+    vault = make_vault()
+    vault.request_allocation(A, yuan(10000), 1, "c1", 1000)
+    vault.on_cancel(A, "c1")
+    assert vault.committed() == 0
+    assert vault.allocations["c1"].state is AllocationState.CANCELLED
+
+
+def test_nominal_cap_refuses_above_200k_per_symbol():
+    vault = make_vault()
+    assert vault.request_allocation(A, yuan(150000), 1, "c1") is VaultDecision.APPROVED
+    assert vault.request_allocation(A, yuan(50001), 2, "c2") is VaultDecision.NOMINAL_CAP
+    assert vault.request_allocation(A, yuan(50000), 2, "c3") is VaultDecision.APPROVED
+
+
+def test_pool_exhausted_refuses_above_300k_total():
+    vault = make_vault()
+    vault.request_allocation(A, yuan(200000), 1, "c1")
+    vault.request_allocation(B, yuan(90000), 1, "c2")
+    assert vault.request_allocation(B, yuan(10001), 2, "c3") is VaultDecision.POOL_EXHAUSTED
+    assert vault.request_allocation(B, yuan(10000), 2, "c4") is VaultDecision.APPROVED
+
+
+def test_layer0_refused_when_reserve_would_break():
+    vault = make_vault()
+    vault.request_allocation(A, yuan(200000), 3, "c1")
+    vault.request_allocation(B, yuan(50000), 3, "c2")
+    # 250,000 committed; pool x 0.85 = 255,000
+    assert vault.request_allocation(B, yuan(5001), 0, "c3") is VaultDecision.POOL_RESERVE_15
+    assert vault.request_allocation(B, yuan(5000), 0, "c4") is VaultDecision.APPROVED
+    # deeper layers may use the reserve
+    assert vault.request_allocation(B, yuan(10000), 1, "c5") is VaultDecision.APPROVED
+
+
+def test_request_is_idempotent_by_client_order_id():
+    vault = make_vault()
+    assert vault.request_allocation(A, yuan(1000), 1, "c1") is VaultDecision.APPROVED
+    assert vault.request_allocation(A, yuan(1000), 1, "c1") is VaultDecision.APPROVED
+    assert vault.committed() == yuan(1000)
+    vault.request_allocation(A, yuan(300000), 1, "big")
+    assert vault.request_allocation(A, yuan(1), 1, "big") is VaultDecision.NOMINAL_CAP
+
+
+def test_release_frees_the_cost_basis_not_market_value_and_books_alpha():
+    vault = make_vault()
+    vault.request_allocation(B, yuan(11000), 1, "c1", 10000)
+    vault.on_fill(B, "c1", 10000, yuan(10990), 110)
+    vault.release(B, "c1", proceeds_fen=yuan(11100), sell_fees_fen=111)
+    assert vault.committed() == 0
+    assert vault.acc_alpha[B] == yuan(11100) - yuan(10990) - 110 - 111
+    assert vault.release(B, "c1", proceeds_fen=yuan(11100)) is False  # idempotent
+
+
+def test_partial_sell_releases_pro_rata_and_full_sell_leaves_no_leak():
+    vault = make_vault()
+    vault.request_allocation(B, yuan(3333), 1, "L1", 3000)
+    vault.on_fill(B, "L1", 3000, 333333, 33)
+    vault.request_allocation(B, yuan(1000), 2, "L2", 1000)
+    vault.on_fill(B, "L2", 1000, 100001, 10)
+    vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 1000, 110000, 11)
+    assert vault.allocations["L1"].released_shares == 750
+    assert vault.allocations["L2"].released_shares == 250
+    vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 1000, 110000, 11)  # duplicate report
+    assert vault.allocations["L1"].released_shares == 750
+    vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 4000, 440000, 44)
+    assert vault.committed() == 0
+    assert vault.acc_alpha[B] == 440000 - 333333 - 100001 - 33 - 10 - 44
+    assert vault.check_invariants() == []
+
+
+# ------------------------------------------------------------------------------------- property test
+
+
+class VaultMachine(RuleBasedStateMachine):
+    """Random sequences of grants, (duplicated, stale) fills, cancels and sells keep every ledger rule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vault = make_vault()
+        self.n = 0
+        self.buys: dict[str, tuple[str, int, int]] = {}  # coid -> (symbol, shares, price_fen_per_100)
+        self.fills: dict[str, int] = {}
+        self.done: set[str] = set()
+        self.sells = 0
+        self.approved_total_at_approval: list[tuple[int, int, int]] = []
+
+    @rule(symbol=st.sampled_from([A, B]), lots=st.integers(1, 400), price_milli=st.integers(800, 1500),
+          layer=st.integers(0, 8))
+    def request(self, symbol, lots, price_milli, layer):
+        self.n += 1
+        coid = f"b{self.n}"
+        shares = lots * 100
+        amount = price_milli * shares // 10
+        before = self.vault.committed()
+        decision = self.vault.request_allocation(symbol, amount, layer, coid, shares)
+        if decision is VaultDecision.APPROVED:
+            self.buys[coid] = (symbol, shares, price_milli)
+            self.fills[coid] = 0
+            assert before + amount <= self.vault.limits.physical_pool
+            if layer == 0:
+                assert before + amount <= self.vault.limits.reserve_floor_fen
+
+    @precondition(lambda self: any(c not in self.done for c in self.buys))
+    @rule(data=st.data(), dup=st.booleans())
+    def fill(self, data, dup):
+        open_ids = sorted(c for c in self.buys if c not in self.done)
+        coid = data.draw(st.sampled_from(open_ids))
+        symbol, shares, price = self.buys[coid]
+        filled = data.draw(st.integers(self.fills[coid], shares))
+        filled -= filled % 100
+        value = price * filled // 10
+        self.vault.on_fill(symbol, coid, filled, value, filled // 100)
+        if dup:
+            self.vault.on_fill(symbol, coid, filled, value, filled // 100)
+            self.vault.on_fill(symbol, coid, max(0, filled - 100), value, 0)  # stale, out of order
+        self.fills[coid] = max(self.fills[coid], filled)
+        if filled == shares:
+            self.done.add(coid)
+
+    @precondition(lambda self: any(c not in self.done for c in self.buys))
+    @rule(data=st.data())
+    def cancel(self, data):
+        coid = data.draw(st.sampled_from(sorted(c for c in self.buys if c not in self.done)))
+        self.vault.on_cancel(self.buys[coid][0], coid)
+        self.vault.on_cancel(self.buys[coid][0], coid)
+        self.done.add(coid)
+
+    @precondition(lambda self: any(a.holding_shares > 0 and a.frozen == 0 for a in self.vault.allocations.values()))
+    @rule(data=st.data(), price_milli=st.integers(800, 1600))
+    def sell(self, data, price_milli):
+        lots = sorted(c for c, a in self.vault.allocations.items() if a.holding_shares > 0 and a.frozen == 0)
+        symbol = self.vault.allocations[lots[0]].symbol
+        chosen = [c for c in lots if self.vault.allocations[c].symbol == symbol][:3]
+        total = sum(self.vault.allocations[c].holding_shares for c in chosen)
+        self.sells += 1
+        sell_id = f"s{self.sells}"
+        steps = sorted(set(data.draw(st.lists(st.integers(1, total), max_size=3)) + [total]))
+        if data.draw(st.booleans()):
+            steps = steps[:-1] or [total]  # partially filled then cancelled
+        for filled in steps:
+            proceeds = price_milli * filled // 10
+            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, filled // 100)
+            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, filled // 100)
+
+    @invariant()
+    def ledger_holds(self):
+        assert self.vault.check_invariants() == []
+        used, frozen = self.vault.get_used_map(), self.vault.get_frozen_map()
+        assert sum(used.values()) + sum(frozen.values()) == sum(a.used + a.frozen for a in self.vault.allocations.values())
+        assert all(v >= 0 for v in used.values()) and all(v >= 0 for v in frozen.values())
+        for code in (A, B):
+            assert used[code] + frozen[code] <= self.vault.limits.nominal_caps[code]
+        assert self.vault.committed() <= self.vault.limits.physical_pool
+
+
+TestVaultMachine = VaultMachine.TestCase
+TestVaultMachine.settings = __import__("hypothesis").settings(max_examples=200, stateful_step_count=40, deadline=None)
+
+
+@pytest.mark.parametrize("reserve", ["0.15", "0.5", "0.3"])
+def test_reserve_floor_follows_the_configured_ratio(reserve):
+    vault = make_vault(reserve=reserve)
+    floor = int(Decimal(30000000) * (1 - Decimal(reserve)))
+    first = min(yuan(200000), floor)
+    assert vault.request_allocation(A, first, 1, "deep") is VaultDecision.APPROVED
+    room = floor - first
+    if room:
+        assert vault.request_allocation(B, room, 0, "fits") is VaultDecision.APPROVED
+    assert vault.request_allocation(B, 1, 0, "one-fen-too-many") is VaultDecision.POOL_RESERVE_15
+    assert vault.request_allocation(B, 1, 1, "deeper-layer") is VaultDecision.APPROVED
