@@ -1,0 +1,247 @@
+"""Release gate: a pure verdict over the audit events of a period.
+
+Any KRI failure vetoes; a period with too little activity fails too, so "no trading" never passes.
+
+Which audit events feed each KRI (the executor emits them; Decimals as strings):
+
+| KRI                          | source events and fields                                                      |
+|------------------------------|-------------------------------------------------------------------------------|
+| mdd_rolling                  | EQUITY_SNAPSHOT ``data.equity`` (optional ``data.peak_equity`` seeds the peak) |
+| liq_distance_p95             | EQUITY_SNAPSHOT ``data.liq_distance_p95`` (min over the period; None = spot)  |
+| leverage_violation_count     | RISK_LEVERAGE_VIOLATION events + ORDER_FILLED with ``data.opens`` true and    |
+|                              | ``data.leverage`` > ``data.max_leverage``                                     |
+| reduce_only_violation_count  | RISK_REDUCE_ONLY_VIOLATION events + ORDER_FILLED with ``data.opens`` true and |
+|                              | ``data.risk_state`` in COOLDOWN / FUSE / REDUCE_ONLY                          |
+| data_gap_seconds             | DATA_GAP ``data.seconds`` (summed)                                            |
+| exec_reject_rate             | ORDER_REJECTED / ORDER_SUBMITTED                                              |
+| exec_error_rate              | ORDER_ERROR / ORDER_SUBMITTED                                                 |
+| effective_signals_per_day    | SIGNAL_ACCEPTED per day of the period                                         |
+| fills_per_day                | ORDER_FILLED per day of the period                                            |
+| protective_missing_count     | EXEC_PROTECTIVE_ORDER_MISSING                                                 |
+
+``actions_summary`` counts risk transitions by target state, kill-switch commands, rollbacks, filter drops,
+control rejections and signal rejections.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from core.events import AuditCode, AuditEvent
+
+ZERO = Decimal(0)
+REDUCING = {"COOLDOWN", "FUSE", "REDUCE_ONLY"}
+
+
+class FailReason(str, Enum):
+    FAIL_MDD_EXCEEDED = "FAIL_MDD_EXCEEDED"
+    FAIL_LIQ_DISTANCE_LOW = "FAIL_LIQ_DISTANCE_LOW"
+    FAIL_LEVERAGE_VIOLATION = "FAIL_LEVERAGE_VIOLATION"
+    FAIL_REDUCE_ONLY_VIOLATION = "FAIL_REDUCE_ONLY_VIOLATION"
+    FAIL_EXEC_ERROR_RATE = "FAIL_EXEC_ERROR_RATE"
+    FAIL_REJECT_RATE = "FAIL_REJECT_RATE"
+    FAIL_DATA_GAP = "FAIL_DATA_GAP"
+    FAIL_LOW_ACTIVITY_SIGNALS = "FAIL_LOW_ACTIVITY_SIGNALS"
+    FAIL_LOW_ACTIVITY_FILLS = "FAIL_LOW_ACTIVITY_FILLS"
+    FAIL_PROTECTIVE_ORDER_MISSING = "FAIL_PROTECTIVE_ORDER_MISSING"
+
+
+class GateConfig(BaseModel):
+    """Gate thresholds; fractions as Decimals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_mdd: Decimal = Decimal("0.12")
+    min_liq_distance: Decimal = Decimal("0.08")
+    max_leverage_violations: int = 0
+    max_reduce_only_violations: int = 0
+    max_data_gap_seconds: Decimal = Decimal("300")
+    max_reject_rate: Decimal = Decimal("0.05")
+    max_exec_error_rate: Decimal = Decimal("0.02")
+    min_signals_per_day: Decimal = Decimal("24")
+    min_fills_per_day: Decimal = Decimal("4")
+    max_protective_missing: int = 0
+
+
+@dataclass(frozen=True)
+class VersionSet:
+    config: str
+    strategy: str
+    git: str
+
+
+@dataclass(frozen=True)
+class GateReport:
+    period_from: datetime
+    period_to: datetime
+    version_set: VersionSet
+    verdict: str
+    kris: Mapping[str, Any]
+    fail_reasons: tuple[FailReason, ...]
+    actions_summary: Mapping[str, int]
+    thresholds: Mapping[str, Any]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": {"from": self.period_from.isoformat(), "to": self.period_to.isoformat()},
+            "version_set": {"config": self.version_set.config, "strategy": self.version_set.strategy,
+                            "git": self.version_set.git},
+            "verdict": self.verdict,
+            "kris": dict(self.kris),
+            "fail_reasons": [r.value for r in self.fail_reasons],
+            "actions_summary": dict(self.actions_summary),
+            "thresholds": dict(self.thresholds),
+            "notes": list(self.notes),
+        }
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _ratio(num: int, den: int) -> Decimal:
+    return Decimal(num) / Decimal(den) if den else ZERO
+
+
+def evaluate_gate(events: Iterable[AuditEvent], period_from: datetime, period_to: datetime,
+                  version_set: VersionSet, cfg: GateConfig | None = None,
+                  notes: Iterable[str] = ()) -> GateReport:
+    """KRIs, verdict and fail reasons for the events with ``period_from <= ts < period_to``."""
+    c = cfg or GateConfig()
+    if period_to <= period_from:
+        raise ValueError("the gate period must have --to after --from")
+    counts: Counter[AuditCode] = Counter()
+    actions: Counter[str] = Counter()
+    peak: Decimal | None = None
+    mdd = ZERO
+    liq_min: Decimal | None = None
+    lev_viol = ro_viol = 0
+    gap = ZERO
+    for ev in events:
+        if not (period_from <= ev.ts < period_to):
+            continue
+        counts[ev.code] += 1
+        d = ev.data
+        if ev.code is AuditCode.EQUITY_SNAPSHOT:
+            equity = _dec(d.get("equity"))
+            seed = _dec(d.get("peak_equity"))
+            if equity is not None:
+                peak = max(x for x in (peak, seed, equity) if x is not None)
+                if peak > 0:
+                    mdd = max(mdd, (peak - equity) / peak)
+            liq = _dec(d.get("liq_distance_p95"))
+            if liq is not None:
+                liq_min = liq if liq_min is None else min(liq_min, liq)
+        elif ev.code is AuditCode.ORDER_FILLED and d.get("opens") is True:
+            lev, cap = _dec(d.get("leverage")), _dec(d.get("max_leverage"))
+            if lev is not None and cap is not None and lev > cap:
+                lev_viol += 1
+            if str(d.get("risk_state", "")) in REDUCING:
+                ro_viol += 1
+        elif ev.code is AuditCode.RISK_LEVERAGE_VIOLATION:
+            lev_viol += 1
+        elif ev.code is AuditCode.RISK_REDUCE_ONLY_VIOLATION:
+            ro_viol += 1
+        elif ev.code is AuditCode.DATA_GAP:
+            gap += _dec(d.get("seconds")) or ZERO
+        elif ev.code is AuditCode.RISK_STATE_CHANGE:
+            actions[f"risk_to_{d.get('to', '?')}"] += 1
+        if ev.code.value.startswith("KILL_SWITCH_") or ev.code in (
+                AuditCode.ROLLBACK, AuditCode.EXEC_FILTER_IGNORE, AuditCode.CONTROL_REJECTED,
+                AuditCode.SIGNAL_REJECTED, AuditCode.RISK_SYMBOL_FROZEN, AuditCode.EXEC_DUST_POSITION_STUCK):
+            actions[ev.code.value] += 1
+
+    days = Decimal((period_to - period_from).total_seconds()) / Decimal(86400)
+    submitted = counts[AuditCode.ORDER_SUBMITTED]
+    kris: dict[str, Any] = {
+        "mdd_rolling": mdd,
+        "liq_distance_p95": liq_min,
+        "leverage_violation_count": lev_viol,
+        "reduce_only_violation_count": ro_viol,
+        "data_gap_seconds": gap,
+        "exec_reject_rate": _ratio(counts[AuditCode.ORDER_REJECTED], submitted),
+        "exec_error_rate": _ratio(counts[AuditCode.ORDER_ERROR], submitted),
+        "effective_signals_per_day": Decimal(counts[AuditCode.SIGNAL_ACCEPTED]) / days,
+        "fills_per_day": Decimal(counts[AuditCode.ORDER_FILLED]) / days,
+        "protective_missing_count": counts[AuditCode.EXEC_PROTECTIVE_ORDER_MISSING],
+        "orders_submitted": submitted,
+    }
+    fails: list[FailReason] = []
+    checks: list[tuple[bool, FailReason]] = [
+        (mdd > c.max_mdd, FailReason.FAIL_MDD_EXCEEDED),
+        (liq_min is not None and liq_min < c.min_liq_distance, FailReason.FAIL_LIQ_DISTANCE_LOW),
+        (lev_viol > c.max_leverage_violations, FailReason.FAIL_LEVERAGE_VIOLATION),
+        (ro_viol > c.max_reduce_only_violations, FailReason.FAIL_REDUCE_ONLY_VIOLATION),
+        (kris["exec_error_rate"] > c.max_exec_error_rate, FailReason.FAIL_EXEC_ERROR_RATE),
+        (kris["exec_reject_rate"] > c.max_reject_rate, FailReason.FAIL_REJECT_RATE),
+        (gap > c.max_data_gap_seconds, FailReason.FAIL_DATA_GAP),
+        (kris["effective_signals_per_day"] < c.min_signals_per_day, FailReason.FAIL_LOW_ACTIVITY_SIGNALS),
+        (kris["fills_per_day"] < c.min_fills_per_day, FailReason.FAIL_LOW_ACTIVITY_FILLS),
+        (kris["protective_missing_count"] > c.max_protective_missing, FailReason.FAIL_PROTECTIVE_ORDER_MISSING),
+    ]
+    fails = [reason for failed, reason in checks if failed]
+    return GateReport(
+        period_from=period_from, period_to=period_to, version_set=version_set,
+        verdict="FAIL" if fails else "PASS", kris=kris, fail_reasons=tuple(fails),
+        actions_summary=dict(sorted(actions.items())), thresholds=c.model_dump(mode="json"), notes=tuple(notes),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        # Reports are for humans and dashboards: floats here are fine (accounting stays exact elsewhere).
+        return float(value)
+    return value
+
+
+def render_json(report: GateReport) -> str:
+    """The report as indented JSON (Decimals as numbers)."""
+    data = report.to_dict()
+    data["kris"] = {k: _plain(v) for k, v in data["kris"].items()}
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def render_markdown(report: GateReport) -> str:
+    """A short human-readable report."""
+    vs = report.version_set
+    lines = [
+        f"# Gate report: **{report.verdict}**",
+        "",
+        f"- Period: {report.period_from.isoformat()} -> {report.period_to.isoformat()}",
+        f"- Versions: config `{vs.config}`, strategy `{vs.strategy}`, git `{vs.git}`",
+        "",
+        "## KRIs",
+        "",
+        "| KRI | value |",
+        "|---|---|",
+    ]
+    for key, value in report.kris.items():
+        shown = "n/a" if value is None else (f"{float(value):.4f}" if isinstance(value, Decimal) else str(value))
+        lines.append(f"| {key} | {shown} |")
+    lines += ["", "## Fail reasons", ""]
+    lines += [f"- {r.value}" for r in report.fail_reasons] or ["- none"]
+    lines += ["", "## Actions", ""]
+    lines += [f"- {k}: {v}" for k, v in report.actions_summary.items()] or ["- none"]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"

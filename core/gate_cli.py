@@ -1,0 +1,67 @@
+"""Shell for the gate: read an audit JSONL file, evaluate, write JSON and Markdown.
+
+Kept out of ``core.gate`` so the verdict logic stays pure; this module is the IO side, like
+``core.audit``. Wire it into the CLI as ``gridbridge gate ...`` -> ``core.gate_cli.main(argv)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from core.audit import ReadStats, read_events
+from core.gate import GateConfig, VersionSet, evaluate_gate, render_json, render_markdown
+from shared_schema.atomic_io import atomic_write_bytes
+from shared_schema.types import CST
+
+
+def _when(text: str) -> datetime:
+    ts = datetime.fromisoformat(text)
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=CST)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 on PASS, 1 on FAIL, 2 on bad arguments/config."""
+    p = argparse.ArgumentParser(prog="gridbridge gate", description="Release gate over an audit log")
+    p.add_argument("--audit", required=True, type=Path)
+    p.add_argument("--from", dest="ts_from", required=True, type=_when)
+    p.add_argument("--to", dest="ts_to", required=True, type=_when)
+    p.add_argument("--config-version", default="unknown")
+    p.add_argument("--strategy-version", default="unknown")
+    p.add_argument("--git", default="unknown")
+    p.add_argument("--gate-config", type=Path, help="JSON file with GateConfig fields")
+    p.add_argument("--out-json", type=Path)
+    p.add_argument("--out-md", type=Path)
+    args = p.parse_args(argv)
+    try:
+        cfg = GateConfig.model_validate_json(args.gate_config.read_bytes()) if args.gate_config else GateConfig()
+    except (OSError, ValueError) as exc:
+        print(f"gate config: {exc}", file=sys.stderr)
+        return 2
+    stats = ReadStats()
+    events = list(read_events(args.audit, args.ts_from, args.ts_to, stats))
+    notes = []
+    if stats.malformed:
+        notes.append(f"{stats.malformed} malformed audit line(s) skipped")
+    if stats.torn_tail:
+        notes.append("torn last line ignored")
+    try:
+        report = evaluate_gate(events, args.ts_from, args.ts_to,
+                               VersionSet(args.config_version, args.strategy_version, args.git), cfg, notes)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    md = render_markdown(report)
+    if args.out_json:
+        atomic_write_bytes(args.out_json, render_json(report).encode("utf-8"))
+    if args.out_md:
+        atomic_write_bytes(args.out_md, md.encode("utf-8"))
+    print(md)
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
