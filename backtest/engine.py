@@ -33,7 +33,6 @@ from mac.grid.core import (
     EventKind,
     GridState,
     PoolView,
-    StepContext,
     apply_fill,
     apply_reject,
     commission,
@@ -41,7 +40,7 @@ from mac.grid.core import (
     step,
     trading_day,
 )
-from mac.grid.indicators import IndicatorPeriods
+from mac.grid.indicators import IndicatorPeriods, IndicatorValues
 from mac.grid.params import CompiledParams, GridParams, compile_params
 from windows.vault import GlobalVault, VaultDecision, VaultLimits
 
@@ -102,10 +101,10 @@ def _periods(p: GridParams) -> IndicatorPeriods:
     )
 
 
-def _prepare(bars: Bars, cp: CompiledParams) -> tuple[list, list[StepContext]]:
+def _prepare(bars: Bars, cp: CompiledParams) -> tuple[list, list[IndicatorValues | None]]:
+    """Light bar tuples and each bar's precomputed indicators (``None`` in warm-up)."""
     ind = compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source))
-    ctxs = [StepContext(iv, True) for iv in indicator_rows(ind)]
-    return bars.rows(), ctxs
+    return bars.rows(), indicator_rows(ind)
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -129,10 +128,10 @@ def run_reference(bars: Bars, params: GridParams, progress: bool = False) -> Run
     events = res.events
     bar_ = _progress(len(rows), progress, cp.code)
     for i, bar in enumerate(rows):
-        ctx = ctxs[i]
-        if ctx.indicators is None:
-            continue
-        state, sigs, evs = step(state, bar, None, cp, ctx)
+        iv = ctxs[i]
+        if iv is None:
+            continue  # warm-up: step would return the state unchanged
+        state, sigs, evs = step(state, bar, None, cp, iv)
         if evs:
             for e in evs:
                 events[e.kind.value] += 1
@@ -166,17 +165,23 @@ def make_vault(params: dict[str, GridParams]) -> GlobalVault:
 
 
 class _Committed:
-    """used + frozen, kept in step with the vault by diffing only the allocations a call touched."""
+    """used + frozen (total and per symbol), kept in step with the vault by diffing only the allocations
+    a call touched: ``GlobalVault.committed()`` walks every allocation ever made, too slow per bar."""
 
     def __init__(self, vault: GlobalVault) -> None:
         self.vault = vault
         self.value = vault.committed()
+        self.by_symbol = {c: 0 for c in vault.codes}
+        for a in vault.allocations.values():
+            self.by_symbol[a.symbol] += a.used + a.frozen
 
-    def touch(self, coids, fn, *args):
+    def touch(self, code, coids, fn, *args):
         allocs = self.vault.allocations
         before = sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs)
         out = fn(*args)
-        self.value += sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs) - before
+        delta = sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs) - before
+        self.value += delta
+        self.by_symbol[code] += delta
         return out
 
 
@@ -186,16 +191,20 @@ def run_realistic(
     vault: GlobalVault | None = None,
     progress: bool = False,
     on_bar=None,
+    incremental: bool = False,
 ) -> RunResult:
     """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
 
     ``on_bar(code, bar, vault, state)`` is called after every bar (tests check vault invariants there).
+    ``incremental=True`` lets ``step`` update the indicators itself (the live node's way) instead of
+    using the vectorised ones; results must not change, which a test checks.
     """
     codes = list(data)
     cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
     vault = vault or make_vault({c: params[c] for c in codes})
     committed = _Committed(vault)
     pool_fen = vault.limits.physical_pool
+    caps = vault.limits.nominal_caps
     prepared = {c: _prepare(data[c], cps[c]) for c in codes}
     results = {c: SymbolResult(c, initial_state(cps[c])) for c in codes}
     states = {c: results[c].state for c in codes}
@@ -207,22 +216,30 @@ def run_realistic(
     idx_all = np.concatenate([np.arange(len(data[c])) for c in codes])
     order = np.lexsort((sym_all, t_all))
     seq = list(zip(sym_all[order].tolist(), idx_all[order].tolist(), strict=True))
-    util = np.empty(len(seq))
     pbar = _progress(len(seq), progress, "+".join(codes))
 
+    per_symbol = [(c, cps[c], *prepared[c], results[c], caps[c], penalty[c]) for c in codes]
+    state_list = [states[c] for c in codes]
+    util_list: list[float] = []
+    by_symbol = committed.by_symbol
+    pv_cache: list[PoolView | None] = [None] * len(codes)
     for n, (k, i) in enumerate(seq):
-        code = codes[k]
-        cp = cps[code]
-        rows, ctxs = prepared[code]
+        code, cp, rows, ctxs, res, cap, pen = per_symbol[k]
         bar = rows[i]
-        state = states[code]
-        res = results[code]
+        state = state_list[k]
         if state.orders:
             state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res)
-        ctx = ctxs[i]
-        if ctx.indicators is not None:
-            pv = PoolView(committed.value, pool_fen, committed.value / pool_fen)
-            state, sigs, evs = step(state, bar, pv, cp, ctx)
+        iv = ctxs[i]
+        if iv is not None or incremental:
+            pv = pv_cache[k]
+            if (
+                pv is None
+                or pv.committed_fen != committed.value
+                or pv.symbol_committed_fen != by_symbol[code]
+            ):
+                pv = PoolView(committed.value, pool_fen, committed.value / pool_fen, by_symbol[code], cap)
+                pv_cache[k] = pv
+            state, sigs, evs = step(state, bar, pv, cp, None if incremental else iv)
             if evs:
                 for e in evs:
                     res.events[e.kind.value] += 1
@@ -233,6 +250,7 @@ def run_realistic(
                     placed[s.client_order_id] = (i, day)
                     if s.side == BUY:
                         decision = committed.touch(
+                            code,
                             (s.client_order_id,), vault.request_allocation,
                             code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
                         )  # fmt: skip
@@ -240,13 +258,15 @@ def run_realistic(
                             res.refusals[decision.value] += 1
                             state = apply_reject(state, s.client_order_id)
             if state.penalty_on:
-                penalty[code][i] = True
-        states[code] = state
-        util[n] = committed.value / pool_fen
+                pen[i] = True
+        state_list[k] = state
+        util_list.append(committed.value)
         if on_bar is not None:
             on_bar(code, bar, vault, state)
         if pbar is not None and n % 20000 == 0:
             pbar.update(20000 if n else 0)
+    states = dict(zip(codes, state_list, strict=True))
+    util = np.array(util_list, dtype=float) / pool_fen
     if pbar is not None:
         pbar.close()
     for code in codes:
@@ -276,7 +296,7 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> Grid
         if oday != day or i - at > cp.source.order_ttl_bars:
             res.expired += 1
             if o.side == BUY:
-                committed.touch((coid,), vault.on_cancel, code, coid)
+                committed.touch(code, (coid,), vault.on_cancel, code, coid)
             state = apply_reject(state, coid)
             continue
         if o.side == BUY:
@@ -291,13 +311,22 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> Grid
         fee = commission(cp, value)
         value_fen = (px * o.shares + 5) // 10
         if o.side == BUY:
-            committed.touch((coid,), vault.on_fill, code, coid, o.shares, value_fen, _fee_fen(fee))
+            committed.touch(code, (coid,), vault.on_fill, code, coid, o.shares, value_fen, _fee_fen(fee))
             if o.shares and _layer(state, coid) == cp.layers - 1:
                 res.all_layers += 1
         else:
             ids = o.release_client_order_ids
             committed.touch(
-                ids, vault.apply_sell_fill, code, coid, ids, o.shares, o.shares, value_fen, _fee_fen(fee)
+                code,
+                ids,
+                vault.apply_sell_fill,
+                code,
+                coid,
+                ids,
+                o.shares,
+                o.shares,
+                value_fen,
+                _fee_fen(fee),
             )
         layer = _layer(state, coid if o.side == BUY else o.release_client_order_ids[0])
         state = apply_fill(state, coid, o.shares, Decimal(px) / 1000, True, fees=fee)

@@ -50,6 +50,8 @@ class EventKind(str, Enum):
     PENALTY_ON = "PENALTY_ON"
     PENALTY_OFF = "PENALTY_OFF"
     LAYER0_REFUSED_RESERVE = "LAYER0_REFUSED_RESERVE"
+    NOMINAL_CAP = "NOMINAL_CAP"  # a triggered buy would pass the symbol's nominal cap
+    POOL_EXHAUSTED = "POOL_EXHAUSTED"  # a triggered buy would pass the physical pool
     BREAKER_PAUSE = "BREAKER_PAUSE"  # a triggered buy was skipped: ATR > ATR_AVG * mult
     COOLING = "COOLING"  # a triggered buy was skipped: cooling-off after going flat
     FLOAT_STOP = "FLOAT_STOP"
@@ -93,10 +95,24 @@ class PoolView:
     committed_fen: int
     physical_pool_fen: int
     utilization: float
+    symbol_committed_fen: int | None = None  # this symbol's used + frozen
+    symbol_cap_fen: int | None = None  # this symbol's nominal cap
 
     @classmethod
-    def of(cls, committed_fen: int, physical_pool_fen: int) -> PoolView:
-        return cls(committed_fen, physical_pool_fen, committed_fen / physical_pool_fen)
+    def of(
+        cls,
+        committed_fen: int,
+        physical_pool_fen: int,
+        symbol_committed_fen: int | None = None,
+        symbol_cap_fen: int | None = None,
+    ) -> PoolView:
+        return cls(
+            committed_fen,
+            physical_pool_fen,
+            committed_fen / physical_pool_fen,
+            symbol_committed_fen,
+            symbol_cap_fen,
+        )
 
 
 class StepContext(NamedTuple):
@@ -258,15 +274,21 @@ def step(
     bar: BarLike,
     pool_view: PoolView | None,
     params: CompiledParams | GridParams,
-    ctx: StepContext | None = None,
+    ctx: StepContext | IndicatorValues | None = None,
 ) -> tuple[GridState, tuple[Signal, ...], tuple[GridEvent, ...]]:
     """Decide on one bar at its close. Returns the new state, the signals and the events.
+
+    ``ctx`` may be ``None`` (indicators updated incrementally from the state, the live node's way), a
+    ``StepContext``, or an ``IndicatorValues`` as shorthand for precomputed indicators.
 
     Reference mode applies every signal at once (fill at the close). Realistic mode leaves BUY lots
     ``PENDING_BUY`` and sold lots ``PENDING_SELL`` until ``apply_fill`` / ``apply_reject``.
     """
     cp = params if isinstance(params, CompiledParams) else compile_params(params)
-    if ctx is not None and ctx.precomputed:
+    if ctx.__class__ is IndicatorValues:
+        ind = ctx  # shorthand for StepContext(ctx, precomputed=True): the backtest's hot loop
+        ctx = None
+    elif ctx is not None and ctx.precomputed:
         ind = ctx.indicators
     else:
         ind_state, ind = update_indicators(state.indicators, bar.h, bar.l, bar.c)
@@ -336,8 +358,15 @@ def step(
     n_after = n_before
     usable_index = ind.usable_index
 
-    # 3. sells
-    if n_before:
+    # 3. sells (a cheap scan first: on most bars no lot is near its take-profit)
+    need_sells = cp.float_stop
+    if n_before and not need_sells:
+        mult = 1 + tp * cp.sell_threshold_factor
+        for lot in lots:
+            if price >= lot.buy_price * mult:
+                need_sells = True
+                break
+    if need_sells and n_before:
         sells, new_lots, ev = _decide_sells(state, lots, cp, bar, price, tp, ctx)
         if ev:
             events = (events or []) + ev
@@ -400,19 +429,9 @@ def step(
             if shares > 0:
                 pm = _milli(price)
                 amount_fen = (pm * shares + 5) // 10
-                refused = (
-                    realistic
-                    and k == 0
-                    and pool_view is not None
-                    and Decimal(pool_view.committed_fen + amount_fen)
-                    > Decimal(pool_view.physical_pool_fen) * (1 - cp.reserve_ratio)
-                )
-                if refused:
-                    events = (events or []) + [
-                        GridEvent(
-                            EventKind.LAYER0_REFUSED_RESERVE, bar.t, cp.code, f"amount_fen={amount_fen}"
-                        )
-                    ]
+                refused = _pool_refusal(pool_view, amount_fen, k, cp) if realistic and pool_view else None
+                if refused is not None:
+                    events = (events or []) + [GridEvent(refused, bar.t, cp.code, f"amount_fen={amount_fen}")]
                 else:
                     changed = True
                     n_sig = len(signals) if signals else 0
@@ -446,6 +465,22 @@ def step(
         signals_sent=state.signals_sent + (len(signals) if signals else 0),
     )
     return new_state, tuple(signals) if signals else _EMPTY, tuple(events) if events else _EMPTY
+
+
+def _pool_refusal(pv: PoolView, amount_fen: int, layer_index: int, cp: CompiledParams) -> EventKind | None:
+    """The vault's rules, checked before sending so a full pool does not turn into a refusal storm.
+
+    Same order as ``GlobalVault.check_allocation``: nominal cap, physical pool, then the layer-0 reserve.
+    """
+    if pv.symbol_cap_fen is not None and pv.symbol_committed_fen is not None:
+        if pv.symbol_committed_fen + amount_fen > pv.symbol_cap_fen:
+            return EventKind.NOMINAL_CAP
+    after = pv.committed_fen + amount_fen
+    if after > pv.physical_pool_fen:
+        return EventKind.POOL_EXHAUSTED
+    if layer_index == 0 and Decimal(after) > Decimal(pv.physical_pool_fen) * (1 - cp.reserve_ratio):
+        return EventKind.LAYER0_REFUSED_RESERVE
+    return None
 
 
 def _milli(price: float) -> int:
