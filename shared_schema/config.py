@@ -67,6 +67,7 @@ class ExecutorConfig(_Section):
     clock_skew_tolerance_s: float = Field(default=30.0, ge=0)
     quote_stale_after_s: float = Field(default=180.0, gt=0)
     poll_interval_s: float = Field(default=0.05, gt=0)
+    publish_interval_s: float = Field(default=0.05, ge=0, description="least wall time between two publishes")
     result_retention: int = Field(default=2000, ge=10)
     commission_estimate_rate: Money = Decimal("0.0001")
     commission_estimate_min: Money = Decimal("0")

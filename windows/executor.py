@@ -106,6 +106,7 @@ class Executor:
         self._pool_seq = 0
         self._result_seq = 0
         self._dirty = True
+        self._published_at = 0.0
         self.connected = True
         self.watcher: ChangeWatcher | None = None
 
@@ -134,6 +135,8 @@ class Executor:
                  self.state.records_applied, len(self.state.open_orders()))
 
     def stop(self) -> None:
+        if self._lock.is_locked:
+            self.publish(force=True)
         if self.watcher is not None:
             self.watcher.close()
         self.broker.stop()
@@ -170,8 +173,9 @@ class Executor:
         self._dirty = True
 
     def _commit(self, record: dict[str, Any]) -> None:
-        """Write-ahead: on disk first, then in memory."""
-        self.journal.append(record)
+        """Journal then apply. Durability is grouped: ``journal.sync()`` runs before every broker call
+        and every publish, so nothing outside this process ever sees a state the journal could lose."""
+        self.journal.append(record, sync=False)
         self._apply(record)
 
     def now(self) -> datetime:
@@ -239,6 +243,7 @@ class Executor:
         live = self.state.orders[coid]
         order = live.record
         request = OrderRequest(coid, order.symbol, order.side, order.shares, Decimal(order.price))
+        self.journal.sync()  # the intent is on disk before the venue hears of the order
         try:
             outcome = self.broker.place_limit_order(request)
         except TemporaryBrokerError as exc:
@@ -322,6 +327,7 @@ class Executor:
             if (now - live.created_at).total_seconds() >= max_age:
                 self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": "MAX_ORDER_AGE",
                               "t": now.isoformat()})
+                self.journal.sync()
                 self.broker.cancel_order(live.record.client_order_id)
 
     # -------------------------------------------------------------------------------------- publish
@@ -377,6 +383,9 @@ class Executor:
     def publish(self, force: bool = False) -> None:
         if not (self._dirty or force):
             return
+        if not force and time.monotonic() - self._published_at < self.config.executor.publish_interval_s:
+            return
+        self.journal.sync()  # a published result is never ahead of the journal
         try:
             atomic_write_model(self.shared_dir / POOL_FILE, self.pool_view())
             atomic_write_model(self.shared_dir / RESULT_FILE, self.result_view())
@@ -385,6 +394,7 @@ class Executor:
             self._alert(f"publish failed, keeping the last good files: {exc}")
             return
         self._dirty = False
+        self._published_at = time.monotonic()
 
 
 def default_state_dir(shared_dir: Path) -> Path:

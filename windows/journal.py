@@ -19,6 +19,7 @@ class Journal:
         self.path = Path(path)
         self.fsync = fsync
         self._handle: Any = None
+        self._pending = False
         self.records_written = 0
 
     def replay(self) -> Iterator[dict[str, Any]]:
@@ -42,16 +43,27 @@ class Journal:
                 handle.flush()
                 os.fsync(handle.fileno())
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any], sync: bool = True) -> None:
+        """Append one record; with ``sync=False`` it waits for the next ``sync()`` (group commit)."""
         if self._handle is None:
             self._handle = open(self.path, "ab")
         self._handle.write(json.dumps(record, separators=(",", ":"), default=str).encode("utf-8") + b"\n")
+        self.records_written += 1
+        self._pending = True
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every appended record durable (flush + fsync) before an action that depends on them."""
+        if self._handle is None or not self._pending:
+            return
         self._handle.flush()
         if self.fsync:
             os.fsync(self._handle.fileno())
-        self.records_written += 1
+        self._pending = False
 
     def close(self) -> None:
+        self.sync()
         if self._handle is not None:
             self._handle.close()
             self._handle = None

@@ -102,6 +102,9 @@ class GlobalVault:
         self.decisions: dict[str, VaultDecision] = {}
         self.sells: dict[str, SellProgress] = {}
         self.acc_alpha: dict[str, int] = {code: 0 for code in limits.nominal_caps}
+        # Running totals so a check is O(1); ``check_invariants`` recomputes them from the allocations.
+        self._used: dict[str, int] = {code: 0 for code in limits.nominal_caps}
+        self._frozen: dict[str, int] = {code: 0 for code in limits.nominal_caps}
 
     # ------------------------------------------------------------------------------------------ views
 
@@ -110,20 +113,22 @@ class GlobalVault:
         return tuple(self.limits.nominal_caps)
 
     def get_used_map(self) -> dict[str, int]:
-        used = {code: 0 for code in self.codes}
-        for alloc in self.allocations.values():
-            used[alloc.symbol] += alloc.used
-        return used
+        return dict(self._used)
 
     def get_frozen_map(self) -> dict[str, int]:
-        frozen = {code: 0 for code in self.codes}
-        for alloc in self.allocations.values():
-            frozen[alloc.symbol] += alloc.frozen
-        return frozen
+        return dict(self._frozen)
 
     def committed(self) -> int:
         """used + frozen over all symbols, in fen."""
-        return sum(a.used + a.frozen for a in self.allocations.values())
+        return sum(self._used.values()) + sum(self._frozen.values())
+
+    def _set(self, alloc: Allocation, used: int | None = None, frozen: int | None = None) -> None:
+        if used is not None:
+            self._used[alloc.symbol] += used - alloc.used
+            alloc.used = used
+        if frozen is not None:
+            self._frozen[alloc.symbol] += frozen - alloc.frozen
+            alloc.frozen = frozen
 
     def utilization(self) -> float:
         return self.committed() / self.limits.physical_pool
@@ -134,7 +139,7 @@ class GlobalVault:
         """The vault's verdict on a new BUY, without changing anything."""
         if symbol not in self.limits.nominal_caps or amount_fen <= 0 or layer_index < 0:
             return VaultDecision.INVALID_REQUEST
-        symbol_committed = sum(a.used + a.frozen for a in self.allocations.values() if a.symbol == symbol)
+        symbol_committed = self._used[symbol] + self._frozen[symbol]
         if symbol_committed + amount_fen > self.limits.nominal_caps[symbol]:
             return VaultDecision.NOMINAL_CAP
         total_after = self.committed() + amount_fen
@@ -169,6 +174,7 @@ class GlobalVault:
                 requested_shares=requested_shares,
                 frozen=amount_fen,
             )
+            self._frozen[symbol] += amount_fen
         return decision
 
     def on_fill(
@@ -185,9 +191,9 @@ class GlobalVault:
         alloc.filled_shares = filled_shares
         alloc.filled_value = max(alloc.filled_value, filled_value_fen)
         alloc.buy_fees = max(alloc.buy_fees, fees_fen)
-        alloc.used = alloc.filled_value - alloc.released_cost
+        self._set(alloc, used=alloc.filled_value - alloc.released_cost)
         if alloc.state in (AllocationState.FROZEN, AllocationState.PARTIAL):
-            alloc.frozen = self._frozen_left(alloc)
+            self._set(alloc, frozen=self._frozen_left(alloc))
             alloc.state = AllocationState.PARTIAL if alloc.frozen > 0 else AllocationState.USED
         elif alloc.state is AllocationState.CANCELLED:
             alloc.state = AllocationState.USED
@@ -207,7 +213,7 @@ class GlobalVault:
         alloc = self._get(symbol, client_order_id)
         if alloc.frozen == 0 and alloc.state not in (AllocationState.FROZEN, AllocationState.PARTIAL):
             return False
-        alloc.frozen = 0
+        self._set(alloc, frozen=0)
         alloc.state = AllocationState.USED if alloc.filled_shares > 0 else AllocationState.CANCELLED
         return True
 
@@ -226,7 +232,7 @@ class GlobalVault:
         alloc.released_shares = alloc.filled_shares
         alloc.released_cost += cost
         alloc.released_fees += fees
-        alloc.used = 0
+        self._set(alloc, used=0)
         alloc.state = AllocationState.RELEASED
         if proceeds_fen is not None:
             self.acc_alpha[symbol] += proceeds_fen - cost - fees - sell_fees_fen
@@ -297,7 +303,7 @@ class GlobalVault:
             alloc.released_shares += d_shares
             alloc.released_cost += d_cost
             alloc.released_fees += d_fees
-            alloc.used -= d_cost
+            self._set(alloc, used=alloc.used - d_cost)
             released_cost_delta += d_cost
             released_fees_delta += d_fees
             if alloc.frozen == 0:
@@ -336,8 +342,10 @@ class GlobalVault:
             if alloc.holding_shares < 0:
                 problems.append(f"{alloc.client_order_id}: released more shares than filled")
         used, frozen = self.get_used_map(), self.get_frozen_map()
-        if sum(used.values()) + sum(frozen.values()) != self.committed():
-            problems.append("used+frozen differs from the sum of allocations")
+        for code in self.codes:
+            mine = [a for a in self.allocations.values() if a.symbol == code]
+            if used[code] != sum(a.used for a in mine) or frozen[code] != sum(a.frozen for a in mine):
+                problems.append(f"{code}: used/frozen totals differ from the sum of allocations")
         for code in self.codes:
             if used[code] < 0 or frozen[code] < 0:
                 problems.append(f"{code}: negative total")

@@ -10,7 +10,17 @@ from typing import Any
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model
 from shared_schema.clock import ManualClock
 from shared_schema.config import GridbridgeConfig
-from shared_schema.models import POOL_FILE, QUOTE_FILE, RESULT_FILE, SIGNAL_FILE, PoolFile, Quote, QuoteFile, Result, ResultFile
+from shared_schema.models import (
+    POOL_FILE,
+    QUOTE_FILE,
+    RESULT_FILE,
+    SIGNAL_FILE,
+    PoolFile,
+    Quote,
+    QuoteFile,
+    Result,
+    ResultFile,
+)
 from tests.kit.stubs import SESSION_TIME, make_quote, signal_payload
 from windows.brokers.paper import PaperBroker
 from windows.executor import Executor
@@ -21,11 +31,13 @@ DEFAULT_POSITIONS = {"512890.SH": 100_000, "159201.SZ": 100_000}
 def paper_config(**paper: Any) -> GridbridgeConfig:
     base = {"initial_cash": "1000000", "initial_positions": DEFAULT_POSITIONS}
     base.update(paper)
-    return GridbridgeConfig.model_validate({"paper": base, "executor": {"poll_interval_s": 0.01}})
+    return GridbridgeConfig.model_validate({"paper": base, "executor": {"poll_interval_s": 0.01, "publish_interval_s": 0}})
 
 
 class Harness:
-    def __init__(self, root: Path, config: GridbridgeConfig | None = None, when: datetime = SESSION_TIME) -> None:
+    def __init__(
+        self, root: Path, config: GridbridgeConfig | None = None, when: datetime = SESSION_TIME
+    ) -> None:
         self.root = Path(root)
         self.shared = self.root / "shared"
         self.state = self.root / "state"
@@ -41,8 +53,12 @@ class Harness:
         self.executor.start()
 
     def make_executor(self) -> Executor:
-        broker = PaperBroker(self.state / "paper", self.config.paper, account_view_path=self.shared / "paper_account.json")
-        return Executor(self.shared, self.state, self.config, broker, wall_clock=self.clock, watch_mode="poll")
+        broker = PaperBroker(
+            self.state / "paper", self.config.paper, account_view_path=self.shared / "paper_account.json"
+        )
+        return Executor(
+            self.shared, self.state, self.config, broker, wall_clock=self.clock, watch_mode="poll"
+        )
 
     @property
     def broker(self) -> PaperBroker:
@@ -63,7 +79,9 @@ class Harness:
         for code, last in self.prices.items():
             q = make_quote(code, last, self.clock.now(), self.prev_close.get(code), self.spread)
             quotes[code] = q
-        atomic_write_model(self.shared / QUOTE_FILE, QuoteFile(seq=self.seq, updated_at=self.clock.now(), quotes=quotes))
+        atomic_write_model(
+            self.shared / QUOTE_FILE, QuoteFile(seq=self.seq, updated_at=self.clock.now(), quotes=quotes)
+        )
 
     def send(self, **overrides: Any) -> str:
         overrides.setdefault("created_at", self.clock.now().isoformat())
@@ -78,8 +96,10 @@ class Harness:
         return json.loads(path.read_text())["signals"]
 
     def write_entries(self, entries: list[Any]) -> None:
-        atomic_write_json(self.shared / SIGNAL_FILE, {"schema_version": 1, "seq": 1, "updated_at": self.clock.now().isoformat(),
-                                                      "signals": entries})
+        atomic_write_json(
+            self.shared / SIGNAL_FILE,
+            {"schema_version": 1, "seq": 1, "updated_at": self.clock.now().isoformat(), "signals": entries},
+        )
 
     def turn(self, n: int = 1) -> None:
         for _ in range(n):

@@ -30,7 +30,9 @@ def start(*args: str, log: Path | None = None) -> subprocess.Popen:
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(gridbridge_cmd(*args), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        gridbridge_cmd(*args), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout
+    )
 
 
 def kill9(proc: subprocess.Popen) -> None:

@@ -32,22 +32,41 @@ def make_signal(**overrides: Any) -> Signal:
     return Signal.model_validate(signal_payload(**overrides))
 
 
-def make_quote(code: str = "512890.SH", last: float = 1.1, when: datetime = SESSION_TIME, prev_close: float | None = None,
-               spread: float = 0.001) -> Quote:
+def make_quote(
+    code: str = "512890.SH",
+    last: float = 1.1,
+    when: datetime = SESSION_TIME,
+    prev_close: float | None = None,
+    spread: float = 0.001,
+) -> Quote:
     return Quote(
-        code=code, last=last, bid1=round(last - spread, 3), ask1=last, volume=1e6, quote_time=when,
-        prev_close=prev_close or last, bars=[],
+        code=code,
+        last=last,
+        bid1=round(last - spread, 3),
+        ask1=last,
+        volume=1e6,
+        quote_time=when,
+        prev_close=prev_close or last,
+        bars=[],
     )
 
 
-def make_quote_file(seq: int = 1, when: datetime = SESSION_TIME, prices: dict[str, float] | None = None,
-                    positions: dict[str, int] | None = None, cash: str = "1000000") -> QuoteFile:
+def make_quote_file(
+    seq: int = 1,
+    when: datetime = SESSION_TIME,
+    prices: dict[str, float] | None = None,
+    positions: dict[str, int] | None = None,
+    cash: str = "1000000",
+) -> QuoteFile:
     prices = prices or {"512890.SH": 1.1, "159201.SZ": 1.3}
     return QuoteFile(
-        seq=seq, updated_at=when,
+        seq=seq,
+        updated_at=when,
         quotes={c: make_quote(c, p, when) for c, p in prices.items()},
-        positions={c: Position(code=c, volume=v, can_use_volume=v, avg_cost=1.0, market_value=v * 1.0)
-                   for c, v in (positions or {}).items()},
+        positions={
+            c: Position(code=c, volume=v, can_use_volume=v, avg_cost=1.0, market_value=v * 1.0)
+            for c, v in (positions or {}).items()
+        },
         account=Account(cash=Decimal(cash), total_asset=Decimal(cash)),
     )
 
@@ -60,8 +79,13 @@ def trading_minutes(day: datetime) -> list[datetime]:
     return morning + [afternoon_start + timedelta(minutes=i) for i in range(1, 121)]
 
 
-def random_walk_bars(days: int, seed: int = 1, start_price: float = 1.1, first_day: datetime = SESSION_TIME,
-                     vol: float = 0.0006) -> list[Bar]:
+def random_walk_bars(
+    days: int,
+    seed: int = 1,
+    start_price: float = 1.1,
+    first_day: datetime = SESSION_TIME,
+    vol: float = 0.0006,
+) -> list[Bar]:
     """A small deterministic random walk on the 0.001 tick; enough for bridge tests (the strategy uses synth)."""
     rng = random.Random(seed)
     price = start_price

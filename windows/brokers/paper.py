@@ -111,6 +111,7 @@ class PaperBroker:
         self._lock = threading.Lock()
         self._events: list[BrokerEvent] = []
         self._log = Journal(self.state_dir / ORDER_LOG)
+        self._dirty = False
         self.book = self._load()
 
     # ------------------------------------------------------------------------------------ persistence
@@ -144,6 +145,13 @@ class PaperBroker:
         return book
 
     def _persist(self) -> None:
+        # Deferred: the books are written once before anyone outside can observe them (events, queries).
+        self._dirty = True
+
+    def _flush(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
         book = self.book
         state = {
             "cash_fen": book.cash_fen,
@@ -181,9 +189,12 @@ class PaperBroker:
 
     def start(self) -> None:
         with self._lock:
-            self._persist()
+            self._dirty = True
+            self._flush()
 
     def stop(self) -> None:
+        with self._lock:
+            self._flush()
         self._log.close()
 
     def place_limit_order(self, request: OrderRequest) -> PlaceOutcome:
@@ -249,18 +260,22 @@ class PaperBroker:
 
     def query_asset(self) -> BrokerAsset | None:
         with self._lock:
+            self._flush()
             return self._asset()
 
     def query_positions(self) -> list[BrokerPosition] | None:
         with self._lock:
+            self._flush()
             return self._positions()
 
     def query_orders(self) -> list[OrderUpdate] | None:
         with self._lock:
+            self._flush()
             return [o.update() for o in self.book.orders.values()]
 
     def drain_events(self) -> list[BrokerEvent]:
         with self._lock:
+            self._flush()
             events, self._events = self._events, []
             return events
 
