@@ -1,0 +1,1 @@
+"""Pure execution helpers: venue filters, rebalancing, rate limiting, health, protective orders."""
