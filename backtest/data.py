@@ -56,7 +56,8 @@ def _times_ms(col: pd.Series) -> np.ndarray:
     ts = pd.to_datetime(col)
     if ts.dt.tz is None:
         ts = ts.dt.tz_localize("Asia/Shanghai")
-    return (ts.dt.tz_convert("UTC").astype("int64") // 1_000_000).to_numpy(dtype=np.int64)
+    epoch = pd.Timestamp(0, tz="UTC")
+    return ((ts.dt.tz_convert("UTC") - epoch) // pd.Timedelta(milliseconds=1)).to_numpy(dtype=np.int64)
 
 
 def bars_from_frame(df: pd.DataFrame) -> Bars:

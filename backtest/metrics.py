@@ -1,0 +1,123 @@
+"""Metrics of a backtest run (exact money where the ledger is exact; floats only for curves).
+
+Per symbol: alpha (= final equity: cash + open shares x last close; cash starts at 0), realised alpha
+(the vault's ``acc_alpha`` in realistic mode), trades and trades per year (242 trading days), max
+drawdown measured on ``equity - equity_0 + 500,000`` as reference-grid.md defines it, times all layers
+were open, breaker pauses, cooling skips, float stops, T+1 blocks, layer-0 refusals, penalty switches and
+time in penalty. Run level: the same summed over symbols, peak utilisation of the shared pool.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from backtest.engine import RunResult, SymbolResult
+
+DRAWDOWN_BASE = 500_000.0
+TRADING_DAYS_PER_YEAR = 242
+
+
+def equity_curve(res: SymbolResult) -> np.ndarray:
+    """Equity (cash + open shares x close) at every bar of the symbol, float yuan."""
+    times, closes = res.times, res.closes
+    cash_delta = np.zeros(len(times))
+    share_delta = np.zeros(len(times))
+    for t in res.trades:
+        i = int(np.searchsorted(times, t.t))
+        value = float(t.price * t.shares)
+        if t.side == "BUY":
+            cash_delta[i] -= value + float(t.fees)
+            share_delta[i] += t.shares
+        else:
+            cash_delta[i] += value - float(t.fees)
+            share_delta[i] -= t.shares
+    return np.cumsum(cash_delta) + np.cumsum(share_delta) * closes
+
+
+def max_drawdown(equity: np.ndarray) -> tuple[float, float]:
+    """(max drawdown in yuan, as a fraction of the peak) of ``equity - equity_0 + 500,000``."""
+    if equity.size == 0:
+        return 0.0, 0.0
+    x = equity - equity[0] + DRAWDOWN_BASE
+    peak = np.maximum.accumulate(x)
+    dd = peak - x
+    return float(dd.max()), float((dd / peak).max())
+
+
+def _days(times: np.ndarray) -> int:
+    return int(np.unique((times + 8 * 3_600_000) // 86_400_000).size) if times.size else 0
+
+
+def symbol_metrics(res: SymbolResult, vault=None) -> dict:
+    state = res.state
+    last = Decimal(repr(float(res.closes[-1]))) if res.closes is not None and res.closes.size else Decimal(0)
+    held = state.open_shares
+    alpha = state.cash + held * last
+    eq = equity_curve(res)
+    dd, dd_pct = max_drawdown(eq)
+    days = _days(res.times)
+    buys = sum(1 for t in res.trades if t.side == "BUY")
+    sells = len(res.trades) - buys
+    ev = res.events
+    out = {
+        "alpha": float(alpha),
+        "alpha_exact": str(alpha),
+        "cash": str(state.cash),
+        "open_shares": held,
+        "open_lots": len(state.lots),
+        "trades": len(res.trades),
+        "buys": buys,
+        "sells": sells,
+        "days": days,
+        "trades_per_year": len(res.trades) / days * TRADING_DAYS_PER_YEAR if days else 0.0,
+        "max_drawdown": dd,
+        "max_drawdown_pct": dd_pct,
+        "all_layers_open": res.all_layers,
+        "breaker_pauses": ev.get("BREAKER_PAUSE", 0),
+        "cooling_skips": ev.get("COOLING", 0),
+        "stops": ev.get("FLOAT_STOP", 0),
+        "t1_blocks": ev.get("NOT_SELLABLE_T1", 0),
+        "layer0_refusals": ev.get("LAYER0_REFUSED_RESERVE", 0) + res.refusals.get("POOL_RESERVE_15", 0),
+        "nominal_cap_skips": ev.get("NOMINAL_CAP", 0),
+        "pool_exhausted_skips": ev.get("POOL_EXHAUSTED", 0),
+        "vault_refusals": dict(res.refusals),
+        "penalty_switches": ev.get("PENALTY_ON", 0) + ev.get("PENALTY_OFF", 0),
+        "time_in_penalty": res.penalty_bars / res.bars if res.bars else 0.0,
+        "expired_orders": res.expired,
+    }
+    if vault is not None:
+        out["realised_alpha"] = str(vault.yuan(vault.acc_alpha.get(res.code, 0)))
+    return out
+
+
+def combined_equity(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
+    """Union timeline and the summed equity of all symbols (each forward-filled)."""
+    times = np.unique(np.concatenate([r.times for r in result.symbols.values()]))
+    total = np.zeros(times.size)
+    for r in result.symbols.values():
+        eq = equity_curve(r)
+        idx = np.searchsorted(r.times, times, side="right") - 1
+        total += np.where(idx >= 0, eq[np.clip(idx, 0, None)], 0.0)
+    return times, total
+
+
+def run_metrics(result: RunResult) -> dict:
+    per = {code: symbol_metrics(r, result.vault) for code, r in result.symbols.items()}
+    times, eq = combined_equity(result)
+    dd, dd_pct = max_drawdown(eq)
+    keys = ("trades", "all_layers_open", "breaker_pauses", "stops", "layer0_refusals", "penalty_switches")
+    total = {k: sum(m[k] for m in per.values()) for k in keys}
+    total["alpha"] = float(sum(Decimal(m["alpha_exact"]) for m in per.values()))
+    total["max_drawdown"] = dd
+    total["max_drawdown_pct"] = dd_pct
+    days = _days(times)
+    total["trades_per_year"] = total["trades"] / days * TRADING_DAYS_PER_YEAR if days else 0.0
+    if result.util is not None and result.util.size:
+        total["peak_utilization"] = float(result.util.max())
+    if result.vault is not None:
+        total["realised_alpha"] = str(
+            sum((result.vault.yuan(v) for v in result.vault.acc_alpha.values()), Decimal(0))
+        )
+    return {"mode": result.mode, "total": total, "symbols": per}
