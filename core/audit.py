@@ -19,8 +19,15 @@ from typing import IO
 from core.events import AuditCode, AuditEvent, Severity
 from core.risk.engine import RiskSnapshot, replay
 
-__all__ = ["AuditCode", "AuditEvent", "AuditWriter", "ReadStats", "Severity", "read_events",
-           "replay_risk_file"]
+__all__ = [
+    "AuditCode",
+    "AuditEvent",
+    "AuditWriter",
+    "ReadStats",
+    "Severity",
+    "read_events",
+    "replay_risk_file",
+]
 
 
 class AuditWriter:
@@ -68,7 +75,9 @@ class AuditWriter:
 
 
 def _encode(event: AuditEvent) -> bytes:
-    return json.dumps(event.to_record(), ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
+    return (
+        json.dumps(event.to_record(), ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
+    )
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -85,8 +94,12 @@ class ReadStats:
     malformed: int = 0
 
 
-def read_events(path: Path | str, ts_from: datetime | None = None, ts_to: datetime | None = None,
-                stats: ReadStats | None = None) -> Iterator[AuditEvent]:
+def read_events(
+    path: Path | str,
+    ts_from: datetime | None = None,
+    ts_to: datetime | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[AuditEvent]:
     """Every well-formed event with ``ts_from <= ts < ts_to`` (bounds optional), in file order.
 
     A last line without its newline is a torn append and is dropped; a malformed line in the middle is

@@ -98,8 +98,11 @@ class GateReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "period": {"from": self.period_from.isoformat(), "to": self.period_to.isoformat()},
-            "version_set": {"config": self.version_set.config, "strategy": self.version_set.strategy,
-                            "git": self.version_set.git},
+            "version_set": {
+                "config": self.version_set.config,
+                "strategy": self.version_set.strategy,
+                "git": self.version_set.git,
+            },
             "verdict": self.verdict,
             "kris": dict(self.kris),
             "fail_reasons": [r.value for r in self.fail_reasons],
@@ -123,9 +126,14 @@ def _ratio(num: int, den: int) -> Decimal:
     return Decimal(num) / Decimal(den) if den else ZERO
 
 
-def evaluate_gate(events: Iterable[AuditEvent], period_from: datetime, period_to: datetime,
-                  version_set: VersionSet, cfg: GateConfig | None = None,
-                  notes: Iterable[str] = ()) -> GateReport:
+def evaluate_gate(
+    events: Iterable[AuditEvent],
+    period_from: datetime,
+    period_to: datetime,
+    version_set: VersionSet,
+    cfg: GateConfig | None = None,
+    notes: Iterable[str] = (),
+) -> GateReport:
     """KRIs, verdict and fail reasons for the events with ``period_from <= ts < period_to``."""
     c = cfg or GateConfig()
     if period_to <= period_from:
@@ -167,8 +175,13 @@ def evaluate_gate(events: Iterable[AuditEvent], period_from: datetime, period_to
         elif ev.code is AuditCode.RISK_STATE_CHANGE:
             actions[f"risk_to_{d.get('to', '?')}"] += 1
         if ev.code.value.startswith("KILL_SWITCH_") or ev.code in (
-                AuditCode.ROLLBACK, AuditCode.EXEC_FILTER_IGNORE, AuditCode.CONTROL_REJECTED,
-                AuditCode.SIGNAL_REJECTED, AuditCode.RISK_SYMBOL_FROZEN, AuditCode.EXEC_DUST_POSITION_STUCK):
+            AuditCode.ROLLBACK,
+            AuditCode.EXEC_FILTER_IGNORE,
+            AuditCode.CONTROL_REJECTED,
+            AuditCode.SIGNAL_REJECTED,
+            AuditCode.RISK_SYMBOL_FROZEN,
+            AuditCode.EXEC_DUST_POSITION_STUCK,
+        ):
             actions[ev.code.value] += 1
 
     days = Decimal((period_to - period_from).total_seconds()) / Decimal(86400)
@@ -197,13 +210,22 @@ def evaluate_gate(events: Iterable[AuditEvent], period_from: datetime, period_to
         (gap > c.max_data_gap_seconds, FailReason.FAIL_DATA_GAP),
         (kris["effective_signals_per_day"] < c.min_signals_per_day, FailReason.FAIL_LOW_ACTIVITY_SIGNALS),
         (kris["fills_per_day"] < c.min_fills_per_day, FailReason.FAIL_LOW_ACTIVITY_FILLS),
-        (kris["protective_missing_count"] > c.max_protective_missing, FailReason.FAIL_PROTECTIVE_ORDER_MISSING),
+        (
+            kris["protective_missing_count"] > c.max_protective_missing,
+            FailReason.FAIL_PROTECTIVE_ORDER_MISSING,
+        ),
     ]
     fails = [reason for failed, reason in checks if failed]
     return GateReport(
-        period_from=period_from, period_to=period_to, version_set=version_set,
-        verdict="FAIL" if fails else "PASS", kris=kris, fail_reasons=tuple(fails),
-        actions_summary=dict(sorted(actions.items())), thresholds=c.model_dump(mode="json"), notes=tuple(notes),
+        period_from=period_from,
+        period_to=period_to,
+        version_set=version_set,
+        verdict="FAIL" if fails else "PASS",
+        kris=kris,
+        fail_reasons=tuple(fails),
+        actions_summary=dict(sorted(actions.items())),
+        thresholds=c.model_dump(mode="json"),
+        notes=tuple(notes),
     )
 
 
@@ -236,7 +258,9 @@ def render_markdown(report: GateReport) -> str:
         "|---|---|",
     ]
     for key, value in report.kris.items():
-        shown = "n/a" if value is None else (f"{float(value):.4f}" if isinstance(value, Decimal) else str(value))
+        shown = (
+            "n/a" if value is None else (f"{float(value):.4f}" if isinstance(value, Decimal) else str(value))
+        )
         lines.append(f"| {key} | {shown} |")
     lines += ["", "## Fail reasons", ""]
     lines += [f"- {r.value}" for r in report.fail_reasons] or ["- none"]

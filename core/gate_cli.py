@@ -37,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-md", type=Path)
     args = p.parse_args(argv)
     try:
-        cfg = GateConfig.model_validate_json(args.gate_config.read_bytes()) if args.gate_config else GateConfig()
+        cfg = (
+            GateConfig.model_validate_json(args.gate_config.read_bytes())
+            if args.gate_config
+            else GateConfig()
+        )
     except (OSError, ValueError) as exc:
         print(f"gate config: {exc}", file=sys.stderr)
         return 2
@@ -49,8 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stats.torn_tail:
         notes.append("torn last line ignored")
     try:
-        report = evaluate_gate(events, args.ts_from, args.ts_to,
-                               VersionSet(args.config_version, args.strategy_version, args.git), cfg, notes)
+        report = evaluate_gate(
+            events,
+            args.ts_from,
+            args.ts_to,
+            VersionSet(args.config_version, args.strategy_version, args.git),
+            cfg,
+            notes,
+        )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -36,9 +36,16 @@ class RollbackPlan:
     events: tuple[AuditEvent, ...]
 
 
-def plan_rollback(history: Sequence[VersionRecord], snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig,
-                  reason: str, observe_for: timedelta = timedelta(hours=24),
-                  observe_as: RiskTrigger = RiskTrigger.FORCED_DEGRADE, drill: bool = False) -> RollbackPlan:
+def plan_rollback(
+    history: Sequence[VersionRecord],
+    snapshot: RiskSnapshot,
+    now: datetime,
+    cfg: RiskConfig,
+    reason: str,
+    observe_for: timedelta = timedelta(hours=24),
+    observe_as: RiskTrigger = RiskTrigger.FORCED_DEGRADE,
+    drill: bool = False,
+) -> RollbackPlan:
     """Roll back to the version before the active one and hold DEGRADED/COOLDOWN for ``observe_for``.
 
     The active version is dropped from the returned history so a second rollback goes one further back
@@ -47,15 +54,26 @@ def plan_rollback(history: Sequence[VersionRecord], snapshot: RiskSnapshot, now:
     if len(history) < 2:
         raise RollbackImpossible("no previous version in the history")
     current, previous = history[-1], history[-2]
-    risk = force_observation(snapshot, observe_as, now + observe_for, now, cfg,
-                             f"rollback observation window: {reason}")
+    risk = force_observation(
+        snapshot, observe_as, now + observe_for, now, cfg, f"rollback observation window: {reason}"
+    )
     record = AuditEvent(
-        ts=now, code=AuditCode.ROLLBACK, severity=Severity.WARN if drill else Severity.ERROR,
+        ts=now,
+        code=AuditCode.ROLLBACK,
+        severity=Severity.WARN if drill else Severity.ERROR,
         cause=reason,
         data={
             "drill": drill,
-            "from": {"config": current.config_version, "strategy": current.strategy_version, "git": current.git},
-            "to": {"config": previous.config_version, "strategy": previous.strategy_version, "git": previous.git},
+            "from": {
+                "config": current.config_version,
+                "strategy": current.strategy_version,
+                "git": current.git,
+            },
+            "to": {
+                "config": previous.config_version,
+                "strategy": previous.strategy_version,
+                "git": previous.git,
+            },
             "observe_until": (now + observe_for).isoformat(),
             "observe_as": observe_as.value,
             "snapshot": snapshot_to_dict(risk.snapshot),

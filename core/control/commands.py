@@ -82,21 +82,32 @@ class SignedCommand(BaseModel):
 
 def canonical_body(command: ControlCommand) -> bytes:
     """The exact bytes that are signed: sorted keys, compact, ASCII."""
-    return json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True).encode("ascii")
+    return json.dumps(
+        command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode("ascii")
 
 
 def _mac(secret: bytes, command: ControlCommand) -> str:
     return hmac.new(secret, canonical_body(command), hashlib.sha256).hexdigest()
 
 
-def new_command(action: ControlAction, issuer: str, now: datetime, ttl: timedelta = timedelta(minutes=10),
-                symbol: str | None = None, command_id: str | None = None) -> ControlCommand:
+def new_command(
+    action: ControlAction,
+    issuer: str,
+    now: datetime,
+    ttl: timedelta = timedelta(minutes=10),
+    symbol: str | None = None,
+    command_id: str | None = None,
+) -> ControlCommand:
     """A fresh command with a random nonce (and id unless given); time is passed in."""
     return ControlCommand(
         command_id=command_id or f"{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}",
-        action=action, symbol=symbol, issued_at=now, expires_at=now + ttl,
-        nonce=secrets.token_urlsafe(16), issuer=issuer,
+        action=action,
+        symbol=symbol,
+        issued_at=now,
+        expires_at=now + ttl,
+        nonce=secrets.token_urlsafe(16),
+        issuer=issuer,
     )
 
 
@@ -148,8 +159,13 @@ class VerifyResult:
         return self.reason is None
 
 
-def verify_command(raw: bytes | str | Mapping[str, Any], secret: bytes | None, nonces: NonceStore,
-                   now: datetime, future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE) -> VerifyResult:
+def verify_command(
+    raw: bytes | str | Mapping[str, Any],
+    secret: bytes | None,
+    nonces: NonceStore,
+    now: datetime,
+    future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+) -> VerifyResult:
     """Check a signed command and, only if it passes, remember its nonce."""
     if not secret:
         return VerifyResult(None, ControlReason.CONTROL_NO_SECRET, "no control secret configured")
@@ -162,7 +178,9 @@ def verify_command(raw: bytes | str | Mapping[str, Any], secret: bytes | None, n
     if not signed.signature:
         return VerifyResult(cmd, ControlReason.CONTROL_UNSIGNED)
     # compare_digest: the time taken must not reveal how many leading characters matched.
-    if not hmac.compare_digest(signed.signature.encode("ascii", "replace"), _mac(secret, cmd).encode("ascii")):
+    if not hmac.compare_digest(
+        signed.signature.encode("ascii", "replace"), _mac(secret, cmd).encode("ascii")
+    ):
         return VerifyResult(cmd, ControlReason.CONTROL_BAD_SIGNATURE)
     if now >= cmd.expires_at:
         return VerifyResult(cmd, ControlReason.CONTROL_EXPIRED, f"expired at {cmd.expires_at.isoformat()}")

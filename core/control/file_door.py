@@ -42,8 +42,11 @@ def pending_command_files(root: Path | str) -> list[Path]:
     folder = Path(root) / CONTROL_DIR
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix == ".json" and not p.name.startswith(TEMP_PREFIX))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix == ".json" and not p.name.startswith(TEMP_PREFIX)
+    )
 
 
 def write_ack(root: Path | str, command_id: str, accepted: bool, reason: str | None, now: datetime) -> Path:
@@ -70,8 +73,13 @@ class FileDoorResult:
     processed: int
 
 
-def process_control_folder(root: Path | str, secret: bytes | None, nonces: NonceStore, now: datetime,
-                           apply: Callable[[ControlCommand], str | None]) -> FileDoorResult:
+def process_control_folder(
+    root: Path | str,
+    secret: bytes | None,
+    nonces: NonceStore,
+    now: datetime,
+    apply: Callable[[ControlCommand], str | None],
+) -> FileDoorResult:
     """Verify every pending command file, hand good ones to ``apply`` (returns a refusal reason or None),
     acknowledge each, delete it, and return the door's audit events (the handler's own go via ``apply``)."""
     events: list[AuditEvent] = []
@@ -86,9 +94,16 @@ def process_control_folder(root: Path | str, secret: bytes | None, nonces: Nonce
         if result.ok and result.command is not None:
             refused = apply(result.command)
             if refused is None:
-                events.append(AuditEvent(ts=now, code=AuditCode.CONTROL_ACCEPTED, severity=Severity.INFO,
-                                         cause="signed command file accepted", symbol=result.command.symbol,
-                                         data={"command_id": command_id, "source": "file"}))
+                events.append(
+                    AuditEvent(
+                        ts=now,
+                        code=AuditCode.CONTROL_ACCEPTED,
+                        severity=Severity.INFO,
+                        cause="signed command file accepted",
+                        symbol=result.command.symbol,
+                        data={"command_id": command_id, "source": "file"},
+                    )
+                )
         else:
             refused = result.reason.value if result.reason is not None else "CONTROL_MALFORMED"
             events.append(rejection_event(now, refused, "file", result.command, result.detail))

@@ -54,15 +54,19 @@ class HttpCommandBody(BaseModel):
     issuer: str = Field(default="http", min_length=1, max_length=64)
 
 
-
-
 class ControlHttpServer:
     """Owns the HTTP server thread; ``start`` returns the bound (host, port) (port 0 = ephemeral)."""
 
-    def __init__(self, commands: queue.SimpleQueue[SubmittedCommand], token: str | None,
-                 clock: Callable[[], datetime], host: str = "127.0.0.1", port: int = 0,
-                 on_reject: Callable[[AuditEvent], None] | None = None,
-                 ttl: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        commands: queue.SimpleQueue[SubmittedCommand],
+        token: str | None,
+        clock: Callable[[], datetime],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_reject: Callable[[AuditEvent], None] | None = None,
+        ttl: timedelta = timedelta(minutes=5),
+    ) -> None:
         if not token:
             raise ValueError(f"refusing to start the control API without {TOKEN_ENV}")
         self._token = token.encode("utf-8")
@@ -79,7 +83,12 @@ class ControlHttpServer:
         handler = _make_handler(self)
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="control-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="control-http",
+            daemon=True,
+        )
         self._thread.start()
         host, port = self._server.server_address[:2]
         return str(host), int(port)
@@ -96,7 +105,7 @@ class ControlHttpServer:
     def is_authorised(self, header: str | None) -> bool:
         if not header or not header.startswith("Bearer "):
             return False
-        return hmac.compare_digest(header[len("Bearer "):].strip().encode("utf-8"), self._token)
+        return hmac.compare_digest(header[len("Bearer ") :].strip().encode("utf-8"), self._token)
 
     def reject(self, reason: str, detail: str = "") -> None:
         if self.on_reject is not None:

@@ -71,19 +71,31 @@ def _cmd_data(cmd: ControlCommand, source: str) -> dict[str, Any]:
     return {"command_id": cmd.command_id, "action": cmd.action.value, "issuer": cmd.issuer, "source": source}
 
 
-def rejection_event(now: datetime, reason: str, source: str, command: ControlCommand | None = None,
-                    detail: str = "") -> AuditEvent:
+def rejection_event(
+    now: datetime, reason: str, source: str, command: ControlCommand | None = None, detail: str = ""
+) -> AuditEvent:
     """CONTROL_REJECTED for a command refused at a door or by the handler."""
     data: dict[str, Any] = {"reason": reason, "source": source, "detail": detail}
     if command is not None:
         data.update(_cmd_data(command, source))
-    return AuditEvent(ts=now, code=AuditCode.CONTROL_REJECTED, severity=Severity.WARN,
-                      cause=f"control command refused: {reason}",
-                      symbol=command.symbol if command is not None else None, data=data)
+    return AuditEvent(
+        ts=now,
+        code=AuditCode.CONTROL_REJECTED,
+        severity=Severity.WARN,
+        cause=f"control command refused: {reason}",
+        symbol=command.symbol if command is not None else None,
+        data=data,
+    )
 
 
-def handle_command(state: KillSwitchState, risk: RiskSnapshot, command: ControlCommand, now: datetime,
-                   cfg: RiskConfig, source: str = "file") -> CommandOutcome:
+def handle_command(
+    state: KillSwitchState,
+    risk: RiskSnapshot,
+    command: ControlCommand,
+    now: datetime,
+    cfg: RiskConfig,
+    source: str = "file",
+) -> CommandOutcome:
     """Apply one already-verified command; refusals come back as ``refused`` plus CONTROL_REJECTED."""
     if command.command_id in state.applied_ids:
         reason = ControlReason.CONTROL_DUPLICATE.value
@@ -109,14 +121,21 @@ def handle_command(state: KillSwitchState, risk: RiskSnapshot, command: ControlC
         new_state = replace(state, halted=False, halted_at=None)
         actions = (KillAction.RESUME_ORDERS,)
     if result.refused is not None:
-        return CommandOutcome(state, risk, (rejection_event(now, result.refused, source, command),),
-                              refused=result.refused)
+        return CommandOutcome(
+            state, risk, (rejection_event(now, result.refused, source, command),), refused=result.refused
+        )
     ids = (state.applied_ids + (command.command_id,))[-MAX_REMEMBERED_IDS:]
     new_state = replace(new_state, last_command_id=command.command_id, applied_ids=ids)
     data = _cmd_data(command, source)
     data["actions"] = [a.value for a in actions]
     # The snapshot rides along so a replay of the audit log restores the halt flag too.
     data["snapshot"] = snapshot_to_dict(result.snapshot)
-    kill_event = AuditEvent(ts=now, code=_CODES[command.action], severity=Severity.CRITICAL, cause=cause,
-                            symbol=command.symbol, data=data)
+    kill_event = AuditEvent(
+        ts=now,
+        code=_CODES[command.action],
+        severity=Severity.CRITICAL,
+        cause=cause,
+        symbol=command.symbol,
+        data=data,
+    )
     return CommandOutcome(new_state, result.snapshot, (*result.events, kill_event), actions)

@@ -12,8 +12,9 @@ from core.control.commands import ControlAction, new_command
 from core.control.http_door import SubmittedCommand
 
 
-def install_sigusr1_halt(commands: queue.SimpleQueue[SubmittedCommand], clock: Callable[[], datetime],
-                         issuer: str = "signal") -> bool:
+def install_sigusr1_halt(
+    commands: queue.SimpleQueue[SubmittedCommand], clock: Callable[[], datetime], issuer: str = "signal"
+) -> bool:
     """Install the handler; False where SIGUSR1 does not exist. Must run in the main thread.
 
     ``SimpleQueue.put`` is reentrant, so the handler may safely interrupt another ``put``.

@@ -28,8 +28,14 @@ class VenueFilters:
     max_leverage: Decimal | None = None
 
     @classmethod
-    def crypto(cls, qty_step: Decimal, tick: Decimal, min_qty: Decimal = ZERO,
-               max_leverage: Decimal | None = None, min_notional: Decimal = Decimal("5")) -> VenueFilters:
+    def crypto(
+        cls,
+        qty_step: Decimal,
+        tick: Decimal,
+        min_qty: Decimal = ZERO,
+        max_leverage: Decimal | None = None,
+        min_notional: Decimal = Decimal("5"),
+    ) -> VenueFilters:
         """Typical USDT-margined perpetual: 5 USDT minimum notional."""
         return cls(qty_step, tick, min_qty, min_notional, max_leverage)
 
@@ -70,13 +76,26 @@ class FilterOutcome:
     events: tuple[AuditEvent, ...] = ()
 
 
-def apply_venue_filters(symbol: str, qty: Decimal, price: Decimal, f: VenueFilters, position_qty: Decimal,
-                        reduces: bool, now: datetime, leverage: Decimal = Decimal(1)) -> FilterOutcome:
+def apply_venue_filters(
+    symbol: str,
+    qty: Decimal,
+    price: Decimal,
+    f: VenueFilters,
+    position_qty: Decimal,
+    reduces: bool,
+    now: datetime,
+    leverage: Decimal = Decimal(1),
+) -> FilterOutcome:
     """Round and check one order; ``qty`` is positive, ``reduces`` says it shrinks ``position_qty``."""
     if f.max_leverage is not None and not reduces and leverage > f.max_leverage:
-        ev = AuditEvent(now, AuditCode.RISK_ORDER_REFUSED, Severity.WARN,
-                        f"leverage {leverage} > venue max {f.max_leverage}", symbol,
-                        {"reason": "RISK_LEVERAGE", "leverage": str(leverage)})
+        ev = AuditEvent(
+            now,
+            AuditCode.RISK_ORDER_REFUSED,
+            Severity.WARN,
+            f"leverage {leverage} > venue max {f.max_leverage}",
+            symbol,
+            {"reason": "RISK_LEVERAGE", "leverage": str(leverage)},
+        )
         return FilterOutcome(None, "RISK_LEVERAGE", events=(ev,))
     p = round_down(price, f.tick)
     q = round_down(qty, f.qty_step)
@@ -84,13 +103,25 @@ def apply_venue_filters(symbol: str, qty: Decimal, price: Decimal, f: VenueFilte
         q = min(q, round_down(abs(position_qty), f.qty_step))  # a reduction never flips the position
     if p > 0 and is_tradable(q, p, f):
         return FilterOutcome(FilteredOrder(symbol, q, p, reduces))
-    data = {"qty": str(qty), "price": str(price), "rounded_qty": str(q), "rounded_price": str(p),
-            "min_notional": None if f.min_notional is None else str(f.min_notional), "min_qty": str(f.min_qty)}
+    data = {
+        "qty": str(qty),
+        "price": str(price),
+        "rounded_qty": str(q),
+        "rounded_price": str(p),
+        "min_notional": None if f.min_notional is None else str(f.min_notional),
+        "min_qty": str(f.min_qty),
+    }
     if reduces and position_qty != 0 and not is_tradable(position_qty, p, f):
-        ev = AuditEvent(now, AuditCode.EXEC_DUST_POSITION_STUCK, Severity.INFO,
-                        "position below venue minimum cannot be closed: dust", symbol,
-                        {**data, "position_qty": str(position_qty)})
+        ev = AuditEvent(
+            now,
+            AuditCode.EXEC_DUST_POSITION_STUCK,
+            Severity.INFO,
+            "position below venue minimum cannot be closed: dust",
+            symbol,
+            {**data, "position_qty": str(position_qty)},
+        )
         return FilterOutcome(None, AuditCode.EXEC_DUST_POSITION_STUCK.value, dust_lock=True, events=(ev,))
-    ev = AuditEvent(now, AuditCode.EXEC_FILTER_IGNORE, Severity.INFO, "order under venue minimum dropped",
-                    symbol, data)
+    ev = AuditEvent(
+        now, AuditCode.EXEC_FILTER_IGNORE, Severity.INFO, "order under venue minimum dropped", symbol, data
+    )
     return FilterOutcome(None, AuditCode.EXEC_FILTER_IGNORE.value, events=(ev,))

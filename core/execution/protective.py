@@ -38,8 +38,9 @@ class ProtectiveOrder:
     reduce_only: bool = True
 
 
-def plan_protective_orders(symbol: str, position_qty: Decimal, sl_price: Decimal | None,
-                           tp_price: Decimal | None, oco_group: str) -> tuple[ProtectiveOrder, ...]:
+def plan_protective_orders(
+    symbol: str, position_qty: Decimal, sl_price: Decimal | None, tp_price: Decimal | None, oco_group: str
+) -> tuple[ProtectiveOrder, ...]:
     """The orders to place, in placing order (SL before TP); empty for a flat position."""
     if position_qty == 0:
         return ()
@@ -47,7 +48,11 @@ def plan_protective_orders(symbol: str, position_qty: Decimal, sl_price: Decimal
     qty = abs(position_qty)
     long = position_qty > 0
     orders = []
-    if sl_price is not None and tp_price is not None and (sl_price >= tp_price if long else sl_price <= tp_price):
+    if (
+        sl_price is not None
+        and tp_price is not None
+        and (sl_price >= tp_price if long else sl_price <= tp_price)
+    ):
         raise ValueError("stop-loss must be on the losing side of the take-profit")
     if sl_price is not None:
         orders.append(ProtectiveOrder(ProtectiveKind.SL, symbol, qty, sl_price, side, oco_group))
@@ -61,16 +66,31 @@ def oco_to_cancel(orders: tuple[ProtectiveOrder, ...], filled: ProtectiveKind) -
     return tuple(o for o in orders if o.kind is not filled)
 
 
-def on_attach_result(snapshot: RiskSnapshot, symbol: str, kind: ProtectiveKind, ok: bool, now: datetime,
-                     cfg: RiskConfig, policy: MissingSlPolicy = MissingSlPolicy.REDUCE_ONLY) -> ManualResult:
+def on_attach_result(
+    snapshot: RiskSnapshot,
+    symbol: str,
+    kind: ProtectiveKind,
+    ok: bool,
+    now: datetime,
+    cfg: RiskConfig,
+    policy: MissingSlPolicy = MissingSlPolicy.REDUCE_ONLY,
+) -> ManualResult:
     """Fold the venue's answer to a protective order into the risk snapshot and audit."""
     if ok:
         return ManualResult(snapshot)
     if kind is ProtectiveKind.TP:
-        ev = AuditEvent(now, AuditCode.EXEC_TP_ATTACH_FAILED, Severity.WARN, "take-profit not attached", symbol)
+        ev = AuditEvent(
+            now, AuditCode.EXEC_TP_ATTACH_FAILED, Severity.WARN, "take-profit not attached", symbol
+        )
         return ManualResult(snapshot, (ev,))
-    ev = AuditEvent(now, AuditCode.EXEC_PROTECTIVE_ORDER_MISSING, Severity.CRITICAL,
-                    f"stop-loss not attached; policy {policy.value}", symbol, {"policy": policy.value})
+    ev = AuditEvent(
+        now,
+        AuditCode.EXEC_PROTECTIVE_ORDER_MISSING,
+        Severity.CRITICAL,
+        f"stop-loss not attached; policy {policy.value}",
+        symbol,
+        {"policy": policy.value},
+    )
     if policy is MissingSlPolicy.FREEZE_SYMBOL:
         res = freeze_symbol(snapshot, symbol, now, cfg, "stop-loss missing")
     else:

@@ -42,10 +42,14 @@ def acquire(bucket: TokenBucket, now: datetime, cost: Decimal = Decimal(1)) -> A
     return Acquire(b, False, timedelta(seconds=wait) if wait != float("inf") else timedelta.max)
 
 
-def backoff_delay(attempt: int, base: timedelta = timedelta(seconds=1), cap: timedelta = timedelta(minutes=2),
-                  jitter_fraction: float = 0.0) -> timedelta:
+def backoff_delay(
+    attempt: int,
+    base: timedelta = timedelta(seconds=1),
+    cap: timedelta = timedelta(minutes=2),
+    jitter_fraction: float = 0.0,
+) -> timedelta:
     """base * 2**attempt, capped; ``jitter_fraction`` in [0, 1) comes from the caller (no randomness here)."""
     if attempt < 0:
         raise ValueError("attempt must be >= 0")
-    delay = min(base * (2 ** min(attempt, 30)), cap)
+    delay: timedelta = min(base * (2 ** min(attempt, 30)), cap)
     return delay * (1 - jitter_fraction / 2)

@@ -36,9 +36,18 @@ class RebalanceDecision:
     reduces: bool = False
 
 
-def plan_rebalance(current_qty: Decimal, strategy_target: Decimal, risk_budget: Decimal, price: Decimal,
-                   filters: VenueFilters, state: RiskState, last_trade_at: datetime | None, now: datetime,
-                   cfg: RebalanceConfig, forced: bool = False) -> RebalanceDecision:
+def plan_rebalance(
+    current_qty: Decimal,
+    strategy_target: Decimal,
+    risk_budget: Decimal,
+    price: Decimal,
+    filters: VenueFilters,
+    state: RiskState,
+    last_trade_at: datetime | None,
+    now: datetime,
+    cfg: RebalanceConfig,
+    forced: bool = False,
+) -> RebalanceDecision:
     """The trade (if any) that moves ``current_qty`` toward ``strategy_target * risk_budget``."""
     target = target_after_minimum(strategy_target * risk_budget, price, filters)
     if state is RiskState.FUSE:

@@ -80,7 +80,9 @@ def apply_sell(pos: Position, qty: Decimal, price: Decimal, fee: Decimal = ZERO)
     else:
         removed = (pos.cost * qty / pos.qty).quantize(BASIS_QUANTUM, rounding=ROUND_HALF_EVEN)
     realised = qty * price - fee - removed
-    new_pos = replace(pos, qty=pos.qty - qty, cost=pos.cost - removed, realised_pnl=pos.realised_pnl + realised)
+    new_pos = replace(
+        pos, qty=pos.qty - qty, cost=pos.cost - removed, realised_pnl=pos.realised_pnl + realised
+    )
     return SellResult(new_pos, realised)
 
 
@@ -117,13 +119,19 @@ def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
     return (peak - equity) / peak
 
 
-def build_account(cash: Decimal, positions: Iterable[Position], peak_equity: Decimal,
-                  margin_used_pct: Decimal = ZERO) -> AccountState:
+def build_account(
+    cash: Decimal, positions: Iterable[Position], peak_equity: Decimal, margin_used_pct: Decimal = ZERO
+) -> AccountState:
     """Equity = cash + sum of position values at mark; the peak only ever rises."""
     pos_map = {p.symbol: p for p in positions}
     equity = cash + sum((p.qty * p.mark for p in pos_map.values()), ZERO)
-    return AccountState(equity=equity, peak_equity=max(peak_equity, equity), cash=cash,
-                        margin_used_pct=margin_used_pct, positions=pos_map)
+    return AccountState(
+        equity=equity,
+        peak_equity=max(peak_equity, equity),
+        cash=cash,
+        margin_used_pct=margin_used_pct,
+        positions=pos_map,
+    )
 
 
 def weighted_liq_distance(positions: Iterable[Position], percentile: Decimal) -> Decimal | None:

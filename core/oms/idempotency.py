@@ -40,7 +40,11 @@ class IdSequence:
     last_ms: int = 0
 
     def __post_init__(self) -> None:
-        if not (1 <= len(self.prefix) <= MAX_PREFIX) or not self.prefix.isascii() or not self.prefix.isalnum():
+        if (
+            not (1 <= len(self.prefix) <= MAX_PREFIX)
+            or not self.prefix.isascii()
+            or not self.prefix.isalnum()
+        ):
             raise ValueError(f"prefix must be 1-{MAX_PREFIX} ASCII alphanumerics")
 
 

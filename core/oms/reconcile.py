@@ -59,8 +59,11 @@ class ReconcileResult:
 
     @property
     def severe_symbols(self) -> frozenset[str]:
-        return frozenset(m.symbol for m in self.mismatches
-                         if m.symbol is not None and m.severity is ReconcileSeverity.SEVERE)
+        return frozenset(
+            m.symbol
+            for m in self.mismatches
+            if m.symbol is not None and m.severity is ReconcileSeverity.SEVERE
+        )
 
     @property
     def has_severe_cash(self) -> bool:
@@ -113,13 +116,19 @@ def reconcile_events(result: ReconcileResult, now: datetime) -> list[AuditEvent]
     """One OMS_RECONCILE_MISMATCH per mismatch (nothing when clean), for the audit log."""
     events = []
     for m in result.mismatches:
-        events.append(AuditEvent(
-            ts=now,
-            code=AuditCode.OMS_RECONCILE_MISMATCH,
-            severity=Severity.ERROR if m.severity is ReconcileSeverity.SEVERE else Severity.WARN,
-            cause=f"{'cash' if m.symbol is None else 'position'} mismatch graded {m.severity.value}",
-            symbol=m.symbol,
-            data={"local": str(m.local), "broker": str(m.broker), "diff": str(m.diff),
-                  "grade": m.severity.value},
-        ))
+        events.append(
+            AuditEvent(
+                ts=now,
+                code=AuditCode.OMS_RECONCILE_MISMATCH,
+                severity=Severity.ERROR if m.severity is ReconcileSeverity.SEVERE else Severity.WARN,
+                cause=f"{'cash' if m.symbol is None else 'position'} mismatch graded {m.severity.value}",
+                symbol=m.symbol,
+                data={
+                    "local": str(m.local),
+                    "broker": str(m.broker),
+                    "diff": str(m.diff),
+                    "grade": m.severity.value,
+                },
+            )
+        )
     return events

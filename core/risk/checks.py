@@ -92,7 +92,9 @@ def check_margin_mode(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskRea
 
 
 def check_leverage(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskReason | None:
-    return RiskReason.RISK_LEVERAGE if o.opens and o.leverage > c.leverage_cap(o.symbol, s.is_stressed) else None
+    return (
+        RiskReason.RISK_LEVERAGE if o.opens and o.leverage > c.leverage_cap(o.symbol, s.is_stressed) else None
+    )
 
 
 def check_event_window(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskReason | None:
@@ -124,8 +126,9 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def check_order(risk_snapshot: RiskSnapshot, order_intent: OrderIntent,
-                cfg: RiskConfig | None = None) -> RiskReason | None:
+def check_order(
+    risk_snapshot: RiskSnapshot, order_intent: OrderIntent, cfg: RiskConfig | None = None
+) -> RiskReason | None:
     """The first reason the current risk state forbids this order, or None when it may go."""
     config = cfg or _DEFAULT
     for check in CHECKS:

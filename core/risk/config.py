@@ -52,7 +52,9 @@ class RiskConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> RiskConfig:
-        if not (Decimal(0) < self.degraded_drawdown < self.cooldown_drawdown < self.fuse_drawdown < Decimal(1)):
+        if not (
+            Decimal(0) < self.degraded_drawdown < self.cooldown_drawdown < self.fuse_drawdown < Decimal(1)
+        ):
             raise ValueError("drawdown thresholds must satisfy 0 < degraded < cooldown < fuse < 1")
         if not (Decimal(0) <= self.recovery_hysteresis < self.degraded_drawdown):
             raise ValueError("recovery_hysteresis must be in [0, degraded_drawdown)")

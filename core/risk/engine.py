@@ -65,8 +65,11 @@ class RiskSnapshot:
     @property
     def forced_reduction(self) -> bool:
         """The executor must actively cut exposure (not just refrain from adding)."""
-        return (self.state in (RiskState.COOLDOWN, RiskState.FUSE) or CAUSE_MANUAL in self.reduce_only_causes
-                or self.liq_blocked)
+        return (
+            self.state in (RiskState.COOLDOWN, RiskState.FUSE)
+            or CAUSE_MANUAL in self.reduce_only_causes
+            or self.liq_blocked
+        )
 
     def risk_budget(self, cfg: RiskConfig) -> Decimal:
         """Fraction of the normal risk budget the strategy may use now (0 in FUSE)."""
@@ -114,8 +117,12 @@ def initial_snapshot(account: AccountState | None = None, now: datetime | None =
     """A NORMAL snapshot seeded with the account's known peak equity (so a restart keeps the drawdown)."""
     if account is None:
         return RiskSnapshot(since=now)
-    return RiskSnapshot(since=now, peak_equity=max(account.peak_equity, account.equity), equity=account.equity,
-                        drawdown=account.drawdown_pct)
+    return RiskSnapshot(
+        since=now,
+        peak_equity=max(account.peak_equity, account.equity),
+        equity=account.equity,
+        drawdown=account.drawdown_pct,
+    )
 
 
 _SEVERITY = {
@@ -153,17 +160,23 @@ class _Run:
             # Re-entering an unexpired cooldown (e.g. via REDUCE_ONLY) keeps its end: no free extension.
             if until is None or until <= self.now:
                 self.snap = replace(self.snap, cooldown_until=self.now + self.cfg.cooldown_duration)
-        self.events.append(self._event(
-            AuditCode.RISK_STATE_CHANGE, _SEVERITY[after], cause,
-            {"from": before.value, "to": after.value, "trigger": trigger.value},
-        ))
+        self.events.append(
+            self._event(
+                AuditCode.RISK_STATE_CHANGE,
+                _SEVERITY[after],
+                cause,
+                {"from": before.value, "to": after.value, "trigger": trigger.value},
+            )
+        )
 
-    def note(self, code: AuditCode, severity: Severity, cause: str, symbol: str | None = None,
-             **data: Any) -> None:
+    def note(
+        self, code: AuditCode, severity: Severity, cause: str, symbol: str | None = None, **data: Any
+    ) -> None:
         self.events.append(self._event(code, severity, cause, data, symbol))
 
-    def _event(self, code: AuditCode, severity: Severity, cause: str, data: dict[str, Any],
-               symbol: str | None = None) -> AuditEvent:
+    def _event(
+        self, code: AuditCode, severity: Severity, cause: str, data: dict[str, Any], symbol: str | None = None
+    ) -> AuditEvent:
         # Every risk event carries the snapshot after it: the audit log alone replays the state.
         payload = dict(data)
         payload["drawdown"] = str(self.snap.drawdown)
@@ -180,15 +193,28 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
     acct = inputs.account
     peak = max(snapshot.peak_equity, acct.equity)
     dd = drawdown(acct.equity, peak)
-    run.snap = replace(snapshot, last_eval=now, peak_equity=peak, equity=acct.equity, drawdown=dd,
-                       trade_ok=inputs.trade_ok, data_ok=inputs.data_ok, event_window=inputs.event_window,
-                       extreme=inputs.extreme)
+    run.snap = replace(
+        snapshot,
+        last_eval=now,
+        peak_equity=peak,
+        equity=acct.equity,
+        drawdown=dd,
+        trade_ok=inputs.trade_ok,
+        data_ok=inputs.data_ok,
+        event_window=inputs.event_window,
+        extreme=inputs.extreme,
+    )
     pct = f"{(dd * 100).quantize(Decimal('0.01'))}%"
 
     if dd >= cfg.fuse_drawdown and run.can(RiskTrigger.DRAWDOWN_FUSE):
-        run.fire(RiskTrigger.DRAWDOWN_FUSE, f"drawdown {pct} >= fuse {cfg.fuse_drawdown}",
-                 fuse_until=now + cfg.fuse_cooldown, cooldown_until=None, recovery_stage=None,
-                 recovery_stage_since=None)
+        run.fire(
+            RiskTrigger.DRAWDOWN_FUSE,
+            f"drawdown {pct} >= fuse {cfg.fuse_drawdown}",
+            fuse_until=now + cfg.fuse_cooldown,
+            cooldown_until=None,
+            recovery_stage=None,
+            recovery_stage_since=None,
+        )
     _update_liq(run, acct)
     if run.snap.state is RiskState.FUSE:
         return run.result()
@@ -207,28 +233,44 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
     if run.snap.state is RiskState.REDUCE_ONLY and not run.snap.reduce_only_causes:
         run.fire(RiskTrigger.REDUCE_ONLY_CLEARED, "every reduce-only cause has cleared")
 
-    if (run.snap.state is RiskState.COOLDOWN and run.snap.cooldown_until is not None
-            and now >= run.snap.cooldown_until):
+    if (
+        run.snap.state is RiskState.COOLDOWN
+        and run.snap.cooldown_until is not None
+        and now >= run.snap.cooldown_until
+    ):
         rearm = dd + cfg.cooldown_rearm_step if dd >= cfg.cooldown_drawdown else None
-        run.fire(RiskTrigger.COOLDOWN_EXPIRED, f"cooldown ended at {run.snap.cooldown_until.isoformat()}",
-                 cooldown_until=None, cooldown_rearm_above=rearm)
+        run.fire(
+            RiskTrigger.COOLDOWN_EXPIRED,
+            f"cooldown ended at {run.snap.cooldown_until.isoformat()}",
+            cooldown_until=None,
+            cooldown_rearm_above=rearm,
+        )
 
     if dd < cfg.cooldown_drawdown and run.snap.cooldown_rearm_above is not None:
         run.snap = replace(run.snap, cooldown_rearm_above=None)
     armed = run.snap.cooldown_rearm_above is None or dd >= run.snap.cooldown_rearm_above
     if dd >= cfg.cooldown_drawdown and armed and run.can(RiskTrigger.DRAWDOWN_COOLDOWN):
-        run.fire(RiskTrigger.DRAWDOWN_COOLDOWN, f"drawdown {pct} >= cooldown {cfg.cooldown_drawdown}",
-                 cooldown_rearm_above=None)
+        run.fire(
+            RiskTrigger.DRAWDOWN_COOLDOWN,
+            f"drawdown {pct} >= cooldown {cfg.cooldown_drawdown}",
+            cooldown_rearm_above=None,
+        )
     elif dd >= cfg.degraded_drawdown and run.can(RiskTrigger.DRAWDOWN_DEGRADED):
         run.fire(RiskTrigger.DRAWDOWN_DEGRADED, f"drawdown {pct} >= degraded {cfg.degraded_drawdown}")
 
     healthy = dd < cfg.degraded_drawdown - cfg.recovery_hysteresis
     _advance_recovery(run, healthy)
     observing = run.snap.observe_until is not None and now < run.snap.observe_until
-    if (run.snap.state is RiskState.DEGRADED and healthy and run.snap.recovery_stage is None
-            and not run.snap.reconcile_degraded and not observing):
-        run.fire(RiskTrigger.DRAWDOWN_RECOVERED, f"drawdown {pct} back under the recovery line",
-                 observe_until=None)
+    if (
+        run.snap.state is RiskState.DEGRADED
+        and healthy
+        and run.snap.recovery_stage is None
+        and not run.snap.reconcile_degraded
+        and not observing
+    ):
+        run.fire(
+            RiskTrigger.DRAWDOWN_RECOVERED, f"drawdown {pct} back under the recovery line", observe_until=None
+        )
     return run.result()
 
 
@@ -250,14 +292,21 @@ def _advance_recovery(run: _Run, healthy: bool) -> None:
     snap, cfg = run.snap, run.cfg
     if snap.recovery_stage is None or snap.state is not RiskState.DEGRADED or not healthy:
         return
-    if snap.recovery_stage_since is not None and run.now < snap.recovery_stage_since + cfg.recovery_stage_interval:
+    if (
+        snap.recovery_stage_since is not None
+        and run.now < snap.recovery_stage_since + cfg.recovery_stage_interval
+    ):
         return
     stage = snap.recovery_stage + 1
     done = stage >= len(cfg.recovery_stages) - 1
     run.snap = replace(snap, recovery_stage=None if done else stage, recovery_stage_since=run.now)
-    run.note(AuditCode.RISK_RECOVERY_STAGE, Severity.INFO,
-             f"staged recovery to {cfg.recovery_stages[min(stage, len(cfg.recovery_stages) - 1)]} of budget",
-             stage=stage, complete=done)
+    run.note(
+        AuditCode.RISK_RECOVERY_STAGE,
+        Severity.INFO,
+        f"staged recovery to {cfg.recovery_stages[min(stage, len(cfg.recovery_stages) - 1)]} of budget",
+        stage=stage,
+        complete=done,
+    )
 
 
 def _update_liq(run: _Run, acct: AccountState) -> None:
@@ -266,18 +315,27 @@ def _update_liq(run: _Run, acct: AccountState) -> None:
     blocked = run.snap.liq_blocked
     if liq is not None and liq < cfg.liq_force_reduce_below and not blocked:
         run.snap = replace(run.snap, liq_distance=liq, liq_blocked=True)
-        run.note(AuditCode.RISK_LIQ_DISTANCE_LOW, Severity.ERROR,
-                 f"P95 liquidation distance {liq} < {cfg.liq_force_reduce_below}: forced reduction",
-                 liq_distance=str(liq), target=str(cfg.liq_target))
+        run.note(
+            AuditCode.RISK_LIQ_DISTANCE_LOW,
+            Severity.ERROR,
+            f"P95 liquidation distance {liq} < {cfg.liq_force_reduce_below}: forced reduction",
+            liq_distance=str(liq),
+            target=str(cfg.liq_target),
+        )
     elif blocked and (liq is None or liq >= cfg.liq_target):
         run.snap = replace(run.snap, liq_distance=liq, liq_blocked=False)
-        run.note(AuditCode.RISK_LIQ_DISTANCE_RESTORED, Severity.INFO,
-                 f"liquidation distance back to target {cfg.liq_target}", liq_distance=str(liq))
+        run.note(
+            AuditCode.RISK_LIQ_DISTANCE_RESTORED,
+            Severity.INFO,
+            f"liquidation distance back to target {cfg.liq_target}",
+            liq_distance=str(liq),
+        )
     else:
         run.snap = replace(run.snap, liq_distance=liq)
 
 
 # --- Manual and execution-side actions (called by the kill-switch handler and the executor) -------------
+
 
 @dataclass(frozen=True)
 class ManualResult:
@@ -297,13 +355,23 @@ def reset_fuse(snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: st
     if snapshot.fuse_until is not None and now < snapshot.fuse_until:
         return ManualResult(snapshot, refused="RISK_FUSE_COOLDOWN_ACTIVE")
     run = _Run(snapshot, now, cfg)
-    run.fire(RiskTrigger.MANUAL_RESET_FUSE, cause, fuse_until=None, recovery_stage=0, recovery_stage_since=now,
-             peak_equity=ZERO, drawdown=ZERO, cooldown_rearm_above=None, reduce_only_causes=frozenset())
+    run.fire(
+        RiskTrigger.MANUAL_RESET_FUSE,
+        cause,
+        fuse_until=None,
+        recovery_stage=0,
+        recovery_stage_since=now,
+        peak_equity=ZERO,
+        drawdown=ZERO,
+        cooldown_rearm_above=None,
+        reduce_only_causes=frozenset(),
+    )
     return ManualResult(run.snap, tuple(run.events))
 
 
-def force_reduce(snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: str,
-                 reason: str = CAUSE_MANUAL) -> ManualResult:
+def force_reduce(
+    snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: str, reason: str = CAUSE_MANUAL
+) -> ManualResult:
     """Latch a reduce-only cause (Force Reduce, missing stop-loss) and enter REDUCE_ONLY when allowed."""
     run = _Run(replace(snapshot, reduce_only_causes=snapshot.reduce_only_causes | {reason}), now, cfg)
     if run.can(RiskTrigger.MANUAL_FORCE_REDUCE):
@@ -326,7 +394,9 @@ def set_halted(snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: st
     return ManualResult(run.snap, ())
 
 
-def freeze_symbol(snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str) -> ManualResult:
+def freeze_symbol(
+    snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str
+) -> ManualResult:
     """FREEZE one symbol (no orders at all) after a severe mismatch or unhealthy execution."""
     if symbol in snapshot.frozen_symbols:
         return ManualResult(snapshot)
@@ -335,7 +405,9 @@ def freeze_symbol(snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskC
     return ManualResult(run.snap, tuple(run.events))
 
 
-def dust_lock(snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str) -> ManualResult:
+def dust_lock(
+    snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str
+) -> ManualResult:
     """Mark a position below the venue minimum as DUST_LOCKED: it is never added to."""
     if symbol in snapshot.dust_locked:
         return ManualResult(snapshot)
@@ -344,16 +416,26 @@ def dust_lock(snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfi
     return ManualResult(run.snap, tuple(run.events))
 
 
-def unlock_symbol(snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str) -> ManualResult:
+def unlock_symbol(
+    snapshot: RiskSnapshot, symbol: str, now: datetime, cfg: RiskConfig, cause: str
+) -> ManualResult:
     """Force Unlock Symbol: DUST_LOCKED / FREEZE -> NORMAL for that symbol."""
-    run = _Run(replace(snapshot, frozen_symbols=snapshot.frozen_symbols - {symbol},
-                       dust_locked=snapshot.dust_locked - {symbol}), now, cfg)
+    run = _Run(
+        replace(
+            snapshot,
+            frozen_symbols=snapshot.frozen_symbols - {symbol},
+            dust_locked=snapshot.dust_locked - {symbol},
+        ),
+        now,
+        cfg,
+    )
     run.note(AuditCode.RISK_SYMBOL_UNLOCKED, Severity.WARN, cause, symbol)
     return ManualResult(run.snap, tuple(run.events))
 
 
-def force_observation(snapshot: RiskSnapshot, trigger: RiskTrigger, until: datetime, now: datetime,
-                      cfg: RiskConfig, cause: str) -> ManualResult:
+def force_observation(
+    snapshot: RiskSnapshot, trigger: RiskTrigger, until: datetime, now: datetime, cfg: RiskConfig, cause: str
+) -> ManualResult:
     """Rollback drill: force DEGRADED or COOLDOWN until ``until`` (no-op when already stricter)."""
     if trigger not in (RiskTrigger.FORCED_DEGRADE, RiskTrigger.FORCED_COOLDOWN):
         raise ValueError("observation trigger must be FORCED_DEGRADE or FORCED_COOLDOWN")
@@ -367,6 +449,7 @@ def force_observation(snapshot: RiskSnapshot, trigger: RiskTrigger, until: datet
 
 
 # --- Serialisation and replay ------------------------------------------------------------------------
+
 
 def _dump(value: Any) -> Any:
     if isinstance(value, Enum):
@@ -430,7 +513,9 @@ def replay(events: Iterable[AuditEvent], start: RiskSnapshot | None = None) -> R
             trigger = RiskTrigger(event.data["trigger"])
             recorded_from = RiskState(event.data["from"])
             if recorded_from is not state:
-                raise ReplayMismatch(f"{event.ts}: log says from {recorded_from.value}, replay is at {state.value}")
+                raise ReplayMismatch(
+                    f"{event.ts}: log says from {recorded_from.value}, replay is at {state.value}"
+                )
             try:
                 state = apply_trigger(state, trigger)
             except IllegalRiskTransition as exc:

@@ -18,9 +18,14 @@ def at(hours: float = 0, seconds: float = 0) -> datetime:
     return T0 + timedelta(hours=hours, seconds=seconds)
 
 
-def account(equity: str | int = 100, peak: str | int = 100, positions: list[Position] | None = None) -> AccountState:
-    return AccountState(equity=Decimal(str(equity)), peak_equity=Decimal(str(peak)),
-                        positions={p.symbol: p for p in positions or []})
+def account(
+    equity: str | int = 100, peak: str | int = 100, positions: list[Position] | None = None
+) -> AccountState:
+    return AccountState(
+        equity=Decimal(str(equity)),
+        peak_equity=Decimal(str(peak)),
+        positions={p.symbol: p for p in positions or []},
+    )
 
 
 def inputs(equity: str | int = 100, peak: str | int = 100, **kw: object) -> RiskInputs:
@@ -34,14 +39,36 @@ def snapshot(**kw: object) -> RiskSnapshot:
     return RiskSnapshot(**kw)  # type: ignore[arg-type]
 
 
-def intent(symbol: str = "510300", opens: bool = True, side: Side = Side.BUY, qty: str = "100",
-           leverage: str = "1", margin_mode: MarginMode | None = None) -> OrderIntent:
-    return OrderIntent(symbol=symbol, side=side, qty=Decimal(qty), opens=opens, leverage=Decimal(leverage),
-                       margin_mode=margin_mode)
+def intent(
+    symbol: str = "510300",
+    opens: bool = True,
+    side: Side = Side.BUY,
+    qty: str = "100",
+    leverage: str = "1",
+    margin_mode: MarginMode | None = None,
+) -> OrderIntent:
+    return OrderIntent(
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        opens=opens,
+        leverage=Decimal(leverage),
+        margin_mode=margin_mode,
+    )
 
 
-def position(symbol: str = "BTCUSDT", qty: str = "1", mark: str = "100", liq: str | None = "50",
-             cost: str | None = None) -> Position:
+def position(
+    symbol: str = "BTCUSDT",
+    qty: str = "1",
+    mark: str = "100",
+    liq: str | None = "50",
+    cost: str | None = None,
+) -> Position:
     q = Decimal(qty)
-    return Position(symbol=symbol, qty=q, cost=Decimal(cost) if cost is not None else q * Decimal(mark),
-                    mark=Decimal(mark), liq=Decimal(liq) if liq is not None else None)
+    return Position(
+        symbol=symbol,
+        qty=q,
+        cost=Decimal(cost) if cost is not None else q * Decimal(mark),
+        mark=Decimal(mark),
+        liq=Decimal(liq) if liq is not None else None,
+    )

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.oms.account import OversellError, Position, apply_buy, apply_sell, build_account, weighted_liq_distance
+from core.oms.account import (
+    OversellError,
+    Position,
+    apply_buy,
+    apply_sell,
+    build_account,
+    weighted_liq_distance,
+)
 from tests.core.stubs import position
 
 D = Decimal

@@ -12,18 +12,50 @@ CORE = Path(__file__).resolve().parents[2] / "core"
 SHELL = {CORE / "audit.py", CORE / "gate_cli.py"}
 SHELL_DIRS = {CORE / "control"}
 
-IO_MODULES = {"os", "io", "pathlib", "socket", "shutil", "tempfile", "subprocess", "http", "urllib",
-              "threading", "signal", "select", "asyncio", "sqlite3", "requests", "watchdog", "filelock",
-              "logging", "random", "secrets", "shared_schema.atomic_io", "core.audit", "core.gate_cli"}
-FORBIDDEN_CALLS = {("time", "time"), ("time", "monotonic"), ("time", "perf_counter"), ("time", "sleep"),
-                   ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
-                   ("json", "load"), ("json", "dump")}
+IO_MODULES = {
+    "os",
+    "io",
+    "pathlib",
+    "socket",
+    "shutil",
+    "tempfile",
+    "subprocess",
+    "http",
+    "urllib",
+    "threading",
+    "signal",
+    "select",
+    "asyncio",
+    "sqlite3",
+    "requests",
+    "watchdog",
+    "filelock",
+    "logging",
+    "random",
+    "secrets",
+    "shared_schema.atomic_io",
+    "core.audit",
+    "core.gate_cli",
+}
+FORBIDDEN_CALLS = {
+    ("time", "time"),
+    ("time", "monotonic"),
+    ("time", "perf_counter"),
+    ("time", "sleep"),
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("datetime", "today"),
+    ("date", "today"),
+    ("json", "load"),
+    ("json", "dump"),
+}
 FORBIDDEN_NAMES = {"open", "input", "print"}
 
 
 def pure_files() -> list[Path]:
-    return sorted(p for p in CORE.rglob("*.py")
-                  if p not in SHELL and not any(d in p.parents for d in SHELL_DIRS))
+    return sorted(
+        p for p in CORE.rglob("*.py") if p not in SHELL and not any(d in p.parents for d in SHELL_DIRS)
+    )
 
 
 def _violations(path: Path) -> list[str]:
@@ -47,8 +79,11 @@ def _violations(path: Path) -> list[str]:
                 found.append(f"call {f.id}()")
             if isinstance(f, ast.Attribute):
                 base = f.value
-                base_name = base.id if isinstance(base, ast.Name) else (
-                    base.attr if isinstance(base, ast.Attribute) else None)
+                base_name = (
+                    base.id
+                    if isinstance(base, ast.Name)
+                    else (base.attr if isinstance(base, ast.Attribute) else None)
+                )
                 if (base_name, f.attr) in FORBIDDEN_CALLS:
                     found.append(f"call {base_name}.{f.attr}()")
     return found

@@ -62,7 +62,9 @@ def test_target_below_minimum_forced_to_zero() -> None:
     assert target_after_minimum(D("0.0012"), D(40000), BTC) == D("0.001")
 
 
-@given(st.decimals(min_value=D(0), max_value=D(10**6), places=6), st.sampled_from([D("0.001"), D(100), D("0.5")]))
+@given(
+    st.decimals(min_value=D(0), max_value=D(10**6), places=6), st.sampled_from([D("0.001"), D(100), D("0.5")])
+)
 def test_round_down_never_exceeds_and_is_on_step(value: Decimal, step: Decimal) -> None:
     r = round_down(value, step)
     assert r <= value and value - r < step and (r / step) == (r / step).to_integral_value()
@@ -135,8 +137,13 @@ def test_protective_orders_sl_first_reduce_only_oco() -> None:
 
 def test_sl_failure_reduce_only_or_freeze_tp_failure_only_audited() -> None:
     r = on_attach_result(snapshot(), "BTCUSDT", ProtectiveKind.SL, False, at(), CFG)
-    assert r.snapshot.state is RiskState.REDUCE_ONLY and r.events[0].code is AuditCode.EXEC_PROTECTIVE_ORDER_MISSING
-    f = on_attach_result(snapshot(), "BTCUSDT", ProtectiveKind.SL, False, at(), CFG, MissingSlPolicy.FREEZE_SYMBOL)
+    assert (
+        r.snapshot.state is RiskState.REDUCE_ONLY
+        and r.events[0].code is AuditCode.EXEC_PROTECTIVE_ORDER_MISSING
+    )
+    f = on_attach_result(
+        snapshot(), "BTCUSDT", ProtectiveKind.SL, False, at(), CFG, MissingSlPolicy.FREEZE_SYMBOL
+    )
     assert "BTCUSDT" in f.snapshot.frozen_symbols and f.snapshot.state is RiskState.NORMAL
     t = on_attach_result(snapshot(), "BTCUSDT", ProtectiveKind.TP, False, at(), CFG)
     assert t.snapshot == snapshot() and t.events[0].code is AuditCode.EXEC_TP_ATTACH_FAILED

@@ -19,8 +19,14 @@ VS = VersionSet("cfg-7", "grid-1.3", "abc123")
 
 
 def ev(minutes: float, code: AuditCode, **data: Any) -> AuditEvent:
-    return AuditEvent(ts=T0 + timedelta(minutes=minutes), code=code, severity=Severity.INFO, cause="synthetic",
-                      symbol="510300", data=data)
+    return AuditEvent(
+        ts=T0 + timedelta(minutes=minutes),
+        code=code,
+        severity=Severity.INFO,
+        cause="synthetic",
+        symbol="510300",
+        data=data,
+    )
 
 
 def healthy() -> list[AuditEvent]:
@@ -32,8 +38,16 @@ def healthy() -> list[AuditEvent]:
             out.append(ev(base + i * 40, AuditCode.SIGNAL_ACCEPTED))
         for i in range(6):
             out.append(ev(base + i * 200, AuditCode.ORDER_SUBMITTED))
-            out.append(ev(base + i * 200 + 1, AuditCode.ORDER_FILLED, opens=True, risk_state="NORMAL",
-                          leverage="1", max_leverage="3"))
+            out.append(
+                ev(
+                    base + i * 200 + 1,
+                    AuditCode.ORDER_FILLED,
+                    opens=True,
+                    risk_state="NORMAL",
+                    leverage="1",
+                    max_leverage="3",
+                )
+            )
         out.append(ev(base + 10, AuditCode.EQUITY_SNAPSHOT, equity="100000", liq_distance_p95="0.15"))
         out.append(ev(base + 900, AuditCode.EQUITY_SNAPSHOT, equity="97000", liq_distance_p95="0.12"))
     return out
@@ -55,12 +69,15 @@ def _drop(code: AuditCode) -> list[AuditEvent]:
 
 CASES = {
     FailReason.FAIL_MDD_EXCEEDED: _with([ev(2000, AuditCode.EQUITY_SNAPSHOT, equity="85000")]),
-    FailReason.FAIL_LIQ_DISTANCE_LOW: _with([ev(2000, AuditCode.EQUITY_SNAPSHOT, equity="99000",
-                                                liq_distance_p95="0.07")]),
-    FailReason.FAIL_LEVERAGE_VIOLATION: _with([ev(5, AuditCode.ORDER_FILLED, opens=True, leverage="5",
-                                                  max_leverage="3", risk_state="NORMAL")]),
-    FailReason.FAIL_REDUCE_ONLY_VIOLATION: _with([ev(5, AuditCode.ORDER_FILLED, opens=True,
-                                                     risk_state="REDUCE_ONLY")]),
+    FailReason.FAIL_LIQ_DISTANCE_LOW: _with(
+        [ev(2000, AuditCode.EQUITY_SNAPSHOT, equity="99000", liq_distance_p95="0.07")]
+    ),
+    FailReason.FAIL_LEVERAGE_VIOLATION: _with(
+        [ev(5, AuditCode.ORDER_FILLED, opens=True, leverage="5", max_leverage="3", risk_state="NORMAL")]
+    ),
+    FailReason.FAIL_REDUCE_ONLY_VIOLATION: _with(
+        [ev(5, AuditCode.ORDER_FILLED, opens=True, risk_state="REDUCE_ONLY")]
+    ),
     FailReason.FAIL_EXEC_ERROR_RATE: _with([ev(7, AuditCode.ORDER_ERROR)]),
     FailReason.FAIL_REJECT_RATE: _with([ev(7, AuditCode.ORDER_REJECTED)]),
     FailReason.FAIL_DATA_GAP: _with([ev(7, AuditCode.DATA_GAP, seconds=301)]),
@@ -79,7 +96,9 @@ def test_each_kri_failure_vetoes(reason: FailReason) -> None:
 def test_no_trading_never_passes() -> None:
     report = evaluate_gate([], T0, END, VS)
     assert report.verdict == "FAIL"
-    assert {FailReason.FAIL_LOW_ACTIVITY_SIGNALS, FailReason.FAIL_LOW_ACTIVITY_FILLS} <= set(report.fail_reasons)
+    assert {FailReason.FAIL_LOW_ACTIVITY_SIGNALS, FailReason.FAIL_LOW_ACTIVITY_FILLS} <= set(
+        report.fail_reasons
+    )
 
 
 def test_activity_minimum_is_configurable() -> None:
@@ -99,9 +118,25 @@ def test_cli_reads_file_and_writes_reports(tmp_path: Path) -> None:
     with AuditWriter(audit, fsync=False) as w:
         w.extend(healthy())
         w.append(ev(DAYS * 1440 + 5, AuditCode.ORDER_ERROR))  # outside --to: ignored
-    args = ["--audit", str(audit), "--from", T0.isoformat(), "--to", END.isoformat(), "--git", "abc",
-            "--out-json", str(tmp_path / "g.json"), "--out-md", str(tmp_path / "g.md")]
+    args = [
+        "--audit",
+        str(audit),
+        "--from",
+        T0.isoformat(),
+        "--to",
+        END.isoformat(),
+        "--git",
+        "abc",
+        "--out-json",
+        str(tmp_path / "g.json"),
+        "--out-md",
+        str(tmp_path / "g.md"),
+    ]
     assert gate_main(args) == 0
     assert json.loads((tmp_path / "g.json").read_text())["verdict"] == "PASS"
-    assert gate_main(["--audit", str(tmp_path / "missing.jsonl"), "--from", T0.isoformat(),
-                      "--to", END.isoformat()]) == 1
+    assert (
+        gate_main(
+            ["--audit", str(tmp_path / "missing.jsonl"), "--from", T0.isoformat(), "--to", END.isoformat()]
+        )
+        == 1
+    )

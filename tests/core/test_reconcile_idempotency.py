@@ -36,7 +36,9 @@ def test_tolerances_are_configurable_and_events_use_the_audit_code() -> None:
     assert reconcile({"A": D(100)}, {"A": D(91)}, None, None, tol).severity is NONE
     result = reconcile({"A": D(100)}, {"A": D(50)}, None, None)
     (event,) = reconcile_events(result, at())
-    assert event.code.value == "OMS_RECONCILE_MISMATCH" and event.symbol == "A" and event.data["diff"] == "-50"
+    assert (
+        event.code.value == "OMS_RECONCILE_MISMATCH" and event.symbol == "A" and event.data["diff"] == "-50"
+    )
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=200))

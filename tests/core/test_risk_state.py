@@ -10,9 +10,7 @@ from core.risk.state import TRANSITIONS, IllegalRiskTransition, RiskState, RiskT
 from tests.core.stubs import CFG, at, inputs, snapshot
 
 ALLOWED = sorted(TRANSITIONS.items(), key=lambda kv: (kv[0][0].value, kv[0][1].value))
-FORBIDDEN = [
-    (s, t) for s, t in itertools.product(RiskState, RiskTrigger) if (s, t) not in TRANSITIONS
-]
+FORBIDDEN = [(s, t) for s, t in itertools.product(RiskState, RiskTrigger) if (s, t) not in TRANSITIONS]
 
 
 @pytest.mark.parametrize(("key", "target"), ALLOWED, ids=[f"{s.value}-{t.value}" for (s, t), _ in ALLOWED])
@@ -20,7 +18,9 @@ def test_every_table_entry_applies(key: tuple[RiskState, RiskTrigger], target: R
     assert apply_trigger(*key) is target
 
 
-@pytest.mark.parametrize(("state", "trigger"), FORBIDDEN[::3], ids=[f"{s.value}-{t.value}" for s, t in FORBIDDEN[::3]])
+@pytest.mark.parametrize(
+    ("state", "trigger"), FORBIDDEN[::3], ids=[f"{s.value}-{t.value}" for s, t in FORBIDDEN[::3]]
+)
 def test_forbidden_transition_refused(state: RiskState, trigger: RiskTrigger) -> None:
     with pytest.raises(IllegalRiskTransition):
         apply_trigger(state, trigger)
@@ -28,7 +28,9 @@ def test_forbidden_transition_refused(state: RiskState, trigger: RiskTrigger) ->
 
 @pytest.mark.parametrize("trigger", [t for t in RiskTrigger if t is not RiskTrigger.MANUAL_RESET_FUSE])
 def test_fuse_is_left_only_by_manual_reset(trigger: RiskTrigger) -> None:
-    assert (RiskState.FUSE, trigger) not in TRANSITIONS or TRANSITIONS[(RiskState.FUSE, trigger)] is RiskState.FUSE
+    assert (RiskState.FUSE, trigger) not in TRANSITIONS or TRANSITIONS[
+        (RiskState.FUSE, trigger)
+    ] is RiskState.FUSE
 
 
 @pytest.mark.parametrize(
@@ -148,8 +150,14 @@ def test_replay_of_events_rebuilds_the_same_snapshot() -> None:
     from core.risk.engine import reset_fuse
 
     snap, events = snapshot(), []
-    for hours, eq, ok in [(0, "95", True), (1, "91", True), (2, "87", False), (3, "87", True), (9, "87", True),
-                          (10, "79", True)]:
+    for hours, eq, ok in [
+        (0, "95", True),
+        (1, "91", True),
+        (2, "87", False),
+        (3, "87", True),
+        (9, "87", True),
+        (10, "79", True),
+    ]:
         r = evaluate(snap, inputs(eq, trade_ok=ok), at(hours), CFG)
         snap, events = r.snapshot, events + list(r.events)
     m = reset_fuse(snap, at(40), CFG, "ops")

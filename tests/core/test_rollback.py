@@ -29,7 +29,9 @@ def test_rollback_goes_to_previous_and_degrades_for_the_window() -> None:
 
 
 def test_rollback_can_force_cooldown() -> None:
-    plan = plan_rollback([V1, V2], snapshot(), at(), CFG, "drill", timedelta(hours=2), RiskTrigger.FORCED_COOLDOWN)
+    plan = plan_rollback(
+        [V1, V2], snapshot(), at(), CFG, "drill", timedelta(hours=2), RiskTrigger.FORCED_COOLDOWN
+    )
     assert plan.snapshot.state is RiskState.COOLDOWN and plan.snapshot.cooldown_until == at(2)
 
 
