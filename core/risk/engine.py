@@ -448,6 +448,26 @@ def force_observation(
     return ManualResult(run.snap, tuple(run.events))
 
 
+def equity_snapshot_event(snapshot: RiskSnapshot, now: datetime) -> AuditEvent:
+    """EQUITY_SNAPSHOT for the audit log: feeds the gate's drawdown and liquidation KRIs and, because it
+    carries the full snapshot, lets ``replay`` restore the peak equity (which rises without any event).
+    Emit it periodically (e.g. every minute) and at shutdown."""
+    return AuditEvent(
+        ts=now,
+        code=AuditCode.EQUITY_SNAPSHOT,
+        severity=Severity.INFO,
+        cause="periodic equity snapshot",
+        data={
+            "equity": str(snapshot.equity),
+            "peak_equity": str(snapshot.peak_equity),
+            "drawdown": str(snapshot.drawdown),
+            "liq_distance_p95": None if snapshot.liq_distance is None else str(snapshot.liq_distance),
+            "risk_state": snapshot.state.value,
+            "snapshot": snapshot_to_dict(snapshot),
+        },
+    )
+
+
 # --- Serialisation and replay ------------------------------------------------------------------------
 
 
@@ -501,6 +521,10 @@ class ReplayMismatch(ValueError):
 
 def replay(events: Iterable[AuditEvent], start: RiskSnapshot | None = None) -> RiskSnapshot:
     """Rebuild the risk snapshot from audit events.
+
+    Exact for the latched fields (state, timers, causes, frozen/dust sets, recovery, halt). Observed fields
+    (equity, peak, gates) are as of the last event carrying a snapshot, so the executor emits
+    ``equity_snapshot_event`` periodically; the next ``evaluate`` refreshes them anyway.
 
     Every RISK_STATE_CHANGE is re-applied through the transition table (so a log that skips a step or
     was written by an incompatible table is caught), then the snapshot recorded on the latest risk event

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.risk.engine import evaluate, replay
+from core.risk.engine import equity_snapshot_event, evaluate, replay
 from core.risk.state import TRANSITIONS, IllegalRiskTransition, RiskState, RiskTrigger, apply_trigger
 from tests.core.stubs import CFG, at, inputs, snapshot
 
@@ -162,4 +162,32 @@ def test_replay_of_events_rebuilds_the_same_snapshot() -> None:
         snap, events = r.snapshot, events + list(r.events)
     m = reset_fuse(snap, at(40), CFG, "ops")
     snap, events = m.snapshot, events + list(m.events)
+    assert replay(events, snapshot()) == snap
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=70, max_value=110), st.booleans(), st.integers(min_value=0, max_value=8)
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_random_ticks_replay_exactly_and_fuse_is_sticky(ticks: list[tuple[int, bool, int]]) -> None:
+    snap, events, hours = snapshot(), [], 0.0
+    fused = False
+    for equity, trade_ok, step in ticks:
+        hours += step
+        r = evaluate(snap, inputs(equity, trade_ok=trade_ok), at(hours), CFG)
+        snap, events = r.snapshot, [*events, *r.events, equity_snapshot_event(r.snapshot, at(hours))]
+        fused = fused or snap.state is RiskState.FUSE
+        assert not fused or snap.state is RiskState.FUSE  # only a manual reset leaves FUSE
+        if not trade_ok and snap.state is not RiskState.FUSE:
+            assert snap.state is RiskState.REDUCE_ONLY
     assert replay(events, snapshot()) == snap
