@@ -55,6 +55,8 @@ def _data_paths(codes: list[str], items: list[str]) -> dict[str, str]:
 
 def load_params(codes: list[str], mode: str, config: str | None) -> dict[str, GridParams]:
     raw = json.loads(Path(config).read_text()) if config else {}
+    if isinstance(raw.get("grid"), dict):  # a whole gridbridge config file: take its grid section
+        raw = raw["grid"]
     common = {k: v for k, v in raw.items() if _code(k) not in SYMBOLS}
     return {
         c: default_params(c, mode, **{**common, **raw.get(c, raw.get(c.split(".")[0], {}))}) for c in codes

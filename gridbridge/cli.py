@@ -15,7 +15,16 @@ from pathlib import Path
 from shared_schema.atomic_io import ModelFileReader
 from shared_schema.clock import SystemClock
 from shared_schema.config import ConfigError, GridbridgeConfig, load_config
-from shared_schema.models import POOL_FILE, QUOTE_FILE, RESULT_FILE, SHARED_FILES, PoolFile, QuoteFile, ResultFile, Signal
+from shared_schema.models import (
+    POOL_FILE,
+    QUOTE_FILE,
+    RESULT_FILE,
+    SHARED_FILES,
+    PoolFile,
+    QuoteFile,
+    ResultFile,
+    Signal,
+)
 from shared_schema.signal_io import SignalFileCorrupt, update_signal_file
 
 
@@ -63,8 +72,9 @@ def cmd_executor(args: argparse.Namespace) -> int:
 
 
 def cmd_producer(args: argparse.Namespace) -> int:
+    from backtest.data import load_bars
     from windows.brokers.paper import ACCOUNT_VIEW_FILE
-    from windows.producer import BarReplaySource, PaperAccountSource, Producer, iter_codes, load_bar_csv
+    from windows.producer import BarReplaySource, PaperAccountSource, Producer, iter_codes
 
     config = _config(args)
     shared = Path(args.shared_dir)
@@ -74,7 +84,7 @@ def cmd_producer(args: argparse.Namespace) -> int:
     if not args.bars:
         print("gridbridge producer: --bars CODE=CSV is required in paper mode", file=sys.stderr)
         return 2
-    bars = {code: load_bar_csv(path) for code, path in iter_codes(args.bars)}
+    bars = {code: load_bars(path) for code, path in iter_codes(args.bars)}
     producer = Producer(shared, BarReplaySource(bars), PaperAccountSource(shared / ACCOUNT_VIEW_FILE, config))
     count = producer.run(args.speed, args.max_bars)
     print(json.dumps({"bars_published": count, "write_failures": producer.write_failures}))
@@ -190,6 +200,45 @@ def _print_status(status: dict) -> None:
         print(f"results: {status.get('results_problem')}")
 
 
+# ----------------------------------------------------------------------------------------------- node
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from mac.node import NodeSettings, StrategyNode, grid_params_from_config
+
+    config = _config(args)
+    codes = list(config.codes) if args.symbol == "all" else [args.symbol]
+    unknown = [c for c in codes if c not in config.codes]
+    if unknown:
+        print(f"gridbridge node: unknown symbol(s) {unknown}; choose from {list(config.codes)} or all", file=sys.stderr)
+        return 2
+    params = grid_params_from_config(config, codes)
+    settings = NodeSettings(signal_ttl_s=config.node.signal_ttl_s, stale_after_s=config.node.stale_after_s)
+    node = StrategyNode(Path(args.shared_dir), params, settings, watch_mode=args.watch,
+                        poll_interval=config.node.poll_interval_s)
+    stop = threading.Event()
+    for name in ("SIGTERM", "SIGINT"):
+        if hasattr(os_signal, name):
+            os_signal.signal(getattr(os_signal, name), lambda *_: stop.set())
+    node.start()
+    try:
+        node.run(max_seconds=args.max_seconds, stop_flag=stop)
+    finally:
+        node.stop()
+    return 0
+
+
+def cmd_dry_run(args: argparse.Namespace) -> int:
+    from gridbridge.dryrun import DryRunOptions, print_summary, run_dry_run
+
+    summary = run_dry_run(DryRunOptions(
+        shared_dir=Path(args.shared_dir) if args.shared_dir else None, days=args.days, speed=args.speed,
+        seed=args.seed, base_config=Path(args.config) if args.config else None,
+    ))
+    print_summary(summary, as_json=args.json)
+    return 0 if summary["ok"] else 1
+
+
 # --------------------------------------------------------------------------------------------- schema
 
 
@@ -253,6 +302,27 @@ def build_parser() -> argparse.ArgumentParser:
     e = schema_sub.add_parser("export", help="write JSON Schema for every shared file")
     e.add_argument("dir")
     e.set_defaults(func=cmd_schema_export)
+
+    p = sub.add_parser("node", help="run the Mac strategy node(s)")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--symbol", required=True, help="159201.SZ, 512890.SH or all")
+    p.add_argument("--config")
+    p.add_argument("--watch", choices=["auto", "events", "poll"], default="auto")
+    p.add_argument("--max-seconds", type=float, default=None)
+    p.set_defaults(func=cmd_node)
+
+    p = sub.add_parser("dry-run", help="producer + executor (paper) + both nodes on generated data")
+    p.add_argument("--shared-dir", help="default: a new temp folder")
+    p.add_argument("--days", type=int, default=2)
+    p.add_argument("--speed", type=float, default=600.0, help="replay speed vs real time")
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--config", help="gridbridge config to start from")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_dry_run)
+
+    from backtest.cli import register as register_backtest
+
+    register_backtest(sub)
     return parser
 
 

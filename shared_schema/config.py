@@ -6,7 +6,7 @@ import json
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -85,12 +85,23 @@ class PaperConfig(_Section):
     seed: int = 7
 
 
+class NodeConfig(_Section):
+    signal_ttl_s: float = Field(default=300.0, gt=0, description="market seconds a node's signal stays valid")
+    stale_after_s: float = Field(default=120.0, gt=0, description="wall seconds before an unchanged file is stale")
+    poll_interval_s: float = Field(default=0.05, gt=0)
+
+
 class GridbridgeConfig(_Section):
     vault: VaultConfig = Field(default_factory=VaultConfig)
     market: MarketConfig = Field(default_factory=MarketConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
     broker: Literal["paper", "xtquant"] = "paper"
+    node: NodeConfig = Field(default_factory=NodeConfig)
+    grid: dict[str, Any] = Field(
+        default_factory=dict,
+        description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol",
+    )
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -217,6 +217,8 @@ class Executor:
             self._alert(f"{SIGNAL_FILE} unreadable ({exc}); keeping the last good view")
             return
         self._signal_bytes = data
+        # A node may have decided on a quote newer than the one we read at the top of this turn.
+        self._refresh_quotes()
         ctx = self._market_context()
         for raw in entries:
             records = decide(self.state, raw, ctx, self.config, self.seen_inputs)

@@ -17,8 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-import pandas as pd
-
+from backtest.data import Bars
 from shared_schema.atomic_io import WriteFailed, atomic_write_model, read_seq
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.config import GridbridgeConfig
@@ -43,37 +42,10 @@ class AccountSource(Protocol):
         ...
 
 
-def load_bar_csv(path: Path) -> pd.DataFrame:
-    """A 1-minute bar file: ``time`` in epoch ms (QMT export) or a ``datetime`` column, plus OHLC(V)."""
-    df = pd.read_csv(path)
-    cols = {c.lower(): c for c in df.columns}
-    if "time" in cols and pd.api.types.is_numeric_dtype(df[cols["time"]]):
-        t = df[cols["time"]].astype("int64")
-    else:
-        key = cols.get("datetime") or cols.get("time") or cols.get("date")
-        if key is None:
-            raise ValueError(f"{path}: no time column (expected 'time' in epoch ms or 'datetime')")
-        stamps = pd.to_datetime(df[key])
-        if stamps.dt.tz is None:
-            stamps = stamps.dt.tz_localize("Asia/Shanghai")
-        t = (stamps.astype("int64") // 1_000_000).astype("int64")
-    out = pd.DataFrame(
-        {
-            "t": t.to_numpy(),
-            "o": df[cols["open"]].astype(float).to_numpy(),
-            "h": df[cols["high"]].astype(float).to_numpy(),
-            "l": df[cols["low"]].astype(float).to_numpy(),
-            "c": df[cols["close"]].astype(float).to_numpy(),
-            "v": df[cols["volume"]].astype(float).to_numpy() if "volume" in cols else 0.0,
-        }
-    )
-    return out.sort_values("t").reset_index(drop=True)
-
-
 @dataclass
 class _SymbolTape:
     code: str
-    bars: pd.DataFrame
+    bars: Bars
     pos: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_BARS))
     prev_close: float | None = None
@@ -85,18 +57,18 @@ class _SymbolTape:
 class BarReplaySource:
     """Replays bar files of several codes in time order, one bar end per snapshot."""
 
-    def __init__(self, bars: dict[str, pd.DataFrame], start_index: int = 0) -> None:
-        self.tapes = {code: _SymbolTape(code, df) for code, df in bars.items()}
-        self._times = iter(sorted({int(t) for df in bars.values() for t in df["t"]}))
+    def __init__(self, bars: dict[str, Bars]) -> None:
+        self.tapes = {code: _SymbolTape(code, b) for code, b in bars.items()}
+        self._times = iter(sorted({int(t) for b in bars.values() for t in b.t.tolist()}))
         self._latest: dict[str, Quote] = {}
         self.bars_published = 0
 
     def _advance(self, tape: _SymbolTape, t_ms: int) -> bool:
-        if tape.pos >= len(tape.bars) or int(tape.bars["t"].iat[tape.pos]) != t_ms:
+        b, i = tape.bars, tape.pos
+        if i >= len(b) or int(b.t[i]) != t_ms:
             return False
-        row = tape.bars.iloc[tape.pos]
         tape.pos += 1
-        bar = Bar(t=t_ms, o=float(row.o), h=float(row.h), l=float(row.l), c=float(row.c), v=float(row.v))
+        bar = Bar(t=t_ms, o=float(b.o[i]), h=float(b.h[i]), l=float(b.l[i]), c=float(b.c[i]), v=float(b.v[i]))
         day = ms_to_datetime(t_ms).date()
         if day != tape.day:
             if tape.day_close is not None:
@@ -128,7 +100,7 @@ class BarReplaySource:
                 ask1=ask,
                 volume=tape.day_volume,
                 quote_time=ms_to_datetime(t_ms),
-                prev_close=tape.prev_close or float(tape.bars["o"].iat[0]),
+                prev_close=tape.prev_close or float(tape.bars.o[0]),
                 bars=list(tape.recent),
             )
         self.bars_published += 1

@@ -295,6 +295,9 @@ def step(
         state = replace(state, indicators=ind_state)
     if ind is None:
         return state, _EMPTY, _EMPTY
+    if cp.no_trade_minutes and ((bar.t + _CST_OFFSET_MS) % _MS_PER_DAY) // 60_000 in cp.no_trade_minutes:
+        # This bar closes a session: an order decided on it would reach the venue after the bell.
+        return state, _EMPTY, _EMPTY
 
     price = bar.c
     lots = state.lots
@@ -386,7 +389,8 @@ def step(
                 shares = sum(lot.shares for lot in sold)
                 coid = make_client_order_id(cp.code_tag, SELL, bar.t, i)
                 sig = Signal(
-                    cp.code, SELL, _milli(price), shares, sold[0].layer_index, coid, ids, reason, bar.t
+                    cp.code, SELL, _milli(price) - cp.limit_offset_ticks, shares, sold[0].layer_index, coid, ids, reason,
+                    bar.t
                 )
                 signals.append(sig)
                 if realistic:
@@ -427,7 +431,7 @@ def step(
             money = cp.nominal_cap * cp.weights[k] / cp.sum_weights * size
             shares = int(money / price / cp.lot) * cp.lot
             if shares > 0:
-                pm = _milli(price)
+                pm = _milli(price) + cp.limit_offset_ticks
                 amount_fen = (pm * shares + 5) // 10
                 refused = _pool_refusal(pool_view, amount_fen, k, cp) if realistic and pool_view else None
                 if refused is not None:

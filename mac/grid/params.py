@@ -75,6 +75,12 @@ class GridParams(BaseModel):
     penalty_multiplier: float = 1.5
     base_position_shares: int = Field(default=0, ge=0)
     order_ttl_bars: int = Field(default=5, ge=1, description="backtest: bars a limit order may rest")
+    limit_offset_ticks: int = Field(
+        default=1, ge=0, description="realistic: buy limit this many ticks above the close, sell below, to cross a one-tick spread"
+    )
+    no_trade_minutes: tuple[int, ...] = Field(
+        default=(690, 900), description="realistic: China-time minutes of day (11:30, 15:00) whose bar closes a session"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GridParams:
@@ -156,6 +162,8 @@ class CompiledParams:
     penalty_release: float
     penalty_multiplier: float
     base_position_shares: int
+    limit_offset_ticks: int
+    no_trade_minutes: frozenset[int]
 
 
 def compile_params(p: GridParams) -> CompiledParams:
@@ -195,4 +203,6 @@ def compile_params(p: GridParams) -> CompiledParams:
         penalty_release=p.penalty_release,
         penalty_multiplier=p.penalty_multiplier,
         base_position_shares=p.base_position_shares,
+        limit_offset_ticks=p.limit_offset_ticks if p.mode == "realistic" else 0,
+        no_trade_minutes=frozenset(p.no_trade_minutes) if p.mode == "realistic" else frozenset(),
     )

@@ -249,7 +249,8 @@ def test_realistic_walk_invariants(seed, rnd):
         state, sigs, _ = step(state, b, pool(util), cp)
         for s in sigs:
             assert s.shares > 0 and s.shares % 100 == 0
-            assert 0 < s.price_milli and abs(s.price_milli / 1000 - b.c) < 1e-9
+            offset = cp.limit_offset_ticks if s.side == BUY else -cp.limit_offset_ticks
+            assert 0 < s.price_milli and s.price_milli == round(b.c * 1000) + offset  # marketable by one tick
             assert len(s.client_order_id) <= 24 and s.client_order_id.isascii()
             if s.side == BUY:
                 assert s.layer_index != 0 or Decimal(round(util * POOL) + s.amount_fen) <= Decimal(
@@ -283,3 +284,21 @@ def test_gridparams_reject_unknown_keys_and_bad_hysteresis():
     with pytest.raises(ValidationError):
         GridParams(penalty_trigger=0.8, penalty_release=0.85)
     assert default_params("159201.SZ").sell_threshold_factor == 1.4
+
+
+def test_no_order_is_decided_on_a_bar_that_closes_a_session():
+    # 11:30 and 15:00 bars end at the bell: an order from them would reach the venue outside the session.
+    at_1130 = DAY0 + 119 * 60_000
+    state = GridState("512890.SH", anchor=1.0)
+    after, sigs, _ = step(state, bar(0.99, at_1130), pool(0.1), P, ind())
+    assert sigs == () and after.anchor == 1.0
+    _, sigs, _ = step(state, bar(0.99, DAY0 + 60_000), pool(0.1), P, ind())
+    assert [s.side for s in sigs] == [BUY]
+
+
+def test_realistic_limits_cross_the_spread_by_the_configured_ticks():
+    state = GridState("512890.SH", anchor=1.0)
+    _, sigs, _ = step(state, bar(0.99), pool(0.1), P, ind())
+    assert sigs[0].price_milli == 990 + P.limit_offset_ticks
+    ref = default_params("512890.SH", "reference").compiled()
+    assert ref.limit_offset_ticks == 0 and not ref.no_trade_minutes

@@ -1,0 +1,450 @@
+"""The strategy node: the Mac-side process that turns quotes and the pool view into signals.
+
+A thin loop around the pure grid core (``mac.grid.core.step``, the same function the backtest calls). Each
+turn it reads ``shared_quote.json``, ``shared_pool.json`` and ``order_result.json``; folds results into the
+grid (fills, partial fills, rejections roll lots back); feeds every new 1-minute bar to ``step``; saves its
+state (``dashboard_state_<code>.json``) *before* it writes the new signals, so a restart resumes lots,
+pending signals and the penalty state; then appends the signals to ``order_signal.json`` under the writers'
+lock and prunes the ones whose results are final.
+
+Windows is the truth: the grid's lots plus the configured base position must match the position in the
+quote file, or the node reports the mismatch and opens no new layer for that symbol until it clears. No new
+buys either when quotes or the pool view are stale or unreadable, when the executor is halted, or when the
+risk state only allows reducing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mac.grid.core import (
+    BUY,
+    GridEvent,
+    GridState,
+    PoolView,
+    StepContext,
+    apply_fill,
+    apply_reject,
+    initial_state,
+    step,
+)
+from mac.grid.core import (
+    Signal as GridSignal,
+)
+from mac.grid.params import CompiledParams, GridParams, compile_params
+from mac.state_codec import decode, encode
+from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_json
+from shared_schema.clock import Clock, SystemClock
+from shared_schema.models import (
+    POOL_FILE,
+    QUOTE_FILE,
+    RESULT_FILE,
+    SIGNAL_FILE,
+    Bar,
+    PoolFile,
+    QuoteFile,
+    ResultFile,
+    Signal,
+    symbol_key,
+)
+from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, update_signal_file
+from shared_schema.types import ms_to_datetime, to_fen
+from shared_schema.watch import ChangeWatcher, WatchMode
+
+log = logging.getLogger("gridbridge.node")
+
+STATE_VERSION = 1
+BUY_BLOCKING_RISK_STATES = {"COOLDOWN", "REDUCE_ONLY", "FUSE"}
+
+
+def state_file(shared_dir: Path, code: str) -> Path:
+    return Path(shared_dir) / f"dashboard_state_{symbol_key(code)}.json"
+
+
+@dataclass
+class NodeSettings:
+    signal_ttl_s: float = 300.0  # market seconds a signal stays valid
+    stale_after_s: float = 120.0  # wall seconds after which an unchanged quote/pool file is stale
+    history: int = 20000  # utilisation points kept for the dashboard
+    events_kept: int = 500
+
+
+@dataclass
+class SymbolRuntime:
+    code: str
+    params: CompiledParams
+    grid: GridState
+    last_bar_t: int = 0
+    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)  # coid -> signal payload, until final
+    mismatch: str = ""
+    mismatch_seen: int = 0
+    events: deque = field(default_factory=lambda: deque(maxlen=500))
+    history: deque = field(default_factory=lambda: deque(maxlen=20000))  # [t, utilization, penalty_on]
+    counters: Counter = field(default_factory=Counter)
+    last_indicators: dict[str, float] = field(default_factory=dict)
+
+
+class StrategyNode:
+    def __init__(
+        self,
+        shared_dir: Path,
+        params: dict[str, GridParams],
+        settings: NodeSettings | None = None,
+        wall_clock: Clock | None = None,
+        watch_mode: WatchMode = "auto",
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.shared_dir = Path(shared_dir)
+        self.settings = settings or NodeSettings()
+        self.wall_clock = wall_clock or SystemClock()
+        self.quotes = ModelFileReader(self.shared_dir / QUOTE_FILE, QuoteFile)
+        self.pool = ModelFileReader(self.shared_dir / POOL_FILE, PoolFile)
+        self.results = ModelFileReader(self.shared_dir / RESULT_FILE, ResultFile)
+        self.runtimes = {code: self._load(code, p) for code, p in params.items()}
+        self.watch_mode = watch_mode
+        self.poll_interval = poll_interval
+        self.watcher: ChangeWatcher | None = None
+        self.data_problems: list[str] = []
+        self._last_quote_seq = -1
+
+    # ------------------------------------------------------------------------------------ persistence
+
+    def _load(self, code: str, params: GridParams) -> SymbolRuntime:
+        compiled = compile_params(params)
+        path = state_file(self.shared_dir, code)
+        runtime = SymbolRuntime(code, compiled, initial_state(compiled))
+        runtime.events = deque(maxlen=self.settings.events_kept)
+        runtime.history = deque(maxlen=self.settings.history)
+        try:
+            import json
+
+            raw = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return runtime
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"node state {path} is unreadable ({exc}); move it away to start flat") from exc
+        runtime.grid = decode(raw["grid"])
+        runtime.last_bar_t = raw["last_bar_t"]
+        runtime.outbox = raw.get("outbox", {})
+        runtime.events.extend(raw.get("events", []))
+        runtime.history.extend(raw.get("history", []))
+        runtime.counters.update(raw.get("counters", {}))
+        runtime.last_indicators = raw.get("indicators", {})
+        return runtime
+
+    def _save(self, rt: SymbolRuntime) -> None:
+        atomic_write_json(state_file(self.shared_dir, rt.code), self.dashboard_view(rt))
+
+    def dashboard_view(self, rt: SymbolRuntime) -> dict[str, Any]:
+        """The persisted state, written so the dashboard can read it as is."""
+        grid = rt.grid
+        return {
+            "state_version": STATE_VERSION,
+            "code": rt.code,
+            "updated_at": self.wall_clock.now().isoformat(),
+            "last_bar_t": rt.last_bar_t,
+            "penalty_on": grid.penalty_on,
+            "anchor": grid.anchor,
+            "lots": [
+                {"client_order_id": lot.client_order_id, "shares": lot.shares, "cost": str(lot.cost),
+                 "buy_price": lot.buy_price, "status": lot.status, "layer_index": lot.layer_index,
+                 "take_profit_price": self.take_profit_price(rt, lot.buy_price)}
+                for lot in grid.lots
+            ],
+            "pending": sorted(rt.outbox),
+            "mismatch": rt.mismatch,
+            "indicators": rt.last_indicators,
+            "counters": dict(rt.counters),
+            "events": list(rt.events),
+            "history": list(rt.history),
+            "outbox": rt.outbox,
+            "grid": encode(grid),
+        }
+
+    def take_profit_price(self, rt: SymbolRuntime, buy_price: float) -> float:
+        """The price at which a lot bought at ``buy_price`` is sold, in the flat-trend case."""
+        cp = rt.params
+        return round(buy_price * (1 + cp.sell_profit_threshold * cp.sell_threshold_factor), 4)
+
+    # ----------------------------------------------------------------------------------------- loop
+
+    def start(self) -> None:
+        self.watcher = ChangeWatcher(
+            [self.shared_dir / QUOTE_FILE, self.shared_dir / RESULT_FILE, self.shared_dir / POOL_FILE],
+            self.watch_mode, self.poll_interval,
+        )
+
+    def run(self, max_seconds: float | None = None, stop_flag: Any = None) -> None:
+        if self.watcher is None:
+            self.start()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while True:
+            self.run_once()
+            if stop_flag is not None and stop_flag.is_set():
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            assert self.watcher is not None
+            self.watcher.wait(self.poll_interval * 4)
+
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+    def run_once(self) -> list[Signal]:
+        quotes_read = self.quotes.read()
+        pool_read = self.pool.read()
+        results_read = self.results.read()
+        problems = [r.error for r in (quotes_read, pool_read, results_read) if r.error]
+        quotes, pool, results = quotes_read.model, pool_read.model, results_read.model
+        now_wall = self.wall_clock.now()
+        if quotes is not None and self._is_stale(quotes.updated_at, now_wall):
+            problems.append(f"{QUOTE_FILE} stale since {quotes.updated_at.isoformat()}")
+        if pool is None:
+            problems.append(f"{POOL_FILE} unavailable: no new buys")
+        elif self._is_stale(pool.updated_at, now_wall) and quotes_read.status is ReadStatus.FRESH:
+            problems.append(f"{POOL_FILE} stale since {pool.updated_at.isoformat()}")
+        self.data_problems = problems
+        new_quote = quotes is not None and quotes.seq != self._last_quote_seq
+        if quotes is not None:
+            self._last_quote_seq = quotes.seq
+        outgoing: list[Signal] = []
+        for rt in self.runtimes.values():
+            changed = self._fold_results(rt, results)
+            if quotes is not None and new_quote:
+                self._reconcile(rt, quotes)
+            block = self._buy_block(rt, pool, problems)
+            signals, stepped = self._step_new_bars(rt, quotes, pool, block)
+            if changed or stepped or signals:
+                try:
+                    self._save(rt)  # before the signals leave: a restart must know they were sent
+                except WriteFailed as exc:
+                    # Without a saved state we may not send: roll the new signals back and retry next turn.
+                    log.error("cannot save node state (%s); holding %d signals", exc, len(signals))
+                    for sig in signals:
+                        rt.grid = apply_reject(rt.grid, sig.client_order_id)
+                        rt.outbox.pop(sig.client_order_id, None)
+                    continue
+            outgoing.extend(signals)
+        self._write_signals(outgoing, results)
+        return outgoing
+
+    def _is_stale(self, updated_at: datetime, now_wall: datetime) -> bool:
+        return (now_wall - updated_at).total_seconds() > self.settings.stale_after_s
+
+    # --------------------------------------------------------------------------------- results
+
+    def _fold_results(self, rt: SymbolRuntime, results: ResultFile | None) -> bool:
+        if results is None or not rt.outbox:
+            return False
+        changed = False
+        for coid in list(rt.outbox):
+            result = results.results.get(coid)
+            if result is None:
+                continue
+            order = rt.grid.order(coid)
+            final = result.status.is_final
+            if order is not None:
+                if final and result.filled_shares == 0:
+                    rt.grid = apply_reject(rt.grid, coid)
+                elif result.filled_shares > order.filled_shares or final:
+                    rt.grid = apply_fill(rt.grid, coid, result.filled_shares, Decimal(str(result.avg_price or 0)) if
+                                         result.filled_shares else Decimal(0), final, rt.params)
+                changed = True
+            if final:
+                rt.outbox.pop(coid)
+                rt.counters[f"result_{result.status.value}"] += 1
+                if result.reason is not None:
+                    rt.counters[f"reason_{result.reason.value}"] += 1
+                rt.events.append({"t": result.updated_at.isoformat() if result.updated_at else "", "kind": "RESULT",
+                                  "coid": coid, "status": result.status.value,
+                                  "reason": result.reason.value if result.reason else "", "filled": result.filled_shares})
+                changed = True
+        return changed
+
+    # ---------------------------------------------------------------------------- reconciliation
+
+    def _reconcile(self, rt: SymbolRuntime, quotes: QuoteFile) -> None:
+        if any(p.get("code") == rt.code for p in rt.outbox.values()) or not quotes.positions_ok:
+            return  # orders in flight: the position and the results may not agree yet
+        position = quotes.positions.get(rt.code)
+        actual = position.volume if position else 0
+        expected = rt.params.base_position_shares + sum(lot.shares for lot in rt.grid.lots)
+        if actual == expected:
+            if rt.mismatch:
+                rt.events.append({"t": quotes.updated_at.isoformat(), "kind": "RECONCILED", "detail": ""})
+            rt.mismatch, rt.mismatch_seen = "", 0
+            return
+        rt.mismatch_seen += 1
+        # Two quote files in a row: one can trail a fill that the results already show.
+        if rt.mismatch_seen >= 2 and not rt.mismatch:
+            rt.mismatch = (f"position {actual} != base {rt.params.base_position_shares} + grid lots "
+                           f"{expected - rt.params.base_position_shares}")
+            rt.events.append({"t": quotes.updated_at.isoformat(), "kind": "POSITION_MISMATCH", "detail": rt.mismatch})
+            log.warning("%s: %s; no new layers until it is resolved", rt.code, rt.mismatch)
+
+    def _buy_block(self, rt: SymbolRuntime, pool: PoolFile | None, problems: list[str]) -> str:
+        if rt.mismatch:
+            return "POSITION_MISMATCH"
+        if problems:
+            return "DATA_NOT_OK"
+        if pool is not None and pool.halted:
+            return "HALTED"
+        if pool is not None and pool.risk_state in BUY_BLOCKING_RISK_STATES:
+            return f"RISK_{pool.risk_state}"
+        return ""
+
+    # ------------------------------------------------------------------------------------- step
+
+    def _step_new_bars(
+        self, rt: SymbolRuntime, quotes: QuoteFile | None, pool: PoolFile | None, block: str
+    ) -> tuple[list[Signal], bool]:
+        if quotes is None or rt.code not in quotes.quotes:
+            return [], False
+        quote = quotes.quotes[rt.code]
+        bars = [b for b in quote.bars if b.t > rt.last_bar_t]
+        if not bars:
+            return [], False
+        position = quotes.positions.get(rt.code)
+        sellable = position.can_use_volume if position is not None and quotes.positions_ok else 0
+        newest = quote.bars[-1].t
+        out: list[Signal] = []
+        for bar in bars:
+            view = self._pool_view(rt, pool)
+            rt.grid, signals, events = step(rt.grid, bar, view, rt.params, StepContext(sellable_volume=sellable))
+            rt.last_bar_t = bar.t
+            for event in events:
+                rt.events.append(_event_dict(event))
+                rt.counters[f"event_{event.kind.value}"] += 1
+            if view is not None:
+                rt.history.append([bar.t, round(view.utilization, 6), rt.grid.penalty_on])
+            for sig in signals:
+                refusal = block if sig.side == BUY else ""
+                if not refusal and (newest - bar.t) / 1000 > self.settings.signal_ttl_s:
+                    refusal = "CATCH_UP_EXPIRED"  # decided on a bar too old to trade on now
+                if refusal:
+                    rt.grid = apply_reject(rt.grid, sig.client_order_id)
+                    rt.events.append({"t": ms_to_datetime(bar.t).isoformat(), "kind": "BUY_BLOCKED" if sig.side == BUY
+                                      else "SELL_BLOCKED", "detail": refusal, "coid": sig.client_order_id})
+                    rt.counters[f"blocked_{refusal}"] += 1
+                    continue
+                signal = self._to_signal(sig)
+                rt.outbox[sig.client_order_id] = signal.model_dump(mode="json")
+                rt.counters[f"signal_{sig.side}"] += 1
+                out.append(signal)
+                if sig.side == BUY:
+                    sellable = sellable  # a buy today never adds to what is sellable today (T+1)
+        rt.last_indicators = _indicator_view(rt.grid)
+        return out, True
+
+    def _pool_view(self, rt: SymbolRuntime, pool: PoolFile | None) -> PoolView | None:
+        if pool is None:
+            return None
+        key_used = {c: getattr(pool, f"used_{symbol_key(c)}") + getattr(pool, f"frozen_{symbol_key(c)}")
+                    for c in ("159201.SZ", "512890.SH")}
+        # Our own buys that the vault has not frozen yet count as committed, so two quick layer-0 buys
+        # cannot together break the reserve the vault will enforce anyway.
+        pending = sum(Decimal(str(p["amount"])) for coid, p in rt.outbox.items()
+                      if p["direction"] == BUY and not self._known_to_vault(pool, coid, p["code"]))
+        committed = to_fen(sum(key_used.values(), Decimal(0)) + pending)
+        symbol_committed = to_fen(key_used.get(rt.code, Decimal(0)) + pending)
+        cap = to_fen(getattr(pool, f"nominal_cap_{symbol_key(rt.code)}"))
+        return PoolView.of(committed, to_fen(pool.physical_pool), symbol_committed, cap)
+
+    @staticmethod
+    def _known_to_vault(pool: PoolFile, coid: str, code: str) -> bool:
+        allocations = getattr(pool, f"allocations_{symbol_key(code)}")
+        return any(a.client_order_id == coid for a in allocations)
+
+    def _to_signal(self, sig: GridSignal) -> Signal:
+        created = ms_to_datetime(sig.t)
+        return Signal(
+            signal_id=sig.client_order_id,
+            client_order_id=sig.client_order_id,
+            code=sig.code,
+            direction=sig.side,
+            price=sig.price,
+            shares=sig.shares,
+            layer_index=sig.layer_index,
+            release_client_order_ids=list(sig.release_client_order_ids),
+            created_at=created,
+            expires_at=created + timedelta(seconds=self.settings.signal_ttl_s),
+            source=f"node:{sig.reason}",
+        )
+
+    # --------------------------------------------------------------------------------- writing
+
+    def _write_signals(self, outgoing: list[Signal], results: ResultFile | None) -> None:
+        final = {sid for sid, r in results.results.items() if r.status.is_final} if results else set()
+        # Re-offer what we sent but the executor has not answered and the file no longer holds (a crash
+        # between our state save and the write): same id and payload, so the executor dedupes it.
+        present = self._signal_ids_in_file()
+        resend = [Signal.model_validate(p) for rt in self.runtimes.values() for coid, p in rt.outbox.items()
+                  if coid not in present and coid not in final and (results is None or coid not in results.results)
+                  and coid not in {s.signal_id for s in outgoing}]
+        if not outgoing and not resend and not (present & final):
+            return
+        try:
+            update_signal_file(self.shared_dir, self.wall_clock.now(), add=outgoing + resend,
+                               keep=lambda e: entry_signal_id(e) not in final)
+        except (SignalFileCorrupt, WriteFailed, TimeoutError) as exc:
+            log.error("could not write %s (%s); the signals stay in the outbox and are re-offered", SIGNAL_FILE, exc)
+
+    def _signal_ids_in_file(self) -> set[str]:
+        import json
+
+        try:
+            obj = json.loads((self.shared_dir / SIGNAL_FILE).read_bytes())
+        except (OSError, ValueError):
+            return set()
+        entries = obj.get("signals", []) if isinstance(obj, dict) else []
+        return {sid for sid in (entry_signal_id(e) for e in entries) if sid}
+
+
+def _event_dict(event: GridEvent) -> dict[str, Any]:
+    return {"t": ms_to_datetime(event.t).isoformat(), "kind": event.kind.value, "detail": getattr(event, "detail", "")}
+
+
+def _indicator_view(grid: GridState) -> dict[str, float]:
+    ind = grid.indicators
+    view: dict[str, float] = {}
+    p = ind.periods
+    if len(ind.trs) == p.atr:
+        view["atr"] = sum(ind.trs) / p.atr
+    if ind.slope is not None:
+        view["slope"] = ind.slope
+    if len(ind.atrs) == p.atr_avg:
+        view["atr_avg"] = sum(ind.atrs) / p.atr_avg
+    if ind.prev_close is not None:
+        view["close"] = ind.prev_close
+    return view
+
+
+def bars_after(bars: list[Bar], t: int) -> list[Bar]:
+    return [b for b in bars if b.t > t]
+
+
+def grid_params_from_config(config: Any, codes: list[str]) -> dict[str, GridParams]:
+    """Per-symbol GridParams: the tuned defaults, then the config's ``grid`` overrides (common, then per code)."""
+    from mac.grid.params import default_params
+    from shared_schema.config import ConfigError
+
+    raw = dict(config.grid)
+    common = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    out = {}
+    for code in codes:
+        own = raw.get(code, raw.get(symbol_key(code), {}))
+        overrides = {"physical_pool": config.vault.physical_pool, "reserve_ratio": config.vault.reserve_ratio,
+                     "nominal_cap": float(config.vault.nominal_caps.get(code, 200000)), **common, **own}
+        try:
+            out[code] = default_params(code, "realistic", **overrides)
+        except ValueError as exc:
+            raise ConfigError(f"grid settings for {code} are invalid: {exc}") from exc
+    return out
