@@ -288,7 +288,7 @@ def test_gridparams_reject_unknown_keys_and_bad_hysteresis():
 
 def test_no_order_is_decided_on_a_bar_that_closes_a_session():
     # 11:30 and 15:00 bars end at the bell: an order from them would reach the venue outside the session.
-    at_1130 = DAY0 + 119 * 60_000
+    at_1130 = DAY0 + 59 * 60_000  # DAY0 is 10:31 China time
     state = GridState("512890.SH", anchor=1.0)
     after, sigs, _ = step(state, bar(0.99, at_1130), pool(0.1), P, ind())
     assert sigs == () and after.anchor == 1.0
