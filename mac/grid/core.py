@@ -266,6 +266,16 @@ def commission(params: CompiledParams, value: Decimal) -> Decimal:
     return fee
 
 
+def penalty_after(on: bool, utilization: float, trigger: float, release: float) -> bool:
+    """The buy-step penalty's hysteresis: on above ``trigger``, off only below ``release``, else unchanged.
+
+    The one definition of the rule: the grid step, the node and the dashboard all call it.
+    """
+    if on:
+        return not utilization < release
+    return utilization > trigger
+
+
 # ------------------------------------------------------------------------------------------ the step
 
 
@@ -313,14 +323,11 @@ def step(
     events: list[GridEvent] | None = None
     if realistic and pool_view is not None:
         u = pool_view.utilization
-        if penalty:
-            if u < cp.penalty_release:
-                penalty = False
-                events = [GridEvent(EventKind.PENALTY_OFF, bar.t, cp.code, f"{u:.4f}")]
-                changed = True
-        elif u > cp.penalty_trigger:
-            penalty = True
-            events = [GridEvent(EventKind.PENALTY_ON, bar.t, cp.code, f"{u:.4f}")]
+        now_on = penalty_after(penalty, u, cp.penalty_trigger, cp.penalty_release)
+        if now_on != penalty:
+            kind = EventKind.PENALTY_ON if now_on else EventKind.PENALTY_OFF
+            events = [GridEvent(kind, bar.t, cp.code, f"{u:.4f}")]
+            penalty = now_on
             changed = True
 
     if realistic:
