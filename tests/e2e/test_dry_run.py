@@ -1,0 +1,35 @@
+"""`gridbridge dry-run` end to end: real processes for several simulated days, summary checked against the files."""
+
+import json
+
+import pytest
+
+from shared_schema.models import POOL_FILE, RESULT_FILE, SIGNAL_FILE, PoolFile, ResultFile
+from tests.kit import procs
+
+pytestmark = pytest.mark.slow
+
+
+def test_dry_run_for_several_days_keeps_every_invariant(tmp_path):
+    shared = tmp_path / "shared"
+    out = procs.run("dry-run", "--shared-dir", str(shared), "--days", "3", "--speed", "2000", "--json", timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    assert summary["ok"] and summary["problems"] == []
+    results = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
+    pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
+    # The summary is what the files say.
+    assert summary["signals"] == len(results.results)
+    assert summary["fills"] == sum(r.status.value == "FILLED" for r in results.results.values())
+    assert summary["alpha"]["512890.SH"] == float(pool.acc_alpha_512890)
+    assert summary["signals"] > 0 and summary["fills"] > 0
+    # Every signal has a final result and nothing is left waiting in the signal file.
+    assert all(r.status.is_final for r in results.results.values())
+    leftover = json.loads((shared / SIGNAL_FILE).read_text())["signals"] if (shared / SIGNAL_FILE).exists() else []
+    assert all(results.results[s["signal_id"]].status.is_final for s in leftover)
+    # Reserve and vault: committed never above the pool, nothing frozen once the run settled.
+    assert pool.utilization <= 1.0
+    assert pool.frozen_159201 == 0 and pool.frozen_512890 == 0
+    for alloc in pool.allocations_159201 + pool.allocations_512890:
+        assert alloc.used >= 0 and alloc.frozen >= 0
+    assert (shared / "dashboard_state_159201.json").exists() and (shared / "dashboard_state_512890.json").exists()
