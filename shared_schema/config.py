@@ -85,6 +85,28 @@ class PaperConfig(_Section):
     seed: int = 7
 
 
+class XtQuantConfig(_Section):
+    """MiniQMT (xtquant) connection, used by ``--broker xtquant`` (executor and producer)."""
+
+    userdata_path: str = Field(default="", description="MiniQMT's userdata_mini folder on the Windows machine")
+    account_id: str = Field(default="", description="the stock account (资金账号) to trade")
+    session_id_base: int = Field(default=100_000, ge=1, le=1_000_000_000,
+                                 description="session ids start here; every connection attempt takes a new one")
+    strategy_name: str = Field(default="gridbridge", min_length=1, max_length=24)
+    reconnect_backoff_s: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 30.0], min_length=1,
+                                             description="waits between reconnect attempts; the last one repeats")
+    callback_deadline_s: float = Field(default=10.0, gt=0,
+                                       description="an order with no callback this long is looked up")
+    producer_interval_s: float = Field(default=3.0, gt=0, description="producer cadence (wall seconds)")
+    bars_count: int = Field(default=300, ge=1, le=2000, description="recent 1-minute bars published per code")
+
+    @model_validator(mode="after")
+    def _sane(self) -> XtQuantConfig:
+        if any(b < 0 for b in self.reconnect_backoff_s):
+            raise ValueError("xtquant.reconnect_backoff_s must not be negative")
+        return self
+
+
 class NodeConfig(_Section):
     signal_ttl_s: float = Field(default=300.0, gt=0, description="market seconds a node's signal stays valid")
     stale_after_s: float = Field(default=120.0, gt=0, description="wall seconds before an unchanged file is stale")
@@ -98,6 +120,7 @@ class GridbridgeConfig(_Section):
     paper: PaperConfig = Field(default_factory=PaperConfig)
     broker: Literal["paper", "xtquant"] = "paper"
     node: NodeConfig = Field(default_factory=NodeConfig)
+    xtquant: XtQuantConfig = Field(default_factory=XtQuantConfig)
     grid: dict[str, Any] = Field(
         default_factory=dict,
         description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol",
