@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     from backtest.cli import register as register_backtest
 
     register_backtest(sub)
+    from mac.dashboard.launch import register as register_dashboard; register_dashboard(sub)  # noqa: E702
     return parser
 
 

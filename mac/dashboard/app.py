@@ -1,0 +1,363 @@
+"""The gridbridge dashboard page (``gridbridge dashboard`` runs ``streamlit run`` on this file).
+
+Thin on purpose: it reads settings, asks ``mac.dashboard.data`` for a snapshot (parses cached on each
+file's mtime and size), draws ``mac.dashboard.views`` figures and writes signed kill-switch commands. The
+live part refreshes itself in a fragment (``st.fragment(run_every=...)``), so the page never flickers.
+
+Settings (``launch.py`` sets them): ``GRIDBRIDGE_DASHBOARD_SHARED_DIR``, ``..._REPLAY`` (a dry-run or backtest
+folder), ``..._STATE_DIR`` (the executor's state dir, for its journal), ``..._REFRESH_S``, ``..._STALE_S``;
+or ``streamlit run app.py -- --shared-dir DIR [--replay DIR] ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.control import secret_from_env
+from mac.dashboard import data, views
+from shared_schema.types import CST
+
+ENV = "GRIDBRIDGE_DASHBOARD_"
+
+
+def settings() -> argparse.Namespace:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--shared-dir", default=os.environ.get(ENV + "SHARED_DIR", ""))
+    p.add_argument("--replay", default=os.environ.get(ENV + "REPLAY", ""))
+    p.add_argument("--state-dir", default=os.environ.get(ENV + "STATE_DIR", ""))
+    p.add_argument("--refresh", type=float, default=float(os.environ.get(ENV + "REFRESH_S", "2") or 2))
+    p.add_argument("--stale-after", type=float,
+                   default=float(os.environ.get(ENV + "STALE_S", data.DEFAULT_STALE_AFTER_S) or 120))
+    argv = sys.argv[1:] if any(a in sys.argv for a in ("--shared-dir", "--replay")) else []
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+# ------------------------------------------------------------------------------------------ caching
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _parse_cached(kind: str, path: str, mtime_ns: int, size: int) -> data.Parsed:
+    return data.parse_file(kind, Path(path))
+
+
+def parse(kind: str, path: Path) -> data.Parsed:
+    # Keyed on mtime and size: an unchanged file is parsed once; a missing one is re-checked every run.
+    key = data.cached_parse_key(kind, path)
+    if key[3] < 0:
+        return data.parse_file(kind, path)
+    return _parse_cached(*key)
+
+
+@st.cache_resource(show_spinner=False)
+def _memory(shared_dir: str) -> data.Memory:
+    return data.Memory()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _replay(folder: str, state_dir: str, signature: tuple) -> data.Replay:
+    return data.load_replay(folder, parse, state_dir or None)
+
+
+def _replay_signature(folder: Path) -> tuple:
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".csv")]
+    return tuple(sorted((str(p), *data.file_signature(p)) for p in files[:200]))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def yuan(x: object) -> str:
+    return f"{float(x):,.2f}"  # type: ignore[arg-type]
+
+
+def price(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+# ------------------------------------------------------------------------------------------ sections
+
+
+def banners(snap: data.Snapshot) -> None:
+    for h in snap.health:
+        if h.status == data.OK:
+            continue
+        text = f"**{h.name}: {h.status}** — {h.error}"
+        if h.status in (data.MISSING, data.INVALID) and h.required:
+            st.error(f"数据异常 Data problem · {text}", icon="🚨")
+        elif h.required:
+            st.warning(f"数据过期 Stale data · {text}", icon="⏱️")
+        else:
+            st.info(text)
+
+
+def pool_section(snap: data.Snapshot) -> None:
+    st.subheader("Pool 资金池 — how much is committed")
+    pool = snap.pool
+    if pool is None:
+        st.error("No pool view: shared_pool.json has never been read. 无资金池数据")
+        return
+    cols = st.columns(4)
+    cols[0].metric("committed 已占用 (used+frozen)", yuan(pool.committed))
+    cols[1].metric("utilisation 利用率", f"{pool.utilization:.2%}")
+    cols[2].metric("free 可用", yuan(pool.free))
+    cols[3].metric("physical pool 资金池", yuan(pool.physical_pool))
+    cp = snap.params[data.CODES[0]]
+    st.plotly_chart(views.pool_figure(pool, cp.penalty_release, cp.penalty_trigger), key="fig_pool")
+    rows = []
+    for code in data.CODES:
+        rows.append({"symbol": data.NAMES[code], "used 已用": yuan(pool.used[code]),
+                     "frozen 冻结": yuan(pool.frozen[code]),
+                     "committed": yuan(pool.used[code] + pool.frozen[code]),
+                     "cap 上限": yuan(pool.caps.get(code, 0)), "acc_alpha": yuan(pool.acc_alpha[code])})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="tbl_pool")
+    st.caption(f"Reserve line 备用金线: {yuan(pool.reserve_line)} committed "
+               f"({1 - float(pool.reserve_ratio):.0%}); a layer-0 buy may not pass it, deeper layers may.")
+
+
+def penalty_section(snap: data.Snapshot) -> None:
+    st.subheader("Step penalty 步长惩罚 — on or off, and why")
+    for code, a in snap.penalty.items():
+        text = f"**{data.SHORT_NAMES[code]}** — {a.rule_text()} · {a.why_text()}"
+        (st.warning if a.on else st.success)(text)
+        if not a.agrees_with_node:
+            st.error(f"{code}: the node's persisted penalty flag ({a.node_flag}) differs from its history walked "
+                     f"through penalty_after ({a.on}).")
+        if a.next_on is not None and a.next_on != a.on:
+            st.info(f"{code}: at the pool's utilisation now ({a.pool_utilization:.2%}) the next bar switches the "
+                    f"penalty {'ON' if a.next_on else 'OFF'}.")
+    st.plotly_chart(views.hysteresis_figure(snap.penalty), key="fig_hysteresis")
+
+
+def grid_section(snap: data.Snapshot) -> None:
+    st.subheader("Grids 网格 — where each grid buys and sells next")
+    cols = st.columns(len(data.CODES))
+    for col, code in zip(cols, data.CODES, strict=True):
+        lad = snap.ladders[code]
+        nb = lad.next_buy
+        with col:
+            st.markdown(f"#### {data.NAMES[code]}")
+            if lad.approximate:
+                st.caption("replay: lots from the vault's allocations at this time (take-profit at a flat trend)")
+            m = st.columns(3)
+            m[0].metric("last 最新价", price(lad.last_price))
+            m[1].metric("next buy 下一买点", price(nb.trigger if nb else None),
+                        help="highest tick price whose close triggers a buy on the next bar (mac.grid.ladder)")
+            m[2].metric("lots 持仓层数", str(len(lad.lots)))
+            m = st.columns(3)
+            m[0].metric("without penalty 无惩罚", price(nb.trigger_without_penalty if nb else None))
+            m[1].metric("with penalty 有惩罚", price(nb.trigger_with_penalty if nb else None))
+            m[2].metric("ATR", "—" if lad.atr is None else f"{lad.atr:.4f}")
+            trend = {"UP": "UP 上升 ↑", "DOWN": "DOWN 下降 ↓", "FLAT": "FLAT 平 →"}[lad.trend]
+            breaker = "ON 熔断暂停买入" if lad.breaker_on else "off"
+            cooling = "n/a" if lad.cooling_left is None else (
+                f"{lad.cooling_left} bars 冷却中" if lad.cooling_left else "off")
+            st.markdown(f"trend 趋势 **{trend}** · breaker (ATR > 2×ATR_AVG) **{breaker}** · cooling-off 冷静期 "
+                        f"**{cooling}** · penalty **{'ON' if lad.penalty_on else 'off'}**")
+            if lad.mismatch:
+                st.error(f"reconciliation 对账不一致: {lad.mismatch}")
+            st.plotly_chart(views.ladder_figure(code, snap.bars.get(code, pd.DataFrame()), lad), key=f"fig_ladder_{code}")
+            table = data.lots_table(lad)
+            if len(table):
+                st.dataframe(table, hide_index=True, key=f"tbl_lots_{code}")
+            else:
+                st.caption("no open lot 无持仓层")
+
+
+def alpha_section(snap: data.Snapshot) -> None:
+    st.subheader("Alpha race 超额收益竞赛 — acc_alpha 159201 vs 512890")
+    if snap.pool is not None:
+        m = st.columns(3)
+        a1, a2 = (snap.pool.acc_alpha[c] for c in data.CODES)
+        m[0].metric(f"acc_alpha {data.SHORT_NAMES[data.CODES[0]]}", yuan(a1))
+        m[1].metric(f"acc_alpha {data.SHORT_NAMES[data.CODES[1]]}", yuan(a2))
+        m[2].metric("lead 领先", yuan(abs(a1 - a2)), help=f"{'159201' if a1 >= a2 else '512890'} leads")
+    if len(snap.alpha):
+        st.plotly_chart(views.alpha_figure(snap.alpha), key="fig_alpha")
+        src = snap.pool_history.source if snap.pool_history else "pool files read in this session"
+        st.caption(f"series from: {src} + pool files read in this session")
+    else:
+        st.info("no alpha history yet")
+    if snap.metrics:
+        tot = snap.metrics.get("total", {})
+        st.caption(f"backtest metrics: alpha {tot.get('alpha')}, realised {tot.get('realised_alpha')}, trades "
+                   f"{tot.get('trades')}, max drawdown {tot.get('max_drawdown')}")
+
+
+def orders_section(snap: data.Snapshot) -> None:
+    st.subheader("Signals & results 信号与回报 — what the executor did with every signal")
+    df = snap.orders
+    c = st.columns(3)
+    codes = c[0].multiselect("symbol 品种", sorted(x for x in df["code"].dropna().unique()), key="f_code")
+    statuses = c[1].multiselect("status 状态", sorted(df["status"].dropna().unique()), key="f_status")
+    reasons = c[2].multiselect("reason 原因", sorted(r for r in df["reason"].dropna().unique() if r), key="f_reason",
+                               format_func=lambda r: f"{r} · {data.reason_label(r)}")
+    shown = data.filter_orders(df, codes, statuses, reasons)
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    st.caption(f"{len(shown)} of {len(df)} rows · " + " · ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    st.dataframe(shown, hide_index=True, key="tbl_orders", column_config={
+        "price": st.column_config.NumberColumn(format="%.3f"),
+        "avg_price": st.column_config.NumberColumn(format="%.3f"),
+        "amount": st.column_config.NumberColumn(format="%.2f"),
+    })
+
+
+def risk_section(snap: data.Snapshot) -> None:
+    st.subheader("Risk 风控 — is anything wrong")
+    pool = snap.pool
+    m = st.columns(4)
+    state = pool.risk_state if pool else "unknown"
+    zh, en = data.RISK_LABELS.get(state, ("", ""))
+    m[0].metric("risk state 风控状态", f"{state} {zh}".strip(), help=en or None)
+    m[1].metric("halted 暂停", "YES 是" if pool and pool.halted else "no 否")
+    m[2].metric("drawdown 回撤", "—" if snap.drawdown is None else f"{snap.drawdown:.2%}")
+    mismatches = {c: n.mismatch for c, n in snap.nodes.items() if n.mismatch}
+    m[3].metric("reconciliation 对账", "MISMATCH 不一致" if mismatches else "OK 一致")
+    if pool and pool.halted:
+        st.error("Executor is HALTED: no new orders. 执行器已暂停")
+    for code, text in mismatches.items():
+        st.error(f"{code} position mismatch 持仓不一致: {text} — no new layers until it clears")
+    fresh = pd.DataFrame([{"file": h.name, "status": h.status,
+                           "age": "—" if h.age_s is None else data._fmt_age(h.age_s), "detail": h.error}
+                          for h in snap.health])
+    st.markdown("**Data freshness 数据新鲜度**")
+    st.dataframe(fresh, hide_index=True, key="tbl_health")
+    st.markdown("**Audit events 审计事件**")
+    if len(snap.audit):
+        st.dataframe(snap.audit[["ts", "code", "severity", "symbol", "cause"]].tail(200).iloc[::-1],
+                     hide_index=True, key="tbl_audit")
+    else:
+        st.caption("no audit log found in the shared or state dir")
+    events = [dict(e, code=c) for c, n in snap.nodes.items() for e in n.events[-50:] if e.get("kind") != "RESULT"]
+    if events:
+        st.markdown("**Node events 节点事件**")
+        st.dataframe(pd.DataFrame(events).iloc[::-1], hide_index=True, key="tbl_node_events")
+
+
+def kill_switch_section(shared: Path) -> None:
+    st.subheader("Kill switch 紧急控制")
+    secret = secret_from_env(os.environ)
+    if secret is None:
+        st.error("GRIDBRIDGE_CONTROL_SECRET is not set: commands cannot be signed, the buttons are disabled. "
+                 "未设置控制密钥，按钮已禁用。")
+    symbol = st.selectbox("symbol for Force Unlock 解锁品种", data.CODES, key="unlock_symbol")
+    cols = st.columns(len(data.KILL_ACTIONS))
+    for col, action in zip(cols, data.KILL_ACTIONS, strict=True):
+        if col.button(data.KILL_LABELS[action], key=f"kill_{action}", disabled=secret is None,
+                      type="primary" if action == "FORCE_HALT" else "secondary"):
+            st.session_state["kill_pending"] = action
+    pending = st.session_state.get("kill_pending")
+    if pending and secret is not None:
+        target = f" for {symbol}" if pending == "FORCE_UNLOCK_SYMBOL" else ""
+        st.warning(f"Confirm **{data.KILL_LABELS[pending]}**{target}? A signed command goes to "
+                   f"`{shared / data.CONTROL_DIR}` for the executor. 确认发送？")
+        c = st.columns(2)
+        if c[0].button("Confirm 确认", key="kill_confirm", type="primary"):
+            try:
+                command_id, path = data.write_control(shared, pending, secret, datetime.now(CST),
+                                                      symbol=symbol if pending == "FORCE_UNLOCK_SYMBOL" else None)
+            except (ValueError, OSError) as exc:
+                st.error(f"could not write the command: {exc}")
+            else:
+                st.session_state["kill_last"] = (command_id, pending, str(path))
+            st.session_state["kill_pending"] = None
+            st.rerun(scope="fragment")
+        if c[1].button("Cancel 取消", key="kill_cancel"):
+            st.session_state["kill_pending"] = None
+            st.rerun(scope="fragment")
+    last = st.session_state.get("kill_last")
+    acks = data.read_acks(shared)
+    if last:
+        command_id, action, path = last
+        ack = next((a for a in acks if a.get("command_id") == command_id), None)
+        if ack is None:
+            st.info(f"sent {action} `{command_id}` → `{path}`; waiting for the executor's acknowledgement 等待确认")
+        elif ack.get("accepted"):
+            st.success(f"{action} `{command_id}` accepted by the executor at {ack.get('ts')} 已执行")
+        else:
+            st.error(f"{action} `{command_id}` refused: {ack.get('reason')} 被拒绝")
+    waiting = data.pending_commands(shared)
+    if waiting:
+        st.caption(f"commands not yet picked up: {', '.join(waiting)}")
+    if acks:
+        st.dataframe(pd.DataFrame(acks).drop(columns=["_mtime"], errors="ignore"), hide_index=True, key="tbl_acks")
+
+
+def render(snap: data.Snapshot) -> None:
+    banners(snap)
+    pool_section(snap)
+    penalty_section(snap)
+    grid_section(snap)
+    alpha_section(snap)
+    orders_section(snap)
+    risk_section(snap)
+
+
+# ------------------------------------------------------------------------------------------ page
+
+
+def _fragment(run_every: float | None):
+    if hasattr(st, "fragment"):
+        return st.fragment(run_every=run_every)
+    return lambda fn: fn  # pragma: no cover - streamlit < 1.37: no auto-refresh
+
+
+def main() -> None:
+    st.set_page_config(page_title="gridbridge dashboard", page_icon="📈", layout="wide")
+    args = settings()
+    st.title("gridbridge 网格看板")
+    if args.replay:
+        replay_page(args)
+        return
+    if not args.shared_dir:
+        st.error("No shared folder: run `gridbridge dashboard --shared-dir DIR` (or --replay DIR).")
+        return
+    shared = Path(args.shared_dir)
+    sources = data.Sources.resolve(shared, args.state_dir or None)
+    memory = _memory(str(shared.resolve()))
+
+    @_fragment(args.refresh if args.refresh > 0 else None)
+    def live() -> None:
+        snap = data.load_live(sources, datetime.now(CST), memory, parse, args.stale_after)
+        as_of = "—" if snap.as_of is None else f"{snap.as_of:%Y-%m-%d %H:%M:%S}"
+        st.caption(f"live · `{sources.shared_dir}` · market time 行情时间 {as_of} · refreshed "
+                   f"{datetime.now(CST):%H:%M:%S} every {args.refresh:g} s"
+                   + (f" · journal `{sources.journal_path()}`" if sources.journal_path() else ""))
+        render(snap)
+
+    @_fragment(args.refresh if args.refresh > 0 else None)
+    def kill() -> None:
+        kill_switch_section(shared)
+
+    live()
+    kill()
+
+
+def replay_page(args: argparse.Namespace) -> None:
+    folder = Path(args.replay)
+    try:
+        rep = _replay(str(folder), args.state_dir, _replay_signature(folder))
+    except (ValueError, OSError) as exc:
+        st.error(f"cannot replay {folder}: {exc}")
+        return
+    st.caption(f"replay 回放 · {rep.kind} · `{rep.root}` · read-only (the kill switch is off in replay)")
+    if not rep.times:
+        st.warning("nothing recorded in this folder yet")
+        render(rep.snapshot_at(None))
+        return
+    lo, hi = rep.times[0].to_pydatetime(), rep.times[-1].to_pydatetime()
+    if hi <= lo:
+        hi = lo + timedelta(minutes=1)
+    t = st.slider("time 时间", min_value=lo, max_value=hi, value=hi, step=timedelta(minutes=1),
+                  format="YYYY-MM-DD HH:mm", key="replay_time")
+    render(rep.snapshot_at(pd.Timestamp(t)))
+
+
+main()
