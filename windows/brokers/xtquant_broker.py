@@ -714,6 +714,8 @@ class XtQuantBroker:
             if row is not None:
                 log.warning("order %s had no callback within %ss; found by lookup", t.coid, self.deadline.total_seconds())
                 self._absorb_order(_copy(row, _ORDER_FIELDS))
+                if t.has_trade_gap:
+                    self._fill_trade_gaps([t], now, count=False)
                 continue
             t.lookups += 1
             t.next_lookup_at = now + self.deadline
@@ -723,12 +725,12 @@ class XtQuantBroker:
                                 "(a rejection QMT did not report, e.g. insufficient funds)")
                 log.warning("order %s: %s", t.coid, t.status_msg)
 
-    def _fill_trade_gaps(self, gaps: list[_Track], now: datetime) -> None:
+    def _fill_trade_gaps(self, gaps: list[_Track], now: datetime, count: bool = True) -> None:
         trades = self.conn.trader.query_stock_trades(self.conn.account)
         for trade in trades or ():
             self._absorb_trade(_copy(trade, _TRADE_FIELDS))
         for t in gaps:
-            if not t.has_trade_gap:
+            if not t.has_trade_gap or not count:
                 continue
             t.gap_lookups += 1
             t.gap_since = now

@@ -375,11 +375,14 @@ class XtQuantTrader:
     def wait_delivered(self, timeout: float = 5.0) -> bool:
         """Test helper: block until every push logged so far for this session was handed to the callback
         (or the session was dropped and ``on_disconnected`` delivered)."""
-        target = len(self.terminal.snapshot()["events"])
+        snap = self.terminal.snapshot()
+        target = len(snap["events"])
+        sess = snap["sessions"].get(str(self.session))
+        dropped = sess is not None and sess["dropped_at"] is not None
         deadline = time.monotonic() + timeout
         self._wake.set()
         with self._delivered:
-            while not (self._cursor >= target or self._disconnect_delivered or not self.connected):
+            while not (self._disconnect_delivered or (not dropped and (self._cursor >= target or not self.connected))):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
