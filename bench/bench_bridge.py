@@ -55,16 +55,23 @@ def percentile(values: list[float], q: float) -> float:
 
 def bench_latency(mode: str, rate: float, duration: float) -> dict:
     config = GridbridgeConfig.model_validate(
-        {"paper": {"initial_cash": "100000000", "initial_positions": {"512890.SH": 10_000_000}},
-         "vault": {"physical_pool": "100000000", "nominal_caps": {"512890.SH": "100000000", "159201.SZ": "100000000"}},
-         "executor": {"poll_interval_s": 0.01, "max_order_age_s": 1e9}}
+        {
+            "paper": {"initial_cash": "100000000", "initial_positions": {"512890.SH": 10_000_000}},
+            "vault": {
+                "physical_pool": "100000000",
+                "nominal_caps": {"512890.SH": "100000000", "159201.SZ": "100000000"},
+            },
+            "executor": {"poll_interval_s": 0.01, "max_order_age_s": 1e9},
+        }
     )
     with tempfile.TemporaryDirectory() as tmp:
         shared, state = Path(tmp) / "shared", Path(tmp) / "state"
         shared.mkdir()
         atomic_write_model(shared / QUOTE_FILE, make_quote_file(prices={"512890.SH": 1.1, "159201.SZ": 1.3}))
         broker = StampingBroker(state / "paper", config.paper)
-        executor = Executor(shared, state, config, broker, wall_clock=ManualClock(SESSION_TIME), watch_mode=mode)  # type: ignore[arg-type]
+        executor = Executor(
+            shared, state, config, broker, wall_clock=ManualClock(SESSION_TIME), watch_mode=mode
+        )  # type: ignore[arg-type]
         executor.start()
         stop = threading.Event()
         loop = threading.Thread(target=executor.run, kwargs={"stop_flag": stop}, daemon=True)
@@ -78,12 +85,21 @@ def bench_latency(mode: str, rate: float, duration: float) -> dict:
             delay = target - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            sig = Signal(signal_id=f"L{i}", code="512890.SH", direction="BUY", price=Decimal("1.100"), shares=100,
-                         layer_index=1, created_at=SESSION_TIME + timedelta(seconds=1))
+            sig = Signal(
+                signal_id=f"L{i}",
+                code="512890.SH",
+                direction="BUY",
+                price=Decimal("1.100"),
+                shares=100,
+                layer_index=1,
+                created_at=SESSION_TIME + timedelta(seconds=1),
+            )
             # Stamped before the write starts, so the figure includes the writer's own atomic replace.
             written[sig.signal_id] = time.perf_counter()
             # Prune what the executor already placed so the file stays the size a node keeps it at.
-            update_signal_file(shared, SESSION_TIME, add=[sig], keep=lambda e: e.get("signal_id") not in broker.placed_at)
+            update_signal_file(
+                shared, SESSION_TIME, add=[sig], keep=lambda e: e.get("signal_id") not in broker.placed_at
+            )
         deadline = time.perf_counter() + 10
         while len(broker.placed_at) < n and time.perf_counter() < deadline:
             time.sleep(0.01)
@@ -92,7 +108,11 @@ def bench_latency(mode: str, rate: float, duration: float) -> dict:
         executor.stop()
     lat = [(broker.placed_at[k] - written[k]) * 1000 for k in written if k in broker.placed_at]
     return {
-        "mode": mode, "rate_per_s": rate, "duration_s": duration, "signals": n, "placed": len(lat),
+        "mode": mode,
+        "rate_per_s": rate,
+        "duration_s": duration,
+        "signals": n,
+        "placed": len(lat),
         "p50_ms": round(percentile(lat, 0.5), 2) if lat else None,
         "p99_ms": round(percentile(lat, 0.99), 2) if lat else None,
         "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
@@ -129,8 +149,12 @@ def bench_vault(cycles: int, fsync: bool | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per latency run (60 for the full figure)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per latency run (60 for the full figure)"
+    )
     parser.add_argument("--rates", default="1,10,100")
     parser.add_argument("--modes", default="events,poll")
     parser.add_argument("--vault-cycles", type=int, default=2000)

@@ -61,11 +61,36 @@ def cmd_executor(args: argparse.Namespace) -> int:
     for name in ("SIGTERM", "SIGINT"):
         if hasattr(os_signal, name):
             os_signal.signal(getattr(os_signal, name), lambda *_: stop.set())
+    http = _start_control_doors(executor, config)
     try:
         executor.run(max_seconds=args.max_seconds, stop_flag=stop)
     finally:
+        if http is not None:
+            http.stop()
         executor.stop()
     return 0
+
+
+def _start_control_doors(executor, config: GridbridgeConfig):  # type: ignore[no-untyped-def]
+    """SIGUSR1 = Force Halt where the OS has it; the HTTP API when a port and a token are configured."""
+    import os
+
+    from core.control.http_door import ControlHttpServer, token_from_env
+    from core.control.signal_door import install_sigusr1_halt
+
+    clock = SystemClock()
+    install_sigusr1_halt(executor.risk.commands, clock.now)
+    port = config.executor.control_http_port
+    if port is None:
+        return None
+    token = token_from_env(os.environ)
+    if not token:
+        logging.getLogger("gridbridge").error("control_http_port is set but GRIDBRIDGE_CONTROL_TOKEN is not: HTTP door stays closed")
+        return None
+    server = ControlHttpServer(executor.risk.commands, token, clock.now, host=config.executor.control_http_host, port=port)
+    host, bound = server.start()
+    logging.getLogger("gridbridge").info("control API on http://%s:%d", host, bound)
+    return server
 
 
 # ------------------------------------------------------------------------------------------- producer
@@ -239,6 +264,57 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+# -------------------------------------------------------------------------------------- control/gate
+
+
+CONTROL_ACTIONS = {"halt": "FORCE_HALT", "reduce": "FORCE_REDUCE", "reset-fuse": "RESET_FUSE",
+                   "unlock": "FORCE_UNLOCK_SYMBOL", "resume": "RESUME"}
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    import os
+
+    from core.control.commands import ControlAction, new_command, secret_from_env, sign_command
+    from core.control.file_door import write_command_file
+
+    secret = secret_from_env(os.environ)
+    if secret is None:
+        print("gridbridge control: set GRIDBRIDGE_CONTROL_SECRET (the secret the executor shares)", file=sys.stderr)
+        return 2
+    if args.action == "unlock" and not args.symbol:
+        print("gridbridge control unlock: a SYMBOL is required", file=sys.stderr)
+        return 2
+    command = new_command(ControlAction(CONTROL_ACTIONS[args.action]), args.issuer, SystemClock().now(),
+                          symbol=args.symbol)
+    path = write_command_file(Path(args.shared_dir), sign_command(command, secret))
+    print(json.dumps({"command_id": command.command_id, "action": command.action.value, "file": str(path)}))
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from gridbridge.deploy import deploy
+
+    record = deploy(Path(args.deploy_dir), Path(args.config), args.version, args.strategy_version or "", args.git or "")
+    print(json.dumps({"deployed": record.config_version}))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from gridbridge.deploy import rollback
+
+    try:
+        plan = rollback(Path(args.deploy_dir), Path(args.state_dir), args.reason, SystemClock().now(),
+                        timedelta(hours=args.observe_hours), args.observe_as, args.drill)
+    except (RuntimeError, ValueError) as exc:
+        print(f"gridbridge rollback: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"from": plan.from_version.config_version, "to": plan.to_version.config_version,
+                      "risk_state": plan.snapshot.state.value}))
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- schema
 
 
@@ -320,6 +396,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_dry_run)
 
+    p = sub.add_parser("control", help="write a signed kill-switch command for the executor")
+    p.add_argument("action", choices=sorted(CONTROL_ACTIONS))
+    p.add_argument("symbol", nargs="?")
+    p.add_argument("--shared-dir", required=True)
+    p.add_argument("--issuer", default="cli")
+    p.set_defaults(func=cmd_control)
+
+    sub.add_parser("gate", help="release gate over an audit log: gridbridge gate --audit FILE --from T --to T")
+
+    p = sub.add_parser("deploy", help="store a config bundle as a version and make it active")
+    p.add_argument("--deploy-dir", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--strategy-version")
+    p.add_argument("--git")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("rollback", help="go back to the previous bundle and hold an observation risk state")
+    p.add_argument("--deploy-dir", required=True)
+    p.add_argument("--state-dir", required=True)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--observe-hours", type=float, default=24.0)
+    p.add_argument("--observe-as", choices=["DEGRADED", "COOLDOWN"], default="DEGRADED")
+    p.add_argument("--drill", action="store_true", help="a rehearsal: recorded as a drill")
+    p.set_defaults(func=cmd_rollback)
+
     from backtest.cli import register as register_backtest
 
     register_backtest(sub)
@@ -328,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gate"]:
+        # The gate owns its arguments (core.gate_cli); hand them over untouched, --help included.
+        from core.gate_cli import main as gate_main
+
+        return gate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -111,11 +112,30 @@ def run_dry_run(opts: DryRunOptions) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
     summary = audit_run(shared, state)
+    summary["gate"] = run_gate(state, shared.parent, config_path)
     summary.update({"days": opts.days, "speed": opts.speed, "seed": opts.seed, "wall_seconds": round(time.monotonic() - t0, 1),
                     "shared_dir": str(shared), "state_dir": str(state), "logs": str(logs), "config": str(config_path),
                     "exit_codes": {n: p.returncode for n, p in procs.items()}})
     summary["ok"] = summary["ok"] and all(code in (0, -15) for code in summary["exit_codes"].values())
     return summary
+
+
+def run_gate(state: Path, out_dir: Path, config_path: Path) -> dict[str, Any]:
+    """The release gate over this run's audit log, written next to the run as gate.json and gate.md."""
+    from core.audit import read_events
+    from core.gate import VersionSet, evaluate_gate, render_json, render_markdown
+    from shared_schema.config import load_config
+
+    events = list(read_events(state / "audit.jsonl")) if (state / "audit.jsonl").exists() else []
+    if not events:
+        return {"verdict": "FAIL", "fail_reasons": ["NO_AUDIT_EVENTS"]}
+    start, end = min(e.ts for e in events), max(e.ts for e in events)
+    report = evaluate_gate(events, start, end + timedelta(seconds=1), VersionSet("dry-run", "grid", "local"),
+                           load_config(config_path).gate)
+    (out_dir / "gate.json").write_text(render_json(report), encoding="utf-8")
+    (out_dir / "gate.md").write_text(render_markdown(report), encoding="utf-8")
+    data = json.loads(render_json(report))
+    return {"verdict": data["verdict"], "fail_reasons": data.get("fail_reasons", []), "report": str(out_dir / "gate.md")}
 
 
 def _settle(shared: Path, timeout: float) -> None:
@@ -233,5 +253,7 @@ def print_summary(summary: dict[str, Any], as_json: bool = False) -> None:
           f"final utilisation {summary['final_utilization']:.1%}")
     print(f"  alpha: 159201.SZ {summary['alpha']['159201.SZ']:,.2f}  512890.SH {summary['alpha']['512890.SH']:,.2f}")
     print(f"  checks: {'all passed' if summary['ok'] else 'FAILED: ' + '; '.join(summary['problems'])}")
+    gate = summary.get("gate", {})
+    print(f"  gate: {gate.get('verdict')} {gate.get('fail_reasons') or ''}  ({gate.get('report', '')})")
     print(f"  files: {summary['shared_dir']}  (executor state {summary['state_dir']}, logs {summary['logs']})")
     print(f"  dashboard: gridbridge dashboard --shared-dir {summary['shared_dir']}")

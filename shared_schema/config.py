@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.gate import GateConfig
+from core.risk.config import RiskConfig
 from shared_schema.models import DESIGN_SYMBOLS
 from shared_schema.types import Money
 
@@ -72,6 +74,10 @@ class ExecutorConfig(_Section):
     commission_estimate_rate: Money = Decimal("0.0001")
     commission_estimate_min: Money = Decimal("0")
     unknown_outcome_lookup_s: float = Field(default=10.0, gt=0)
+    reconcile_interval_s: float = Field(default=300.0, gt=0, description="market seconds between reconciliations")
+    include_base_positions_in_risk: bool = False
+    control_http_port: int | None = Field(default=None, description="serve the control API on 127.0.0.1:PORT")
+    control_http_host: str = "127.0.0.1"
 
 
 class PaperConfig(_Section):
@@ -121,6 +127,12 @@ class GridbridgeConfig(_Section):
     broker: Literal["paper", "xtquant"] = "paper"
     node: NodeConfig = Field(default_factory=NodeConfig)
     xtquant: XtQuantConfig = Field(default_factory=XtQuantConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    gate: GateConfig = Field(
+        # An ETF grid trades about once a day per symbol, not dozens of times: the activity floors are
+        # the ETF's, the risk KRIs the kernel's.
+        default_factory=lambda: GateConfig(min_signals_per_day=Decimal("0.5"), min_fills_per_day=Decimal("0.25"))
+    )
     grid: dict[str, Any] = Field(
         default_factory=dict,
         description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol",

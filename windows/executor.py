@@ -21,7 +21,10 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from core.control.killswitch import KillAction
+from core.events import AuditCode, Severity
 from core.oms.order_fsm import OrderState
+from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.config import GridbridgeConfig
@@ -49,6 +52,7 @@ from windows.brokers.protocol import (
 from windows.executor_state import ExecutorState
 from windows.journal import Journal
 from windows.pipeline import MarketContext, decide
+from windows.risk_shell import ExecutorRisk, RiskSettings
 from windows.vault import GlobalVault, VaultLimits
 
 log = logging.getLogger("gridbridge.executor")
@@ -109,6 +113,12 @@ class Executor:
         self._published_at = 0.0
         self.connected = True
         self.watcher: ChangeWatcher | None = None
+        self.risk = ExecutorRisk(self.shared_dir, self.state_dir, RiskSettings(
+            config=config.risk, include_base_positions=config.executor.include_base_positions_in_risk))
+        self._risk_dirty = True
+        self._last_reconcile: datetime | None = None
+        self._baseline: dict[str, int] | None = None
+        self._replaying = False
 
     # --------------------------------------------------------------------------------------- lifecycle
 
@@ -120,13 +130,18 @@ class Executor:
                 f"another executor is already running on state dir {self.state_dir} "
                 f"(lock {self.state_dir / LOCK_FILE} is held); refusing to start a second one"
             ) from None
+        self._replaying = True
         for record in self.journal.replay():
             self._apply(record)
+        self._replaying = False
+        self.state.illegal_transitions.clear()  # audited when they first happened
+        self.risk.load()
         self._pool_seq = read_seq(self.shared_dir / POOL_FILE)
         self._result_seq = read_seq(self.shared_dir / RESULT_FILE)
         self.broker.start()
         self._refresh_quotes()
         self._recover_open_orders()
+        self._reconcile(force=True)
         self.watcher = ChangeWatcher(
             [self.shared_dir / SIGNAL_FILE, self.shared_dir / QUOTE_FILE], self.watch_mode, self.config.executor.poll_interval_s
         )
@@ -137,6 +152,7 @@ class Executor:
     def stop(self) -> None:
         if self._lock.is_locked:
             self.publish(force=True)
+            self.risk.close(self._market_now)
         if self.watcher is not None:
             self.watcher.close()
         self.broker.stop()
@@ -161,6 +177,8 @@ class Executor:
     def run_once(self) -> None:
         self._refresh_quotes()
         self._drain_broker()
+        self._control()
+        self._evaluate_risk()
         self._process_signals()
         self._drain_broker()
         self._sweep()
@@ -176,7 +194,9 @@ class Executor:
         """Journal then apply. Durability is grouped: ``journal.sync()`` runs before every broker call
         and every publish, so nothing outside this process ever sees a state the journal could lose."""
         self.journal.append(record, sync=False)
+        before = self._order_state(record)
         self._apply(record)
+        self._audit(record, before)
 
     def now(self) -> datetime:
         """The market clock: the newest quote time; the wall clock only before any quote exists."""
@@ -194,8 +214,10 @@ class Executor:
             newest = max(times)
             if self._market_now is None or newest > self._market_now:
                 self._market_now = newest
+        self.risk.data_ok = not outcome.is_degraded and not self._quotes_stale(model)
         if outcome.status.value == "FRESH":
             self.broker.on_market(model)
+            self._risk_dirty = True
 
     # -------------------------------------------------------------------------------------- signals
 
@@ -239,6 +261,7 @@ class Executor:
             quotes=dict(model.quotes) if model else {},
             sellable=None if positions is None else {p.code: p.can_use_volume for p in positions},
             available_cash=None if asset is None else asset.cash,
+            blocked=self.risk.check,
         )
 
     def _send(self, coid: str) -> None:
@@ -261,6 +284,8 @@ class Executor:
         for event in self.broker.drain_events():
             if isinstance(event, ConnectionEvent):
                 self.connected = event.connected
+                self.risk.trade_ok = event.connected
+                self._risk_dirty = True
                 self._alert(f"broker {'connected' if event.connected else 'DISCONNECTED'}: {event.message}")
                 continue
             self._fold_update(event)
@@ -272,6 +297,13 @@ class Executor:
             return
         rec = live.record
         grows = event.filled_shares > rec.filled_shares
+        if not grows and rec.state.is_terminal and event.state is not rec.state:
+            # e.g. CANCELLED reported for a FILLED order: refused (the table has no way out of a
+            # terminal state) and audited, never applied.
+            self.risk.emit(AuditCode.OMS_ILLEGAL_TRANSITION, self.now(),
+                           f"{event.client_order_id}: {rec.state.value} -> {event.state.value} refused",
+                           symbol=rec.symbol, severity=Severity.WARN)
+            return
         if not grows and (event.state is rec.state or rec.state.is_terminal) and not live.outcome_unknown:
             return  # a duplicate or a stale report: nothing new
         self._commit({"k": "update", "coid": event.client_order_id, "state": event.state.value,
@@ -332,6 +364,134 @@ class Executor:
                 self.journal.sync()
                 self.broker.cancel_order(live.record.client_order_id)
 
+    # ---------------------------------------------------------------------------------- risk shell
+
+    def _quotes_stale(self, model: QuoteFile) -> bool:
+        age = (self.wall_clock.now() - model.updated_at).total_seconds()
+        return age > self.config.executor.quote_stale_after_s
+
+    def _control(self) -> None:
+        """Kill-switch commands from every door; their actions become journal records and cancels."""
+        now = self.now()
+        actions = self.risk.poll_commands(self.wall_clock.now(), now)
+        for action in actions:
+            if action is KillAction.STOP_NEW_ORDERS and not self.state.halted:
+                self._commit({"k": "halt", "on": True, "why": "FORCE_HALT", "t": now.isoformat()})
+            elif action is KillAction.RESUME_ORDERS and self.state.halted:
+                self._commit({"k": "halt", "on": False, "why": "RESUME", "t": now.isoformat()})
+            elif action is KillAction.CANCEL_OPEN_ORDERS:
+                self._cancel_all("HALTED", now)
+        if actions:
+            self._risk_dirty = True
+            self._dirty = True
+
+    def _cancel_all(self, why: str, now: datetime) -> None:
+        for live in self.state.open_orders():
+            if live.cancel_requested or live.record.state is OrderState.NEW:
+                continue
+            self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": why, "t": now.isoformat()})
+            self.journal.sync()
+            self.broker.cancel_order(live.record.client_order_id)
+
+    def _marks(self) -> dict[str, float]:
+        model = self.quotes.last_good
+        return {code: q.last for code, q in model.quotes.items()} if model else {}
+
+    def _base_positions(self) -> dict[str, int]:
+        out = {}
+        for code in self.config.codes:
+            own = self.config.grid.get(code, self.config.grid.get(symbol_key(code), {}))
+            if isinstance(own, dict) and "base_position_shares" in own:
+                out[code] = int(own["base_position_shares"])
+        return out
+
+    def _evaluate_risk(self) -> None:
+        if self._market_now is None:
+            return  # risk events are stamped with market time; there is none before the first quote
+        self._reconcile()
+        if not self._risk_dirty:
+            return
+        self._risk_dirty = False
+        account = self.risk.account(self.state.vault, self._marks(), self._base_positions())
+        before = self.risk.state_name
+        for note in self.risk.evaluate(account, self.now()):
+            self._alert(note)
+        if self.risk.state_name != before:
+            self._dirty = True
+
+    def _reconcile(self, force: bool = False) -> None:
+        """Windows positions vs the vault's lots plus the base: on start and every reconcile interval."""
+        if self._market_now is None:
+            return
+        now = self.now()
+        if not force and self._last_reconcile is not None and \
+                (now - self._last_reconcile).total_seconds() < self.config.executor.reconcile_interval_s:
+            return
+        if any(o.record.side == "BUY" or o.release_ids for o in self.state.open_orders()):
+            return  # fills in flight: the venue and the ledger may briefly differ
+        positions = self.broker.query_positions()
+        if positions is None:
+            return
+        self._last_reconcile = now
+        held: dict[str, int] = {code: 0 for code in self.config.codes}
+        for alloc in self.state.vault.allocations.values():
+            held[alloc.symbol] = held.get(alloc.symbol, 0) + alloc.holding_shares
+        broker = {p.code: p.volume for p in positions if p.code in held}
+        declared = self._base_positions()
+        if self._baseline is None:
+            # Without a declared base, what the venue held beyond the grid's lots at start is the base.
+            self._baseline = {c: declared.get(c, broker.get(c, 0) - held.get(c, 0)) for c in held}
+        local = {c: Decimal(self._baseline.get(c, 0) + held.get(c, 0)) for c in held}
+        result = reconcile(local, {c: Decimal(broker.get(c, 0)) for c in held}, None, None)
+        if result.mismatches:
+            self.risk.emit(AuditCode.OMS_RECONCILE_MISMATCH, now, "venue positions differ from the vault's lots",
+                           severity=Severity.WARN, severity_level=result.severity.value,
+                           mismatches=[str(m) for m in result.mismatches])
+            self._alert(f"reconcile: {result.severity.value} mismatch: {[str(m) for m in result.mismatches]}")
+        account = self.risk.account(self.state.vault, self._marks(), self._base_positions())
+        self.risk.evaluate(account, now, result)
+        self._dirty = True
+
+    def _order_state(self, record: dict[str, Any]) -> OrderState | None:
+        live = self.state.orders.get(record.get("coid", ""))
+        return live.record.state if live is not None else None
+
+    def _audit(self, record: dict[str, Any], before: OrderState | None) -> None:
+        """The audit trail the gate reads, written as records are committed (never on replay)."""
+        kind, t = record["k"], _ts(record["t"])
+        if kind == "intent":
+            self.risk.emit(AuditCode.SIGNAL_ACCEPTED, t, "signal passed the pipeline", symbol=record["code"],
+                           signal_id=record["id"], client_order_id=record["coid"], side=record["side"])
+        elif kind == "result" and record.get("status") in ("REJECTED", "EXPIRED"):
+            entry = self.state.signals.get(record["id"])
+            self.risk.emit(AuditCode.SIGNAL_REJECTED, t, record.get("message", ""),
+                           symbol=entry.result.code if entry else None, signal_id=record["id"],
+                           reason=record.get("reason"), detail=record.get("detail"))
+        elif kind == "sent":
+            live = self.state.orders[record["coid"]]
+            code = AuditCode.ORDER_ERROR if record["status"] == "UNKNOWN" else AuditCode.ORDER_SUBMITTED
+            self.risk.emit(code, t, record.get("msg") or "order sent", symbol=live.record.symbol,
+                           client_order_id=record["coid"], side=live.record.side, shares=live.record.shares)
+            if record["status"] == "REJECTED":
+                self.risk.emit(AuditCode.ORDER_REJECTED, t, record.get("msg", ""), symbol=live.record.symbol,
+                               client_order_id=record["coid"])
+        elif kind in ("update", "lost"):
+            live = self.state.orders[record["coid"]]
+            after = live.record.state
+            if after is before:
+                return
+            code = {OrderState.FILLED: AuditCode.ORDER_FILLED, OrderState.PARTIAL: AuditCode.ORDER_PARTIAL,
+                    OrderState.CANCELLED: AuditCode.ORDER_CANCELLED, OrderState.REJECTED: AuditCode.ORDER_REJECTED,
+                    OrderState.ACK: AuditCode.ORDER_ACK}.get(after)
+            if code is not None:
+                self.risk.emit(code, t, live.record.message or after.value, symbol=live.record.symbol,
+                               client_order_id=record["coid"], side=live.record.side,
+                               filled=live.record.filled_shares, opens=live.record.side == "BUY",
+                               risk_state=self.risk.state_name, leverage="1", max_leverage="1")
+        while self.state.illegal_transitions:
+            message = self.state.illegal_transitions.pop(0)
+            self.risk.emit(AuditCode.OMS_ILLEGAL_TRANSITION, t, message, severity=Severity.WARN)
+
     # -------------------------------------------------------------------------------------- publish
 
     def _alert(self, message: str) -> None:
@@ -367,6 +527,7 @@ class Executor:
             reserve_ratio=vault.limits.reserve_ratio,
             utilization=round(vault.utilization(), 6),
             halted=self.state.halted,
+            risk_state=self.risk.state_name,
             market_time=self._market_now,
             **fields,
         )
@@ -397,6 +558,10 @@ class Executor:
             return
         self._dirty = False
         self._published_at = time.monotonic()
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def default_state_dir(shared_dir: Path) -> Path:

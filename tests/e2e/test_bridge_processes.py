@@ -33,15 +33,36 @@ class Bridge:
         self.cfg.write_text(json.dumps(CONFIG))
         b1 = write_bars_csv(root / "512890.csv", random_walk_bars(2, seed=3, start_price=1.1))
         b2 = write_bars_csv(root / "159201.csv", random_walk_bars(2, seed=4, start_price=1.3))
-        self.producer = procs.start("producer", "--shared-dir", str(self.shared), "--bars", f"512890.SH={b1}", "--bars",
-                                    f"159201.SZ={b2}", "--speed", "300", "--config", str(self.cfg),
-                                    log=root / "producer.log")
+        self.producer = procs.start(
+            "producer",
+            "--shared-dir",
+            str(self.shared),
+            "--bars",
+            f"512890.SH={b1}",
+            "--bars",
+            f"159201.SZ={b2}",
+            "--speed",
+            "300",
+            "--config",
+            str(self.cfg),
+            log=root / "producer.log",
+        )
         assert procs.wait_for(lambda: (self.shared / QUOTE_FILE).exists(), 30)
         self.executor = self.start_executor()
 
     def start_executor(self):
-        self.executor = procs.start("executor", "--shared-dir", str(self.shared), "--state-dir", str(self.state),
-                                    "--config", str(self.cfg), "--watch", "poll", log=self.root / "executor.log")
+        self.executor = procs.start(
+            "executor",
+            "--shared-dir",
+            str(self.shared),
+            "--state-dir",
+            str(self.state),
+            "--config",
+            str(self.cfg),
+            "--watch",
+            "poll",
+            log=self.root / "executor.log",
+        )
         return self.executor
 
     def close(self) -> None:
@@ -73,14 +94,55 @@ def test_signals_through_real_processes(bridge):
     shared, state = bridge.shared, bridge.state
     quote = json.loads((shared / QUOTE_FILE).read_text())["quotes"]["512890.SH"]
     ask = quote["ask1"]
-    out = procs.run("signal", "--shared-dir", str(shared), "--code", "512890.SH", "--direction", "BUY",
-                    "--price", f"{ask + 0.01:.3f}", "--shares", "1000", "--layer-index", "1", "--signal-id", "buy-1")
+    out = procs.run(
+        "signal",
+        "--shared-dir",
+        str(shared),
+        "--code",
+        "512890.SH",
+        "--direction",
+        "BUY",
+        "--price",
+        f"{ask + 0.01:.3f}",
+        "--shares",
+        "1000",
+        "--layer-index",
+        "1",
+        "--signal-id",
+        "buy-1",
+    )
     assert out.returncode == 0, out.stderr
-    procs.run("signal", "--shared-dir", str(shared), "--code", "512890.SH", "--direction", "BUY",
-              "--price", f"{ask:.3f}", "--shares", "150", "--signal-id", "bad-lot")
+    procs.run(
+        "signal",
+        "--shared-dir",
+        str(shared),
+        "--code",
+        "512890.SH",
+        "--direction",
+        "BUY",
+        "--price",
+        f"{ask:.3f}",
+        "--shares",
+        "150",
+        "--signal-id",
+        "bad-lot",
+    )
     assert procs.wait_for(lambda: results(shared).results["buy-1"].status.value == "FILLED", 30)
-    out = procs.run("signal", "--shared-dir", str(shared), "--code", "512890.SH", "--direction", "SELL",
-                    "--price", "1.000", "--shares", "1000", "--signal-id", "sell-base")
+    out = procs.run(
+        "signal",
+        "--shared-dir",
+        str(shared),
+        "--code",
+        "512890.SH",
+        "--direction",
+        "SELL",
+        "--price",
+        "1.000",
+        "--shares",
+        "1000",
+        "--signal-id",
+        "sell-base",
+    )
     assert out.returncode == 0
     assert procs.wait_for(lambda: results(shared).results["sell-base"].status.value == "FILLED", 30)
     assert procs.wait_for(lambda: results(shared).results["bad-lot"].status.value == "REJECTED", 10)
@@ -104,15 +166,24 @@ def test_kill_minus_nine_mid_burst_loses_nothing_and_sends_nothing_twice(bridge)
         ask = quote[code]["ask1"]
         direction = "BUY" if i % 3 else "SELL"
         price = f"{ask * 1.02:.3f}" if direction == "BUY" else f"{ask * 0.98:.3f}"
-        sig = make_signal(signal_id=f"burst-{i}", code=code, direction=direction, price=price, shares=100 * (1 + i % 5),
-                          layer_index=1 + i % 8, created_at=quote[code]["quote_time"])
+        sig = make_signal(
+            signal_id=f"burst-{i}",
+            code=code,
+            direction=direction,
+            price=price,
+            shares=100 * (1 + i % 5),
+            layer_index=1 + i % 8,
+            created_at=quote[code]["quote_time"],
+        )
         update_signal_file(shared, sig.created_at, add=[sig])
         ids.append(sig.signal_id)
         if i in (15, 35):
             time.sleep(0.05)
             procs.kill9(bridge.executor)
             bridge.start_executor()
-    assert procs.wait_for(lambda: all(results(shared).results[s].status.is_final for s in ids), 60), _pending(shared, ids)
+    assert procs.wait_for(lambda: all(results(shared).results[s].status.is_final for s in ids), 60), _pending(
+        shared, ids
+    )
     final = results(shared).results
     assert set(ids) <= set(final)
     counts = Counter(p["client_order_id"] for p in placed(state))

@@ -10,7 +10,13 @@ from datetime import datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_bytes, atomic_write_model
+from shared_schema.atomic_io import (
+    ModelFileReader,
+    ReadStatus,
+    WriteFailed,
+    atomic_write_bytes,
+    atomic_write_model,
+)
 from shared_schema.models import PoolFile, QuoteFile
 from shared_schema.types import CST
 from tests.kit.stubs import make_quote_file
@@ -41,7 +47,9 @@ def test_reader_in_another_process_never_sees_a_partial_file(tmp_path):
     target = tmp_path / "shared_quote.json"
     stop = tmp_path / "stop"
     atomic_write_bytes(target, json.dumps({"seq": 0, "pad": "x" * 20000}).encode())
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(target), str(stop)], stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(target), str(stop)], stdout=subprocess.PIPE, text=True
+    )
     for seq in range(1, 400):
         atomic_write_bytes(target, json.dumps({"seq": seq, "pad": "y" * 20000}).encode())
     stop.touch()

@@ -72,7 +72,11 @@ def test_same_signal_twice_is_acted_on_once(h):
         ({"price": "1.300"}, Reason.PRICE_LIMIT, "OUTSIDE_DAILY_LIMIT"),
         ({"price": "0.980"}, Reason.PRICE_LIMIT, "OUTSIDE_DAILY_LIMIT"),
         ({"direction": "SELL", "shares": 200_000}, Reason.NOT_SELLABLE_T1, "ABOVE_CAN_USE_VOLUME"),
-        ({"direction": "SELL", "release_client_order_ids": ["nope"]}, Reason.INVALID_SIGNAL, "RELEASE_UNKNOWN"),
+        (
+            {"direction": "SELL", "release_client_order_ids": ["nope"]},
+            Reason.INVALID_SIGNAL,
+            "RELEASE_UNKNOWN",
+        ),
         ({"shares": 1_000_000, "price": "1.100"}, Reason.INSUFFICIENT_CASH, "BROKER_CASH"),
         ({"shares": 190_000, "price": "1.100"}, Reason.NOMINAL_CAP, "NOMINAL_CAP"),
     ],
@@ -116,9 +120,15 @@ def test_reserve_and_pool_rules_refuse_through_the_executor(tmp_path):
     h.send(signal_id="a1", code="159201.SZ", price="1.300", shares=150_000, layer_index=2)  # 195,000
     h.send(signal_id="a2", code="512890.SH", price="1.100", shares=50_000, layer_index=2)  # 55,000 -> 250,000
     h.turn()
-    h.send(signal_id="r0", code="512890.SH", price="1.100", shares=5_000, layer_index=0)  # 5,500 -> 255,500 > 255,000
-    h.send(signal_id="r1", code="512890.SH", price="1.100", shares=45_000, layer_index=3)  # 49,500 -> 299,500 ok
-    h.send(signal_id="r2", code="512890.SH", price="1.100", shares=1_000, layer_index=4)  # 1,100 -> over 300,000
+    h.send(
+        signal_id="r0", code="512890.SH", price="1.100", shares=5_000, layer_index=0
+    )  # 5,500 -> 255,500 > 255,000
+    h.send(
+        signal_id="r1", code="512890.SH", price="1.100", shares=45_000, layer_index=3
+    )  # 49,500 -> 299,500 ok
+    h.send(
+        signal_id="r2", code="512890.SH", price="1.100", shares=1_000, layer_index=4
+    )  # 1,100 -> over 300,000
     h.turn()
     assert h.result("r0").reason is Reason.POOL_RESERVE_15
     assert h.result("r1").status is ResultStatus.FILLED
@@ -211,7 +221,9 @@ def test_partial_fills_then_cancel_leave_the_filled_part_used(tmp_path):
     pool = h.pool()
     assert float(pool.used_512890) == 2200.0
     assert float(pool.frozen_512890) == 2200.0
-    h.publish_quotes(when=SESSION_TIME + timedelta(seconds=h.config.executor.max_order_age_s + 1), **{"512890_SH": 1.2})
+    h.publish_quotes(
+        when=SESSION_TIME + timedelta(seconds=h.config.executor.max_order_age_s + 1), **{"512890_SH": 1.2}
+    )
     h.turn(2)
     assert h.result("p1").status is ResultStatus.CANCELLED
     pool = h.pool()

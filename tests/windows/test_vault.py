@@ -11,7 +11,9 @@ A, B = "159201.SZ", "512890.SH"
 
 
 def make_vault(pool="300000", cap="200000", reserve="0.15") -> GlobalVault:
-    return GlobalVault(VaultLimits.from_yuan(Decimal(pool), {A: Decimal(cap), B: Decimal(cap)}, Decimal(reserve)))
+    return GlobalVault(
+        VaultLimits.from_yuan(Decimal(pool), {A: Decimal(cap), B: Decimal(cap)}, Decimal(reserve))
+    )
 
 
 def yuan(x: int) -> int:
@@ -130,8 +132,12 @@ class VaultMachine(RuleBasedStateMachine):
         self.sells = 0
         self.approved_total_at_approval: list[tuple[int, int, int]] = []
 
-    @rule(symbol=st.sampled_from([A, B]), lots=st.integers(1, 400), price_milli=st.integers(800, 1500),
-          layer=st.integers(0, 8))
+    @rule(
+        symbol=st.sampled_from([A, B]),
+        lots=st.integers(1, 400),
+        price_milli=st.integers(800, 1500),
+        layer=st.integers(0, 8),
+    )
     def request(self, symbol, lots, price_milli, layer):
         self.n += 1
         coid = f"b{self.n}"
@@ -171,7 +177,9 @@ class VaultMachine(RuleBasedStateMachine):
         self.vault.on_cancel(self.buys[coid][0], coid)
         self.done.add(coid)
 
-    @precondition(lambda self: any(a.holding_shares > 0 and a.frozen == 0 for a in self.vault.allocations.values()))
+    @precondition(
+        lambda self: any(a.holding_shares > 0 and a.frozen == 0 for a in self.vault.allocations.values())
+    )
     @rule(data=st.data(), price_milli=st.integers(800, 1600))
     def sell(self, data, price_milli):
         lots = sorted(c for c, a in self.vault.allocations.items() if a.holding_shares > 0 and a.frozen == 0)
@@ -192,7 +200,9 @@ class VaultMachine(RuleBasedStateMachine):
     def ledger_holds(self):
         assert self.vault.check_invariants() == []
         used, frozen = self.vault.get_used_map(), self.vault.get_frozen_map()
-        assert sum(used.values()) + sum(frozen.values()) == sum(a.used + a.frozen for a in self.vault.allocations.values())
+        assert sum(used.values()) + sum(frozen.values()) == sum(
+            a.used + a.frozen for a in self.vault.allocations.values()
+        )
         assert all(v >= 0 for v in used.values()) and all(v >= 0 for v in frozen.values())
         for code in (A, B):
             assert used[code] + frozen[code] <= self.vault.limits.nominal_caps[code]
@@ -200,7 +210,9 @@ class VaultMachine(RuleBasedStateMachine):
 
 
 TestVaultMachine = VaultMachine.TestCase
-TestVaultMachine.settings = __import__("hypothesis").settings(max_examples=200, stateful_step_count=40, deadline=None)
+TestVaultMachine.settings = __import__("hypothesis").settings(
+    max_examples=200, stateful_step_count=40, deadline=None
+)
 
 
 @pytest.mark.parametrize("reserve", ["0.15", "0.5", "0.3"])
@@ -214,3 +226,19 @@ def test_reserve_floor_follows_the_configured_ratio(reserve):
         assert vault.request_allocation(B, room, 0, "fits") is VaultDecision.APPROVED
     assert vault.request_allocation(B, 1, 0, "one-fen-too-many") is VaultDecision.POOL_RESERVE_15
     assert vault.request_allocation(B, 1, 1, "deeper-layer") is VaultDecision.APPROVED
+
+
+def test_worked_example_in_docs_vault_md():
+    vault = make_vault()
+    assert vault.request_allocation(A, yuan(195000), 0, "w1", 150000) is VaultDecision.APPROVED
+    vault.on_fill(A, "w1", 100000, yuan(129900), 1299)
+    assert (vault.get_used_map()[A], vault.get_frozen_map()[A]) == (yuan(129900), yuan(65000))
+    vault.on_cancel(A, "w1")
+    assert vault.committed() == yuan(129900)
+    assert vault.request_allocation(B, yuan(130000), 0, "w4") is VaultDecision.POOL_RESERVE_15
+    assert vault.request_allocation(B, yuan(130000), 2, "w5") is VaultDecision.APPROVED
+    assert vault.request_allocation(A, yuan(75000), 3, "w6") is VaultDecision.NOMINAL_CAP
+    assert vault.request_allocation(B, yuan(50000), 3, "w7") is VaultDecision.POOL_EXHAUSTED
+    vault.apply_sell_fill(A, "w8", ["w1"], 100000, 100000, yuan(132000), 1320)
+    assert vault.committed() == yuan(130000)
+    assert vault.acc_alpha[A] == 207381

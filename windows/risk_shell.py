@@ -1,0 +1,192 @@
+"""The executor's side of the risk kernel: equity, risk evaluation, kill switch doors and the audit log.
+
+All decisions are ``core`` functions (``evaluate``, ``check_order``, ``handle_command``); this class only
+feeds them what the executor knows (the vault, the quotes, the broker), writes their audit events and
+hands their actions back to the executor. Risk state is rebuilt from the audit file on start.
+
+ETF equity for risk is the grid's own capital: the pool plus realised alpha plus open grid lots marked to
+market (the long-term base positions are outside it unless ``include_base_positions``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core.audit import AuditWriter, replay_risk_file
+from core.control import killswitch
+from core.control.commands import ControlCommand, InMemoryNonceStore, secret_from_env
+from core.control.file_door import process_control_folder
+from core.control.http_door import SubmittedCommand
+from core.events import AuditCode, AuditEvent, Severity
+from core.oms.account import AccountState
+from core.oms.reconcile import ReconcileResult
+from core.risk import (
+    OrderIntent,
+    RiskConfig,
+    RiskInputs,
+    RiskSnapshot,
+    Side,
+    check_order,
+    evaluate,
+    initial_snapshot,
+)
+from core.risk.engine import equity_snapshot_event
+from shared_schema.models import Direction, Reason, Signal
+from windows.pipeline import Rejection
+from windows.vault import GlobalVault
+
+log = logging.getLogger("gridbridge.risk")
+
+AUDIT_FILE = "audit.jsonl"
+NONCE_FILE = "control_nonces.json"
+
+
+@dataclass
+class RiskSettings:
+    config: RiskConfig = field(default_factory=RiskConfig)
+    equity_snapshot_every: timedelta = timedelta(minutes=1)
+    include_base_positions: bool = False
+
+
+class PersistentNonceStore(InMemoryNonceStore):
+    """Nonces of accepted commands, saved after each one so a replay after a restart is still refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        items: dict[str, datetime] = {}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            items = {k: datetime.fromisoformat(v) for k, v in raw.items()}
+        except (OSError, ValueError, AttributeError):
+            pass
+        super().__init__(items)
+
+    def remember(self, nonce: str, expires_at: datetime) -> None:
+        super().remember(nonce, expires_at)
+        from shared_schema.atomic_io import atomic_write_json
+
+        atomic_write_json(self.path, {k: v.isoformat() for k, v in self.items.items()})
+
+
+class ExecutorRisk:
+    def __init__(self, shared_dir: Path, state_dir: Path, settings: RiskSettings | None = None) -> None:
+        self.shared_dir = Path(shared_dir)
+        self.state_dir = Path(state_dir)
+        self.settings = settings or RiskSettings()
+        self.audit = AuditWriter(self.state_dir / AUDIT_FILE)
+        self.snapshot: RiskSnapshot = initial_snapshot()
+        self.kill = killswitch.KillSwitchState()
+        self.nonces = PersistentNonceStore(self.state_dir / NONCE_FILE)
+        self.secret = secret_from_env(os.environ)
+        self.commands: queue.SimpleQueue[SubmittedCommand] = queue.SimpleQueue()
+        self._last_snapshot_event: datetime | None = None
+        self.trade_ok = True
+        self.data_ok = True
+
+    def load(self) -> None:
+        path = self.state_dir / AUDIT_FILE
+        if path.exists():
+            self.snapshot = replay_risk_file(path, self.snapshot)
+            self.kill = killswitch.KillSwitchState(halted=self.snapshot.halted)
+
+    # ----------------------------------------------------------------------------------------- audit
+
+    def emit(self, code: AuditCode, now: datetime, cause: str, symbol: str | None = None,
+             severity: Severity = Severity.INFO, **data: Any) -> None:
+        self.write([AuditEvent(ts=now, code=code, severity=severity, cause=cause, symbol=symbol, data=data)])
+
+    def write(self, events: list[AuditEvent] | tuple[AuditEvent, ...]) -> None:
+        if events:
+            self.audit.extend(events)
+
+    # ------------------------------------------------------------------------------------ evaluation
+
+    def account(self, vault: GlobalVault, marks: dict[str, float], base_positions: dict[str, int]) -> AccountState:
+        """Grid equity in yuan: pool + realised alpha + open lots at market - their cost basis."""
+        fen = vault.limits.physical_pool + sum(vault.acc_alpha.values())
+        for alloc in vault.allocations.values():
+            shares = alloc.holding_shares
+            if shares > 0 and alloc.symbol in marks:
+                fen += round(shares * marks[alloc.symbol] * 100) - alloc.used
+        equity = Decimal(fen) / 100
+        if self.settings.include_base_positions:
+            equity += sum((Decimal(str(marks.get(c, 0))) * n for c, n in base_positions.items()), Decimal(0))
+        peak = max(self.snapshot.peak_equity, equity)
+        return AccountState(equity=equity, peak_equity=peak, cash=equity)
+
+    def evaluate(self, account: AccountState, now: datetime, reconcile: ReconcileResult | None = None) -> list[str]:
+        """Run the risk machine on this account update; returns human notes for alerts."""
+        result = evaluate(
+            self.snapshot,
+            RiskInputs(account=account, trade_ok=self.trade_ok, data_ok=self.data_ok, reconcile=reconcile),
+            now,
+            self.settings.config,
+        )
+        self.snapshot = result.snapshot
+        self.write(result.events)
+        notes = [f"risk: {e.cause}" for e in result.events if e.code is AuditCode.RISK_STATE_CHANGE]
+        if self._last_snapshot_event is None or now - self._last_snapshot_event >= self.settings.equity_snapshot_every:
+            self.write([equity_snapshot_event(self.snapshot, now)])
+            self._last_snapshot_event = now
+        return notes
+
+    def check(self, signal: Signal) -> Rejection | None:
+        """What the current risk state forbids for this signal (buys open exposure, sells reduce it)."""
+        intent = OrderIntent(
+            symbol=signal.code,
+            side=Side.BUY if signal.direction is Direction.BUY else Side.SELL,
+            qty=Decimal(signal.shares),
+            opens=signal.direction is Direction.BUY,
+        )
+        reason = check_order(self.snapshot, intent, self.settings.config)
+        if reason is None:
+            return None
+        return Rejection(Reason.RISK_STATE, reason.value,
+                         f"risk state {self.snapshot.state.value} forbids this {signal.direction.value}")
+
+    # -------------------------------------------------------------------------------- kill switch
+
+    def poll_commands(self, wall_now: datetime, market_now: datetime) -> list[killswitch.KillAction]:
+        """Commands from the signed-file door and the queue (HTTP, SIGUSR1); returns the actions to take.
+
+        A command's signature, nonce and expiry are judged on the wall clock (an operator acts in real
+        time); its effect on the risk state is stamped with the market clock the risk timers run on.
+        """
+        actions: list[killswitch.KillAction] = []
+
+        def apply(command: ControlCommand, source: str = "file") -> str | None:
+            outcome = killswitch.handle_command(
+                self.kill, self.snapshot, command, market_now, self.settings.config, source
+            )
+            self.write(outcome.events)
+            if outcome.accepted:
+                self.kill, self.snapshot = outcome.state, outcome.risk
+                actions.extend(outcome.actions)
+            return outcome.refused
+
+        door = process_control_folder(self.shared_dir, self.secret, self.nonces, wall_now, apply)
+        self.write(door.events)
+        while True:
+            try:
+                submitted = self.commands.get_nowait()
+            except queue.Empty:
+                break
+            apply(submitted.command, submitted.source)
+        return actions
+
+    @property
+    def state_name(self) -> str:
+        return self.snapshot.state.value
+
+    def close(self, now: datetime | None) -> None:
+        if now is not None:
+            self.write([equity_snapshot_event(self.snapshot, now)])
+        self.audit.close()
