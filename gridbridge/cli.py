@@ -426,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_backtest(sub)
     from mac.dashboard.launch import register as register_dashboard; register_dashboard(sub)  # noqa: E702
+    from windows.cli_xt import register as register_xt; register_xt(sub)  # noqa: E702
     return parser
 
 

@@ -136,8 +136,10 @@ class PaperAccountSource:
 
 class Producer:
     def __init__(
-        self, shared_dir: Path, quotes: QuoteSource, account: AccountSource, wall_clock: Clock | None = None
+        self, shared_dir: Path, quotes: QuoteSource, account: AccountSource, wall_clock: Clock | None = None,
+        source: str = "paper-replay",
     ) -> None:
+        self.source = source  # the quote file says where its data came from (replay or the QMT terminal)
         self.shared_dir = Path(shared_dir)
         self.shared_dir.mkdir(parents=True, exist_ok=True)
         self.quotes = quotes
@@ -159,7 +161,7 @@ class Producer:
             positions, account = self.last_account
         self.seq += 1
         model = QuoteFile(
-            seq=self.seq, updated_at=self.wall_clock.now(), source="paper-replay", quotes=snapshot,
+            seq=self.seq, updated_at=self.wall_clock.now(), source=self.source, quotes=snapshot,
             positions=positions, account=account, positions_ok=ok,
         )
         try:
