@@ -91,9 +91,9 @@ def banners(snap: data.Snapshot) -> None:
             continue
         text = f"**{h.name}: {h.status}** — {h.error}"
         if h.status in (data.MISSING, data.INVALID) and h.required:
-            st.error(f"数据异常 Data problem · {text}", icon="🚨")
+            st.error(f"数据异常 Data problem · {text}")
         elif h.required:
-            st.warning(f"数据过期 Stale data · {text}", icon="⏱️")
+            st.warning(f"数据过期 Stale data · {text}")
         else:
             st.info(text)
 
@@ -241,6 +241,17 @@ def risk_section(snap: data.Snapshot) -> None:
         st.dataframe(pd.DataFrame(events).iloc[::-1], hide_index=True, key="tbl_node_events")
 
 
+def _confirm_command(shared: Path, action: str, secret: bytes, symbol: str | None) -> None:
+    try:
+        command_id, path = data.write_control(shared, action, secret, datetime.now(CST), symbol=symbol)
+    except (ValueError, OSError) as exc:
+        st.session_state["kill_error"] = f"could not write the command: {exc}"
+    else:
+        st.session_state["kill_last"] = (command_id, action, str(path))
+        st.session_state["kill_error"] = None
+    st.session_state["kill_pending"] = None
+
+
 def kill_switch_section(shared: Path) -> None:
     st.subheader("Kill switch 紧急控制")
     secret = secret_from_env(os.environ)
@@ -249,29 +260,23 @@ def kill_switch_section(shared: Path) -> None:
                  "未设置控制密钥，按钮已禁用。")
     symbol = st.selectbox("symbol for Force Unlock 解锁品种", data.CODES, key="unlock_symbol")
     cols = st.columns(len(data.KILL_ACTIONS))
+    # Callbacks run before the rerun, so the confirmation appears (and goes) on the same click.
     for col, action in zip(cols, data.KILL_ACTIONS, strict=True):
-        if col.button(data.KILL_LABELS[action], key=f"kill_{action}", disabled=secret is None,
-                      type="primary" if action == "FORCE_HALT" else "secondary"):
-            st.session_state["kill_pending"] = action
+        col.button(data.KILL_LABELS[action], key=f"kill_{action}", disabled=secret is None,
+                   type="primary" if action == "FORCE_HALT" else "secondary",
+                   on_click=st.session_state.__setitem__, args=("kill_pending", action))
     pending = st.session_state.get("kill_pending")
     if pending and secret is not None:
-        target = f" for {symbol}" if pending == "FORCE_UNLOCK_SYMBOL" else ""
-        st.warning(f"Confirm **{data.KILL_LABELS[pending]}**{target}? A signed command goes to "
-                   f"`{shared / data.CONTROL_DIR}` for the executor. 确认发送？")
+        target = symbol if pending == "FORCE_UNLOCK_SYMBOL" else None
+        st.warning(f"Confirm **{data.KILL_LABELS[pending]}**{f' for {target}' if target else ''}? A signed command "
+                   f"goes to `{shared / data.CONTROL_DIR}` for the executor. 确认发送？")
         c = st.columns(2)
-        if c[0].button("Confirm 确认", key="kill_confirm", type="primary"):
-            try:
-                command_id, path = data.write_control(shared, pending, secret, datetime.now(CST),
-                                                      symbol=symbol if pending == "FORCE_UNLOCK_SYMBOL" else None)
-            except (ValueError, OSError) as exc:
-                st.error(f"could not write the command: {exc}")
-            else:
-                st.session_state["kill_last"] = (command_id, pending, str(path))
-            st.session_state["kill_pending"] = None
-            st.rerun(scope="fragment")
-        if c[1].button("Cancel 取消", key="kill_cancel"):
-            st.session_state["kill_pending"] = None
-            st.rerun(scope="fragment")
+        c[0].button("Confirm 确认", key="kill_confirm", type="primary", on_click=_confirm_command,
+                    args=(shared, pending, secret, target))
+        c[1].button("Cancel 取消", key="kill_cancel", on_click=st.session_state.__setitem__,
+                    args=("kill_pending", None))
+    if st.session_state.get("kill_error"):
+        st.error(st.session_state["kill_error"])
     last = st.session_state.get("kill_last")
     acks = data.read_acks(shared)
     if last:
@@ -290,7 +295,23 @@ def kill_switch_section(shared: Path) -> None:
         st.dataframe(pd.DataFrame(acks).drop(columns=["_mtime"], errors="ignore"), hide_index=True, key="tbl_acks")
 
 
+def glance(snap: data.Snapshot) -> None:
+    """One line that answers 'is anything wrong' before any scrolling."""
+    pool = snap.pool
+    pens = " · ".join(f"{data.SHORT_NAMES[c]} {'ON' if a.on else 'off'}" for c, a in snap.penalty.items())
+    problems = len(snap.problems)
+    parts = [
+        f"utilisation 利用率 **{pool.utilization:.1%}**" if pool else "utilisation **n/a**",
+        f"penalty 惩罚 **{pens}**",
+        f"risk 风控 **{pool.risk_state if pool else 'n/a'}**",
+        "**HALTED 已暂停**" if pool and pool.halted else "not halted",
+        f"data **{'OK' if not problems else f'{problems} problem(s)'}**",
+    ]
+    st.markdown(" | ".join(parts))
+
+
 def render(snap: data.Snapshot) -> None:
+    glance(snap)
     banners(snap)
     pool_section(snap)
     penalty_section(snap)
@@ -310,7 +331,7 @@ def _fragment(run_every: float | None):
 
 
 def main() -> None:
-    st.set_page_config(page_title="gridbridge dashboard", page_icon="📈", layout="wide")
+    st.set_page_config(page_title="gridbridge dashboard", layout="wide")
     args = settings()
     st.title("gridbridge 网格看板")
     if args.replay:

@@ -21,6 +21,9 @@ COLORS = {"159201.SZ": "#1f77b4", "512890.SH": "#d62728"}
 LIGHT = {"159201.SZ": "rgba(31,119,180,0.45)", "512890.SH": "rgba(214,39,40,0.45)"}
 SHADE = {"159201.SZ": "rgba(31,119,180,0.12)", "512890.SH": "rgba(214,39,40,0.12)"}
 MAX_POINTS = 2000
+# Hide nights, lunch and weekends on time axes: A-share sessions are 09:30-11:30 and 13:00-15:00.
+SESSION_BREAKS = [dict(bounds=["sat", "mon"]), dict(bounds=[15, 9.5], pattern="hour"),
+                  dict(bounds=[11.5, 13], pattern="hour")]
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white", legend=dict(orientation="h", y=-0.15))
 
 
@@ -55,8 +58,9 @@ def pool_figure(pool: PoolSummary, release: float = 0.85, trigger: float = 0.90)
         fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=2)
         fig.add_annotation(x=x, y=1.02 + 0.16 * i, yref="paper", text=label, showarrow=False, font=dict(color=color),
                            xanchor="right" if x > total * 0.6 else "left")
-    fig.update_layout(barmode="stack", height=230, xaxis=dict(range=[0, total], title="CNY", tickformat=","),
-                      title=None, **{**_LAYOUT, "margin": dict(l=10, r=10, t=70, b=10)})
+    fig.update_layout(barmode="stack", height=260, xaxis=dict(range=[0, total], title="CNY", tickformat=","),
+                      title=None, **{**_LAYOUT, "margin": dict(l=10, r=10, t=70, b=10),
+                                                   "legend": dict(orientation="h", y=-0.6)})
     return fig
 
 
@@ -79,7 +83,7 @@ def hysteresis_figure(analyses: dict[str, PenaltyAnalysis], max_points: int = MA
                 line=dict(width=0), fill="tozeroy", fillcolor=SHADE[code], name=f"{SHORT_NAMES[code]} penalty ON 惩罚开启",
                 hoverinfo="skip",
             ))
-        fig.add_trace(go.Scattergl(x=x, y=thin["utilization"], mode="lines", name=f"utilisation ({SHORT_NAMES[code]} node)",
+        fig.add_trace(go.Scatter(x=x, y=thin["utilization"], mode="lines", name=f"utilisation ({SHORT_NAMES[code]} node)",
                                    line=dict(color=COLORS[code], width=1.5)))
         if a.switches:
             on = [sw for sw in a.switches if sw[1]]
@@ -98,7 +102,8 @@ def hysteresis_figure(analyses: dict[str, PenaltyAnalysis], max_points: int = MA
     fig.add_hline(y=release, line_color="#2ca02c", line_dash="dash",
                   annotation_text=f"{release:.0%} release 解除", annotation_position="bottom left")
     fig.update_layout(height=330, yaxis=dict(title="utilisation 利用率", tickformat=".0%", rangemode="tozero"),
-                      yaxis2=dict(range=[0, 1], overlaying="y", visible=False), **_LAYOUT)
+                      yaxis2=dict(range=[0, 1], overlaying="y", visible=False), xaxis=dict(rangebreaks=SESSION_BREAKS),
+                      **_LAYOUT)
     return fig
 
 
@@ -130,7 +135,7 @@ def ladder_figure(code: str, bars: pd.DataFrame, ladder: LadderView, last_n: int
             fig.add_hline(y=nb.trigger_with_penalty, line_color="#8c564b", line_dash="dash", line_width=2,
                           annotation_text=f"with penalty 惩罚后 {nb.trigger_with_penalty:.3f}",
                           annotation_position="bottom left")
-    fig.update_layout(height=380, title=SHORT_NAMES.get(code, code), xaxis_rangeslider_visible=False,
+    fig.update_layout(height=380, title=SHORT_NAMES.get(code, code), xaxis=dict(rangeslider_visible=False, rangebreaks=SESSION_BREAKS),
                       yaxis=dict(title="price 价格", tickformat=".3f"), **_LAYOUT)
     return fig
 
@@ -143,9 +148,10 @@ def alpha_figure(alpha: pd.DataFrame, max_points: int = MAX_POINTS) -> go.Figure
         if col not in alpha.columns or not len(alpha):
             continue
         thin = downsample(alpha, col, max_points)
-        fig.add_trace(go.Scattergl(x=thin["t"], y=thin[col], mode="lines", line_shape="hv",
+        fig.add_trace(go.Scatter(x=thin["t"], y=thin[col], mode="lines", line_shape="hv",
                                    name=f"acc_alpha {SHORT_NAMES[code]}", line=dict(color=COLORS[code], width=2)))
-    fig.update_layout(height=320, yaxis=dict(title="acc_alpha (CNY)", tickformat=",.0f"), **_LAYOUT)
+    fig.update_layout(height=320, yaxis=dict(title="acc_alpha (CNY)", tickformat=",.0f"),
+                      xaxis=dict(rangebreaks=SESSION_BREAKS), **_LAYOUT)
     return fig
 
 
@@ -159,5 +165,6 @@ def pool_history_figure(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> go
             fig.add_trace(go.Scatter(x=thin["t"], y=thin[f"used_{k}"] + thin[f"frozen_{k}"], stackgroup="one",
                                      line_shape="hv", name=f"{SHORT_NAMES[code]} committed",
                                      line=dict(color=COLORS[code])))
-    fig.update_layout(height=260, yaxis=dict(title="CNY", tickformat=","), **_LAYOUT)
+    fig.update_layout(height=260, yaxis=dict(title="CNY", tickformat=","), xaxis=dict(rangebreaks=SESSION_BREAKS),
+                      **_LAYOUT)
     return fig
