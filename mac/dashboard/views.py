@@ -56,7 +56,7 @@ def pool_figure(pool: PoolSummary, release: float = 0.85, trigger: float = 0.90)
                       "#9467bd", "dot"))
     for i, (x, label, color, dash) in enumerate(lines):
         fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=2)
-        fig.add_annotation(x=x, y=1.02 + 0.16 * i, yref="paper", text=label, showarrow=False, font=dict(color=color),
+        fig.add_annotation(x=x, y=1.06 + 0.18 * i, yref="paper", text=label, showarrow=False, font=dict(color=color),
                            xanchor="right" if x > total * 0.6 else "left")
     fig.update_layout(barmode="stack", height=260, xaxis=dict(range=[0, total], title="CNY", tickformat=","),
                       title=None, **{**_LAYOUT, "margin": dict(l=10, r=10, t=70, b=10),
