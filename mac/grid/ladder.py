@@ -38,11 +38,13 @@ def buy_step(
     n_lots: int,
     params: CompiledParams | GridParams,
     penalty_on: bool,
+    risk_multiplier: float = 1.0,
 ) -> float:
-    """The buy step ``step.core`` uses on a bar closing at ``price`` (same operations, same order).
+    """The buy step ``core.step`` uses on a bar closing at ``price`` (same operations, same order).
 
     ``max(floor, atr / price * factor)``, times the trend multiplier by the slope's sign, plus the layer
-    bonus per counted lot, times the penalty multiplier when the penalty is on.
+    bonus per counted lot, times the penalty multiplier when the penalty is on, times the risk mode's
+    buy-step multiplier (DEGRADED widens buys) when it is not 1.
     """
     cp = _compiled(params)
     step_ = atr / price * cp.atr_grid_factor
@@ -56,6 +58,8 @@ def buy_step(
     step_ += cp.layer_step_bonus * n_lots
     if penalty_on:
         step_ *= cp.penalty_multiplier
+    if risk_multiplier != 1.0:
+        step_ *= risk_multiplier
     return step_
 
 
