@@ -74,6 +74,8 @@ class ExecutorConfig(_Section):
     commission_estimate_rate: Money = Decimal("0.0001")
     commission_estimate_min: Money = Decimal("0")
     unknown_outcome_lookup_s: float = Field(default=10.0, gt=0)
+    max_orders_per_s: float = Field(default=20.0, gt=0, description="token-bucket refill: orders per wall second")
+    order_burst: int = Field(default=20, ge=1, description="token-bucket capacity")
     reconcile_interval_s: float = Field(default=300.0, gt=0, description="market seconds between reconciliations")
     include_base_positions_in_risk: bool = False
     control_http_port: int | None = Field(default=None, description="serve the control API on 127.0.0.1:PORT")
@@ -117,6 +119,12 @@ class NodeConfig(_Section):
     signal_ttl_s: float = Field(default=300.0, gt=0, description="market seconds a node's signal stays valid")
     stale_after_s: float = Field(default=120.0, gt=0, description="wall seconds before an unchanged file is stale")
     poll_interval_s: float = Field(default=0.05, gt=0)
+    # What DEGRADED means for the grid (mac.grid.risk_policy.GridRiskPolicy; kept flat here because the
+    # contract package must not import mac).
+    degraded_action: Literal["widen", "block_layer0"] = Field(
+        default="widen", description="DEGRADED: widen the buy step, or refuse layer-0 buys (no new cycle)"
+    )
+    degraded_step_multiplier: float = Field(default=1.5, ge=1.0, description="DEGRADED + widen: buy step x this")
 
 
 class GridbridgeConfig(_Section):

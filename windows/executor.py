@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from core.control.killswitch import KillAction
 from core.events import AuditCode, Severity
+from core.execution.rate_limit import TokenBucket, acquire
 from core.oms.order_fsm import OrderState
 from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
@@ -71,6 +72,7 @@ class LoopStats:
     signals_seen: int = 0
     orders_sent: int = 0
     events_applied: int = 0
+    rate_limited: int = 0
 
 
 def build_vault(config: GridbridgeConfig) -> GlobalVault:
@@ -119,6 +121,8 @@ class Executor:
         self._last_reconcile: datetime | None = None
         self._baseline: dict[str, int] | None = None
         self._replaying = False
+        ex = config.executor
+        self._bucket = TokenBucket(Decimal(ex.order_burst), Decimal(str(ex.max_orders_per_s)))
 
     # --------------------------------------------------------------------------------------- lifecycle
 
@@ -242,15 +246,29 @@ class Executor:
         # A node may have decided on a quote newer than the one we read at the top of this turn.
         self._refresh_quotes()
         ctx = self._market_context()
+        to_send: list[str] = []
         for raw in entries:
             records = decide(self.state, raw, ctx, self.config, self.seen_inputs)
+            if any(r["k"] == "intent" for r in records):
+                grant = acquire(self._bucket, self.wall_clock.now())
+                self._bucket = grant.bucket
+                if not grant.granted:
+                    # The venue's order rate is the bound: leave the rest of the file for the next turn.
+                    self._signal_bytes = None
+                    self.stats.rate_limited += 1
+                    break
             for record in records:
                 self._commit(record)
                 if record["k"] == "signal":
                     self.stats.signals_seen += 1
                 if record["k"] == "intent":
-                    self._send(record["coid"])
-                    ctx = self._market_context()
+                    to_send.append(record["coid"])
+                    ctx = _reserve(ctx, record, self.config)
+        if to_send:
+            # Group commit: every intent of this batch is durable before the venue hears of any of them.
+            self.journal.sync()
+            for coid in to_send:
+                self._send(coid)
 
     def _market_context(self) -> MarketContext:
         model = self.quotes.last_good
@@ -268,7 +286,6 @@ class Executor:
         live = self.state.orders[coid]
         order = live.record
         request = OrderRequest(coid, order.symbol, order.side, order.shares, Decimal(order.price))
-        self.journal.sync()  # the intent is on disk before the venue hears of the order
         try:
             outcome = self.broker.place_limit_order(request)
         except TemporaryBrokerError as exc:
@@ -558,6 +575,21 @@ class Executor:
             return
         self._dirty = False
         self._published_at = time.monotonic()
+
+
+def _reserve(ctx: MarketContext, intent: dict[str, Any], config: GridbridgeConfig) -> MarketContext:
+    """The context the next signal of the same batch sees: this order's cash or shares already spoken for."""
+    if intent["side"] == "BUY":
+        if ctx.available_cash is None:
+            return ctx
+        amount = Decimal(intent["price"]) * intent["shares"]
+        fee = max(amount * config.executor.commission_estimate_rate, config.executor.commission_estimate_min)
+        return replace(ctx, available_cash=ctx.available_cash - amount - fee)
+    if ctx.sellable is None:
+        return ctx
+    sellable = dict(ctx.sellable)
+    sellable[intent["code"]] = sellable.get(intent["code"], 0) - intent["shares"]
+    return replace(ctx, sellable=sellable)
 
 
 def _ts(value: str) -> datetime:

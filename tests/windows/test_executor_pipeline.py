@@ -300,3 +300,24 @@ def test_second_executor_on_the_same_state_dir_refuses(h):
     other = h.make_executor()
     with pytest.raises(AlreadyRunning, match="already running"):
         other.start()
+
+
+def test_the_order_rate_limit_defers_signals_instead_of_dropping_them(tmp_path):
+    from tests.kit.harness import paper_config
+
+    config = paper_config().model_copy(update={"executor": paper_config().executor.model_copy(
+        update={"max_orders_per_s": 1.0, "order_burst": 2})})
+    h = Harness(tmp_path, config)
+    for i in range(5):
+        h.send(signal_id=f"r{i}", shares=100)
+    h.turn()
+    assert len(h.placed()) == 2  # the burst
+    assert h.executor.stats.rate_limited == 1
+    assert "r4" not in h.results().results  # not consumed yet, not rejected
+    h.clock.advance(3)  # the bucket refills on the wall clock
+    h.turn()
+    h.clock.advance(3)
+    h.turn()
+    assert len(h.placed()) == 5
+    assert all(h.result(f"r{i}").status is ResultStatus.FILLED for i in range(5))
+    h.executor.stop()

@@ -260,12 +260,10 @@ class PaperBroker:
 
     def query_asset(self) -> BrokerAsset | None:
         with self._lock:
-            self._flush()
             return self._asset()
 
     def query_positions(self) -> list[BrokerPosition] | None:
         with self._lock:
-            self._flush()
             return self._positions()
 
     def query_orders(self) -> list[OrderUpdate] | None:
