@@ -119,6 +119,43 @@ def bench_latency(mode: str, rate: float, duration: float) -> dict:
     }
 
 
+def bench_throughput(n: int, max_orders_per_s: float) -> dict:
+    """``n`` signals in one file; wall seconds until all reached the venue, with the rate limiter at ``max_orders_per_s``."""
+    config = GridbridgeConfig.model_validate(
+        {"paper": {"initial_cash": "100000000", "initial_positions": {"512890.SH": 10_000_000}},
+         "vault": {"physical_pool": "100000000", "nominal_caps": {"512890.SH": "100000000", "159201.SZ": "100000000"}},
+         "executor": {"poll_interval_s": 0.01, "max_order_age_s": 1e9, "max_orders_per_s": max_orders_per_s,
+                      "order_burst": max(1, int(max_orders_per_s))}}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        shared, state = Path(tmp) / "shared", Path(tmp) / "state"
+        shared.mkdir()
+        atomic_write_model(shared / QUOTE_FILE, make_quote_file(prices={"512890.SH": 1.1, "159201.SZ": 1.3}))
+        broker = StampingBroker(state / "paper", config.paper)
+        executor = Executor(shared, state, config, broker, wall_clock=SystemClockAt(), watch_mode="poll")
+        executor.start()
+        signals = [Signal(signal_id=f"T{i}", code="512890.SH", direction="BUY", price=Decimal("1.100"), shares=100,
+                          layer_index=1, created_at=SESSION_TIME) for i in range(n)]
+        update_signal_file(shared, SESSION_TIME, add=signals)
+        t0 = time.perf_counter()
+        while len(broker.placed_at) < n and time.perf_counter() - t0 < 120:
+            executor.run_once()
+        elapsed = time.perf_counter() - t0
+        executor.stop()
+    return {"signals": n, "max_orders_per_s": max_orders_per_s, "placed": len(broker.placed_at),
+            "seconds": round(elapsed, 3), "signals_per_s": round(len(broker.placed_at) / elapsed, 1)}
+
+
+class SystemClockAt:
+    """Wall time for the rate limiter, but a market-hours date so session checks pass."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return SESSION_TIME + timedelta(seconds=time.monotonic() - self.start)
+
+
 def bench_vault(cycles: int, fsync: bool | None) -> dict:
     """Grant, fill, sell-release cycles; ``fsync=None`` is the pure ledger without a journal."""
     config = GridbridgeConfig.model_validate(
@@ -158,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="1,10,100")
     parser.add_argument("--modes", default="events,poll")
     parser.add_argument("--vault-cycles", type=int, default=2000)
+    parser.add_argument("--throughput-signals", type=int, default=2000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     report: dict = {"latency": [], "vault": []}
@@ -166,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             row = bench_latency(mode, rate, args.duration)
             report["latency"].append(row)
             print(json.dumps(row))
+    report["throughput"] = []
+    for limit in (1e6, 20.0):
+        row = bench_throughput(args.throughput_signals if limit > 100 else 200, limit)
+        report["throughput"].append(row)
+        print(json.dumps(row))
     for fsync in (None, False, True):
         row = bench_vault(args.vault_cycles if fsync else args.vault_cycles * 10, fsync)
         report["vault"].append(row)
