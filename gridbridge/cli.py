@@ -110,10 +110,25 @@ def cmd_producer(args: argparse.Namespace) -> int:
         print("gridbridge producer: --bars CODE=CSV is required in paper mode", file=sys.stderr)
         return 2
     bars = {code: load_bars(path) for code, path in iter_codes(args.bars)}
-    producer = Producer(shared, BarReplaySource(bars), PaperAccountSource(shared / ACCOUNT_VIEW_FILE, config))
+    source = BarReplaySource(bars)
+    resume_at = _last_quote_ms(shared)
+    if resume_at is not None and not args.from_start:
+        skipped = source.resume_after(resume_at)
+        logging.getLogger("gridbridge.producer").info("resuming after %d bars already published", skipped)
+    producer = Producer(shared, source, PaperAccountSource(shared / ACCOUNT_VIEW_FILE, config))
     count = producer.run(args.speed, args.max_bars)
     print(json.dumps({"bars_published": count, "write_failures": producer.write_failures}))
     return 0
+
+
+def _last_quote_ms(shared: Path) -> int | None:
+    """The newest quote time already published (a restarted replay continues after it)."""
+    from shared_schema.types import datetime_to_ms
+
+    model = ModelFileReader(shared / QUOTE_FILE, QuoteFile).read().model
+    if model is None or not model.quotes:
+        return None
+    return max(datetime_to_ms(q.quote_time) for q in model.quotes.values())
 
 
 # --------------------------------------------------------------------------------------------- signal
@@ -229,7 +244,7 @@ def _print_status(status: dict) -> None:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
-    from mac.node import NodeSettings, StrategyNode, grid_params_from_config
+    from mac.node import StrategyNode, grid_params_from_config, node_settings_from_config
 
     config = _config(args)
     codes = list(config.codes) if args.symbol == "all" else [args.symbol]
@@ -238,7 +253,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         print(f"gridbridge node: unknown symbol(s) {unknown}; choose from {list(config.codes)} or all", file=sys.stderr)
         return 2
     params = grid_params_from_config(config, codes)
-    settings = NodeSettings(signal_ttl_s=config.node.signal_ttl_s, stale_after_s=config.node.stale_after_s)
+    settings = node_settings_from_config(config)
     node = StrategyNode(Path(args.shared_dir), params, settings, watch_mode=args.watch,
                         poll_interval=config.node.poll_interval_s)
     stop = threading.Event()
@@ -254,12 +269,16 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
-    from gridbridge.dryrun import DryRunOptions, print_summary, run_dry_run
+    from gridbridge.dryrun import DryRunError, DryRunOptions, print_summary, run_dry_run
 
-    summary = run_dry_run(DryRunOptions(
-        shared_dir=Path(args.shared_dir) if args.shared_dir else None, days=args.days, speed=args.speed,
-        seed=args.seed, base_config=Path(args.config) if args.config else None,
-    ))
+    try:
+        summary = run_dry_run(DryRunOptions(
+            shared_dir=Path(args.shared_dir) if args.shared_dir else None, days=args.days, speed=args.speed,
+            seed=args.seed, base_config=Path(args.config) if args.config else None,
+        ))
+    except DryRunError as exc:
+        print(f"gridbridge dry-run: {exc}", file=sys.stderr)
+        return 2
     print_summary(summary, as_json=args.json)
     return 0 if summary["ok"] else 1
 
@@ -351,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", action="append", metavar="CODE=CSV", help="1-minute bar file to replay (paper)")
     p.add_argument("--speed", type=float, default=60.0, help="replay speed vs real time (0 = as fast as possible)")
     p.add_argument("--max-bars", type=int, default=None)
+    p.add_argument("--from-start", action="store_true", help="replay from the first bar even if quotes exist")
     p.add_argument("--config")
     p.set_defaults(func=cmd_producer)
 
@@ -424,9 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from backtest.cli import register as register_backtest
 
+    from mac.dashboard.launch import register as register_dashboard
+    from windows.cli_xt import register as register_xt
+
     register_backtest(sub)
-    from mac.dashboard.launch import register as register_dashboard; register_dashboard(sub)  # noqa: E702
-    from windows.cli_xt import register as register_xt; register_xt(sub)  # noqa: E702
+    register_dashboard(sub)
+    register_xt(sub)
     return parser
 
 

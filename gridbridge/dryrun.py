@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,10 @@ from windows.journal import Journal
 BASE_POSITION_CNY = 300_000
 
 
+class DryRunError(RuntimeError):
+    """The run cannot start as asked."""
+
+
 @dataclass(frozen=True)
 class DryRunOptions:
     shared_dir: Path | None = None
@@ -57,6 +61,8 @@ def prepare(opts: DryRunOptions) -> tuple[Path, Path, Path, dict[str, Path]]:
     """Folders, config and bar files for a run; returns (shared, state, config path, bar files)."""
     root = Path(opts.shared_dir).resolve().parent if opts.shared_dir else Path(tempfile.mkdtemp(prefix="gridbridge-dry-"))
     shared = Path(opts.shared_dir) if opts.shared_dir else root / "shared"
+    if shared.exists() and any(shared.iterdir()):
+        raise DryRunError(f"{shared} is not empty: a dry run starts from a clean folder (pick a new --shared-dir)")
     state = root / (shared.name + "_executor_state")
     data = root / "bars"
     for folder in (shared, state, data):

@@ -18,6 +18,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from shared_schema.failpoints import failpoint
+
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
@@ -39,6 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        failpoint("atomic.before_replace")  # a kill mid-write leaves only a temp file behind
         os.replace(tmp_name, path)
         tmp_name = None
         _fsync_dir(path.parent)

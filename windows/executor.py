@@ -29,6 +29,7 @@ from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.config import GridbridgeConfig
+from shared_schema.failpoints import failpoint
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -268,6 +269,7 @@ class Executor:
             # Group commit: every intent of this batch is durable before the venue hears of any of them.
             self.journal.sync()
             for coid in to_send:
+                failpoint("executor.before_send")  # journaled, not yet at the venue
                 self._send(coid)
 
     def _market_context(self) -> MarketContext:
@@ -292,6 +294,7 @@ class Executor:
             self._commit({"k": "sent", "coid": coid, "status": "UNKNOWN", "msg": str(exc), "t": self.now().isoformat()})
             return
         self.stats.orders_sent += 1
+        failpoint("executor.after_send")  # at the venue, the journal does not know yet
         self._commit({"k": "sent", "coid": coid, "status": outcome.status.value, "boid": outcome.broker_order_id,
                       "msg": outcome.message, "t": self.now().isoformat()})
 

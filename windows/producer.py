@@ -80,29 +80,48 @@ class BarReplaySource:
         tape.recent.append(bar)
         return True
 
+    def resume_after(self, t_ms: int) -> int:
+        """Skip, without publishing, every bar up to ``t_ms`` (a restarted producer continues where it was),
+        rebuilding the recent bars and previous closes on the way. Returns the bars skipped."""
+        skipped = 0
+        pending = list(self._times)
+        index = 0
+        while index < len(pending) and pending[index] <= t_ms:
+            for tape in self.tapes.values():
+                self._advance(tape, pending[index])
+            index += 1
+            skipped += 1
+        self._times = iter(pending[index:])
+        for tape in self.tapes.values():
+            if tape.recent:
+                self._latest[tape.code] = self._quote(tape)
+        return skipped
+
+    def _quote(self, tape: _SymbolTape) -> Quote:
+        bar = tape.recent[-1]
+        # The last trade sat on the side the bar moved to: up bars trade at the ask, down bars at the bid.
+        if bar.c >= bar.o:
+            ask, bid = bar.c, round(bar.c - TICK, 3)
+        else:
+            bid, ask = bar.c, round(bar.c + TICK, 3)
+        return Quote(
+            code=tape.code,
+            last=bar.c,
+            bid1=bid,
+            ask1=ask,
+            volume=tape.day_volume,
+            quote_time=ms_to_datetime(bar.t),
+            prev_close=tape.prev_close or float(tape.bars.o[0]),
+            bars=list(tape.recent),
+        )
+
     def next_quotes(self) -> dict[str, Quote] | None:
         t_ms = next(self._times, None)
         if t_ms is None:
             return None
         for tape in self.tapes.values():
-            if not self._advance(tape, t_ms):
-                continue
-            bar = tape.recent[-1]
-            # The last trade sat on the side the bar moved to: up bars trade at the ask, down bars at the bid.
-            if bar.c >= bar.o:
-                ask, bid = bar.c, round(bar.c - TICK, 3)
-            else:
-                bid, ask = bar.c, round(bar.c + TICK, 3)
-            self._latest[tape.code] = Quote(
-                code=tape.code,
-                last=bar.c,
-                bid1=bid,
-                ask1=ask,
-                volume=tape.day_volume,
-                quote_time=ms_to_datetime(t_ms),
-                prev_close=tape.prev_close or float(tape.bars.o[0]),
-                bars=list(tape.recent),
-            )
+            if self._advance(tape, t_ms):
+                self._latest[tape.code] = self._quote(tape)
         self.bars_published += 1
         return dict(self._latest)
 
