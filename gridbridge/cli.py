@@ -443,7 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rollback)
 
     from backtest.cli import register as register_backtest
-
     from mac.dashboard.launch import register as register_dashboard
     from windows.cli_xt import register as register_xt
 
