@@ -61,7 +61,7 @@ def bench_latency(mode: str, rate: float, duration: float) -> dict:
                 "physical_pool": "100000000",
                 "nominal_caps": {"512890.SH": "100000000", "159201.SZ": "100000000"},
             },
-            "executor": {"poll_interval_s": 0.01, "max_order_age_s": 1e9},
+            "executor": {"poll_interval_s": 0.01, "max_order_age_s": 1e9, "max_orders_per_s": 1e6, "order_burst": 1000000},
         }
     )
     with tempfile.TemporaryDirectory() as tmp:
