@@ -9,8 +9,13 @@ lock and prunes the ones whose results are final.
 
 Windows is the truth: the grid's lots plus the configured base position must match the position in the
 quote file, or the node reports the mismatch and opens no new layer for that symbol until it clears. No new
-buys either when quotes or the pool view are stale or unreadable, when the executor is halted, or when the
-risk state only allows reducing.
+buys either when quotes or the pool view are stale or unreadable.
+
+The executor's risk state (``risk_state``/``halted`` in ``shared_pool.json``) becomes a ``GridRiskMode``
+(``mac.grid.risk_policy``, the same mapping the backtest uses): DEGRADED widens the buy step or refuses
+layer-0 buys (``settings.risk_policy``); COOLDOWN and REDUCE_ONLY only sell; FUSE refuses buys and, on every
+new bar, sends a ``FUSE_CLOSE`` sell for each lot that may be sold today (T+1, base position kept) until
+the state leaves FUSE, which only a manual Reset FUSE at the executor does. Halted: no buys, no close-all.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from mac.grid.core import (
     StepContext,
     apply_fill,
     apply_reject,
+    close_all,
     initial_state,
     step,
 )
@@ -39,6 +45,7 @@ from mac.grid.core import (
     Signal as GridSignal,
 )
 from mac.grid.params import CompiledParams, GridParams, compile_params
+from mac.grid.risk_policy import NORMAL_MODE, GridRiskMode, GridRiskPolicy, grid_risk_mode
 from mac.state_codec import decode, encode
 from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_json
 from shared_schema.clock import Clock, SystemClock
@@ -61,7 +68,6 @@ from shared_schema.watch import ChangeWatcher, WatchMode
 log = logging.getLogger("gridbridge.node")
 
 STATE_VERSION = 1
-BUY_BLOCKING_RISK_STATES = {"COOLDOWN", "REDUCE_ONLY", "FUSE"}
 
 
 def state_file(shared_dir: Path, code: str) -> Path:
@@ -74,6 +80,7 @@ class NodeSettings:
     stale_after_s: float = 120.0  # wall seconds after which an unchanged quote/pool file is stale
     history: int = 20000  # utilisation points kept for the dashboard
     events_kept: int = 500
+    risk_policy: GridRiskPolicy = field(default_factory=GridRiskPolicy)  # what DEGRADED means for the grid
 
 
 @dataclass
@@ -295,11 +302,8 @@ class StrategyNode:
             return "POSITION_MISMATCH"
         if problems:
             return "DATA_NOT_OK"
-        if pool is not None and pool.halted:
-            return "HALTED"
-        if pool is not None and pool.risk_state in BUY_BLOCKING_RISK_STATES:
-            return f"RISK_{pool.risk_state}"
-        return ""
+        mode = self._risk_mode(pool)
+        return "" if mode.buys_allowed else mode.block_reason  # HALTED, RISK_COOLDOWN/REDUCE_ONLY/FUSE
 
     # ------------------------------------------------------------------------------------- step
 
@@ -315,10 +319,16 @@ class StrategyNode:
         position = quotes.positions.get(rt.code)
         sellable = position.can_use_volume if position is not None and quotes.positions_ok else 0
         newest = quote.bars[-1].t
+        mode = self._risk_mode(pool)
+        ctx = StepContext(sellable_volume=sellable, buy_step_multiplier=mode.buy_step_multiplier)
         out: list[Signal] = []
         for bar in bars:
             view = self._pool_view(rt, pool)
-            rt.grid, signals, events = step(rt.grid, bar, view, rt.params, StepContext(sellable_volume=sellable))
+            rt.grid, signals, events = step(rt.grid, bar, view, rt.params, ctx)
+            if mode.close_all and (newest - bar.t) / 1000 <= self.settings.signal_ttl_s:
+                # FUSE: every sellable lot not already being sold goes, bar after bar until none is left.
+                rt.grid, closing = close_all(rt.grid, bar, rt.params, sellable)
+                signals += closing
             rt.last_bar_t = bar.t
             for event in events:
                 rt.events.append(_event_dict(event))
@@ -326,7 +336,7 @@ class StrategyNode:
             if view is not None:
                 rt.history.append([bar.t, round(view.utilization, 6), rt.grid.penalty_on])
             for sig in signals:
-                refusal = block if sig.side == BUY else ""
+                refusal = (block or mode.buy_refusal(sig.layer_index)) if sig.side == BUY else ""
                 if not refusal and (newest - bar.t) / 1000 > self.settings.signal_ttl_s:
                     refusal = "CATCH_UP_EXPIRED"  # decided on a bar too old to trade on now
                 if refusal:
@@ -343,6 +353,12 @@ class StrategyNode:
                     sellable = sellable  # a buy today never adds to what is sellable today (T+1)
         rt.last_indicators = _indicator_view(rt.grid)
         return out, True
+
+    def _risk_mode(self, pool: PoolFile | None) -> GridRiskMode:
+        """The grid's risk mode from the executor's published state (no pool file: buys are blocked anyway)."""
+        if pool is None:
+            return NORMAL_MODE
+        return grid_risk_mode(pool.risk_state, pool.halted, self.settings.risk_policy)
 
     def _pool_view(self, rt: SymbolRuntime, pool: PoolFile | None) -> PoolView | None:
         if pool is None:
@@ -429,6 +445,14 @@ def _indicator_view(grid: GridState) -> dict[str, float]:
 
 def bars_after(bars: list[Bar], t: int) -> list[Bar]:
     return [b for b in bars if b.t > t]
+
+
+def node_settings_from_config(config: Any) -> NodeSettings:
+    """NodeSettings from a validated ``GridbridgeConfig`` (its ``node`` section)."""
+    node = config.node
+    policy = GridRiskPolicy(degraded_action=node.degraded_action,
+                            degraded_step_multiplier=node.degraded_step_multiplier)
+    return NodeSettings(signal_ttl_s=node.signal_ttl_s, stale_after_s=node.stale_after_s, risk_policy=policy)
 
 
 def grid_params_from_config(config: Any, codes: list[str]) -> dict[str, GridParams]:

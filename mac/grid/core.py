@@ -39,6 +39,7 @@ PENDING_SELL = "PENDING_SELL"
 GRID_BUY = "GRID_BUY"
 TAKE_PROFIT = "TAKE_PROFIT"
 FLOAT_STOP = "FLOAT_STOP"
+FUSE_CLOSE = "FUSE_CLOSE"
 
 _MS_PER_DAY = 86_400_000
 _CST_OFFSET_MS = 8 * 3_600_000
@@ -118,11 +119,14 @@ class PoolView:
 class StepContext(NamedTuple):
     """Per-bar extras. ``precomputed=True`` means ``indicators`` holds this bar's values (``None`` in
     warm-up) computed outside, e.g. vectorised by the backtest; otherwise the state's incremental
-    indicators are updated. ``sellable_volume`` is the broker's ``can_use_volume`` when known."""
+    indicators are updated. ``sellable_volume`` is the broker's ``can_use_volume`` when known.
+    ``buy_step_multiplier`` widens the buy step on top of the penalty (the risk mode's DEGRADED widening,
+    ``mac.grid.risk_policy``); sells and the take-profit are never affected."""
 
     indicators: IndicatorValues | None = None
     precomputed: bool = False
     sellable_volume: int | None = None
+    buy_step_multiplier: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,6 +362,8 @@ def step(
     step_ += cp.layer_step_bonus * n_before
     if penalty:
         step_ *= cp.penalty_multiplier  # buys only: the take-profit is never penalised
+    if ctx is not None and ctx.buy_step_multiplier != 1.0:
+        step_ *= ctx.buy_step_multiplier  # risk mode (DEGRADED widen): buys only, like the penalty
 
     # 2. breaker and trigger, on the lots and anchor before any sell
     pause = atr > ind.atr_avg * cp.breaker_mult
@@ -574,6 +580,80 @@ def _mark_sold(lots: tuple[Lot, ...], ids: tuple[str, ...], realistic: bool) -> 
     if realistic:
         return tuple(replace(lot, status=PENDING_SELL) if lot.client_order_id in ids else lot for lot in lots)
     return tuple(lot for lot in lots if lot.client_order_id not in ids)
+
+
+# ------------------------------------------------------------------------------------ close all (FUSE)
+
+
+def close_all(
+    state: GridState,
+    bar: BarLike,
+    params: CompiledParams | GridParams,
+    sellable_volume: int | None = None,
+) -> tuple[GridState, tuple[Signal, ...]]:
+    """FUSE's economic full close: a SELL (``FUSE_CLOSE``) for every OPEN lot that may be sold today.
+
+    One signal per lot at the close minus ``limit_offset_ticks``, each lot marked ``PENDING_SELL``. T+1
+    aware: a lot bought today stays (it is offered again on a later bar, as is a lot whose sell was
+    rejected or expired). With ``sellable_volume`` (the broker's ``can_use_volume``) the sells stay within
+    it minus the base position and what is already pending, exactly as take-profit sells do, so the base
+    position is never sold. No signal on a bar that closes a session. When nothing is left open the anchor
+    moves to the close (as when take-profits go flat), so a later reset does not buy against the pre-crash
+    anchor; a sell that fails restores it.
+    """
+    cp = params if isinstance(params, CompiledParams) else compile_params(params)
+    if not cp.realistic:
+        raise GridError("close_all needs realistic mode (orders are pending until their outcome is known)")
+    if cp.no_trade_minutes and ((bar.t + _CST_OFFSET_MS) % _MS_PER_DAY) // 60_000 in cp.no_trade_minutes:
+        return state, _EMPTY
+    today = trading_day(bar.t)
+    chosen = [lot for lot in state.lots if lot.status == OPEN and lot.shares > 0 and lot.buy_day < today]
+    if not chosen:
+        return state, _EMPTY
+    if sellable_volume is not None:
+        pending = sum(lot.shares for lot in state.lots if lot.status == PENDING_SELL)
+        chosen = _within_budget(chosen, sellable_volume - cp.base_position_shares - pending)
+        if not chosen:
+            return state, _EMPTY
+    ids = tuple(lot.client_order_id for lot in chosen)
+    lots = _mark_sold(state.lots, ids, True)
+    flat_now = all(lot.status == PENDING_SELL for lot in lots)
+    prev_anchor = state.anchor
+    anchor = bar.c if flat_now else state.anchor
+    price_milli = _milli(bar.c) - cp.limit_offset_ticks
+    used = {o.client_order_id for o in state.orders}
+    signals: list[Signal] = []
+    orders = list(state.orders)
+    n = 0
+    for lot in chosen:
+        coid = make_client_order_id(cp.code_tag, SELL, bar.t, n)
+        while coid in used:  # a take-profit sell decided on this same bar took the index
+            n += 1
+            coid = make_client_order_id(cp.code_tag, SELL, bar.t, n)
+        used.add(coid)
+        release = (lot.client_order_id,)
+        signals.append(
+            Signal(cp.code, SELL, price_milli, lot.shares, lot.layer_index, coid, release, FUSE_CLOSE, bar.t)
+        )
+        orders.append(
+            PendingOrder(
+                coid,
+                SELL,
+                price_milli,
+                lot.shares,
+                release,
+                FUSE_CLOSE,
+                bar.t,
+                prev_anchor,
+                state.last_flat_index,
+                anchor if flat_now else None,
+                state.last_flat_index if flat_now else None,
+            )
+        )
+    new_state = replace(
+        state, lots=lots, orders=tuple(orders), anchor=anchor, signals_sent=state.signals_sent + len(signals)
+    )
+    return new_state, tuple(signals)
 
 
 # ------------------------------------------------------------------------------------ order outcomes
