@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -21,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from core.oms.order_fsm import OrderState
-from shared_schema.atomic_io import atomic_write_json
+from shared_schema.atomic_io import WriteFailed, atomic_write_json
 from shared_schema.config import PaperConfig
 from shared_schema.models import QuoteFile
 from shared_schema.types import fen_to_yuan, to_fen
@@ -35,6 +36,8 @@ from windows.brokers.protocol import (
     PlaceStatus,
 )
 from windows.journal import Journal
+
+log = logging.getLogger("gridbridge.paper")
 
 STATE_FILE = "paper_broker_state.json"
 ORDER_LOG = "paper_orders.jsonl"
@@ -148,10 +151,10 @@ class PaperBroker:
         # Deferred: the books are written once before anyone outside can observe them (events, queries).
         self._dirty = True
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Write the books; False when they could not be written (then nothing new may be observed)."""
         if not self._dirty:
-            return
-        self._dirty = False
+            return True
         book = self.book
         state = {
             "cash_fen": book.cash_fen,
@@ -162,9 +165,20 @@ class PaperBroker:
             "last_price": book.last_price,
             "touch": book.touch,
         }
-        atomic_write_json(self.state_dir / STATE_FILE, state)
+        try:
+            atomic_write_json(self.state_dir / STATE_FILE, state)
+        except WriteFailed as exc:
+            log.error("paper books not written (%s); holding events until they are", exc)
+            return False
+        self._dirty = False
         if self.account_view_path is not None:
-            atomic_write_json(self.account_view_path, self._account_view())
+            try:
+                atomic_write_json(self.account_view_path, self._account_view())
+            except WriteFailed as exc:
+                # Only the producer's view is stale; the books themselves are safe.
+                log.warning("paper account view not written: %s", exc)
+                self._dirty = True
+        return True
 
     def _account_view(self) -> dict:
         asset = self._asset()
@@ -268,12 +282,14 @@ class PaperBroker:
 
     def query_orders(self) -> list[OrderUpdate] | None:
         with self._lock:
-            self._flush()
+            if not self._flush():
+                return None
             return [o.update() for o in self.book.orders.values()]
 
     def drain_events(self) -> list[BrokerEvent]:
         with self._lock:
-            self._flush()
+            if not self._flush():
+                return []
             events, self._events = self._events, []
             return events
 
