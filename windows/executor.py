@@ -14,7 +14,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ class Executor:
         self.stats = LoopStats()
         self._market_now: datetime | None = None
         self._signal_bytes: bytes | None = None
-        self._lookups: dict[str, int] = {}
+        self._lookups: dict[str, tuple[int, datetime]] = {}  # coid -> (lookups that missed, last lookup)
         self._pool_seq = 0
         self._result_seq = 0
         self._dirty = True
@@ -361,18 +361,27 @@ class Executor:
 
     def _sweep(self) -> None:
         now = self.now()
-        unknown = [o for o in self.state.open_orders() if o.outcome_unknown]
-        if unknown:
+        wall = self.wall_clock.now()
+        window = timedelta(seconds=self.config.executor.unknown_outcome_lookup_s)
+        gap = window / LOST_AFTER_LOOKUPS
+        due = [o for o in self.state.open_orders() if o.outcome_unknown
+               and wall - self._lookups.get(o.record.client_order_id, (0, wall - gap))[1] >= gap]
+        if due:
+            # Spaced lookups: a venue's order cache can trail a placement by seconds, so "not found" only
+            # counts as lost after LOST_AFTER_LOOKUPS misses spread over unknown_outcome_lookup_s.
             known = self.broker.query_orders()
             if known is not None:
                 by_coid = {u.client_order_id: u for u in known}
-                for live in unknown:
+                for live in due:
                     coid = live.record.client_order_id
                     if coid in by_coid:
+                        self._lookups.pop(coid, None)
                         self._fold_update(by_coid[coid])
                         continue
-                    self._lookups[coid] = self._lookups.get(coid, 0) + 1
-                    if self._lookups[coid] >= LOST_AFTER_LOOKUPS:
+                    misses = self._lookups.get(coid, (0, wall))[0] + 1
+                    self._lookups[coid] = (misses, wall)
+                    if misses >= LOST_AFTER_LOOKUPS:
+                        self._lookups.pop(coid, None)
                         self._commit({"k": "lost", "coid": coid, "t": now.isoformat()})
         max_age = self.config.executor.max_order_age_s
         for live in self.state.open_orders():

@@ -321,3 +321,23 @@ def test_the_order_rate_limit_defers_signals_instead_of_dropping_them(tmp_path):
     assert len(h.placed()) == 5
     assert all(h.result(f"r{i}").status is ResultStatus.FILLED for i in range(5))
     h.executor.stop()
+
+
+def test_unknown_outcome_is_looked_up_spaced_in_time_before_it_counts_as_lost(h):
+    from windows.brokers.protocol import TemporaryBrokerError
+
+    def timeout(request):
+        raise TemporaryBrokerError("no answer within the deadline")
+
+    h.broker.place_limit_order = timeout
+    h.send(signal_id="u1", shares=1000)
+    h.turn(5)
+    assert h.result("u1").status is ResultStatus.ACCEPTED  # unknown: neither sent nor lost yet
+    assert float(h.pool().frozen_512890) == 1100.0  # the money stays frozen while we do not know
+    for _ in range(3):
+        h.clock.advance(h.config.executor.unknown_outcome_lookup_s / 3 + 0.1)
+        h.turn()
+    result = h.result("u1")
+    assert result.status is ResultStatus.REJECTED and "never reached the venue" in result.message
+    assert float(h.pool().frozen_512890) == 0
+    assert h.placed() == []
