@@ -1,12 +1,18 @@
 """``gridbridge backtest ...`` and ``gridbridge data synth ...``: ``register(subparsers)`` adds them.
 
     backtest --symbol CODE|both --data CSV | --data CODE=CSV ... [--mode reference|realistic]
-             [--config JSON] --out DIR [--report] [--progress]
+             [--config JSON] --out DIR [--report] [--progress] [--no-risk]
     backtest sweep --symbol CODE|both --data ... --factors 0.28,0.32 --floors 0.0008,0.001 --out DIR
     data synth --code CODE --days N --seed S --out CSV [--daily CSV]
 
 ``--config`` is a JSON object of GridParams overrides: top-level keys apply to every symbol, a key that
-is a symbol code (``"512890.SH": {...}``) applies to that symbol only.
+is a symbol code (``"512890.SH": {...}``) applies to that symbol only. A whole gridbridge config file
+also gives the risk thresholds (``risk``), the node's DEGRADED policy (``node``) and the gate (``gate``).
+
+Realistic mode runs the account risk machine (``--no-risk`` turns it off) and writes ``audit.jsonl`` (the
+events the executor would write) and ``gate.json`` (the ETF gate thresholds), so a replay regression is
+
+    gridbridge gate --audit DIR/audit.jsonl --gate-config DIR/gate.json --from T0 --to T1
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 from backtest.data import Bars, load_bars, load_daily, write_bars_csv
 from backtest.engine import run
 from backtest.metrics import run_metrics
+from backtest.risk import BacktestRisk
 from backtest.synth import generate, generate_conditioned
 from mac.grid.params import GridParams, default_params
 
@@ -63,6 +70,23 @@ def load_params(codes: list[str], mode: str, config: str | None) -> dict[str, Gr
     }
 
 
+def load_risk(cfg) -> BacktestRisk:
+    """Risk thresholds and the node's DEGRADED policy of a gridbridge config."""
+    from mac.node import node_settings_from_config
+
+    return BacktestRisk(config=cfg.risk, policy=node_settings_from_config(cfg).risk_policy)
+
+
+def _gridbridge_config(config: str | None):
+    """The whole gridbridge config when ``--config`` is one (it has a ``grid`` section), else the defaults."""
+    from shared_schema.config import GridbridgeConfig
+
+    raw = json.loads(Path(config).read_text()) if config else {}
+    if not isinstance(raw.get("grid"), dict):  # a plain GridParams override file
+        return GridbridgeConfig()
+    return GridbridgeConfig.model_validate(raw)
+
+
 def _load(args) -> tuple[dict[str, Bars], dict[str, GridParams]]:
     codes = _symbols(args.symbol)
     data = {c: load_bars(p) for c, p in _data_paths(codes, args.data).items()}
@@ -85,14 +109,18 @@ def cmd_backtest(args) -> int:
     data, params = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    gcfg = _gridbridge_config(args.config)
+    risk = None if args.no_risk or args.mode != "realistic" else load_risk(gcfg)
     t0 = time.perf_counter()
-    result = run(data, params, args.mode, progress=args.progress)
+    result = run(data, params, args.mode, progress=args.progress, risk=risk)
     elapsed = time.perf_counter() - t0
     metrics = run_metrics(result)
     metrics["run_seconds"] = elapsed
     metrics["bars"] = sum(len(b) for b in data.values())
     write_trades(result, out / "trades.csv")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if result.risk is not None and result.risk.audit is not None:
+        write_audit(result, out, gcfg.gate)
     if args.report:
         from backtest.report import write_report
 
@@ -101,7 +129,23 @@ def cmd_backtest(args) -> int:
     print(
         f"{args.mode}: {metrics['bars']} bars in {elapsed:.2f}s, trades {tot['trades']}, alpha {tot['alpha']:.2f}"
     )
+    if "risk" in metrics:
+        r = metrics["risk"]
+        print(f"risk: final {r['final_state']}, {r['transitions']} transitions; "
+              f"gate: gridbridge gate --audit {out / 'audit.jsonl'} --gate-config {out / 'gate.json'} "
+              f"--from {r['period_from']} --to {r['period_to']}")  # fmt: skip
     return 0
+
+
+def write_audit(result, out: Path, gate) -> None:
+    """``audit.jsonl`` (what the executor would have written) and ``gate.json`` (the ETF gate config)."""
+    from core.audit import AuditWriter
+
+    path = out / "audit.jsonl"
+    path.unlink(missing_ok=True)
+    with AuditWriter(path, fsync=False) as writer:
+        writer.extend(result.risk.audit)
+    (out / "gate.json").write_text(gate.model_dump_json(indent=2))
 
 
 def cmd_sweep(args) -> int:
@@ -152,6 +196,7 @@ def register(subparsers) -> None:
     _add_run_options(p, required=False)
     p.add_argument("--report", action="store_true", help="also write report.html (plotly)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--no-risk", action="store_true", help="realistic mode without the account risk machine")
     p.set_defaults(func=cmd_backtest)
     sub = p.add_subparsers(dest="backtest_cmd")
     s = sub.add_parser("sweep", help="sweep ATR_GRID_FACTOR x GRID_STEP_FLOOR on all cores")

@@ -28,13 +28,16 @@ import numpy as np
 
 from backtest.data import Bars
 from backtest.fastind import compute_indicators, indicator_rows
+from backtest.risk import BacktestRisk, RiskTracker
 from mac.grid.core import (
     BUY,
     EventKind,
     GridState,
     PoolView,
+    StepContext,
     apply_fill,
     apply_reject,
+    close_all,
     commission,
     initial_state,
     step,
@@ -87,6 +90,7 @@ class RunResult:
     vault: GlobalVault | None = None
     util_t: np.ndarray | None = None
     util: np.ndarray | None = None
+    risk: RiskTracker | None = None  # realistic mode with the risk machine on
 
     @property
     def trades(self) -> list[Trade]:
@@ -185,6 +189,9 @@ class _Committed:
         return out
 
 
+DEFAULT_RISK = BacktestRisk()
+
+
 def run_realistic(
     data: dict[str, Bars],
     params: dict[str, GridParams],
@@ -192,12 +199,18 @@ def run_realistic(
     progress: bool = False,
     on_bar=None,
     incremental: bool = False,
+    risk: BacktestRisk | None = DEFAULT_RISK,
 ) -> RunResult:
     """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
 
     ``on_bar(code, bar, vault, state)`` is called after every bar (tests check vault invariants there).
     ``incremental=True`` lets ``step`` update the indicators itself (the live node's way) instead of
     using the vectorised ones; results must not change, which a test checks.
+
+    ``risk`` runs the account risk machine on the grid's risk equity (``backtest.risk``) and applies its
+    state to the grid as the live node does (``mac.grid.risk_policy``): DEGRADED widens the buy step or
+    refuses layer 0, COOLDOWN/REDUCE_ONLY only sell, FUSE sells every sellable lot (``close_all``) and
+    buys nothing. Entering a state without buys cancels the resting buys. ``None`` turns it off.
     """
     codes = list(data)
     cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
@@ -223,12 +236,25 @@ def run_realistic(
     util_list: list[float] = []
     by_symbol = committed.by_symbol
     pv_cache: list[PoolView | None] = [None] * len(codes)
+    tracker = RiskTracker(risk, codes, Decimal(pool_fen) / 100) if risk is not None else None
+    mult = 1.0  # the risk mode's buy-step multiplier (1.0 keeps step's fast path)
+    last_t = None
     for n, (k, i) in enumerate(seq):
         code, cp, rows, ctxs, res, cap, pen = per_symbol[k]
         bar = rows[i]
-        state = state_list[k]
+        if tracker is not None and bar.t != last_t:
+            last_t = bar.t
+            if tracker.tick(bar.t):
+                mult = tracker.mode.buy_step_multiplier
+                if not tracker.mode.buys_allowed:
+                    for kk, entry in enumerate(per_symbol):
+                        cancelled = _cancel_buys(state_list[kk], bar.t, entry[0], vault, committed, tracker)
+                        if cancelled is not state_list[kk]:
+                            state_list[kk] = cancelled
+                            tracker.sync(kk, cancelled)
+        state = before = state_list[k]
         if state.orders:
-            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res)
+            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker)
         iv = ctxs[i]
         if iv is not None or incremental:
             pv = pv_cache[k]
@@ -239,7 +265,11 @@ def run_realistic(
             ):
                 pv = PoolView(committed.value, pool_fen, committed.value / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
-            state, sigs, evs = step(state, bar, pv, cp, None if incremental else iv)
+            if mult == 1.0:
+                state, sigs, evs = step(state, bar, pv, cp, None if incremental else iv)
+            else:
+                ctx = StepContext(None, False, None, mult) if incremental else StepContext(iv, True, None, mult)
+                state, sigs, evs = step(state, bar, pv, cp, ctx)
             if evs:
                 for e in evs:
                     res.events[e.kind.value] += 1
@@ -247,8 +277,14 @@ def run_realistic(
                 res.signals.extend(sigs)
                 day = trading_day(bar.t)
                 for s in sigs:
-                    placed[s.client_order_id] = (i, day)
                     if s.side == BUY:
+                        refusal = tracker.mode.buy_refusal(s.layer_index) if tracker is not None else ""
+                        if refusal:
+                            # the node refuses it locally: the executor never sees it
+                            tracker.blocked[refusal] += 1
+                            state = apply_reject(state, s.client_order_id)
+                            continue
+                        placed[s.client_order_id] = (i, day)
                         decision = committed.touch(
                             code,
                             (s.client_order_id,), vault.request_allocation,
@@ -257,8 +293,27 @@ def run_realistic(
                         if decision is not VaultDecision.APPROVED:
                             res.refusals[decision.value] += 1
                             state = apply_reject(state, s.client_order_id)
+                            if tracker is not None:
+                                tracker.signal_refused(s, decision.value)
+                            continue
+                    else:
+                        placed[s.client_order_id] = (i, day)
+                    if tracker is not None:
+                        tracker.signal_sent(s)
             if state.penalty_on:
                 pen[i] = True
+        if tracker is not None:
+            if tracker.mode.close_all and state.lots:
+                state, closing = close_all(state, bar, cp)
+                if closing:
+                    day = trading_day(bar.t)
+                    res.events["FUSE_CLOSE"] += len(closing)
+                    for s in closing:
+                        placed[s.client_order_id] = (i, day)
+                        tracker.signal_sent(s)
+            tracker.closes[k] = bar.c
+            if state is not before:
+                tracker.sync(k, state)
         state_list[k] = state
         util_list.append(committed.value)
         if on_bar is not None:
@@ -267,6 +322,8 @@ def run_realistic(
             pbar.update(20000 if n else 0)
     states = dict(zip(codes, state_list, strict=True))
     util = np.array(util_list, dtype=float) / pool_fen
+    if tracker is not None and last_t is not None:
+        tracker.finish(last_t)
     if pbar is not None:
         pbar.close()
     for code in codes:
@@ -275,14 +332,25 @@ def run_realistic(
         res.bars = len(data[code])
         res.times, res.closes, res.penalty = data[code].t, data[code].c, penalty[code]
         res.penalty_bars = int(penalty[code].sum())
-    return RunResult("realistic", results, vault, t_all[order], util)
+    return RunResult("realistic", results, vault, t_all[order], util, tracker)
 
 
 def _fee_fen(fee: Decimal) -> int:
     return int((fee * 100).to_integral_value())
 
 
-def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> GridState:
+def _cancel_buys(state, t, code, vault, committed, tracker) -> GridState:
+    """The risk state no longer allows buys: cancel the resting ones (the vault frees their money)."""
+    for o in state.orders:
+        if o.side == BUY:
+            committed.touch(code, (o.client_order_id,), vault.on_cancel, code, o.client_order_id)
+            state = apply_reject(state, o.client_order_id)
+            tracker.cancelled_buys += 1
+            tracker.cancelled(t, code, o.client_order_id, BUY, f"risk state {tracker.snapshot.state.value}")
+    return state
+
+
+def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker=None) -> GridState:
     """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model)."""
     day = trading_day(bar.t)
     lo_m = round(bar.l * 1000)
@@ -298,6 +366,8 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> Grid
             if o.side == BUY:
                 committed.touch(code, (coid,), vault.on_cancel, code, coid)
             state = apply_reject(state, coid)
+            if tracker is not None:
+                tracker.cancelled(bar.t, code, coid, o.side, "EXPIRED")
             continue
         if o.side == BUY:
             if lo_m > o.price_milli:
@@ -331,6 +401,8 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res) -> Grid
         layer = _layer(state, coid if o.side == BUY else o.release_client_order_ids[0])
         state = apply_fill(state, coid, o.shares, Decimal(px) / 1000, True, fees=fee)
         res.trades.append(Trade(bar.t, code, o.side, px, o.shares, o.reason, coid, layer, fee, o.t))
+        if tracker is not None:
+            tracker.filled(bar.t, code, coid, o.side, o.shares, px)
     return state
 
 
@@ -342,18 +414,23 @@ def _layer(state: GridState, coid: str) -> int:
 
 
 def run(
-    data: dict[str, Bars], params: dict[str, GridParams], mode: str = "realistic", progress: bool = False
+    data: dict[str, Bars],
+    params: dict[str, GridParams],
+    mode: str = "realistic",
+    progress: bool = False,
+    risk: BacktestRisk | None = DEFAULT_RISK,
 ):
-    """Dispatch: reference runs each symbol on its own; realistic shares one vault."""
+    """Dispatch: reference runs each symbol on its own; realistic shares one vault (and the risk machine)."""
     if mode == "reference":
         results: dict[str, SymbolResult] = {}
         for code, bars in data.items():
             results.update(run_reference(bars, params[code], progress).symbols)
         return RunResult("reference", results)
-    return run_realistic(data, params, progress=progress)
+    return run_realistic(data, params, progress=progress, risk=risk)
 
 
 __all__ = [
+    "BacktestRisk",
     "EventKind",
     "RunResult",
     "SymbolResult",

@@ -4,7 +4,9 @@ Per symbol: alpha (= final equity: cash + open shares x last close; cash starts 
 (the vault's ``acc_alpha`` in realistic mode), trades and trades per year (242 trading days), max
 drawdown measured on ``equity - equity_0 + 500,000`` as reference-grid.md defines it, times all layers
 were open, breaker pauses, cooling skips, float stops, T+1 blocks, layer-0 refusals, penalty switches and
-time in penalty. Run level: the same summed over symbols, peak utilisation of the shared pool.
+time in penalty. Run level: the same summed over symbols, peak utilisation of the shared pool and, with
+the risk machine on, a ``risk`` section (final state, time in each state, transitions, evaluations,
+buys blocked by the risk mode, resting buys cancelled on entering a state without buys).
 """
 
 from __future__ import annotations
@@ -120,4 +122,10 @@ def run_metrics(result: RunResult) -> dict:
         total["realised_alpha"] = str(
             sum((result.vault.yuan(v) for v in result.vault.acc_alpha.values()), Decimal(0))
         )
-    return {"mode": result.mode, "total": total, "symbols": per}
+    out = {"mode": result.mode, "total": total, "symbols": per}
+    if result.risk is not None:
+        # time in each risk state (share of timestamps), transitions, evaluations, blocked/cancelled buys
+        out["risk"] = result.risk.summary()
+        total["risk_transitions"] = out["risk"]["transitions"]
+        total["fuse_closes"] = sum(r.events.get("FUSE_CLOSE", 0) for r in result.symbols.values())
+    return out
