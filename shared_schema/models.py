@@ -142,6 +142,8 @@ class PoolFile(Strict):
     allocations_159201: list[Allocation] = Field(default_factory=list)
     allocations_512890: list[Allocation] = Field(default_factory=list)
     risk_state: str = "NORMAL"
+    risk_equity: Money | None = Field(default=None, description="the grid's own capital at market (risk view)")
+    drawdown: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="fall from peak risk equity")
     halted: bool = False
     market_time: Timestamp | None = Field(default=None, description="market clock of the last change")
 

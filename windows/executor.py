@@ -516,7 +516,9 @@ class Executor:
                 self.risk.emit(code, t, live.record.message or after.value, symbol=live.record.symbol,
                                client_order_id=record["coid"], side=live.record.side,
                                filled=live.record.filled_shares, opens=live.record.side == "BUY",
-                               risk_state=self.risk.state_name, leverage="1", max_leverage="1")
+                               risk_state=self.risk.state_name,
+            risk_equity=self.risk.snapshot.equity if self.risk.snapshot.peak_equity > 0 else None,
+            drawdown=round(float(self.risk.snapshot.drawdown), 6), leverage="1", max_leverage="1")
         while self.state.illegal_transitions:
             message = self.state.illegal_transitions.pop(0)
             self.risk.emit(AuditCode.OMS_ILLEGAL_TRANSITION, t, message, severity=Severity.WARN)
@@ -557,6 +559,8 @@ class Executor:
             utilization=round(vault.utilization(), 6),
             halted=self.state.halted,
             risk_state=self.risk.state_name,
+            risk_equity=self.risk.snapshot.equity if self.risk.snapshot.peak_equity > 0 else None,
+            drawdown=round(float(self.risk.snapshot.drawdown), 6),
             market_time=self._market_now,
             **fields,
         )

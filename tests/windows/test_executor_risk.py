@@ -73,7 +73,9 @@ def test_drawdown_moves_the_risk_state_on_the_same_tick_and_is_audited(h):
     # -20% on the lots = 33,000 = 11% of the 300,000 grid capital: DEGRADED (>= 8%), not yet COOLDOWN.
     h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1), **{"512890_SH": 0.88})
     h.turn()
-    assert h.pool().risk_state == "DEGRADED"
+    pool = h.pool()
+    assert pool.risk_state == "DEGRADED"
+    assert 0.08 <= pool.drawdown < 0.12 and pool.risk_equity is not None
     events = [e for e in read_events(h.state / "audit.jsonl") if e.code is AuditCode.RISK_STATE_CHANGE]
     assert events and events[-1].ts == SESSION_TIME + timedelta(minutes=1)
 
