@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from core.control.killswitch import KillAction
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
-from core.oms.order_fsm import OrderState
+from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
 from shared_schema.clock import Clock, SystemClock
@@ -512,6 +512,11 @@ class Executor:
             code = {OrderState.FILLED: AuditCode.ORDER_FILLED, OrderState.PARTIAL: AuditCode.ORDER_PARTIAL,
                     OrderState.CANCELLED: AuditCode.ORDER_CANCELLED, OrderState.REJECTED: AuditCode.ORDER_REJECTED,
                     OrderState.ACK: AuditCode.ORDER_ACK}.get(after)
+            if after in (OrderState.FILLED, OrderState.REJECTED) or (
+                    after is OrderState.CANCELLED and live.record.filled_shares):
+                for note in self.risk.record_outcome(live.record.symbol, t, after is OrderState.REJECTED,
+                                                     _slippage_bps(live.record)):
+                    self._alert(note)
             if code is not None:
                 self.risk.emit(code, t, live.record.message or after.value, symbol=live.record.symbol,
                                client_order_id=record["coid"], side=live.record.side,
@@ -591,6 +596,16 @@ class Executor:
             return
         self._dirty = False
         self._published_at = time.monotonic()
+
+
+def _slippage_bps(order: OrderRecord) -> Decimal | None:
+    """How much worse than its limit an order filled, in basis points (0 when at or better than the limit)."""
+    if not order.filled_shares:
+        return None
+    limit = Decimal(order.price)
+    avg = Decimal(order.filled_value_fen) / 100 / order.filled_shares
+    worse = (avg - limit) if order.side == "BUY" else (limit - avg)
+    return max(Decimal(0), worse / limit * 10000)
 
 
 def _reserve(ctx: MarketContext, intent: dict[str, Any], config: GridbridgeConfig) -> MarketContext:

@@ -26,6 +26,7 @@ from core.control.commands import ControlCommand, InMemoryNonceStore, secret_fro
 from core.control.file_door import process_control_folder
 from core.control.http_door import SubmittedCommand
 from core.events import AuditCode, AuditEvent, Severity
+from core.execution.health import ExecutionHealth, HealthConfig, Sample, assess
 from core.oms.account import AccountState
 from core.oms.reconcile import ReconcileResult
 from core.risk import (
@@ -38,7 +39,7 @@ from core.risk import (
     evaluate,
     initial_snapshot,
 )
-from core.risk.engine import equity_snapshot_event
+from core.risk.engine import equity_snapshot_event, freeze_symbol
 from shared_schema.models import Direction, Reason, Signal
 from windows.pipeline import Rejection
 from windows.vault import GlobalVault
@@ -54,6 +55,7 @@ class RiskSettings:
     config: RiskConfig = field(default_factory=RiskConfig)
     equity_snapshot_every: timedelta = timedelta(minutes=1)
     include_base_positions: bool = False
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 class PersistentNonceStore(InMemoryNonceStore):
@@ -90,6 +92,8 @@ class ExecutorRisk:
         self._last_snapshot_event: datetime | None = None
         self.trade_ok = True
         self.data_ok = True
+        self.health = ExecutionHealth()
+        self._last_health: dict[str, tuple[str, ...]] = {}
 
     def load(self) -> None:
         path = self.state_dir / AUDIT_FILE
@@ -181,6 +185,25 @@ class ExecutorRisk:
                 break
             apply(submitted.command, submitted.source)
         return actions
+
+    def record_outcome(self, symbol: str, now: datetime, rejected: bool, slippage_bps: Decimal | None) -> list[str]:
+        """Feed one order outcome to the execution-health tracker; an abnormal reject rate or slippage
+        over budget freezes the symbol (every order refused until Force Unlock Symbol) or is audited."""
+        cfg = self.settings.health
+        self.health = self.health.record(symbol, Sample(now, rejected, slippage_bps), cfg)
+        verdict = assess(self.health, symbol, now, cfg)
+        if verdict.freeze and symbol not in self.snapshot.frozen_symbols:
+            result = freeze_symbol(self.snapshot, symbol, now, self.settings.config,
+                                   f"execution health: {', '.join(verdict.reasons)}")
+            self.snapshot = result.snapshot
+            self.write(result.events)
+            return [f"{symbol} frozen: {', '.join(verdict.reasons)}"]
+        if verdict.reasons and verdict.reasons != self._last_health.get(symbol):
+            self.emit(AuditCode.EXEC_HEALTH_DEGRADED, now, ", ".join(verdict.reasons), symbol=symbol,
+                      severity=Severity.WARN, size_factor=str(verdict.size_factor),
+                      interval_factor=str(verdict.interval_factor))
+        self._last_health[symbol] = verdict.reasons
+        return []
 
     @property
     def state_name(self) -> str:

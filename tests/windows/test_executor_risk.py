@@ -216,3 +216,24 @@ def test_queue_door_accepts_commands_from_sigusr1(h):
 
 def test_audit_path_is_in_the_state_dir(h):
     assert Path(h.state / "audit.jsonl").exists()
+
+
+def test_an_abnormal_reject_rate_freezes_the_symbol_until_unlocked(tmp_path, monkeypatch):
+    from tests.kit.harness import paper_config
+
+    monkeypatch.setenv("GRIDBRIDGE_CONTROL_SECRET", SECRET)
+    h = Harness(tmp_path, paper_config(reject_ratio=1.0))
+    for i in range(6):
+        h.send(signal_id=f"j{i}", shares=100)
+    h.turn(2)
+    assert "RISK_SYMBOL_FROZEN" in audit_codes(h)
+    h.send(signal_id="after", shares=100, code="512890.SH")
+    h.send(signal_id="other", shares=100, code="159201.SZ", price="1.300")
+    h.turn()
+    assert h.result("after").detail == "RISK_SYMBOL_FROZEN"
+    assert h.result("other").reason is Reason.BROKER_REJECT  # the other symbol is not frozen
+    unlock = new_command(ControlAction.FORCE_UNLOCK_SYMBOL, "ops", h.executor.wall_clock.now(), symbol="512890.SH")
+    write_command_file(h.shared, sign_command(unlock, SECRET.encode()))
+    h.turn()
+    assert "512890.SH" not in h.executor.risk.snapshot.frozen_symbols
+    h.executor.stop()
