@@ -238,6 +238,8 @@ def run_realistic(
     pv_cache: list[PoolView | None] = [None] * len(codes)
     tracker = RiskTracker(risk, codes, Decimal(pool_fen) / 100) if risk is not None else None
     mult = 1.0  # the risk mode's buy-step multiplier (1.0 keeps step's fast path)
+    closing_all = False
+    marks = tracker.closes if tracker is not None else None
     last_t = None
     for n, (k, i) in enumerate(seq):
         code, cp, rows, ctxs, res, cap, pen = per_symbol[k]
@@ -246,6 +248,7 @@ def run_realistic(
             last_t = bar.t
             if tracker.tick(bar.t):
                 mult = tracker.mode.buy_step_multiplier
+                closing_all = tracker.mode.close_all
                 if not tracker.mode.buys_allowed:
                     for kk, entry in enumerate(per_symbol):
                         cancelled = _cancel_buys(state_list[kk], bar.t, entry[0], vault, committed, tracker)
@@ -302,8 +305,8 @@ def run_realistic(
                         tracker.signal_sent(s)
             if state.penalty_on:
                 pen[i] = True
-        if tracker is not None:
-            if tracker.mode.close_all and state.lots:
+        if marks is not None:
+            if closing_all and state.lots:
                 state, closing = close_all(state, bar, cp)
                 if closing:
                     day = trading_day(bar.t)
@@ -311,7 +314,7 @@ def run_realistic(
                     for s in closing:
                         placed[s.client_order_id] = (i, day)
                         tracker.signal_sent(s)
-            tracker.closes[k] = bar.c
+            marks[k] = bar.c
             if state is not before:
                 tracker.sync(k, state)
         state_list[k] = state

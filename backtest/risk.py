@@ -80,9 +80,9 @@ class RiskTracker:
         self.transitions: list[tuple[int, str, str]] = []  # (t ms, from, to)
         self.blocked: Counter[str] = Counter()
         self.cancelled_buys = 0
-        self.last_day = -1
         self.first_t = 0
         self.last_t = 0
+        self.next_day_ms = -(10**15)
         self.max_dd = 0.0
         self._set_lines()
 
@@ -115,7 +115,6 @@ class RiskTracker:
         if not self.ticks:
             self.first_t = t
         self.ticks += 1
-        self.last_t = t
         eq = self.pool_f
         for c, h, p in zip(self.cash_f, self.held, self.closes, strict=False):
             eq += c + h * p
@@ -127,50 +126,48 @@ class RiskTracker:
             dd = 1.0 - eq / self.peak_f
             if dd > self.max_dd:
                 self.max_dd = dd
-        day = (t + _CST_OFFSET_MS) // _MS_PER_DAY
-        if day != self.last_day:
-            self.last_day = day
+        if t >= self.next_day_ms:
+            day = (t + _CST_OFFSET_MS) // _MS_PER_DAY
+            self.next_day_ms = (day + 1) * _MS_PER_DAY - _CST_OFFSET_MS
             return self._evaluate(t, True)  # once a day: refresh the snapshot and write EQUITY_SNAPSHOT
-        if self.settings.every_bar or self._needs_eval(dd, t):
-            return self._evaluate(t, False)
-        return False
+        if self.quiet_lo <= dd < self.quiet_hi and t < self.due_ms:
+            return False  # nothing the current state could cross, no timer due
+        return self._evaluate(t, False)
 
     def _set_lines(self) -> None:
-        """Float thresholds and the next due timer of the current snapshot (recomputed on every change)."""
+        """The drawdown band in which ``evaluate`` could change nothing, and the next due timer, for the
+        current snapshot (recomputed after every evaluation that produced events)."""
         cfg, snap = self.cfg, self.snapshot
-        self.fuse_line = float(cfg.fuse_drawdown) - _EPS
-        self.cool_line = float(cfg.cooldown_drawdown) - _EPS
-        self.degr_line = float(cfg.degraded_drawdown) - _EPS
-        self.recover_line = float(cfg.degraded_drawdown - cfg.recovery_hysteresis) + _EPS
-        self.rearm_line = (
-            None if snap.cooldown_rearm_above is None else float(snap.cooldown_rearm_above) - _EPS
-        )
-        due = float("inf")
-        if snap.state is RiskState.COOLDOWN:
+        inf = float("inf")
+        fuse = float(cfg.fuse_drawdown) - _EPS
+        cool = float(cfg.cooldown_drawdown) - _EPS
+        degraded = float(cfg.degraded_drawdown) - _EPS
+        recover = float(cfg.degraded_drawdown - cfg.recovery_hysteresis) + _EPS
+        state = snap.state
+        if self.settings.every_bar:
+            lo, hi = inf, -inf  # empty band: evaluate on every timestamp
+        elif state is RiskState.NORMAL:
+            lo, hi = -inf, degraded
+        elif state is RiskState.FUSE:
+            lo, hi = -inf, inf  # only a manual reset leaves FUSE
+        elif state is RiskState.DEGRADED:
+            if snap.cooldown_rearm_above is None:
+                lo, hi = recover, min(cool, fuse)
+            else:
+                # after an expired cooldown: re-enter only past the re-arm line; a dip under the cooldown
+                # line clears the re-arm, so it must be seen too
+                lo, hi = max(recover, cool + 2 * _EPS), min(float(snap.cooldown_rearm_above) - _EPS, fuse)
+        else:  # COOLDOWN (its end is a timer) and REDUCE_ONLY: only FUSE is reachable by drawdown
+            lo, hi = -inf, fuse
+        self.quiet_lo, self.quiet_hi = lo, hi
+        due = inf
+        if state is RiskState.COOLDOWN:
             due = _ms(snap.cooldown_until)
         if snap.recovery_stage is not None and snap.recovery_stage_since is not None:
             due = min(due, _ms(snap.recovery_stage_since + cfg.recovery_stage_interval))
         if snap.observe_until is not None:
             due = min(due, _ms(snap.observe_until))
         self.due_ms = due
-
-    def _needs_eval(self, dd: float, t: int) -> bool:
-        state = self.snapshot.state
-        if t >= self.due_ms:
-            return True
-        if state is RiskState.NORMAL:
-            return dd >= self.degr_line
-        if state is RiskState.FUSE:
-            return False
-        if dd >= self.fuse_line:
-            return True
-        if state is RiskState.DEGRADED:
-            if dd < self.recover_line:
-                return True
-            if self.rearm_line is None:
-                return dd >= self.cool_line
-            return dd >= self.rearm_line or dd < self.cool_line + 2 * _EPS
-        return False  # COOLDOWN (its end is a timer), REDUCE_ONLY (not reached by a replay)
 
     def _evaluate(self, t: int, snapshot_event: bool) -> bool:
         now = ms_to_datetime(t)
@@ -209,6 +206,7 @@ class RiskTracker:
 
     def finish(self, t: int) -> None:
         """A last evaluation and EQUITY_SNAPSHOT at the end of the data."""
+        self.last_t = t
         if self.ticks:
             self._evaluate(t, True)
 
