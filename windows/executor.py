@@ -62,6 +62,7 @@ log = logging.getLogger("gridbridge.executor")
 JOURNAL_FILE = "executor_journal.jsonl"
 LOCK_FILE = "executor.lock"
 LOST_AFTER_LOOKUPS = 3
+BUY_FORBIDDING_STATES = frozenset({"COOLDOWN", "FUSE", "REDUCE_ONLY"})
 
 
 class AlreadyRunning(RuntimeError):
@@ -415,8 +416,13 @@ class Executor:
             self._dirty = True
 
     def _cancel_all(self, why: str, now: datetime) -> None:
+        self._cancel_open(now, why)
+
+    def _cancel_open(self, now: datetime, why: str, buys_only: bool = False) -> None:
         for live in self.state.open_orders():
             if live.cancel_requested or live.record.state is OrderState.NEW:
+                continue
+            if buys_only and live.record.side != "BUY":
                 continue
             self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": why, "t": now.isoformat()})
             self.journal.sync()
@@ -447,6 +453,9 @@ class Executor:
             self._alert(note)
         if self.risk.state_name != before:
             self._dirty = True
+            if self.risk.state_name in BUY_FORBIDDING_STATES:
+                # A resting buy must not fill under a state that only allows reducing.
+                self._cancel_open(self.now(), "RISK", buys_only=True)
 
     def _reconcile(self, force: bool = False) -> None:
         """Windows positions vs the vault's lots plus the base: on start and every reconcile interval."""

@@ -222,6 +222,8 @@ class ExecutorState:
         if state is OrderState.CANCELLED:
             if live.cancel_reason == "HALTED":
                 return Reason.HALTED
+            if live.cancel_reason == "RISK":
+                return Reason.RISK_STATE
             return Reason.ORDER_EXPIRED
         return None
 

@@ -237,3 +237,17 @@ def test_an_abnormal_reject_rate_freezes_the_symbol_until_unlocked(tmp_path, mon
     h.turn()
     assert "512890.SH" not in h.executor.risk.snapshot.frozen_symbols
     h.executor.stop()
+
+
+def test_entering_a_reducing_state_cancels_resting_buys(h):
+    h.send(signal_id="rest", price="1.000", shares=1000)  # 512890 below the ask: rests
+    h.send(signal_id="lot", code="159201.SZ", price="1.300", shares=150_000, layer_index=2)
+    h.turn()
+    assert h.result("rest").status is ResultStatus.SENT
+    assert h.result("lot").status is ResultStatus.FILLED
+    # 159201 falls 27%: 52,500 lost = 17.5% of the grid capital, past the 12% COOLDOWN line.
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1), **{"159201_SZ": 0.95})
+    h.turn(2)
+    assert h.pool().risk_state == "COOLDOWN"
+    result = h.result("rest")
+    assert result.status is ResultStatus.CANCELLED and result.reason is Reason.RISK_STATE
