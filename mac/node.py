@@ -21,7 +21,6 @@ the state leaves FUSE, which only a manual Reset FUSE at the executor does. Halt
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -63,7 +62,7 @@ from shared_schema.models import (
 )
 from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, update_signal_file
 from shared_schema.types import ms_to_datetime, to_fen
-from shared_schema.watch import ChangeWatcher, WatchMode
+from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 
 log = logging.getLogger("gridbridge.node")
 
@@ -191,15 +190,8 @@ class StrategyNode:
     def run(self, max_seconds: float | None = None, stop_flag: Any = None) -> None:
         if self.watcher is None:
             self.start()
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while True:
-            self.run_once()
-            if stop_flag is not None and stop_flag.is_set():
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            assert self.watcher is not None
-            self.watcher.wait(self.poll_interval * 4)
+        assert self.watcher is not None
+        run_turns(self.run_once, self.watcher, self.poll_interval * 4, max_seconds, stop_flag)
 
     def stop(self) -> None:
         if self.watcher is not None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 WatchMode = Literal["auto", "events", "poll"]
 
@@ -103,3 +104,17 @@ class ChangeWatcher:
             self._observer.stop()
             self._observer.join(timeout=2)
             self._observer = None
+
+
+def run_turns(turn: Callable[[], object], watcher: ChangeWatcher, idle_wait: float,
+              max_seconds: float | None = None, stop_flag: Any = None) -> None:
+    """A process's main loop: one ``turn`` per change (or every ``idle_wait`` seconds at the latest), until
+    ``stop_flag.is_set()`` or ``max_seconds`` of wall time have passed."""
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    while True:
+        turn()
+        if stop_flag is not None and stop_flag.is_set():
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        watcher.wait(idle_wait)

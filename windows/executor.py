@@ -43,7 +43,7 @@ from shared_schema.models import (
 )
 from shared_schema.signal_io import read_raw_entries
 from shared_schema.types import fen_to_yuan
-from shared_schema.watch import ChangeWatcher, WatchMode
+from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 from windows.brokers.protocol import (
     Broker,
     ConnectionEvent,
@@ -168,15 +168,8 @@ class Executor:
 
     def run(self, max_seconds: float | None = None, stop_flag: Any = None) -> None:
         """Loop until ``stop_flag.is_set()`` or ``max_seconds`` of wall time (a shell concern)."""
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while True:
-            self.run_once()
-            if stop_flag is not None and stop_flag.is_set():
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            assert self.watcher is not None
-            self.watcher.wait(self.config.executor.poll_interval_s * 4)
+        assert self.watcher is not None
+        run_turns(self.run_once, self.watcher, self.config.executor.poll_interval_s * 4, max_seconds, stop_flag)
 
     # ------------------------------------------------------------------------------------------- turn
 

@@ -14,6 +14,26 @@ from pathlib import Path
 from typing import Any
 
 
+def read_records(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """Complete records of a journal file with their byte length, stopping at a torn or garbled tail.
+
+    Read-only: readers that do not own the journal (the dashboard) use this and never truncate it.
+    """
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return
+            yield record, len(line)
+
+
 class Journal:
     def __init__(self, path: Path, fsync: bool = True) -> None:
         self.path = Path(path)
@@ -27,16 +47,9 @@ class Journal:
         if not self.path.exists():
             return
         good_end = 0
-        with open(self.path, "rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    break
-                good_end += len(line)
-                yield record
+        for record, size in read_records(self.path):
+            good_end += size
+            yield record
         if good_end != self.path.stat().st_size:
             with open(self.path, "r+b") as handle:
                 handle.truncate(good_end)

@@ -743,6 +743,7 @@ def replay_journal(path: Path, limits: tuple[Decimal, dict[str, Decimal], Decima
     written (the executor owns it).
     """
     from windows.executor_state import ExecutorState
+    from windows.journal import read_records
     from windows.vault import GlobalVault, VaultLimits
 
     pool, caps, reserve = limits or (Decimal(300000), {c: Decimal(200000) for c in CODES}, Decimal("0.15"))
@@ -752,31 +753,24 @@ def replay_journal(path: Path, limits: tuple[Decimal, dict[str, Decimal], Decima
     lots: list[dict[str, tuple[LotView, ...]]] = []
     signals: dict[str, dict[str, Any]] = {}
     last_key: tuple | None = None
-    with open(path, "rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                record = json.loads(line)
-            except ValueError:
-                break
-            kind = record.get("k")
-            if kind == "signal" and isinstance(record.get("sig"), dict):
-                signals[record["id"]] = record["sig"]
-            try:
-                state.apply(record)
-            except Exception:  # noqa: BLE001 - a record this build cannot apply: keep what we have
-                continue
-            if kind not in ("alloc", "update", "cancel_req", "lost", "result"):
-                continue
-            v = state.vault
-            key = (tuple(v.get_used_map().values()), tuple(v.get_frozen_map().values()), tuple(v.acc_alpha.values()))
-            if key == last_key:
-                continue
-            last_key = key
-            t = _parse_ts(record.get("t")) or datetime.now(CST)
-            rows.append(_vault_row(t, v))
-            lots.append(_vault_lots(v, params))
+    for record, _size in read_records(path):
+        kind = record.get("k")
+        if kind == "signal" and isinstance(record.get("sig"), dict):
+            signals[record["id"]] = record["sig"]
+        try:
+            state.apply(record)
+        except Exception:  # noqa: BLE001 - a record this build cannot apply: keep what we have
+            continue
+        if kind not in ("alloc", "update", "cancel_req", "lost", "result"):
+            continue
+        v = state.vault
+        key = (tuple(v.get_used_map().values()), tuple(v.get_frozen_map().values()), tuple(v.acc_alpha.values()))
+        if key == last_key:
+            continue
+        last_key = key
+        t = _parse_ts(record.get("t")) or datetime.now(CST)
+        rows.append(_vault_row(t, v))
+        lots.append(_vault_lots(v, params))
     frame = pd.DataFrame(rows, columns=POOL_HISTORY_COLUMNS)
     return PoolHistory(frame, tuple(lots), signals, pool, "executor journal")
 
