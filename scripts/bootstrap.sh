@@ -8,8 +8,13 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 STAMP="$ROOT/.venv/.gridbridge-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
-  "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]"
+  echo "gridbridge: installing into $ROOT/.venv (log: $ROOT/.venv/install.log)" >&2
+  "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip >"$ROOT/.venv/install.log" 2>&1 || true
+  if ! "$ROOT/.venv/bin/python" -m pip install -e "$ROOT[test]" >>"$ROOT/.venv/install.log" 2>&1; then
+    tail -30 "$ROOT/.venv/install.log" >&2
+    echo "gridbridge: installation failed" >&2
+    exit 1
+  fi
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
