@@ -16,6 +16,7 @@ def test_dry_run_for_several_days_keeps_every_invariant(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["ok"] and summary["problems"] == []
+    assert summary["gate"]["verdict"] == "PASS", summary["gate"]  # a healthy run passes the release gate
     results = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
     # The summary is what the files say.
