@@ -68,3 +68,16 @@ def test_loader_reads_datetime_csv(tmp_path):
     p.write_text("datetime,open,high,low,close,volume\n2024-01-04 09:31:00,1.0,1.001,0.999,1.0,100\n")
     bars = load_bars(p)
     assert bars.t[0] == 1_704_331_860_000 and bars.c[0] == 1.0
+
+
+def test_loader_reads_qmt_csv_and_parquet_to_the_same_bars(tmp_path):
+    from backtest.data import write_bars_csv
+
+    bars = generate("512890.SH", 2, 5)
+    csv_path = tmp_path / "bars.csv"
+    write_bars_csv(bars, csv_path)
+    parquet_path = tmp_path / "bars.parquet"
+    bars.to_frame().to_parquet(parquet_path)
+    from_csv, from_parquet = load_bars(csv_path), load_bars(parquet_path)
+    for a, b in ((from_csv, bars), (from_parquet, bars)):
+        assert np.array_equal(a.t, b.t) and np.array_equal(a.c, b.c) and np.array_equal(a.h, b.h)
