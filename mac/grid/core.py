@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from mac.grid.indicators import IndicatorPeriods, IndicatorState, IndicatorValues, update_indicators
 from mac.grid.params import CompiledParams, GridParams, compile_params
@@ -44,7 +44,7 @@ FUSE_CLOSE = "FUSE_CLOSE"
 _MS_PER_DAY = 86_400_000
 _CST_OFFSET_MS = 8 * 3_600_000
 _FEN = Decimal("0.01")
-_EMPTY: tuple = ()
+_EMPTY: tuple[()] = ()
 
 
 class EventKind(str, Enum):
@@ -299,14 +299,17 @@ def step(
     ``PENDING_BUY`` and sold lots ``PENDING_SELL`` until ``apply_fill`` / ``apply_reject``.
     """
     cp = params if isinstance(params, CompiledParams) else compile_params(params)
+    ind: IndicatorValues | None
+    sctx: StepContext | None = None
     if ctx.__class__ is IndicatorValues:
         ind = ctx  # shorthand for StepContext(ctx, precomputed=True): the backtest's hot loop
-        ctx = None
-    elif ctx is not None and ctx.precomputed:
-        ind = ctx.indicators
     else:
-        ind_state, ind = update_indicators(state.indicators, bar.h, bar.l, bar.c)
-        state = replace(state, indicators=ind_state)
+        sctx = cast("StepContext | None", ctx)
+        if sctx is not None and sctx.precomputed:
+            ind = sctx.indicators
+        else:
+            ind_state, ind = update_indicators(state.indicators, bar.h, bar.l, bar.c)
+            state = replace(state, indicators=ind_state)
     if ind is None:
         return state, _EMPTY, _EMPTY
     if cp.no_trade_minutes and ((bar.t + _CST_OFFSET_MS) % _MS_PER_DAY) // 60_000 in cp.no_trade_minutes:
@@ -362,8 +365,8 @@ def step(
     step_ += cp.layer_step_bonus * n_before
     if penalty:
         step_ *= cp.penalty_multiplier  # buys only: the take-profit is never penalised
-    if ctx is not None and ctx.buy_step_multiplier != 1.0:
-        step_ *= ctx.buy_step_multiplier  # risk mode (DEGRADED widen): buys only, like the penalty
+    if sctx is not None and sctx.buy_step_multiplier != 1.0:
+        step_ *= sctx.buy_step_multiplier  # risk mode (DEGRADED widen): buys only, like the penalty
 
     # 2. breaker and trigger, on the lots and anchor before any sell
     pause = atr > ind.atr_avg * cp.breaker_mult
@@ -383,7 +386,7 @@ def step(
                 need_sells = True
                 break
     if need_sells and n_before:
-        sells, new_lots, ev = _decide_sells(state, lots, cp, bar, price, tp, ctx)
+        sells, new_lots, ev = _decide_sells(state, lots, cp, bar, price, tp, sctx)
         if ev:
             events = (events or []) + ev
         if sells:

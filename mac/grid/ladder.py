@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from mac.grid.core import PENDING_SELL
 from mac.grid.params import CompiledParams, GridParams, compile_params
@@ -157,7 +158,7 @@ def cooling_bars_left(
     return max(0, need - (usable_index - last_flat_index))
 
 
-def counted_lots(lots: list[dict] | tuple) -> int:
+def counted_lots(lots: list[dict[str, Any]] | tuple[Any, ...]) -> int:
     """Lots that count for the layer bonus in realistic mode: every lot not being sold."""
     n = 0
     for lot in lots:
@@ -184,7 +185,7 @@ class NextBuy:
 def next_buy(
     anchor: float | None,
     indicators: dict[str, float],
-    lots: list[dict] | tuple,
+    lots: list[dict[str, Any]] | tuple[Any, ...],
     params: CompiledParams | GridParams,
     penalty_on: bool,
 ) -> NextBuy:

@@ -59,7 +59,7 @@ def test_reader_in_another_process_never_sees_a_partial_file(tmp_path):
 
 
 def test_no_temp_files_are_left_behind(tmp_path):
-    for i in range(20):
+    for _ in range(20):
         atomic_write_bytes(tmp_path / "f.json", b"{}")
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
