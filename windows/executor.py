@@ -9,6 +9,7 @@ confirmed is looked up by its client_order_id before anything else happens to it
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -26,7 +27,13 @@ from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
 from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
-from shared_schema.atomic_io import ModelFileReader, WriteFailed, atomic_write_model, read_seq
+from shared_schema.atomic_io import (
+    ModelFileReader,
+    WriteFailed,
+    atomic_write_bytes,
+    atomic_write_model,
+    read_seq,
+)
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.config import GridbridgeConfig
 from shared_schema.failpoints import failpoint
@@ -115,6 +122,7 @@ class Executor:
         self._result_seq = 0
         self._dirty = True
         self._published_at = 0.0
+        self._result_json: dict[str, tuple[Any, str]] = {}
         self.connected = True
         self.watcher: ChangeWatcher | None = None
         self.risk = ExecutorRisk(self.shared_dir, self.state_dir, RiskSettings(
@@ -572,16 +580,26 @@ class Executor:
             **fields,
         )
 
-    def result_view(self) -> ResultFile:
+    def result_file_bytes(self) -> bytes:
+        """``order_result.json`` as bytes. Results are immutable and most do not change between two
+        publishes, so each is serialised once and spliced into the envelope."""
         self._result_seq += 1
-        return ResultFile(
+        envelope = ResultFile(
             seq=self._result_seq,
             updated_at=self.wall_clock.now(),
-            results=self.state.results_view(),
             input_rejections=list(self.state.input_rejections),
             open_orders=len(self.state.open_orders()),
             alerts=list(self.alerts),
-        )
+        ).model_dump_json()
+        cache, fresh, parts = self._result_json, {}, []
+        for signal_id, result in self.state.results_view().items():
+            hit = cache.get(signal_id)
+            if hit is None or hit[0] is not result:
+                hit = (result, result.model_dump_json())
+            fresh[signal_id] = hit
+            parts.append(json.dumps(signal_id) + ":" + hit[1])
+        self._result_json = fresh
+        return envelope.replace('"results":{}', '"results":{' + ",".join(parts) + "}", 1).encode("utf-8")
 
     def publish(self, force: bool = False) -> None:
         if not (self._dirty or force):
@@ -591,7 +609,7 @@ class Executor:
         self.journal.sync()  # a published result is never ahead of the journal
         try:
             atomic_write_model(self.shared_dir / POOL_FILE, self.pool_view())
-            atomic_write_model(self.shared_dir / RESULT_FILE, self.result_view())
+            atomic_write_bytes(self.shared_dir / RESULT_FILE, self.result_file_bytes())
         except WriteFailed as exc:
             # The previous files stay in place; the journal holds the truth; try again next turn.
             self._alert(f"publish failed, keeping the last good files: {exc}")

@@ -16,13 +16,13 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from core.oms.order_fsm import OrderState
-from shared_schema.atomic_io import WriteFailed, atomic_write_json
+from shared_schema.atomic_io import WriteFailed, atomic_write_bytes, atomic_write_json
 from shared_schema.config import PaperConfig
 from shared_schema.models import QuoteFile
 from shared_schema.types import fen_to_yuan, to_fen
@@ -115,6 +115,7 @@ class PaperBroker:
         self._events: list[BrokerEvent] = []
         self._log = Journal(self.state_dir / ORDER_LOG)
         self._dirty = False
+        self._order_json: dict[str, tuple[tuple, str]] = {}
         self.book = self._load()
 
     # ------------------------------------------------------------------------------------ persistence
@@ -159,14 +160,26 @@ class PaperBroker:
         state = {
             "cash_fen": book.cash_fen,
             "positions": {c: asdict(p) for c, p in book.positions.items()},
-            "orders": {k: asdict(o) for k, o in book.orders.items()},
+            "orders": {},
             "trading_day": book.trading_day,
             "next_order_no": book.next_order_no,
             "last_price": book.last_price,
             "touch": book.touch,
         }
+        # A day's orders are thousands at most but are written on every change: serialise only the
+        # orders that changed since the last flush and splice the rest in from the cache.
+        cache, fresh, parts = self._order_json, {}, []
+        for coid, order in book.orders.items():
+            hit = cache.get(coid)
+            key = astuple(order)
+            if hit is None or hit[0] != key:
+                hit = (key, json.dumps(asdict(order), separators=(",", ":")))
+            fresh[coid] = hit
+            parts.append(json.dumps(coid) + ":" + hit[1])
+        self._order_json = fresh
+        text = json.dumps(state, separators=(",", ":")).replace('"orders":{}', '"orders":{' + ",".join(parts) + "}", 1)
         try:
-            atomic_write_json(self.state_dir / STATE_FILE, state)
+            atomic_write_bytes(self.state_dir / STATE_FILE, text.encode("utf-8"))
         except WriteFailed as exc:
             log.error("paper books not written (%s); holding events until they are", exc)
             return False
