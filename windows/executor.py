@@ -189,6 +189,7 @@ class Executor:
         self._process_signals()
         self._drain_broker()
         self._sweep()
+        self.risk.flush()
         self.publish()
 
     def _apply(self, record: dict[str, Any]) -> None:

@@ -93,6 +93,7 @@ class ExecutorRisk:
         self.trade_ok = True
         self.data_ok = True
         self.health = ExecutionHealth()
+        self._pending: list[AuditEvent] = []
         self._last_health: dict[str, tuple[str, ...]] = {}
 
     def load(self) -> None:
@@ -108,7 +109,13 @@ class ExecutorRisk:
         self.write([AuditEvent(ts=now, code=code, severity=severity, cause=cause, symbol=symbol, data=data)])
 
     def write(self, events: list[AuditEvent] | tuple[AuditEvent, ...]) -> None:
-        if events:
+        """Queue audit events; ``flush`` writes them with one fsync (the journal, not the audit log, is
+        the write-ahead record, so the audit may trail it by one turn)."""
+        self._pending.extend(events)
+
+    def flush(self) -> None:
+        if self._pending:
+            events, self._pending = self._pending, []
             self.audit.extend(events)
 
     # ------------------------------------------------------------------------------------ evaluation
@@ -212,4 +219,5 @@ class ExecutorRisk:
     def close(self, now: datetime | None) -> None:
         if now is not None:
             self.write([equity_snapshot_event(self.snapshot, now)])
+        self.flush()
         self.audit.close()

@@ -164,6 +164,7 @@ def test_illegal_broker_transition_is_refused_and_audited(h):
     h.turn()
     assert h.result("b1").status is ResultStatus.FILLED
     h.executor._fold_update(OrderUpdate("b1", OrderState.CANCELLED, filled_shares=1000, filled_value_fen=110000))
+    h.turn()
     assert h.result("b1").status is ResultStatus.FILLED
     assert "OMS_ILLEGAL_TRANSITION" in audit_codes(h)
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import asdict, astuple, dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -44,6 +44,9 @@ ORDER_LOG = "paper_orders.jsonl"
 ACCOUNT_VIEW_FILE = "paper_account.json"
 
 
+_OPEN_STATES = frozenset({OrderState.SENT.value, OrderState.ACK.value, OrderState.PARTIAL.value})
+
+
 @dataclass
 class PaperOrder:
     client_order_id: str
@@ -68,7 +71,7 @@ class PaperOrder:
 
     @property
     def is_open(self) -> bool:
-        return self.state in (OrderState.SENT.value, OrderState.ACK.value, OrderState.PARTIAL.value)
+        return self.state in _OPEN_STATES
 
     def update(self) -> OrderUpdate:
         return OrderUpdate(
@@ -171,7 +174,8 @@ class PaperBroker:
         cache, fresh, parts = self._order_json, {}, []
         for coid, order in book.orders.items():
             hit = cache.get(coid)
-            key = astuple(order)
+            key = (order.state, order.filled_shares, order.filled_value_fen, order.fees_fen, order.message,
+                   order.quotes_seen, order.last_quote_ms, order.cancel_requested)
             if hit is None or hit[0] != key:
                 hit = (key, json.dumps(asdict(order), separators=(",", ":")))
             fresh[coid] = hit
