@@ -204,6 +204,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         r = results.model
         last = sorted(r.results.values(), key=lambda x: (x.updated_at is None, x.updated_at))[-args.last :]
         status["open_orders"] = r.open_orders
+        status["open"] = [
+            {"signal_id": x.signal_id, "client_order_id": x.client_order_id, "code": x.code,
+             "direction": x.direction.value if x.direction else None, "status": x.status.value,
+             "requested": x.requested_shares, "filled": x.filled_shares, "broker_order_id": x.broker_order_id}
+            for x in r.results.values() if not x.status.is_final
+        ]
         status["results"] = [
             {"signal_id": x.signal_id, "code": x.code, "direction": x.direction.value if x.direction else None, "status": x.status.value,
              "reason": x.reason.value if x.reason else None, "filled": x.filled_shares, "message": x.message}
@@ -231,6 +237,10 @@ def _print_status(status: dict) -> None:
         print(f"pool: {status.get('pool_problem')}")
     if status.get("results") is not None:
         print(f"open orders: {status['open_orders']}")
+        for o in status["open"]:
+            print(f"  {o['client_order_id']:<20} {o['code']:<10} {str(o['direction'] or ''):<4} {o['status']:<9} "
+                  f"filled {o['filled']}/{o['requested']}  broker id {o['broker_order_id'] or '-'}")
+        print("last results:")
         for r in status["results"]:
             print(f"  {r['signal_id']:<20} {r['code']:<10} {str(r['direction'] or ''):<4} {r['status']:<9} "
                   f"{r['reason'] or '':<22} filled {r['filled']}")

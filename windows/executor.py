@@ -113,6 +113,7 @@ class Executor:
         self.journal = Journal(self.state_dir / JOURNAL_FILE, fsync=journal_fsync)
         self.quotes = ModelFileReader(self.shared_dir / QUOTE_FILE, QuoteFile)
         self.alerts: deque[str] = deque(maxlen=50)
+        self._last_alert = ""
         self.seen_inputs: set[str] = set()
         self.stats = LoopStats()
         self._market_now: datetime | None = None
@@ -542,9 +543,11 @@ class Executor:
     # -------------------------------------------------------------------------------------- publish
 
     def _alert(self, message: str) -> None:
-        if not self.alerts or self.alerts[-1] != message:
+        """Log and publish an alert, stamped with the wall time an operator will compare it to."""
+        if message != self._last_alert:
+            self._last_alert = message
             log.warning(message)
-            self.alerts.append(message)
+            self.alerts.append(f"{self.wall_clock.now():%Y-%m-%d %H:%M:%S} {message}")
             self._dirty = True
 
     def pool_view(self) -> PoolFile:
