@@ -49,7 +49,7 @@ from shared_schema.models import (
     symbol_key,
 )
 from shared_schema.signal_io import read_raw_entries
-from shared_schema.types import fen_to_yuan
+from shared_schema.types import CST, fen_to_yuan
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 from windows.brokers.protocol import (
     Broker,
@@ -363,6 +363,37 @@ class Executor:
             if update.client_order_id not in ours and not update.state.is_terminal:
                 self._alert(f"venue has an order we did not send (manual?): {update.client_order_id} {update.code}")
 
+    def _settle_previous_days(self, now: datetime, wall: datetime, gap: timedelta) -> None:
+        """Orders still open from an earlier trading day: the exchange ended them at the close. QMT lists
+        only today's orders, so one the venue no longer reports is closed here with the fills we have."""
+        today = now.astimezone(CST).date()
+        stale = [o for o in self.state.open_orders() if not o.outcome_unknown
+                 and o.record.state is not OrderState.NEW and o.created_at.astimezone(CST).date() < today
+                 and wall - self._lookups.get(o.record.client_order_id, (0, wall - gap))[1] >= gap]
+        if not stale:
+            return
+        known = self.broker.query_orders()
+        if known is None:
+            return
+        by_coid = {u.client_order_id: u for u in known}
+        for live in stale:
+            coid = live.record.client_order_id
+            if coid in by_coid:
+                self._fold_update(by_coid[coid])
+                if not self.state.orders[coid].record.state.is_terminal:
+                    self._lookups[coid] = (0, wall)
+                continue
+            misses = self._lookups.get(coid, (0, wall))[0] + 1
+            self._lookups[coid] = (misses, wall)
+            if misses >= LOST_AFTER_LOOKUPS:
+                self._lookups.pop(coid, None)
+                rec = live.record
+                self._commit({"k": "cancel_req", "coid": coid, "why": "DAY_END", "t": now.isoformat()})
+                self._commit({"k": "update", "coid": coid, "state": OrderState.CANCELLED.value,
+                              "filled": rec.filled_shares, "value": rec.filled_value_fen, "fees": rec.fees_fen,
+                              "msg": "the trading day ended with the order open; the venue no longer lists it",
+                              "t": now.isoformat()})
+
     def _sweep(self) -> None:
         now = self.now()
         wall = self.wall_clock.now()
@@ -387,6 +418,7 @@ class Executor:
                     if misses >= LOST_AFTER_LOOKUPS:
                         self._lookups.pop(coid, None)
                         self._commit({"k": "lost", "coid": coid, "t": now.isoformat()})
+        self._settle_previous_days(now, wall, gap)
         max_age = self.config.executor.max_order_age_s
         for live in self.state.open_orders():
             if live.cancel_requested or live.outcome_unknown or live.record.state is OrderState.NEW:

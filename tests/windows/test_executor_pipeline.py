@@ -341,3 +341,26 @@ def test_unknown_outcome_is_looked_up_spaced_in_time_before_it_counts_as_lost(h)
     assert result.status is ResultStatus.REJECTED and "never reached the venue" in result.message
     assert float(h.pool().frozen_512890) == 0
     assert h.placed() == []
+
+
+def test_an_order_left_open_at_the_close_is_settled_when_the_venue_no_longer_lists_it(h):
+    h.send(signal_id="rest", price="1.000", shares=1000)
+    h.turn()
+    assert h.result("rest").status is ResultStatus.SENT
+    del h.broker.book.orders["rest"]  # QMT lists only today's orders, and sends nothing overnight
+    h.publish_quotes(when=SESSION_TIME + timedelta(days=1))
+    for _ in range(4):
+        h.clock.advance(h.config.executor.unknown_outcome_lookup_s / 3 + 0.1)
+        h.turn()
+    result = h.result("rest")
+    assert result.status is ResultStatus.CANCELLED and result.reason is Reason.ORDER_EXPIRED
+    assert float(h.pool().frozen_512890) == 0
+
+
+def test_the_paper_venue_ends_open_orders_at_the_close_itself(h):
+    h.send(signal_id="rest", price="1.000", shares=1000)
+    h.turn()
+    h.publish_quotes(when=SESSION_TIME + timedelta(days=1))
+    h.turn()
+    assert h.result("rest").status is ResultStatus.CANCELLED
+    assert float(h.pool().frozen_512890) == 0
