@@ -284,7 +284,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     try:
         summary = run_dry_run(DryRunOptions(
             shared_dir=Path(args.shared_dir) if args.shared_dir else None, days=args.days, speed=args.speed,
-            seed=args.seed, base_config=Path(args.config) if args.config else None,
+            seed=args.seed, base_config=Path(args.config) if args.config else None, physical_pool=args.pool,
         ))
     except DryRunError as exc:
         print(f"gridbridge dry-run: {exc}", file=sys.stderr)
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--config", help="gridbridge config to start from")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--pool", help="physical pool in CNY (default 300000; smaller shows the penalty sooner)")
     p.set_defaults(func=cmd_dry_run)
 
     p = sub.add_parser("control", help="write a signed kill-switch command for the executor")

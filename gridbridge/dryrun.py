@@ -51,6 +51,7 @@ class DryRunOptions:
     seed: int = 11
     base_config: Path | None = None
     settle_timeout_s: float = 60.0
+    physical_pool: str | None = None  # a smaller pool shows the reserve and the step penalty sooner
 
 
 def _gridbridge(*args: str) -> list[str]:
@@ -82,6 +83,8 @@ def prepare(opts: DryRunOptions) -> tuple[Path, Path, Path, dict[str, Path]]:
         grid[code] = {**grid.get(code, {}), "base_position_shares": shares}
     paper = {"initial_cash": "1000000", "initial_positions": positions, **config.get("paper", {})}
     config.update({"paper": paper, "grid": grid})
+    if opts.physical_pool is not None:
+        config["vault"] = {**config.get("vault", {}), "physical_pool": opts.physical_pool}
     config_path = root / "config.json"
     config_path.write_text(json.dumps(config, indent=1))
     return shared, state, config_path, bars

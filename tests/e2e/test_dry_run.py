@@ -12,7 +12,9 @@ pytestmark = pytest.mark.slow
 
 def test_dry_run_for_several_days_keeps_every_invariant(tmp_path):
     shared = tmp_path / "shared"
-    out = procs.run("dry-run", "--shared-dir", str(shared), "--days", "3", "--speed", "2000", "--json", timeout=300)
+    # A 120,000 pool puts the run into the reserve and penalty zone (utilisation above 85-90%).
+    out = procs.run("dry-run", "--shared-dir", str(shared), "--days", "3", "--speed", "2000", "--pool", "120000",
+                    "--json", timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = json.loads(out.stdout)
     assert summary["ok"] and summary["problems"] == []
@@ -24,6 +26,7 @@ def test_dry_run_for_several_days_keeps_every_invariant(tmp_path):
     assert summary["fills"] == sum(r.status.value == "FILLED" for r in results.results.values())
     assert summary["alpha"]["512890.SH"] == float(pool.acc_alpha_512890)
     assert summary["signals"] > 0 and summary["fills"] > 0
+    assert summary["peak_utilization"] > 0.6
     # Every signal has a final result and nothing is left waiting in the signal file.
     assert all(r.status.is_final for r in results.results.values())
     leftover = json.loads((shared / SIGNAL_FILE).read_text())["signals"] if (shared / SIGNAL_FILE).exists() else []
