@@ -77,7 +77,7 @@ def state_file(shared_dir: Path, code: str) -> Path:
 class NodeSettings:
     signal_ttl_s: float = 300.0  # market seconds a signal stays valid
     stale_after_s: float = 120.0  # wall seconds after which an unchanged quote/pool file is stale
-    history: int = 20000  # utilisation points kept for the dashboard
+    history: int = 60000  # utilisation points kept for the dashboard: a year of 1-minute bars
     events_kept: int = 500
     risk_policy: GridRiskPolicy = field(default_factory=GridRiskPolicy)  # what DEGRADED means for the grid
 
@@ -92,7 +92,7 @@ class SymbolRuntime:
     mismatch: str = ""
     mismatch_seen: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=500))
-    history: deque = field(default_factory=lambda: deque(maxlen=20000))  # [t, utilization, penalty_on]
+    history: deque = field(default_factory=lambda: deque(maxlen=60000))  # [t, utilization, penalty_on]
     counters: Counter = field(default_factory=Counter)
     last_indicators: dict[str, float] = field(default_factory=dict)
 
