@@ -58,9 +58,9 @@ from windows.brokers.protocol import (
     OrderUpdate,
     TemporaryBrokerError,
 )
-from windows.executor_state import ExecutorState
+from windows.executor_state import ExecutorState, LiveOrder
 from windows.journal import Journal
-from windows.pipeline import MarketContext, decide
+from windows.pipeline import MarketContext, decide, fee_estimate
 from windows.risk_shell import ExecutorRisk, RiskSettings
 from windows.vault import GlobalVault, VaultLimits
 
@@ -363,13 +363,27 @@ class Executor:
             if update.client_order_id not in ours and not update.state.is_terminal:
                 self._alert(f"venue has an order we did not send (manual?): {update.client_order_id} {update.code}")
 
+    def _lookup_due(self, live: LiveOrder, wall: datetime, gap: timedelta) -> bool:
+        """Lookups of one order are spaced ``gap`` apart: a venue's order cache can trail by seconds."""
+        last = self._lookups.get(live.record.client_order_id)
+        return last is None or wall - last[1] >= gap
+
+    def _missed(self, coid: str, wall: datetime) -> bool:
+        """Count one lookup that did not find ``coid``; True (and forgotten) once there were enough."""
+        misses = self._lookups.get(coid, (0, wall))[0] + 1
+        if misses >= LOST_AFTER_LOOKUPS:
+            self._lookups.pop(coid, None)
+            return True
+        self._lookups[coid] = (misses, wall)
+        return False
+
     def _settle_previous_days(self, now: datetime, wall: datetime, gap: timedelta) -> None:
         """Orders still open from an earlier trading day: the exchange ended them at the close. QMT lists
         only today's orders, so one the venue no longer reports is closed here with the fills we have."""
         today = now.astimezone(CST).date()
         stale = [o for o in self.state.open_orders() if not o.outcome_unknown
                  and o.record.state is not OrderState.NEW and o.created_at.astimezone(CST).date() < today
-                 and wall - self._lookups.get(o.record.client_order_id, (0, wall - gap))[1] >= gap]
+                 and self._lookup_due(o, wall, gap)]
         if not stale:
             return
         known = self.broker.query_orders()
@@ -383,10 +397,7 @@ class Executor:
                 if not self.state.orders[coid].record.state.is_terminal:
                     self._lookups[coid] = (0, wall)
                 continue
-            misses = self._lookups.get(coid, (0, wall))[0] + 1
-            self._lookups[coid] = (misses, wall)
-            if misses >= LOST_AFTER_LOOKUPS:
-                self._lookups.pop(coid, None)
+            if self._missed(coid, wall):
                 rec = live.record
                 self._commit({"k": "cancel_req", "coid": coid, "why": "DAY_END", "t": now.isoformat()})
                 self._commit({"k": "update", "coid": coid, "state": OrderState.CANCELLED.value,
@@ -399,8 +410,7 @@ class Executor:
         wall = self.wall_clock.now()
         window = timedelta(seconds=self.config.executor.unknown_outcome_lookup_s)
         gap = window / LOST_AFTER_LOOKUPS
-        due = [o for o in self.state.open_orders() if o.outcome_unknown
-               and wall - self._lookups.get(o.record.client_order_id, (0, wall - gap))[1] >= gap]
+        due = [o for o in self.state.open_orders() if o.outcome_unknown and self._lookup_due(o, wall, gap)]
         if due:
             # Spaced lookups: a venue's order cache can trail a placement by seconds, so "not found" only
             # counts as lost after LOST_AFTER_LOOKUPS misses spread over unknown_outcome_lookup_s.
@@ -413,10 +423,7 @@ class Executor:
                         self._lookups.pop(coid, None)
                         self._fold_update(by_coid[coid])
                         continue
-                    misses = self._lookups.get(coid, (0, wall))[0] + 1
-                    self._lookups[coid] = (misses, wall)
-                    if misses >= LOST_AFTER_LOOKUPS:
-                        self._lookups.pop(coid, None)
+                    if self._missed(coid, wall):
                         self._commit({"k": "lost", "coid": coid, "t": now.isoformat()})
         self._settle_previous_days(now, wall, gap)
         max_age = self.config.executor.max_order_age_s
@@ -670,8 +677,7 @@ def _reserve(ctx: MarketContext, intent: dict[str, Any], config: GridbridgeConfi
         if ctx.available_cash is None:
             return ctx
         amount = Decimal(intent["price"]) * intent["shares"]
-        fee = max(amount * config.executor.commission_estimate_rate, config.executor.commission_estimate_min)
-        return replace(ctx, available_cash=ctx.available_cash - amount - fee)
+        return replace(ctx, available_cash=ctx.available_cash - amount - fee_estimate(amount, config))
     if ctx.sellable is None:
         return ctx
     sellable = dict(ctx.sellable)

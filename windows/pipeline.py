@@ -124,7 +124,7 @@ def decide(
     amount_fen = to_fen(signal.amount)
     if signal.direction is Direction.BUY:
         # 4. cash precheck against what the broker says is available
-        need = signal.amount + _fee_estimate(signal.amount, config)
+        need = signal.amount + fee_estimate(signal.amount, config)
         if ctx.available_cash is None:
             return reject(Rejection(Reason.INSUFFICIENT_CASH, "CASH_UNKNOWN", "broker did not report available cash"))
         if need > ctx.available_cash:
@@ -202,7 +202,8 @@ def _vault_rejection(decision: VaultDecision, state: ExecutorState, signal: Sign
                      f"pool committed {used / 100:.2f} of {pool / 100:.2f}")
 
 
-def _fee_estimate(amount: Decimal, config: GridbridgeConfig) -> Decimal:
+def fee_estimate(amount: Decimal, config: GridbridgeConfig) -> Decimal:
+    """The commission the cash precheck and the batch reservation assume for a BUY of ``amount``."""
     return max(amount * config.executor.commission_estimate_rate, config.executor.commission_estimate_min)
 
 
