@@ -133,7 +133,6 @@ def run_gate(state: Path, out_dir: Path, config_path: Path) -> dict[str, Any]:
     """The release gate over this run's audit log, written next to the run as gate.json and gate.md."""
     from core.audit import read_events
     from core.gate import VersionSet, evaluate_gate, render_json, render_markdown
-    from shared_schema.config import load_config
 
     events = list(read_events(state / "audit.jsonl")) if (state / "audit.jsonl").exists() else []
     if not events:
@@ -170,12 +169,9 @@ def audit_run(shared: Path, state: Path) -> dict[str, Any]:
     results = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
     # Replay the executor's journal into a fresh vault, checking the reserve at every layer-0 approval.
-    from shared_schema.config import load_config
-
-    config = load_config(shared.parent / "config.json") if (shared.parent / "config.json").exists() else None
-    from shared_schema.config import GridbridgeConfig
-
-    replay = ExecutorState(build_vault(config or GridbridgeConfig()))
+    config_path = shared.parent / "config.json"
+    config = load_config(config_path) if config_path.exists() else GridbridgeConfig()
+    replay = ExecutorState(build_vault(config))
     reserve_floor = replay.vault.limits.reserve_floor_fen
     signal_ids: list[str] = []
     for record in Journal(state / JOURNAL_FILE).replay():
