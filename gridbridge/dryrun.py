@@ -23,6 +23,7 @@ from typing import Any
 
 from backtest.data import write_bars_csv
 from backtest.synth import generate
+from shared_schema.config import GridbridgeConfig, load_config
 from shared_schema.models import (
     DESIGN_SYMBOLS,
     POOL_FILE,
