@@ -20,6 +20,7 @@ the state leaves FUSE, which only a manual Reset FUSE at the executor does. Halt
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -53,14 +54,13 @@ from shared_schema.models import (
     QUOTE_FILE,
     RESULT_FILE,
     SIGNAL_FILE,
-    Bar,
     PoolFile,
     QuoteFile,
     ResultFile,
     Signal,
     symbol_key,
 )
-from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, update_signal_file
+from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, read_raw_entries, update_signal_file
 from shared_schema.types import ms_to_datetime, to_fen
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 
@@ -129,8 +129,6 @@ class StrategyNode:
         runtime.events = deque(maxlen=self.settings.events_kept)
         runtime.history = deque(maxlen=self.settings.history)
         try:
-            import json
-
             raw = json.loads(path.read_bytes())
         except FileNotFoundError:
             return runtime
@@ -341,8 +339,6 @@ class StrategyNode:
                 rt.outbox[sig.client_order_id] = signal.model_dump(mode="json")
                 rt.counters[f"signal_{sig.side}"] += 1
                 out.append(signal)
-                if sig.side == BUY:
-                    sellable = sellable  # a buy today never adds to what is sellable today (T+1)
         rt.last_indicators = _indicator_view(rt.grid)
         return out, True
 
@@ -406,13 +402,10 @@ class StrategyNode:
             log.error("could not write %s (%s); the signals stay in the outbox and are re-offered", SIGNAL_FILE, exc)
 
     def _signal_ids_in_file(self) -> set[str]:
-        import json
-
         try:
-            obj = json.loads((self.shared_dir / SIGNAL_FILE).read_bytes())
+            entries, _seq = read_raw_entries((self.shared_dir / SIGNAL_FILE).read_bytes())
         except (OSError, ValueError):
             return set()
-        entries = obj.get("signals", []) if isinstance(obj, dict) else []
         return {sid for sid in (entry_signal_id(e) for e in entries) if sid}
 
 
@@ -434,9 +427,6 @@ def _indicator_view(grid: GridState) -> dict[str, float]:
         view["close"] = ind.prev_close
     return view
 
-
-def bars_after(bars: list[Bar], t: int) -> list[Bar]:
-    return [b for b in bars if b.t > t]
 
 
 def node_settings_from_config(config: Any) -> NodeSettings:

@@ -29,6 +29,7 @@ from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import (
     ModelFileReader,
+    ReadStatus,
     WriteFailed,
     atomic_write_bytes,
     atomic_write_model,
@@ -224,7 +225,7 @@ class Executor:
             if self._market_now is None or newest > self._market_now:
                 self._market_now = newest
         self.risk.data_ok = not outcome.is_degraded and not self._quotes_stale(model)
-        if outcome.status.value == "FRESH":
+        if outcome.status is ReadStatus.FRESH:
             self.broker.on_market(model)
             self._risk_dirty = True
 

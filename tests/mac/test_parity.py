@@ -81,7 +81,6 @@ def test_node_and_backtest_decide_the_same(tmp_path: Path, code: str, seed: int)
 
     clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=CST))
     node = StrategyNode(tmp_path, {code: params}, NodeSettings(signal_ttl_s=10**9), wall_clock=clock, watch_mode="poll")
-    key = code.split(".")[0]
     pool_fields = {f"{k}_{s}": Decimal(0) for k in ("used", "frozen", "acc_alpha") for s in ("159201", "512890")}
     atomic_write_model(tmp_path / POOL_FILE, PoolFile(
         seq=1, updated_at=clock.now(), physical_pool=HUGE, reserve_ratio=Decimal("0.15"),
@@ -106,4 +105,3 @@ def test_node_and_backtest_decide_the_same(tmp_path: Path, code: str, seed: int)
         if i and i % 240 == 0:
             assert node_signals == engine_signals[: len(node_signals)], f"diverged by bar {i}"
     assert node_signals == engine_signals
-    assert key in ("159201", "512890")
