@@ -25,6 +25,7 @@ from filelock import FileLock, Timeout
 from core.control.killswitch import KillAction
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
+from core.oms.lookups import LookupPolicy, LookupTrack
 from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
 from shared_schema.atomic_io import (
@@ -69,7 +70,7 @@ log = logging.getLogger("gridbridge.executor")
 
 JOURNAL_FILE = "executor_journal.jsonl"
 LOCK_FILE = "executor.lock"
-LOST_AFTER_LOOKUPS = 3
+LOST_AFTER_LOOKUPS = 3  # misses spread over executor.unknown_outcome_lookup_s (core.oms.lookups)
 BUY_FORBIDDING_STATES = frozenset({"COOLDOWN", "FUSE", "REDUCE_ONLY"})
 
 
@@ -119,7 +120,9 @@ class Executor:
         self.stats = LoopStats()
         self._market_now: datetime | None = None
         self._signal_bytes: bytes | None = None
-        self._lookups: dict[str, tuple[int, datetime]] = {}  # coid -> (lookups that missed, last lookup)
+        self._lookups: dict[str, LookupTrack] = {}  # coid -> what its lookups found so far
+        self.lookup_policy = LookupPolicy(
+            LOST_AFTER_LOOKUPS, timedelta(seconds=config.executor.unknown_outcome_lookup_s))
         self._pool_seq = 0
         self._result_seq = 0
         self._dirty = True
@@ -337,54 +340,62 @@ class Executor:
         self.stats.events_applied += 1
 
     def _recover_open_orders(self) -> None:
-        """After a restart: bring every non-final order up to the venue's truth before trading again."""
+        """After a restart: bring every non-final order up to the venue's truth before trading again.
+
+        An order whose send was never confirmed (intent journaled, then a crash) becomes UNKNOWN; the
+        venue's answer at start is its first lookup under ``lookup_policy``, and the running sweep
+        carries on from there: it is lost only after the same spaced misses as any unknown outcome."""
         pending = [o for o in self.state.open_orders()]
         if not pending:
             return
+        wall = self.wall_clock.now()
         known = self.broker.query_orders()
-        if known is None:
-            self._alert("recovery: broker order query failed; open orders stay unknown until a lookup succeeds")
-            for live in pending:
-                if live.record.state is OrderState.NEW and not live.outcome_unknown:
-                    self._commit({"k": "sent", "coid": live.record.client_order_id, "status": "UNKNOWN",
-                                  "msg": "restart before send was confirmed", "t": self.now().isoformat()})
-            return
-        by_coid = {u.client_order_id: u for u in known}
+        by_coid = {u.client_order_id: u for u in known or ()}
         for live in pending:
             coid = live.record.client_order_id
             found = by_coid.get(coid)
             if found is not None:
                 self._fold_update(found)
-            elif live.record.state is OrderState.NEW:
-                # Journaled intent, no trace at the venue: the crash came before the send. Mark it lost
-                # rather than re-send: the strategy decides afresh on current prices.
-                self._commit({"k": "lost", "coid": coid, "t": self.now().isoformat()})
+                continue
+            if live.record.state is OrderState.NEW and not live.outcome_unknown:
+                self._commit({"k": "sent", "coid": coid, "status": "UNKNOWN",
+                              "msg": "restart before send was confirmed", "t": self.now().isoformat()})
+            if known is not None and live.outcome_unknown:
+                self._looked_up_and_missed(live, wall)
+        if known is None:
+            self._alert("recovery: broker order query failed; open orders stay unknown until a lookup succeeds")
+            return
         ours = set(self.state.orders)
         for update in known:
             if update.client_order_id not in ours and not update.state.is_terminal:
                 self._alert(f"venue has an order we did not send (manual?): {update.client_order_id} {update.code}")
 
-    def _lookup_due(self, live: LiveOrder, wall: datetime, gap: timedelta) -> bool:
-        """Lookups of one order are spaced ``gap`` apart: a venue's order cache can trail by seconds."""
-        last = self._lookups.get(live.record.client_order_id)
-        return last is None or wall - last[1] >= gap
+    def _lookup_due(self, live: LiveOrder, wall: datetime) -> bool:
+        """Lookups of one order are spaced (``lookup_policy.gap``): a venue's order cache can trail by seconds."""
+        return self.lookup_policy.is_due(self._lookups.get(live.record.client_order_id), wall)
 
     def _missed(self, coid: str, wall: datetime) -> bool:
         """Count one lookup that did not find ``coid``; True (and forgotten) once there were enough."""
-        misses = self._lookups.get(coid, (0, wall))[0] + 1
-        if misses >= LOST_AFTER_LOOKUPS:
+        verdict = self.lookup_policy.miss(self._lookups.get(coid), wall)
+        if verdict.lost:
             self._lookups.pop(coid, None)
-            return True
-        self._lookups[coid] = (misses, wall)
-        return False
+        else:
+            self._lookups[coid] = verdict.track
+        return verdict.lost
 
-    def _settle_previous_days(self, now: datetime, wall: datetime, gap: timedelta) -> None:
+    def _looked_up_and_missed(self, live: LiveOrder, wall: datetime) -> None:
+        """An unknown outcome the venue did not list: one miss; lost (it never reached the venue) after enough."""
+        coid = live.record.client_order_id
+        if self._missed(coid, wall):
+            self._commit({"k": "lost", "coid": coid, "t": self.now().isoformat()})
+
+    def _settle_previous_days(self, now: datetime, wall: datetime) -> None:
         """Orders still open from an earlier trading day: the exchange ended them at the close. QMT lists
         only today's orders, so one the venue no longer reports is closed here with the fills we have."""
         today = now.astimezone(CST).date()
         stale = [o for o in self.state.open_orders() if not o.outcome_unknown
                  and o.record.state is not OrderState.NEW and o.created_at.astimezone(CST).date() < today
-                 and self._lookup_due(o, wall, gap)]
+                 and self._lookup_due(o, wall)]
         if not stale:
             return
         known = self.broker.query_orders()
@@ -396,7 +407,7 @@ class Executor:
             if coid in by_coid:
                 self._fold_update(by_coid[coid])
                 if not self.state.orders[coid].record.state.is_terminal:
-                    self._lookups[coid] = (0, wall)
+                    self._lookups[coid] = self.lookup_policy.found(wall)
                 continue
             if self._missed(coid, wall):
                 rec = live.record
@@ -409,9 +420,7 @@ class Executor:
     def _sweep(self) -> None:
         now = self.now()
         wall = self.wall_clock.now()
-        window = timedelta(seconds=self.config.executor.unknown_outcome_lookup_s)
-        gap = window / LOST_AFTER_LOOKUPS
-        due = [o for o in self.state.open_orders() if o.outcome_unknown and self._lookup_due(o, wall, gap)]
+        due = [o for o in self.state.open_orders() if o.outcome_unknown and self._lookup_due(o, wall)]
         if due:
             # Spaced lookups: a venue's order cache can trail a placement by seconds, so "not found" only
             # counts as lost after LOST_AFTER_LOOKUPS misses spread over unknown_outcome_lookup_s.
@@ -424,9 +433,8 @@ class Executor:
                         self._lookups.pop(coid, None)
                         self._fold_update(by_coid[coid])
                         continue
-                    if self._missed(coid, wall):
-                        self._commit({"k": "lost", "coid": coid, "t": now.isoformat()})
-        self._settle_previous_days(now, wall, gap)
+                    self._looked_up_and_missed(live, wall)
+        self._settle_previous_days(now, wall)
         max_age = self.config.executor.max_order_age_s
         for live in self.state.open_orders():
             if live.cancel_requested or live.outcome_unknown or live.record.state is OrderState.NEW:

@@ -269,6 +269,10 @@ def test_crash_between_intent_and_send_is_never_resent(h):
     h.executor._send = real_send
     h.restart()
     h.turn()
+    assert h.result("b1").status is ResultStatus.ACCEPTED  # unknown until the spaced lookups agree
+    for _ in range(2):
+        h.clock.advance(h.config.executor.unknown_outcome_lookup_s / 3 + 0.1)
+        h.turn()
     assert h.placed() == []
     result = h.result("b1")
     assert result.status is ResultStatus.REJECTED
