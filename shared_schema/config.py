@@ -70,6 +70,11 @@ class ExecutorConfig(_Section):
     quote_stale_after_s: float = Field(default=180.0, gt=0)
     poll_interval_s: float = Field(default=0.05, gt=0)
     publish_interval_s: float = Field(default=0.05, ge=0, description="least wall time between two publishes")
+    heartbeat_s: float = Field(default=10.0, gt=0, description="wall seconds between two publishes of "
+                               "shared_pool.json when nothing changes (readers call the executor down after "
+                               "2.5 missed heartbeats)")
+    max_signal_file_bytes: int = Field(default=16 * 1024 * 1024, ge=1024,
+                                       description="order_signal.json larger than this is refused with an alert")
     result_retention: int = Field(default=2000, ge=10)
     commission_estimate_rate: Money = Decimal("0.0001")
     commission_estimate_min: Money = Decimal("0")

@@ -146,6 +146,8 @@ class PoolFile(Strict):
     drawdown: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="fall from peak risk equity")
     halted: bool = False
     market_time: Timestamp | None = Field(default=None, description="market clock of the last change")
+    heartbeat_s: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                      description="the executor rewrites this file at least this often (wall seconds)")
 
 
 # --------------------------------------------------------------------------------------------- signals

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,7 +34,6 @@ from shared_schema.atomic_io import (
     ReadStatus,
     WriteFailed,
     atomic_write_bytes,
-    atomic_write_model,
     read_seq,
 )
 from shared_schema.clock import Clock, SystemClock
@@ -116,6 +116,7 @@ class Executor:
         self.quotes = ModelFileReader(self.shared_dir / QUOTE_FILE, QuoteFile)
         self.alerts: deque[str] = deque(maxlen=50)
         self._last_alert = ""
+        self._conditions: dict[str, _Condition] = {}  # alert key -> the condition while it lasts
         self.seen_inputs: set[str] = set()
         self.stats = LoopStats()
         self._market_now: datetime | None = None
@@ -127,6 +128,9 @@ class Executor:
         self._result_seq = 0
         self._dirty = True
         self._published_at = 0.0
+        self._unpublished: set[str] = set()  # files whose last write failed: retried every turn
+        self._pool_written: PoolFile | None = None  # content of the last pool file written (_pool_content)
+        self._pool_written_at: datetime | None = None  # wall time of that write (the heartbeat)
         self._result_json: dict[str, tuple[Any, str]] = {}
         self.connected = True
         self.watcher: ChangeWatcher | None = None
@@ -590,15 +594,50 @@ class Executor:
 
     # -------------------------------------------------------------------------------------- publish
 
-    def _alert(self, message: str) -> None:
-        """Log and publish an alert, stamped with the wall time an operator will compare it to."""
+    def _alert(self, message: str, key: str | None = None) -> None:
+        """Log and publish an alert, stamped with the wall time an operator will compare it to.
+
+        With ``key`` the alert names a condition: it is raised once while the condition lasts (repeats are
+        counted and logged at most every ``ALERT_LOG_EVERY_S``), and ``_clear_alert(key)`` marks it cleared."""
+        now = self.wall_clock.now()
+        if key is not None:
+            active = self._conditions.get(key)
+            if active is not None:
+                active.repeats += 1
+                if (now - active.logged_at).total_seconds() >= ALERT_LOG_EVERY_S:
+                    active.logged_at = now
+                    log.warning("%s (still; %d times)", message, active.repeats)
+                return
+            text = f"{now:%Y-%m-%d %H:%M:%S} {message}"
+            self._conditions[key] = _Condition(text, now)
+            log.warning(message)
+            self.alerts.append(text)
+            self._dirty = True
+            return
         if message != self._last_alert:
             self._last_alert = message
             log.warning(message)
-            self.alerts.append(f"{self.wall_clock.now():%Y-%m-%d %H:%M:%S} {message}")
+            self.alerts.append(f"{now:%Y-%m-%d %H:%M:%S} {message}")
             self._dirty = True
 
-    def pool_view(self) -> PoolFile:
+    def _clear_alert(self, key: str) -> None:
+        """The condition behind alert ``key`` ended: its published alert says so, and the log says it once."""
+        active = self._conditions.pop(key, None)
+        if active is None:
+            return
+        now = self.wall_clock.now()
+        log.info("cleared after %d repeat(s): %s", active.repeats, active.text)
+        cleared = f"{active.text} [cleared {now:%Y-%m-%d %H:%M:%S}]"
+        self.alerts = deque((cleared if a == active.text else a for a in self.alerts), maxlen=self.alerts.maxlen)
+        self._dirty = True
+
+    def active_alerts(self) -> dict[str, str]:
+        """The conditions raised and not yet cleared (key -> published alert)."""
+        return {key: c.text for key, c in self._conditions.items()}
+
+    def _pool_content(self) -> PoolFile:
+        """The pool file without the fields that move on their own (seq, times, marks-driven equity): two
+        equal contents mean nothing an operator or a node acts on has changed."""
         vault = self.state.vault
         used, frozen = vault.get_used_map(), vault.get_frozen_map()
         fields: dict[str, Any] = {}
@@ -617,20 +656,28 @@ class Executor:
                 for a in vault.allocations.values()
                 if a.symbol == code and a.is_open
             ]
-        self._pool_seq += 1
         return PoolFile(
-            seq=self._pool_seq,
-            updated_at=self.wall_clock.now(),
+            seq=0,
+            updated_at=_EPOCH,
             physical_pool=fen_to_yuan(vault.limits.physical_pool),
             reserve_ratio=vault.limits.reserve_ratio,
             utilization=round(vault.utilization(), 6),
             halted=self.state.halted,
             risk_state=self.risk.state_name,
-            risk_equity=self.risk.snapshot.equity if self.risk.snapshot.peak_equity > 0 else None,
-            drawdown=round(float(self.risk.snapshot.drawdown), 6),
-            market_time=self._market_now,
+            heartbeat_s=self.config.executor.heartbeat_s,
             **fields,
         )
+
+    def pool_view(self, content: PoolFile | None = None) -> PoolFile:
+        """``shared_pool.json`` as of now: the content plus the next seq, the wall time and the risk marks."""
+        self._pool_seq += 1
+        return (content or self._pool_content()).model_copy(update={
+            "seq": self._pool_seq,
+            "updated_at": self.wall_clock.now(),
+            "risk_equity": self.risk.snapshot.equity if self.risk.snapshot.peak_equity > 0 else None,
+            "drawdown": round(float(self.risk.snapshot.drawdown), 6),
+            "market_time": self._market_now,
+        })
 
     def result_file_bytes(self) -> bytes:
         """``order_result.json`` as bytes. Results are immutable and most do not change between two
@@ -654,20 +701,55 @@ class Executor:
         return envelope.replace('"results":{}', '"results":{' + ",".join(parts) + "}", 1).encode("utf-8")
 
     def publish(self, force: bool = False) -> None:
-        if not (self._dirty or force):
-            return
-        if not force and time.monotonic() - self._published_at < self.config.executor.publish_interval_s:
-            return
-        self.journal.sync()  # a published result is never ahead of the journal
+        """Write the shared files that are due, each on its own.
+
+        ``shared_pool.json`` is due at once (no rate limit) when its content changed (vault, risk state,
+        halt), on every heartbeat (``executor.heartbeat_s`` of wall time with no write) and when forced;
+        ``order_result.json`` when anything changed, at most every ``publish_interval_s``. A file that
+        cannot be written keeps its last good version, raises one alert for as long as the condition lasts
+        and is retried every turn; it never holds the other file back."""
+        ex = self.config.executor
+        wall = self.wall_clock.now()
+        content = self._pool_content()
+        heartbeat = self._pool_written_at is None or (wall - self._pool_written_at).total_seconds() >= ex.heartbeat_s
+        pool_due = force or heartbeat or content != self._pool_written or POOL_FILE in self._unpublished
+        if pool_due:
+            self.journal.sync()  # a published file is never ahead of the journal
+            if self._write_shared(POOL_FILE, lambda: self.pool_view(content).model_dump_json(indent=1).encode()):
+                self._pool_written, self._pool_written_at = content, wall
+        results_due = force or RESULT_FILE in self._unpublished or (
+            self._dirty and time.monotonic() - self._published_at >= ex.publish_interval_s)
+        if results_due:
+            self.journal.sync()
+            self._dirty = False
+            self._write_shared(RESULT_FILE, self.result_file_bytes)
+            self._published_at = time.monotonic()
+
+    def _write_shared(self, name: str, render: Callable[[], bytes]) -> bool:
+        """One shared file, written atomically; a failure is this file's own alert, cleared when it ends."""
         try:
-            atomic_write_model(self.shared_dir / POOL_FILE, self.pool_view())
-            atomic_write_bytes(self.shared_dir / RESULT_FILE, self.result_file_bytes())
+            atomic_write_bytes(self.shared_dir / name, render())
         except WriteFailed as exc:
-            # The previous files stay in place; the journal holds the truth; try again next turn.
-            self._alert(f"publish failed, keeping the last good files: {exc}")
-            return
-        self._dirty = False
-        self._published_at = time.monotonic()
+            # The previous file stays in place; the journal holds the truth; try again next turn.
+            self._unpublished.add(name)
+            self._alert(f"publish failed for {name}, keeping the last good file: {exc}", key=f"publish:{name}")
+            return False
+        self._unpublished.discard(name)
+        self._clear_alert(f"publish:{name}")
+        return True
+
+
+@dataclass
+class _Condition:
+    """An alert raised for a condition that lasts (a file that cannot be written, ...)."""
+
+    text: str
+    logged_at: datetime
+    repeats: int = 0
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=CST)
+ALERT_LOG_EVERY_S = 60.0
 
 
 def _slippage_bps(order: OrderRecord) -> Decimal | None:
