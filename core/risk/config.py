@@ -24,9 +24,10 @@ class RiskConfig(BaseModel):
     fuse_drawdown: Decimal = Decimal("0.20")
     # DEGRADED -> NORMAL only once the drawdown is this far back under the DEGRADED line (no flapping).
     recovery_hysteresis: Decimal = Decimal("0.01")
-    # After a cooldown expires with the drawdown still past the line, only a further fall re-enters it.
-    cooldown_rearm_step: Decimal = Decimal("0.02")
+    # COOLDOWN lasts at least this long and ends only once the drawdown is back under cooldown_drawdown.
     cooldown_duration: timedelta = timedelta(hours=6)
+    # COOLDOWN is a forced reduction: sell down to this share of the exposure held when it began.
+    cooldown_exposure_share: Decimal = Decimal("0.5")
     fuse_cooldown: timedelta = timedelta(hours=24)
 
     # Risk budget (fraction of the normal budget) and grid threshold multiplier by state.
@@ -58,6 +59,8 @@ class RiskConfig(BaseModel):
             raise ValueError("drawdown thresholds must satisfy 0 < degraded < cooldown < fuse < 1")
         if not (Decimal(0) <= self.recovery_hysteresis < self.degraded_drawdown):
             raise ValueError("recovery_hysteresis must be in [0, degraded_drawdown)")
+        if not (Decimal(0) <= self.cooldown_exposure_share < Decimal(1)):
+            raise ValueError("cooldown_exposure_share must be in [0, 1)")
         if not self.recovery_stages or self.recovery_stages[-1] != Decimal(1):
             raise ValueError("recovery_stages must end at 1 (full budget)")
         if any(b <= a for a, b in zip(self.recovery_stages, self.recovery_stages[1:], strict=False)):

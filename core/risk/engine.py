@@ -25,6 +25,8 @@ ONE = Decimal(1)
 
 # Why the account is REDUCE_ONLY; it leaves only when every cause is gone.
 CAUSE_TRADE_NOT_OK = "TRADE_NOT_OK"  # clears by itself when trade_ok comes back
+CAUSE_DATA_NOT_OK = "DATA_NOT_OK"  # stale or unreadable market data: clears by itself when data_ok comes back
+SELF_CLEARING_CAUSES = frozenset({CAUSE_TRADE_NOT_OK, CAUSE_DATA_NOT_OK})
 CAUSE_RECONCILE = "RECONCILE"  # severe cash mismatch: clears only by a manual Resume
 CAUSE_MANUAL = "MANUAL"  # Force Reduce: clears only by a manual Resume
 CAUSE_PROTECTIVE = "PROTECTIVE_MISSING"  # stop-loss could not be attached: manual Resume
@@ -41,7 +43,10 @@ class RiskSnapshot:
     equity: Decimal = ZERO
     drawdown: Decimal = ZERO
     cooldown_until: datetime | None = None
+    # No longer set (a cooldown now ends only below its line); kept so older snapshots keep their shape.
     cooldown_rearm_above: Decimal | None = None
+    # Exposure held when the current COOLDOWN began: the base its forced reduction is measured against.
+    cooldown_exposure: Decimal | None = None
     fuse_until: datetime | None = None
     recovery_stage: int | None = None
     recovery_stage_since: datetime | None = None
@@ -61,6 +66,11 @@ class RiskSnapshot:
     @property
     def is_stressed(self) -> bool:
         return self.event_window or self.extreme
+
+    @property
+    def force_reduce_all(self) -> bool:
+        """Force Reduce from the kill switch is latched: close every position that can be closed."""
+        return CAUSE_MANUAL in self.reduce_only_causes
 
     @property
     def forced_reduction(self) -> bool:
@@ -98,6 +108,8 @@ class RiskInputs:
     account: AccountState
     trade_ok: bool = True
     data_ok: bool = True
+    # Gross exposure the strategy holds now (account currency); latched when a COOLDOWN begins.
+    exposure: Decimal | None = None
     event_window: bool = False
     extreme: bool = False
     reconcile: ReconcileResult | None = None
@@ -137,10 +149,13 @@ _SEVERITY = {
 class _Run:
     """Accumulates the snapshot and the events of one pure operation."""
 
-    def __init__(self, snap: RiskSnapshot, now: datetime, cfg: RiskConfig) -> None:
+    def __init__(
+        self, snap: RiskSnapshot, now: datetime, cfg: RiskConfig, exposure: Decimal | None = None
+    ) -> None:
         self.snap = snap
         self.now = now
         self.cfg = cfg
+        self.exposure = exposure
         self.events: list[AuditEvent] = []
 
     def can(self, trigger: RiskTrigger) -> bool:
@@ -157,9 +172,14 @@ class _Run:
         self.snap = replace(self.snap, state=after, since=self.now, **changes)
         if after is RiskState.COOLDOWN:
             until = self.snap.cooldown_until
-            # Re-entering an unexpired cooldown (e.g. via REDUCE_ONLY) keeps its end: no free extension.
+            # Re-entering an unexpired cooldown (e.g. via REDUCE_ONLY) keeps its end and its reduction
+            # base: no free extension, no second halving.
             if until is None or until <= self.now:
-                self.snap = replace(self.snap, cooldown_until=self.now + self.cfg.cooldown_duration)
+                self.snap = replace(
+                    self.snap,
+                    cooldown_until=self.now + self.cfg.cooldown_duration,
+                    cooldown_exposure=self.exposure,
+                )
         self.events.append(
             self._event(
                 AuditCode.RISK_STATE_CHANGE,
@@ -189,7 +209,7 @@ class _Run:
 
 def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: RiskConfig) -> RiskEvaluation:
     """Fold one observation into the risk state; several transitions may chain in one call."""
-    run = _Run(snapshot, now, cfg)
+    run = _Run(snapshot, now, cfg, inputs.exposure)
     acct = inputs.account
     peak = max(snapshot.peak_equity, acct.equity)
     dd = drawdown(acct.equity, peak)
@@ -212,6 +232,7 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
             f"drawdown {pct} >= fuse {cfg.fuse_drawdown}",
             fuse_until=now + cfg.fuse_cooldown,
             cooldown_until=None,
+            cooldown_exposure=None,
             recovery_stage=None,
             recovery_stage_since=None,
         )
@@ -223,13 +244,16 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
         _apply_reconcile(run, inputs.reconcile)
 
     causes = set(run.snap.reduce_only_causes)
-    if not inputs.trade_ok:
-        causes.add(CAUSE_TRADE_NOT_OK)
-    else:
-        causes.discard(CAUSE_TRADE_NOT_OK)
+    for ok, cause in ((inputs.trade_ok, CAUSE_TRADE_NOT_OK), (inputs.data_ok, CAUSE_DATA_NOT_OK)):
+        if ok:
+            causes.discard(cause)
+        else:
+            causes.add(cause)
     run.snap = replace(run.snap, reduce_only_causes=frozenset(causes))
     if not inputs.trade_ok and run.can(RiskTrigger.TRADE_NOT_OK):
         run.fire(RiskTrigger.TRADE_NOT_OK, "terminal reports trade_ok=false")
+    if not inputs.data_ok and run.can(RiskTrigger.DATA_NOT_OK):
+        run.fire(RiskTrigger.DATA_NOT_OK, "market data stale or unreadable (data_ok=false)")
     if run.snap.state is RiskState.REDUCE_ONLY and not run.snap.reduce_only_causes:
         run.fire(RiskTrigger.REDUCE_ONLY_CLEARED, "every reduce-only cause has cleared")
 
@@ -237,26 +261,31 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
         run.snap.state is RiskState.COOLDOWN
         and run.snap.cooldown_until is not None
         and now >= run.snap.cooldown_until
+        and dd < cfg.cooldown_drawdown
     ):
-        rearm = dd + cfg.cooldown_rearm_step if dd >= cfg.cooldown_drawdown else None
+        # Both conditions: the time is up AND the drawdown is back under the line. A cooldown that only
+        # timed out would reopen buying at the drawdown that caused it.
         run.fire(
             RiskTrigger.COOLDOWN_EXPIRED,
-            f"cooldown ended at {run.snap.cooldown_until.isoformat()}",
+            f"cooldown ended at {run.snap.cooldown_until.isoformat()} and drawdown {pct} is under "
+            f"{cfg.cooldown_drawdown}",
             cooldown_until=None,
-            cooldown_rearm_above=rearm,
+            cooldown_rearm_above=None,
+            cooldown_exposure=None,
         )
 
-    if dd < cfg.cooldown_drawdown and run.snap.cooldown_rearm_above is not None:
-        run.snap = replace(run.snap, cooldown_rearm_above=None)
-    armed = run.snap.cooldown_rearm_above is None or dd >= run.snap.cooldown_rearm_above
-    if dd >= cfg.cooldown_drawdown and armed and run.can(RiskTrigger.DRAWDOWN_COOLDOWN):
-        run.fire(
-            RiskTrigger.DRAWDOWN_COOLDOWN,
-            f"drawdown {pct} >= cooldown {cfg.cooldown_drawdown}",
-            cooldown_rearm_above=None,
-        )
+    if dd >= cfg.cooldown_drawdown and run.can(RiskTrigger.DRAWDOWN_COOLDOWN):
+        run.fire(RiskTrigger.DRAWDOWN_COOLDOWN, f"drawdown {pct} >= cooldown {cfg.cooldown_drawdown}")
     elif dd >= cfg.degraded_drawdown and run.can(RiskTrigger.DRAWDOWN_DEGRADED):
         run.fire(RiskTrigger.DRAWDOWN_DEGRADED, f"drawdown {pct} >= degraded {cfg.degraded_drawdown}")
+
+    if (
+        run.snap.state is RiskState.COOLDOWN
+        and run.snap.cooldown_exposure is None
+        and inputs.exposure is not None
+    ):
+        # Entered without a known exposure (rollback drill, restart): the first one seen is the base.
+        run.snap = replace(run.snap, cooldown_exposure=inputs.exposure)
 
     healthy = dd < cfg.degraded_drawdown - cfg.recovery_hysteresis
     _advance_recovery(run, healthy)
@@ -364,6 +393,7 @@ def reset_fuse(snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: st
         peak_equity=ZERO,
         drawdown=ZERO,
         cooldown_rearm_above=None,
+        cooldown_exposure=None,
         reduce_only_causes=frozenset(),
     )
     return ManualResult(run.snap, tuple(run.events))
@@ -381,7 +411,7 @@ def force_reduce(
 
 def clear_manual_causes(snapshot: RiskSnapshot, now: datetime, cfg: RiskConfig, cause: str) -> ManualResult:
     """Resume: drop the latched manual causes and the halt; the next ``evaluate`` steps down if clear."""
-    keep = snapshot.reduce_only_causes & {CAUSE_TRADE_NOT_OK}
+    keep = snapshot.reduce_only_causes & SELF_CLEARING_CAUSES
     run = _Run(replace(snapshot, reduce_only_causes=keep, halted=False), now, cfg)
     if run.snap.state is RiskState.REDUCE_ONLY and not keep:
         run.fire(RiskTrigger.REDUCE_ONLY_CLEARED, cause)
@@ -448,6 +478,14 @@ def force_observation(
     return ManualResult(run.snap, tuple(run.events))
 
 
+def cooldown_exposure_target(snapshot: RiskSnapshot, cfg: RiskConfig) -> Decimal | None:
+    """The exposure a COOLDOWN sells down to (``cooldown_exposure_share`` of what it began with), or None
+    outside COOLDOWN or while the starting exposure is unknown."""
+    if snapshot.state is not RiskState.COOLDOWN or snapshot.cooldown_exposure is None:
+        return None
+    return snapshot.cooldown_exposure * cfg.cooldown_exposure_share
+
+
 def equity_snapshot_event(snapshot: RiskSnapshot, now: datetime) -> AuditEvent:
     """EQUITY_SNAPSHOT for the audit log: feeds the gate's drawdown and liquidation KRIs and, because it
     carries the full snapshot, lets ``replay`` restore the peak equity (which rises without any event).
@@ -488,7 +526,7 @@ def snapshot_to_dict(snap: RiskSnapshot) -> dict[str, Any]:
     return {f.name: _dump(getattr(snap, f.name)) for f in fields(snap)}
 
 
-_DECIMALS = {"peak_equity", "equity", "drawdown", "cooldown_rearm_above", "liq_distance"}
+_DECIMALS = {"peak_equity", "equity", "drawdown", "cooldown_rearm_above", "cooldown_exposure", "liq_distance"}
 _TIMES = {"since", "last_eval", "cooldown_until", "fuse_until", "recovery_stage_since", "observe_until"}
 _SETS = {"reduce_only_causes", "frozen_symbols", "dust_locked"}
 

@@ -15,7 +15,7 @@ class RiskState(str, Enum):
     DEGRADED = "DEGRADED"  # risk budget down, grid thresholds up
     COOLDOWN = "COOLDOWN"  # forced reduction, only reducing trades, until the cooldown expires
     FUSE = "FUSE"  # economic full close; only a manual Reset FUSE leaves it
-    REDUCE_ONLY = "REDUCE_ONLY"  # only reducing trades (trade_ok=false, severe mismatch, Force Reduce)
+    REDUCE_ONLY = "REDUCE_ONLY"  # only reducing trades (trade/data not ok, severe mismatch, Force Reduce)
 
 
 class RiskTrigger(str, Enum):
@@ -25,6 +25,7 @@ class RiskTrigger(str, Enum):
     DRAWDOWN_RECOVERED = "DRAWDOWN_RECOVERED"
     COOLDOWN_EXPIRED = "COOLDOWN_EXPIRED"
     TRADE_NOT_OK = "TRADE_NOT_OK"
+    DATA_NOT_OK = "DATA_NOT_OK"
     REDUCE_ONLY_CLEARED = "REDUCE_ONLY_CLEARED"
     RECONCILE_MINOR = "RECONCILE_MINOR"
     RECONCILE_SEVERE = "RECONCILE_SEVERE"
@@ -49,6 +50,7 @@ TRANSITIONS: dict[tuple[RiskState, RiskTrigger], RiskState] = {
     (S.REDUCE_ONLY, T.DRAWDOWN_FUSE): S.FUSE,
     # Leaving the bad states steps down through DEGRADED, never straight to NORMAL.
     (S.DEGRADED, T.DRAWDOWN_RECOVERED): S.NORMAL,
+    # COOLDOWN_EXPIRED fires only when the time is up AND the drawdown is back under the COOLDOWN line.
     (S.COOLDOWN, T.COOLDOWN_EXPIRED): S.DEGRADED,
     (S.REDUCE_ONLY, T.REDUCE_ONLY_CLEARED): S.DEGRADED,
     # Reset FUSE starts the staged recovery in DEGRADED (25 % budget first).
@@ -57,6 +59,10 @@ TRANSITIONS: dict[tuple[RiskState, RiskTrigger], RiskState] = {
     (S.NORMAL, T.TRADE_NOT_OK): S.REDUCE_ONLY,
     (S.DEGRADED, T.TRADE_NOT_OK): S.REDUCE_ONLY,
     (S.COOLDOWN, T.TRADE_NOT_OK): S.REDUCE_ONLY,
+    # data_ok=false (stale or unreadable quotes): nothing may open on prices nobody can see; clears itself.
+    (S.NORMAL, T.DATA_NOT_OK): S.REDUCE_ONLY,
+    (S.DEGRADED, T.DATA_NOT_OK): S.REDUCE_ONLY,
+    (S.COOLDOWN, T.DATA_NOT_OK): S.REDUCE_ONLY,
     # Reconciliation: a minor mismatch degrades, a severe account-level one (cash) stops opening.
     (S.NORMAL, T.RECONCILE_MINOR): S.DEGRADED,
     (S.NORMAL, T.RECONCILE_SEVERE): S.REDUCE_ONLY,

@@ -57,18 +57,72 @@ def test_every_transition_is_an_audited_event_with_cause() -> None:
     assert event.data["snapshot"]["state"] == "COOLDOWN"
 
 
-def test_cooldown_lasts_six_hours_then_steps_down_to_degraded_without_reentering() -> None:
+def test_cooldown_steps_down_only_after_its_time_and_below_its_line() -> None:
     snap = evaluate(snapshot(), inputs("87"), at(), CFG).snapshot
     assert snap.cooldown_until == at(hours=6)
-    snap = evaluate(snap, inputs("87"), at(hours=5.9), CFG).snapshot
+    snap = evaluate(snap, inputs("89"), at(hours=5.9), CFG).snapshot  # 11 %: under the line, time not up
     assert snap.state is RiskState.COOLDOWN
-    snap = evaluate(snap, inputs("87"), at(hours=6), CFG).snapshot
-    assert snap.state is RiskState.DEGRADED
-    # Same drawdown: no immediate re-entry; a further 2 % fall re-arms it.
-    snap = evaluate(snap, inputs("87"), at(hours=7), CFG).snapshot
-    assert snap.state is RiskState.DEGRADED
-    snap = evaluate(snap, inputs("85"), at(hours=8), CFG).snapshot
+    snap = evaluate(snap, inputs("87"), at(hours=6), CFG).snapshot  # time up, 13 %: still past the line
     assert snap.state is RiskState.COOLDOWN
+    snap = evaluate(snap, inputs("89"), at(hours=7), CFG).snapshot  # both: steps down
+    assert snap.state is RiskState.DEGRADED
+    snap = evaluate(snap, inputs("87"), at(hours=8), CFG).snapshot  # past the line again: a new cooldown
+    assert snap.state is RiskState.COOLDOWN and snap.cooldown_until == at(hours=14)
+
+
+def test_six_hours_at_fifteen_percent_keeps_cooldown_and_refuses_buys() -> None:
+    from core.risk.checks import RiskReason, check_order
+    from tests.core.stubs import intent
+
+    snap = evaluate(snapshot(), inputs("85"), at(), CFG).snapshot
+    for hours in (6, 6.5, 12, 30):
+        snap = evaluate(snap, inputs("85"), at(hours=hours), CFG).snapshot
+        assert snap.state is RiskState.COOLDOWN
+        assert check_order(snap, intent(), CFG) is RiskReason.RISK_COOLDOWN
+
+
+def test_data_not_ok_enters_reduce_only_at_once_audited_and_clears_by_itself() -> None:
+    result = evaluate(snapshot(), inputs(data_ok=False), at(), CFG)
+    assert result.snapshot.state is RiskState.REDUCE_ONLY
+    (event,) = [e for e in result.events if e.code.value == "RISK_STATE_CHANGE"]
+    assert event.data["trigger"] == "DATA_NOT_OK" and event.data["to"] == "REDUCE_ONLY"
+    assert "DATA_NOT_OK" in result.snapshot.reduce_only_causes
+    back = evaluate(result.snapshot, inputs(), at(seconds=30), CFG)
+    triggers = [e.data["trigger"] for e in back.events if "trigger" in e.data]
+    assert triggers == ["REDUCE_ONLY_CLEARED", "DRAWDOWN_RECOVERED"]
+    assert back.snapshot.state is RiskState.NORMAL
+
+
+def test_data_not_ok_during_cooldown_keeps_the_cooldown_running() -> None:
+    snap = evaluate(snapshot(), inputs("87"), at(), CFG).snapshot
+    snap = evaluate(snap, inputs("87", data_ok=False), at(1), CFG).snapshot
+    assert snap.state is RiskState.REDUCE_ONLY
+    snap = evaluate(snap, inputs("87"), at(2), CFG).snapshot
+    assert snap.state is RiskState.COOLDOWN and snap.cooldown_until == at(6)
+
+
+def test_cooldown_latches_the_exposure_it_began_with() -> None:
+    from core.risk.engine import cooldown_exposure_target
+
+    snap = evaluate(snapshot(), inputs("95", exposure=Decimal(60)), at(), CFG).snapshot
+    assert snap.cooldown_exposure is None and cooldown_exposure_target(snap, CFG) is None
+    snap = evaluate(snap, inputs("87", exposure=Decimal(50)), at(1), CFG).snapshot
+    assert snap.state is RiskState.COOLDOWN and snap.cooldown_exposure == Decimal(50)
+    snap = evaluate(snap, inputs("87", exposure=Decimal(30)), at(2), CFG).snapshot  # sells do not move it
+    assert snap.cooldown_exposure == Decimal(50)
+    assert cooldown_exposure_target(snap, CFG) == Decimal(25)  # default: down to 50 %
+    snap = evaluate(snap, inputs("89", exposure=Decimal(25)), at(7), CFG).snapshot
+    assert snap.state is RiskState.DEGRADED and snap.cooldown_exposure is None
+
+
+def test_a_cooldown_forced_without_exposure_latches_it_on_the_next_evaluation() -> None:
+    from core.risk.engine import force_observation
+    from core.risk.state import RiskTrigger as T
+
+    forced = force_observation(snapshot(), T.FORCED_COOLDOWN, at(2), at(), CFG, "drill").snapshot
+    assert forced.state is RiskState.COOLDOWN and forced.cooldown_exposure is None
+    snap = evaluate(forced, inputs(exposure=Decimal(40)), at(0.5), CFG).snapshot
+    assert snap.cooldown_exposure == Decimal(40)
 
 
 def test_degraded_recovers_only_below_hysteresis() -> None:
