@@ -4,7 +4,10 @@ A command file holds ``{"body": <ControlCommand>, "signature": "<hex>"}``. The s
 HMAC-SHA256 over the canonical body (the validated model dumped as JSON with sorted keys, no spaces,
 ASCII) with the secret from ``GRIDBRIDGE_CONTROL_SECRET``. Verification refuses, with a reason code:
 no secret configured, malformed, unsigned, wrongly signed, expired, from the future (beyond a clock-skew
-tolerance) and a replayed nonce, in that order, so a forged file can never burn a genuine nonce.
+tolerance), a time to live over the cap (``max_ttl``, default 10 minutes) and a replayed nonce, in
+that order, so a forged file can never burn a genuine nonce. Raw input is bounded before it is parsed:
+at most ``MAX_COMMAND_BYTES`` bytes and ``MAX_COMMAND_DEPTH`` levels of JSON nesting (a file of 100,000
+``[`` would otherwise exhaust the parser's recursion), and nothing the parser raises escapes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 SECRET_ENV = "GRIDBRIDGE_CONTROL_SECRET"
 DEFAULT_FUTURE_TOLERANCE = timedelta(seconds=30)
+DEFAULT_MAX_TTL = timedelta(minutes=10)
+MAX_COMMAND_BYTES = 64 * 1024  # a real command is about 400 bytes
+MAX_COMMAND_DEPTH = 8  # a real command nests 2 levels
 
 
 class ControlAction(str, Enum):
@@ -42,6 +48,8 @@ class ControlReason(str, Enum):
     CONTROL_FROM_FUTURE = "CONTROL_FROM_FUTURE"
     CONTROL_REPLAYED_NONCE = "CONTROL_REPLAYED_NONCE"
     CONTROL_DUPLICATE = "CONTROL_DUPLICATE"
+    CONTROL_TTL_TOO_LONG = "CONTROL_TTL_TOO_LONG"
+    CONTROL_FAILED = "CONTROL_FAILED"  # the handler raised; the command is refused, the loop goes on
 
 
 class ControlCommand(BaseModel):
@@ -148,6 +156,41 @@ class InMemoryNonceStore:
         self.items = {n: exp for n, exp in self.items.items() if exp > now}
 
 
+def nesting_depth_exceeds(data: bytes | str, limit: int) -> bool:
+    """True when the JSON text nests arrays/objects deeper than ``limit`` (brackets inside strings do not
+    count). A linear scan with no recursion, run before ``json.loads``."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def bounds_problem(raw: bytes | str) -> str | None:
+    """Why raw command text is refused before parsing (size, nesting), or None."""
+    size = len(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    if size > MAX_COMMAND_BYTES:
+        return f"{size} bytes, more than {MAX_COMMAND_BYTES}"
+    if nesting_depth_exceeds(raw, MAX_COMMAND_DEPTH):
+        return f"JSON nests deeper than {MAX_COMMAND_DEPTH} levels"
+    return None
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     command: ControlCommand | None
@@ -165,14 +208,21 @@ def verify_command(
     nonces: NonceStore,
     now: datetime,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    max_ttl: timedelta = DEFAULT_MAX_TTL,
 ) -> VerifyResult:
     """Check a signed command and, only if it passes, remember its nonce."""
     if not secret:
         return VerifyResult(None, ControlReason.CONTROL_NO_SECRET, "no control secret configured")
+    if isinstance(raw, bytes | str):
+        problem = bounds_problem(raw)
+        if problem is not None:
+            return VerifyResult(None, ControlReason.CONTROL_MALFORMED, problem)
     try:
         data = json.loads(raw) if isinstance(raw, bytes | str) else dict(raw)
         signed = SignedCommand.model_validate(data)
     except (ValueError, TypeError, ValidationError) as exc:
+        return VerifyResult(None, ControlReason.CONTROL_MALFORMED, type(exc).__name__)
+    except (RecursionError, MemoryError, OverflowError) as exc:  # bounded above; a last barrier
         return VerifyResult(None, ControlReason.CONTROL_MALFORMED, type(exc).__name__)
     cmd = signed.body
     if not signed.signature:
@@ -182,6 +232,9 @@ def verify_command(
         signed.signature.encode("ascii", "replace"), _mac(secret, cmd).encode("ascii")
     ):
         return VerifyResult(cmd, ControlReason.CONTROL_BAD_SIGNATURE)
+    ttl = cmd.expires_at - cmd.issued_at
+    if ttl > max_ttl:
+        return VerifyResult(cmd, ControlReason.CONTROL_TTL_TOO_LONG, f"time to live {ttl}, cap {max_ttl}")
     if now >= cmd.expires_at:
         return VerifyResult(cmd, ControlReason.CONTROL_EXPIRED, f"expired at {cmd.expires_at.isoformat()}")
     if cmd.issued_at > now + future_tolerance:
