@@ -49,6 +49,7 @@ from mac.grid.risk_policy import NORMAL_MODE, GridRiskMode, GridRiskPolicy, grid
 from mac.state_codec import decode, encode
 from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_json
 from shared_schema.clock import Clock, SystemClock
+from shared_schema.heartbeat import executor_down_message, executor_silence_s
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -118,6 +119,7 @@ class StrategyNode:
         self.poll_interval = poll_interval
         self.watcher: ChangeWatcher | None = None
         self.data_problems: list[str] = []
+        self.executor_down = False
         self._last_quote_seq = -1
 
     # ------------------------------------------------------------------------------------ persistence
@@ -164,6 +166,8 @@ class StrategyNode:
             ],
             "pending": sorted(rt.outbox),
             "mismatch": rt.mismatch,
+            "executor_down": self.executor_down,
+            "data_problems": list(self.data_problems),
             "indicators": rt.last_indicators,
             "counters": dict(rt.counters),
             "events": list(rt.events),
@@ -204,11 +208,15 @@ class StrategyNode:
         now_wall = self.wall_clock.now()
         if quotes is not None and self._is_stale(quotes.updated_at, now_wall):
             problems.append(f"{QUOTE_FILE} stale since {quotes.updated_at.isoformat()}")
+        silent = None if pool is None else executor_silence_s(
+            pool.updated_at, pool.heartbeat_s, now_wall, self.settings.stale_after_s)
         if pool is None:
             problems.append(f"{POOL_FILE} unavailable: no new buys")
-        elif self._is_stale(pool.updated_at, now_wall) and quotes_read.status is ReadStatus.FRESH:
-            problems.append(f"{POOL_FILE} stale since {pool.updated_at.isoformat()}")
+        elif silent is not None and (pool.heartbeat_s is not None or quotes_read.status is ReadStatus.FRESH):
+            # The executor rewrites the pool file on a heartbeat, quiet market or not: silence means it is down.
+            problems.append(executor_down_message(silent))
         self.data_problems = problems
+        self._note_executor(silent is not None and pool is not None and pool.heartbeat_s is not None, problems)
         new_quote = quotes is not None and quotes.seq != self._last_quote_seq
         if quotes is not None:
             self._last_quote_seq = quotes.seq
@@ -232,6 +240,24 @@ class StrategyNode:
             outgoing.extend(signals)
         self._write_signals(outgoing, results)
         return outgoing
+
+    def _note_executor(self, down: bool, problems: list[str]) -> None:
+        """Say it once when the executor goes down or comes back: a log line, an event and the saved state."""
+        if down == self.executor_down:
+            return
+        self.executor_down = down
+        now = self.wall_clock.now().isoformat()
+        detail = next((p for p in problems if p.startswith("executor down")), "") if down else ""
+        if down:
+            log.error("%s; no new buys until it is back", detail)
+        else:
+            log.warning("executor back: shared_pool.json is being rewritten again")
+        for rt in self.runtimes.values():
+            rt.events.append({"t": now, "kind": "EXECUTOR_DOWN" if down else "EXECUTOR_UP", "detail": detail})
+            try:
+                self._save(rt)
+            except WriteFailed as exc:
+                log.error("cannot save node state (%s)", exc)
 
     def _is_stale(self, updated_at: datetime, now_wall: datetime) -> bool:
         return (now_wall - updated_at).total_seconds() > self.settings.stale_after_s
@@ -290,6 +316,8 @@ class StrategyNode:
     def _buy_block(self, rt: SymbolRuntime, pool: PoolFile | None, problems: list[str]) -> str:
         if rt.mismatch:
             return "POSITION_MISMATCH"
+        if self.executor_down:
+            return "EXECUTOR_DOWN"
         if problems:
             return "DATA_NOT_OK"
         mode = self._risk_mode(pool)

@@ -90,7 +90,9 @@ def banners(snap: data.Snapshot) -> None:
         if h.status == data.OK:
             continue
         text = f"**{h.name}: {h.status}** — {h.error}"
-        if h.status in (data.MISSING, data.INVALID) and h.required:
+        if h.status == data.DOWN:
+            st.error(f"执行端离线 Executor down · {text}")
+        elif h.status in (data.MISSING, data.INVALID) and h.required:
             st.error(f"数据异常 Data problem · {text}")
         elif h.required:
             st.warning(f"数据过期 Stale data · {text}")

@@ -28,6 +28,7 @@ import pandas as pd
 from mac.grid.core import OPEN, PENDING_BUY, penalty_after
 from mac.grid.ladder import NextBuy, cooling_bars_left, next_buy, take_profit_price
 from mac.grid.params import CompiledParams, compile_params, default_params
+from shared_schema.heartbeat import executor_down_message, executor_silence_s
 from shared_schema.models import (
     DESIGN_SYMBOLS,
     POOL_FILE,
@@ -57,6 +58,7 @@ DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_ISSUER = "dashboard"
 
 FRESH, MISSING, INVALID, STALE, OK = "FRESH", "MISSING", "INVALID", "STALE", "OK"
+DOWN = "DOWN"  # the executor's heartbeat (shared_pool.json rewrites) stopped
 
 # ------------------------------------------------------------------------------------- bilingual labels
 
@@ -1079,6 +1081,10 @@ def load_live(
 
     quotes = read("quote", QUOTE_FILE, "quote", lambda m: m.updated_at)
     pool_file = read("pool", POOL_FILE, "pool", lambda m: m.updated_at)
+    if pool_file is not None and math.isfinite(stale_after_s):
+        silent = executor_silence_s(pool_file.updated_at, pool_file.heartbeat_s, now, stale_after_s)
+        if silent is not None:
+            health[-1] = FileHealth(POOL_FILE, DOWN, silent, executor_down_message(silent), True)
     results = read("result", RESULT_FILE, "result", lambda m: None)
     signals = read("signal", SIGNAL_FILE, "signal", lambda m: None, required=False)
     nodes: dict[str, NodeView] = {}
