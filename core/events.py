@@ -61,6 +61,10 @@ class AuditCode(str, Enum):
     EQUITY_SNAPSHOT = "EQUITY_SNAPSHOT"
     DATA_GAP = "DATA_GAP"
     ROLLBACK = "ROLLBACK"
+    # One executor per shared folder (windows.lease).
+    EXECUTOR_LEASE_TAKEN_OVER = "EXECUTOR_LEASE_TAKEN_OVER"  # a stale lease replaced with --take-over
+    EXECUTOR_LEASE_RECLAIMED = "EXECUTOR_LEASE_RECLAIMED"  # the same state folder's previous run, restarted
+    EXECUTOR_LEASE_LOST = "EXECUTOR_LEASE_LOST"  # the lease names another executor: this one stopped
 
 
 class Severity(str, Enum):

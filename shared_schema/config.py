@@ -85,6 +85,20 @@ class ExecutorConfig(_Section):
     include_base_positions_in_risk: bool = False
     control_http_port: int | None = Field(default=None, description="serve the control API on 127.0.0.1:PORT")
     control_http_host: str = "127.0.0.1"
+    control_max_ttl_s: float = Field(default=600.0, gt=0,
+                                     description="longest time to live a control command may carry (wall seconds)")
+    lease_renew_interval_s: float = Field(default=5.0, gt=0,
+                                          description="wall seconds between two renewals of the shared-folder lease")
+    lease_stale_after_s: float = Field(default=60.0, gt=0,
+                                       description="a lease whose heartbeat is older than this may be taken over")
+    lease_settle_s: float = Field(default=1.0, ge=0,
+                                  description="wall seconds a new owner waits before confirming its lease")
+
+    @model_validator(mode="after")
+    def _lease_sane(self) -> ExecutorConfig:
+        if self.lease_stale_after_s < 3 * self.lease_renew_interval_s:
+            raise ValueError("executor.lease_stale_after_s must be at least 3 x lease_renew_interval_s")
+        return self
 
 
 class PaperConfig(_Section):

@@ -62,6 +62,7 @@ from windows.brokers.protocol import (
 )
 from windows.executor_state import ExecutorState, LiveOrder
 from windows.journal import Journal
+from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
 from windows.pipeline import MarketContext, decide, fee_estimate
 from windows.risk_shell import ExecutorRisk, RiskSettings
 from windows.vault import GlobalVault, VaultLimits
@@ -135,7 +136,10 @@ class Executor:
         self.connected = True
         self.watcher: ChangeWatcher | None = None
         self.risk = ExecutorRisk(self.shared_dir, self.state_dir, RiskSettings(
-            config=config.risk, include_base_positions=config.executor.include_base_positions_in_risk))
+            config=config.risk, include_base_positions=config.executor.include_base_positions_in_risk,
+            control_max_ttl=timedelta(seconds=config.executor.control_max_ttl_s)))
+        self.lease: SharedLease | None = None  # the shared folder's lease, claimed in start()
+        self.lease_lost = False
         self._risk_dirty = True
         self._last_reconcile: datetime | None = None
         self._baseline: dict[str, int] | None = None
@@ -145,7 +149,9 @@ class Executor:
 
     # --------------------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
+    def start(self, take_over: bool = False) -> None:
+        """Take the state folder's lock, then the shared folder's lease (``LeaseRefused`` when another
+        executor owns it; ``take_over`` replaces a stale lease), then replay and recover."""
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -153,6 +159,12 @@ class Executor:
                 f"another executor is already running on state dir {self.state_dir} "
                 f"(lock {self.state_dir / LOCK_FILE} is held); refusing to start a second one"
             ) from None
+        doors = self._disabled_doors()
+        try:
+            claimed = self._claim_lease(take_over, doors)
+        except LeaseRefused:
+            self._lock.release()
+            raise
         self._replaying = True
         for record in self.journal.replay():
             self._apply(record)
@@ -163,6 +175,7 @@ class Executor:
         self._result_seq = read_seq(self.shared_dir / RESULT_FILE)
         self.broker.start()
         self._refresh_quotes()
+        self._announce_start(claimed, doors)
         self._recover_open_orders()
         self._reconcile(force=True)
         self.watcher = ChangeWatcher(
@@ -174,8 +187,11 @@ class Executor:
 
     def stop(self) -> None:
         if self._lock.is_locked:
-            self.publish(force=True)
+            if not self.lease_lost:  # a lost lease's files belong to the new owner now
+                self.publish(force=True)
             self.risk.close(self._market_now)
+        if self.lease is not None and not self.lease_lost:
+            self.lease.release()
         if self.watcher is not None:
             self.watcher.close()
         self.broker.stop()
@@ -188,9 +204,65 @@ class Executor:
         assert self.watcher is not None
         run_turns(self.run_once, self.watcher, self.config.executor.poll_interval_s * 4, max_seconds, stop_flag)
 
+    # ----------------------------------------------------------------------------------------- lease
+
+    def _disabled_doors(self) -> list[str]:
+        import signal as os_signal
+
+        from core.control.doors import disabled_doors
+        from core.control.http_door import token_from_env
+
+        return disabled_doors(self.risk.secret is not None, self.config.executor.control_http_port,
+                              token_from_env(os.environ) is not None, hasattr(os_signal, "SIGUSR1"))
+
+    def _claim_lease(self, take_over: bool, doors: list[str]) -> Any:
+        ex = self.config.executor
+        settings = LeaseSettings(ex.lease_renew_interval_s, ex.lease_stale_after_s, ex.lease_settle_s)
+        lease = SharedLease(self.shared_dir, claimant_for(self.shared_dir, self.state_dir), self.wall_clock,
+                            settings, disabled_doors=tuple(d.split(":", 1)[0] for d in doors))
+        claimed = lease.acquire(take_over)
+        self.lease = lease
+        return claimed
+
+    def _announce_start(self, claimed: Any, doors: list[str]) -> None:
+        """Audit how the lease was taken (a take-over always) and warn about every operator door that is off."""
+        self.risk.alert_sink = self._alert  # the control door's alerts (pills, links) reach the operator
+        if claimed.verdict in (Verdict.TAKE_OVER, Verdict.RECLAIM):
+            code = AuditCode.EXECUTOR_LEASE_TAKEN_OVER if claimed.verdict is Verdict.TAKE_OVER \
+                else AuditCode.EXECUTOR_LEASE_RECLAIMED
+            prev = claimed.previous
+            self.risk.emit(code, self.now(), claimed.message, severity=Severity.WARN,
+                           previous_owner=prev.owner_id if prev else None, previous_host=prev.host if prev else None,
+                           previous_pid=prev.pid if prev else None, wall=self.wall_clock.now().isoformat())
+            if claimed.verdict is Verdict.TAKE_OVER:
+                self._alert(f"lease: {claimed.message}")
+        for door in doors:
+            self._alert(f"control door off: {door}")
+
+    def _renew_lease(self) -> None:
+        """Renew the shared folder's lease every ``lease_renew_interval_s`` (wall clock); a lost lease
+        stops this executor before it trades again (``LeaseLost``)."""
+        lease = self.lease
+        if lease is None or not lease.due():
+            return
+        ok = lease.renew()
+        for note in lease.notes:
+            self._alert(f"lease: {note}")
+        lease.notes.clear()
+        if ok:
+            return
+        self.lease_lost = True
+        message = f"lease LOST, stopping: {lease.lost_reason}"
+        self._alert(message)
+        self.risk.emit(AuditCode.EXECUTOR_LEASE_LOST, self.now(), lease.lost_reason, severity=Severity.CRITICAL,
+                       wall=self.wall_clock.now().isoformat())
+        self.risk.flush()
+        raise LeaseLost(message)
+
     # ------------------------------------------------------------------------------------------- turn
 
     def run_once(self) -> None:
+        self._renew_lease()
         self._refresh_quotes()
         self._drain_broker()
         self._control()

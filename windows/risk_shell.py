@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,6 +57,7 @@ class RiskSettings:
     equity_snapshot_every: timedelta = timedelta(minutes=1)
     include_base_positions: bool = False
     health: HealthConfig = field(default_factory=HealthConfig)
+    control_max_ttl: timedelta = timedelta(minutes=10)
 
 
 class PersistentNonceStore(InMemoryNonceStore):
@@ -95,6 +97,10 @@ class ExecutorRisk:
         self.health = ExecutionHealth()
         self._pending: list[AuditEvent] = []
         self._last_health: dict[str, tuple[str, ...]] = {}
+        # Where the control door's alerts go (the executor's ``_alert``); a standing condition such as a
+        # linked control folder is passed on once, when it starts.
+        self.alert_sink: Callable[[str], None] | None = None
+        self._door_alerts: set[str] = set()
 
     def load(self) -> None:
         path = self.state_dir / AUDIT_FILE
@@ -183,8 +189,16 @@ class ExecutorRisk:
                 actions.extend(outcome.actions)
             return outcome.refused
 
-        door = process_control_folder(self.shared_dir, self.secret, self.nonces, wall_now, apply)
+        door = process_control_folder(self.shared_dir, self.secret, self.nonces, wall_now, apply,
+                                      max_ttl=self.settings.control_max_ttl)
         self.write(door.events)
+        for note in door.alerts:
+            if note not in self._door_alerts:
+                if self.alert_sink is not None:
+                    self.alert_sink(note)
+                else:
+                    log.warning(note)
+        self._door_alerts = set(door.alerts)
         while True:
             try:
                 submitted = self.commands.get_nowait()
