@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from shared_schema.models import AllocationState
-from windows.vault import GlobalVault, VaultDecision, VaultLimits
+from windows.vault import FeeModel, GlobalVault, VaultDecision, VaultLimits
 
 A, B = "159201.SZ", "512890.SH"
 
@@ -31,7 +31,7 @@ def test_partial_fill_moves_only_the_filled_part():
     vault = make_vault()
     vault.request_allocation(A, yuan(10000), 1, "c1", 1000)
     vault.on_fill(A, "c1", 400, yuan(3996), 40)
-    assert vault.get_used_map()[A] == yuan(3996)
+    assert vault.get_used_map()[A] == yuan(3996) + 40  # used is cash out: fill value plus buy fees
     assert vault.get_frozen_map()[A] == yuan(6000)
     assert vault.allocations["c1"].state is AllocationState.PARTIAL
 
@@ -64,7 +64,8 @@ def test_nominal_cap_refuses_above_200k_per_symbol():
 def test_pool_exhausted_refuses_above_300k_total():
     vault = make_vault()
     vault.request_allocation(A, yuan(200000), 1, "c1")
-    vault.request_allocation(B, yuan(90000), 1, "c2")
+    vault.request_allocation(B, yuan(50000), 1, "c2")  # B's first layer: within pool x 0.85
+    vault.request_allocation(B, yuan(40000), 1, "c2b")  # B has a pending lot now: may use the reserve
     assert vault.request_allocation(B, yuan(10001), 2, "c3") is VaultDecision.POOL_EXHAUSTED
     assert vault.request_allocation(B, yuan(10000), 2, "c4") is VaultDecision.APPROVED
 
@@ -106,10 +107,11 @@ def test_partial_sell_releases_pro_rata_and_full_sell_leaves_no_leak():
     vault.request_allocation(B, yuan(1000), 2, "L2", 1000)
     vault.on_fill(B, "L2", 1000, 100001, 10)
     vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 1000, 110000, 11)
-    assert vault.allocations["L1"].released_shares == 750
-    assert vault.allocations["L2"].released_shares == 250
+    # quotas 750 / 250 in board lots: 700 / 200, the last lot of 100 to the larger remainder (tie: first)
+    assert vault.allocations["L1"].released_shares == 800
+    assert vault.allocations["L2"].released_shares == 200
     vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 1000, 110000, 11)  # duplicate report
-    assert vault.allocations["L1"].released_shares == 750
+    assert vault.allocations["L1"].released_shares == 800
     vault.apply_sell_fill(B, "S1", ["L1", "L2"], 4000, 4000, 440000, 44)
     assert vault.committed() == 0
     assert vault.acc_alpha[B] == 440000 - 333333 - 100001 - 33 - 10 - 44
@@ -225,20 +227,45 @@ def test_reserve_floor_follows_the_configured_ratio(reserve):
     if room:
         assert vault.request_allocation(B, room, 0, "fits") is VaultDecision.APPROVED
     assert vault.request_allocation(B, 1, 0, "one-fen-too-many") is VaultDecision.POOL_RESERVE_15
-    assert vault.request_allocation(B, 1, 1, "deeper-layer") is VaultDecision.APPROVED
+    # a deeper layer may use the reserve only when B has an open or pending lot ("fits") to deepen
+    expected = VaultDecision.APPROVED if room else VaultDecision.POOL_RESERVE_15
+    assert vault.request_allocation(B, 1, 1, "deeper-layer") is expected
 
 
 def test_worked_example_in_docs_vault_md():
+    """docs/vault.md, step by step (fee model 0.01%, no minimum)."""
     vault = make_vault()
-    assert vault.request_allocation(A, yuan(195000), 0, "w1", 150000) is VaultDecision.APPROVED
-    vault.on_fill(A, "w1", 100000, yuan(129900), 1299)
-    assert (vault.get_used_map()[A], vault.get_frozen_map()[A]) == (yuan(129900), yuan(65000))
+    vault.fee_model = FeeModel(Decimal("0.0001"), 0)
+    fee = vault.fee_model.estimate_fen
+    # 1. BUY 159201 layer 0, amount 195,000 + fee reserve 19.50
+    assert vault.request_allocation(A, yuan(195000), 0, "w1", 150000, fee(yuan(195000))) is VaultDecision.APPROVED
+    assert vault.get_frozen_map()[A] == 19_501_950
+    # 2. an odd partial fill: 100,050 @1.299 = 129,964.95, commission 13.00
+    vault.on_fill(A, "w1", 100_050, 12_996_495, 1_300)
+    assert (vault.get_used_map()[A], vault.get_frozen_map()[A]) == (12_997_795, 6_494_149)
+    # 3. cancel the rest
     vault.on_cancel(A, "w1")
-    assert vault.committed() == yuan(129900)
-    assert vault.request_allocation(B, yuan(130000), 0, "w4") is VaultDecision.POOL_RESERVE_15
-    assert vault.request_allocation(B, yuan(130000), 2, "w5") is VaultDecision.APPROVED
-    assert vault.request_allocation(A, yuan(75000), 3, "w6") is VaultDecision.NOMINAL_CAP
-    assert vault.request_allocation(B, yuan(50000), 3, "w7") is VaultDecision.POOL_EXHAUSTED
-    vault.apply_sell_fill(A, "w8", ["w1"], 100000, 100000, yuan(132000), 1320)
-    assert vault.committed() == yuan(130000)
-    assert vault.acc_alpha[A] == 207381
+    assert vault.committed() == 12_997_795
+    # 4. 512890 has no lot: a buy claiming layer 2 is a first layer
+    assert vault.request_allocation(B, yuan(130000), 2, "w4", None, fee(yuan(130000))) is VaultDecision.POOL_RESERVE_15
+    # 5. its real first layer fits under pool x 0.85
+    assert vault.request_allocation(B, yuan(100000), 0, "w5", None, fee(yuan(100000))) is VaultDecision.APPROVED
+    assert vault.committed() == 22_998_795
+    # 6. fits the pool without its fee, not with it
+    assert vault.check_allocation(B, 7_000_600, 1) is VaultDecision.APPROVED
+    assert vault.request_allocation(B, 7_000_600, 1, "w6", None, fee(7_000_600)) is VaultDecision.POOL_EXHAUSTED
+    # 7. 159201 would pass its nominal cap
+    assert vault.request_allocation(A, yuan(75000), 3, "w7", None, fee(yuan(75000))) is VaultDecision.NOMINAL_CAP
+    # 8. partial sell: 40,000 of the 100,050-share lot @1.320, fee 5.28
+    vault.apply_sell_fill(A, "w8", ["w1"], 40_000, 40_000, yuan(52800), 528)
+    lot = vault.allocations["w1"]
+    assert (lot.holding_shares, lot.used, lot.released_cost) == (60_050, 7_801_276, 5_196_519)
+    assert vault.acc_alpha[A] == 82_953
+    # 9. the odd remainder sells whole, in one order; 60,030 would not
+    assert vault.sell_problem(A, ["w1"], 60_030, 100)[0] == "LOT_SIZE"
+    assert vault.sell_problem(A, ["w1"], 60_050, 100) is None
+    vault.apply_sell_fill(A, "w9", ["w1"], 60_050, 60_050, 7_986_650, 799)
+    assert (lot.holding_shares, lot.used, lot.state) == (0, 0, AllocationState.RELEASED)
+    assert vault.acc_alpha[A] == 267_528
+    assert vault.committed() == 10_001_000
+    assert vault.check_invariants() == []
