@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.gate import GateConfig
 from core.risk.config import RiskConfig
@@ -47,27 +47,80 @@ class VaultConfig(_Section):
         return tuple(c for c in DESIGN_SYMBOLS if c in self.nominal_caps)
 
 
+SessionPhase = Literal["continuous", "opening_auction", "closing_auction"]
+
+
 class SessionWindow(_Section):
+    """One phase of an exchange's trading day, China time, ``start`` inclusive and ``end`` exclusive."""
+
     start: time
     end: time
+    phase: SessionPhase = "continuous"
+    cancel_allowed: bool = Field(default=True, description="false where the exchange refuses cancels")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SessionWindow:
+        if not self.start < self.end:
+            raise ValueError(f"session window start {self.start} must be before its end {self.end}")
+        return self
+
+
+def _a_share_day(closing_auction: bool) -> list[SessionWindow]:
+    """An A-share ETF day: opening call auction 09:15-09:25 (no cancels from 09:20), continuous trading
+    09:30-11:30 and 13:00-15:00; Shenzhen ends with a closing call auction 14:57-15:00 (no cancels)."""
+    day = [
+        SessionWindow(start=time(9, 15), end=time(9, 20), phase="opening_auction"),
+        SessionWindow(start=time(9, 20), end=time(9, 25), phase="opening_auction", cancel_allowed=False),
+        SessionWindow(start=time(9, 30), end=time(11, 30)),
+    ]
+    if closing_auction:
+        return day + [
+            SessionWindow(start=time(13, 0), end=time(14, 57)),
+            SessionWindow(start=time(14, 57), end=time(15, 0), phase="closing_auction", cancel_allowed=False),
+        ]
+    return day + [SessionWindow(start=time(13, 0), end=time(15, 0))]
 
 
 class MarketConfig(_Section):
     lot_size: int = 100
     tick: Money = Decimal("0.001")
     price_limit_ratio: Money = Decimal("0.10")
-    sessions: list[SessionWindow] = Field(
-        default_factory=lambda: [
-            SessionWindow(start=time(9, 30), end=time(11, 30)),
-            SessionWindow(start=time(13, 0), end=time(15, 0)),
-        ]
+    sessions: dict[str, list[SessionWindow]] = Field(
+        default_factory=lambda: {"SH": _a_share_day(closing_auction=False), "SZ": _a_share_day(closing_auction=True)},
+        description="the session table per exchange (the code's suffix: SH, SZ). New orders are taken only in "
+        "continuous windows; a window with cancel_allowed false refuses them with NO_CANCEL_PERIOD",
     )
+
+    @field_validator("sessions", mode="before")
+    @classmethod
+    def _one_table_for_every_exchange(cls, value: Any) -> Any:
+        # The earlier format, one list of windows, applies to both exchanges.
+        return {"SH": value, "SZ": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _tables_sane(self) -> MarketConfig:
+        for exchange, windows in self.sessions.items():
+            ordered = sorted(windows, key=lambda w: w.start)
+            for before, after in zip(ordered, ordered[1:], strict=False):
+                if after.start < before.end:
+                    raise ValueError(f"market.sessions.{exchange}: windows {before.start}-{before.end} and "
+                                     f"{after.start}-{after.end} overlap")
+        return self
 
 
 class ExecutorConfig(_Section):
     max_order_age_s: float = Field(default=300.0, gt=0)
     clock_skew_tolerance_s: float = Field(default=30.0, ge=0)
     quote_stale_after_s: float = Field(default=180.0, gt=0)
+    max_signal_age_s: float = Field(default=120.0, gt=0, description="market seconds a signal without "
+                                    "expires_at stays valid after its created_at (older: EXPIRED SIGNAL_TOO_OLD)")
+    max_quote_ahead_s: float | None = Field(
+        default=300.0, gt=0, description="quote times further ahead of the wall clock are refused and alerted "
+        "(the market clock never follows them); null turns the check off for replays of future-dated bars")
+    reduction_retry_s: float = Field(
+        default=60.0, gt=0, description="market seconds before a forced-reduction sell of a lot is tried again")
+    reduction_expiry_s: float = Field(
+        default=120.0, gt=0, description="market seconds a forced-reduction sell signal stays valid")
     poll_interval_s: float = Field(default=0.05, gt=0)
     publish_interval_s: float = Field(default=0.05, ge=0, description="least wall time between two publishes")
     heartbeat_s: float = Field(default=10.0, gt=0, description="wall seconds between two publishes of "
@@ -124,6 +177,9 @@ class XtQuantConfig(_Section):
                                              description="waits between reconnect attempts; the last one repeats")
     callback_deadline_s: float = Field(default=10.0, gt=0,
                                        description="an order with no callback this long is looked up")
+    call_timeout_s: float = Field(default=5.0, gt=0, le=120,
+                                  description="longest wall-time wait for any MiniQMT call; past it the outcome is "
+                                              "unknown, the session is dropped and trade health is lost")
     producer_interval_s: float = Field(default=3.0, gt=0, description="producer cadence (wall seconds)")
     bars_count: int = Field(default=300, ge=1, le=2000, description="recent 1-minute bars published per code")
 
@@ -168,6 +224,13 @@ class GridbridgeConfig(_Section):
     @property
     def codes(self) -> tuple[str, ...]:
         return self.vault.codes
+
+    @model_validator(mode="after")
+    def _every_code_has_a_session_table(self) -> GridbridgeConfig:
+        missing = sorted({c.rsplit(".", 1)[-1] for c in self.codes} - set(self.market.sessions))
+        if missing:
+            raise ValueError(f"market.sessions has no table for exchange(s) {missing} of the configured codes")
+        return self
 
 
 def load_config(path: Path | None) -> GridbridgeConfig:

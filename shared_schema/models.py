@@ -11,9 +11,9 @@ import re
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from shared_schema.types import Money, Price, Timestamp
+from shared_schema.types import Money, OrderAmount, Price, Shares, Timestamp
 
 SCHEMA_VERSION = 1
 
@@ -122,6 +122,16 @@ class Allocation(Strict):
     fees: Money = Field(default=0, description="buy fees not yet charged to a release")
 
 
+class ReductionStatus(Strict):
+    """A forced reduction the executor is carrying out (COOLDOWN or Force Reduce), for the dashboard."""
+
+    mode: str = Field(description="COOLDOWN (down to a share of the exposure at its start) or FORCE_REDUCE")
+    exposure: Money = Field(description="grid exposure (cost basis of open lots) once open sells are done")
+    target: Money | None = Field(default=None, description="COOLDOWN: the exposure it sells down to")
+    selling: list[str] = Field(default_factory=list, description="open reduction sells (client_order_id)")
+    held_back: dict[str, str] = Field(default_factory=dict, description="lot -> why it cannot be sold now")
+
+
 class PoolFile(Strict):
     """``shared_pool.json``; writer: the GlobalVault (inside the executor)."""
 
@@ -148,6 +158,7 @@ class PoolFile(Strict):
     market_time: Timestamp | None = Field(default=None, description="market clock of the last change")
     heartbeat_s: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                       description="the executor rewrites this file at least this often (wall seconds)")
+    reduction: ReductionStatus | None = Field(default=None, description="the forced reduction under way, if any")
 
 
 # --------------------------------------------------------------------------------------------- signals
@@ -163,12 +174,12 @@ class Signal(Strict):
 
     signal_id: str
     client_order_id: str = ""
-    code: str
+    code: str = Field(max_length=32)
     direction: Direction
-    price: Price = Field(gt=0)
-    shares: int = Field(gt=0)
-    amount: Money = Field(default=None, validate_default=False)  # type: ignore[assignment]
-    layer_index: int = Field(default=0, ge=0)
+    price: Price
+    shares: Shares
+    amount: OrderAmount = Field(default=None, validate_default=False)  # type: ignore[assignment]
+    layer_index: StrictInt = Field(default=0, ge=0, le=1_000_000)
     release_client_order_ids: list[str] = Field(default_factory=list, max_length=64)
     created_at: Timestamp
     expires_at: Timestamp | None = None
@@ -205,9 +216,8 @@ class Signal(Strict):
         if not CLIENT_ORDER_ID_PATTERN.match(self.client_order_id):
             raise ValueError("client_order_id must be 1-24 chars of [A-Za-z0-9_-] (it travels in order_remark)")
         if self.amount is None:
+            # Both factors are bounded (Price, Shares), so the product is exact in Decimal's context.
             object.__setattr__(self, "amount", self.price * self.shares)
-        elif self.amount <= 0:
-            raise ValueError("amount must be positive")
         if self.direction is Direction.BUY and self.release_client_order_ids:
             raise ValueError("a BUY cannot release lots")
         return self
@@ -253,6 +263,7 @@ class Reason(str, Enum):
     POOL_EXHAUSTED = "POOL_EXHAUSTED"
     NOT_SELLABLE_T1 = "NOT_SELLABLE_T1"
     OUTSIDE_SESSION = "OUTSIDE_SESSION"
+    NO_CANCEL_PERIOD = "NO_CANCEL_PERIOD"  # a call auction in which the exchange refuses cancels
     PRICE_LIMIT = "PRICE_LIMIT"
     BROKER_REJECT = "BROKER_REJECT"
     ORDER_EXPIRED = "ORDER_EXPIRED"

@@ -9,6 +9,7 @@ confirmed is looked up by its client_order_id before anything else happens to it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from core.execution.rate_limit import TokenBucket, acquire
 from core.oms.lookups import LookupPolicy, LookupTrack
 from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
+from core.risk.engine import cooldown_exposure_target
 from shared_schema.atomic_io import (
     ModelFileReader,
     ReadStatus,
@@ -44,13 +46,18 @@ from shared_schema.models import (
     QUOTE_FILE,
     RESULT_FILE,
     SIGNAL_FILE,
+    SIGNAL_ID_PATTERN,
     Allocation,
     PoolFile,
     QuoteFile,
+    Reason,
+    ReductionStatus,
     ResultFile,
+    ResultStatus,
     symbol_key,
 )
-from shared_schema.signal_io import read_raw_entries
+from shared_schema.safe_json import JSON_INVALID, JsonRefused
+from shared_schema.signal_io import entry_signal_id, read_raw_entries
 from shared_schema.types import CST, fen_to_yuan
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 from windows.brokers.protocol import (
@@ -63,7 +70,20 @@ from windows.brokers.protocol import (
 from windows.executor_state import ExecutorState, LiveOrder
 from windows.journal import Journal
 from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
-from windows.pipeline import MarketContext, decide, fee_estimate
+from windows.pipeline import ENTRY_FAULT, MarketContext, decide, fee_estimate, fee_model, payload_hash
+from windows.reduction import (
+    Attempt,
+    Book,
+    GridLot,
+    Holding,
+    ReductionPlan,
+    is_reduction_id,
+    next_attempt,
+    plan_reduction,
+    reduction_id,
+    reduction_mode,
+    reduction_signal,
+)
 from windows.risk_shell import ExecutorRisk, RiskSettings
 from windows.vault import GlobalVault, VaultLimits
 
@@ -89,7 +109,7 @@ class LoopStats:
 
 def build_vault(config: GridbridgeConfig) -> GlobalVault:
     v = config.vault
-    return GlobalVault(VaultLimits.from_yuan(v.physical_pool, v.nominal_caps, v.reserve_ratio))
+    return GlobalVault(VaultLimits.from_yuan(v.physical_pool, v.nominal_caps, v.reserve_ratio), fee_model(config))
 
 
 class Executor:
@@ -122,6 +142,9 @@ class Executor:
         self.stats = LoopStats()
         self._market_now: datetime | None = None
         self._signal_bytes: bytes | None = None
+        self._signal_stat: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) of the last read
+        self._signal_read_at: datetime | None = None
+        self._present_ids: frozenset[str] = frozenset()  # signal ids in order_signal.json as last read
         self._lookups: dict[str, LookupTrack] = {}  # coid -> what its lookups found so far
         self.lookup_policy = LookupPolicy(
             LOST_AFTER_LOOKUPS, timedelta(seconds=config.executor.unknown_outcome_lookup_s))
@@ -141,6 +164,9 @@ class Executor:
         self.lease: SharedLease | None = None  # the shared folder's lease, claimed in start()
         self.lease_lost = False
         self._risk_dirty = True
+        self._reduce_due = True  # plan a forced reduction on this turn (new quotes, risk change, start)
+        self._reduction: ReductionStatus | None = None  # the running forced reduction, as published
+        self._risk_seen = ""  # the risk state the last reducing-state check saw
         self._last_reconcile: datetime | None = None
         self._baseline: dict[str, int] | None = None
         self._replaying = False
@@ -292,48 +318,79 @@ class Executor:
         return self._market_now or self.wall_clock.now()
 
     def _refresh_quotes(self) -> None:
+        """Read the quotes; move the market clock; judge data health on every turn, not only on new files.
+
+        A quote (or the whole file) stamped further ahead of the wall clock than ``max_quote_ahead_s`` is
+        refused and alerted: the market clock takes the newest *accepted* quote time, so one bad stamp never
+        moves it forward for good. Data health (``data_ok``) is the age of the last good file on the wall
+        clock; a change of it re-evaluates the risk state in the same turn.
+        """
         outcome = self.quotes.read()
         if outcome.is_degraded and outcome.error:
             self._alert(f"quotes: {outcome.error}")
         model = outcome.model
         if model is None:
             return
-        times = [q.quote_time for q in model.quotes.values()]
-        if times:
-            newest = max(times)
+        fresh = outcome.status is ReadStatus.FRESH
+        wall = self.wall_clock.now()
+        file_ok = self._quote_time_ok(model.updated_at, wall)
+        if not file_ok and fresh:
+            self._alert(f"quotes: file stamped {model.updated_at.isoformat()}, ahead of the wall clock "
+                        f"{wall.isoformat()} by more than {self.config.executor.max_quote_ahead_s:.0f} s; refused")
+        accepted = {}
+        for code, quote in model.quotes.items():
+            if self._quote_time_ok(quote.quote_time, wall):
+                accepted[code] = quote
+            elif fresh:
+                self._alert(f"quotes: {code} quote time {quote.quote_time.isoformat()} is ahead of the wall clock "
+                            f"{wall.isoformat()} by more than {self.config.executor.max_quote_ahead_s:.0f} s; refused")
+        if file_ok and accepted:
+            newest = max(q.quote_time for q in accepted.values())
             if self._market_now is None or newest > self._market_now:
                 self._market_now = newest
-        self.risk.data_ok = not outcome.is_degraded and not self._quotes_stale(model)
-        if outcome.status is ReadStatus.FRESH:
+        data_ok = file_ok and not self._quotes_stale(model)
+        if data_ok is not self.risk.data_ok:
+            self.risk.data_ok = data_ok
+            self._risk_dirty = True
+        if fresh and file_ok:
+            if len(accepted) != len(model.quotes):
+                model = model.model_copy(update={"quotes": accepted})
             self.broker.on_market(model)
             self._risk_dirty = True
+            self._reduce_due = True
 
     # -------------------------------------------------------------------------------------- signals
 
     def _process_signals(self) -> None:
-        path = self.shared_dir / SIGNAL_FILE
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self._alert(f"signals unreadable: {exc}")
-            return
-        if data == self._signal_bytes:
+        data = self._read_signal_file()
+        if data is None or data == self._signal_bytes:
             return
         try:
             entries, _seq = read_raw_entries(data)
-        except ValueError as exc:
+        except JsonRefused as exc:
+            if exc.code != JSON_INVALID:
+                self._refuse_signal_file(data, exc)
+                return
             # Could be a writer mid-way on a folder without atomic rename: keep the last good view, retry.
             self._alert(f"{SIGNAL_FILE} unreadable ({exc}); keeping the last good view")
             return
+        except ValueError as exc:
+            self._alert(f"{SIGNAL_FILE} unreadable ({exc}); keeping the last good view")
+            return
         self._signal_bytes = data
+        present = frozenset(sid for sid in map(entry_signal_id, entries) if sid is not None)
+        if present != self._present_ids:
+            self._present_ids = present
+            self._dirty = True  # what order_result.json keeps depends on what the signal file holds
         # A node may have decided on a quote newer than the one we read at the top of this turn.
         self._refresh_quotes()
         ctx = self._market_context()
         to_send: list[str] = []
-        for raw in entries:
-            records = decide(self.state, raw, ctx, self.config, self.seen_inputs)
+        for index, raw in enumerate(entries):
+            try:
+                records = decide(self.state, raw, ctx, self.config, self.seen_inputs)
+            except Exception as exc:  # noqa: BLE001 - the per-entry fault barrier: one entry never stops the loop
+                records = self._entry_fault_records(raw, f"{_digest(data)}:{index}", exc)
             if any(r["k"] == "intent" for r in records):
                 grant = acquire(self._bucket, self.wall_clock.now())
                 self._bucket = grant.bucket
@@ -342,19 +399,129 @@ class Executor:
                     self._signal_bytes = None
                     self.stats.rate_limited += 1
                     break
-            for record in records:
-                self._commit(record)
-                if record["k"] == "signal":
-                    self.stats.signals_seen += 1
-                if record["k"] == "intent":
-                    to_send.append(record["coid"])
-                    ctx = _reserve(ctx, record, self.config)
+            committed: list[dict[str, Any]] = []
+            try:
+                for record in records:
+                    self._commit(record)
+                    committed.append(record)
+                    if record["k"] == "signal":
+                        self.stats.signals_seen += 1
+                    if record["k"] == "intent":
+                        to_send.append(record["coid"])
+                        ctx = _reserve(ctx, record, self.config)
+            except Exception as exc:  # noqa: BLE001 - same barrier for a record that fails to apply
+                self._close_faulted_entry(raw, committed, exc)
         if to_send:
             # Group commit: every intent of this batch is durable before the venue hears of any of them.
             self.journal.sync()
             for coid in to_send:
                 failpoint("executor.before_send")  # journaled, not yet at the venue
                 self._send(coid)
+
+    def _entry_fault_records(self, raw: Any, position: str, exc: BaseException) -> list[dict[str, Any]]:
+        """The records for one entry whose judgement raised: recorded once, alerted, never met again.
+
+        A keyed entry gets its ``signal`` record and a final REJECTED INVALID_SIGNAL / ENTRY_FAULT result,
+        so its signal_id is consumed like any rejected signal (a restart replays the result, not the
+        fault). An entry without a usable signal_id becomes one ``input`` rejection keyed by its payload
+        hash (or, when even hashing fails, by the file's digest and its position in the file).
+        """
+        t = self.now().isoformat()
+        message = f"{type(exc).__name__}: {exc}"[:300]
+        sid = entry_signal_id(raw)
+        usable = sid if sid is not None and SIGNAL_ID_PATTERN.match(sid) else None
+        try:
+            digest = payload_hash(raw)
+        except Exception:  # noqa: BLE001 - the entry may be unprintable; its place in the file still names it
+            digest = hashlib.sha256(position.encode()).hexdigest()[:32]
+        if usable is not None:
+            if usable in self.state.signals:
+                return []  # recorded before (this fault or its earlier verdict)
+            self._alert(f"signal {usable}: judging it raised {message}; rejected INVALID_SIGNAL ENTRY_FAULT")
+            try:
+                payload = _bounded_payload(raw)
+            except Exception:  # noqa: BLE001
+                payload = {"unprintable": type(raw).__name__}
+            return [{"k": "signal", "id": usable, "h": digest, "sig": payload, "t": t},
+                    {"k": "result", "id": usable, "status": ResultStatus.REJECTED.value,
+                     "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT, "message": message, "t": t}]
+        key = f"input:{digest}"
+        if key in self.seen_inputs:
+            return []
+        self._alert(f"signal entry at {position}: judging it raised {message}; rejected INVALID_SIGNAL ENTRY_FAULT")
+        return [{"k": "input", "key": key, "h": digest, "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT,
+                 "message": message, "t": t}]
+
+    def _close_faulted_entry(self, raw: Any, committed: list[dict[str, Any]], exc: BaseException) -> None:
+        """A record of this entry failed to apply: give its signal a final result unless an order exists."""
+        message = f"{type(exc).__name__}: {exc}"[:300]
+        log.exception("applying a record of a signal entry failed")
+        ids = [r["id"] for r in committed if r["k"] == "signal"]
+        if any(r["k"] == "intent" for r in committed) or not ids:
+            self._alert(f"signal entry {entry_signal_id(raw) or '?'}: a record failed to apply ({message})")
+            return
+        self._alert(f"signal {ids[0]}: a record failed to apply ({message}); rejected INVALID_SIGNAL ENTRY_FAULT")
+        try:
+            self._commit({"k": "result", "id": ids[0], "status": ResultStatus.REJECTED.value,
+                          "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT, "message": message,
+                          "t": self.now().isoformat()})
+        except Exception:  # noqa: BLE001 - the alert above is the record of last resort
+            log.exception("could not record the fault of signal %s", ids[0])
+
+    def _read_signal_file(self) -> bytes | None:
+        """The signal file's bytes when they may have changed since the last read, else None.
+
+        An unchanged stat signature (size, mtime_ns, inode) skips the read: a file that sits there costs a
+        ``stat`` per turn, not a read and a parse (it is read again at least every SIGNAL_REREAD_S, for
+        shares whose mtime is coarse). A file over ``executor.max_signal_file_bytes`` is never read: one
+        alert for as long as it stays too large."""
+        path = self.shared_dir / SIGNAL_FILE
+        wall = self.wall_clock.now()
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if self._present_ids:
+                self._present_ids = frozenset()
+                self._dirty = True
+            self._signal_stat = None
+            return None
+        except OSError as exc:
+            self._alert(f"signals unreadable: {exc}", key="signals:unreadable")
+            return None
+        signature = (st.st_size, st.st_mtime_ns, st.st_ino)
+        recent = self._signal_read_at is not None and (wall - self._signal_read_at).total_seconds() < SIGNAL_REREAD_S
+        if signature == self._signal_stat and self._signal_bytes is not None and recent:
+            return None
+        limit = self.config.executor.max_signal_file_bytes
+        if st.st_size > limit:
+            self._signal_stat = signature
+            self._signal_read_at = wall
+            self._alert(f"{SIGNAL_FILE} refused: {st.st_size} bytes is over the {limit}-byte bound; it is not read "
+                        "until it shrinks", key="signals:too_large")
+            return None
+        self._clear_alert("signals:too_large")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._alert(f"signals unreadable: {exc}", key="signals:unreadable")
+            return None
+        self._clear_alert("signals:unreadable")
+        self._signal_stat = signature
+        self._signal_read_at = wall
+        return data
+
+    def _refuse_signal_file(self, data: bytes, exc: JsonRefused) -> None:
+        """A signal file that can never parse (too deep, too large): one input rejection per content, journaled
+        and alerted; the file is not parsed again until it changes."""
+        self._signal_bytes = data
+        key = f"input:file:{_digest(data)}"
+        if key in self.seen_inputs:
+            return
+        self._alert(f"{SIGNAL_FILE} refused {exc.code}: {exc}; no entry of it is read until the file changes")
+        self._commit({"k": "input", "key": key, "reason": Reason.INVALID_SIGNAL.value, "detail": exc.code,
+                      "message": f"{SIGNAL_FILE}: {exc}"[:300], "t": self.now().isoformat()})
 
     def _market_context(self) -> MarketContext:
         model = self.quotes.last_good
@@ -387,6 +554,9 @@ class Executor:
     def _drain_broker(self) -> None:
         for event in self.broker.drain_events():
             if isinstance(event, ConnectionEvent):
+                if self.connected and not event.connected:  # a disconnect or a call past its bound: audited
+                    self.risk.emit(AuditCode.EXEC_HEALTH_DEGRADED, self.now(), f"trade health lost: {event.message}",
+                                   severity=Severity.WARN, trade_ok=False)
                 self.connected = event.connected
                 self.risk.trade_ok = event.connected
                 self._risk_dirty = True
@@ -400,7 +570,9 @@ class Executor:
             self._alert(f"broker reported an order we did not send: {event.client_order_id} {event.code} {event.side}")
             return
         rec = live.record
-        grows = event.filled_shares > rec.filled_shares
+        # New money: more shares filled, or the broker's commission for fills already folded (it replaces
+        # the vault's estimate, also after the order ended).
+        grows = event.filled_shares > rec.filled_shares or event.fees_fen > rec.fees_fen
         if not grows and rec.state.is_terminal and event.state is not rec.state:
             # e.g. CANCELLED reported for a FILLED order: refused (the table has no way out of a
             # terminal state) and audited, never applied.
@@ -527,6 +699,11 @@ class Executor:
         age = (self.wall_clock.now() - model.updated_at).total_seconds()
         return age > self.config.executor.quote_stale_after_s
 
+    def _quote_time_ok(self, stamp: datetime, wall: datetime) -> bool:
+        """False for a time further ahead of the wall clock than ``max_quote_ahead_s`` (None: no limit)."""
+        limit = self.config.executor.max_quote_ahead_s
+        return limit is None or (stamp - wall).total_seconds() <= limit
+
     def _control(self) -> None:
         """Kill-switch commands from every door; their actions become journal records and cancels."""
         now = self.now()
@@ -538,6 +715,8 @@ class Executor:
                 self._commit({"k": "halt", "on": False, "why": "RESUME", "t": now.isoformat()})
             elif action is KillAction.CANCEL_OPEN_ORDERS:
                 self._cancel_all("HALTED", now)
+            elif action is KillAction.REDUCE_EXPOSURE:
+                self._reduce_due = True  # _evaluate_risk cancels the buys and sells the lots this turn
         if actions:
             self._risk_dirty = True
             self._dirty = True
@@ -568,21 +747,158 @@ class Executor:
         return out
 
     def _evaluate_risk(self) -> None:
+        """Risk state for this turn, then what a reducing state demands, in the same turn: entering one
+        (by drawdown, data or trade health, reconciliation or a control command) cancels resting buys, and
+        COOLDOWN / Force Reduce sell grid lots (``_reduce``)."""
         if self._market_now is None:
             return  # risk events are stamped with market time; there is none before the first quote
         self._reconcile()
-        if not self._risk_dirty:
-            return
-        self._risk_dirty = False
-        account = self.risk.account(self.state.vault, self._marks(), self._base_positions())
-        before = self.risk.state_name
-        for note in self.risk.evaluate(account, self.now()):
-            self._alert(note)
-        if self.risk.state_name != before:
+        if self._risk_dirty:
+            self._risk_dirty = False
+            account = self.risk.account(self.state.vault, self._marks(), self._base_positions())
+            for note in self.risk.evaluate(account, self.now(), exposure=self._grid_exposure()):
+                self._alert(note)
+        state = self.risk.state_name
+        if state != self._risk_seen:
+            self._risk_seen = state
             self._dirty = True
-            if self.risk.state_name in BUY_FORBIDDING_STATES:
+            self._reduce_due = True
+            if state in BUY_FORBIDDING_STATES:
                 # A resting buy must not fill under a state that only allows reducing.
-                self._cancel_open(self.now(), "RISK", buys_only=True)
+                self._cancel_buys_for_risk(state)
+        self._reduce()
+
+    def _cancel_buys_for_risk(self, state: str) -> None:
+        now = self.now()
+        buys = [o.record.client_order_id for o in self.state.open_orders()
+                if o.record.side == "BUY" and not o.cancel_requested and o.record.state is not OrderState.NEW]
+        self._cancel_open(now, "RISK", buys_only=True)
+        if buys:
+            self.risk.emit(AuditCode.RISK_FORCED_REDUCTION, now, f"entering {state}: resting buys cancelled",
+                           severity=Severity.WARN, action="CANCEL_BUYS", state=state, client_order_ids=buys)
+
+    def _grid_exposure(self) -> Decimal:
+        """Grid exposure for the risk kernel: the cost basis of the open grid lots (vault ``used``), yuan."""
+        return Decimal(sum(self.state.vault.get_used_map().values())) / 100
+
+    # ------------------------------------------------------------------------------- forced reduction
+
+    def _reduce(self) -> None:
+        """COOLDOWN and Force Reduce sell grid lots (``windows.reduction`` decides which); each sell is a
+        signal through the same pipeline, vault and journal as a node's, with a deterministic id per lot
+        and attempt, so a restart finds what it already decided and never sends it twice."""
+        if not self._reduce_due:
+            return
+        self._reduce_due = False
+        snap = self.risk.snapshot
+        mode = reduction_mode(snap)
+        if mode is None or self.state.halted:
+            self._set_reduction(None)
+            return
+        now = self.now()
+        retry = timedelta(seconds=self.config.executor.reduction_retry_s)
+        in_sell = frozenset(self.state.lots_in_sell)
+        lots: list[GridLot] = []
+        cooling: set[str] = set()
+        attempts: dict[str, int] = {}
+        for alloc in self.state.vault.allocations.values():  # insertion order: oldest first
+            if alloc.frozen > 0 or alloc.holding_shares <= 0:
+                continue
+            coid = alloc.client_order_id
+            lots.append(GridLot(coid, alloc.symbol, alloc.holding_shares, alloc.used, alloc.layer_index))
+            if coid in in_sell:
+                continue
+            number, waiting = next_attempt(coid, self._latest_reduction(coid), now, retry)
+            if waiting:
+                cooling.add(coid)
+            elif number is not None:
+                attempts[coid] = number
+            else:
+                in_sell |= {coid}  # our previous sell of it is still open at the venue
+        positions = self.broker.query_positions() if self._baseline is not None else None
+        holdings = {} if positions is None or self._baseline is None else {
+            p.code: Holding(p.volume, p.can_use_volume, self._baseline[p.code])
+            for p in positions if p.code in self._baseline}
+        model = self.quotes.last_good
+        wall = self.wall_clock.now()
+        books = {} if model is None else {
+            code: Book(Decimal(str(q.bid1)) if q.bid1 > 0 else None, Decimal(str(q.prev_close)))
+            for code, q in model.quotes.items() if self._quote_time_ok(q.quote_time, wall)}
+        target = cooldown_exposure_target(snap, self.config.risk)
+        plan = plan_reduction(
+            mode, lots, now=now, market=self.config.market, books=books, holdings=holdings,
+            in_sell=in_sell, cooling=frozenset(cooling),
+            target_fen=None if target is None else int((target * 100).to_integral_value(ROUND_FLOOR)),
+        )
+        if not plan.sells:
+            self._set_reduction(plan)
+            return
+        ctx = self._market_context()
+        expiry = timedelta(seconds=self.config.executor.reduction_expiry_s)
+        to_send: list[str] = []
+        sent: list[dict[str, Any]] = []
+        for sell in plan.sells:
+            attempt = attempts.get(sell.lot.client_order_id)
+            if attempt is None:
+                continue
+            payload = reduction_signal(sell, mode, attempt, now, expiry)
+            records = decide(self.state, payload, ctx, self.config, self.seen_inputs)
+            if any(r["k"] == "intent" for r in records):
+                grant = acquire(self._bucket, wall)
+                self._bucket = grant.bucket
+                if not grant.granted:
+                    self._reduce_due = True  # the venue's order rate is the bound: the rest next turn
+                    break
+            for record in records:
+                self._commit(record)
+                if record["k"] == "intent":
+                    to_send.append(record["coid"])
+                    ctx = _reserve(ctx, record, self.config)
+                elif record["k"] == "result":
+                    self._alert(f"forced reduction ({mode.value}): sell of lot {sell.lot.client_order_id} refused: "
+                                f"{record.get('detail', '')} {record.get('message', '')}")
+            sent.append({"signal_id": payload["signal_id"], "lot": sell.lot.client_order_id, "code": sell.lot.code,
+                         "shares": sell.lot.shares, "price": str(sell.price),
+                         "accepted": any(r["k"] == "intent" for r in records)})
+        self.risk.emit(AuditCode.RISK_FORCED_REDUCTION, now, f"{mode.value}: selling {len(to_send)} grid lot(s)",
+                       severity=Severity.WARN, action="SELL", mode=mode.value, sells=sent,
+                       held_back=dict(plan.held_back), exposure=fen_to_yuan(plan.exposure_fen),
+                       target=None if plan.target_fen is None else fen_to_yuan(plan.target_fen),
+                       after=fen_to_yuan(plan.after_fen))
+        self._alert(f"forced reduction ({mode.value}): selling {len(to_send)} grid lot(s), exposure "
+                    f"{fen_to_yuan(plan.exposure_fen)} -> {fen_to_yuan(plan.after_fen)}")
+        if to_send:
+            self.journal.sync()  # every intent durable before the venue hears of any
+            for coid in to_send:
+                self._send(coid)
+        self._set_reduction(plan)
+        self._dirty = True
+
+    def _latest_reduction(self, lot: str) -> Attempt | None:
+        """The newest reduction attempt of ``lot`` in the replayed state (ids are deterministic)."""
+        latest: Attempt | None = None
+        n = 0
+        while (sid := reduction_id(lot, n)) in self.state.signals:
+            live = self.state.orders.get(sid)
+            open_at_venue = live is not None and not live.record.state.is_terminal
+            latest = Attempt(n, not open_at_venue, self.state.signals[sid].result.updated_at)
+            n += 1
+        return latest
+
+    def _set_reduction(self, plan: ReductionPlan | None) -> None:
+        """What the pool file shows of the running reduction (None when none runs)."""
+        if plan is None:
+            view = None
+        else:
+            selling = sorted(o.record.client_order_id for o in self.state.open_orders()
+                             if is_reduction_id(o.record.client_order_id))
+            view = ReductionStatus(
+                mode=plan.mode.value, exposure=fen_to_yuan(plan.exposure_fen),
+                target=None if plan.target_fen is None else fen_to_yuan(plan.target_fen),
+                selling=selling, held_back=dict(plan.held_back))
+        if view != self._reduction:
+            self._reduction = view
+            self._dirty = True
 
     def _reconcile(self, force: bool = False) -> None:
         """Windows positions vs the vault's lots plus the base: on start and every reconcile interval."""
@@ -733,10 +1049,11 @@ class Executor:
             updated_at=_EPOCH,
             physical_pool=fen_to_yuan(vault.limits.physical_pool),
             reserve_ratio=vault.limits.reserve_ratio,
-            utilization=round(vault.utilization(), 6),
+            utilization=vault.utilization(),  # exact: the shared function, never rounded for the file
             halted=self.state.halted,
             risk_state=self.risk.state_name,
             heartbeat_s=self.config.executor.heartbeat_s,
+            reduction=self._reduction,
             **fields,
         )
 
@@ -758,12 +1075,12 @@ class Executor:
         envelope = ResultFile(
             seq=self._result_seq,
             updated_at=self.wall_clock.now(),
-            input_rejections=list(self.state.input_rejections),
+            input_rejections=self.state.junk_view(self._present_ids),
             open_orders=len(self.state.open_orders()),
             alerts=list(self.alerts),
         ).model_dump_json()
         cache, fresh, parts = self._result_json, {}, []
-        for signal_id, result in self.state.results_view().items():
+        for signal_id, result in self.state.results_view(self._present_ids).items():
             hit = cache.get(signal_id)
             if hit is None or hit[0] is not result:
                 hit = (result, result.model_dump_json())
@@ -822,6 +1139,7 @@ class _Condition:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=CST)
 ALERT_LOG_EVERY_S = 60.0
+SIGNAL_REREAD_S = 5.0  # an unchanged stat signature is trusted this long (wall seconds)
 
 
 def _slippage_bps(order: OrderRecord) -> Decimal | None:
@@ -846,6 +1164,15 @@ def _reserve(ctx: MarketContext, intent: dict[str, Any], config: GridbridgeConfi
     sellable = dict(ctx.sellable)
     sellable[intent["code"]] = sellable.get(intent["code"], 0) - intent["shares"]
     return replace(ctx, sellable=sellable)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _bounded_payload(raw: Any) -> Any:
+    text = json.dumps(raw, default=str, ensure_ascii=True)
+    return raw if len(text) <= 4000 else {"truncated": text[:4000]}
 
 
 def _ts(value: str) -> datetime:

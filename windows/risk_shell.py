@@ -139,11 +139,14 @@ class ExecutorRisk:
         peak = max(self.snapshot.peak_equity, equity)
         return AccountState(equity=equity, peak_equity=peak, cash=equity)
 
-    def evaluate(self, account: AccountState, now: datetime, reconcile: ReconcileResult | None = None) -> list[str]:
-        """Run the risk machine on this account update; returns human notes for alerts."""
+    def evaluate(self, account: AccountState, now: datetime, reconcile: ReconcileResult | None = None,
+                 exposure: Decimal | None = None) -> list[str]:
+        """Run the risk machine on this account update; returns human notes for alerts. ``exposure`` (the
+        grid lots' cost basis) is what a COOLDOWN latches as the base of its forced reduction."""
         result = evaluate(
             self.snapshot,
-            RiskInputs(account=account, trade_ok=self.trade_ok, data_ok=self.data_ok, reconcile=reconcile),
+            RiskInputs(account=account, trade_ok=self.trade_ok, data_ok=self.data_ok, reconcile=reconcile,
+                       exposure=exposure),
             now,
             self.settings.config,
         )

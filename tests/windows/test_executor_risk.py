@@ -252,3 +252,240 @@ def test_entering_a_reducing_state_cancels_resting_buys(h):
     assert h.pool().risk_state == "COOLDOWN"
     result = h.result("rest")
     assert result.status is ResultStatus.CANCELLED and result.reason is Reason.RISK_STATE
+
+
+# --- issue 10, item 9: data health changes the risk state at once ---------------------------------------
+
+
+def risk_triggers(h: Harness) -> list[str]:
+    return [e.data["trigger"] for e in read_events(h.state / "audit.jsonl") if e.code is AuditCode.RISK_STATE_CHANGE]
+
+
+def test_stale_quotes_enter_reduce_only_at_once_cancel_resting_buys_and_refuse_new_ones(h):
+    h.send(signal_id="rest", price="1.000", shares=1000, created_at=SESSION_TIME.isoformat())
+    h.turn()
+    assert h.result("rest").status is ResultStatus.SENT
+    # 20 minutes of wall time pass with the very same quote file: nobody can see the market.
+    h.clock.set(SESSION_TIME + timedelta(minutes=20))
+    h.turn()
+    assert h.pool().risk_state == "REDUCE_ONLY"
+    assert "DATA_NOT_OK" in risk_triggers(h)
+    assert h.result("rest").status is ResultStatus.CANCELLED and h.result("rest").reason is Reason.RISK_STATE
+    h.send(signal_id="late", shares=1000, created_at=SESSION_TIME.isoformat())
+    h.turn()
+    late = h.result("late")
+    assert (late.status, late.reason) == (ResultStatus.REJECTED, Reason.RISK_STATE)
+    # Fresh quotes: the cause clears by itself, the state steps down, buys pass again.
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=21))
+    h.turn()
+    assert h.pool().risk_state == "NORMAL"
+    assert risk_triggers(h)[-2:] == ["REDUCE_ONLY_CLEARED", "DRAWDOWN_RECOVERED"]
+    h.send(signal_id="fresh", shares=1000)
+    h.turn()
+    assert h.result("fresh").status is ResultStatus.FILLED
+
+
+def test_a_fresh_but_unchanged_read_is_not_needed_to_see_staleness(h):
+    """No quote file change at all after the first read: the check still runs every turn."""
+    h.clock.set(SESSION_TIME + timedelta(seconds=h.config.executor.quote_stale_after_s + 1))
+    h.turn()
+    assert h.executor.risk.snapshot.state is RiskState.REDUCE_ONLY
+    assert not h.executor.risk.snapshot.data_ok
+
+
+# --- issue 10, item 14: one bad quote time never moves the market clock --------------------------------
+
+
+def write_quotes(h: Harness, updated_at, times: dict[str, object]) -> None:
+    from shared_schema.atomic_io import atomic_write_model
+    from shared_schema.models import QUOTE_FILE, QuoteFile
+    from tests.kit.stubs import make_quote
+
+    h.seq += 1
+    quotes = {code: make_quote(code, h.prices[code], when) for code, when in times.items()}
+    atomic_write_model(h.shared / QUOTE_FILE, QuoteFile(seq=h.seq, updated_at=updated_at, quotes=quotes))
+
+
+def test_a_quote_dated_2099_is_refused_alerted_and_never_moves_the_market_clock(h):
+    from datetime import datetime
+
+    from shared_schema.types import CST
+
+    now = SESSION_TIME + timedelta(minutes=1)
+    h.clock.set(now)
+    write_quotes(h, now, {"512890.SH": datetime(2099, 1, 5, 10, 0, tzinfo=CST), "159201.SZ": now})
+    h.turn()
+    assert h.executor.now() == now
+    assert any("512890.SH" in a and "ahead of the wall clock" in a for a in h.results().alerts)
+    # A later signal with a normal expiry still trades: nothing expired against a clock in 2099.
+    h.publish_quotes(when=now + timedelta(minutes=1))
+    h.send(signal_id="after", shares=1000, expires_at=(now + timedelta(minutes=2)).isoformat())
+    h.turn()
+    assert h.result("after").status is ResultStatus.FILLED
+
+
+def test_a_quote_file_stamped_far_ahead_counts_as_bad_data(h):
+    from datetime import datetime
+
+    from shared_schema.types import CST
+
+    write_quotes(h, datetime(2099, 1, 1, tzinfo=CST), {"512890.SH": SESSION_TIME, "159201.SZ": SESSION_TIME})
+    h.turn()
+    assert h.executor.risk.snapshot.state is RiskState.REDUCE_ONLY
+    assert any("ahead of the wall clock" in a for a in h.results().alerts)
+
+
+def test_quotes_a_little_ahead_of_the_wall_clock_are_accepted(h):
+    ahead = SESSION_TIME + timedelta(seconds=h.config.executor.max_quote_ahead_s - 1)
+    write_quotes(h, SESSION_TIME, {"512890.SH": ahead, "159201.SZ": SESSION_TIME})
+    h.turn()
+    assert h.executor.now() == ahead
+
+
+# --- issue 10, items 10-11: reducing states reduce ------------------------------------------------------
+
+
+def send_command(h: Harness, action, **kw) -> None:
+    command = new_command(action, "test", h.executor.wall_clock.now(), **kw)
+    write_command_file(h.shared, sign_command(command, SECRET.encode()))
+
+
+def placed_sells(h: Harness) -> list[dict]:
+    """Every SELL the paper venue received, once per client_order_id (its log keeps the latest state)."""
+    seen: dict[str, dict] = {}
+    for row in h.placed():
+        order = row.get("order") or {}
+        if order.get("side") == "SELL":
+            seen.setdefault(order["client_order_id"], order)
+    return list(seen.values())
+
+
+def reduction_events(h: Harness) -> list:
+    return [e for e in read_events(h.state / "audit.jsonl") if e.code.value == "RISK_FORCED_REDUCTION"]
+
+
+def open_lots(h: Harness) -> dict[str, int]:
+    return {a.client_order_id: a.holding_shares for a in h.executor.state.vault.allocations.values()
+            if a.holding_shares > 0}
+
+
+def test_force_reduce_cancels_resting_buys_and_sells_every_grid_lot_but_never_the_base(h):
+    h.send(signal_id="L1", shares=10_000)
+    h.send(signal_id="L2", code="159201.SZ", price="1.300", shares=20_000)
+    h.turn()
+    assert h.result("L1").status is ResultStatus.FILLED and h.result("L2").status is ResultStatus.FILLED
+    h.send(signal_id="rest", price="1.000", shares=1000)
+    h.turn()
+    assert h.result("rest").status is ResultStatus.SENT
+    send_command(h, ControlAction.FORCE_REDUCE)
+    h.turn()
+    rest = h.result("rest")
+    assert (rest.status, rest.reason) == (ResultStatus.CANCELLED, Reason.RISK_STATE)  # the same turn
+    sells = placed_sells(h)
+    assert sorted((s["code"], s["shares"]) for s in sells) == [("159201.SZ", 20_000), ("512890.SH", 10_000)]
+    assert {s["price_milli"] for s in sells} == {1099, 1299}  # the best bids: marketable
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1))
+    h.turn(2)
+    assert open_lots(h) == {}
+    volumes = {p.code: p.volume for p in h.broker.query_positions()}
+    assert volumes == {"512890.SH": 100_000, "159201.SZ": 100_000}  # the base is untouched
+    actions = [e.data["action"] for e in reduction_events(h)]
+    assert actions[0] == "CANCEL_BUYS" and "SELL" in actions
+    sold = [e for e in reduction_events(h) if e.data["action"] == "SELL"]
+    assert sold[0].data["mode"] == "FORCE_REDUCE" and len(sold[0].data["sells"]) == 2
+    assert h.pool().reduction is not None and h.pool().reduction.mode == "FORCE_REDUCE"
+    # Nothing more to sell: further quotes send nothing.
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=2))
+    h.turn(2)
+    assert len(placed_sells(h)) == 2
+
+
+def test_cooldown_sells_the_oldest_lots_down_to_half_of_the_exposure_it_began_with(h):
+    for i in range(4):  # 4 x 39,000 = 156,000 of 159201 lots, oldest first
+        h.publish_quotes(when=SESSION_TIME + timedelta(minutes=i))
+        h.send(signal_id=f"C{i}", code="159201.SZ", price="1.300", shares=30_000, layer_index=i + 1)
+        h.turn()
+        assert h.result(f"C{i}").status is ResultStatus.FILLED
+    h.send(signal_id="rest", price="1.000", shares=1000)
+    h.turn()
+    # 159201 falls to 0.99: 37,200 lost = 12.4 % of the grid capital: COOLDOWN.
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=10), **{"159201_SZ": 0.99})
+    h.turn()
+    assert h.pool().risk_state == "COOLDOWN"
+    assert h.result("rest").status is ResultStatus.CANCELLED
+    sells = placed_sells(h)
+    assert [s["client_order_id"] for s in sells] and len(sells) == 2
+    released = [h.executor.state.orders[s["client_order_id"]].release_ids for s in sells]
+    assert released == [("C0",), ("C1",)]  # the oldest two: 78,000 left = 50 % of 156,000
+    for minute in range(11, 16):
+        h.publish_quotes(when=SESSION_TIME + timedelta(minutes=minute))
+        h.turn()
+    assert set(open_lots(h)) == {"C2", "C3"} and len(placed_sells(h)) == 2
+    assert h.pool().risk_state == "COOLDOWN"
+
+
+def test_cooldown_holds_after_six_hours_while_drawdown_stays_past_its_line(h):
+    h.send(signal_id="big", code="159201.SZ", price="1.300", shares=120_000, layer_index=2)
+    h.turn()
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1), **{"159201_SZ": 0.95})  # 14 % drawdown
+    h.turn()
+    assert h.pool().risk_state == "COOLDOWN"
+    later = SESSION_TIME + timedelta(days=1, minutes=5)  # Tuesday 10:05: > 6 h later, same drawdown
+    h.publish_quotes(when=later)
+    h.turn()
+    assert h.pool().risk_state == "COOLDOWN"
+    h.send(signal_id="buy", shares=1000, created_at=later.isoformat())
+    h.turn()
+    assert h.result("buy").reason is Reason.RISK_STATE
+
+
+def test_a_restart_never_sends_a_reduction_sell_twice(tmp_path, monkeypatch):
+    from tests.kit.harness import paper_config
+
+    monkeypatch.setenv("GRIDBRIDGE_CONTROL_SECRET", SECRET)
+    h = Harness(tmp_path, paper_config(latency_quotes=3))  # an order waits 3 quotes before it can fill
+    h.send(signal_id="L1", shares=10_000)
+    for minute in range(1, 6):
+        h.publish_quotes(when=SESSION_TIME + timedelta(minutes=minute))
+        h.turn()
+    assert h.result("L1").status is ResultStatus.FILLED
+    send_command(h, ControlAction.FORCE_REDUCE)
+    h.turn()
+    first = [s["client_order_id"] for s in placed_sells(h)]
+    assert len(first) == 1 and first[0].startswith("RDX")
+    for _ in range(3):  # the sell is still resting at each restart
+        h.restart()
+        h.turn(2)
+        assert [s["client_order_id"] for s in placed_sells(h)] == first
+    h.executor.stop()
+
+
+def test_a_reduction_sell_journaled_but_never_sent_is_not_resent_after_a_restart(tmp_path, monkeypatch):
+    from windows.executor import Executor
+
+    monkeypatch.setenv("GRIDBRIDGE_CONTROL_SECRET", SECRET)
+    h = Harness(tmp_path)
+    h.send(signal_id="L1", shares=10_000)
+    h.turn()
+    with monkeypatch.context() as patched:
+        patched.setattr(Executor, "_send", lambda self, coid: None)  # the crash: intent on disk, no send
+        send_command(h, ControlAction.FORCE_REDUCE)
+        h.turn()
+        journaled = [c for c in h.executor.state.orders if c.startswith("RDX")]
+        assert len(journaled) == 1
+        h.restart()
+    h.turn(2)
+    assert placed_sells(h) == []  # attempt 0 is never sent: the strategy decides afresh
+    # Lookups find nothing, the order is declared lost; after the retry wait the lot is tried again under
+    # the next attempt's id (quotes every 5 s until that happens, or a bound far past it).
+    when = SESSION_TIME
+    for _ in range(100):
+        when += timedelta(seconds=5)
+        h.publish_quotes(when=when)
+        h.turn()
+        if placed_sells(h):
+            break
+    assert h.executor.state.orders[journaled[0]].record.state.is_terminal
+    sells = [s["client_order_id"] for s in placed_sells(h)]
+    assert len(sells) == 1 and sells[0] != journaled[0] and sells[0].startswith("RDX")
+    h.executor.stop()
