@@ -12,6 +12,8 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from filelock import Timeout
+
 from shared_schema.atomic_io import ModelFileReader
 from shared_schema.clock import SystemClock
 from shared_schema.config import ConfigError, GridbridgeConfig, load_config
@@ -20,6 +22,7 @@ from shared_schema.models import (
     QUOTE_FILE,
     RESULT_FILE,
     SHARED_FILES,
+    SIGNAL_FILE,
     PoolFile,
     QuoteFile,
     ResultFile,
@@ -171,8 +174,12 @@ def cmd_signal(args: argparse.Namespace) -> int:
         return 2
     try:
         update_signal_file(shared, clock.now(), add=[signal])
-    except SignalFileCorrupt as exc:
-        print(f"gridbridge signal: {exc}", file=sys.stderr)
+    except (SignalFileCorrupt, OSError) as exc:  # SignalWriteRefused, WriteFailed: odd files, links, a full disk
+        print(f"gridbridge signal: nothing written: {exc}", file=sys.stderr)
+        return 2
+    except Timeout:
+        print(f"gridbridge signal: nothing written: another writer holds {SIGNAL_FILE}'s lock; try again",
+              file=sys.stderr)
         return 2
     print(json.dumps({"signal_id": signal.signal_id, "client_order_id": signal.client_order_id}))
     return 0

@@ -119,6 +119,7 @@ class StrategyNode:
         self.poll_interval = poll_interval
         self.watcher: ChangeWatcher | None = None
         self.data_problems: list[str] = []
+        self._signal_write_problem = ""  # the last failure to write order_signal.json, alerted once
         self.executor_down = False
         self._last_quote_seq = -1
 
@@ -426,8 +427,17 @@ class StrategyNode:
         try:
             update_signal_file(self.shared_dir, self.wall_clock.now(), add=outgoing + resend,
                                keep=lambda e: entry_signal_id(e) not in final)
-        except (SignalFileCorrupt, WriteFailed, TimeoutError) as exc:
-            log.error("could not write %s (%s); the signals stay in the outbox and are re-offered", SIGNAL_FILE, exc)
+        except (SignalFileCorrupt, OSError) as exc:  # SignalWriteRefused, WriteFailed, the lock's Timeout
+            # Alert (once per condition, and on the dashboard through data_problems) and carry on.
+            problem = f"{SIGNAL_FILE} not written: {exc}; the signals stay in the outbox and are re-offered"
+            if problem != self._signal_write_problem:
+                log.error(problem)
+            self._signal_write_problem = problem
+            self.data_problems.append(problem)
+            return
+        if self._signal_write_problem:
+            log.info("%s written again", SIGNAL_FILE)
+            self._signal_write_problem = ""
 
     def _signal_ids_in_file(self) -> set[str]:
         try:

@@ -7,12 +7,14 @@ under a filelock on the writer's machine, finished by an atomic replace. The exe
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from shared_schema.atomic_io import atomic_write_json
 from shared_schema.models import SIGNAL_FILE, Signal, SignalFile
@@ -22,6 +24,25 @@ LOCK_SUFFIX = ".lock"
 
 class SignalFileCorrupt(ValueError):
     """The signal file exists but cannot be read; writers refuse to overwrite it blindly."""
+
+
+class SignalWriteRefused(OSError):
+    """The signal file or its lock is a link or not a regular file, or cannot be locked, read or written.
+    Nothing was changed; a writer reports it (the CLI exits non-zero, a node alerts and retries)."""
+
+
+def _refuse_odd_entry(path: Path) -> None:
+    """Writers never follow a link and never touch a folder where a file should be."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SignalWriteRefused(f"cannot inspect {path}: {exc}") from exc
+    if stat.S_ISLNK(st.st_mode) or getattr(st, "st_file_attributes", 0) & 0x400:
+        raise SignalWriteRefused(f"{path} is a symlink or junction; writers do not follow links (remove it)")
+    if not stat.S_ISREG(st.st_mode):
+        raise SignalWriteRefused(f"{path} is not a regular file (a folder?); move it away")
 
 
 def signal_lock(shared_dir: Path, timeout: float = 10.0) -> FileLock:
@@ -48,10 +69,13 @@ def read_raw_entries(data: bytes) -> tuple[list[Any], int]:
 
 
 def _load_raw_for_update(path: Path) -> tuple[list[Any], int]:
+    _refuse_odd_entry(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return [], 0
+    except OSError as exc:
+        raise SignalWriteRefused(f"cannot read {path}: {exc}") from exc
     try:
         return read_raw_entries(data)
     except ValueError as exc:
@@ -74,9 +98,22 @@ def update_signal_file(
 
     Entries are kept as they are (another writer's malformed entry is the executor's to reject, not ours
     to drop or rewrite). A signal_id already in the file is not appended twice. Returns the new ``seq``.
+
+    Raises ``SignalWriteRefused`` (an ``OSError``) when the file or its lock is a link or not a regular
+    file, or cannot be locked or read; ``SignalFileCorrupt`` for a file that is not a signal file;
+    ``WriteFailed`` when the write fails; ``filelock.Timeout`` when another writer holds the lock.
     """
     path = Path(shared_dir) / SIGNAL_FILE
-    with signal_lock(shared_dir, lock_timeout):
+    lock = signal_lock(shared_dir, lock_timeout)
+    _refuse_odd_entry(Path(lock.lock_file))
+    _refuse_odd_entry(path)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as exc:
+        raise SignalWriteRefused(f"cannot take the writers' lock {lock.lock_file}: {exc}") from exc
+    try:
         entries, seq = _load_raw_for_update(path)
         if keep is not None:
             entries = [e for e in entries if keep(e)]
@@ -89,3 +126,5 @@ def update_signal_file(
         envelope["signals"] = entries
         atomic_write_json(path, envelope)
         return seq + 1
+    finally:
+        lock.release()

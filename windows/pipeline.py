@@ -22,8 +22,17 @@ from shared_schema.config import GridbridgeConfig
 from shared_schema.models import SIGNAL_ID_PATTERN, Direction, Quote, Reason, ResultStatus, Signal
 from shared_schema.types import to_fen
 from windows.executor_state import ExecutorState
-from windows.market_rules import is_in_session, is_on_tick, is_whole_lots, price_limits
+from windows.market_rules import (
+    OUTSIDE_SESSION,
+    is_on_tick,
+    is_whole_lots,
+    new_order_window_problem,
+    price_limits,
+)
 from windows.vault import VaultDecision
+
+ENTRY_FAULT = "ENTRY_FAULT"
+"""Detail of an INVALID_SIGNAL rejection for an entry whose judgement raised (the executor's fault barrier)."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +162,15 @@ def validate_signal(signal: Signal, ctx: MarketContext, config: GridbridgeConfig
         return Rejection(Reason.INVALID_SIGNAL, "LOT_SIZE", f"shares {signal.shares} is not a multiple of {market.lot_size}")
     if not is_on_tick(signal.price, market):
         return Rejection(Reason.INVALID_SIGNAL, "OFF_TICK", f"price {signal.price} is not on the {market.tick} tick")
-    if signal.amount < signal.price * signal.shares:
+    notional = signal.price * signal.shares  # exact: both factors are bounded by the schema
+    if signal.amount < notional:
         return Rejection(Reason.INVALID_SIGNAL, "AMOUNT_BELOW_NOTIONAL",
-                         f"amount {signal.amount} is below price x shares {signal.price * signal.shares}")
+                         f"amount {signal.amount} is below price x shares {notional}")
+    if signal.amount > notional + fee_estimate(notional, config):
+        # The vault freezes ``amount``: a 100-share order must not hold 150,000 of the pool.
+        return Rejection(Reason.INVALID_SIGNAL, "AMOUNT_ABOVE_NOTIONAL",
+                         f"amount {signal.amount} is above price x shares {notional} plus the fee margin "
+                         f"{fee_estimate(notional, config)}")
     if signal.layer_index >= 64:
         return Rejection(Reason.INVALID_SIGNAL, "LAYER_INDEX", "layer_index out of range")
     tolerance = timedelta(seconds=config.executor.clock_skew_tolerance_s)
@@ -164,14 +179,27 @@ def validate_signal(signal: Signal, ctx: MarketContext, config: GridbridgeConfig
                          f"created_at {signal.created_at.isoformat()} is ahead of the market clock {ctx.now.isoformat()}")
     if signal.expires_at is not None and signal.expires_at + tolerance < ctx.now:
         return Rejection(Reason.ORDER_EXPIRED, "SIGNAL_EXPIRED", f"expired at {signal.expires_at.isoformat()}")
+    max_age = timedelta(seconds=config.executor.max_signal_age_s)
+    if signal.expires_at is None and ctx.now - signal.created_at > max_age:
+        # Without its own expiry a signal lives max_signal_age_s of market time: one written long ago
+        # (a forgotten file, a restored backup) is never placed at today's prices.
+        return Rejection(Reason.ORDER_EXPIRED, "SIGNAL_TOO_OLD",
+                         f"created_at {signal.created_at.isoformat()} is more than {max_age.total_seconds():.0f} s "
+                         f"before the market clock {ctx.now.isoformat()} and the signal has no expires_at")
     quote = ctx.quotes.get(signal.code)
     if quote is None:
         return Rejection(Reason.NO_QUOTE, "NO_QUOTE", f"no quote for {signal.code}")
     low, high = price_limits(Decimal(str(quote.prev_close)), market)
     if not (low <= signal.price <= high):
         return Rejection(Reason.PRICE_LIMIT, "OUTSIDE_DAILY_LIMIT", f"price {signal.price} outside [{low}, {high}]")
-    if not is_in_session(ctx.now, market):
-        return Rejection(Reason.OUTSIDE_SESSION, "OUTSIDE_SESSION", f"{ctx.now.isoformat()} is outside the trading sessions")
+    window_problem = new_order_window_problem(ctx.now, signal.code, market)
+    if window_problem == OUTSIDE_SESSION:
+        return Rejection(Reason.OUTSIDE_SESSION, "OUTSIDE_SESSION",
+                         f"{ctx.now.isoformat()} is outside {signal.code}'s continuous trading sessions")
+    if window_problem is not None:
+        return Rejection(Reason.NO_CANCEL_PERIOD, window_problem,
+                         f"{ctx.now.isoformat()} is in {signal.code}'s {window_problem.lower().replace('_', ' ')}, "
+                         "where the exchange refuses cancels: an order placed now could not be taken back")
     if signal.direction is Direction.SELL:
         if ctx.sellable is None:
             return Rejection(Reason.NOT_SELLABLE_T1, "POSITIONS_UNKNOWN", "broker did not report positions")
