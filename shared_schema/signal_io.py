@@ -6,7 +6,6 @@ under a filelock on the writer's machine, finished by an atomic replace. The exe
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from filelock import FileLock, Timeout
 
 from shared_schema.atomic_io import atomic_write_json
 from shared_schema.models import SIGNAL_FILE, Signal, SignalFile
+from shared_schema.safe_json import MAX_BYTES, MAX_DEPTH, safe_loads
 
 LOCK_SUFFIX = ".lock"
 
@@ -49,12 +49,15 @@ def signal_lock(shared_dir: Path, timeout: float = 10.0) -> FileLock:
     return FileLock(str(Path(shared_dir) / (SIGNAL_FILE + LOCK_SUFFIX)), timeout=timeout)
 
 
-def read_raw_entries(data: bytes) -> tuple[list[Any], int]:
+def read_raw_entries(data: bytes, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> tuple[list[Any], int]:
     """Entries of a signal file as raw objects plus its seq. Raises ``ValueError`` when not JSON.
 
     Accepts the envelope ``{"signals": [...]}`` and the legacy file that holds one bare signal object.
+    The file is read with ``safe_loads``: a file too large or nested too deep raises ``JsonRefused`` (a
+    ``ValueError`` with a ``code``), never ``RecursionError``; number literals a float cannot hold exactly
+    come back as ``Decimal`` so that the schema refuses them rather than a rounded value.
     """
-    obj = json.loads(data)
+    obj = safe_loads(data, max_depth=max_depth, max_bytes=max_bytes)
     if isinstance(obj, dict) and "signals" in obj:
         entries = obj["signals"]
         if not isinstance(entries, list):

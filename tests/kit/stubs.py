@@ -15,17 +15,37 @@ SESSION_TIME = datetime(2026, 1, 5, 10, 0, tzinfo=CST)  # a Monday, mid-morning
 
 
 def signal_payload(**overrides: Any) -> dict[str, Any]:
+    """A signal entry as a writer puts it in the file. Prices and amounts are JSON numbers there; a test may
+    write them as decimal text (``price="1.100"``) for readability and gets the number. A test about the
+    schema's refusal of strings writes the entry by hand."""
     payload: dict[str, Any] = {
         "signal_id": "S1",
         "code": "512890.SH",
         "direction": "BUY",
-        "price": "1.100",
+        "price": 1.1,
         "shares": 1000,
         "layer_index": 1,
         "created_at": SESSION_TIME.isoformat(),
     }
     payload.update(overrides)
+    for key in ("price", "amount"):
+        if key in payload:
+            payload[key] = _as_json_number(payload[key])
     return payload
+
+
+def _as_json_number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return value
+        if number.is_finite() and number == number.to_integral_value() and "." not in value and "e" not in value.lower():
+            return int(number)
+        return float(number) if number.is_finite() and value == value.strip() else value
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def make_signal(**overrides: Any) -> Signal:

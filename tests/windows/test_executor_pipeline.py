@@ -63,7 +63,7 @@ def test_same_signal_twice_is_acted_on_once(h):
     "overrides, reason, detail",
     [
         ({"shares": 150}, Reason.INVALID_SIGNAL, "LOT_SIZE"),
-        ({"price": "1.1005"}, Reason.INVALID_SIGNAL, "OFF_TICK"),
+        ({"price": "1.1005"}, Reason.INVALID_SIGNAL, "BAD_PRICE"),  # more than 3 decimals: refused by the schema
         ({"code": "600000.SH"}, Reason.INVALID_SIGNAL, "UNKNOWN_CODE"),
         ({"price": "-1"}, Reason.INVALID_SIGNAL, "BAD_PRICE"),
         ({"shares": "many"}, Reason.INVALID_SIGNAL, "BAD_SHARES"),

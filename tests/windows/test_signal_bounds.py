@@ -1,0 +1,190 @@
+"""Hostile signal input: poison pills, loose types, bounds before arithmetic, a maximum signal age.
+
+Every pill is rejected once with a machine-readable reason, journaled so that a restart never meets it
+again, and the executor carries on with the rest of the file.
+"""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from shared_schema.models import SIGNAL_FILE, Reason, ResultStatus
+from tests.kit.harness import Harness, paper_config
+from tests.kit.stubs import SESSION_TIME, signal_payload
+from windows.journal import read_records
+
+PILLS = Path(__file__).resolve().parents[1] / "fuzz" / "pills"
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = Harness(tmp_path)
+    yield harness
+    harness.executor.stop()
+
+
+def journal(h: Harness) -> list[dict]:
+    return [record for record, _size in read_records(h.state / "executor_journal.jsonl")]
+
+
+def write_pill_with_a_good_signal(h: Harness, pill: str) -> list[str]:
+    """The pill file as it is, byte for byte, with one good signal spliced in after the pill."""
+    text = (PILLS / pill).read_text()
+    good = signal_payload(signal_id="good", shares=100, created_at=h.clock.now().isoformat())
+    end = text.rindex("]")
+    (h.shared / SIGNAL_FILE).write_text(text[:end] + "," + json.dumps(good) + text[end:])
+    return [json.loads(text)["signals"][0]["signal_id"], "good"]
+
+
+@pytest.mark.parametrize(
+    "pill, detail",
+    [
+        ("amount_1e30.json", "BAD_AMOUNT"),
+        ("expires_at_year_9999.json", "BAD_EXPIRES_AT"),
+        ("price_35_digits.json", "BAD_PRICE"),
+    ],
+)
+def test_a_poison_pill_is_rejected_once_and_the_loop_goes_on(h, pill, detail):
+    pill_id, good_id = write_pill_with_a_good_signal(h, pill)
+    h.turn()
+    result = h.result(pill_id)
+    assert result.status is ResultStatus.REJECTED
+    assert result.reason is Reason.INVALID_SIGNAL and result.detail == detail and result.message
+    assert h.result(good_id).status is ResultStatus.FILLED
+    records = len(journal(h))
+    h.restart()
+    h.turn(2)
+    assert len(journal(h)) == records  # the restart met the pill in the journal, not afresh
+    assert h.result(pill_id).detail == detail
+    assert [o["client_order_id"] for o in h.placed()] == [good_id]
+
+
+def test_a_200k_deep_signal_file_is_refused_once_without_a_crash(h):
+    (h.shared / SIGNAL_FILE).write_bytes((PILLS / "order_signal_200k_nested.json").read_bytes())
+    h.turn(3)
+    refusals = [r for r in h.results().input_rejections if r.detail == "JSON_TOO_DEEP"]
+    assert len(refusals) == 1 and refusals[0].reason is Reason.INVALID_SIGNAL
+    assert any("JSON_TOO_DEEP" in a for a in h.results().alerts)
+    h.restart()
+    h.turn(2)
+    assert len([r for r in journal(h) if r.get("detail") == "JSON_TOO_DEEP"]) == 1
+    # a good file afterwards is read as usual
+    h.write_entries([signal_payload(signal_id="after", shares=100)])
+    h.turn()
+    assert h.result("after").status is ResultStatus.FILLED
+
+
+def test_one_entry_that_raises_is_recorded_once_alerted_and_skipped(h, monkeypatch):
+    """The fault barrier: an unexpected exception in one entry's decision never stops the loop."""
+    import windows.executor as executor_module
+
+    real_decide = executor_module.decide
+
+    def decide_that_breaks_on_boom(state, raw, *args, **kwargs):
+        if isinstance(raw, dict) and raw.get("signal_id") == "boom":
+            raise ArithmeticError("simulated fault deep in the pipeline")
+        return real_decide(state, raw, *args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "decide", decide_that_breaks_on_boom)
+    h.send(signal_id="boom", shares=100)
+    h.send(signal_id="next", shares=100)
+    h.turn()
+    boom = h.result("boom")
+    assert boom.status is ResultStatus.REJECTED and boom.reason is Reason.INVALID_SIGNAL
+    assert boom.detail == "ENTRY_FAULT" and "ArithmeticError" in boom.message
+    assert h.result("next").status is ResultStatus.FILLED
+    assert any("boom" in a and "ArithmeticError" in a for a in h.results().alerts)
+    faults = [r for r in journal(h) if r.get("detail") == "ENTRY_FAULT"]
+    assert len(faults) == 1
+    h.restart()
+    h.turn(2)
+    assert len([r for r in journal(h) if r.get("detail") == "ENTRY_FAULT"]) == 1
+
+
+def test_an_unkeyed_entry_that_raises_is_recorded_once_as_an_input(h, monkeypatch):
+    import windows.executor as executor_module
+
+    real_decide = executor_module.decide
+
+    def decide_that_breaks_on_lists(state, raw, *args, **kwargs):
+        if isinstance(raw, list):
+            raise RecursionError("simulated")
+        return real_decide(state, raw, *args, **kwargs)
+
+    monkeypatch.setattr(executor_module, "decide", decide_that_breaks_on_lists)
+    h.write_entries([[1, 2, 3], signal_payload(signal_id="ok", shares=100)])
+    h.turn(3)
+    faults = [r for r in h.results().input_rejections if r.detail == "ENTRY_FAULT"]
+    assert len(faults) == 1 and "RecursionError" in faults[0].message
+    assert h.result("ok").status is ResultStatus.FILLED
+
+
+# ------------------------------------------------------------------------------------------ loose types
+
+
+@pytest.mark.parametrize(
+    "overrides, detail",
+    [
+        ({"shares": "300"}, "BAD_SHARES"),
+        ({"shares": 200.0}, "BAD_SHARES"),
+        ({"shares": True}, "BAD_SHARES"),
+        ({"shares": 10**35}, "BAD_SHARES"),
+        ({"price": " 1.001 "}, "BAD_PRICE"),
+        ({"price": "1.100"}, "BAD_PRICE"),  # prices are JSON numbers, never strings
+        ({"price": 1.1005}, "BAD_PRICE"),  # more than 3 decimals
+        ({"price": 10**35}, "BAD_PRICE"),
+        ({"amount": "110"}, "BAD_AMOUNT"),
+        ({"amount": 1e26}, "BAD_AMOUNT"),
+        ({"layer_index": "1"}, "BAD_LAYER_INDEX"),
+        ({"created_at": "0001-01-01T00:00:00+08:00"}, "BAD_CREATED_AT"),
+        ({"expires_at": "2300-01-01T00:00:00+08:00"}, "BAD_EXPIRES_AT"),
+    ],
+)
+def test_loose_types_and_out_of_range_values_are_refused(h, overrides, detail):
+    h.write_entries([{**signal_payload(signal_id="x1"), **overrides}])  # as written, no stub conversion
+    h.turn()
+    result = h.result("x1")
+    assert result.status is ResultStatus.REJECTED
+    assert (result.reason, result.detail) == (Reason.INVALID_SIGNAL, detail)
+    assert h.placed() == []
+
+
+def test_amount_may_not_pass_price_times_shares_plus_the_fee_margin(h):
+    h.send(signal_id="fat", price=1.5, shares=100, amount=150_000)  # a 100-share order freezing 150,000
+    h.send(signal_id="fee", price=1.1, shares=1000, amount=1100.11)  # notional 1,100 + 0.01% fee margin
+    h.send(signal_id="over", price=1.1, shares=1000, amount=1100.12)
+    h.turn()
+    fat = h.result("fat")
+    assert (fat.status, fat.reason, fat.detail) == (ResultStatus.REJECTED, Reason.INVALID_SIGNAL, "AMOUNT_ABOVE_NOTIONAL")
+    assert h.result("fee").status is ResultStatus.FILLED
+    assert h.result("over").detail == "AMOUNT_ABOVE_NOTIONAL"
+    assert float(h.pool().frozen_512890) == 0
+
+
+# --------------------------------------------------------------------------------------- signal age
+
+
+def test_a_signal_without_expiry_older_than_the_maximum_age_expires(h):
+    h.send(signal_id="old", shares=100, created_at=(SESSION_TIME - timedelta(seconds=121)).isoformat())
+    h.send(signal_id="young", shares=100, created_at=(SESSION_TIME - timedelta(seconds=119)).isoformat())
+    h.send(signal_id="1999", shares=100, created_at=SESSION_TIME.replace(year=1999).isoformat())
+    h.send(signal_id="own-expiry", shares=100, created_at=(SESSION_TIME - timedelta(seconds=600)).isoformat(),
+           expires_at=(SESSION_TIME + timedelta(seconds=60)).isoformat())
+    h.turn()
+    old = h.result("old")
+    assert (old.status, old.reason, old.detail) == (ResultStatus.EXPIRED, Reason.ORDER_EXPIRED, "SIGNAL_TOO_OLD")
+    assert h.result("1999").detail == "SIGNAL_TOO_OLD"
+    assert h.result("young").status is ResultStatus.FILLED
+    assert h.result("own-expiry").status is ResultStatus.FILLED  # an explicit expires_at governs
+
+
+def test_the_maximum_signal_age_is_configurable_and_judged_on_market_time(tmp_path):
+    base = paper_config()
+    config = base.model_copy(update={"executor": base.executor.model_copy(update={"max_signal_age_s": 600.0})})
+    h = Harness(tmp_path, config)
+    h.send(signal_id="s5", shares=100, created_at=(SESSION_TIME - timedelta(seconds=500)).isoformat())
+    h.turn()
+    assert h.result("s5").status is ResultStatus.FILLED
+    h.executor.stop()
