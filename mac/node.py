@@ -40,6 +40,7 @@ from mac.grid.core import (
     close_all,
     initial_state,
     step,
+    unplaced_sell_shares,
 )
 from mac.grid.core import (
     Signal as GridSignal,
@@ -58,6 +59,7 @@ from shared_schema.models import (
     PoolFile,
     QuoteFile,
     ResultFile,
+    ResultStatus,
     Signal,
     symbol_key,
 )
@@ -216,6 +218,7 @@ class StrategyNode:
         elif silent is not None and (pool.heartbeat_s is not None or quotes_read.status is ReadStatus.FRESH):
             # The executor rewrites the pool file on a heartbeat, quiet market or not: silence means it is down.
             problems.append(executor_down_message(silent))
+        self._note_problems(problems)
         self.data_problems = problems
         self._note_executor(silent is not None and pool is not None and pool.heartbeat_s is not None, problems)
         new_quote = quotes is not None and quotes.seq != self._last_quote_seq
@@ -241,6 +244,16 @@ class StrategyNode:
             outgoing.extend(signals)
         self._write_signals(outgoing, results)
         return outgoing
+
+    def _note_problems(self, problems: list[str]) -> None:
+        """Log a data problem once when it appears and once when it clears (not on every turn)."""
+        kinds = {p.split()[0]: p for p in problems if p}
+        before = {p.split()[0] for p in self.data_problems if p}
+        for kind, problem in kinds.items():
+            if kind not in before:
+                log.warning("data problem: %s", problem)
+        for kind in before - set(kinds):
+            log.warning("data problem cleared: %s", kind)
 
     def _note_executor(self, down: bool, problems: list[str]) -> None:
         """Say it once when the executor goes down or comes back: a log line, an event and the saved state."""
@@ -335,18 +348,26 @@ class StrategyNode:
         bars = [b for b in quote.bars if b.t > rt.last_bar_t]
         if not bars:
             return [], False
+        # The sell budget (mac.grid.core.sell_budget): the venue's can_use_volume already excludes our
+        # sells resting there, so only the ones it has not seen yet are deducted; unknown positions: none.
         position = quotes.positions.get(rt.code)
-        sellable = position.can_use_volume if position is not None and quotes.positions_ok else 0
+        known = position is not None and quotes.positions_ok
+        sellable = position.can_use_volume if position is not None and known else 0
+        held = position.volume if position is not None and known else None
+        at_venue = self._sells_at_venue(rt)
         newest = quote.bars[-1].t
         mode = self._risk_mode(pool)
-        ctx = StepContext(sellable_volume=sellable, buy_step_multiplier=mode.buy_step_multiplier)
         out: list[Signal] = []
         for bar in bars:
             view = self._pool_view(rt, pool)
+            unplaced = unplaced_sell_shares(rt.grid, at_venue)  # sells decided on earlier bars count too
+            ctx = StepContext(sellable_volume=sellable, buy_step_multiplier=mode.buy_step_multiplier,
+                              position_volume=held, unplaced_sell_shares=unplaced)
             rt.grid, signals, events = step(rt.grid, bar, view, rt.params, ctx)
             if mode.close_all and (newest - bar.t) / 1000 <= self.settings.signal_ttl_s:
                 # FUSE: every sellable lot not already being sold goes, bar after bar until none is left.
-                rt.grid, closing = close_all(rt.grid, bar, rt.params, sellable)
+                unplaced = unplaced_sell_shares(rt.grid, at_venue)
+                rt.grid, closing = close_all(rt.grid, bar, rt.params, sellable, held, unplaced)
                 signals += closing
             rt.last_bar_t = bar.t
             for event in events:
@@ -370,6 +391,16 @@ class StrategyNode:
                 out.append(signal)
         rt.last_indicators = _indicator_view(rt.grid)
         return out, True
+
+    def _sells_at_venue(self, rt: SymbolRuntime) -> frozenset[str]:
+        """Our pending sells the executor reports as placed (SENT/PARTIAL): the venue's can_use_volume
+        already leaves their shares out. A sell without such a result may not have reached it yet."""
+        results = self.results.last_good
+        if results is None:
+            return frozenset()
+        placed = (ResultStatus.SENT, ResultStatus.PARTIAL)
+        return frozenset(coid for coid in rt.outbox
+                         if (r := results.results.get(coid)) is not None and r.status in placed)
 
     def _risk_mode(self, pool: PoolFile | None) -> GridRiskMode:
         """The grid's risk mode from the executor's published state (no pool file: buys are blocked anyway)."""

@@ -19,8 +19,9 @@ Record kinds:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
@@ -68,12 +69,38 @@ class ExecutorState:
     def open_orders(self) -> list[LiveOrder]:
         return [o for o in self.orders.values() if not o.record.state.is_terminal]
 
-    def results_view(self) -> dict[str, Result]:
-        """Every non-final result plus the most recent final ones (retention bound)."""
-        entries = list(self.signals.values())
-        final = [e for e in entries if e.result.status.is_final]
-        keep_final = {e.signal_id for e in final[-self.result_retention :]}
-        return {e.signal_id: e.result for e in entries if not e.result.status.is_final or e.signal_id in keep_final}
+    def results_view(self, present: Collection[str] = ()) -> dict[str, Result]:
+        """What ``order_result.json`` lists, oldest first: every result not yet final, every result whose
+        signal is still in ``order_signal.json`` (``present``: its writer is waiting for it), and the newest
+        ``result_retention`` final results of real signals. Junk (a final INVALID_SIGNAL or
+        DUPLICATE_ID_CONFLICT rejection) is never counted against that retention: once its entry has left
+        the file it is listed with the input rejections (``junk_view``) under their own cap."""
+        keep: set[str] = set()
+        finals = 0
+        for entry in reversed(self.signals.values()):
+            result = entry.result
+            if not result.status.is_final or entry.signal_id in present:
+                keep.add(entry.signal_id)
+            elif not is_junk(result) and finals < self.result_retention:
+                keep.add(entry.signal_id)
+                finals += 1
+        return {sid: e.result for sid, e in self.signals.items() if sid in keep}
+
+    def junk_view(self, present: Collection[str] = ()) -> list[InputRejection]:
+        """The input rejections to publish, oldest first, at most their cap: unkeyable inputs and conflicts
+        (``input_rejections``) and the junk results that have left the signal file."""
+        cap = self.input_rejections.maxlen or 200
+        junk: list[InputRejection] = []
+        for entry in reversed(self.signals.values()):
+            if len(junk) >= cap:
+                break
+            result = entry.result
+            if result.status.is_final and is_junk(result) and entry.signal_id not in present:
+                junk.append(InputRejection(key=f"signal:{entry.signal_id}", signal_id=entry.signal_id,
+                                           reason=result.reason or Reason.INVALID_SIGNAL, detail=result.detail,
+                                           message=result.message, at=result.updated_at))
+        merged = sorted([*self.input_rejections, *junk], key=lambda r: r.at or _EPOCH)
+        return merged[-cap:]
 
     # ------------------------------------------------------------------------------------------ apply
 
@@ -108,7 +135,14 @@ class ExecutorState:
             self.signals[rec["id"]].conflict_hashes.add(rec["h"])
 
     def _apply_alloc(self, rec: dict[str, Any]) -> None:
-        decision = self.vault.request_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"))
+        if "fee" not in rec:
+            # Written before the vault counted fees and decided "first layer" itself: the verdict was given
+            # (and an approved order sent) under the old rules, so it stands; the vault notes any difference.
+            self.vault.record_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"),
+                                         VaultDecision(rec["decision"]), "journal record older than the fee rules")
+            return
+        decision = self.vault.request_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"),
+                                                 rec["fee"])
         if decision.value != rec["decision"]:
             # Replay must reproduce the live verdict; a difference means the journal or the code changed.
             raise RuntimeError(f"vault replay diverged for {rec['coid']}: {decision.value} != {rec['decision']}")
@@ -200,19 +234,28 @@ class ExecutorState:
                     del self.lots_in_sell[lot]
 
     def _drive_vault(self, live: LiveOrder, before: OrderRecord) -> None:
+        """Fold the order's cumulative fill and fees into the vault (idempotent: the vault ignores repeats).
+
+        A fill the broker reports with commission 0 is charged the configured fee model's estimate, marked
+        estimated; the broker's figure replaces it when a later report carries one.
+        """
         order = live.record
         code = order.symbol
+        fees, estimated = order.fees_fen, False
+        if fees == 0 and order.filled_value_fen > 0:
+            fees, estimated = self.vault.fee_model.estimate_fen(order.filled_value_fen), True
         if order.side == Direction.BUY.value:
             if order.client_order_id not in self.vault.allocations:
                 return
             if order.filled_shares > 0:
-                self.vault.on_fill(code, order.client_order_id, order.filled_shares, order.filled_value_fen, order.fees_fen)
+                self.vault.on_fill(code, order.client_order_id, order.filled_shares, order.filled_value_fen, fees,
+                                   estimated)
             if order.state.is_terminal:
                 self.vault.on_cancel(code, order.client_order_id)
-        elif live.release_ids and order.filled_shares > before.filled_shares:
+        elif live.release_ids and order.filled_shares > 0:
             self.vault.apply_sell_fill(
                 code, order.client_order_id, live.release_ids, order.shares, order.filled_shares,
-                order.filled_value_fen, order.fees_fen,
+                order.filled_value_fen, fees, estimated,
             )
 
     def _reason_for(self, live: LiveOrder) -> Reason | None:
@@ -232,6 +275,15 @@ class ExecutorState:
         if entry is None:
             return
         entry.result = entry.result.model_copy(update={**fields, "updated_at": _ts(t)})
+
+
+JUNK_REASONS = frozenset({Reason.INVALID_SIGNAL, Reason.DUPLICATE_ID_CONFLICT})
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def is_junk(result: Result) -> bool:
+    """A final rejection of an input that could never be an order (malformed, or a reused id)."""
+    return result.status is ResultStatus.REJECTED and result.reason in JUNK_REASONS
 
 
 def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
