@@ -20,7 +20,6 @@ the state leaves FUSE, which only a manual Reset FUSE at the executor does. Halt
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from shared_schema.models import (
     Signal,
     symbol_key,
 )
+from shared_schema.safe_json import safe_loads
 from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, read_raw_entries, update_signal_file
 from shared_schema.types import ms_to_datetime, to_fen
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
@@ -83,6 +83,7 @@ class NodeSettings:
     history: int = 60000  # utilisation points kept for the dashboard: a year of 1-minute bars
     events_kept: int = 500
     risk_policy: GridRiskPolicy = field(default_factory=GridRiskPolicy)  # what DEGRADED means for the grid
+    max_quote_ahead_s: float | None = 300.0  # quotes/bars stamped further ahead of the wall clock are refused
 
 
 @dataclass
@@ -121,6 +122,7 @@ class StrategyNode:
         self.poll_interval = poll_interval
         self.watcher: ChangeWatcher | None = None
         self.data_problems: list[str] = []
+        self._refused_stamps: set[str] = set()  # future-dated quotes/bars already alerted
         self._signal_write_problem = ""  # the last failure to write order_signal.json, alerted once
         self.executor_down = False
         self._last_quote_seq = -1
@@ -134,7 +136,7 @@ class StrategyNode:
         runtime.events = deque(maxlen=self.settings.events_kept)
         runtime.history = deque(maxlen=self.settings.history)
         try:
-            raw = json.loads(path.read_bytes())
+            raw = safe_loads(path.read_bytes())
         except FileNotFoundError:
             return runtime
         except (OSError, ValueError) as exc:
@@ -209,6 +211,8 @@ class StrategyNode:
         problems = [r.error for r in (quotes_read, pool_read, results_read) if r.error]
         quotes, pool, results = quotes_read.model, pool_read.model, results_read.model
         now_wall = self.wall_clock.now()
+        if quotes is not None:
+            quotes = self._refuse_future_stamps(quotes, now_wall, problems)
         if quotes is not None and self._is_stale(quotes.updated_at, now_wall):
             problems.append(f"{QUOTE_FILE} stale since {quotes.updated_at.isoformat()}")
         silent = None if pool is None else executor_silence_s(
@@ -218,8 +222,8 @@ class StrategyNode:
         elif silent is not None and (pool.heartbeat_s is not None or quotes_read.status is ReadStatus.FRESH):
             # The executor rewrites the pool file on a heartbeat, quiet market or not: silence means it is down.
             problems.append(executor_down_message(silent))
-        self._note_problems(problems)
-        self.data_problems = problems
+        previous, self.data_problems = self.data_problems, problems
+        self._note_problems(previous, problems)
         self._note_executor(silent is not None and pool is not None and pool.heartbeat_s is not None, problems)
         new_quote = quotes is not None and quotes.seq != self._last_quote_seq
         if quotes is not None:
@@ -245,15 +249,22 @@ class StrategyNode:
         self._write_signals(outgoing, results)
         return outgoing
 
-    def _note_problems(self, problems: list[str]) -> None:
-        """Log a data problem once when it appears and once when it clears (not on every turn)."""
+    def _note_problems(self, previous: list[str], problems: list[str]) -> None:
+        """Log a data problem once when it appears and once when it clears (not on every turn), and save
+        the state so the dashboard shows the node's current view of its inputs."""
         kinds = {p.split()[0]: p for p in problems if p}
-        before = {p.split()[0] for p in self.data_problems if p}
+        before = {p.split()[0] for p in previous if p}
         for kind, problem in kinds.items():
             if kind not in before:
                 log.warning("data problem: %s", problem)
         for kind in before - set(kinds):
             log.warning("data problem cleared: %s", kind)
+        if set(kinds) != before:
+            for rt in self.runtimes.values():
+                try:
+                    self._save(rt)
+                except WriteFailed as exc:
+                    log.error("cannot save node state (%s)", exc)
 
     def _note_executor(self, down: bool, problems: list[str]) -> None:
         """Say it once when the executor goes down or comes back: a log line, an event and the saved state."""
@@ -272,6 +283,51 @@ class StrategyNode:
                 self._save(rt)
             except WriteFailed as exc:
                 log.error("cannot save node state (%s)", exc)
+
+    def _refuse_future_stamps(self, quotes: QuoteFile, now_wall: datetime, problems: list[str]) -> QuoteFile:
+        """The quote file without what is stamped further ahead of the wall clock than ``max_quote_ahead_s``.
+
+        The node's market clock is its last stepped bar (``last_bar_t``), which only moves forward: one bar
+        from 2099 would end every later bar and expire every later signal. So such a bar is dropped, a quote
+        whose own time is that far ahead is dropped whole, and each refusal is alerted once (log + event).
+        A file stamped that far ahead cannot be judged stale, so it is a data problem (no new buys).
+        """
+        limit = self.settings.max_quote_ahead_s
+        if limit is None:
+            return quotes
+        latest = now_wall + timedelta(seconds=limit)
+        if quotes.updated_at > latest:
+            problems.append(f"{QUOTE_FILE} stamped {quotes.updated_at.isoformat()}, ahead of the wall clock")
+        latest_ms = int(latest.timestamp() * 1000)
+        kept: dict[str, Any] = {}
+        for code, quote in quotes.quotes.items():
+            rt = self.runtimes.get(code)
+            if quote.quote_time > latest:
+                self._note_refused(rt, code, f"quote time {quote.quote_time.isoformat()}", now_wall)
+                continue
+            bars = [b for b in quote.bars if b.t <= latest_ms]
+            if len(bars) != len(quote.bars):
+                for bad in (b for b in quote.bars if b.t > latest_ms):
+                    self._note_refused(rt, code, f"bar {ms_to_datetime(bad.t).isoformat()}", now_wall)
+                quote = quote.model_copy(update={"bars": bars})
+            kept[code] = quote
+        if len(kept) == len(quotes.quotes) and all(kept[c] is quotes.quotes[c] for c in kept):
+            return quotes
+        return quotes.model_copy(update={"quotes": kept})
+
+    def _note_refused(self, rt: SymbolRuntime | None, code: str, what: str, now_wall: datetime) -> None:
+        key = f"{code}:{what}"
+        if key in self._refused_stamps:
+            return
+        self._refused_stamps.add(key)
+        if len(self._refused_stamps) > 1000:
+            self._refused_stamps = {key}
+        log.warning("%s: %s is ahead of the wall clock %s by more than %s s; refused", code, what,
+                    now_wall.isoformat(), self.settings.max_quote_ahead_s)
+        if rt is not None:
+            rt.events.append({"t": now_wall.isoformat(), "kind": "QUOTE_REFUSED",
+                              "detail": f"{what} ahead of the wall clock"})
+            rt.counters["quote_refused"] += 1
 
     def _is_stale(self, updated_at: datetime, now_wall: datetime) -> bool:
         return (now_wall - updated_at).total_seconds() > self.settings.stale_after_s
@@ -503,7 +559,8 @@ def node_settings_from_config(config: Any) -> NodeSettings:
     node = config.node
     policy = GridRiskPolicy(degraded_action=node.degraded_action,
                             degraded_step_multiplier=node.degraded_step_multiplier)
-    return NodeSettings(signal_ttl_s=node.signal_ttl_s, stale_after_s=node.stale_after_s, risk_policy=policy)
+    return NodeSettings(signal_ttl_s=node.signal_ttl_s, stale_after_s=node.stale_after_s, risk_policy=policy,
+                        max_quote_ahead_s=node.max_quote_ahead_s)
 
 
 def grid_params_from_config(config: Any, codes: list[str]) -> dict[str, GridParams]:

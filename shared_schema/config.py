@@ -193,6 +193,9 @@ class XtQuantConfig(_Section):
 class NodeConfig(_Section):
     signal_ttl_s: float = Field(default=300.0, gt=0, description="market seconds a node's signal stays valid")
     stale_after_s: float = Field(default=120.0, gt=0, description="wall seconds before an unchanged file is stale")
+    max_quote_ahead_s: float | None = Field(
+        default=300.0, gt=0, description="quotes and bars stamped further ahead of the wall clock are refused and "
+        "alerted (the node's clock never follows them); null turns the check off")
     poll_interval_s: float = Field(default=0.05, gt=0)
     # What DEGRADED means for the grid (mac.grid.risk_policy.GridRiskPolicy; kept flat here because the
     # contract package must not import mac).

@@ -200,3 +200,59 @@ def test_dashboard_state_file_is_written(world):
     data = json.loads(state_file(world.shared, CODE).read_text())
     assert data["code"] == CODE and data["pending"] and data["history"]
     assert {"atr", "slope", "atr_avg"} <= set(data["indicators"])
+
+
+def write_quote_with_outlier(world: World, outlier_ms: int, quote_time: datetime | None = None) -> None:
+    """The next quote file with one extra bar stamped ``outlier_ms`` after the real ones."""
+    world.i += 1
+    world.seq += 1
+    recent = [world.bar(j) for j in range(max(0, world.i - 300), world.i)]
+    last = recent[-1]
+    bad = Bar(t=outlier_ms, o=last.c, h=last.c, l=last.c, c=last.c, v=1.0)
+    quote = Quote(code=CODE, last=last.c, bid1=last.c, ask1=round(last.c + 0.001, 3),
+                  quote_time=quote_time or ms_to_datetime(last.t), prev_close=float(world.bars.o[0]),
+                  bars=[*recent, bad])
+    position = Position(code=CODE, volume=world.volume, can_use_volume=BASE, avg_cost=1.0, market_value=0.0)
+    atomic_write_model(world.shared / QUOTE_FILE, QuoteFile(seq=world.seq, updated_at=world.clock.now(),
+                                                            quotes={CODE: quote}, positions={CODE: position}))
+
+
+def test_a_bar_dated_2099_is_refused_alerted_and_never_moves_the_node_clock(world, caplog):
+    from shared_schema.types import datetime_to_ms
+
+    node = world.node()
+    world.advance(30)
+    node.run_once()
+    outlier = datetime_to_ms(datetime(2099, 1, 5, 10, 0, tzinfo=CST))
+    write_quote_with_outlier(world, outlier)
+    with caplog.at_level("WARNING", logger="gridbridge.node"):
+        node.run_once()
+    rt = node.runtimes[CODE]
+    assert rt.last_bar_t < outlier and rt.last_bar_t == world.bar(world.i - 1).t
+    assert [e for e in rt.events if e["kind"] == "QUOTE_REFUSED"]
+    assert any("ahead of the wall clock" in r.getMessage() for r in caplog.records)
+    # Later bars are still stepped: the grid keeps trading and its signals carry real times.
+    buy = run_until_buy(world, node)
+    assert buy.created_at < world.clock.now()
+
+
+def test_a_quote_time_far_ahead_drops_that_quote(world):
+    node = world.node()
+    world.advance(30)
+    node.run_once()
+    before = node.runtimes[CODE].last_bar_t
+    write_quote_with_outlier(world, world.bar(world.i).t, quote_time=datetime(2099, 1, 5, tzinfo=CST))
+    node.run_once()
+    assert node.runtimes[CODE].last_bar_t == before  # nothing of that quote was used
+
+
+def test_bars_a_little_ahead_of_the_wall_clock_are_used(world):
+    from shared_schema.types import datetime_to_ms
+
+    node = world.node(max_quote_ahead_s=300)
+    world.advance(30)
+    node.run_once()
+    near = datetime_to_ms(world.clock.now()) + 200_000
+    write_quote_with_outlier(world, near)
+    node.run_once()
+    assert node.runtimes[CODE].last_bar_t == near
