@@ -9,6 +9,7 @@ import signal as os_signal
 import sys
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from filelock import Timeout
 
 from shared_schema.atomic_io import ModelFileReader
 from shared_schema.clock import SystemClock
-from shared_schema.config import ConfigError, GridbridgeConfig, load_config
+from shared_schema.config import ConfigError, ExecutorConfig, GridbridgeConfig, load_config
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -137,6 +138,11 @@ def _last_quote_ms(shared: Path) -> int | None:
 # --------------------------------------------------------------------------------------------- signal
 
 
+MANUAL_SIGNAL_EXPIRY_S = ExecutorConfig().max_signal_age_s
+"""``gridbridge signal`` without ``--expires-in``: the signal expires this many market seconds after it is made."""
+MAX_MANUAL_EXPIRY_S = 86_400.0
+
+
 def cmd_signal(args: argparse.Namespace) -> int:
     clock = SystemClock()
     shared = Path(args.shared_dir)
@@ -163,10 +169,13 @@ def cmd_signal(args: argparse.Namespace) -> int:
     }
     if args.client_order_id:
         payload["client_order_id"] = args.client_order_id
-    if args.expires_in is not None:
-        from datetime import timedelta
-
-        payload["expires_at"] = now + timedelta(seconds=args.expires_in)
+    # A manual signal always carries its own expiry (default: the executor's maximum signal age), so one
+    # left in the file while the executor is down is never placed at a later day's prices.
+    expires_in = MANUAL_SIGNAL_EXPIRY_S if args.expires_in is None else args.expires_in
+    if not (0 < expires_in <= MAX_MANUAL_EXPIRY_S):
+        print(f"gridbridge signal: --expires-in must be in (0, {MAX_MANUAL_EXPIRY_S:.0f}] seconds", file=sys.stderr)
+        return 2
+    payload["expires_at"] = now + timedelta(seconds=expires_in)
     try:
         signal = Signal.model_validate(payload)
     except ValueError as exc:
@@ -401,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release", action="append", metavar="CLIENT_ORDER_ID")
     p.add_argument("--signal-id")
     p.add_argument("--client-order-id")
-    p.add_argument("--expires-in", type=float, default=None, help="seconds until the signal expires")
+    p.add_argument("--expires-in", type=float, default=None,
+                   help=f"market seconds until the signal expires (default {MANUAL_SIGNAL_EXPIRY_S:.0f})")
     p.set_defaults(func=cmd_signal)
 
     p = sub.add_parser("status", help="print pool, frozen/used, open orders and recent results")

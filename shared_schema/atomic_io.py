@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared_schema.failpoints import failpoint
+from shared_schema.safe_json import safe_loads
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def read_json_bytes(path: Path) -> bytes | None:
 def read_seq(path: Path) -> int:
     """The ``seq`` of an existing shared file (0 when absent or unreadable): a restarted writer continues it."""
     try:
-        seq = json.loads(Path(path).read_bytes()).get("seq", 0)
+        seq = safe_loads(Path(path).read_bytes()).get("seq", 0)
     except (OSError, ValueError, AttributeError):
         return 0
     return seq if isinstance(seq, int) else 0

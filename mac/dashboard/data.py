@@ -13,7 +13,6 @@ through ``mac.grid.core.penalty_after``, the one definition of the hysteresis ru
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -43,6 +42,7 @@ from shared_schema.models import (
     Signal,
     symbol_key,
 )
+from shared_schema.safe_json import safe_loads
 from shared_schema.types import CST
 
 CODES: tuple[str, ...] = DESIGN_SYMBOLS
@@ -205,7 +205,7 @@ def _model(model: type, data: bytes) -> Any:
 
 
 def _node(data: bytes) -> NodeView:
-    raw = json.loads(data)
+    raw = safe_loads(data)
     if not isinstance(raw, dict) or "code" not in raw:
         raise ValueError("not a node state (no code)")
     hist = raw.get("history") or []
@@ -253,7 +253,7 @@ def _rsi_of(ind: dict[str, Any]) -> float | None:
 
 
 def _signals(data: bytes) -> SignalsView:
-    raw = json.loads(data)
+    raw = safe_loads(data)
     entries = raw.get("signals") if isinstance(raw, dict) and "signals" in raw else [raw]
     if not isinstance(entries, list):
         raise ValueError("signals is not a list")
@@ -329,7 +329,7 @@ def parse_file(kind: str, path: Path | str) -> Parsed:
         elif kind == "node":
             value = _node(data)
         elif kind == "metrics":
-            value = json.loads(data)
+            value = safe_loads(data)
             if not isinstance(value, dict):
                 raise ValueError("metrics is not an object")
         else:
@@ -888,7 +888,7 @@ def load_params(config_path: Path | None) -> dict[str, CompiledParams]:
     overrides: dict[str, dict[str, Any]] = {c: {} for c in CODES}
     if config_path is not None and config_path.is_file():
         try:
-            raw = json.loads(config_path.read_text())
+            raw = safe_loads(config_path.read_bytes())
             grid = raw.get("grid", {}) if isinstance(raw, dict) else {}
             common = {k: v for k, v in grid.items() if not isinstance(v, dict)}
             for c in CODES:
@@ -1023,7 +1023,7 @@ def read_acks(shared_dir: Path, limit: int = 20) -> list[dict[str, Any]]:
         if path.name.startswith(".tmp-"):
             continue
         try:
-            data = json.loads(path.read_bytes())
+            data = safe_loads(path.read_bytes())
             if not isinstance(data, dict):
                 raise ValueError("not an object")
         except (OSError, ValueError) as exc:
