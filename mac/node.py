@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import Any
 
 from mac.grid.core import (
     BUY,
+    SELL,
     GridEvent,
     GridState,
     PoolView,
@@ -37,7 +38,9 @@ from mac.grid.core import (
     apply_fill,
     apply_reject,
     close_all,
+    commission,
     initial_state,
+    price_decimal,
     step,
     unplaced_sell_shares,
 )
@@ -64,7 +67,7 @@ from shared_schema.models import (
 )
 from shared_schema.safe_json import safe_loads
 from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, read_raw_entries, update_signal_file
-from shared_schema.types import ms_to_datetime, to_fen
+from shared_schema.types import datetime_to_ms, ms_to_datetime, to_fen
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 
 log = logging.getLogger("gridbridge.node")
@@ -84,6 +87,8 @@ class NodeSettings:
     events_kept: int = 500
     risk_policy: GridRiskPolicy = field(default_factory=GridRiskPolicy)  # what DEGRADED means for the grid
     max_quote_ahead_s: float | None = 300.0  # quotes/bars stamped further ahead of the wall clock are refused
+    reject_backoff_s: float = 60.0  # market seconds an order the executor rejected is held before it is re-sent
+    reject_backoff_max_s: float = 1800.0  # the wait doubles with each rejection in a row, up to this
 
 
 @dataclass
@@ -99,6 +104,8 @@ class SymbolRuntime:
     history: deque = field(default_factory=lambda: deque(maxlen=60000))  # [t, utilization, penalty_on]
     counters: Counter = field(default_factory=Counter)
     last_indicators: dict[str, float] = field(default_factory=dict)
+    external_done: list[str] = field(default_factory=list)  # sells by others already folded into the grid
+    backoff: dict[str, list[int]] = field(default_factory=dict)  # order key -> [rejections in a row, until (ms)]
 
 
 class StrategyNode:
@@ -148,6 +155,8 @@ class StrategyNode:
         runtime.history.extend(raw.get("history", []))
         runtime.counters.update(raw.get("counters", {}))
         runtime.last_indicators = raw.get("indicators", {})
+        runtime.external_done = list(raw.get("external_done", []))
+        runtime.backoff = {str(k): [int(v[0]), int(v[1])] for k, v in raw.get("backoff", {}).items()}
         return runtime
 
     def _save(self, rt: SymbolRuntime) -> None:
@@ -178,6 +187,8 @@ class StrategyNode:
             "events": list(rt.events),
             "history": list(rt.history),
             "outbox": rt.outbox,
+            "external_done": rt.external_done,
+            "backoff": rt.backoff,
             "grid": encode(grid),
         }
 
@@ -231,6 +242,7 @@ class StrategyNode:
         outgoing: list[Signal] = []
         for rt in self.runtimes.values():
             changed = self._fold_results(rt, results)
+            changed = self._fold_external_sells(rt, results) or changed
             if quotes is not None and new_quote:
                 self._reconcile(rt, quotes)
             block = self._buy_block(rt, pool, problems)
@@ -351,6 +363,8 @@ class StrategyNode:
                     rt.grid = apply_fill(rt.grid, coid, result.filled_shares, Decimal(str(result.avg_price or 0)) if
                                          result.filled_shares else Decimal(0), final, rt.params)
                 changed = True
+            if final or result.filled_shares > 0:
+                self._note_outcome(rt, coid, result)
             if final:
                 rt.outbox.pop(coid)
                 rt.counters[f"result_{result.status.value}"] += 1
@@ -360,6 +374,60 @@ class StrategyNode:
                                   "coid": coid, "status": result.status.value,
                                   "reason": result.reason.value if result.reason else "", "filled": result.filled_shares})
                 changed = True
+        return changed
+
+    def _note_outcome(self, rt: SymbolRuntime, coid: str, result: Any) -> None:
+        """Back off after a rejection, so the same order is not re-sent and re-rejected every minute.
+
+        A REJECTED result holds its order key (the lots a SELL names, the layer a BUY opens) for
+        ``reject_backoff_s`` of market time, doubling with each rejection in a row up to
+        ``reject_backoff_max_s``, and records a REJECT_BACKOFF alert (node events, the log). A fill clears it.
+        """
+        payload = rt.outbox.get(coid)
+        if payload is None:
+            return
+        key = backoff_key(payload["direction"], payload.get("release_client_order_ids", ()), payload["layer_index"])
+        if result.filled_shares > 0:
+            rt.backoff.pop(key, None)
+            return
+        if result.status is not ResultStatus.REJECTED:
+            return
+        count = rt.backoff.get(key, [0, 0])[0] + 1
+        wait_s = min(self.settings.reject_backoff_s * 2 ** (count - 1), self.settings.reject_backoff_max_s)
+        now_ms = max(rt.last_bar_t, datetime_to_ms(result.updated_at) if result.updated_at else 0)
+        rt.backoff[key] = [count, now_ms + int(wait_s * 1000)]
+        why = f"{result.reason.value if result.reason else 'REJECTED'} {result.detail or ''}".strip()
+        detail = f"{why}: {key} rejected {count}x in a row; not re-sent for {wait_s:.0f} s"
+        rt.events.append({"t": ms_to_datetime(now_ms).isoformat() if now_ms else "", "kind": "REJECT_BACKOFF",
+                          "detail": detail, "coid": coid})
+        rt.counters["reject_backoff"] += 1
+        log.warning("%s: %s", rt.code, detail)
+
+    def _fold_external_sells(self, rt: SymbolRuntime, results: ResultFile | None) -> bool:
+        """Final SELLs this node did not send (the executor's forced reductions, manual sells) that name its
+        open lots: the sold shares leave the grid and the proceeds join its cash, once per sell (the ids
+        folded are saved with the state), so the grid keeps matching the vault and the venue."""
+        if results is None:
+            return False
+        done = set(rt.external_done)
+        changed = False
+        for sid, result in results.results.items():
+            if (sid in done or sid in rt.outbox or not result.status.is_final or result.code != rt.code
+                    or result.direction is None or result.direction.value != "SELL"
+                    or not result.release_client_order_ids or rt.grid.order(sid) is not None):
+                continue
+            ours = {lot.client_order_id for lot in rt.grid.lots}
+            if not ours & set(result.release_client_order_ids):
+                continue
+            rt.grid = sold_elsewhere(rt.grid, result.release_client_order_ids, result.requested_shares,
+                                     result.filled_shares, result.avg_price, rt.params)
+            rt.external_done = [*rt.external_done, sid][-1000:]
+            done.add(sid)
+            rt.events.append({"t": result.updated_at.isoformat() if result.updated_at else "",
+                              "kind": "LOT_SOLD_BY_EXECUTOR", "coid": sid, "filled": result.filled_shares,
+                              "detail": f"released {','.join(result.release_client_order_ids)}"})
+            rt.counters["external_sells"] += 1
+            changed = True
         return changed
 
     # ---------------------------------------------------------------------------- reconciliation
@@ -430,15 +498,20 @@ class StrategyNode:
                 rt.events.append(_event_dict(event))
                 rt.counters[f"event_{event.kind.value}"] += 1
             if view is not None:
-                rt.history.append([bar.t, round(view.utilization, 6), rt.grid.penalty_on])
+                rt.history.append([bar.t, view.utilization, rt.grid.penalty_on])  # exact, as the grid saw it
             for sig in signals:
                 refusal = (block or mode.buy_refusal(sig.layer_index)) if sig.side == BUY else ""
                 if not refusal and (newest - bar.t) / 1000 > self.settings.signal_ttl_s:
                     refusal = "CATCH_UP_EXPIRED"  # decided on a bar too old to trade on now
+                hold = rt.backoff.get(backoff_key(sig.side, sig.release_client_order_ids, sig.layer_index))
+                if not refusal and hold is not None and bar.t < hold[1]:
+                    refusal = "REJECT_BACKOFF"  # the executor rejected this order: wait (alerted once, when it came)
                 if refusal:
                     rt.grid = apply_reject(rt.grid, sig.client_order_id)
-                    rt.events.append({"t": ms_to_datetime(bar.t).isoformat(), "kind": "BUY_BLOCKED" if sig.side == BUY
-                                      else "SELL_BLOCKED", "detail": refusal, "coid": sig.client_order_id})
+                    if refusal != "REJECT_BACKOFF":
+                        rt.events.append({"t": ms_to_datetime(bar.t).isoformat(), "kind": "BUY_BLOCKED"
+                                          if sig.side == BUY else "SELL_BLOCKED", "detail": refusal,
+                                          "coid": sig.client_order_id})
                     rt.counters[f"blocked_{refusal}"] += 1
                     continue
                 signal = self._to_signal(sig)
@@ -532,6 +605,35 @@ class StrategyNode:
         except (OSError, ValueError):
             return set()
         return {sid for sid in (entry_signal_id(e) for e in entries) if sid}
+
+
+def sold_elsewhere(
+    grid: GridState, release_ids: list[str], requested: int, filled: int, avg_price: float, params: CompiledParams
+) -> GridState:
+    """The grid after a sell it did not send: each named OPEN lot keeps its unsold part (pro rata, the
+    vault's rule for whole-lot sells), the proceeds less the modelled commission join the cash."""
+    if filled <= 0:
+        return grid
+    named = set(release_ids)
+    lots = []
+    for lot in grid.lots:
+        if lot.client_order_id not in named or lot.status != "OPEN":
+            lots.append(lot)
+            continue
+        start = lot.shares
+        sold = min(start, start * filled // requested) if requested else start
+        left = start - sold
+        if left > 0:
+            lots.append(replace(lot, shares=left, cost=lot.cost * left / start))
+    value = price_decimal(avg_price) * filled
+    return replace(grid, lots=tuple(lots), cash=grid.cash + value - commission(params, value))
+
+
+def backoff_key(side: str, release_ids: Any, layer_index: int) -> str:
+    """What a rejection holds back: a SELL by the lots it names, a BUY by the layer it would open."""
+    if side == SELL:
+        return "SELL:" + ",".join(sorted(release_ids))
+    return f"BUY:{layer_index}"
 
 
 def _event_dict(event: GridEvent) -> dict[str, Any]:

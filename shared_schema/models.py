@@ -286,6 +286,8 @@ class Result(Strict):
     requested_shares: int = 0
     filled_shares: int = 0
     avg_price: float = 0.0
+    release_client_order_ids: list[str] = Field(
+        default_factory=list, description="the lots a SELL releases (lets a node follow sells it did not send)")
     signal_created_at: Timestamp | None = None
     received_at: Timestamp | None = None
     updated_at: Timestamp | None = None

@@ -294,6 +294,7 @@ def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
         "code": sig.get("code"),
         "direction": sig.get("direction"),
         "requested_shares": sig.get("shares"),
+        "release_client_order_ids": sig.get("release_client_order_ids") or None,
         "signal_created_at": sig.get("created_at"),
     }
     for name, value in optional.items():

@@ -256,3 +256,68 @@ def test_bars_a_little_ahead_of_the_wall_clock_are_used(world):
     write_quote_with_outlier(world, near)
     node.run_once()
     assert node.runtimes[CODE].last_bar_t == near
+
+
+# --- issue 10, item 10: a lot the executor sold (forced reduction) leaves the grid -----------------------
+
+
+def external_sell(world: World, sid: str, lots: list[str], requested: int, filled: int, price: float,
+                  status: ResultStatus = ResultStatus.FILLED) -> None:
+    world.results[sid] = Result(signal_id=sid, client_order_id=sid, code=CODE, direction="SELL", status=status,
+                                requested_shares=requested, filled_shares=filled, avg_price=price,
+                                release_client_order_ids=lots, updated_at=world.clock.now())
+    world.write_results()
+
+
+def bought(world: World, node: StrategyNode):
+    buy = run_until_buy(world, node)
+    world.answer(buy.signal_id, ResultStatus.FILLED, buy.shares, float(buy.price))
+    world.volume += buy.shares
+    world.advance()
+    node.run_once()
+    return buy
+
+
+def test_a_lot_sold_by_the_executor_leaves_the_grid_once_and_no_mismatch_follows(world):
+    node = world.node()
+    buy = bought(world, node)
+    cash = node.runtimes[CODE].grid.cash
+    external_sell(world, "RDXABCDEFGH0", [buy.signal_id], buy.shares, buy.shares, 1.0)
+    world.volume -= buy.shares
+    world.advance()
+    node.run_once()
+    rt = node.runtimes[CODE]
+    assert all(lot.client_order_id != buy.signal_id for lot in rt.grid.lots)
+    assert rt.grid.cash > cash  # the proceeds are the grid's cash, as for its own sells
+    assert [e for e in rt.events if e["kind"] == "LOT_SOLD_BY_EXECUTOR"]
+    for _ in range(3):
+        world.advance()
+        node.run_once()
+    assert not node.runtimes[CODE].mismatch
+    restarted = world.node()  # applied once: a restart does not apply it again
+    world.advance()
+    restarted.run_once()
+    assert restarted.runtimes[CODE].grid.cash == node.runtimes[CODE].grid.cash
+
+
+def test_a_partly_filled_executor_sell_keeps_the_unsold_part_of_the_lot(world):
+    node = world.node()
+    buy = bought(world, node)
+    sold = buy.shares // 2 // 100 * 100
+    external_sell(world, "RDXABCDEFGH0", [buy.signal_id], buy.shares, sold, 1.0, ResultStatus.CANCELLED)
+    world.volume -= sold
+    world.advance()
+    node.run_once()
+    (lot,) = [lot for lot in node.runtimes[CODE].grid.lots if lot.client_order_id == buy.signal_id]
+    assert lot.shares == buy.shares - sold and lot.status == OPEN
+
+
+def test_an_executor_sell_still_open_or_naming_unknown_lots_changes_nothing(world):
+    node = world.node()
+    buy = bought(world, node)
+    before = node.runtimes[CODE].grid
+    external_sell(world, "RDXABCDEFGH0", [buy.signal_id], buy.shares, 0, 0.0, ResultStatus.SENT)
+    external_sell(world, "RDXABCDEFGH1", ["GNOTOURS"], 100, 100, 1.0)
+    world.advance()
+    node.run_once()
+    assert node.runtimes[CODE].grid.lots == before.lots

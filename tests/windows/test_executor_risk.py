@@ -384,6 +384,8 @@ def test_force_reduce_cancels_resting_buys_and_sells_every_grid_lot_but_never_th
     sells = placed_sells(h)
     assert sorted((s["code"], s["shares"]) for s in sells) == [("159201.SZ", 20_000), ("512890.SH", 10_000)]
     assert {s["price_milli"] for s in sells} == {1099, 1299}  # the best bids: marketable
+    published = [r for sid, r in h.results().results.items() if sid.startswith("RDX")]
+    assert sorted(tuple(r.release_client_order_ids) for r in published) == [("L1",), ("L2",)]  # nodes follow
     h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1))
     h.turn(2)
     assert open_lots(h) == {}
