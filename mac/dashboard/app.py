@@ -214,7 +214,7 @@ def orders_section(snap: data.Snapshot) -> None:
 def risk_section(snap: data.Snapshot) -> None:
     st.subheader("Risk 风控 — is anything wrong")
     pool = snap.pool
-    m = st.columns(4)
+    m = st.columns(5)
     state = pool.risk_state if pool else "unknown"
     zh, en = data.RISK_LABELS.get(state, ("", ""))
     m[0].metric("risk state 风控状态", f"{state} {zh}".strip(), help=en or None)
@@ -222,8 +222,14 @@ def risk_section(snap: data.Snapshot) -> None:
     m[2].metric("drawdown 回撤", "—" if snap.drawdown is None else f"{snap.drawdown:.2%}")
     mismatches = {c: n.mismatch for c, n in snap.nodes.items() if n.mismatch}
     m[3].metric("reconciliation 对账", "MISMATCH 不一致" if mismatches else "OK 一致")
+    reduction = pool.reduction if pool else None
+    m[4].metric("forced reduction 强制减仓", reduction.mode if reduction else "none 无",
+                help="COOLDOWN sells the oldest grid lots down to a share of the exposure at its start; "
+                     "Force Reduce sells every sellable grid lot. Never the base position.")
     if pool and pool.halted:
         st.error("Executor is HALTED: no new orders. 执行器已暂停")
+    if reduction is not None:
+        st.warning(data.reduction_text(reduction))
     for code, text in mismatches.items():
         st.error(f"{code} position mismatch 持仓不一致: {text} — no new layers until it clears")
     fresh = pd.DataFrame([{"file": h.name, "status": h.status,

@@ -38,6 +38,7 @@ from shared_schema.models import (
     PoolFile,
     QuoteFile,
     Reason,
+    ReductionStatus,
     ResultFile,
     Signal,
     symbol_key,
@@ -416,6 +417,7 @@ class PoolSummary:
     market_time: datetime | None = None
     seq: int | None = None
     allocations: dict[str, tuple[Allocation, ...]] = field(default_factory=dict)
+    reduction: ReductionStatus | None = None  # the executor's forced reduction under way
 
     @property
     def committed(self) -> Decimal:
@@ -445,7 +447,21 @@ class PoolSummary:
             market_time=pool.market_time,
             seq=pool.seq,
             allocations={c: tuple(getattr(pool, f"allocations_{symbol_key(c)}")) for c in CODES},
+            reduction=pool.reduction,
         )
+
+
+def reduction_text(reduction: ReductionStatus) -> str:
+    """One line for the forced reduction the executor is carrying out (COOLDOWN or Force Reduce)."""
+    goal = (f"selling oldest grid lots down to {reduction.target:,.2f}" if reduction.target is not None
+            else "selling every sellable grid lot" if reduction.mode == "FORCE_REDUCE"
+            else "waiting for the exposure at the cooldown's start")
+    parts = [f"forced reduction 强制减仓 {reduction.mode}: grid exposure {reduction.exposure:,.2f}, {goal}"]
+    if reduction.selling:
+        parts.append(f"selling 卖出中 {', '.join(reduction.selling)}")
+    if reduction.held_back:
+        parts.append("held back 暂缓 " + ", ".join(f"{lot} {why}" for lot, why in reduction.held_back.items()))
+    return "; ".join(parts) + ". The base position is never sold. 底仓不动"
 
 
 @dataclass(frozen=True)

@@ -274,3 +274,26 @@ def test_replay_of_an_unknown_folder_is_an_error(monkeypatch, tmp_path):
 def test_no_folder_given_is_an_error(monkeypatch):
     at = page(monkeypatch)
     assert any("No shared folder" in e.value for e in at.error)
+
+
+def test_a_forced_reduction_is_shown_with_its_target_and_held_back_lots(monkeypatch, run_dir):
+    from decimal import Decimal
+
+    from shared_schema.atomic_io import atomic_write_model
+    from shared_schema.models import ReductionStatus
+
+    reduction = ReductionStatus(mode="COOLDOWN", exposure=Decimal("123456.78"), target=Decimal("61728.39"),
+                                selling=["RDX0000ABCD0"], held_back={"G9201BA1": "NOT_SELLABLE_T1"})
+    atomic_write_model(run_dir / "shared" / "shared_pool.json",
+                       fx.pool_file(datetime.now(CST), risk_state="COOLDOWN", reduction=reduction))
+    at = page(monkeypatch, run_dir / "shared")
+    shown = texts(at.warning)
+    assert "forced reduction" in shown and "COOLDOWN" in shown
+    assert "123,456.78" in shown and "61,728.39" in shown
+    assert "RDX0000ABCD0" in shown and "G9201BA1 NOT_SELLABLE_T1" in shown
+    assert metrics(at)["forced reduction 强制减仓"] == ["COOLDOWN"]
+
+
+def test_no_forced_reduction_shows_none(monkeypatch, run_dir):
+    at = page(monkeypatch, run_dir / "shared")
+    assert metrics(at)["forced reduction 强制减仓"] == ["none 无"]
