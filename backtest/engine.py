@@ -31,6 +31,7 @@ from backtest.fastind import compute_indicators, indicator_rows
 from backtest.risk import BacktestRisk, RiskTracker
 from mac.grid.core import (
     BUY,
+    SELL,
     EventKind,
     GridState,
     PoolView,
@@ -232,6 +233,8 @@ def run_realistic(
     pbar = _progress(len(seq), progress, "+".join(codes))
 
     per_symbol = [(c, cps[c], *prepared[c], results[c], caps[c], penalty[c]) for c in codes]
+    base = [cps[c].base_position_shares for c in codes]
+    venue = [[-1, 0, 0] for _ in codes]  # per symbol: trading day, held at its start, sold since
     state_list = [states[c] for c in codes]
     util_list: list[float] = []
     by_symbol = committed.by_symbol
@@ -256,8 +259,13 @@ def run_realistic(
                             state_list[kk] = cancelled
                             tracker.sync(kk, cancelled)
         state = before = state_list[k]
+        v = venue[k]
+        day = trading_day(bar.t)
+        if day != v[0]:
+            # the venue's T+1 view: what was held at the start of the day is sellable today
+            v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
         if state.orders:
-            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker)
+            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker, v)
         iv = ctxs[i]
         if iv is not None or incremental:
             pv = pv_cache[k]
@@ -268,11 +276,9 @@ def run_realistic(
             ):
                 pv = PoolView(committed.value, pool_fen, committed.value / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
-            if mult == 1.0:
-                state, sigs, evs = step(state, bar, pv, cp, None if incremental else iv)
-            else:
-                ctx = StepContext(None, False, None, mult) if incremental else StepContext(iv, True, None, mult)
-                state, sigs, evs = step(state, bar, pv, cp, ctx)
+            can_use, held = _venue_volumes(state, v, base[k])
+            ctx = StepContext(None if incremental else iv, not incremental, can_use, mult, held, 0)
+            state, sigs, evs = step(state, bar, pv, cp, ctx)
             if evs:
                 for e in evs:
                     res.events[e.kind.value] += 1
@@ -307,7 +313,8 @@ def run_realistic(
                 pen[i] = True
         if marks is not None:
             if closing_all and state.lots:
-                state, closing = close_all(state, bar, cp)
+                can_use, held = _venue_volumes(state, v, base[k])
+                state, closing = close_all(state, bar, cp, can_use, held, 0)
                 if closing:
                     day = trading_day(bar.t)
                     res.events["FUSE_CLOSE"] += len(closing)
@@ -353,8 +360,17 @@ def _cancel_buys(state, t, code, vault, committed, tracker) -> GridState:
     return state
 
 
-def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker=None) -> GridState:
-    """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model)."""
+def _venue_volumes(state: GridState, v: list[int], base: int) -> tuple[int, int]:
+    """(can_use_volume, volume) as a T+1 venue would report them: held at the start of the day, less
+    what was sold since and what rests in sell orders; the position is the base plus the filled lots."""
+    resting = sum(o.shares - o.filled_shares for o in state.orders if o.side == SELL) if state.orders else 0
+    return v[1] - v[2] - resting, base + state.open_shares
+
+
+def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker=None, venue=None) -> GridState:
+    """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model).
+
+    ``venue`` is the symbol's ``[day, held at day start, sold today]``; sell fills add to the last."""
     day = trading_day(bar.t)
     lo_m = round(bar.l * 1000)
     hi_m = round(bar.h * 1000)
@@ -388,6 +404,8 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker
             if o.shares and _layer(state, coid) == cp.layers - 1:
                 res.all_layers += 1
         else:
+            if venue is not None:
+                venue[2] += o.shares
             ids = o.release_client_order_ids
             committed.touch(
                 code,

@@ -18,6 +18,7 @@ Decision arithmetic is IEEE double in the order reference-grid.md writes it; mon
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -25,6 +26,7 @@ from typing import NamedTuple, Protocol, cast
 
 from mac.grid.indicators import IndicatorPeriods, IndicatorState, IndicatorValues, update_indicators
 from mac.grid.params import CompiledParams, GridParams, compile_params
+from shared_schema.ledger_math import split_shares, utilization
 
 FAR_PAST = -(10**9)
 BUY = "BUY"
@@ -110,7 +112,7 @@ class PoolView:
         return cls(
             committed_fen,
             physical_pool_fen,
-            committed_fen / physical_pool_fen,
+            utilization(committed_fen, physical_pool_fen),  # the one shared function, exact amounts
             symbol_committed_fen,
             symbol_cap_fen,
         )
@@ -119,14 +121,20 @@ class PoolView:
 class StepContext(NamedTuple):
     """Per-bar extras. ``precomputed=True`` means ``indicators`` holds this bar's values (``None`` in
     warm-up) computed outside, e.g. vectorised by the backtest; otherwise the state's incremental
-    indicators are updated. ``sellable_volume`` is the broker's ``can_use_volume`` when known.
-    ``buy_step_multiplier`` widens the buy step on top of the penalty (the risk mode's DEGRADED widening,
-    ``mac.grid.risk_policy``); sells and the take-profit are never affected."""
+    indicators are updated. ``buy_step_multiplier`` widens the buy step on top of the penalty (the risk
+    mode's DEGRADED widening, ``mac.grid.risk_policy``); sells and the take-profit are never affected.
+
+    The venue's view of the position, for the sell budget (``sell_budget``): ``sellable_volume`` is the
+    broker's ``can_use_volume`` (net of sells resting at the venue), ``position_volume`` its ``volume``,
+    ``unplaced_sell_shares`` the unfilled shares of this grid's pending sells that have not reached the
+    venue yet (``None``: assume none has, so all are deducted)."""
 
     indicators: IndicatorValues | None = None
     precomputed: bool = False
     sellable_volume: int | None = None
     buy_step_multiplier: float = 1.0
+    position_volume: int | None = None
+    unplaced_sell_shares: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +286,39 @@ def penalty_after(on: bool, utilization: float, trigger: float, release: float) 
     if on:
         return not utilization < release
     return utilization > trigger
+
+
+def unplaced_sell_shares(state: GridState, at_venue: Collection[str]) -> int:
+    """Unfilled shares of this grid's pending sells whose ``client_order_id`` is not in ``at_venue``."""
+    return sum(
+        o.shares - o.filled_shares for o in state.orders if o.side == SELL and o.client_order_id not in at_venue
+    )
+
+
+def sell_budget(
+    state: GridState,
+    base_position_shares: int,
+    sellable_volume: int | None,
+    position_volume: int | None = None,
+    unplaced: int | None = None,
+) -> int | None:
+    """Shares the grid may still put into new sells now; ``None`` when the venue's view is unknown.
+
+    T+1 with a base position (domain notes): shares are fungible at the exchange, so any grid lot,
+    one bought today included, may be sold while the venue's ``can_use_volume`` covers it; selling
+    today's lot uses base shares, and today's buy restores the base (sellable again tomorrow). The
+    budget is ``can_use_volume`` minus the grid's sells the venue does not know yet (resting sells are
+    already out of ``can_use_volume``; ``unplaced=None`` deducts every pending sell, the safe reading),
+    and never more than ``position_volume - base - unfilled pending sells``, so the position never ends
+    under the configured base even when the books and the venue disagree.
+    """
+    if sellable_volume is None:
+        return None
+    pending = [o.shares - o.filled_shares for o in state.orders if o.side == SELL] if state.orders else []
+    budget = sellable_volume - (sum(pending) if unplaced is None else unplaced)
+    if position_volume is not None:
+        budget = min(budget, position_volume - base_position_shares - sum(pending))
+    return max(budget, 0)
 
 
 # ------------------------------------------------------------------------------------------ the step
@@ -521,16 +562,18 @@ def _decide_sells(
     events: list[GridEvent] | None = None
     if realistic:
         today = trading_day(bar.t)
-        budget = None
-        if ctx is not None and ctx.sellable_volume is not None:
-            budget = (
-                ctx.sellable_volume
-                - cp.base_position_shares
-                - sum(lot.shares for lot in lots if lot.status == PENDING_SELL)
+        budget = (
+            None
+            if ctx is None
+            else sell_budget(
+                state, cp.base_position_shares, ctx.sellable_volume, ctx.position_volume, ctx.unplaced_sell_shares
             )
+        )
 
         def sellable(lot: Lot) -> bool:
-            return lot.status == OPEN and lot.buy_day < today and lot.shares > 0
+            # With the venue's view known, today's lots may go against sellable base shares (the budget
+            # decides); without it only lots bought before today, which T+1 surely allows.
+            return lot.status == OPEN and lot.shares > 0 and (budget is not None or lot.buy_day < today)
 
     if cp.float_stop:
         held = [lot for lot in lots if lot.status == OPEN] if realistic else list(lots)
@@ -593,16 +636,18 @@ def close_all(
     bar: BarLike,
     params: CompiledParams | GridParams,
     sellable_volume: int | None = None,
+    position_volume: int | None = None,
+    unplaced_sell_shares: int | None = None,
 ) -> tuple[GridState, tuple[Signal, ...]]:
     """FUSE's economic full close: a SELL (``FUSE_CLOSE``) for every OPEN lot that may be sold today.
 
     One signal per lot at the close minus ``limit_offset_ticks``, each lot marked ``PENDING_SELL``. T+1
-    aware: a lot bought today stays (it is offered again on a later bar, as is a lot whose sell was
-    rejected or expired). With ``sellable_volume`` (the broker's ``can_use_volume``) the sells stay within
-    it minus the base position and what is already pending, exactly as take-profit sells do, so the base
-    position is never sold. No signal on a bar that closes a session. When nothing is left open the anchor
-    moves to the close (as when take-profits go flat), so a later reset does not buy against the pre-crash
-    anchor; a sell that fails restores it.
+    aware, with the take-profit's rule (``sell_budget``): with the venue's ``can_use_volume`` known, lots
+    go oldest first while it covers them (today's lots against sellable base shares), never taking the
+    position under the base; without it a lot bought today stays. A lot left over is offered again on a
+    later bar, as is one whose sell was rejected or expired. No signal on a bar that closes a session.
+    When nothing is left open the anchor moves to the close (as when take-profits go flat), so a later
+    reset does not buy against the pre-crash anchor; a sell that fails restores it.
     """
     cp = params if isinstance(params, CompiledParams) else compile_params(params)
     if not cp.realistic:
@@ -610,14 +655,16 @@ def close_all(
     if cp.no_trade_minutes and ((bar.t + _CST_OFFSET_MS) % _MS_PER_DAY) // 60_000 in cp.no_trade_minutes:
         return state, _EMPTY
     today = trading_day(bar.t)
-    chosen = [lot for lot in state.lots if lot.status == OPEN and lot.shares > 0 and lot.buy_day < today]
+    budget = sell_budget(state, cp.base_position_shares, sellable_volume, position_volume, unplaced_sell_shares)
+    chosen = [
+        lot
+        for lot in state.lots
+        if lot.status == OPEN and lot.shares > 0 and (budget is not None or lot.buy_day < today)
+    ]
+    if budget is not None:
+        chosen = _within_budget(chosen, budget)
     if not chosen:
         return state, _EMPTY
-    if sellable_volume is not None:
-        pending = sum(lot.shares for lot in state.lots if lot.status == PENDING_SELL)
-        chosen = _within_budget(chosen, sellable_volume - cp.base_position_shares - pending)
-        if not chosen:
-            return state, _EMPTY
     ids = tuple(lot.client_order_id for lot in chosen)
     lots = _mark_sold(state.lots, ids, True)
     flat_now = all(lot.status == PENDING_SELL for lot in lots)
@@ -723,14 +770,19 @@ def apply_fill(
 
 
 def _settle_sell(lots: list[Lot], order: PendingOrder, filled: int) -> list[Lot]:
+    """The lots after a sell's final fill: the shares sold are split as the vault splits them
+    (``split_shares`` over the named lots' holdings, in the order named), so both books agree per lot."""
     out = []
     ids = order.release_client_order_ids
+    held = {lot.client_order_id: lot.shares for lot in lots if lot.client_order_id in ids}
+    named = [c for c in ids if c in held]
+    taken = dict(zip(named, split_shares(filled, [held[c] for c in named]), strict=True))
     for lot in lots:
         if lot.client_order_id not in ids:
             out.append(lot)
             continue
         start = lot.shares
-        sold = min(start, start * filled // order.shares) if order.shares else 0
+        sold = taken[lot.client_order_id]
         left = start - sold
         if left > 0:
             cost = (lot.cost * left / start) if start else Decimal(0)

@@ -96,13 +96,52 @@ def test_engine_decisions_equal_incremental_step_realistic(both):
     assert fast.vault.acc_alpha == slow.vault.acc_alpha
 
 
-def test_t1_no_sell_fills_on_the_buy_day(both):
-    res = run_realistic({"512890.SH": both["512890.SH"]}, {"512890.SH": default_params("512890.SH")})
-    buys = {t.client_order_id: t for t in res.trades if t.side == "BUY"}
+def _t1_books(trades, base):
+    """Per trading day: (held at the start of the day, sold that day, lowest position that day)."""
     from mac.grid.core import trading_day
 
-    for t in res.trades:
+    held = base
+    days: dict[int, list[int]] = {}
+    for t in sorted(trades, key=lambda x: x.t):
+        day = days.setdefault(trading_day(t.t), [held, 0, held])
+        held += t.shares if t.side == "BUY" else -t.shares
         if t.side == "SELL":
-            sig = next(s for s in res.symbols["512890.SH"].signals if s.client_order_id == t.client_order_id)
-            for lot_id in sig.release_client_order_ids:
-                assert trading_day(buys[lot_id].t) < trading_day(t.t)
+            day[1] += t.shares
+        day[2] = min(day[2], held)
+    return days
+
+
+@pytest.mark.parametrize("base", [0, 20_000])
+def test_t1_sells_stay_within_what_was_held_at_the_start_of_the_day(both, base):
+    code = "512890.SH"
+    res = run_realistic({code: both[code]}, {code: default_params(code, base_position_shares=base)})
+    days = _t1_books(res.trades, base)
+    assert res.trades and days
+    for start, sold, lowest in days.values():
+        assert sold <= start  # T+1: only what was held before today can leave today
+        assert lowest >= base  # the base position is never sold
+
+
+def test_todays_lot_is_sold_today_against_the_base_position():
+    # issue 10 item 7: with a base position, intraday round trips (buy, then sell the same lot the same
+    # day at its take-profit) happen; without one a lot bought today waits for tomorrow
+    code = "512890.SH"
+    bars = {code: generate(code, 60, seed=11)}
+
+    def round_trips(base):
+        res = run_realistic(bars, {code: default_params(code, base_position_shares=base)})
+        from mac.grid.core import trading_day
+
+        bought = {t.client_order_id: trading_day(t.t) for t in res.trades if t.side == "BUY"}
+        same_day = 0
+        for s in res.symbols[code].signals:
+            if s.side == "SELL":
+                sold = [t for t in res.trades if t.client_order_id == s.client_order_id]
+                if sold and all(bought.get(lot) == trading_day(sold[0].t) for lot in s.release_client_order_ids):
+                    same_day += 1
+        return same_day, res.symbols[code].events.get("NOT_SELLABLE_T1", 0)
+
+    trips_base, blocks_base = round_trips(40_000)
+    trips_none, blocks_none = round_trips(0)
+    assert trips_base > 0
+    assert blocks_base < blocks_none

@@ -22,10 +22,12 @@ from mac.grid.core import (
     StepContext,
     apply_fill,
     apply_reject,
+    close_all,
     initial_state,
     make_client_order_id,
     step,
     trading_day,
+    unplaced_sell_shares,
 )
 from mac.grid.indicators import IndicatorValues
 from mac.grid.params import GridParams, default_params
@@ -167,13 +169,80 @@ def test_lot_bought_today_is_not_sold_today():
     assert [(s.side, s.release_client_order_ids) for s in sigs] == [(SELL, ("GA",))]
 
 
-def test_sell_never_touches_base_position():
+def test_sell_never_takes_the_position_below_the_base():
     params = default_params("512890.SH", base_position_shares=50_000).compiled()
     state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.0)), anchor=1.0)
-    # the broker says 75,000 sellable: 50,000 are the base, so only one 20,000 lot may go
-    ctx = StepContext(ind(), True, sellable_volume=75_000)
+    # the books say 50,000 base + 40,000 in lots, the venue holds 70,000 (someone sold base shares):
+    # all 70,000 are sellable, but only one 20,000 lot may go or the position ends under the base
+    ctx = StepContext(ind(), True, sellable_volume=70_000, position_volume=70_000, unplaced_sell_shares=0)
     _, sigs, _ = step(state, bar(1.01), pool(0.1), params, ctx)
     assert sum(s.shares for s in sigs if s.side == SELL) == 20_000
+
+
+def _base_params(base: int = 20_000):
+    return default_params("512890.SH", base_position_shares=base).compiled()
+
+
+def test_lot_bought_today_is_sold_today_against_sellable_base_shares():
+    # issue 10 item 7: 20,000 base shares sellable, a lot bought today reaches its take-profit
+    today = trading_day(DAY0)
+    state = GridState("512890.SH", lots=(lot("GA", 1.0, day=today),), anchor=1.0)
+    ctx = StepContext(ind(), True, sellable_volume=20_000, position_volume=40_000, unplaced_sell_shares=0)
+    state, sigs, events = step(state, bar(1.01), pool(0.1), _base_params(), ctx)
+    assert [(s.side, s.shares, s.release_client_order_ids) for s in sigs] == [(SELL, 20_000, ("GA",))]
+    assert EventKind.NOT_SELLABLE_T1 not in {e.kind for e in events}
+
+
+def test_lot_bought_today_waits_when_the_sellable_base_is_too_small():
+    today = trading_day(DAY0)
+    state = GridState("512890.SH", lots=(lot("GA", 1.0, day=today),), anchor=1.0)
+    ctx = StepContext(ind(), True, sellable_volume=10_000, position_volume=30_000, unplaced_sell_shares=0)
+    _, sigs, events = step(state, bar(1.01), pool(0.1), _base_params(10_000), ctx)
+    assert sigs == () and EventKind.NOT_SELLABLE_T1 in {e.kind for e in events}
+
+
+def _resting_sell_state():
+    """GA is being sold by an order of an earlier bar; GB is open and at its take-profit now."""
+    state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.005)), anchor=1.0)
+    state, sigs, _ = step(state, bar(1.0045), pool(0.1), _base_params(), ind())
+    assert [s.release_client_order_ids for s in sigs] == [("GA",)]
+    return state, sigs[0]
+
+
+def test_resting_sells_are_not_subtracted_twice_from_can_use_volume():
+    state, _ = _resting_sell_state()
+    # position 60,000 = base 20,000 + two lots; GA's 20,000 rest at the venue, which already took them out
+    ctx = StepContext(ind(101), True, sellable_volume=40_000, position_volume=60_000, unplaced_sell_shares=0)
+    _, sigs, _ = step(state, bar(1.0095, DAY0 + 60_000), pool(0.1), _base_params(), ctx)
+    assert [s.release_client_order_ids for s in sigs] == [("GB",)]
+
+
+def test_sells_not_yet_at_the_venue_still_count_against_can_use_volume():
+    state, sell = _resting_sell_state()
+    assert unplaced_sell_shares(state, frozenset()) == 20_000
+    assert unplaced_sell_shares(state, frozenset({sell.client_order_id})) == 0
+    # GA's sell has not reached the venue: its 20,000 are still in can_use_volume (20,000 base + 40,000)
+    ctx = StepContext(ind(101), True, sellable_volume=40_000, position_volume=60_000,
+                      unplaced_sell_shares=unplaced_sell_shares(state, frozenset()))
+    _, sigs, _ = step(state, bar(1.0095, DAY0 + 60_000), pool(0.1), _base_params(), ctx)
+    assert [s.release_client_order_ids for s in sigs] == [("GB",)]
+    ctx = StepContext(ind(101), True, sellable_volume=30_000, position_volume=60_000,
+                      unplaced_sell_shares=unplaced_sell_shares(state, frozenset()))
+    _, sigs, events = step(state, bar(1.0095, DAY0 + 60_000), pool(0.1), _base_params(), ctx)
+    assert sigs == () and EventKind.NOT_SELLABLE_T1 in {e.kind for e in events}
+
+
+def test_close_all_sells_todays_lots_against_the_base_but_never_the_base():
+    today = trading_day(DAY0)
+    state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.0, day=today)), anchor=1.0)
+    # base 20,000; the venue holds 60,000 of which 40,000 are sellable (GB's were bought today)
+    state2, sigs = close_all(state, bar(0.95), _base_params(), 40_000, position_volume=60_000,
+                             unplaced_sell_shares=0)
+    assert sorted(s.release_client_order_ids for s in sigs) == [("GA",), ("GB",)]
+    _, sigs = close_all(state, bar(0.95), _base_params(), 30_000, position_volume=60_000, unplaced_sell_shares=0)
+    assert [s.release_client_order_ids for s in sigs] == [("GA",)]
+    _, sigs = close_all(state, bar(0.95), _base_params(), 40_000, position_volume=40_000, unplaced_sell_shares=0)
+    assert [s.release_client_order_ids for s in sigs] == [("GA",)]
 
 
 # ------------------------------------------------------------------------------------ order outcomes

@@ -106,11 +106,12 @@ def test_close_all_sells_every_lot_bought_before_today_one_order_each():
 def test_close_all_keeps_the_base_position_within_the_sellable_volume():
     params = default_params("512890.SH", base_position_shares=50_000).compiled()
     state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.0), lot("GC", 1.0)), anchor=1.0)
-    # 90,000 sellable: 50,000 are the base, so only two 20,000 lots may go
-    state, sigs = close_all(state, bar(0.9), params, sellable_volume=90_000)
+    # the venue holds 90,000, all sellable, where the books say 50,000 base + 60,000 in lots: only two
+    # 20,000 lots may go, or the position would end under the base
+    state, sigs = close_all(state, bar(0.9), params, sellable_volume=90_000, position_volume=90_000)
     assert sum(s.shares for s in sigs) == 40_000
     # the pending 40,000 count against the same budget on the next bar
-    _, sigs = close_all(state, bar(0.9, DAY0 + 60_000), params, sellable_volume=90_000)
+    _, sigs = close_all(state, bar(0.9, DAY0 + 60_000), params, sellable_volume=90_000, position_volume=90_000)
     assert sigs == ()
 
 
