@@ -125,7 +125,7 @@ WRITER = textwrap.dedent(
             return set()
         return {k for k, v in r.results.items() if v.status.is_final}
     for i in range(n):
-        sig = Signal(signal_id=f"{prefix}-{i}", code="512890.SH", direction="BUY", price="1.100", shares=100,
+        sig = Signal(signal_id=f"{prefix}-{i}", code="512890.SH", direction="BUY", price=1.1, shares=100,
                      layer_index=1, created_at=when)
         done = finals()
         update_signal_file(shared, datetime.fromisoformat(when), add=[sig], keep=lambda e: entry_signal_id(e) not in done)
