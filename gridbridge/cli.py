@@ -50,6 +50,7 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_executor(args: argparse.Namespace) -> int:
     from windows.brokers.factory import make_broker
     from windows.executor import AlreadyRunning, Executor, default_state_dir
+    from windows.lease import EXIT_LEASE_HELD, LeaseLost, LeaseRefused
 
     config = _config(args)
     shared = Path(args.shared_dir)
@@ -57,10 +58,13 @@ def cmd_executor(args: argparse.Namespace) -> int:
     broker = make_broker(args.broker, config, shared, state_dir)
     executor = Executor(shared, state_dir, config, broker, watch_mode=args.watch)
     try:
-        executor.start()
+        executor.start(take_over=args.take_over)
     except AlreadyRunning as exc:
         print(f"gridbridge executor: {exc}", file=sys.stderr)
         return 3
+    except LeaseRefused as exc:
+        print(f"gridbridge executor: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_LEASE_HELD
     stop = threading.Event()
     for name in ("SIGTERM", "SIGINT"):
         if hasattr(os_signal, name):
@@ -68,6 +72,9 @@ def cmd_executor(args: argparse.Namespace) -> int:
     http = _start_control_doors(executor, config)
     try:
         executor.run(max_seconds=args.max_seconds, stop_flag=stop)
+    except LeaseLost as exc:
+        print(f"gridbridge executor: stopped trading: {exc}", file=sys.stderr)
+        return EXIT_LEASE_HELD
     finally:
         if http is not None:
             http.stop()
@@ -202,6 +209,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     pool = ModelFileReader(shared / POOL_FILE, PoolFile).read()
     results = ModelFileReader(shared / RESULT_FILE, ResultFile).read()
     status: dict = {"pool": None, "results": None}
+    from shared_schema.lease import lease_view
+
+    owner = lease_view(shared, SystemClock().now())
+    status["executor"] = {"state": owner.state, "owner": owner.owner, "text": owner.text,
+                          "heartbeat_age_s": owner.heartbeat_age_s, "disabled_doors": list(owner.disabled_doors)}
     if pool.model is not None:
         p = pool.model
         status["pool"] = {
@@ -242,6 +254,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_status(status: dict) -> None:
+    executor = status.get("executor") or {}
+    print(f"{executor.get('text', '')}")
+    for door in executor.get("disabled_doors", []):
+        print(f"  control door OFF: {door}")
     pool = status.get("pool")
     if pool:
         print(f"pool {pool['physical_pool']:,.2f}  utilisation {pool['utilization']:.2%}  "
@@ -318,6 +334,7 @@ CONTROL_ACTIONS = {"halt": "FORCE_HALT", "reduce": "FORCE_REDUCE", "reset-fuse":
 
 def cmd_control(args: argparse.Namespace) -> int:
     import os
+    from datetime import timedelta
 
     from core.control.commands import ControlAction, new_command, secret_from_env, sign_command
     from core.control.file_door import write_command_file
@@ -329,11 +346,52 @@ def cmd_control(args: argparse.Namespace) -> int:
     if args.action == "unlock" and not args.symbol:
         print("gridbridge control unlock: a SYMBOL is required", file=sys.stderr)
         return 2
-    command = new_command(ControlAction(CONTROL_ACTIONS[args.action]), args.issuer, SystemClock().now(),
-                          symbol=args.symbol)
-    path = write_command_file(Path(args.shared_dir), sign_command(command, secret))
+    cap = _config(args).executor.control_max_ttl_s
+    if not 0 < args.ttl <= cap:
+        print(f"gridbridge control: --ttl {args.ttl:g} s is outside (0, {cap:g}] (executor.control_max_ttl_s); "
+              "the executor would refuse it (CONTROL_TTL_TOO_LONG)", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    command = new_command(ControlAction(CONTROL_ACTIONS[args.action]), args.issuer, clock.now(),
+                          ttl=timedelta(seconds=args.ttl), symbol=args.symbol)
+    shared = Path(args.shared_dir)
+    try:
+        path = write_command_file(shared, sign_command(command, secret))
+    except OSError as exc:
+        print(f"gridbridge control: could not write the command: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"command_id": command.command_id, "action": command.action.value, "file": str(path)}))
-    return 0
+    if args.wait <= 0:
+        print("gridbridge control: not waiting for the acknowledgement (--wait 0)", file=sys.stderr)
+        return 0
+    return _wait_for_ack(shared, command.command_id, args.wait, clock)
+
+
+def _wait_for_ack(shared: Path, command_id: str, wait_s: float, clock: SystemClock) -> int:
+    """Poll ``control_ack/`` for the executor's answer: 0 accepted, 1 refused, 3 not acknowledged in time."""
+    import time
+
+    from core.control.file_door import read_ack
+    from shared_schema.lease import lease_view
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        ack = read_ack(shared, command_id)
+        if ack is not None:
+            print(json.dumps(ack))
+            if ack.get("accepted") is True:
+                return 0
+            print(f"gridbridge control: REFUSED by the executor: {ack.get('reason')} {ack.get('detail') or ''}".rstrip(),
+                  file=sys.stderr)
+            return 1
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    owner = lease_view(shared, clock.now())
+    why = owner.text if owner.state == "LIVE" else f"no executor is running on this folder? ({owner.text})"
+    print(f"gridbridge control: not acknowledged within {wait_s:g} s; {why}. The command file stays in control/ "
+          "and is handled if an executor picks it up before it expires.", file=sys.stderr)
+    return 3
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -388,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir")
     p.add_argument("--watch", choices=["auto", "events", "poll"], default="auto")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--take-over", action="store_true",
+                   help="replace a STALE lease of another executor on this shared folder (audited)")
     p.set_defaults(func=cmd_executor)
 
     p = sub.add_parser("producer", help="publish shared_quote.json")
@@ -449,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("symbol", nargs="?")
     p.add_argument("--shared-dir", required=True)
     p.add_argument("--issuer", default="cli")
+    p.add_argument("--wait", type=float, default=10.0,
+                   help="seconds to wait for the executor's acknowledgement (0: do not wait)")
+    p.add_argument("--ttl", type=float, default=600.0, help="seconds the command stays valid")
+    p.add_argument("--config", help="to read executor.control_max_ttl_s")
     p.set_defaults(func=cmd_control)
 
     sub.add_parser("gate", help="release gate over an audit log: gridbridge gate --audit FILE --from T --to T")
