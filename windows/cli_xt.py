@@ -82,7 +82,7 @@ def cmd_producer_xt(args: argparse.Namespace) -> int:
     except XtQuantUnavailable as exc:
         print(f"gridbridge producer: {exc}", file=sys.stderr)
         return 2
-    quotes = XtDataQuoteSource(modules.xtdata, list(config.codes), x.bars_count)
+    quotes = XtDataQuoteSource(modules.xtdata, list(config.codes), x.bars_count, call_timeout_s=x.call_timeout_s)
     account = XtTraderAccountSource(modules, settings_from_config(config, role_offset=PRODUCER_SESSION_OFFSET))
     account.start()
     producer = Producer(Path(args.shared_dir), quotes, account, source="xtquant")

@@ -5,6 +5,9 @@ quotes once, then each snapshot is ``get_full_tick`` (last, bid1/ask1, day volum
 recent completed 1-minute bars from ``get_market_data_ex`` (the bar still forming is left out, so the nodes
 see the same bars the backtest sees). ``XtTraderAccountSource`` implements ``AccountSource`` with its own
 trader session (not the executor's), and reconnects with a new session id when MiniQMT drops it.
+
+Every call into MiniQMT is bounded (``call_timeout_s``, as in the executor's adapter): a frozen terminal
+makes a read unknown (the last quotes with their old times; no account), never a frozen producer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from typing import Any
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.models import Account, Bar, Position, Quote
 from shared_schema.types import ms_to_datetime
-from windows.brokers.xtquant_broker import XtBrokerSettings, XtConnection, XtModules, session_ids
+from windows.brokers.xtquant_broker import (
+    BoundedCaller,
+    TerminalUnavailable,
+    XtBrokerSettings,
+    XtConnection,
+    XtModules,
+    session_ids,
+)
 
 log = logging.getLogger("gridbridge.xtsources")
 
@@ -28,27 +38,29 @@ PRODUCER_SESSION_OFFSET = 50  # the producer's session ids never meet the execut
 class XtDataQuoteSource:
     """Live quotes and recent bars from MiniQMT's market data (``xtdata``)."""
 
-    def __init__(self, xtdata: Any, codes: list[str], bars_count: int = 300) -> None:
+    def __init__(self, xtdata: Any, codes: list[str], bars_count: int = 300, call_timeout_s: float = 5.0) -> None:
         self.xtdata = xtdata
         self.codes = list(codes)
         self.bars_count = bars_count
         self._subscribed = False
         self._last: dict[str, Quote] = {}
+        self._call = BoundedCaller(call_timeout_s)
 
     def subscribe(self) -> None:
         for code in self.codes:
-            self.xtdata.subscribe_quote(code, period="1m", count=self.bars_count)
+            self._call("subscribe_quote", lambda c=code: self.xtdata.subscribe_quote(c, period="1m", count=self.bars_count))
         self._subscribed = True
 
     def next_quotes(self) -> dict[str, Quote] | None:
         """The current snapshot; a live source is never exhausted. On a failed read the last good quotes
         are returned with their old quote_time, so readers judge their age themselves."""
-        if not self._subscribed:
-            self.subscribe()
         try:
-            ticks = self.xtdata.get_full_tick(self.codes) or {}
-            frames = self.xtdata.get_market_data_ex(BAR_FIELDS, self.codes, period="1m", count=self.bars_count) or {}
-        except Exception as exc:  # MiniQMT restarting, a broken pipe: keep publishing what we had
+            if not self._subscribed:
+                self.subscribe()
+            ticks = self._call("get_full_tick", self.xtdata.get_full_tick, self.codes) or {}
+            frames = self._call("get_market_data_ex", lambda: self.xtdata.get_market_data_ex(
+                BAR_FIELDS, self.codes, period="1m", count=self.bars_count)) or {}
+        except Exception as exc:  # MiniQMT restarting or frozen, a broken pipe: keep publishing what we had
             log.warning("xtdata read failed: %s", exc)
             return dict(self._last)
         for code in self.codes:
@@ -102,7 +114,7 @@ class XtTraderAccountSource:
         self.conn = XtConnection(
             modules, settings.userdata_path, settings.account_id,
             session_ids(settings.session_id_base, settings.role_offset or PRODUCER_SESSION_OFFSET, self.clock),
-            settings.reconnect_backoff_s, self.clock, _Callback,
+            settings.reconnect_backoff_s, self.clock, _Callback, call_timeout_s=settings.call_timeout_s,
         )
 
     def start(self) -> None:
@@ -121,9 +133,13 @@ class XtTraderAccountSource:
             self.conn.open()
         if not self.conn.connected:
             return {}, None, False
-        trader, acc = self.conn.trader, self.conn.account
-        rows = trader.query_stock_positions(acc)
-        asset = trader.query_stock_asset(acc)
+        acc = self.conn.account
+        try:
+            rows = self.conn.call("query_stock_positions", acc)
+            asset = self.conn.call("query_stock_asset", acc)
+        except TerminalUnavailable as exc:  # a frozen terminal: the session was dropped, reconnect later
+            log.warning("account read: %s", exc)
+            return {}, None, False
         if rows is None or asset is None:
             return {}, None, False
         positions = {

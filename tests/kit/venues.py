@@ -62,6 +62,10 @@ class PaperVenue:
 
         pytest.skip("the paper venue always answers its queries")
 
+    def refuse_next_order(self) -> None:
+        """The venue refuses the next order before it gets an order id (paper: its simulated rejection)."""
+        self.broker.config = self.broker.config.model_copy(update={"reject_ratio": 1.0})
+
     def close(self) -> None:
         self.broker.stop()
 
@@ -87,6 +91,10 @@ class XtVenue:
 
     def make_unanswerable(self) -> None:
         self.terminal.set_faults(query_none=100)
+
+    def refuse_next_order(self) -> None:
+        """QMT refuses the next order itself: async response with order_id -1 and its error, no order row."""
+        self.terminal.set_faults(refuse_before_counter=1)
 
     def close(self) -> None:
         self.broker.stop()

@@ -93,6 +93,23 @@ def test_sell_above_sellable_volume_is_rejected_with_a_reason(venue):
     assert final[-1].message
 
 
+def test_an_order_refused_before_it_gets_an_order_id_ends_rejected_with_the_reason(venue):
+    """QMT's async response can carry order_id <= 0 with an error: the order never reached the counter."""
+    cash = venue.broker.query_asset().cash
+    venue.refuse_next_order()
+
+    outcome = venue.broker.place_limit_order(buy("Q1"))
+    events = venue.events()
+
+    assert outcome.status in (PlaceStatus.SENT, PlaceStatus.REJECTED)
+    final = updates_for(events, "Q1")
+    assert final and final[-1].state is OrderState.REJECTED and final[-1].message
+    assert [u.state for u in venue.broker.query_orders() if u.client_order_id == "Q1"] in ([], [OrderState.REJECTED])
+    assert venue.broker.query_asset().cash == cash
+    venue.quote(CODE, 1.099, 1.100, venue.clock.advance(60))
+    assert updates_for(venue.events(), "Q1") == [], "a final rejection says nothing more"
+
+
 def test_query_orders_finds_orders_by_client_order_id(venue):
     venue.broker.place_limit_order(buy("F1"))
     venue.broker.place_limit_order(buy("W1", price="1.050"))  # below the ask: rests

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from core.audit import read_events
+from core.events import AuditCode
 from core.oms.order_fsm import OrderState
 from shared_schema.config import GridbridgeConfig
 from shared_schema.models import Reason, ResultStatus
 from tests.kit.fake_xtquant import FakeTerminal
 from tests.kit.harness import Harness
-from tests.kit.venues import ACCOUNT, BASE_POSITIONS, CASH, FAKE_MODULE, XtVenue, make_xt_broker
+from tests.kit.stubs import SESSION_TIME
+from tests.kit.venues import ACCOUNT, BASE_POSITIONS, CASH, FAKE_MODULE, XtVenue, make_xt_broker, settle
 from windows.brokers.protocol import ConnectionEvent, OrderRequest, OrderUpdate, PlaceStatus
 from windows.brokers.xtquant_broker import (
     LOST_AFTER_LOOKUPS,
@@ -23,7 +29,7 @@ from windows.brokers.xtquant_broker import (
     XtQuantUnavailable,
     load_xt_modules,
 )
-from windows.executor import Executor
+from windows.executor import JOURNAL_FILE, Executor
 
 CODE = "512890.SH"
 
@@ -149,6 +155,50 @@ def test_part_filled_then_cancelled_ends_cancelled_with_its_fills(venue):
     assert venue.terminal.orders()[-1]["status"] == 53
 
 
+def place_manual(folder: Path, remark: str, session: int = 424242, price: float = 1.05) -> None:
+    """An order someone else places on the same account (the QMT window, another program)."""
+    from tests.kit.fake_xtquant import xttrader, xttype
+
+    manual = xttrader.XtQuantTrader(str(folder), session)
+    manual.start()
+    assert manual.connect() == 0
+    manual.order_stock_async(xttype.StockAccount(ACCOUNT), CODE, 23, 100, 11, price, "", remark)
+    manual.stop()
+
+
+def write_journal(path: Path, *coids: str, snapshot: tuple[str, ...] = ()) -> None:
+    """A journal whose records name ``coids``, after a compaction snapshot that holds ``snapshot``'s orders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        if snapshot:
+            orders = {c: {"__obj__": "windows.executor_state:LiveOrder", "f": {"record": {
+                "__obj__": "core.oms.order_fsm:OrderRecord", "f": {"client_order_id": c}}}} for c in snapshot}
+            handle.write(json.dumps({"k": "snapshot", "state": {"__d__": {"orders": {"__d__": orders}}}}) + "\n")
+        for coid in coids:
+            handle.write(json.dumps({"k": "intent", "id": coid, "coid": coid, "code": CODE}) + "\n")
+
+
+def wait_for(predicate, safety_net_s: float = 60.0) -> bool:
+    """Poll until ``predicate()`` (progress); the deadline is only a safety net."""
+    deadline = time.monotonic() + safety_net_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def finishes(fn, *args):
+    """Run ``fn`` on a thread; the test fails (instead of hanging) if it never returns. The 60 s is only a
+    safety net: a bounded call returns after its own timeout, far sooner."""
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.setdefault("value", fn(*args)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), f"{getattr(fn, '__name__', fn)} never returned: a hung terminal froze the caller"
+    return box.get("value")
+
+
 def test_venue_orders_without_our_remark_are_reported_not_ignored(venue):
     from tests.kit.fake_xtquant import xttrader, xttype
 
@@ -161,6 +211,101 @@ def test_venue_orders_without_our_remark_are_reported_not_ignored(venue):
     foreign = [u for u in venue.broker.query_orders() if u.client_order_id.startswith("xt-")]
 
     assert len(foreign) == 1 and "not placed by gridbridge" in foreign[0].message
+
+
+def test_foreign_orders_are_not_adopted_even_with_a_remark(tmp_path):
+    venue = XtVenue(tmp_path)
+    journal = tmp_path / "state" / JOURNAL_FILE
+    write_journal(journal, "OPS7", snapshot=("OPS6",))  # operators' own ids, placed by an earlier executor
+    broker = make_xt_broker(venue.folder, venue.clock, journal_path=str(journal), session_id_base=7_000_000)
+    try:
+        venue.quote(CODE, 1.099, 1.100)
+        broker.start()
+        for n, remark in enumerate(("manual buy", "hedge-1", "OPS7", "OPS6", "G2890BFTV09310", "M0123456789abcde")):
+            place_manual(venue.folder, remark, session=424242 + n)
+
+        by_coid = {u.client_order_id: u for u in broker.query_orders()}
+        events = settle(broker)
+
+        ours = {"OPS7", "OPS6", "G2890BFTV09310", "M0123456789abcde"}
+        assert ours <= set(by_coid), "our orders from an earlier process are adopted by remark"
+        foreign = {c: u for c, u in by_coid.items() if c.startswith("xt-")}
+        assert len(foreign) == 2 and all("not placed by gridbridge" in u.message for u in foreign.values())
+        assert not {"manual buy", "hedge-1"} & set(by_coid)
+        assert not {"manual buy", "hedge-1"} & set(broker.tracks)
+        assert not {"manual buy", "hedge-1"} & {e.client_order_id for e in events if isinstance(e, OrderUpdate)}
+        assert broker.place_limit_order(buy("hedge-1")).status is PlaceStatus.SENT, "a foreign remark blocks nothing"
+        mine = ups(settle(broker), "hedge-1")[-1]
+        assert (mine.state, mine.shares, mine.filled_value_fen) == (OrderState.FILLED, 1000, 110_000)
+        assert {u.client_order_id for u in broker.query_orders()} >= {"hedge-1"} | set(foreign)
+    finally:
+        broker.stop()
+        venue.close()
+
+
+def test_our_id_format_matches_what_the_node_and_the_cli_make():
+    import re
+
+    from mac.grid.core import make_client_order_id
+    from windows.brokers.xtquant_broker import is_our_id_format
+
+    node = make_client_order_id("2890", "BUY", 1_767_583_860_000, 37)
+    cli = "M" + "0123456789abcdef"[:15]
+
+    assert is_our_id_format(node) and is_our_id_format(cli)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,24}", node)
+    assert not any(is_our_id_format(r) for r in ("", "manual", "G2890", "M123", "xt-5", "Mzzzzzzzzzzzzzzz", "G2890bftv09310"))
+
+
+# -------------------------------------------------------------------------------- counter rules (fake)
+
+
+@pytest.mark.parametrize(("side", "shares", "price", "when", "words"), [
+    ("BUY", 1000, "1.1005", None, "tick"),
+    ("SELL", 1000, "1.0991", None, "tick"),
+    ("BUY", 150, "1.101", None, "multiple of 100"),
+    ("BUY", 1000, "1.211", None, "limits"),
+    ("SELL", 1000, "0.989", None, "limits"),
+    ("BUY", 1000, "1.101", SESSION_TIME.replace(hour=12, minute=0), "hours"),
+    ("BUY", 1000, "1.101", SESSION_TIME.replace(hour=9, minute=10), "hours"),
+    ("BUY", 1000, "1.101", SESSION_TIME.replace(hour=15, minute=0), "hours"),
+    ("BUY", 1000, "1.101", SESSION_TIME + timedelta(days=5), "hours"),  # a Saturday
+])
+def test_the_fake_counter_refuses_what_a_real_counter_refuses(venue, side, shares, price, when, words):
+    if when is not None:
+        venue.quote(CODE, 1.099, 1.100, when)
+    cash = venue.broker.query_asset().cash
+
+    outcome = venue.broker.place_limit_order(OrderRequest("X1", CODE, side, shares, Decimal(price)))
+    final = ups(venue.events(), "X1")[-1]
+
+    assert outcome.status is PlaceStatus.SENT, "the counter answers asynchronously"
+    assert final.state is OrderState.REJECTED and words in final.message, final
+    assert venue.terminal.orders_by_remark()["X1"][-1]["status"] == 57
+    assert venue.terminal.trades() == [] and venue.broker.query_asset().cash == cash
+
+
+def test_the_fake_counter_takes_limit_prices_rounded_half_up_and_odd_lot_sells(venue):
+    venue.terminal.set_touch(CODE, 1.005, 1.006, venue.clock.now(), last=1.006, prev_close=1.006)
+
+    placed = {
+        "L1": venue.broker.place_limit_order(buy("L1", price="1.107")),  # 1.1066 -> 1.107
+        "L2": venue.broker.place_limit_order(buy("L2", price="1.108")),
+        "L3": venue.broker.place_limit_order(OrderRequest("L3", CODE, "SELL", 1000, Decimal("0.905"))),  # 0.9054
+        "L4": venue.broker.place_limit_order(OrderRequest("L4", CODE, "SELL", 1000, Decimal("0.904"))),
+        "L5": venue.broker.place_limit_order(OrderRequest("L5", CODE, "SELL", 150, Decimal("1.005"))),
+        "L6": venue.broker.place_limit_order(buy("L6", price="1.006")),  # the opening call auction takes orders
+    }
+    venue.events()
+    status = {r: o[-1]["status"] for r, o in venue.terminal.orders_by_remark().items()}
+
+    assert all(o.status is PlaceStatus.SENT for o in placed.values())
+    assert status["L2"] == status["L4"] == 57
+    assert 57 not in (status["L1"], status["L3"], status["L5"], status["L6"])
+    venue.quote(CODE, 1.005, 1.006, SESSION_TIME.replace(hour=9, minute=20))
+    venue.broker.place_limit_order(buy("L7", price="1.006"))
+    venue.events()
+    assert venue.terminal.orders_by_remark()["L7"][-1]["status"] != 57
 
 
 # -------------------------------------------------------------------------------- missing callbacks
@@ -216,6 +361,21 @@ def test_trade_reports_missing_behind_a_filled_order_row_are_fetched(venue):
 
 
 # ------------------------------------------------------------------------------- -1 and disconnects
+
+
+def test_a_blank_async_response_is_no_answer_the_order_is_looked_up(venue):
+    venue.terminal.set_faults(blank_response_next=1)  # order_id 0, no message, nothing at the counter
+    outcome = venue.broker.place_limit_order(buy("Z1"))
+    assert outcome.status is PlaceStatus.SENT
+    events = []
+    for _ in range(LOST_AFTER_LOOKUPS):
+        assert ups(events, "Z1") == []
+        venue.clock.advance(10)
+        events += venue.events()
+
+    (final,) = ups(events, "Z1")
+    assert final.state is OrderState.REJECTED and "not at the venue" in final.message
+    assert "Z1" not in venue.terminal.orders_by_remark()
 
 
 def test_minus_one_is_unknown_and_the_live_order_is_found(venue):
@@ -285,20 +445,116 @@ def test_refused_connects_back_off(venue):
     assert any(isinstance(e, ConnectionEvent) and e.connected for e in venue.broker.drain_events())
 
 
+# ------------------------------------------------------------------------------------ a hung terminal
+
+
+@pytest.fixture
+def hung_venue(tmp_path):
+    v = XtVenue(tmp_path)
+    v.broker.stop()
+    v.broker = make_xt_broker(v.folder, v.clock, call_timeout_s=0.5, session_id_base=7_000_000)
+    v.broker.start()
+    v.quote(CODE, 1.099, 1.100)
+    yield v
+    v.terminal.release()  # hung calls end, so no thread is left waiting
+    v.close()
+
+
+def test_the_adapter_gives_the_terminal_its_call_timeout(hung_venue):
+    assert hung_venue.broker.conn.trader.timeout == 500  # ms, through XtQuantTrader.set_timeout
+
+
+def test_a_hung_query_is_unknown_drops_trade_health_and_recovers_when_the_terminal_answers(hung_venue):
+    venue = hung_venue
+    venue.terminal.hang("query_stock_orders", "query_stock_trades", "query_stock_positions", "query_stock_asset")
+
+    assert finishes(venue.broker.query_orders) is None, "a query with no answer is unknown"
+    lost = [e for e in venue.broker.drain_events() if isinstance(e, ConnectionEvent)]
+    assert [e.connected for e in lost] == [False] and "did not answer" in lost[0].message
+    assert finishes(venue.broker.query_asset) is None  # no further call waits on a dead terminal
+    venue.clock.advance(1.0)
+    assert finishes(venue.broker.drain_events) == [] or not venue.broker.connected  # reconcile hangs: still down
+    assert not venue.broker.connected
+
+    venue.terminal.release()
+    venue.clock.advance(2.0)
+    back = [e for e in finishes(venue.broker.drain_events) if isinstance(e, ConnectionEvent)]
+
+    assert [e.connected for e in back] == [True]
+    assert venue.broker.query_asset() is not None
+
+
+def test_a_hung_order_call_is_unknown_and_the_late_order_is_found_not_resent(hung_venue):
+    venue = hung_venue
+    venue.terminal.hang("order_stock_async")
+
+    outcome = finishes(venue.broker.place_limit_order, buy("H1"))
+
+    assert outcome.status is PlaceStatus.UNKNOWN and "did not answer" in outcome.message
+    assert any(isinstance(e, ConnectionEvent) and not e.connected for e in venue.broker.drain_events())
+    refused = finishes(venue.broker.place_limit_order, buy("H2"))
+    assert refused.status is PlaceStatus.REJECTED, "nothing is sent to a terminal that does not answer"
+    venue.terminal.release()  # the hung request reaches the terminal late: H1 goes live
+    assert wait_for(lambda: "H1" in venue.terminal.orders_by_remark())
+    venue.clock.advance(1.0)
+    events = finishes(venue.broker.drain_events)
+    events += venue.events()
+
+    assert ups(events, "H1")[-1].state is OrderState.FILLED
+    assert len(venue.terminal.orders_by_remark()["H1"]) == 1 and "H2" not in venue.terminal.orders_by_remark()
+
+
+def test_the_producer_sources_never_freeze_on_a_hung_terminal(tmp_path):
+    from shared_schema.clock import ManualClock
+    from tests.kit.fake_xtquant import xtdata
+    from windows.brokers.xtquant_broker import XtBrokerSettings
+    from windows.xt_sources import XtDataQuoteSource, XtTraderAccountSource
+
+    synth = {"codes": [CODE], "days": 1, "seed": 3, "start": "2026-01-05"}
+    terminal = FakeTerminal.create(tmp_path / "qmt", positions={CODE: 5000}, account_id=ACCOUNT, synth=synth)
+    xtdata.set_terminal_dir(terminal.folder)
+    clock = ManualClock(SESSION_TIME)
+    quotes = XtDataQuoteSource(xtdata, [CODE], bars_count=3, call_timeout_s=0.5)
+    account = XtTraderAccountSource(load_xt_modules(FAKE_MODULE), XtBrokerSettings(
+        str(terminal.folder), ACCOUNT, reconnect_backoff_s=(1.0,), call_timeout_s=0.5), clock)
+    account.start()
+    try:
+        terminal.replay_step()
+        before = quotes.next_quotes()
+        assert account.read_account()[2]
+        terminal.replay_step()
+        terminal.hang("*")
+
+        assert finishes(quotes.next_quotes) == before, "the last quotes, with their old times"
+        assert finishes(account.read_account)[2] is False
+
+        terminal.release()
+        clock.advance(1.0)
+        assert finishes(account.read_account)[2] is True
+        assert quotes.next_quotes()[CODE].quote_time > before[CODE].quote_time
+    finally:
+        terminal.release()
+        account.stop()
+        xtdata.set_terminal_dir(None)
+
+
 # ------------------------------------------------------------------------------ through the executor
 
 
 class XtHarness(Harness):
     """The in-process executor harness with XtQuantBroker on the fake terminal instead of paper."""
 
-    def __init__(self, root: Path, terminal_kwargs: dict | None = None, config: GridbridgeConfig | None = None):
+    def __init__(self, root: Path, terminal_kwargs: dict | None = None, config: GridbridgeConfig | None = None,
+                 broker_settings: dict | None = None):
         self.folder = Path(root) / "qmt"
         options = {"cash": CASH, "positions": BASE_POSITIONS, "account_id": ACCOUNT, **(terminal_kwargs or {})}
         self.terminal = FakeTerminal.create(self.folder, **options)
+        self.broker_settings = broker_settings or {}
         super().__init__(root, config)
 
     def make_executor(self) -> Executor:
-        broker = make_xt_broker(self.folder, self.clock)
+        broker = make_xt_broker(self.folder, self.clock, journal_path=str(Path(self.state) / JOURNAL_FILE),
+                                **self.broker_settings)
         return Executor(self.shared, self.state, self.config, broker, wall_clock=self.clock, watch_mode="poll")
 
     def publish_quotes(self, when=None, **prices: float) -> None:
@@ -378,3 +634,39 @@ def test_executor_goes_disconnected_then_trades_again_only_after_reconcile(xh):
     assert xh.result(first).status is ResultStatus.FILLED
     assert xh.pool().used_512890 * 100 == xh.terminal.filled_value_fen("D1") + xh.terminal.filled_value_fen("D3")
     assert len(xh.terminal.sessions()) == 2
+
+
+@pytest.mark.parametrize("hung", [("order_stock_async",), ("*",)], ids=["send-hangs", "everything-hangs"])
+def test_a_hung_terminal_never_stops_the_executor_loop_goes_reduce_only_audited_and_recovers(tmp_path, hung):
+    h = XtHarness(tmp_path, broker_settings={"call_timeout_s": 0.5})
+    try:
+        h.terminal.hang(*hung)  # MiniQMT frozen: these calls never answer
+        first = h.send(signal_id="H1", price="1.101")
+
+        finishes(h.settle_turn, 2)  # a call hangs, times out, and the loop goes on
+
+        assert not h.executor.connected
+        assert h.pool().risk_state == "REDUCE_ONLY"
+        degraded = [e for e in read_events(h.state / "audit.jsonl") if e.code is AuditCode.EXEC_HEALTH_DEGRADED]
+        assert len(degraded) == 1 and "did not answer" in degraded[0].cause
+        refused = h.send(signal_id="H2", price="1.101")
+        finishes(h.settle_turn, 2)
+        assert (h.result(refused).status, h.result(refused).reason) == (ResultStatus.REJECTED, Reason.RISK_STATE)
+
+        h.terminal.release()  # the terminal answers again; a hung send reaches it late
+        h.clock.advance(1.0)
+        assert h.turn_until(lambda: h.executor.connected)
+        assert h.turn_until(lambda: h.pool().risk_state != "REDUCE_ONLY")
+        after = h.send(signal_id="H3", price="1.101")
+        assert h.turn_until(lambda: h.result(after).status is ResultStatus.FILLED)
+
+        venue = h.terminal.orders_by_remark()
+        assert "H2" not in venue and len(venue["H3"]) == 1
+        if hung == ("order_stock_async",):  # H1 was in flight: unknown, then found; never sent twice
+            h.clock.advance(10.0)
+            assert h.turn_until(lambda: h.result(first).status is ResultStatus.FILLED), h.result(first)
+            assert len(h.terminal.orders_by_remark()["H1"]) == 1
+            assert h.terminal.snapshot()["counters"]["order_stock_async"] == 2
+    finally:
+        h.terminal.release()
+        h.executor.stop()

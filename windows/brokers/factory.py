@@ -33,5 +33,8 @@ def make_broker(
             modules = load_xt_modules(xtquant_module)
         except XtQuantUnavailable as exc:
             raise SystemExit(f"gridbridge: {exc}") from exc
-        return XtQuantBroker(modules, settings_from_config(config))
+        from windows.executor import JOURNAL_FILE
+
+        # The journal names our client_order_ids: only those (or our id formats) are adopted at the venue.
+        return XtQuantBroker(modules, settings_from_config(config, journal_path=str(Path(state_dir) / JOURNAL_FILE)))
     raise ValueError(f"unknown broker {name!r}")

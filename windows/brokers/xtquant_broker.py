@@ -21,6 +21,18 @@ Failure policy, from what users of QMT bridges report:
 - ``on_disconnected``: ``ConnectionEvent(False)`` at once; then reconnect with back-off and a new session id
   (a new ``XtQuantTrader``); ``ConnectionEvent(True)`` only after orders, trades, positions and cash were
   queried again and folded in.
+- every call into the terminal is bounded (``call_timeout_s``): xtquant's sync calls wait on a future with no
+  timeout, so a frozen MiniQMT would freeze the executor. The adapter hands the bound to
+  ``XtQuantTrader.set_timeout`` (milliseconds) and also waits for each call on a helper thread for at most
+  that long. A call past its bound is *unknown*, never a failure or a success: a send becomes
+  ``PlaceStatus.UNKNOWN`` (looked up later, never re-sent), a query ``None``, a cancel is retried. The session
+  is dropped at once (``ConnectionEvent(False)``: trade health lost, the executor goes REDUCE_ONLY) and
+  rebuilt like after ``on_disconnected``, which needs the terminal to answer again.
+- an order row or trade report is adopted as ours (an order placed by an earlier process) only when its
+  remark is a client_order_id in the executor's journal or has one of our id formats (``OUR_ID_FORMATS``);
+  anything else on the account is reported as foreign (``xt-<order_id>``) and never folded into ours.
+- an async response with ``order_id <= 0`` and an error message is a rejection; without a message it says
+  nothing, and the order is looked up as if no callback had come.
 """
 
 from __future__ import annotations
@@ -30,10 +42,13 @@ import itertools
 import logging
 import os
 import queue
+import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -49,12 +64,21 @@ from windows.brokers.protocol import (
     PlaceOutcome,
     PlaceStatus,
 )
+from windows.journal import read_records
 
 log = logging.getLogger("gridbridge.xtquant")
 
 MODULE_ENV = "GRIDBRIDGE_XTQUANT_MODULE"
 LOST_AFTER_LOOKUPS = 3
 FOREIGN_PREFIX = "xt-"  # client_order_id given to venue orders without our remark (manual orders)
+MAX_HUNG_CALLS = 32  # helper threads left waiting on a frozen terminal before new calls are refused outright
+
+# Remarks we write ourselves (see mac.grid.core.make_client_order_id and `gridbridge signal`); an order with
+# such a remark is ours even when the journal does not name it.
+OUR_ID_FORMATS = (
+    re.compile(r"G\d{4}[BS][0-9A-Z]{1,6}(?:[01]\d|2[0-3])[0-5]\d[0-9A-Z]{1,4}"),  # a node's order
+    re.compile(r"M[0-9a-f]{15}"),  # `gridbridge signal` without --signal-id
+)
 
 # QMT order status (xtconstant.ORDER_*) -> our state. None: says nothing about the state (keep looking).
 XT_ORDER_STATUS: dict[int, OrderState | None] = {
@@ -78,6 +102,65 @@ XT_ORDER_TYPE = {"BUY": "STOCK_BUY", "SELL": "STOCK_SELL"}
 
 class XtQuantUnavailable(RuntimeError):
     """xtquant's trader cannot be imported here (off Windows, or MiniQMT's package is missing)."""
+
+
+class TerminalUnavailable(Exception):
+    """No call was made: there is no session to make it on (disconnected, or too many calls still hang)."""
+
+
+class TerminalTimeout(TerminalUnavailable):
+    """A call into MiniQMT did not return within its bound: its outcome is unknown."""
+
+
+def is_our_id_format(remark: str) -> bool:
+    """True for a client_order_id in one of the formats gridbridge makes (a node's, the CLI's default)."""
+    return any(pattern.fullmatch(remark) for pattern in OUR_ID_FORMATS)
+
+
+class BoundedCaller:
+    """Makes one terminal call on a helper thread and waits for it at most ``timeout_s`` (wall time).
+
+    A call past its bound raises ``TerminalTimeout`` while its thread keeps waiting: Python cannot stop it,
+    and the call may still complete (a late send reaches the terminal). Such threads are counted; past
+    ``max_hung`` no new call is started, so a dead terminal cannot pile up threads without end."""
+
+    def __init__(self, timeout_s: float, max_hung: int = MAX_HUNG_CALLS) -> None:
+        self.timeout_s = timeout_s
+        self.max_hung = max_hung
+        self.hung = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            if self.hung >= self.max_hung:
+                raise TerminalUnavailable(f"{name} not called: {self.hung} earlier MiniQMT calls still hang")
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        abandoned = [False]
+
+        def run() -> None:
+            try:
+                box["value"] = fn(*args)
+            except BaseException as exc:  # handed to the caller's thread, re-raised there
+                box["error"] = exc
+            finally:
+                with self._lock:
+                    done.set()
+                    if abandoned[0]:
+                        self.hung -= 1
+                        log.warning("MiniQMT answered %s late (after %ss); that answer is dropped", name, self.timeout_s)
+
+        threading.Thread(target=run, name=f"xt-call-{name}", daemon=True).start()
+        if not done.wait(self.timeout_s):
+            with self._lock:
+                if not done.is_set():
+                    abandoned[0] = True
+                    self.hung += 1
+                    raise TerminalTimeout(f"MiniQMT did not answer {name} within {self.timeout_s:g} s; "
+                                          "its outcome is unknown")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
 
 @dataclass(frozen=True)
@@ -134,6 +217,7 @@ class XtConnection:
         backoff_s: Sequence[float],
         clock: Clock,
         make_callback: Callable[[int], Any],
+        call_timeout_s: float = 5.0,
     ) -> None:
         self.modules = modules
         self.userdata_path = userdata_path
@@ -149,6 +233,20 @@ class XtConnection:
         self.failures = 0
         self.retry_at: datetime | None = None
         self.last_error = ""
+        self.caller = BoundedCaller(call_timeout_s)
+
+    def call(self, name: str, *args: Any) -> Any:
+        """``trader.<name>(*args)`` on the current session, bounded. On a timeout the session is dropped
+        (it is rebuilt like after ``on_disconnected``) and ``TerminalTimeout`` says the outcome is unknown."""
+        trader = self.trader
+        if trader is None or not self.connected:
+            raise TerminalUnavailable(f"{name} not called: not connected to MiniQMT")
+        try:
+            return self.caller(name, getattr(trader, name), *args)
+        except TerminalTimeout as exc:
+            if self.trader is trader:
+                self.abandon(str(exc))
+            raise
 
     def open(self) -> bool:
         """One connection attempt with a fresh session id; on failure the next one is scheduled."""
@@ -157,15 +255,18 @@ class XtConnection:
         self.session_id = next(self.ids)
         trader = self.modules.xttrader.XtQuantTrader(self.userdata_path, self.session_id)
         trader.register_callback(self.make_callback(self.generation))
+        call = self.caller
         try:
-            trader.start()
-            rc = trader.connect()
+            call("start", trader.start)
+            if hasattr(trader, "set_timeout"):  # the library's own bound on its sync calls, in milliseconds
+                call("set_timeout", trader.set_timeout, max(1, int(self.caller.timeout_s * 1000)))
+            rc = call("connect", trader.connect)
             if rc != 0:
                 return self._failed(trader, f"connect() returned {rc} (session {self.session_id})")
-            rc = trader.subscribe(self.account)
+            rc = call("subscribe", trader.subscribe, self.account)
             if rc != 0:
                 return self._failed(trader, f"subscribe() returned {rc} (session {self.session_id})")
-        except Exception as exc:  # the library raises on a missing terminal or a bad path
+        except Exception as exc:  # the library raises on a missing terminal or a bad path; or a call hung
             return self._failed(trader, f"{type(exc).__name__}: {exc}")
         self.trader = trader
         self.connected = True
@@ -177,7 +278,7 @@ class XtConnection:
     def _failed(self, trader: Any, why: str) -> bool:
         self.last_error = why
         log.warning("xtquant connection attempt failed: %s", why)
-        _stop_quietly(trader)
+        self._stop_quietly(trader)
         self.schedule_retry()
         return False
 
@@ -207,15 +308,14 @@ class XtConnection:
 
     def close(self) -> None:
         if self.trader is not None:
-            _stop_quietly(self.trader)
-            self.trader = None
+            trader, self.trader = self.trader, None
+            self._stop_quietly(trader)
 
-
-def _stop_quietly(trader: Any) -> None:
-    try:
-        trader.stop()
-    except Exception as exc:  # stopping a half-started trader may fail; nothing else to do
-        log.debug("trader.stop() failed: %s", exc)
+    def _stop_quietly(self, trader: Any) -> None:
+        try:
+            self.caller("stop", trader.stop)
+        except Exception as exc:  # stopping a half-started or frozen trader may fail; nothing else to do
+            log.debug("trader.stop() failed: %s", exc)
 
 
 # ------------------------------------------------------------------------------------------- callback
@@ -369,6 +469,8 @@ class XtBrokerSettings:
     reconnect_backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
     callback_deadline_s: float = 10.0
     role_offset: int = 0
+    call_timeout_s: float = 5.0  # the longest wait for any one call into MiniQMT
+    journal_path: str = ""  # the executor's journal: its client_order_ids are ours when seen at the venue
 
 
 class XtQuantBroker:
@@ -387,19 +489,53 @@ class XtQuantBroker:
             modules, settings.userdata_path, settings.account_id,
             session_ids(settings.session_id_base, settings.role_offset, self.clock),
             settings.reconnect_backoff_s, self.clock, lambda gen: callback_class(self._raw, gen),
+            call_timeout_s=settings.call_timeout_s,
         )
         self.tracks: dict[str, _Track] = {}
         self._by_seq: dict[int, str] = {}
         self._by_order_id: dict[int, str] = {}
         self._pending: list[BrokerEvent] = []
         self._foreign_seen: set[int] = set()
+        self._journal_ids: frozenset[str] = frozenset()
+        self._reported_up = True  # what the executor was last told (it starts out assuming connected)
         self.deadline = timedelta(seconds=settings.callback_deadline_s)
 
     # ---------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        self._journal_ids = self._read_journal_ids()
         if not self.conn.open():
-            self._pending.append(ConnectionEvent(False, f"cannot connect to MiniQMT: {self.conn.last_error}"))
+            self._report(False, f"cannot connect to MiniQMT: {self.conn.last_error}")
+
+    def _read_journal_ids(self) -> frozenset[str]:
+        """Every client_order_id the executor's journal names (read once: later ones are placed here),
+        in its records and in a compaction snapshot alike."""
+        if not self.settings.journal_path:
+            return frozenset()
+        ids: set[str] = set()
+        for record, _size in read_records(Path(self.settings.journal_path)):
+            _collect_order_ids(record, ids)
+        return frozenset(ids)
+
+    def is_ours(self, remark: str) -> bool:
+        """An order with this remark was placed by gridbridge (this process or an earlier one)."""
+        return bool(remark) and (remark in self.tracks or remark in self._journal_ids or is_our_id_format(remark))
+
+    def _report(self, connected: bool, message: str, sink: list[BrokerEvent] | None = None) -> None:
+        """Tell the executor about trade health, once per change (a loss while already down says nothing)."""
+        if not connected and not self._reported_up:
+            return
+        self._reported_up = connected
+        (self._pending if sink is None else sink).append(ConnectionEvent(connected, message))
+
+    def _call(self, name: str, *args: Any) -> Any:
+        """A bounded terminal call; a timeout drops the session and reports trade health lost."""
+        try:
+            return self.conn.call(name, *args)
+        except TerminalTimeout as exc:
+            log.error("%s; dropping session %s and reconnecting", exc, self.conn.session_id)
+            self._report(False, f"{exc}; trade health lost, reconnecting with a new session id")
+            raise
 
     def stop(self) -> None:
         self.conn.close()
@@ -422,10 +558,15 @@ class XtQuantBroker:
         self.tracks[coid] = track
         order_type = getattr(self.xc, XT_ORDER_TYPE[request.side])
         try:
-            seq = self.conn.trader.order_stock_async(
-                self.conn.account, request.code, order_type, int(request.shares), self.xc.FIX_PRICE,
-                float(request.price), self.settings.strategy_name, coid,
+            seq = self._call(
+                "order_stock_async", self.conn.account, request.code, order_type, int(request.shares),
+                self.xc.FIX_PRICE, float(request.price), self.settings.strategy_name, coid,
             )
+        except TerminalTimeout as exc:  # it may have reached the terminal: unknown, looked up, never re-sent
+            return PlaceOutcome(PlaceStatus.UNKNOWN, message=str(exc))
+        except TerminalUnavailable as exc:  # nothing was called
+            del self.tracks[coid]
+            return PlaceOutcome(PlaceStatus.REJECTED, message=f"{exc}; nothing was sent")
         except Exception as exc:  # the request may have left before the failure: unknown, not "not live"
             log.warning("order_stock_async raised for %s: %s", coid, exc)
             return PlaceOutcome(PlaceStatus.UNKNOWN, message=f"order_stock_async raised {type(exc).__name__}: {exc}")
@@ -439,9 +580,12 @@ class XtQuantBroker:
         track = self.tracks.get(client_order_id)
         if track is None and self.conn.connected:
             # Placed by an earlier process: find its order id by remark first.
-            orders = self.conn.trader.query_stock_orders(self.conn.account, False)
+            try:
+                orders = self._call("query_stock_orders", self.conn.account, False)
+            except TerminalUnavailable:
+                orders = None
             for row in orders or ():
-                if row.order_remark == client_order_id:
+                if row.order_remark == client_order_id and self.is_ours(client_order_id):
                     self._absorb_order(_copy(row, _ORDER_FIELDS))
             track = self.tracks.get(client_order_id)
         if track is None:
@@ -455,15 +599,15 @@ class XtQuantBroker:
     def _send_cancel(self, track: _Track) -> None:
         if track.cancel_sent or not track.cancel_wanted or not self.conn.connected or track.final_status is not None:
             return
-        trader, acc = self.conn.trader, self.conn.account
+        acc = self.conn.account
         try:
             if track.order_id is not None:
-                seq = trader.cancel_order_stock_async(acc, track.order_id)
+                seq = self._call("cancel_order_stock_async", acc, track.order_id)
             elif track.sysid:
-                seq = trader.cancel_order_stock_sysid_async(acc, track.code.rsplit(".", 1)[-1], track.sysid)
+                seq = self._call("cancel_order_stock_sysid_async", acc, track.code.rsplit(".", 1)[-1], track.sysid)
             else:
                 return  # no id yet: sent as soon as the venue names the order
-        except Exception as exc:
+        except Exception as exc:  # unknown or refused: cancel_sent stays False, so it is sent again
             log.warning("cancel of %s raised %s; retrying on the next sweep", track.coid, exc)
             return
         track.cancel_sent = isinstance(seq, int) and seq > 0
@@ -471,18 +615,20 @@ class XtQuantBroker:
     # ------------------------------------------------------------------------------------ queries
 
     def query_asset(self) -> BrokerAsset | None:
-        if not self.conn.connected:
+        try:
+            asset = self._call("query_stock_asset", self.conn.account)
+        except TerminalUnavailable:
             return None
-        asset = self.conn.trader.query_stock_asset(self.conn.account)
         if asset is None:
             return None
         return BrokerAsset(cash=_yuan(asset.cash), frozen_cash=_yuan(asset.frozen_cash),
                            total_asset=_yuan(asset.total_asset))
 
     def query_positions(self) -> list[BrokerPosition] | None:
-        if not self.conn.connected:
+        try:
+            rows = self._call("query_stock_positions", self.conn.account)
+        except TerminalUnavailable:
             return None
-        rows = self.conn.trader.query_stock_positions(self.conn.account)
         if rows is None:
             return None
         return [
@@ -496,13 +642,14 @@ class XtQuantBroker:
 
     def query_orders(self) -> list[OrderUpdate] | None:
         """Every order the venue has today, ours by remark; None when the answer is unknown."""
-        if not self.conn.connected:
+        acc = self.conn.account
+        try:
+            rows = self._call("query_stock_orders", acc, False)
+            if rows is None:
+                return None
+            trades = self._call("query_stock_trades", acc)
+        except TerminalUnavailable:
             return None
-        trader, acc = self.conn.trader, self.conn.account
-        rows = trader.query_stock_orders(acc, False)
-        if rows is None:
-            return None
-        trades = trader.query_stock_trades(acc)
         for trade in trades or ():
             self._absorb_trade(_copy(trade, _TRADE_FIELDS))
         out: list[OrderUpdate] = []
@@ -524,12 +671,16 @@ class XtQuantBroker:
                 return None  # just placed and not in the terminal's cache yet: unknown, not absent
         return out
 
-    def _foreign_update(self, data: dict[str, Any]) -> OrderUpdate:
+    def _note_foreign(self, data: dict[str, Any]) -> None:
         order_id = int(data.get("order_id") or 0)
-        if order_id not in self._foreign_seen:
+        if order_id > 0 and order_id not in self._foreign_seen:
             self._foreign_seen.add(order_id)
             log.warning("venue order %s (%s) has no gridbridge remark (remark %r): not ours, reported as %s%s",
                         order_id, data.get("stock_code"), data.get("order_remark"), FOREIGN_PREFIX, order_id)
+
+    def _foreign_update(self, data: dict[str, Any]) -> OrderUpdate:
+        order_id = int(data.get("order_id") or 0)
+        self._note_foreign(data)
         state = XT_ORDER_STATUS.get(int(data.get("order_status") or 255)) or OrderState.SENT
         return OrderUpdate(
             client_order_id=f"{FOREIGN_PREFIX}{order_id}", state=state, filled_shares=int(data.get("traded_volume") or 0),
@@ -553,14 +704,16 @@ class XtQuantBroker:
             self._absorb(generation, kind, data, out)
         self.sweep_deadlines(self.clock.now(), out)
         out.extend(self._changed_updates())
+        out.extend(self._pending)  # a call that timed out during the sweep
+        self._pending = []
         return out
 
     def _absorb(self, generation: int, kind: str, data: dict[str, Any] | None, out: list[BrokerEvent]) -> None:
         if kind == "disconnected":
             if self.conn.lost(generation):
                 out.extend(self._changed_updates())  # what arrived before the break, in order
-                out.append(ConnectionEvent(False, f"on_disconnected (session {self.conn.session_id}); "
-                                                  "reconnecting with a new session id"))
+                self._report(False, f"on_disconnected (session {self.conn.session_id}); "
+                                    "reconnecting with a new session id", out)
             return
         assert data is not None
         if kind == "order":
@@ -572,12 +725,15 @@ class XtQuantBroker:
             track = self.tracks.get(coid) if coid else None
             if track is None:
                 return
-            track.heard = True
             order_id = int(data.get("order_id") or 0)
             if order_id > 0:
+                track.heard = True
                 self._bind_order_id(track, order_id)
-            elif data.get("error_msg"):
+            elif data.get("error_msg"):  # refused by QMT before the counter: no order id, a reason
+                track.heard = True
                 track.final_status, track.status_msg = 57, str(data["error_msg"])
+            else:  # no id and no reason says nothing: the lookup after the deadline decides
+                log.warning("order %s: async response with order_id %s and no message; looking it up", coid, order_id)
         elif kind == "order_error":
             track = self._track_for(data)
             if track is not None:
@@ -594,10 +750,16 @@ class XtQuantBroker:
             log.info("account status: %s", data)
 
     def _track_for(self, data: dict[str, Any]) -> _Track | None:
+        order_id = int(data.get("order_id") or 0)
+        if order_id in self._foreign_seen:
+            return None  # someone else's order, even if its remark looks like one of ours
         remark = data.get("order_remark")
         if remark and remark in self.tracks:
-            return self.tracks[remark]
-        coid = self._by_order_id.get(int(data.get("order_id") or 0))
+            track = self.tracks[remark]
+            if order_id > 0 and track.order_id is not None and track.order_id != order_id:
+                return None  # another order carrying our remark: never fold it into ours
+            return track
+        coid = self._by_order_id.get(order_id)
         return self.tracks.get(coid) if coid else None
 
     def _bind_order_id(self, track: _Track, order_id: int) -> None:
@@ -609,8 +771,9 @@ class XtQuantBroker:
         """Fold one order row (push or query); adopt our orders placed by an earlier process."""
         track = self._track_for(data)
         if track is None:
-            remark = data.get("order_remark") or ""
-            if not remark:
+            remark = str(data.get("order_remark") or "")
+            if remark in self.tracks or not self.is_ours(remark):
+                self._note_foreign(data)
                 return None
             track = self.tracks[remark] = _Track(remark)
         track.heard = True
@@ -640,9 +803,9 @@ class XtQuantBroker:
     def _absorb_trade(self, data: dict[str, Any]) -> None:
         track = self._track_for(data)
         if track is None:
-            remark = data.get("order_remark") or ""
-            if not remark:
-                return
+            remark = str(data.get("order_remark") or "")
+            if remark in self.tracks or not self.is_ours(remark):
+                return  # a trade of someone else's order
             track = self.tracks[remark] = _Track(remark, code=str(data.get("stock_code") or ""),
                                                  side=self._side_of(data.get("order_type")))
         track.heard = True
@@ -696,14 +859,17 @@ class XtQuantBroker:
         gaps = [t for t in self.tracks.values() if t.has_trade_gap and t.gap_since and now >= t.gap_since + self.deadline]
         if silent:
             self._look_up_silent(silent, now)
-        if gaps:
+        if gaps and self.conn.connected:
             self._fill_trade_gaps(gaps, now)
         for track in self.tracks.values():
-            if track.cancel_wanted and not track.cancel_sent:
+            if track.cancel_wanted and not track.cancel_sent and self.conn.connected:
                 self._send_cancel(track)
 
     def _look_up_silent(self, silent: list[_Track], now: datetime) -> None:
-        rows = self.conn.trader.query_stock_orders(self.conn.account, False)
+        try:
+            rows = self._call("query_stock_orders", self.conn.account, False)
+        except TerminalUnavailable:
+            rows = None
         if rows is None:
             for t in silent:
                 t.next_lookup_at = now + self.deadline  # unknown: not a miss
@@ -726,7 +892,10 @@ class XtQuantBroker:
                 log.warning("order %s: %s", t.coid, t.status_msg)
 
     def _fill_trade_gaps(self, gaps: list[_Track], now: datetime, count: bool = True) -> None:
-        trades = self.conn.trader.query_stock_trades(self.conn.account)
+        try:
+            trades = self._call("query_stock_trades", self.conn.account)
+        except TerminalUnavailable:
+            return  # unknown: not a miss; the next sweep asks again
         for trade in trades or ():
             self._absorb_trade(_copy(trade, _TRADE_FIELDS))
         for t in gaps:
@@ -745,22 +914,26 @@ class XtQuantBroker:
     def _reconnect(self, sink: list[BrokerEvent]) -> None:
         if not self.conn.open():
             return
-        problem = self._reconcile()
+        try:
+            problem = self._reconcile()
+        except TerminalUnavailable as exc:  # a reconcile query hung: the session is already dropped
+            log.warning("reconnected but could not reconcile (%s); trying again later", exc)
+            return
         if problem is not None:
             self.conn.abandon(problem)
             log.warning("reconnected but could not reconcile (%s); trying again later", problem)
             return
         sink.extend(self._changed_updates())
-        sink.append(ConnectionEvent(True, f"reconnected as session {self.conn.session_id}; orders, trades, "
-                                          "positions and cash re-queried"))
+        self._report(True, f"reconnected as session {self.conn.session_id}; orders, trades, positions and cash "
+                           "re-queried", sink)
 
     def _reconcile(self) -> str | None:
         """Re-read everything after a reconnect; pushes sent while we were away are lost to us."""
-        trader, acc = self.conn.trader, self.conn.account
-        orders = trader.query_stock_orders(acc, False)
-        trades = trader.query_stock_trades(acc)
-        positions = trader.query_stock_positions(acc)
-        asset = trader.query_stock_asset(acc)
+        acc = self.conn.account
+        orders = self._call("query_stock_orders", acc, False)
+        trades = self._call("query_stock_trades", acc)
+        positions = self._call("query_stock_positions", acc)
+        asset = self._call("query_stock_asset", acc)
         missing = [name for name, v in (("orders", orders), ("trades", trades), ("positions", positions),
                                         ("asset", asset)) if v is None]
         if missing:
@@ -772,15 +945,35 @@ class XtQuantBroker:
         return None
 
 
+_ORDER_ID_KEYS = frozenset({"coid", "client_order_id"})
+
+
+def _collect_order_ids(record: Any, into: set[str]) -> None:
+    """Add every string held under a ``coid``/``client_order_id`` key, at any depth (a journal record is
+    flat; a snapshot record nests the executor's whole state)."""
+    stack = [record]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in _ORDER_ID_KEYS and isinstance(value, str) and value:
+                    into.add(value)
+                elif isinstance(value, (dict, list)):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, (dict, list)))
+
+
 def _yuan(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def settings_from_config(config: Any, role_offset: int = 0) -> XtBrokerSettings:
-    """The adapter's settings from ``GridbridgeConfig.xtquant``."""
+def settings_from_config(config: Any, role_offset: int = 0, journal_path: str = "") -> XtBrokerSettings:
+    """The adapter's settings from ``GridbridgeConfig.xtquant`` (and the executor's journal, if any)."""
     x = config.xtquant
     return XtBrokerSettings(
         userdata_path=x.userdata_path, account_id=x.account_id, session_id_base=x.session_id_base,
         strategy_name=x.strategy_name, reconnect_backoff_s=tuple(x.reconnect_backoff_s),
-        callback_deadline_s=x.callback_deadline_s, role_offset=role_offset,
+        callback_deadline_s=x.callback_deadline_s, role_offset=role_offset, call_timeout_s=x.call_timeout_s,
+        journal_path=journal_path,
     )

@@ -13,7 +13,14 @@ that is why a reconnect must re-query).
 Fault knobs (``set_faults``) reproduce what users of QMT bridges report: missing callbacks, duplicated and
 reordered pushes, a disconnect in the middle of a burst, ``None`` from queries, ``order_stock_async``
 returning -1 while the order is live, an insufficient-funds rejection with no callback at all, refused
-reconnects, and partial fills (limited liquidity per market step).
+reconnects, and partial fills (limited liquidity per market step). ``hang`` makes named trader calls
+block (a dead or frozen MiniQMT: the real library's sync calls wait on a future with no timeout) until
+``release``; a released call then completes late, as a request that reached the terminal would.
+
+The counter's order checks (``counter_problem``) refuse what a real counter refuses: a price off the
+0.001 tick, a BUY that is not whole lots of 100, an order outside the accepting hours (09:15-11:30,
+13:00-15:00 on weekdays, China time) or outside the daily limit (previous close +/-10%, half up to the
+tick). A refused order is junk: status 57 with the message, an ``on_order_error`` push, as the counter does.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -37,6 +44,7 @@ from tests.kit.fake_xtquant import xtconstant as xc
 
 STATE_FILE = "terminal.json"
 LOCK_FILE = "terminal.lock"
+HANG_FILE = "hang.json"  # trader method names that block until released; "*" = every call
 DEFAULT_ACCOUNT = "FAKE001"
 
 OPEN_STATUSES = (xc.ORDER_UNREPORTED, xc.ORDER_WAIT_REPORTING, xc.ORDER_REPORTED, xc.ORDER_PART_SUCC,
@@ -53,6 +61,8 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "silent_insufficient_funds": False,  # a BUY without funds vanishes: no push, not in queries
     "refuse_connect": 0,  # the next N connect() calls return -1
     "liquidity": None,  # max shares one order fills per market step (partial fills)
+    "refuse_before_counter": 0,  # the next N orders: QMT refuses them itself (async response order_id -1 + error)
+    "blank_response_next": 0,  # the next N orders: async response with order_id 0, no message, nothing live
 }
 
 # Local workers per folder, woken at once after a transaction in this process (other processes poll).
@@ -174,6 +184,25 @@ class FakeTerminal:
             raise ValueError(f"unknown fault knobs {sorted(unknown)}")
         with self.transaction() as state:
             state["faults"].update(faults)
+
+    def hang(self, *calls: str) -> None:
+        """Every trader (in any process) blocks in these calls (method names, or "*") until ``release``.
+
+        Kept in its own small file, outside the books and their lock, so a hung call holds nothing."""
+        tmp = self.folder / f".tmp-{HANG_FILE}.{os.getpid()}.{threading.get_ident()}"
+        tmp.write_text(json.dumps(sorted(set(calls))))
+        os.replace(tmp, self.folder / HANG_FILE)
+
+    def release(self) -> None:
+        """The terminal answers again: hung calls go on (late) and new calls no longer block."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / HANG_FILE).unlink()
+
+    def hung_calls(self) -> frozenset[str]:
+        try:
+            return frozenset(json.loads((self.folder / HANG_FILE).read_text()))
+        except (FileNotFoundError, ValueError):
+            return frozenset()
 
     def drop_connections(self) -> None:
         """The terminal restarts or the link breaks: every live session gets ``on_disconnected``."""
@@ -316,6 +345,43 @@ def sellable(state: dict[str, Any], code: str) -> int:
     reserved = sum(o["volume"] - o["traded_volume"] for o in state["orders"]
                    if o["code"] == code and o["order_type"] == xc.STOCK_SELL and o["status"] in OPEN_STATUSES)
     return max(0, pos["can_use"] - reserved)
+
+
+# The hours a counter takes orders (China time, weekdays): the opening call auction and the two sessions.
+ACCEPTING_HOURS = ((time(9, 15), time(11, 30)), (time(13, 0), time(15, 0)))
+LOT = 100
+LIMIT_RATIO = Decimal("0.10")
+
+
+def counter_problem(state: dict[str, Any], stock_code: str, order_type: int, volume: int, price: float) -> str | None:
+    """What a real counter says when it refuses the order on market rules, or None when they pass.
+
+    Messages follow the counters' own wording (English, with the Chinese a QMT user sees)."""
+    milli = Decimal(str(price)) * 1000
+    if milli != milli.to_integral_value():
+        return f"price {price} is not on the 0.001 tick (委托价格不符合最小价格变动单位)"
+    if order_type == xc.STOCK_BUY and volume % LOT:
+        return f"buy volume {volume} is not a multiple of {LOT} (买入数量必须为{LOT}的整数倍)"
+    t_ms = state["market"]["time_ms"]
+    if t_ms:  # before the first touch the fake has no clock: no hours to check
+        local = ms_to_datetime(t_ms).astimezone(CST)
+        now = local.time()
+        if local.weekday() >= 5 or not any(start <= now < end for start, end in ACCEPTING_HOURS):
+            return f"{local:%a %H:%M:%S} is outside the hours orders are taken (当前时间不允许委托)"
+    touch = state["market"]["touch"].get(stock_code)
+    if touch and touch.get("prev_close"):
+        low, high = limit_prices(touch["prev_close"])
+        if not low <= Decimal(str(price)) <= high:
+            return f"price {price} is outside today's limits [{low}, {high}] (委托价格超出涨跌停价格)"
+    return None
+
+
+def limit_prices(prev_close: float) -> tuple[Decimal, Decimal]:
+    """The exchange's daily limits: previous close -/+ 10%, each rounded half up to the 0.001 tick."""
+    prev = Decimal(str(prev_close))
+    tick = Decimal("0.001")
+    return ((prev * (1 - LIMIT_RATIO)).quantize(tick, rounding=ROUND_HALF_UP),
+            (prev * (1 + LIMIT_RATIO)).quantize(tick, rounding=ROUND_HALF_UP))
 
 
 def _match(state: dict[str, Any], order: dict[str, Any]) -> None:

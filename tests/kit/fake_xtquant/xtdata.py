@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ def _terminal() -> FakeTerminal:
     if folder is None:
         raise RuntimeError(f"fake xtdata: no terminal folder (set ${ENV_DIR} or call set_terminal_dir)")
     return FakeTerminal(folder)
+
+
+def _hang_point(name: str) -> None:
+    """A frozen MiniQMT: block while the terminal has this call (or "*") hung (``FakeTerminal.hang``)."""
+    term = _terminal()
+    while name in (hung := term.hung_calls()) or "*" in hung:
+        time.sleep(0.02)
 
 
 def _check_period(period: str) -> None:
@@ -82,6 +90,7 @@ def _parse_bound(text: str | int, end: bool) -> int | None:
 def get_market_data_ex(field_list: list[str] | None = None, stock_list: list[str] | None = None, period: str = "1d",
                        start_time: str = "", end_time: str = "", count: int = -1, dividend_type: str = "none",
                        fill_data: bool = True) -> dict[str, pd.DataFrame]:
+    _hang_point("get_market_data_ex")
     calls.append(("get_market_data_ex", (tuple(stock_list or ()), period, start_time, end_time, count)))
     _check_period(period)
     snap = _terminal().snapshot()
@@ -115,6 +124,7 @@ def get_market_data_ex(field_list: list[str] | None = None, stock_list: list[str
 
 
 def get_full_tick(code_list: list[str]) -> dict[str, dict[str, Any]]:
+    _hang_point("get_full_tick")
     calls.append(("get_full_tick", tuple(code_list)))
     snap = _terminal().snapshot()
     market = snap["market"]

@@ -16,6 +16,7 @@ from tests.kit.fake_xtquant import xtconstant as xc
 from tests.kit.fake_xtquant import xttype
 from tests.kit.fake_xtquant.terminal import (
     FakeTerminal,
+    counter_problem,
     emit,
     fee_fen,
     frozen_fen,
@@ -90,6 +91,7 @@ class XtQuantTrader:
         self._thread: threading.Thread | None = None
         self._disconnect_delivered = False
         self._last_sig: tuple[int, int, int] | None = None
+        self.timeout: int | None = None  # what set_timeout was given
 
     # ----------------------------------------------------------------------------------- lifecycle
 
@@ -98,6 +100,18 @@ class XtQuantTrader:
 
     def set_relaxed_response_order_enabled(self, enabled: bool) -> None:
         pass
+
+    def set_timeout(self, timeout: int = 0) -> None:
+        """As in xtquant (it goes to the native client); the fake only records it: hung calls stay hung."""
+        self.timeout = timeout
+
+    def _hang_point(self, name: str) -> None:
+        """A frozen terminal: block while the test has this call (or "*") hung, then go on, late."""
+        while True:
+            hung = self.terminal.hung_calls()
+            if name not in hung and "*" not in hung:
+                return
+            time.sleep(POLL_S * 4)
 
     def start(self) -> None:
         register_worker(self.terminal.folder, self)
@@ -111,6 +125,7 @@ class XtQuantTrader:
             self._thread.join(timeout=5)
 
     def connect(self) -> int:
+        self._hang_point("connect")
         with self.terminal.transaction() as state:
             state["counters"]["connects"] += 1
             if state["faults"]["refuse_connect"] > 0:
@@ -126,6 +141,7 @@ class XtQuantTrader:
         return 0
 
     def subscribe(self, account: Any) -> int:
+        self._hang_point("subscribe")
         with self.terminal.transaction() as state:
             sess = self._live_session(state)
             if sess is None or account.account_id != state["account_id"]:
@@ -158,6 +174,7 @@ class XtQuantTrader:
 
     def order_stock_async(self, account: Any, stock_code: str, order_type: int, order_volume: int,
                           price_type: int, price: float, strategy_name: str = "", order_remark: str = "") -> int:
+        self._hang_point("order_stock_async")
         seq = self._next_seq()
         with self.terminal.transaction() as state:
             state["counters"]["order_stock_async"] += 1
@@ -167,11 +184,15 @@ class XtQuantTrader:
             minus_one = faults["minus_one_next"] > 0
             if minus_one:
                 faults["minus_one_next"] -= 1
+            if faults["refuse_before_counter"] > 0 or faults["blank_response_next"] > 0:
+                return self._answer_without_order(state, seq, strategy_name, order_remark)
             price_milli = round(float(price) * 1000)
             volume = int(order_volume)
             problem = None
             if price_type != xc.FIX_PRICE or volume <= 0 or price_milli <= 0:
                 problem = "invalid order parameters"
+            elif (refused := counter_problem(state, stock_code, order_type, volume, price)) is not None:
+                problem = refused
             elif order_type == xc.STOCK_BUY:
                 need = value_fen(price_milli, volume)
                 if need + fee_fen(state, need) > state["cash_fen"] - frozen_fen(state):
@@ -212,6 +233,25 @@ class XtQuantTrader:
                 match_order(state, order)  # a marketable limit order trades at once
         return -1 if minus_one else seq
 
+    def _answer_without_order(self, state: dict[str, Any], seq: int, strategy_name: str, order_remark: str) -> int:
+        """QMT answers the request itself and nothing reaches the counter: either a refusal (order_id -1 with
+        its error, then ``on_order_error``) or a blank answer (order_id 0, no message) that says nothing."""
+        faults, acc = state["faults"], state["account_id"]
+        if faults["refuse_before_counter"] > 0:
+            faults["refuse_before_counter"] -= 1
+            message = "order refused by the terminal before the counter (委托失败)"
+            emit(state, "async_resp", {"account_id": acc, "order_id": -1, "strategy_name": strategy_name,
+                                       "order_remark": order_remark, "error_msg": message, "seq": seq},
+                 session=self.session)
+            emit(state, "order_error", {"account_id": acc, "order_id": -1, "error_id": -1, "error_msg": message,
+                                        "strategy_name": strategy_name, "order_remark": order_remark})
+        else:
+            faults["blank_response_next"] -= 1
+            emit(state, "async_resp", {"account_id": acc, "order_id": 0, "strategy_name": strategy_name,
+                                       "order_remark": order_remark, "error_msg": "", "seq": seq},
+                 session=self.session)
+        return seq
+
     def order_stock(self, account: Any, stock_code: str, order_type: int, order_volume: int, price_type: int,
                     price: float, strategy_name: str = "", order_remark: str = "") -> int:
         self.order_stock_async(account, stock_code, order_type, order_volume, price_type, price, strategy_name,
@@ -221,9 +261,11 @@ class XtQuantTrader:
         return mine[-1]["order_id"] if mine else -1
 
     def cancel_order_stock_async(self, account: Any, order_id: int) -> int:
+        self._hang_point("cancel_order_stock_async")
         return self._cancel(account, lambda o: o["order_id"] == order_id)
 
     def cancel_order_stock_sysid_async(self, account: Any, market: Any, sysid: str) -> int:
+        self._hang_point("cancel_order_stock_sysid_async")
         return self._cancel(account, lambda o: o["sysid"] == sysid)
 
     def cancel_order_stock(self, account: Any, order_id: int) -> int:
@@ -271,6 +313,7 @@ class XtQuantTrader:
         return state
 
     def query_stock_orders(self, account: Any, cancelable_only: bool = False) -> list[Any] | None:
+        self._hang_point("query_stock_orders")
         state = self._query(account)
         if state is None:
             return None
@@ -282,12 +325,14 @@ class XtQuantTrader:
         return next((o for o in orders or () if o.order_id == order_id), None)
 
     def query_stock_trades(self, account: Any) -> list[Any] | None:
+        self._hang_point("query_stock_trades")
         state = self._query(account)
         if state is None:
             return None
         return [xttype.XtTrade(**trade_fields(state, t)) for t in state["trades"]]
 
     def query_stock_positions(self, account: Any) -> list[Any] | None:
+        self._hang_point("query_stock_positions")
         state = self._query(account)
         if state is None:
             return None
@@ -307,6 +352,7 @@ class XtQuantTrader:
         return next((p for p in self.query_stock_positions(account) or () if p.stock_code == stock_code), None)
 
     def query_stock_asset(self, account: Any) -> Any | None:
+        self._hang_point("query_stock_asset")
         state = self._query(account)
         if state is None:
             return None
