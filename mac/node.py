@@ -131,6 +131,8 @@ class StrategyNode:
         self.data_problems: list[str] = []
         self._refused_stamps: set[str] = set()  # future-dated quotes/bars already alerted
         self._signal_write_problem = ""  # the last failure to write order_signal.json, alerted once
+        self.executor_owner = ""  # who holds the shared folder's executor lease, as last logged
+        self._lease_checked: datetime | None = None
         self.executor_down = False
         self._last_quote_seq = -1
 
@@ -216,6 +218,7 @@ class StrategyNode:
             self.watcher.close()
 
     def run_once(self) -> list[Signal]:
+        self._note_lease_owner()
         quotes_read = self.quotes.read()
         pool_read = self.pool.read()
         results_read = self.results.read()
@@ -598,6 +601,25 @@ class StrategyNode:
         if self._signal_write_problem:
             log.info("%s written again", SIGNAL_FILE)
             self._signal_write_problem = ""
+
+    def _note_lease_owner(self) -> None:
+        """Log which executor owns the shared folder (``executor_lease.json``) when that changes; checked
+        every few wall seconds."""
+        from shared_schema.lease import lease_view
+
+        now = self.wall_clock.now()
+        if self._lease_checked is not None and (now - self._lease_checked).total_seconds() < 5:
+            return
+        self._lease_checked = now
+        view = lease_view(self.shared_dir, now)
+        key = f"{view.state} {view.owner}"
+        if key == self.executor_owner:
+            return
+        self.executor_owner = key
+        if view.state == "LIVE":
+            log.info("executor lease: %s", view.text)
+        else:
+            log.warning("executor lease: %s", view.text)
 
     def _signal_ids_in_file(self) -> set[str]:
         try:

@@ -245,7 +245,7 @@ class Executor:
         ex = self.config.executor
         settings = LeaseSettings(ex.lease_renew_interval_s, ex.lease_stale_after_s, ex.lease_settle_s)
         lease = SharedLease(self.shared_dir, claimant_for(self.shared_dir, self.state_dir), self.wall_clock,
-                            settings, disabled_doors=tuple(d.split(":", 1)[0] for d in doors))
+                            settings, disabled_doors=tuple(doors))
         claimed = lease.acquire(take_over)
         self.lease = lease
         return claimed

@@ -100,6 +100,21 @@ def banners(snap: data.Snapshot) -> None:
             st.info(text)
 
 
+def executor_banner(shared: Path) -> None:
+    """Who owns the shared folder (``executor_lease.json``) and which operator doors that executor has off."""
+    from shared_schema.lease import lease_view
+
+    view = lease_view(shared, datetime.now(CST))
+    if view.state == "LIVE":
+        st.caption(f"执行端 Executor: {view.text}")
+    elif view.state == "NONE":
+        st.warning(f"执行端 Executor: {view.text}")
+    else:
+        st.error(f"执行端 Executor: {view.text}")
+    for door in view.disabled_doors:
+        st.warning(f"控制通道关闭 Control door OFF · {door}")
+
+
 def pool_section(snap: data.Snapshot) -> None:
     st.subheader("Pool 资金池 — how much is committed")
     pool = snap.pool
@@ -359,6 +374,7 @@ def main() -> None:
         st.caption(f"live · `{sources.shared_dir}` · market time 行情时间 {as_of} · refreshed "
                    f"{datetime.now(CST):%H:%M:%S} every {args.refresh:g} s"
                    + (f" · journal `{sources.journal_path()}`" if sources.journal_path() else ""))
+        executor_banner(shared)
         render(snap)
 
     @_fragment(args.refresh if args.refresh > 0 else None)
