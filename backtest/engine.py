@@ -235,6 +235,7 @@ def run_realistic(
     per_symbol = [(c, cps[c], *prepared[c], results[c], caps[c], penalty[c]) for c in codes]
     base = [cps[c].base_position_shares for c in codes]
     venue = [[-1, 0, 0] for _ in codes]  # per symbol: trading day, held at its start, sold since
+    vcache: list[list] = [[None, -1, -1, 0, 0] for _ in codes]  # state, sold, day -> can_use, volume
     state_list = [states[c] for c in codes]
     util_list: list[float] = []
     by_symbol = committed.by_symbol
@@ -276,8 +277,11 @@ def run_realistic(
             ):
                 pv = PoolView(committed.value, pool_fen, committed.value / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
-            can_use, held = _venue_volumes(state, v, base[k])
-            ctx = StepContext(None if incremental else iv, not incremental, can_use, mult, held, 0)
+            vc = vcache[k]
+            if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
+                vc[0], vc[1], vc[2] = state, v[2], v[0]
+                vc[3], vc[4] = _venue_volumes(state, v, base[k])
+            ctx = StepContext(None if incremental else iv, not incremental, vc[3], mult, vc[4], 0)
             state, sigs, evs = step(state, bar, pv, cp, ctx)
             if evs:
                 for e in evs:

@@ -13,11 +13,23 @@ Which audit events feed each KRI (the executor emits them; Decimals as strings):
 | reduce_only_violation_count  | RISK_REDUCE_ONLY_VIOLATION events + ORDER_FILLED with ``data.opens`` true and |
 |                              | ``data.risk_state`` in COOLDOWN / FUSE / REDUCE_ONLY                          |
 | data_gap_seconds             | DATA_GAP ``data.seconds`` (summed)                                            |
-| exec_reject_rate             | ORDER_REJECTED / ORDER_SUBMITTED                                              |
-| exec_error_rate              | ORDER_ERROR / ORDER_SUBMITTED                                                 |
-| effective_signals_per_day    | SIGNAL_ACCEPTED per day of the period                                         |
-| fills_per_day                | ORDER_FILLED per day of the period                                            |
+| orders_submitted             | distinct orders of ORDER_SUBMITTED and ORDER_ERROR (a send whose outcome was  |
+|                              | unknown, later found or declared lost, was still submitted)                   |
+| exec_reject_rate             | ORDER_REJECTED / orders_submitted                                             |
+| exec_error_rate              | ORDER_ERROR / orders_submitted                                                |
+| effective_signals_per_day    | SIGNAL_ACCEPTED per trading day of the period                                 |
+| fills_per_day                | ORDER_FILLED per trading day of the period                                    |
 | protective_missing_count     | EXEC_PROTECTIVE_ORDER_MISSING                                                 |
+
+A trading day (``trading_days``) is a weekday, not in ``GateConfig.holidays``, whose session
+(09:30-15:00 China time) the period overlaps; ``calendar="continuous"`` counts calendar days instead (a
+24/7 venue). A period without a trading day has activity rates of 0, so it fails the floors.
+
+The Shadow stage (``GateStage``): a release needs >= ``shadow_min_trading_days`` of paper or dry run with
+every KRI passing. ``stage=SHADOW`` gates such a run itself (wrong run mode or too short:
+FAIL_SHADOW_STAGE); ``stage=RELEASE`` needs a ``ShadowEvidence`` (the shadow run's gate report) that passed,
+of the same config and strategy versions, else FAIL_SHADOW_STAGE; ``stage=RUN`` (a replay or a dry run's own
+check) has no Shadow step.
 
 ``actions_summary`` counts risk transitions by target state, kill-switch commands, rollbacks, filter drops,
 control rejections and signal rejections.
@@ -29,10 +41,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,6 +52,10 @@ from core.events import AuditCode, AuditEvent
 
 ZERO = Decimal(0)
 REDUCING = {"COOLDOWN", "FUSE", "REDUCE_ONLY"}
+EXCHANGE_TZ = timezone(timedelta(hours=8))  # China time: the ETF sessions
+SESSION_OPEN = time(9, 30)
+SESSION_CLOSE = time(15, 0)
+SHADOW_RUN_MODES = frozenset({"paper", "dry-run"})
 
 
 class FailReason(str, Enum):
@@ -53,6 +69,15 @@ class FailReason(str, Enum):
     FAIL_LOW_ACTIVITY_SIGNALS = "FAIL_LOW_ACTIVITY_SIGNALS"
     FAIL_LOW_ACTIVITY_FILLS = "FAIL_LOW_ACTIVITY_FILLS"
     FAIL_PROTECTIVE_ORDER_MISSING = "FAIL_PROTECTIVE_ORDER_MISSING"
+    FAIL_SHADOW_STAGE = "FAIL_SHADOW_STAGE"
+
+
+class GateStage(str, Enum):
+    """What the gated period is for: a run's own check, the Shadow stage itself, or a release."""
+
+    RUN = "run"
+    SHADOW = "shadow"
+    RELEASE = "release"
 
 
 class GateConfig(BaseModel):
@@ -67,9 +92,12 @@ class GateConfig(BaseModel):
     max_data_gap_seconds: Decimal = Decimal("300")
     max_reject_rate: Decimal = Decimal("0.05")
     max_exec_error_rate: Decimal = Decimal("0.02")
-    min_signals_per_day: Decimal = Decimal("24")
-    min_fills_per_day: Decimal = Decimal("4")
+    min_signals_per_day: Decimal = Decimal("24")  # per trading day
+    min_fills_per_day: Decimal = Decimal("4")  # per trading day
     max_protective_missing: int = 0
+    shadow_min_trading_days: int = 14
+    calendar: Literal["exchange", "continuous"] = "exchange"
+    holidays: tuple[date, ...] = ()  # weekdays without a session (exchange calendar)
 
 
 @dataclass(frozen=True)
@@ -77,6 +105,32 @@ class VersionSet:
     config: str
     strategy: str
     git: str
+
+
+@dataclass(frozen=True)
+class ShadowEvidence:
+    """The Shadow stage's own gate report, as a release gate reads it back."""
+
+    run_mode: str
+    stage: str
+    verdict: str
+    trading_days: int
+    version_set: VersionSet
+
+    @classmethod
+    def from_report(cls, data: Mapping[str, Any]) -> ShadowEvidence:
+        """From ``render_json`` output; raises ``ValueError`` when it is not a gate report."""
+        try:
+            vs = data["version_set"]
+            return cls(
+                run_mode=str(data.get("run_mode", "unknown")),
+                stage=str(data.get("stage", GateStage.RUN.value)),
+                verdict=str(data["verdict"]),
+                trading_days=int(data["kris"]["trading_days"]),
+                version_set=VersionSet(str(vs["config"]), str(vs["strategy"]), str(vs["git"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a shadow gate report: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -90,6 +144,8 @@ class GateReport:
     actions_summary: Mapping[str, int]
     thresholds: Mapping[str, Any]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    stage: GateStage = GateStage.RUN
+    run_mode: str = "unknown"
 
     @property
     def passed(self) -> bool:
@@ -98,6 +154,8 @@ class GateReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "period": {"from": self.period_from.isoformat(), "to": self.period_to.isoformat()},
+            "stage": self.stage.value,
+            "run_mode": self.run_mode,
             "version_set": {
                 "config": self.version_set.config,
                 "strategy": self.version_set.strategy,
@@ -126,6 +184,57 @@ def _ratio(num: int, den: int) -> Decimal:
     return Decimal(num) / Decimal(den) if den else ZERO
 
 
+def trading_days(period_from: datetime, period_to: datetime, cfg: GateConfig) -> int:
+    """Trading days of ``[period_from, period_to)``: weekdays (China time), not holidays, whose session
+    09:30-15:00 the period overlaps; with ``calendar="continuous"`` the calendar days it touches."""
+    start, end = period_from.astimezone(EXCHANGE_TZ), period_to.astimezone(EXCHANGE_TZ)
+    if cfg.calendar == "continuous":
+        return max((end - start).days + (1 if (end - start) % timedelta(days=1) else 0), 0)
+    holidays = set(cfg.holidays)
+    count = 0
+    day = start.date()
+    while day <= end.date():
+        if day.weekday() < 5 and day not in holidays:
+            opens = datetime.combine(day, SESSION_OPEN, EXCHANGE_TZ)
+            closes = datetime.combine(day, SESSION_CLOSE, EXCHANGE_TZ)
+            if start < closes and opens < end:
+                count += 1
+        day += timedelta(days=1)
+    return count
+
+
+def shadow_problem(
+    stage: GateStage,
+    run_mode: str,
+    days: int,
+    version_set: VersionSet,
+    cfg: GateConfig,
+    shadow: ShadowEvidence | None,
+) -> str | None:
+    """Why the Shadow step fails (``None``: it passes or does not apply to ``stage``)."""
+    need = cfg.shadow_min_trading_days
+    if stage is GateStage.SHADOW:
+        if run_mode not in SHADOW_RUN_MODES:
+            return f"shadow: run mode {run_mode!r} is not paper or dry-run"
+        if days < need:
+            return f"shadow: {days} trading day(s) of {run_mode}, needs {need}"
+        return None
+    if stage is GateStage.RELEASE:
+        if shadow is None:
+            return "shadow: no Shadow stage report given"
+        if shadow.stage != GateStage.SHADOW.value or shadow.run_mode not in SHADOW_RUN_MODES:
+            return f"shadow: the report is a {shadow.stage} gate of a {shadow.run_mode!r} run, not a Shadow stage"
+        if shadow.verdict != "PASS":
+            return "shadow: the Shadow stage did not pass its KRIs"
+        if shadow.trading_days < need:
+            return f"shadow: {shadow.trading_days} trading day(s), needs {need}"
+        ours, theirs = version_set, shadow.version_set
+        if (ours.config, ours.strategy) != (theirs.config, theirs.strategy):
+            return (f"shadow: ran config {theirs.config} / strategy {theirs.strategy}, "
+                    f"releasing {ours.config} / {ours.strategy}")
+    return None
+
+
 def evaluate_gate(
     events: Iterable[AuditEvent],
     period_from: datetime,
@@ -133,8 +242,14 @@ def evaluate_gate(
     version_set: VersionSet,
     cfg: GateConfig | None = None,
     notes: Iterable[str] = (),
+    stage: GateStage = GateStage.RUN,
+    run_mode: str = "unknown",
+    shadow: ShadowEvidence | None = None,
 ) -> GateReport:
-    """KRIs, verdict and fail reasons for the events with ``period_from <= ts < period_to``."""
+    """KRIs, verdict and fail reasons for the events with ``period_from <= ts < period_to``.
+
+    ``stage`` adds the Shadow step (see the module doc); ``run_mode`` (paper, dry-run, live, backtest) is
+    recorded in the report, and ``shadow`` is the Shadow stage's report for a release."""
     c = cfg or GateConfig()
     if period_to <= period_from:
         raise ValueError("the gate period must have --to after --from")
@@ -145,11 +260,19 @@ def evaluate_gate(
     liq_min: Decimal | None = None
     lev_viol = ro_viol = 0
     gap = ZERO
+    sent: set[str] = set()
+    sent_anonymous = 0
     for ev in events:
         if not (period_from <= ev.ts < period_to):
             continue
         counts[ev.code] += 1
         d = ev.data
+        if ev.code in (AuditCode.ORDER_SUBMITTED, AuditCode.ORDER_ERROR):
+            coid = d.get("client_order_id")
+            if isinstance(coid, str) and coid:
+                sent.add(coid)
+            else:
+                sent_anonymous += 1
         if ev.code is AuditCode.EQUITY_SNAPSHOT:
             equity = _dec(d.get("equity"))
             seed = _dec(d.get("peak_equity"))
@@ -184,8 +307,11 @@ def evaluate_gate(
         ):
             actions[ev.code.value] += 1
 
-    days = Decimal((period_to - period_from).total_seconds()) / Decimal(86400)
-    submitted = counts[AuditCode.ORDER_SUBMITTED]
+    days = trading_days(period_from, period_to, c)
+    submitted = len(sent) + sent_anonymous
+
+    def per_day(n: int) -> Decimal:
+        return Decimal(n) / Decimal(days) if days else ZERO
     kris: dict[str, Any] = {
         "mdd_rolling": mdd,
         "liq_distance_p95": liq_min,
@@ -194,11 +320,13 @@ def evaluate_gate(
         "data_gap_seconds": gap,
         "exec_reject_rate": _ratio(counts[AuditCode.ORDER_REJECTED], submitted),
         "exec_error_rate": _ratio(counts[AuditCode.ORDER_ERROR], submitted),
-        "effective_signals_per_day": Decimal(counts[AuditCode.SIGNAL_ACCEPTED]) / days,
-        "fills_per_day": Decimal(counts[AuditCode.ORDER_FILLED]) / days,
+        "effective_signals_per_day": per_day(counts[AuditCode.SIGNAL_ACCEPTED]),
+        "fills_per_day": per_day(counts[AuditCode.ORDER_FILLED]),
         "protective_missing_count": counts[AuditCode.EXEC_PROTECTIVE_ORDER_MISSING],
         "orders_submitted": submitted,
+        "trading_days": days,
     }
+    shadow_fail = shadow_problem(stage, run_mode, days, version_set, c, shadow)
     fails: list[FailReason] = []
     checks: list[tuple[bool, FailReason]] = [
         (mdd > c.max_mdd, FailReason.FAIL_MDD_EXCEEDED),
@@ -214,8 +342,10 @@ def evaluate_gate(
             kris["protective_missing_count"] > c.max_protective_missing,
             FailReason.FAIL_PROTECTIVE_ORDER_MISSING,
         ),
+        (shadow_fail is not None, FailReason.FAIL_SHADOW_STAGE),
     ]
     fails = [reason for failed, reason in checks if failed]
+    all_notes = tuple(notes) + ((shadow_fail,) if shadow_fail is not None else ())
     return GateReport(
         period_from=period_from,
         period_to=period_to,
@@ -225,7 +355,9 @@ def evaluate_gate(
         fail_reasons=tuple(fails),
         actions_summary=dict(sorted(actions.items())),
         thresholds=c.model_dump(mode="json"),
-        notes=tuple(notes),
+        notes=all_notes,
+        stage=stage,
+        run_mode=run_mode,
     )
 
 
@@ -250,6 +382,7 @@ def render_markdown(report: GateReport) -> str:
         f"# Gate report: **{report.verdict}**",
         "",
         f"- Period: {report.period_from.isoformat()} -> {report.period_to.isoformat()}",
+        f"- Stage: {report.stage.value} ({report.run_mode} run)",
         f"- Versions: config `{vs.config}`, strategy `{vs.strategy}`, git `{vs.git}`",
         "",
         "## KRIs",

@@ -7,13 +7,22 @@ Kept out of ``core.gate`` so the verdict logic stays pure; this module is the IO
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from core.audit import ReadStats, read_events
-from core.gate import GateConfig, VersionSet, evaluate_gate, render_json, render_markdown
+from core.gate import (
+    GateConfig,
+    GateStage,
+    ShadowEvidence,
+    VersionSet,
+    evaluate_gate,
+    render_json,
+    render_markdown,
+)
 from shared_schema.atomic_io import atomic_write_bytes
 from shared_schema.types import CST
 
@@ -33,6 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--strategy-version", default="unknown")
     p.add_argument("--git", default="unknown")
     p.add_argument("--gate-config", type=Path, help="JSON file with GateConfig fields")
+    p.add_argument(
+        "--stage",
+        choices=[s.value for s in GateStage],
+        default=GateStage.RELEASE.value,
+        help="release (default: needs --shadow-report), shadow (this period is the paper/dry-run Shadow "
+        "stage) or run (a replay's or dry run's own check, no Shadow step)",
+    )
+    p.add_argument("--run-mode", default="unknown", help="paper, dry-run, live or backtest (recorded)")
+    p.add_argument("--shadow-report", type=Path, help="the Shadow stage's gate JSON (--out-json of it)")
     p.add_argument("--out-json", type=Path)
     p.add_argument("--out-md", type=Path)
     args = p.parse_args(argv)
@@ -45,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"gate config: {exc}", file=sys.stderr)
         return 2
+    shadow = None
+    if args.shadow_report is not None:
+        try:
+            shadow = ShadowEvidence.from_report(json.loads(args.shadow_report.read_bytes()))
+        except (OSError, ValueError) as exc:
+            print(f"shadow report: {exc}", file=sys.stderr)
+            return 2
     stats = ReadStats()
     events = list(read_events(args.audit, args.ts_from, args.ts_to, stats))
     notes = []
@@ -60,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             VersionSet(args.config_version, args.strategy_version, args.git),
             cfg,
             notes,
+            GateStage(args.stage),
+            args.run_mode,
+            shadow,
         )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
