@@ -146,7 +146,8 @@ def _last_quote_ms(shared: Path) -> int | None:
 
 
 MANUAL_SIGNAL_EXPIRY_S = ExecutorConfig().max_signal_age_s
-"""``gridbridge signal`` without ``--expires-in``: the signal expires this many market seconds after it is made."""
+"""``gridbridge signal`` without ``--expires-in`` (and without ``--config``): the signal expires this many market
+seconds after it is made, the executor's default maximum signal age."""
 MAX_MANUAL_EXPIRY_S = 86_400.0
 
 
@@ -178,7 +179,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
         payload["client_order_id"] = args.client_order_id
     # A manual signal always carries its own expiry (default: the executor's maximum signal age), so one
     # left in the file while the executor is down is never placed at a later day's prices.
-    expires_in = MANUAL_SIGNAL_EXPIRY_S if args.expires_in is None else args.expires_in
+    default_expiry = _config(args).executor.max_signal_age_s if args.config else MANUAL_SIGNAL_EXPIRY_S
+    expires_in = default_expiry if args.expires_in is None else args.expires_in
     if not (0 < expires_in <= MAX_MANUAL_EXPIRY_S):
         print(f"gridbridge signal: --expires-in must be in (0, {MAX_MANUAL_EXPIRY_S:.0f}] seconds", file=sys.stderr)
         return 2
@@ -471,7 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signal-id")
     p.add_argument("--client-order-id")
     p.add_argument("--expires-in", type=float, default=None,
-                   help=f"market seconds until the signal expires (default {MANUAL_SIGNAL_EXPIRY_S:.0f})")
+                   help="market seconds until the signal expires (default: the config's executor.max_signal_age_s, "
+                        f"{MANUAL_SIGNAL_EXPIRY_S:.0f} without --config)")
+    p.add_argument("--config", help="the executor's config file: its max_signal_age_s is the default expiry")
     p.set_defaults(func=cmd_signal)
 
     p = sub.add_parser("status", help="print pool, frozen/used, open orders and recent results")

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 CONFIG = {
     "paper": {"initial_cash": "1000000", "initial_positions": {"512890.SH": 200000, "159201.SZ": 200000}},
-    "executor": {"poll_interval_s": 0.02},
+    # The producer replays at 300x: a signal's market-time age grows 300 times faster than on a live day, so
+    # these process tests (about restarts, not ages) give signals a day.
+    "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400},
 }
 
 
@@ -98,6 +100,8 @@ def test_signals_through_real_processes(bridge):
         "signal",
         "--shared-dir",
         str(shared),
+        "--config",
+        str(bridge.cfg),
         "--code",
         "512890.SH",
         "--direction",
@@ -116,6 +120,8 @@ def test_signals_through_real_processes(bridge):
         "signal",
         "--shared-dir",
         str(shared),
+        "--config",
+        str(bridge.cfg),
         "--code",
         "512890.SH",
         "--direction",
@@ -132,6 +138,8 @@ def test_signals_through_real_processes(bridge):
         "signal",
         "--shared-dir",
         str(shared),
+        "--config",
+        str(bridge.cfg),
         "--code",
         "512890.SH",
         "--direction",

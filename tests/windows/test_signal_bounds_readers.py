@@ -119,3 +119,14 @@ def test_gridbridge_signal_refuses_an_expiry_that_is_not_positive(tmp_path, caps
     assert main(args) == 2
     assert "expires-in" in capsys.readouterr().err
     assert not (tmp_path / SIGNAL_FILE).exists()
+
+
+def test_gridbridge_signal_takes_its_default_expiry_from_the_config(tmp_path):
+    from gridbridge.cli import main
+
+    atomic_write_model(tmp_path / QUOTE_FILE, make_quote_file(when=SESSION_TIME))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"executor": {"max_signal_age_s": 600}}))
+    assert main(["signal", "--shared-dir", str(tmp_path), "--config", str(config), "--code", "512890.SH",
+                 "--direction", "BUY", "--price", "1.100", "--shares", "100"]) == 0
+    assert _signal_in_file(tmp_path).expires_at == SESSION_TIME + timedelta(seconds=600)
