@@ -31,7 +31,7 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
-from shared_schema.atomic_io import WriteFailed, atomic_write_bytes
+from shared_schema.atomic_io import TEMP_PREFIX, WriteFailed, atomic_write_bytes
 from shared_schema.clock import Clock
 from shared_schema.lease import (
     LeaseFile,
@@ -222,18 +222,42 @@ class SharedLease:
                          disabled_doors=list(self.disabled_doors), previous_owner=previous)
 
     def _create_exclusive(self, body: LeaseFile) -> bool:
-        """Claim: create the file only if it does not exist. False when someone else's file is there."""
+        """Claim: create the file only if it does not exist. False when someone else's file is there.
+
+        The content is written to a temp file first and hard-linked into place (atomic, never replaces),
+        so a crash mid-claim leaves no half-written lease; where the share has no hard links, the file is
+        created with ``O_EXCL`` and written in place."""
+        data = body.model_dump_json(indent=1).encode("utf-8")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        tmp = self.path.with_name(f"{TEMP_PREFIX}{self.path.name}.{self.me.owner_id}")
         try:
-            fd = os.open(self.path, flags, 0o644)
+            self._write_new(tmp, data, flags)
+            try:
+                os.link(tmp, self.path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError:
+                pass  # no hard links on this share: fall back to O_EXCL on the lease itself
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        try:
+            self._write_new(self.path, data, flags)
         except FileExistsError:
             return False
+        return True
+
+    @staticmethod
+    def _write_new(path: Path, data: bytes, flags: int) -> None:
+        fd = os.open(path, flags, 0o644)
         try:
-            os.write(fd, body.model_dump_json(indent=1).encode("utf-8"))
+            os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        return True
 
     # ----------------------------------------------------------------------------------------- claim
 

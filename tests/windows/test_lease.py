@@ -246,3 +246,20 @@ def test_a_restart_on_the_same_state_folder_reclaims_without_take_over(tmp_path:
         assert read_lease(h.shared).previous_owner.how == "RECLAIM"
     finally:
         again.stop()
+
+
+def test_a_claim_leaves_no_temp_file_and_works_on_a_share_without_hard_links(tmp_path: Path, monkeypatch) -> None:
+    clock = ManualClock(T0)
+    (tmp_path / "x").mkdir()
+    _shared_lease(tmp_path / "x", "a", clock).acquire()
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [LEASE_FILE]
+
+    def no_links(src, dst):
+        raise PermissionError("EPERM: no hard links on this share")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "y").mkdir()
+    assert _shared_lease(tmp_path / "y", "a", clock).acquire().verdict is Verdict.FREE
+    assert sorted(p.name for p in (tmp_path / "y").iterdir()) == [LEASE_FILE]
+    with pytest.raises(LeaseRefused, match="another executor owns"):
+        _shared_lease(tmp_path / "y", "b", clock).acquire()
