@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, NewType
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StrictInt
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StrictInt, WithJsonSchema
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China Standard Time: every market timestamp in the contract is in this zone."""
@@ -73,6 +73,8 @@ Price = Annotated[
     BeforeValidator(_json_number),
     AfterValidator(_bounded_decimal(MAX_PRICE)),
     PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_PRICE),
+                    "description": "a JSON number (not a string) with at most 3 decimals"}),
 ]
 """Order price in yuan: a JSON number in (0, 10000] with at most 3 decimals, exact. Serialised as a number."""
 
@@ -81,6 +83,8 @@ OrderAmount = Annotated[
     BeforeValidator(_json_number),
     AfterValidator(_bounded_decimal(MAX_AMOUNT)),
     PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT),
+                    "description": "a JSON number (not a string) with at most 3 decimals"}),
 ]
 """A signal's ``amount`` in yuan: a JSON number in (0, 1e9] with at most 3 decimals."""
 
