@@ -119,3 +119,24 @@ def test_a_crashed_executor_restarts_on_its_own_state_folder_without_take_over(t
             procs.stop(again)
     finally:
         procs.stop(first)
+
+
+def test_a_running_executor_that_loses_its_lease_stops_trading_and_exits_4(tmp_path: Path) -> None:
+    from shared_schema.atomic_io import atomic_write_json
+
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    shared, state = tmp_path / "shared", tmp_path / "state"
+    shared.mkdir()
+    owner = _executor(tmp_path, shared, state, log="owner")
+    try:
+        assert procs.wait_for(lambda: _lease(shared)["pid"] == owner.pid, 60)
+        intruder = {**_lease(shared), "owner_id": "f" * 32, "host": "intruder", "pid": 1}
+        atomic_write_json(shared / LEASE_FILE, intruder)  # another executor took the folder
+        assert procs.wait_for(lambda: owner.poll() is not None, 60), "the executor kept running"
+        assert owner.returncode == EXIT_LEASE_HELD
+        log = (tmp_path / "owner.log").read_text()
+        assert "stopped trading" in log and "lease LOST" in log
+        assert _lease(shared)["owner_id"] == "f" * 32  # the winner's lease is left alone
+        assert procs.wait_for(lambda: "EXECUTOR_LEASE_LOST" in _audit_codes(state), 10)
+    finally:
+        procs.stop(owner)
