@@ -39,6 +39,11 @@ def _refused(root: Path, shared: Path, state: Path, *extra: str) -> tuple[int, s
     return done.returncode, done.stderr
 
 
+def _log(root: Path, name: str) -> str:
+    path = root / f"{name}.log"
+    return path.read_text()[-3000:] if path.exists() else f"no {name}.log"
+
+
 def _audit_codes(state: Path) -> list[str]:
     path = state / "audit.jsonl"
     return [json.loads(line)["code"] for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -54,7 +59,7 @@ def test_only_one_executor_runs_per_shared_folder(tmp_path: Path) -> None:
 
     owner = _executor(tmp_path, shared, tmp_path / "state_a", log="a")
     try:
-        assert procs.wait_for(lambda: _lease(shared)["pid"] == owner.pid, 60), "the first executor never took the lease"
+        assert procs.wait_for(lambda: _lease(shared)["pid"] == owner.pid, 60), _log(tmp_path, "a")
 
         # the same folder through a symlinked path, with another state folder: refused, own exit code
         rc, err = _refused(tmp_path, alias, tmp_path / "state_b")
@@ -63,7 +68,7 @@ def test_only_one_executor_runs_per_shared_folder(tmp_path: Path) -> None:
         # and through the plain path with a third state folder
         rc, err = _refused(tmp_path, shared, tmp_path / "state_c")
         assert rc == EXIT_LEASE_HELD and "another executor owns" in err
-        assert owner.poll() is None and _lease(shared)["pid"] == owner.pid
+        assert owner.poll() is None and _lease(shared)["pid"] == owner.pid, _log(tmp_path, "a")
 
         # kill -9 the owner: its lease stays; a newcomer refuses while it is fresh, then asks for --take-over
         procs.kill9(owner)
@@ -84,7 +89,7 @@ def test_only_one_executor_runs_per_shared_folder(tmp_path: Path) -> None:
 
         taker = _executor(tmp_path, alias, tmp_path / "state_b", "--take-over", log="b")
         try:
-            assert procs.wait_for(lambda: _lease(shared)["pid"] == taker.pid, 60), "take-over did not happen"
+            assert procs.wait_for(lambda: _lease(shared)["pid"] == taker.pid, 60), _log(tmp_path, "b")
             lease = _lease(shared)
             assert lease["previous_owner"]["pid"] == owner.pid and lease["previous_owner"]["how"] == "TAKE_OVER"
             assert procs.wait_for(lambda: "EXECUTOR_LEASE_TAKEN_OVER" in _audit_codes(tmp_path / "state_b"), 60)
@@ -95,7 +100,7 @@ def test_only_one_executor_runs_per_shared_folder(tmp_path: Path) -> None:
             assert rc == EXIT_LEASE_HELD and "another executor owns" in err
         finally:
             procs.stop(taker)
-        assert taker.returncode == 0
+        assert taker.returncode == 0, _log(tmp_path, "b")
         assert not (shared / LEASE_FILE).exists()  # a clean stop releases the lease
     finally:
         procs.stop(owner)
