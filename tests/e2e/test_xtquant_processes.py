@@ -86,7 +86,8 @@ def rig(tmp_path, monkeypatch):
     config = {
         "xtquant": {"userdata_path": str(qmt), "account_id": ACCOUNT, "callback_deadline_s": 2.0,
                     "reconnect_backoff_s": [0.2, 0.5], "producer_interval_s": 0.05},
-        "executor": {"poll_interval_s": 0.02},
+        # The fake market replays fast: signals (about restarts, not ages) get a day of market time.
+        "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("GRIDBRIDGE_XTQUANT_MODULE", "tests.kit.fake_xtquant")
