@@ -60,10 +60,9 @@ def _bounded_decimal(upper: Decimal) -> Any:
         _finite(value)
         if not (Decimal(0) < value <= upper):
             raise ValueError(f"must be greater than 0 and at most {upper}")
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -PRICE_DECIMALS and value != value.quantize(TICK):
+        if value != value.quantize(TICK):  # exact: the value is bounded above, so quantize cannot overflow
             raise ValueError(f"must have at most {PRICE_DECIMALS} decimals")
-        return value.quantize(TICK) if exponent < -PRICE_DECIMALS else value
+        return value
 
     return check
 
