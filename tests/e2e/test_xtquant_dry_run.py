@@ -87,6 +87,6 @@ def test_nodes_trade_through_the_fake_terminal_across_a_disconnect_and_an_execut
     for alloc in pool.allocations_159201 + pool.allocations_512890:
         assert alloc.frozen == 0
         if alloc.released_shares == 0:
-            assert int(alloc.used * 100) == terminal.filled_value_fen(alloc.client_order_id), alloc
+            assert int(alloc.used * 100) == terminal.cash_out_fen(alloc.client_order_id), alloc
     log = (tmp_path / "executor.log").read_text()
     assert "DISCONNECTED" in log and log.count("executor started") >= 2

@@ -139,11 +139,11 @@ def test_xtquant_processes_survive_a_disconnect_and_an_executor_restart(rig):
     final = results(shared).results
     placed = Counter(o["remark"] for o in terminal.orders())
     assert placed and all(n == 1 for n in placed.values()), placed
-    # The vault equals the terminal's truth: every open grant's used is the value the terminal filled.
+    # The vault equals the terminal's truth: every open grant's used is the cash the terminal took (value + fees).
     allocations = pool.allocations_159201 + pool.allocations_512890
     for alloc in allocations:
         assert alloc.frozen == 0, alloc
-        assert int(alloc.used * 100) == terminal.filled_value_fen(alloc.client_order_id), alloc
+        assert int(alloc.used * 100) == terminal.cash_out_fen(alloc.client_order_id), alloc
     filled_buys = {o["remark"] for o in terminal.orders() if o["order_type"] == 23 and o["traded_volume"] > 0}
     assert {a.client_order_id for a in allocations if a.used > 0} == filled_buys
     for sid in ids:

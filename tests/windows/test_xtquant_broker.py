@@ -452,7 +452,7 @@ def test_refused_connects_back_off(venue):
 def hung_venue(tmp_path):
     v = XtVenue(tmp_path)
     v.broker.stop()
-    v.broker = make_xt_broker(v.folder, v.clock, call_timeout_s=0.5, session_id_base=7_000_000)
+    v.broker = make_xt_broker(v.folder, v.clock, call_timeout_s=2.0, session_id_base=7_000_000)
     v.broker.start()
     v.quote(CODE, 1.099, 1.100)
     yield v
@@ -461,7 +461,7 @@ def hung_venue(tmp_path):
 
 
 def test_the_adapter_gives_the_terminal_its_call_timeout(hung_venue):
-    assert hung_venue.broker.conn.trader.timeout == 500  # ms, through XtQuantTrader.set_timeout
+    assert hung_venue.broker.conn.trader.timeout == 2000  # ms, through XtQuantTrader.set_timeout
 
 
 def test_a_hung_query_is_unknown_drops_trade_health_and_recovers_when_the_terminal_answers(hung_venue):
@@ -514,9 +514,9 @@ def test_the_producer_sources_never_freeze_on_a_hung_terminal(tmp_path):
     terminal = FakeTerminal.create(tmp_path / "qmt", positions={CODE: 5000}, account_id=ACCOUNT, synth=synth)
     xtdata.set_terminal_dir(terminal.folder)
     clock = ManualClock(SESSION_TIME)
-    quotes = XtDataQuoteSource(xtdata, [CODE], bars_count=3, call_timeout_s=0.5)
+    quotes = XtDataQuoteSource(xtdata, [CODE], bars_count=3, call_timeout_s=2.0)
     account = XtTraderAccountSource(load_xt_modules(FAKE_MODULE), XtBrokerSettings(
-        str(terminal.folder), ACCOUNT, reconnect_backoff_s=(1.0,), call_timeout_s=0.5), clock)
+        str(terminal.folder), ACCOUNT, reconnect_backoff_s=(1.0,), call_timeout_s=2.0), clock)
     account.start()
     try:
         terminal.replay_step()
@@ -593,7 +593,7 @@ def test_executor_never_resends_a_minus_one_order_and_books_its_fill(xh):
     assert xh.turn_until(lambda: xh.result(sid).status is ResultStatus.FILLED)
     assert len(xh.terminal.orders_by_remark()["S1"]) == 1
     assert xh.terminal.snapshot()["counters"]["order_stock_async"] == 1
-    assert xh.pool().used_512890 * 100 == xh.terminal.filled_value_fen("S1")
+    assert xh.pool().used_512890 * 100 == xh.terminal.cash_out_fen("S1")
 
 
 def test_executor_releases_the_frozen_amount_of_a_silent_insufficient_funds_rejection(tmp_path):
@@ -632,13 +632,13 @@ def test_executor_goes_disconnected_then_trades_again_only_after_reconcile(xh):
     assert "D2" not in xh.terminal.orders_by_remark()
 
     assert xh.result(first).status is ResultStatus.FILLED
-    assert xh.pool().used_512890 * 100 == xh.terminal.filled_value_fen("D1") + xh.terminal.filled_value_fen("D3")
+    assert xh.pool().used_512890 * 100 == xh.terminal.cash_out_fen("D1") + xh.terminal.cash_out_fen("D3")
     assert len(xh.terminal.sessions()) == 2
 
 
 @pytest.mark.parametrize("hung", [("order_stock_async",), ("*",)], ids=["send-hangs", "everything-hangs"])
 def test_a_hung_terminal_never_stops_the_executor_loop_goes_reduce_only_audited_and_recovers(tmp_path, hung):
-    h = XtHarness(tmp_path, broker_settings={"call_timeout_s": 0.5})
+    h = XtHarness(tmp_path, broker_settings={"call_timeout_s": 2.0})
     try:
         h.terminal.hang(*hung)  # MiniQMT frozen: these calls never answer
         first = h.send(signal_id="H1", price="1.101")

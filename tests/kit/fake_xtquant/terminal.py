@@ -262,6 +262,10 @@ class FakeTerminal:
     def filled_value_fen(self, remark: str) -> int:
         return sum(t["amount_fen"] for t in self.trades() if t["remark"] == remark)
 
+    def cash_out_fen(self, remark: str) -> int:
+        """What a BUY took from the account: value plus commission (the vault's ``used`` for its lot)."""
+        return sum(t["amount_fen"] + t["commission_fen"] for t in self.trades() if t["remark"] == remark)
+
     def sessions(self) -> dict[str, Any]:
         return self.snapshot()["sessions"]
 
