@@ -73,6 +73,10 @@ class OrderUpdate:
 
 @dataclass(frozen=True)
 class ConnectionEvent:
+    """Trade health: ``False`` when the venue cannot be traded through (a disconnect, or a call that got no
+    answer within its bound: unknown, not failed), ``True`` only once it answers again and was reconciled.
+    The executor folds it into ``trade_ok`` (REDUCE_ONLY while false) and audits each loss."""
+
     connected: bool
     message: str = ""
 

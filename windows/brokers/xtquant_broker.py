@@ -784,7 +784,8 @@ class XtQuantBroker:
         if order_id > 0 and track.order_id is None:
             self._bind_order_id(track, order_id)
         track.sysid = track.sysid or str(data.get("order_sysid") or "")
-        status = int(data.get("order_status") if data.get("order_status") is not None else 255)
+        raw_status = data.get("order_status")
+        status = 255 if raw_status is None else int(raw_status)
         if status in XT_FINAL_STATUSES:
             if track.final_status is None:
                 track.final_status = status
