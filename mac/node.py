@@ -67,7 +67,7 @@ from shared_schema.models import (
 )
 from shared_schema.safe_json import safe_loads
 from shared_schema.signal_io import SignalFileCorrupt, entry_signal_id, read_raw_entries, update_signal_file
-from shared_schema.types import datetime_to_ms, ms_to_datetime, to_fen
+from shared_schema.types import ms_to_datetime, to_fen
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
 
 log = logging.getLogger("gridbridge.node")
@@ -397,7 +397,7 @@ class StrategyNode:
             return
         count = rt.backoff.get(key, [0, 0])[0] + 1
         wait_s = min(self.settings.reject_backoff_s * 2 ** (count - 1), self.settings.reject_backoff_max_s)
-        now_ms = max(rt.last_bar_t, datetime_to_ms(result.updated_at) if result.updated_at else 0)
+        now_ms = rt.last_bar_t  # the node's market clock: the bars it has stepped
         rt.backoff[key] = [count, now_ms + int(wait_s * 1000)]
         why = f"{result.reason.value if result.reason else 'REJECTED'} {result.detail or ''}".strip()
         detail = f"{why}: {key} rejected {count}x in a row; not re-sent for {wait_s:.0f} s"

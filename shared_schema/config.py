@@ -128,6 +128,8 @@ class ExecutorConfig(_Section):
                                "2.5 missed heartbeats)")
     max_signal_file_bytes: int = Field(default=16 * 1024 * 1024, ge=1024,
                                        description="order_signal.json larger than this is refused with an alert")
+    journal_compact_records: int = Field(default=2000, ge=10, description="journal records after the last "
+                                         "snapshot that trigger a compaction (forget + snapshot + atomic swap)")
     result_retention: int = Field(default=2000, ge=10)
     commission_estimate_rate: Money = Decimal("0.0001")
     commission_estimate_min: Money = Decimal("0")

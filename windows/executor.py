@@ -68,7 +68,7 @@ from windows.brokers.protocol import (
     TemporaryBrokerError,
 )
 from windows.executor_state import ExecutorState, LiveOrder
-from windows.journal import Journal
+from windows.journal import SNAPSHOT_KIND, Journal
 from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
 from windows.pipeline import ENTRY_FAULT, MarketContext, decide, fee_estimate, fee_model, payload_hash
 from windows.reduction import (
@@ -85,6 +85,7 @@ from windows.reduction import (
     reduction_signal,
 )
 from windows.risk_shell import ExecutorRisk, RiskSettings
+from windows.snapshot import SNAPSHOT_VERSION
 from windows.vault import GlobalVault, VaultLimits
 
 log = logging.getLogger("gridbridge.executor")
@@ -303,6 +304,8 @@ class Executor:
         self.state.apply(record)
         if record["k"] == "input":
             self.seen_inputs.add(record["key"])
+        elif record["k"] == SNAPSHOT_KIND:
+            self.seen_inputs = set(record.get("inputs", ()))
         self._dirty = True
 
     def _commit(self, record: dict[str, Any]) -> None:
@@ -692,6 +695,34 @@ class Executor:
                               "t": now.isoformat()})
                 self.journal.sync()
                 self.broker.cancel_order(live.record.client_order_id)
+        self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        """Journal compaction, between two turns' worth of work: once the tail has
+        ``executor.journal_compact_records`` records, forget what the retention rules allow (a journaled
+        ``forget`` record) and replace the journal by one ``snapshot`` record of the state (atomic swap).
+        Restart then reads one snapshot and a short tail, and the journal stays bounded by the open state
+        plus retention, however many signals went through."""
+        ex = self.config.executor
+        if self.journal.records_since_snapshot < ex.journal_compact_records:
+            return
+        now = self.now()
+        drop = self.state.forgettable(self._present_ids, now, ex.max_signal_age_s, ex.clock_skew_tolerance_s)
+        if drop["ids"] or drop["orders"] or drop["owners"]:
+            self._commit({"k": "forget", **drop, "t": now.isoformat()})
+        self.journal.sync()
+        failpoint("executor.before_compact")  # the forget record is durable, the journal not yet compacted
+        record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
+                  "records": self.state.records_applied, "state": self.state.snapshot(),
+                  "inputs": sorted(self.seen_inputs)}
+        try:
+            size = self.journal.compact(record)
+        except OSError as exc:
+            self._alert(f"journal compaction failed, the full journal stays: {exc}", key="journal:compact")
+            return
+        self._clear_alert("journal:compact")
+        log.info("journal compacted: %d signals, %d orders kept; %d bytes", len(self.state.signals),
+                 len(self.state.orders), size)
 
     # ---------------------------------------------------------------------------------- risk shell
 

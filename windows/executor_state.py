@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
 from shared_schema.models import Direction, InputRejection, Reason, Result, ResultStatus
+from windows import snapshot as snapshot_codec
 from windows.vault import GlobalVault, VaultDecision
 
 
@@ -35,6 +36,7 @@ class SignalEntry:
     payload_hash: str
     result: Result
     conflict_hashes: set[str] = field(default_factory=set)
+    expires_at: datetime | None = None  # the signal's own expiry, when it named a well-formed one
 
 
 @dataclass
@@ -102,6 +104,79 @@ class ExecutorState:
         merged = sorted([*self.input_rejections, *junk], key=lambda r: r.at or _EPOCH)
         return merged[-cap:]
 
+    # ------------------------------------------------------------------------------ compaction
+
+    def snapshot(self) -> Any:
+        """Every attribute of this state, encoded exactly (``windows.snapshot``): what a ``snapshot``
+        journal record carries. Generic on purpose: a field added tomorrow is in the snapshot too."""
+        return snapshot_codec.encode(dict(vars(self)))
+
+    def forgettable(self, present: Collection[str], now: datetime, max_signal_age_s: float,
+                    skew_s: float) -> dict[str, list[str]]:
+        """What a ``forget`` record may drop now, so memory and the journal's snapshot stay bounded by the
+        open state plus retention. A signal is forgotten only when all of these hold: its result is final;
+        it is not in ``order_signal.json`` (``present``) and not among the results or input rejections
+        published (``results_view``/``junk_view``); it can no longer be accepted if offered again (its
+        ``expires_at``, or ``created_at`` + ``max_signal_age_s``, plus the skew tolerance, is before ``now``,
+        market time); and each of its orders is terminal. A forgotten order's vault records go with it
+        once its lot is closed; while the lot is open its allocation and its client_order_id stay."""
+        keep = set(self.results_view(present)) | {r.signal_id for r in self.junk_view(present)}
+        keep |= {o.signal_id for o in self.orders.values() if not o.record.state.is_terminal}
+        by_signal: dict[str, list[LiveOrder]] = {}
+        for live in self.orders.values():
+            by_signal.setdefault(live.signal_id, []).append(live)
+        ids: list[str] = []
+        orders: list[str] = []
+        owners: list[str] = []
+        for sid, entry in self.signals.items():
+            if sid in keep or not entry.result.status.is_final:
+                continue
+            created = entry.result.signal_created_at
+            horizon = entry.expires_at or (created + timedelta(seconds=max_signal_age_s) if created else None)
+            if horizon is not None and horizon + timedelta(seconds=skew_s) >= now:
+                continue
+            mine = by_signal.get(sid, [])
+            if any(not o.record.state.is_terminal or o.record.client_order_id in self.lots_in_sell for o in mine):
+                continue
+            ids.append(sid)
+            for live in mine:
+                coid = live.record.client_order_id
+                orders.append(coid)
+                alloc = self.vault.allocations.get(coid)
+                if alloc is None or not alloc.is_open:
+                    owners.append(coid)
+            own = entry.result.client_order_id
+            if own and own not in self.orders and own not in self.vault.allocations:
+                owners.append(own)
+        return {"ids": ids, "orders": orders, "owners": sorted(set(owners))}
+
+    def _apply_forget(self, rec: dict[str, Any]) -> None:
+        for sid in rec.get("ids", ()):
+            self.signals.pop(sid, None)
+        for coid in rec.get("orders", ()):
+            live = self.orders.get(coid)
+            if live is not None and live.record.state.is_terminal:
+                del self.orders[coid]
+        vault = self.vault
+        for coid in rec.get("owners", ()):
+            self.coid_owner.pop(coid, None)
+            alloc = vault.allocations.get(coid)
+            if alloc is not None and not alloc.is_open and not alloc.used and not alloc.frozen:
+                del vault.allocations[coid]
+            for book in ("decisions", "sells"):
+                table = getattr(vault, book, None)
+                if isinstance(table, dict):
+                    table.pop(coid, None)
+
+    def _apply_snapshot(self, rec: dict[str, Any]) -> None:
+        """Become the state a compacted journal's first record holds (``snapshot``)."""
+        attrs = snapshot_codec.decode(rec["state"])
+        fresh = ExecutorState(attrs["vault"], attrs.get("result_retention", self.result_retention))
+        self.__dict__.clear()
+        self.__dict__.update(vars(fresh))  # attributes added since the snapshot keep their defaults
+        self.__dict__.update(attrs)
+        self.records_applied -= 1  # ``apply`` counts this record; the snapshot already counts what it holds
+
     # ------------------------------------------------------------------------------------------ apply
 
     def apply(self, rec: dict[str, Any]) -> None:
@@ -113,7 +188,8 @@ class ExecutorState:
     def _apply_signal(self, rec: dict[str, Any]) -> None:
         sig = rec["sig"] if isinstance(rec["sig"], dict) else {}
         self.signals[rec["id"]] = SignalEntry(
-            signal_id=rec["id"], payload_hash=rec["h"], result=_initial_result(rec["id"], sig, rec["t"])
+            signal_id=rec["id"], payload_hash=rec["h"], result=_initial_result(rec["id"], sig, rec["t"]),
+            expires_at=_expiry(sig),
         )
         coid = sig.get("client_order_id")
         if isinstance(coid, str) and coid and coid not in self.coid_owner:
@@ -284,6 +360,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def is_junk(result: Result) -> bool:
     """A final rejection of an input that could never be an order (malformed, or a reused id)."""
     return result.status is ResultStatus.REJECTED and result.reason in JUNK_REASONS
+
+
+def _expiry(sig: dict[str, Any]) -> datetime | None:
+    value = sig.get("expires_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:

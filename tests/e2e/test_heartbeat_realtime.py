@@ -65,7 +65,9 @@ def test_quiet_market_at_speed_1_never_blocks_and_a_killed_executor_is_reported(
                            for a in ("--bars", f"{code}={p}")], "--speed", "1", *c, log=logs / "producer.log")
     running = [executor, node, producer]
     try:
-        assert procs.wait_for(lambda: len(node_states(shared)) == 2 and (shared / POOL_FILE).exists(), 120)
+        # Start-up: every process up and the node's view clean (the pool and results exist).
+        assert procs.wait_for(lambda: len(node_states(shared)) == 2 and (shared / POOL_FILE).exists()
+                              and not any(st.get("data_problems") for st in node_states(shared)), 300)
         began = time.monotonic()
         pool_writes: set[int] = set()
         worst_pool_age = 0.0
