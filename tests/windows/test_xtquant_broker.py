@@ -620,6 +620,9 @@ def test_executor_goes_disconnected_then_trades_again_only_after_reconcile(xh):
     first = xh.send(signal_id="D1", price="1.101")
     assert xh.turn_until(lambda: not xh.executor.connected)
     assert any("DISCONNECTED" in a for a in xh.results().alerts)
+    xh.settle_turn()  # the audit is flushed at the end of a turn
+    assert any(e.code is AuditCode.EXEC_HEALTH_DEGRADED and "on_disconnected" in e.cause
+               for e in read_events(xh.state / "audit.jsonl"))
     refused = xh.send(signal_id="D2", price="1.101")
     xh.settle_turn(2)
     assert xh.result(refused).reason is Reason.RISK_STATE, xh.result(refused)
@@ -647,8 +650,9 @@ def test_a_hung_terminal_never_stops_the_executor_loop_goes_reduce_only_audited_
 
         assert not h.executor.connected
         assert h.pool().risk_state == "REDUCE_ONLY"
-        degraded = [e for e in read_events(h.state / "audit.jsonl") if e.code is AuditCode.EXEC_HEALTH_DEGRADED]
-        assert len(degraded) == 1 and "did not answer" in degraded[0].cause
+        degraded = [e for e in read_events(h.state / "audit.jsonl")
+                    if e.code is AuditCode.EXEC_HEALTH_DEGRADED and e.cause.startswith("trade health lost")]
+        assert len(degraded) == 1 and "did not answer" in degraded[0].cause and degraded[0].data["trade_ok"] is False
         refused = h.send(signal_id="H2", price="1.101")
         finishes(h.settle_turn, 2)
         assert (h.result(refused).status, h.result(refused).reason) == (ResultStatus.REJECTED, Reason.RISK_STATE)
