@@ -460,6 +460,26 @@ def hung_venue(tmp_path):
     v.close()
 
 
+def test_bounded_calls_count_the_hung_ones_and_start_no_more_past_the_limit():
+    from windows.brokers.xtquant_broker import BoundedCaller, TerminalTimeout, TerminalUnavailable
+
+    frozen = threading.Event()
+    caller = BoundedCaller(0.05, max_hung=1)
+    with pytest.raises(TerminalTimeout, match="did not answer q"):
+        caller("q", frozen.wait)  # never returns before the test sets it
+    started = []
+    with pytest.raises(TerminalUnavailable, match="not called"):
+        caller("q", lambda: started.append(1))
+    assert started == [] and caller.hung == 1
+
+    frozen.set()  # the terminal answers the hung call, late
+    assert wait_for(lambda: caller.hung == 0)
+    caller.timeout_s = 30.0  # a safety net only: the call returns at once
+    assert caller("q", lambda: 7) == 7
+    with pytest.raises(ValueError):
+        caller("q", lambda: int("x"))  # the call's own error reaches the caller
+
+
 def test_the_adapter_gives_the_terminal_its_call_timeout(hung_venue):
     assert hung_venue.broker.conn.trader.timeout == 2000  # ms, through XtQuantTrader.set_timeout
 
