@@ -10,9 +10,11 @@ is a symbol code (``"512890.SH": {...}``) applies to that symbol only. A whole g
 also gives the risk thresholds (``risk``), the node's DEGRADED policy (``node``) and the gate (``gate``).
 
 Realistic mode runs the account risk machine (``--no-risk`` turns it off) and writes ``audit.jsonl`` (the
-events the executor would write) and ``gate.json`` (the ETF gate thresholds), so a replay regression is
+events the executor would write) and ``gate.json`` (the ETF gate thresholds and the data's holidays), so a
+replay regression is
 
-    gridbridge gate --audit DIR/audit.jsonl --gate-config DIR/gate.json --from T0 --to T1
+    gridbridge gate --audit DIR/audit.jsonl --gate-config DIR/gate.json --stage run --run-mode backtest \
+        --from T0 --to T1
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from backtest.data import Bars, load_bars, load_daily, write_bars_csv
 from backtest.engine import run
 from backtest.metrics import run_metrics
-from backtest.risk import BacktestRisk
+from backtest.risk import BacktestRisk, replay_gate_config
 from backtest.synth import generate, generate_conditioned
 from mac.grid.params import GridParams, default_params
 
@@ -120,7 +124,8 @@ def cmd_backtest(args) -> int:
     write_trades(result, out / "trades.csv")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     if result.risk is not None and result.risk.audit is not None:
-        write_audit(result, out, gcfg.gate)
+        times = np.concatenate([b.t for b in data.values()])
+        write_audit(result, out, replay_gate_config(gcfg.gate, times))
     if args.report:
         from backtest.report import write_report
 
@@ -133,12 +138,13 @@ def cmd_backtest(args) -> int:
         r = metrics["risk"]
         print(f"risk: final {r['final_state']}, {r['transitions']} transitions; "
               f"gate: gridbridge gate --audit {out / 'audit.jsonl'} --gate-config {out / 'gate.json'} "
-              f"--from {r['period_from']} --to {r['period_to']}")  # fmt: skip
+              f"--stage run --run-mode backtest --from {r['period_from']} --to {r['period_to']}")  # fmt: skip
     return 0
 
 
 def write_audit(result, out: Path, gate) -> None:
-    """``audit.jsonl`` (what the executor would have written) and ``gate.json`` (the ETF gate config)."""
+    """``audit.jsonl`` (what the executor would have written) and ``gate.json`` (the ETF gate config with
+    the replay's holidays, ``backtest.risk.replay_gate_config``)."""
     from core.audit import AuditWriter
 
     path = out / "audit.jsonl"

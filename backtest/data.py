@@ -7,6 +7,7 @@ time. A naive datetime is read as China time, the market's clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,19 @@ def load_daily(path: str | Path) -> list[tuple]:
         d = pd.Timestamp(row.date).date()
         out.append((d, float(row.open), float(row.high), float(row.low), float(row.close)))
     return out
+
+
+def session_holidays(times_ms: np.ndarray) -> tuple[date, ...]:
+    """Weekdays between the first and the last bar (China time) that have no bar: the data's holidays,
+    so the gate counts a replay's activity per trading day of its own calendar."""
+    if not len(times_ms):
+        return ()
+    epoch = date(1970, 1, 1).toordinal()
+    days = {int(d) for d in np.unique((np.asarray(times_ms) + 8 * 3_600_000) // 86_400_000)}
+    first, last = min(days), max(days)
+    out = []
+    for n in range(first, last + 1):
+        day = date.fromordinal(epoch + n)
+        if day.weekday() < 5 and n not in days:
+            out.append(day)
+    return tuple(out)

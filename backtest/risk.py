@@ -25,7 +25,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from core.events import AuditCode, AuditEvent, Severity
+from core.gate import GateConfig
 from core.oms.account import AccountState
 from core.risk import RiskConfig, RiskInputs, RiskSnapshot, RiskState, evaluate, initial_snapshot
 from core.risk.engine import equity_snapshot_event
@@ -267,3 +270,12 @@ class RiskTracker:
             "blocked_buys": dict(self.blocked),
             "cancelled_buys": self.cancelled_buys,
         }
+
+
+def replay_gate_config(gate: GateConfig, times_ms: np.ndarray) -> GateConfig:
+    """The gate config for a replay: ``gate`` with the data's own holidays (weekdays without bars), so
+    activity is counted per trading day of the replayed calendar."""
+    from backtest.data import session_holidays
+
+    holidays = tuple(sorted(set(gate.holidays) | set(session_holidays(times_ms))))
+    return gate.model_copy(update={"holidays": holidays})

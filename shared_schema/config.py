@@ -217,9 +217,10 @@ class GridbridgeConfig(_Section):
     xtquant: XtQuantConfig = Field(default_factory=XtQuantConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     gate: GateConfig = Field(
-        # An ETF grid trades about once a day per symbol, not dozens of times: the activity floors are
-        # the ETF's, the risk KRIs the kernel's.
-        default_factory=lambda: GateConfig(min_signals_per_day=Decimal("0.5"), min_fills_per_day=Decimal("0.25"))
+        # The ETF grid trades in bursts, about 0.2-0.7 fills a trading day over years, with quiet months
+        # when the market runs away from the anchor: the floors are half the lowest whole-run rate of
+        # realistic 5-year backtests (docs/risk.md, "Gate"); the risk KRIs are the kernel's.
+        default_factory=lambda: GateConfig(min_signals_per_day=Decimal("0.10"), min_fills_per_day=Decimal("0.10"))
     )
     grid: dict[str, Any] = Field(
         default_factory=dict,

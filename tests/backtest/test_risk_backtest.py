@@ -152,9 +152,10 @@ def test_cli_backtest_writes_an_audit_the_gate_reads(tmp_path, crash_data):
     assert risk["final_state"] == "FUSE" and metrics["total"]["fuse_closes"] > 0
     assert any(e.code is AuditCode.RISK_STATE_CHANGE for e in read_events(out / "audit.jsonl"))
     code = gate_main(["--audit", str(out / "audit.jsonl"), "--gate-config", str(out / "gate.json"),
-                      "--from", risk["period_from"], "--to", risk["period_to"],
-                      "--out-json", str(out / "gate_report.json")])  # fmt: skip
+                      "--from", risk["period_from"], "--to", risk["period_to"], "--stage", "run",
+                      "--run-mode", "backtest", "--out-json", str(out / "gate_report.json")])  # fmt: skip
     assert code == 1
-    assert "FAIL_MDD_EXCEEDED" in json.loads((out / "gate_report.json").read_text())["fail_reasons"]
+    report = json.loads((out / "gate_report.json").read_text())
+    assert report["fail_reasons"] == ["FAIL_MDD_EXCEEDED"] and report["run_mode"] == "backtest"
     assert backtest_main(args + ["--no-risk", "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "audit.jsonl").exists()
