@@ -103,6 +103,25 @@ def test_one_entry_that_raises_is_recorded_once_alerted_and_skipped(h, monkeypat
     assert len([r for r in journal(h) if r.get("detail") == "ENTRY_FAULT"]) == 1
 
 
+def test_a_record_that_fails_to_apply_closes_its_signal_and_the_loop_goes_on(h, monkeypatch):
+    real_apply = h.executor.state.apply
+
+    def apply_that_breaks_on_boom_alloc(record):
+        if record["k"] == "alloc" and record["coid"] == "boom2":
+            raise ZeroDivisionError("simulated")
+        real_apply(record)
+
+    monkeypatch.setattr(h.executor.state, "apply", apply_that_breaks_on_boom_alloc)
+    h.send(signal_id="boom2", shares=100)
+    h.send(signal_id="next2", shares=100)
+    h.turn()
+    boom = h.result("boom2")
+    assert (boom.status, boom.reason, boom.detail) == (ResultStatus.REJECTED, Reason.INVALID_SIGNAL, "ENTRY_FAULT")
+    assert "ZeroDivisionError" in boom.message
+    assert h.result("next2").status is ResultStatus.FILLED
+    assert [o["client_order_id"] for o in h.placed()] == ["next2"]
+
+
 def test_an_unkeyed_entry_that_raises_is_recorded_once_as_an_input(h, monkeypatch):
     import windows.executor as executor_module
 
