@@ -9,6 +9,10 @@ sends each signal as a limit order at the deciding close and fills it with the *
 * an order not filled within ``order_ttl_bars`` bars, or at the end of its day, expires; the vault
   releases its frozen money and the grid rolls the lot back (``apply_reject``).
 
+T+1 is the venue's: per symbol the engine keeps what was held at the start of the trading day and what was
+sold since, and hands ``step`` the ``can_use_volume`` and ``volume`` a venue would report
+(``mac.grid.core.sell_budget`` decides), so today's lots may be sold against the base position.
+
 Every BUY first asks the vault (``request_allocation``) exactly as the executor would; a refusal rolls
 the pending lot back. Fills go to the vault (``on_fill`` / ``apply_sell_fill``) and to the grid state
 (``apply_fill``). Commission: ``rate * value``, at least ``commission_min``, rounded to the fen.
