@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
@@ -33,6 +33,7 @@ from core.risk.state import RiskState
 from shared_schema.config import MarketConfig
 from windows.market_rules import is_in_session, price_limits
 
+MAX_BACKOFF_DOUBLINGS = 5
 REDUCTION_ID_PREFIX = "RDX"
 """Signal and client order ids of executor-originated reduction sells start with this (nodes use ``G``)."""
 
@@ -207,12 +208,14 @@ def next_attempt(
     lot_client_order_id: str, latest: Attempt | None, now: datetime, retry: timedelta
 ) -> tuple[int | None, bool]:
     """(attempt number to use now or None, whether the lot is cooling). An attempt still open keeps the lot
-    busy; a finished one lets the lot go again once ``retry`` has passed since it ended."""
+    busy; a finished one lets the lot go again once ``retry`` x 2^attempt (at most x 32) has passed since it
+    ended, so a lot the venue keeps refusing is retried ever more rarely instead of every minute."""
     if latest is None:
         return 0, False
     if not latest.final:
         return None, False
-    if latest.ended_at is not None and now - latest.ended_at < retry:
+    wait = retry * 2 ** min(latest.number, MAX_BACKOFF_DOUBLINGS)
+    if latest.ended_at is not None and now - latest.ended_at < wait:
         return None, True
     return latest.number + 1, False
 
@@ -237,18 +240,7 @@ def reduction_signal(
     }
 
 
-@dataclass(frozen=True)
-class ReductionView:
-    """What the dashboard shows of a running reduction (``shared_pool.json`` carries it as a dict)."""
-
-    mode: ReductionMode
-    exposure_fen: int
-    target_fen: int | None
-    selling: tuple[str, ...] = ()
-    held_back: dict[str, str] = field(default_factory=dict)
-
-
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz".upper()
+_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def _b36(n: int) -> str:

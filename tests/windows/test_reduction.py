@@ -143,6 +143,12 @@ def test_next_attempt_waits_while_open_and_for_the_retry_after_a_failure():
     ended = Attempt(0, True, SESSION_TIME)
     assert next_attempt("L", ended, SESSION_TIME + timedelta(seconds=59), retry) == (None, True)
     assert next_attempt("L", ended, SESSION_TIME + timedelta(seconds=60), retry) == (1, False)
+    # Each further failure doubles the wait, up to 32 x: a lot the venue keeps refusing is not retried every minute.
+    assert next_attempt("L", Attempt(1, True, SESSION_TIME), SESSION_TIME + timedelta(seconds=119), retry) == (None, True)
+    assert next_attempt("L", Attempt(1, True, SESSION_TIME), SESSION_TIME + timedelta(seconds=120), retry) == (2, False)
+    late = SESSION_TIME + timedelta(minutes=32)
+    assert next_attempt("L", Attempt(40, True, SESSION_TIME), late - timedelta(seconds=1), retry) == (None, True)
+    assert next_attempt("L", Attempt(40, True, SESSION_TIME), late, retry) == (41, False)
 
 
 def test_a_reduction_signal_is_a_valid_sell_naming_its_lot():
