@@ -491,3 +491,31 @@ def test_a_reduction_sell_journaled_but_never_sent_is_not_resent_after_a_restart
     sells = [s["client_order_id"] for s in placed_sells(h)]
     assert len(sells) == 1 and sells[0] != journaled[0] and sells[0].startswith("RDX")
     h.executor.stop()
+
+
+def test_losing_the_terminal_cancels_resting_buys_in_the_same_turn_and_sells_nothing(h, monkeypatch):
+    from windows.brokers.protocol import ConnectionEvent
+
+    h.send(signal_id="L1", shares=10_000)
+    h.turn()
+    h.send(signal_id="rest", price="1.000", shares=1000)
+    h.turn()
+    assert h.result("rest").status is ResultStatus.SENT
+    real = h.broker.drain_events
+    events = [ConnectionEvent(False, "terminal gone")]
+    monkeypatch.setattr(h.broker, "drain_events", lambda: [*(events.pop() for _ in range(len(events))), *real()])
+    h.turn()
+    assert h.pool().risk_state == "REDUCE_ONLY"
+    assert h.executor.state.orders["rest"].cancel_requested  # asked in the turn the state was entered
+    assert placed_sells(h) == []  # trade health is not a forced reduction: lots are kept
+
+
+def test_a_reduction_is_shown_in_the_pool_file_and_cleared_after_resume(h):
+    h.send(signal_id="L1", shares=10_000)
+    h.turn()
+    send_command(h, ControlAction.FORCE_REDUCE)
+    h.turn()
+    assert h.pool().reduction is not None and h.pool().reduction.selling
+    send_command(h, ControlAction.RESUME)
+    h.turn()
+    assert h.pool().reduction is None
