@@ -313,3 +313,24 @@ def test_the_published_pool_and_the_vault_use_the_exact_utilisation(tmp_path):
     assert pool.utilization == utilization(27_000_001, 30_000_000) == vault.utilization()
     assert pool.utilization > 0.9
     h.executor.stop()
+
+
+def test_the_dashboard_reads_utilisation_from_the_exact_amounts_not_the_rounded_field():
+    import pandas as pd
+
+    from mac.dashboard.data import Memory, PoolSummary, analyse_penalty
+    from shared_schema.models import PoolFile
+
+    pool = PoolFile(
+        seq=1, updated_at=SESSION_TIME, physical_pool=Decimal(300000), reserve_ratio=Decimal("0.15"),
+        nominal_cap_159201=Decimal(200000), nominal_cap_512890=Decimal(200000), used_159201=Decimal("200000"),
+        used_512890=Decimal("70000.01"), frozen_159201=Decimal(0), frozen_512890=Decimal(0),
+        acc_alpha_159201=Decimal(0), acc_alpha_512890=Decimal(0), utilization=0.9,  # a rounded publisher
+    )
+    summary = PoolSummary.of(pool)
+    assert summary.utilization == utilization(27_000_001, 30_000_000)
+    empty = pd.DataFrame(columns=["t", "utilization", "penalty_on"])
+    assert analyse_penalty(B, empty, 0.90, 0.85, None, summary.utilization).next_on is True
+    memory = Memory()
+    memory.record_pool(pool)
+    assert memory.pool_points[-1].utilization == summary.utilization

@@ -122,54 +122,74 @@ def test_partial_sell_releases_pro_rata_and_full_sell_leaves_no_leak():
 
 
 class VaultMachine(RuleBasedStateMachine):
-    """Random sequences of grants, (duplicated, stale) fills, cancels and sells keep every ledger rule."""
+    """Random sequences of grants (with fee reserves), fills of any size (duplicated, stale, with the broker's
+    fees or an estimate later reconciled), cancels, and sells of any size (partial, odd, partly filled then
+    cancelled, with estimated then reconciled fees) keep every ledger rule after every step."""
 
     def __init__(self) -> None:
         super().__init__()
         self.vault = make_vault()
+        self.vault.fee_model = FeeModel(Decimal("0.0001"), 500)
         self.n = 0
-        self.buys: dict[str, tuple[str, int, int]] = {}  # coid -> (symbol, shares, price_fen_per_100)
+        self.buys: dict[str, tuple[str, int, int]] = {}  # coid -> (symbol, shares, price_milli)
         self.fills: dict[str, int] = {}
         self.done: set[str] = set()
-        self.sells = 0
-        self.approved_total_at_approval: list[tuple[int, int, int]] = []
+        self.sells: dict[str, tuple[str, tuple[str, ...], int, int, int]] = {}  # id -> (sym, lots, total, filled, px)
+
+    def _fee(self, value: int) -> int:
+        return self.vault.fee_model.estimate_fen(value)
 
     @rule(
         symbol=st.sampled_from([A, B]),
         lots=st.integers(1, 400),
         price_milli=st.integers(800, 1500),
         layer=st.integers(0, 8),
+        with_fee=st.booleans(),
     )
-    def request(self, symbol, lots, price_milli, layer):
+    def request(self, symbol, lots, price_milli, layer, with_fee):
         self.n += 1
         coid = f"b{self.n}"
         shares = lots * 100
         amount = price_milli * shares // 10
+        fee = self._fee(amount) if with_fee else 0
         before = self.vault.committed()
-        decision = self.vault.request_allocation(symbol, amount, layer, coid, shares)
+        first = layer == 0 or not any(
+            a.symbol == symbol and (a.frozen > 0 or a.holding_shares > 0) for a in self.vault.allocations.values()
+        )
+        decision = self.vault.request_allocation(symbol, amount, layer, coid, shares, fee)
         if decision is VaultDecision.APPROVED:
             self.buys[coid] = (symbol, shares, price_milli)
             self.fills[coid] = 0
-            assert before + amount <= self.vault.limits.physical_pool
-            if layer == 0:
-                assert before + amount <= self.vault.limits.reserve_floor_fen
+            assert before + amount + fee <= self.vault.limits.physical_pool
+            if first:  # the reserve is never broken at approval time, whatever layer_index claims
+                assert before + amount + fee <= self.vault.limits.reserve_floor_fen
+            assert self.vault.get_frozen_map()[symbol] >= amount + fee
 
     @precondition(lambda self: any(c not in self.done for c in self.buys))
-    @rule(data=st.data(), dup=st.booleans())
-    def fill(self, data, dup):
+    @rule(data=st.data(), dup=st.booleans(), estimated=st.booleans())
+    def fill(self, data, dup, estimated):
         open_ids = sorted(c for c in self.buys if c not in self.done)
         coid = data.draw(st.sampled_from(open_ids))
         symbol, shares, price = self.buys[coid]
-        filled = data.draw(st.integers(self.fills[coid], shares))
-        filled -= filled % 100
+        filled = data.draw(st.integers(self.fills[coid], shares))  # any size: odd partial fills happen
         value = price * filled // 10
-        self.vault.on_fill(symbol, coid, filled, value, filled // 100)
+        fees = self._fee(value) if estimated else filled // 50
+        self.vault.on_fill(symbol, coid, filled, value, fees, estimated)
         if dup:
-            self.vault.on_fill(symbol, coid, filled, value, filled // 100)
+            self.vault.on_fill(symbol, coid, filled, value, fees, estimated)
             self.vault.on_fill(symbol, coid, max(0, filled - 100), value, 0)  # stale, out of order
         self.fills[coid] = max(self.fills[coid], filled)
         if filled == shares:
             self.done.add(coid)
+
+    @precondition(lambda self: any(a.fees_estimated for a in self.vault.allocations.values()))
+    @rule(data=st.data())
+    def reconcile_buy_fee(self, data):
+        coid = data.draw(st.sampled_from(sorted(c for c, a in self.vault.allocations.items() if a.fees_estimated)))
+        a = self.vault.allocations[coid]
+        actual = data.draw(st.integers(1, 2_000))
+        self.vault.on_fill(a.symbol, coid, a.filled_shares, a.filled_value, actual)
+        assert (a.buy_fees, a.fees_estimated) == (actual, False)
 
     @precondition(lambda self: any(c not in self.done for c in self.buys))
     @rule(data=st.data())
@@ -179,24 +199,42 @@ class VaultMachine(RuleBasedStateMachine):
         self.vault.on_cancel(self.buys[coid][0], coid)
         self.done.add(coid)
 
-    @precondition(
-        lambda self: any(a.holding_shares > 0 and a.frozen == 0 for a in self.vault.allocations.values())
-    )
-    @rule(data=st.data(), price_milli=st.integers(800, 1600))
-    def sell(self, data, price_milli):
-        lots = sorted(c for c, a in self.vault.allocations.items() if a.holding_shares > 0 and a.frozen == 0)
+    @precondition(lambda self: any(a.holding_shares > 0 for a in self.vault.allocations.values()))
+    @rule(data=st.data(), price_milli=st.integers(800, 1600), estimated=st.booleans())
+    def sell(self, data, price_milli, estimated):
+        lots = sorted(c for c, a in self.vault.allocations.items() if a.holding_shares > 0)
         symbol = self.vault.allocations[lots[0]].symbol
-        chosen = [c for c in lots if self.vault.allocations[c].symbol == symbol][:3]
-        total = sum(self.vault.allocations[c].holding_shares for c in chosen)
-        self.sells += 1
-        sell_id = f"s{self.sells}"
+        mine = [c for c in lots if self.vault.allocations[c].symbol == symbol]
+        chosen = data.draw(st.lists(st.sampled_from(mine), min_size=1, max_size=3, unique=True))
+        held = sum(self.vault.allocations[c].holding_shares for c in chosen)
+        total = data.draw(st.integers(1, held))  # any size, odd or not, up to what the lots hold
+        before = {c: self.vault.allocations[c].holding_shares for c in chosen}
+        sell_id = f"s{len(self.sells) + 1}"
         steps = sorted(set(data.draw(st.lists(st.integers(1, total), max_size=3)) + [total]))
         if data.draw(st.booleans()):
             steps = steps[:-1] or [total]  # partially filled then cancelled
         for filled in steps:
             proceeds = price_milli * filled // 10
-            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, filled // 100)
-            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, filled // 100)
+            fees = self._fee(proceeds) if estimated else filled // 100
+            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, fees, estimated)
+            self.vault.apply_sell_fill(symbol, sell_id, chosen, total, filled, proceeds, fees, estimated)
+        sold = steps[-1]
+        after = {c: self.vault.allocations[c].holding_shares for c in chosen}
+        assert sum(before.values()) - sum(after.values()) == sold  # no share lost or invented
+        assert all(after[c] <= before[c] for c in chosen)
+        self.sells[sell_id] = (symbol, tuple(chosen), total, sold, price_milli)
+
+    @precondition(lambda self: any(s.fees_estimated for s in self.vault.sells.values()))
+    @rule(data=st.data())
+    def reconcile_sell_fee(self, data):
+        sell_id = data.draw(st.sampled_from(sorted(k for k, s in self.vault.sells.items() if s.fees_estimated)))
+        p = self.vault.sells[sell_id]
+        alpha = self.vault.acc_alpha[p.symbol]
+        actual = data.draw(st.integers(1, 2_000))
+        old = p.fees
+        self.vault.apply_sell_fill(p.symbol, sell_id, p.release_ids, p.total_shares, p.filled_shares, p.proceeds,
+                                   actual)
+        assert self.vault.acc_alpha[p.symbol] == alpha - (actual - old)
 
     @invariant()
     def ledger_holds(self):
@@ -206,9 +244,13 @@ class VaultMachine(RuleBasedStateMachine):
             a.used + a.frozen for a in self.vault.allocations.values()
         )
         assert all(v >= 0 for v in used.values()) and all(v >= 0 for v in frozen.values())
+        for a in self.vault.allocations.values():
+            assert a.used >= 0 and a.frozen >= 0 and a.holding_shares >= 0
         for code in (A, B):
-            assert used[code] + frozen[code] <= self.vault.limits.nominal_caps[code]
-        assert self.vault.committed() <= self.vault.limits.physical_pool
+            filled = sum(a.filled_shares for a in self.vault.allocations.values() if a.symbol == code)
+            holding = sum(a.holding_shares for a in self.vault.allocations.values() if a.symbol == code)
+            sold = sum(s.filled_shares for s in self.vault.sells.values() if s.symbol == code)
+            assert filled == holding + sold  # shares conserved
 
 
 TestVaultMachine = VaultMachine.TestCase
