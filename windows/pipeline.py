@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from shared_schema.config import GridbridgeConfig
 from shared_schema.models import SIGNAL_ID_PATTERN, Direction, Quote, Reason, ResultStatus, Signal
-from shared_schema.types import to_fen
+from shared_schema.types import fen_to_yuan, to_fen
 from windows.executor_state import ExecutorState
 from windows.market_rules import (
     OUTSIDE_SESSION,
@@ -29,7 +29,7 @@ from windows.market_rules import (
     new_order_window_problem,
     price_limits,
 )
-from windows.vault import VaultDecision
+from windows.vault import FeeModel, VaultDecision
 
 ENTRY_FAULT = "ENTRY_FAULT"
 """Detail of an INVALID_SIGNAL rejection for an entry whose judgement raised (the executor's fault barrier)."""
@@ -140,9 +140,12 @@ def decide(
             return reject(Rejection(Reason.INSUFFICIENT_CASH, "BROKER_CASH",
                                     f"needs {need:.2f}, broker has {ctx.available_cash:.2f} available"))
         # 5. vault approval
-        decision = state.vault.check_allocation(signal.code, amount_fen, signal.layer_index)
+        # The grant covers the commission too: committed cash is what leaves the account, fees included.
+        fee_fen = fee_model(config).estimate_fen(amount_fen)
+        decision = state.vault.check_allocation(signal.code, amount_fen, signal.layer_index, fee_fen)
         records.append({"k": "alloc", "sym": signal.code, "amt": amount_fen, "layer": signal.layer_index,
-                        "coid": signal.client_order_id, "shares": signal.shares, "decision": decision.value, "t": t})
+                        "coid": signal.client_order_id, "shares": signal.shares, "fee": fee_fen,
+                        "decision": decision.value, "t": t})
         if decision is not VaultDecision.APPROVED:
             return reject(_vault_rejection(decision, state, signal, amount_fen))
 
@@ -158,7 +161,8 @@ def validate_signal(signal: Signal, ctx: MarketContext, config: GridbridgeConfig
     market = config.market
     if signal.code not in config.codes:
         return Rejection(Reason.INVALID_SIGNAL, "UNKNOWN_CODE", f"{signal.code} is not one of {list(config.codes)}")
-    if not is_whole_lots(signal.shares, market):
+    if signal.direction is Direction.BUY and not is_whole_lots(signal.shares, market):
+        # A SELL may carry an odd remainder; its lot rule is checked against the lots it names (below).
         return Rejection(Reason.INVALID_SIGNAL, "LOT_SIZE", f"shares {signal.shares} is not a multiple of {market.lot_size}")
     if not is_on_tick(signal.price, market):
         return Rejection(Reason.INVALID_SIGNAL, "OFF_TICK", f"price {signal.price} is not on the {market.tick} tick")
@@ -207,9 +211,10 @@ def validate_signal(signal: Signal, ctx: MarketContext, config: GridbridgeConfig
         if signal.shares > sellable:
             return Rejection(Reason.NOT_SELLABLE_T1, "ABOVE_CAN_USE_VOLUME",
                              f"sell {signal.shares} > sellable {sellable} (T+1)")
-        problem = state.vault.lots_releasable(signal.code, signal.release_client_order_ids)
-        if problem is not None:
-            return Rejection(Reason.INVALID_SIGNAL, problem, "release_client_order_ids name no open lot of this symbol")
+        lot_problem = state.vault.sell_problem(signal.code, signal.release_client_order_ids, signal.shares,
+                                               market.lot_size)
+        if lot_problem is not None:
+            return Rejection(Reason.INVALID_SIGNAL, lot_problem[0], lot_problem[1])
         busy = [lot for lot in signal.release_client_order_ids if lot in state.lots_in_sell]
         if busy:
             return Rejection(Reason.INVALID_SIGNAL, "RELEASE_BUSY", f"lots {busy} are already being sold")
@@ -230,9 +235,17 @@ def _vault_rejection(decision: VaultDecision, state: ExecutorState, signal: Sign
                      f"pool committed {used / 100:.2f} of {pool / 100:.2f}")
 
 
+def fee_model(config: GridbridgeConfig) -> FeeModel:
+    """The configured commission model (``executor.commission_estimate_rate`` / ``_min``), the one every
+    estimate uses: the vault's fee reserve, the cash precheck, the batch reservation and a fill the broker
+    reports with commission 0."""
+    ex = config.executor
+    return FeeModel(Decimal(ex.commission_estimate_rate), to_fen(Decimal(ex.commission_estimate_min)))
+
+
 def fee_estimate(amount: Decimal, config: GridbridgeConfig) -> Decimal:
-    """The commission the cash precheck and the batch reservation assume for a BUY of ``amount``."""
-    return max(amount * config.executor.commission_estimate_rate, config.executor.commission_estimate_min)
+    """The commission (yuan, to the fen) the configured model charges on ``amount``."""
+    return fen_to_yuan(fee_model(config).estimate_fen(to_fen(amount)))
 
 
 def _safe_payload(raw: Any) -> Any:

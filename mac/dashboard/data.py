@@ -28,6 +28,7 @@ from mac.grid.core import OPEN, PENDING_BUY, penalty_after
 from mac.grid.ladder import NextBuy, cooling_bars_left, next_buy, take_profit_price
 from mac.grid.params import CompiledParams, compile_params, default_params
 from shared_schema.heartbeat import executor_down_message, executor_silence_s
+from shared_schema.ledger_math import utilization
 from shared_schema.models import (
     DESIGN_SYMBOLS,
     POOL_FILE,
@@ -376,9 +377,16 @@ class Memory:
             return
         t = pool.market_time or pool.updated_at
         self.pool_points.append(PoolPoint(t, pool.seq, _per_code(pool, "used"), _per_code(pool, "frozen"),
-                                          _per_code(pool, "acc_alpha"), pool.utilization))
+                                          _per_code(pool, "acc_alpha"), pool_utilization(pool)))
         if len(self.pool_points) > self.max_points:
             del self.pool_points[: len(self.pool_points) - self.max_points]
+
+
+def pool_utilization(pool: PoolFile) -> float:
+    """Utilisation from the pool file's exact amounts by the one shared function (the node and the vault
+    call it too), never from the published ``utilization`` figure, which an older executor rounded."""
+    committed = sum(_per_code(pool, "used").values(), Decimal(0)) + sum(_per_code(pool, "frozen").values(), Decimal(0))
+    return utilization(committed, Decimal(pool.physical_pool))
 
 
 def _per_code(pool: PoolFile, prefix: str) -> dict[str, Decimal]:
@@ -441,7 +449,7 @@ class PoolSummary:
             used=_per_code(pool, "used"),
             frozen=_per_code(pool, "frozen"),
             acc_alpha=_per_code(pool, "acc_alpha"),
-            utilization=pool.utilization,
+            utilization=pool_utilization(pool),
             risk_state=pool.risk_state,
             halted=pool.halted,
             market_time=pool.market_time,
@@ -845,7 +853,7 @@ def history_from_trades(trades: pd.DataFrame, params: dict[str, CompiledParams],
             row[f"used_{k}"] = float(used[c])
             row[f"frozen_{k}"] = 0.0
             row[f"alpha_{k}"] = float(alpha[c].quantize(Decimal("0.01")))
-        row["utilization"] = float(sum(used.values()) / physical_pool)
+        row["utilization"] = utilization(sum(used.values(), Decimal(0)), Decimal(physical_pool))
         rows.append(row)
         lots.append({c: tuple(v) for c, v in open_lots.items()})
     return PoolHistory(pd.DataFrame(rows, columns=POOL_HISTORY_COLUMNS), tuple(lots), {}, physical_pool,

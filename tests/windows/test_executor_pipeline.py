@@ -21,7 +21,7 @@ def test_buy_fills_and_moves_frozen_to_used(h):
     h.turn()
     assert h.result("b1").status is ResultStatus.FILLED
     pool = h.pool()
-    assert float(pool.used_512890) == 1100.0
+    assert float(pool.used_512890) == 1100.11  # fill value + 0.11 commission: used is cash out, fees included
     assert float(pool.frozen_512890) == 0
     assert pool.allocations_512890[0].client_order_id == "b1"
 
@@ -30,11 +30,11 @@ def test_buy_rests_frozen_until_the_market_reaches_it(h):
     h.send(signal_id="b1", price="1.090", shares=1000, layer_index=1)
     h.turn()
     assert h.result("b1").status is ResultStatus.SENT
-    assert float(h.pool().frozen_512890) == 1090.0
+    assert float(h.pool().frozen_512890) == 1090.11  # amount + the fee estimate
     h.publish_quotes(when=SESSION_TIME + timedelta(minutes=1), **{"512890_SH": 1.089})
     h.turn()
     assert h.result("b1").status is ResultStatus.FILLED
-    assert float(h.pool().used_512890) == pytest.approx(1089.0)
+    assert float(h.pool().used_512890) == pytest.approx(1089.11)
     assert float(h.pool().frozen_512890) == 0
 
 
@@ -186,7 +186,7 @@ def test_broker_rejection_releases_the_frozen_amount(tmp_path):
 def test_open_order_older_than_max_age_is_cancelled_and_released(h):
     h.send(signal_id="b1", price="1.000", shares=1000)
     h.turn()
-    assert float(h.pool().frozen_512890) == 1000.0
+    assert float(h.pool().frozen_512890) == 1000.1  # amount + the fee estimate
     h.publish_quotes(when=SESSION_TIME + timedelta(seconds=h.config.executor.max_order_age_s + 1))
     h.turn(2)
     result = h.result("b1")
@@ -219,8 +219,8 @@ def test_partial_fills_then_cancel_leave_the_filled_part_used(tmp_path):
     assert h.result("p1").status is ResultStatus.PARTIAL
     assert h.result("p1").filled_shares == 2000
     pool = h.pool()
-    assert float(pool.used_512890) == 2200.0
-    assert float(pool.frozen_512890) == 2200.0
+    assert float(pool.used_512890) == 2200.22  # fill value + commission
+    assert float(pool.frozen_512890) == 2200.22  # half the grant (amount + fee estimate)
     h.publish_quotes(
         when=SESSION_TIME + timedelta(seconds=h.config.executor.max_order_age_s + 1), **{"512890_SH": 1.2}
     )
@@ -228,7 +228,7 @@ def test_partial_fills_then_cancel_leave_the_filled_part_used(tmp_path):
     assert h.result("p1").status is ResultStatus.CANCELLED
     pool = h.pool()
     assert float(pool.frozen_512890) == 0
-    assert float(pool.used_512890) == 2200.0
+    assert float(pool.used_512890) == 2200.22
     h.executor.stop()
 
 
@@ -295,7 +295,7 @@ def test_crash_after_send_before_the_sent_record_adopts_the_live_order(h):
     h.turn(2)
     assert len(h.placed()) == 1
     assert h.result("b1").status is ResultStatus.FILLED
-    assert float(h.pool().used_512890) == 1100.0
+    assert float(h.pool().used_512890) == 1100.11
 
 
 def test_second_executor_on_the_same_state_dir_refuses(h):
@@ -337,7 +337,7 @@ def test_unknown_outcome_is_looked_up_spaced_in_time_before_it_counts_as_lost(h)
     h.send(signal_id="u1", shares=1000)
     h.turn(5)
     assert h.result("u1").status is ResultStatus.ACCEPTED  # unknown: neither sent nor lost yet
-    assert float(h.pool().frozen_512890) == 1100.0  # the money stays frozen while we do not know
+    assert float(h.pool().frozen_512890) == 1100.11  # the money stays frozen while we do not know
     for _ in range(3):
         h.clock.advance(h.config.executor.unknown_outcome_lookup_s / 3 + 0.1)
         h.turn()

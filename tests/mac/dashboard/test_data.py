@@ -48,7 +48,7 @@ def test_journal_replay_gives_exact_alpha_and_lots(tmp_path: Path):
     fx.build_run(tmp_path)
     hist = data.replay_journal(tmp_path / "shared_executor_state" / "executor_journal.jsonl")
     assert hist.frame["alpha_159201"].iloc[-1] == float(fx.JOURNAL_ALPHA_159201)
-    assert hist.frame["used_159201"].max() == 13000.0
+    assert hist.frame["used_159201"].max() == 13001.3  # used is cash out: 13,000 + 1.30 buy commission
     assert [lot.client_order_id for lot in hist.lots[1]["159201.SZ"]] == ["JB1"]
     assert hist.signals["JS1"]["release_client_order_ids"] == ["JB1"]
 
