@@ -34,6 +34,19 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+_NAMES: dict[type, str] = {}
+
+
+def _names(cls: type) -> str:
+    name = _NAMES.get(cls)
+    if name is None:
+        if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls) or "__init__" in vars(cls)
+                                           or hasattr(cls, "__dict__"))):
+            raise SnapshotError(f"cannot snapshot a {cls!r}")
+        name = _NAMES[cls] = _qualname(cls)
+    return name
+
+
 def _resolve(name: str) -> type:
     module, _, qual = name.partition(":")
     if not module.startswith(_PACKAGES):
@@ -52,7 +65,15 @@ class _Encoder:
         self.keep: list[Any] = []  # keeps encoded objects alive so their id() stays unique
 
     def encode(self, value: Any) -> Any:
-        if isinstance(value, Enum):  # first: a str or int enum is also a str or an int
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:  # the hot path, exact types only
+            return value
+        if kind is dict:
+            if all(type(k) is str for k in value):
+                enc = self.encode
+                return {"__d__": {k: enc(v) for k, v in value.items()}}
+            return {"__map__": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+        if isinstance(value, Enum):  # before the JSON types: a str or int enum is also a str or an int
             return {"__enum__": _qualname(type(value)), "v": self.encode(value.value)}
         if value is None or type(value) in (bool, int, str):
             return value
@@ -78,9 +99,7 @@ class _Encoder:
             items = sorted((self.encode(v) for v in value), key=repr)
             return {"__frozenset__" if isinstance(value, frozenset) else "__set__": items}
         if isinstance(value, dict):
-            if all(isinstance(k, str) for k in value) and type(value) is dict:
-                return {"__d__": {k: self.encode(v) for k, v in value.items()}}
-            return {"__map__": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+            raise SnapshotError(f"cannot snapshot a dict subclass {type(value).__qualname__}")
         return self._object(value)
 
     def _object(self, value: Any) -> Any:
@@ -94,14 +113,12 @@ class _Encoder:
         self.keep.append(value)
         if isinstance(value, BaseModel):
             return {"__pd__": _qualname(cls), "id": ref, "v": value.model_dump(mode="json")}
-        if dataclasses.is_dataclass(value) and not hasattr(value, "__dict__"):
-            attrs = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        if hasattr(value, "__dict__"):
+            attrs = vars(value)
         else:
-            attrs = dict(vars(value))
-        if any(callable(v) and not isinstance(v, type) and not dataclasses.is_dataclass(v)
-               and not isinstance(v, BaseModel) for v in attrs.values()):
-            raise SnapshotError(f"{cls.__qualname__} holds a callable; it cannot be snapshotted")
-        return {"__obj__": _qualname(cls), "id": ref, "f": {k: self.encode(v) for k, v in attrs.items()}}
+            attrs = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        enc = self.encode
+        return {"__obj__": _names(cls), "id": ref, "f": {k: enc(v) for k, v in attrs.items()}}
 
 
 class _Decoder:
