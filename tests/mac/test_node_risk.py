@@ -127,7 +127,9 @@ def test_fuse_closes_sellable_lots_t1_aware_and_buys_nothing(tmp_path):
     world.risk_state = "FUSE"
     buy_day = trading_day(world.bar(world.i - 1).t)
     sent = []
-    # the rest of the buy day: the lot is not sellable yet (T+1), so nothing closes
+    # the rest of the buy day: the lot is not sellable yet (T+1) and less than it is sellable from the base,
+    # so nothing closes (with the whole base sellable it would go against the base: see test_core)
+    world.sellable = lot.shares - 100
     while trading_day(world.bar(world.i).t) == buy_day:
         world.advance()
         sent += node.run_once()
@@ -154,7 +156,9 @@ def test_fuse_close_never_sells_the_base_position(world):
     node = world.node()
     _hold_a_lot(world, node)
     world.risk_state = "FUSE"
-    world.sellable = BASE  # the broker says only the base is sellable: nothing of the grid may go
+    # the venue holds only the base (the books still show a lot): selling anything would cut into the base
+    world.sellable = BASE
+    world.volume = BASE
     sent = []
     for _ in range(DAY + 5):
         world.advance()
