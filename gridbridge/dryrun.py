@@ -169,7 +169,8 @@ def audit_run(shared: Path, state: Path) -> dict[str, Any]:
     problems: list[str] = []
     results = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
-    # Replay the executor's journal into a fresh vault, checking the reserve at every layer-0 approval.
+    # Replay the executor's journal into a fresh vault, checking the reserve at every first-layer approval
+    # (layer 0, or a symbol with no open or pending lot) with the fee reserve counted.
     config_path = shared.parent / "config.json"
     config = load_config(config_path) if config_path.exists() else GridbridgeConfig()
     replay = ExecutorState(build_vault(config))
@@ -178,8 +179,9 @@ def audit_run(shared: Path, state: Path) -> dict[str, Any]:
     for record in Journal(state / JOURNAL_FILE).replay():
         if record["k"] == "alloc" and record["decision"] == "APPROVED":
             before = replay.vault.committed()
-            if record["layer"] == 0 and before + record["amt"] > reserve_floor:
-                problems.append(f"layer-0 approval {record['coid']} broke the reserve")
+            first = record["layer"] == 0 or ("fee" in record and replay.vault.is_first_layer(record["sym"]))
+            if first and before + record["amt"] + record.get("fee", 0) > reserve_floor:
+                problems.append(f"first-layer approval {record['coid']} broke the reserve")
         if record["k"] == "signal":
             signal_ids.append(record["id"])
         replay.apply(record)
@@ -204,8 +206,10 @@ def audit_run(shared: Path, state: Path) -> dict[str, Any]:
     for alloc in pool.allocations_159201 + pool.allocations_512890:
         order = broker.get(alloc.client_order_id)
         if order is not None and alloc.frozen == 0 and alloc.released_shares == 0:
-            if to_fen_yuan(alloc.used) != order["filled_value_fen"]:
-                problems.append(f"{alloc.client_order_id}: vault used {alloc.used} != venue fill {order['filled_value_fen']} fen")
+            # used is cash out: the fill value plus the buy commission
+            if to_fen_yuan(alloc.used) != order["filled_value_fen"] + order.get("fees_fen", 0):
+                problems.append(f"{alloc.client_order_id}: vault used {alloc.used} != venue fill "
+                                f"{order['filled_value_fen']} + fees {order.get('fees_fen', 0)} fen")
     statuses = Counter(r.status.value for r in final.values())
     reasons = Counter(r.reason.value for r in final.values() if r.reason is not None and r.status.value in ("REJECTED", "EXPIRED", "CANCELLED"))
     node_stats = _node_stats(shared)

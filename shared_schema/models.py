@@ -120,6 +120,8 @@ class Allocation(Strict):
     filled_shares: int = 0
     released_shares: int = 0
     fees: Money = Field(default=0, description="buy fees not yet charged to a release")
+    fees_estimated: bool = Field(default=False, description="the buy fees are the fee model's estimate (the broker "
+                                 "reported 0); the broker's figure replaces it when it arrives")
 
 
 class ReductionStatus(Strict):

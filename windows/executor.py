@@ -1071,6 +1071,7 @@ class Executor:
                     client_order_id=a.client_order_id, amount=fen_to_yuan(a.amount), frozen=fen_to_yuan(a.frozen),
                     used=fen_to_yuan(a.used), state=a.state, layer_index=a.layer_index, filled_shares=a.filled_shares,
                     released_shares=a.released_shares, fees=fen_to_yuan(a.buy_fees - a.released_fees),
+                    fees_estimated=a.fees_estimated,
                 )
                 for a in vault.allocations.values()
                 if a.symbol == code and a.is_open

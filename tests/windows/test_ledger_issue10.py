@@ -334,3 +334,39 @@ def test_the_dashboard_reads_utilisation_from_the_exact_amounts_not_the_rounded_
     memory = Memory()
     memory.record_pool(pool)
     assert memory.pool_points[-1].utilization == summary.utilization
+
+
+def test_two_lot_sell_filled_700_through_the_executor_leaves_books_equal_to_the_venue(tmp_path):
+    h = Harness(tmp_path)
+    h.send(signal_id="L1", price=1.100, shares=1_000, layer_index=0)
+    h.send(signal_id="L2", price=1.100, shares=500 + 500, layer_index=1)
+    h.turn()
+    # L2 holds 500: sell half of it first, so the two lots are 1,000 + 500 as in the report
+    h.publish_quotes(when=SESSION_TIME + timedelta(days=1))
+    h.send(signal_id="trim", direction="SELL", price=1.099, shares=500, release_client_order_ids=["L2"])
+    h.turn()
+    assert h.result("trim").status is ResultStatus.FILLED
+    h.broker.config = h.broker.config.model_copy(update={"partial_fill_ratio": 1.0})
+    h.send(signal_id="S", direction="SELL", price=1.099, shares=1_500, release_client_order_ids=["L1", "L2"])
+    h.turn()
+    assert h.result("S").filled_shares == 700  # the venue filled 7 of 15 board lots
+    h.publish_quotes(when=SESSION_TIME + timedelta(days=1, seconds=h.config.executor.max_order_age_s + 1),
+                     **{"512890_SH": 1.0})  # out of reach; the order ages out and is cancelled
+    h.turn(2)
+    assert h.result("S").status is ResultStatus.CANCELLED
+    held = {a.client_order_id: a.filled_shares - a.released_shares for a in h.pool().allocations_512890}
+    assert held == {"L1": 500, "L2": 300}
+    venue = h.broker.book.positions["512890.SH"].volume - 100_000  # less the base position
+    assert sum(held.values()) == venue == 800
+    h.executor.stop()
+
+
+def test_a_venue_reporting_no_commission_gets_the_estimate_marked_in_the_pool_file(tmp_path):
+    h = Harness(tmp_path, paper_config(commission_rate="0"))  # the venue reports commission 0
+    h.send(signal_id="b1", price=1.100, shares=1_000, layer_index=1)
+    h.turn()
+    pool = h.pool()
+    assert pool.used_512890 == Decimal("1100.11")  # 1,100.00 + the configured model's 0.11
+    (alloc,) = pool.allocations_512890
+    assert alloc.fees_estimated and alloc.fees == Decimal("0.11")
+    h.executor.stop()
