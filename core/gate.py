@@ -190,16 +190,26 @@ def trading_days(period_from: datetime, period_to: datetime, cfg: GateConfig) ->
     start, end = period_from.astimezone(EXCHANGE_TZ), period_to.astimezone(EXCHANGE_TZ)
     if cfg.calendar == "continuous":
         return max((end - start).days + (1 if (end - start) % timedelta(days=1) else 0), 0)
-    holidays = set(cfg.holidays)
-    count = 0
-    day = start.date()
-    while day <= end.date():
-        if day.weekday() < 5 and day not in holidays:
-            opens = datetime.combine(day, SESSION_OPEN, EXCHANGE_TZ)
-            closes = datetime.combine(day, SESSION_CLOSE, EXCHANGE_TZ)
-            if start < closes and opens < end:
-                count += 1
-        day += timedelta(days=1)
+    first, last = start.date(), end.date()
+    if first > last:
+        return 0
+    holidays = {d for d in cfg.holidays if first <= d <= last and d.weekday() < 5}
+
+    def is_session_day(day: date) -> bool:
+        return day.weekday() < 5 and day not in holidays
+
+    def overlaps(day: date) -> bool:
+        opens = datetime.combine(day, SESSION_OPEN, EXCHANGE_TZ)
+        return start < datetime.combine(day, SESSION_CLOSE, EXCHANGE_TZ) and opens < end
+
+    # weekdays in [first, last] by arithmetic (a clumsy --from 0001-01-01 must not loop for seconds)
+    span = (last - first).days + 1
+    weeks, rest = divmod(span, 7)
+    count = weeks * 5 + sum(1 for k in range(rest) if (first.weekday() + k) % 7 < 5) - len(holidays)
+    # only the first and the last day can be partly outside the period
+    for day in {first, last}:
+        if is_session_day(day) and not overlaps(day):
+            count -= 1
     return count
 
 

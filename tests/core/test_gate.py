@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.audit import AuditWriter
 from core.events import AuditCode, AuditEvent, Severity
@@ -274,3 +276,32 @@ def test_cli_release_reads_the_shadow_report(tmp_path: Path) -> None:
     assert gate_main([*release, "--shadow-report", str(shadow_json)]) == 0
     (tmp_path / "junk.json").write_text("[1]")
     assert gate_main([*release, "--shadow-report", str(tmp_path / "junk.json")]) == 2
+
+
+def _trading_days_by_walking(start: datetime, end: datetime, holidays: set[date]) -> int:
+    n, day = 0, start.astimezone(CST).date()
+    while day <= end.astimezone(CST).date():
+        opens = datetime.combine(day, time(9, 30), CST)
+        if day.weekday() < 5 and day not in holidays and start < opens + timedelta(hours=5.5) and opens < end:
+            n += 1
+        day += timedelta(days=1)
+    return n
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 60 * 24 * 60),
+    st.integers(0, 60 * 24 * 40),
+    st.lists(st.integers(0, 100), max_size=6),
+)
+def test_trading_days_count_every_weekday_session_the_period_overlaps(start_min, length_min, holiday_offsets):
+    start = FRI + timedelta(minutes=start_min)
+    end = start + timedelta(minutes=length_min)
+    holidays = {FRI.date() + timedelta(days=k) for k in holiday_offsets}
+    cfg = GateConfig(holidays=tuple(sorted(holidays)))
+    assert trading_days(start, end, cfg) == _trading_days_by_walking(start, end, holidays)
+
+
+def test_a_huge_period_is_counted_at_once() -> None:
+    days = trading_days(datetime(1, 1, 2, tzinfo=CST), datetime(9999, 1, 1, tzinfo=CST), GateConfig())
+    assert 2_600_000 < days < 2_610_000

@@ -18,6 +18,7 @@ from mac.grid.core import (
     EventKind,
     GridState,
     Lot,
+    PendingOrder,
     PoolView,
     StepContext,
     apply_fill,
@@ -371,3 +372,41 @@ def test_realistic_limits_cross_the_spread_by_the_configured_ticks():
     assert sigs[0].price_milli == 990 + P.limit_offset_ticks
     ref = default_params("512890.SH", "reference").compiled()
     assert ref.limit_offset_ticks == 0 and not ref.no_trade_minutes
+
+
+# ------------------------------------------------------------------------- the sell budget, as a property
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([100, 5_000, 20_000, 26_600]), st.booleans(), st.booleans()),
+             min_size=1, max_size=9),
+    st.integers(0, 60_000),
+    st.integers(0, 200_000),
+    st.integers(0, 60_000),
+    st.booleans(),
+)
+def test_new_sells_never_pass_can_use_volume_nor_cut_into_the_base(lots_spec, base, volume, can_use, placed):
+    """Whatever the books and the venue say, the sells decided on a bar fit the venue's sellable volume
+    (less our sells it has not seen) and leave the position at or above the base."""
+    today = trading_day(DAY0)
+    lots, orders = [], []
+    for n, (shares, bought_today, pending) in enumerate(lots_spec):
+        coid = f"G{n}"
+        lots.append(lot(coid, 1.0, shares, day=today if bought_today else None,
+                        status=PENDING_SELL if pending else OPEN))
+        if pending:
+            orders.append(PendingOrder(f"S{n}", SELL, 1_010, shares, (coid,), "TAKE_PROFIT", DAY0 - 60_000,
+                                       None, -5, None, None))
+    state = GridState("512890.SH", lots=tuple(lots), anchor=1.0, orders=tuple(orders))
+    pending = sum(o.shares for o in orders)
+    unplaced = 0 if placed else pending
+    ctx = StepContext(ind(), True, sellable_volume=can_use, position_volume=volume, unplaced_sell_shares=unplaced)
+    new_state, sigs, _ = step(state, bar(1.01), pool(0.1), _base_params(base), ctx)
+    sold = sum(s.shares for s in sigs if s.side == SELL)
+    assert sold <= max(0, can_use - unplaced)
+    assert sold == 0 or volume - pending - sold >= base
+    assert sold == sum(x.shares for x in new_state.lots if x.status == PENDING_SELL) - pending
+    _, closing = close_all(state, bar(0.9), _base_params(base), can_use, volume, unplaced)
+    closed = sum(s.shares for s in closing)
+    assert closed <= max(0, can_use - unplaced) and (closed == 0 or volume - pending - closed >= base)
