@@ -92,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     runs: dict[str, dict[str, Bars]] = {}
     for item in args.run:
-        label, spec = item.split(":", 1)
-        runs[label] = {code: load_bars(path) for code, path in (x.split("=", 1) for x in spec.split(","))}
+        label, _, spec = item.partition(":")
+        pairs = [x.split("=", 1) for x in spec.split(",")]
+        if not label or not spec or any(len(p) != 2 for p in pairs):
+            raise SystemExit(f"--run {item!r}: expected LABEL:CODE=CSV[,CODE=CSV]")
+        runs[label] = {code: load_bars(path) for code, path in pairs}
     rows = calibrate(runs, args.window)
     floors = [Decimal(x) for x in args.floors.split(",")] if args.floors else None
     for label, row in rows.items():
