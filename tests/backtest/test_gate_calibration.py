@@ -61,3 +61,15 @@ def test_the_data_calendar_gives_the_holidays(fish_bars):
     holidays = session_holidays(fish_bars.t)
     assert len(holidays) > 10 and all(d.weekday() < 5 for d in holidays)
     assert datetime(2024, 10, 1).date() in holidays  # National Day
+
+
+def test_calibration_reports_the_gates_own_activity_rates():
+    from backtest.calibrate import calibrate
+
+    data = {CODE: generate(CODE, 40, seed=5)}
+    row = calibrate({"short": data}, window=14)["short"]
+    _, report = _gate(data)
+    assert row["trading_days"] == report.kris["trading_days"] == 40
+    assert row["fills_per_day"] == pytest.approx(float(report.kris["fills_per_day"]))
+    assert row["signals_per_day"] == pytest.approx(float(report.kris["effective_signals_per_day"]))
+    assert 0 <= row["windows_without_fills"] <= 1
