@@ -53,6 +53,7 @@ from mac.state_codec import decode, encode
 from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_json
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.heartbeat import executor_down_message, executor_silence_s
+from shared_schema.ledger_math import split_shares
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -632,18 +633,21 @@ class StrategyNode:
 def sold_elsewhere(
     grid: GridState, release_ids: list[str], requested: int, filled: int, avg_price: float, params: CompiledParams
 ) -> GridState:
-    """The grid after a sell it did not send: each named OPEN lot keeps its unsold part (pro rata, the
-    vault's rule for whole-lot sells), the proceeds less the modelled commission join the cash."""
+    """The grid after a sell it did not send: the shares sold are split over the named OPEN lots as the
+    vault splits them (``split_shares`` over their holdings, in the order named), each keeps its unsold
+    part, and the proceeds less the modelled commission join the cash."""
     if filled <= 0:
         return grid
-    named = set(release_ids)
+    held = {lot.client_order_id: lot.shares for lot in grid.lots if lot.status == "OPEN"}
+    named = [c for c in dict.fromkeys(release_ids) if c in held]
+    taken = dict(zip(named, split_shares(filled, [held[c] for c in named]), strict=True))
     lots = []
     for lot in grid.lots:
-        if lot.client_order_id not in named or lot.status != "OPEN":
+        if lot.client_order_id not in taken or lot.status != "OPEN":
             lots.append(lot)
             continue
         start = lot.shares
-        sold = min(start, start * filled // requested) if requested else start
+        sold = taken[lot.client_order_id]
         left = start - sold
         if left > 0:
             lots.append(replace(lot, shares=left, cost=lot.cost * left / start))

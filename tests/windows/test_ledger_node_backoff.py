@@ -99,3 +99,18 @@ def test_node_history_keeps_the_exact_utilisation(world):
     _t, u, on = node.runtimes[CODE].history[-1]
     assert u == utilization(27_000_001, 30_000_000) > 0.9
     assert on is True
+
+
+def test_a_manual_sell_of_part_of_a_lot_leaves_the_rest_in_the_nodes_grid_as_in_the_vault():
+    from mac.grid.core import OPEN, GridState, Lot
+    from mac.grid.params import compile_params, default_params
+    from mac.node import sold_elsewhere
+
+    lots = (Lot("L1", 10_000, Decimal(11000), 1.1, OPEN, 0, 0), Lot("L2", 1_000, Decimal(1100), 1.1, OPEN, 1, 0),
+            Lot("L3", 500, Decimal(550), 1.1, OPEN, 2, 0))
+    grid = GridState(CODE, lots=lots)
+    params = compile_params(default_params(CODE))
+    after = sold_elsewhere(grid, ["L1"], 100, 100, 1.11, params)  # sell 100 naming the 10,000 lot
+    assert [(x.client_order_id, x.shares) for x in after.lots] == [("L1", 9_900), ("L2", 1_000), ("L3", 500)]
+    after = sold_elsewhere(grid, ["L2", "L3"], 1_500, 700, 1.11, params)  # the 1,000+500 sell filled 700
+    assert [(x.client_order_id, x.shares) for x in after.lots] == [("L1", 10_000), ("L2", 500), ("L3", 300)]
