@@ -153,6 +153,9 @@ def test_a_partial_sell_keeping_the_odd_remainder_is_allowed_in_round_lots(tmp_p
     assert vault.sell_problem(B, ["odd"], 150, 100) is None  # the whole odd 50 goes in this one order
     assert vault.sell_problem(B, ["odd"], 130, 100)[0] == "LOT_SIZE"
     assert vault.sell_problem(B, ["odd"], 1_100, 100)[0] == "SELL_ABOVE_LOTS"
+    assert vault.sell_problem(B, ["odd", "odd"], 2_100, 100)[0] == "RELEASE_DUPLICATE"  # never counted twice
+    assert vault.sell_problem(B, [], 150, 100)[0] == "LOT_SIZE"  # no lot named: whole lots only
+    assert vault.sell_problem(B, [], 200, 100) is None
 
 
 # ------------------------------------------------------------------ 10.3 first layer from the vault
