@@ -1,13 +1,15 @@
 """The ETF gate fits the strategy (issue 10, item 12): a realistic backtest on minutes conditioned on real
 daily bars passes it; a run without trades fails it.
 
-``data/fish_512890.csv`` is the public daily file of 512890 from 2019-01-18 to 2025-08-29 (1,604
-trading days; karmyshunde-sudo/fish-etf, commit 39c43f5, sha256 815d871d...), copied verbatim. Its
-prices are unadjusted (a unit split in October 2021), as the strategy would have seen them.
+The daily file is ``../shared/data/etf_daily/fish_512890.csv`` beside the project (the public daily bars of
+512890 from 2019-01-18 to 2025-08-29, 1,604 trading days; see that folder's README). It is read in place,
+never copied into the project. Its prices are unadjusted (a unit split in October 2021), as the strategy
+would have seen them.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from mac.grid.params import default_params
 from shared_schema.config import GridbridgeConfig
 
 CODE = "512890.SH"
-DAILY = Path(__file__).parent / "data" / "fish_512890.csv"
+DAILY = Path(os.environ.get("GRIDBRIDGE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \
+    / "etf_daily" / "fish_512890.csv"
 VS = VersionSet("etf-default", "grid", "test")
 
 
@@ -38,6 +41,8 @@ def _gate(data: dict[str, Bars]):
 
 @pytest.fixture(scope="module")
 def fish_bars() -> Bars:
+    if not DAILY.is_file():
+        pytest.skip(f"the shared daily file {DAILY} is not beside this checkout")
     return generate_conditioned(CODE, load_daily(DAILY), 1)
 
 
