@@ -7,7 +7,8 @@ signal file costs while it sits in the shared folder.
 Journal and memory: the executor runs in this process on a paper venue with a manual clock. Signals arrive
 in batches the way nodes write them (the file holds the batch; what was answered is pruned): BUYs that fill,
 and SELLs that close the lots bought a batch earlier, so the books stay the size of a live account while the
-count of signals grows. Market time moves on by a minute per batch through the sessions, day after day.
+count of signals grows. Market time moves on by ten minutes per batch through the sessions, day after day
+(so the paper venue's day, which it scans on every quote, stays a few thousand orders long).
 Every ``--every`` signals the resident memory (after a GC), the journal's size and record count are taken.
 At the end a second executor is started on the same state folder and its start-up is timed (replaying the
 journal is most of it). The same run without compaction (``journal_compact_records`` out of reach) over
@@ -66,11 +67,12 @@ def config(compact_records: int) -> GridbridgeConfig:
 class Market:
     """Market time that moves a minute per batch through the sessions, skipping lunch and nights."""
 
-    def __init__(self) -> None:
+    def __init__(self, minutes: int) -> None:
         self.now = START
+        self.minutes = minutes
 
     def step(self) -> datetime:
-        nxt = self.now + timedelta(minutes=1)
+        nxt = self.now + timedelta(minutes=self.minutes)
         if nxt.time() >= datetime(2026, 1, 1, 14, 55).time():
             nxt = (nxt + timedelta(days=1)).replace(hour=9, minute=31)
             while nxt.weekday() >= 5:
@@ -87,12 +89,13 @@ def make_executor(shared: Path, state: Path, cfg: GridbridgeConfig, clock: Manua
     return Executor(shared, state, cfg, broker, wall_clock=clock, watch_mode="poll", journal_fsync=False)
 
 
-def run_signals(n: int, batch: int, every: int, compact_records: int, restart: bool = True) -> dict[str, Any]:
+def run_signals(n: int, batch: int, every: int, compact_records: int, restart: bool = True,
+                minutes: int = 10) -> dict[str, Any]:
     cfg = config(compact_records)
     with tempfile.TemporaryDirectory() as tmp:
         shared, state = Path(tmp) / "shared", Path(tmp) / "state"
         shared.mkdir()
-        market = Market()
+        market = Market(minutes)
         clock = ManualClock(market.now)
         atomic_write_model(shared / QUOTE_FILE, make_quote_file(prices={"512890.SH": 1.1, "159201.SZ": 1.3},
                                                                 when=market.now))
@@ -115,7 +118,7 @@ def run_signals(n: int, batch: int, every: int, compact_records: int, restart: b
                 sid = f"R{sent + i}"
                 if to_close and i % 2 == 1:
                     lot = to_close.pop()
-                    entries.append({"signal_id": sid, "code": "512890.SH", "direction": "SELL", "price": 1.1,
+                    entries.append({"signal_id": sid, "code": "512890.SH", "direction": "SELL", "price": 1.099,
                                     "shares": 100, "release_client_order_ids": [lot], "created_at": now.isoformat()})
                 else:
                     entries.append({"signal_id": sid, "code": "512890.SH", "direction": "BUY", "price": 1.1,
