@@ -146,6 +146,7 @@ class Executor:
         self._signal_stat: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) of the last read
         self._signal_read_at: datetime | None = None
         self._present_ids: frozenset[str] = frozenset()  # signal ids in order_signal.json as last read
+        self._compact_retry_at = 0  # after a failed compaction: the tail length at which to try again
         self._lookups: dict[str, LookupTrack] = {}  # coid -> what its lookups found so far
         self.lookup_policy = LookupPolicy(
             LOST_AFTER_LOOKUPS, timedelta(seconds=config.executor.unknown_outcome_lookup_s))
@@ -704,7 +705,7 @@ class Executor:
         Restart then reads one snapshot and a short tail, and the journal stays bounded by the open state
         plus retention, however many signals went through."""
         ex = self.config.executor
-        if self.journal.records_since_snapshot < ex.journal_compact_records:
+        if self.journal.records_since_snapshot < max(ex.journal_compact_records, self._compact_retry_at):
             return
         now = self.now()
         drop = self.state.forgettable(self._present_ids, now, ex.max_signal_age_s, ex.clock_skew_tolerance_s)
@@ -718,8 +719,12 @@ class Executor:
         try:
             size = self.journal.compact(record)
         except OSError as exc:
+            # E.g. a reader holds the file open on Windows. The full journal stays valid; try again after
+            # another interval's worth of records rather than every turn.
+            self._compact_retry_at = self.journal.records_since_snapshot + ex.journal_compact_records
             self._alert(f"journal compaction failed, the full journal stays: {exc}", key="journal:compact")
             return
+        self._compact_retry_at = 0
         self._clear_alert("journal:compact")
         log.info("journal compacted: %d signals, %d orders kept; %d bytes", len(self.state.signals),
                  len(self.state.orders), size)
