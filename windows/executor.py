@@ -715,7 +715,9 @@ class Executor:
         failpoint("executor.before_compact")  # the forget record is durable, the journal not yet compacted
         record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
                   "records": self.state.records_applied, "state": self.state.snapshot(),
-                  "inputs": sorted(self.seen_inputs)}
+                  "inputs": sorted(self.seen_inputs),
+                  # Every client_order_id the state still knows, for readers that only scan records.
+                  "coids": sorted(set(self.state.orders) | set(self.state.vault.allocations))}
         try:
             size = self.journal.compact(record)
         except OSError as exc:
