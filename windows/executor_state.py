@@ -118,8 +118,9 @@ class ExecutorState:
         it is not in ``order_signal.json`` (``present``) and not among the results or input rejections
         published (``results_view``/``junk_view``); it can no longer be accepted if offered again (its
         ``expires_at``, or ``created_at`` + ``max_signal_age_s``, plus the skew tolerance, is before ``now``,
-        market time); and each of its orders is terminal. A forgotten order's vault records go with it
-        once its lot is closed; while the lot is open its allocation and its client_order_id stay."""
+        market time); each of its orders is terminal; and none of them sells a lot still held (reduction
+        attempts are numbered per lot). A forgotten order's vault records go with it once its lot is
+        closed; while the lot is open its allocation and its client_order_id stay."""
         keep = set(self.results_view(present)) | {r.signal_id for r in self.junk_view(present)}
         keep |= {o.signal_id for o in self.orders.values() if not o.record.state.is_terminal}
         by_signal: dict[str, list[LiveOrder]] = {}
@@ -138,6 +139,8 @@ class ExecutorState:
             mine = by_signal.get(sid, [])
             if any(not o.record.state.is_terminal or o.record.client_order_id in self.lots_in_sell for o in mine):
                 continue
+            if any(self._is_open_lot(lot) for o in mine for lot in o.release_ids):
+                continue  # a sell (or a reduction attempt) of a lot still held: its history still counts
             ids.append(sid)
             for live in mine:
                 coid = live.record.client_order_id
@@ -149,6 +152,10 @@ class ExecutorState:
             if own and own not in self.orders and own not in self.vault.allocations:
                 owners.append(own)
         return {"ids": ids, "orders": orders, "owners": sorted(set(owners))}
+
+    def _is_open_lot(self, coid: str) -> bool:
+        alloc = self.vault.allocations.get(coid)
+        return alloc is not None and alloc.is_open
 
     def _apply_forget(self, rec: dict[str, Any]) -> None:
         for sid in rec.get("ids", ()):

@@ -234,3 +234,30 @@ def test_a_compaction_that_cannot_swap_keeps_the_full_journal_alerts_once_and_re
     h.restart()
     assert comparable(h.executor.state) == before
     h.executor.stop()
+
+
+def test_a_sell_of_a_lot_still_held_is_never_forgotten(tmp_path):
+
+    from shared_schema.models import ResultStatus
+
+    h = Harness(tmp_path, compact_config(every=10_000, retention=10))
+    h.send(signal_id="lot", shares=1000)
+    h.turn()
+    h.send(signal_id="sell", direction="SELL", price="1.150", shares=1000, release_client_order_ids=["lot"])
+    h.turn()
+    h.clock.advance(h.config.executor.max_order_age_s + 1)  # the sell rests, ages out, is cancelled
+    h.publish_quotes()
+    h.turn(2)
+    assert h.result("sell").status is ResultStatus.CANCELLED
+    for i in range(30):  # push the sell's result out of the retention
+        h.send(signal_id=f"f{i}", shares=100)
+        h.turn()
+    h.write_entries([])
+    h.clock.advance(3600)
+    h.publish_quotes()
+    h.turn()
+    state = h.executor.state
+    drop = state.forgettable(frozenset(), h.executor.now(), 120, 30)
+    assert "sell" not in drop["ids"] and "lot" not in drop["owners"]
+    assert {f"f{i}" for i in range(5)} <= set(drop["ids"])  # older ones do go
+    h.executor.stop()
