@@ -40,9 +40,6 @@ _NAMES: dict[type, str] = {}
 def _names(cls: type) -> str:
     name = _NAMES.get(cls)
     if name is None:
-        if not (isinstance(cls, type) and (dataclasses.is_dataclass(cls) or "__init__" in vars(cls)
-                                           or hasattr(cls, "__dict__"))):
-            raise SnapshotError(f"cannot snapshot a {cls!r}")
         name = _NAMES[cls] = _qualname(cls)
     return name
 
