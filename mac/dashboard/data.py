@@ -787,7 +787,7 @@ def replay_journal(path: Path, limits: tuple[Decimal, dict[str, Decimal], Decima
             state.apply(record)
         except Exception:  # noqa: BLE001 - a record this build cannot apply: keep what we have
             continue
-        if kind not in ("alloc", "update", "cancel_req", "lost", "result"):
+        if kind not in ("alloc", "update", "cancel_req", "lost", "result", "snapshot"):  # snapshot: a compacted start
             continue
         v = state.vault
         key = (tuple(v.get_used_map().values()), tuple(v.get_frozen_map().values()), tuple(v.acc_alpha.values()))

@@ -261,3 +261,19 @@ def test_a_sell_of_a_lot_still_held_is_never_forgotten(tmp_path):
     assert "sell" not in drop["ids"] and "lot" not in drop["owners"]
     assert {f"f{i}" for i in range(5)} <= set(drop["ids"])  # older ones do go
     h.executor.stop()
+
+
+def test_the_dashboard_replays_a_compacted_journal_to_the_same_pool(tmp_path):
+    from mac.dashboard.data import replay_journal
+
+    h = Harness(tmp_path, compact_config(every=10, retention=5))
+    for i in range(12):
+        h.send(signal_id=f"d{i}", shares=100 * (1 + i % 3))
+        h.turn()
+    vault = h.executor.state.vault
+    h.executor.stop()
+    assert [r for r, _ in read_records(h.state / JOURNAL_FILE)][0]["k"] == "snapshot"
+    history = replay_journal(h.state / JOURNAL_FILE)
+    last = history.frame.iloc[-1]
+    assert last["used_512890"] == vault.get_used_map()["512890.SH"] / 100
+    assert last["alpha_512890"] == vault.acc_alpha["512890.SH"] / 100
