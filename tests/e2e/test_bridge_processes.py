@@ -17,10 +17,16 @@ from tests.kit.stubs import make_signal, random_walk_bars, write_bars_csv
 pytestmark = pytest.mark.slow
 
 CONFIG = {
-    "paper": {"initial_cash": "1000000", "initial_positions": {"512890.SH": 200000, "159201.SZ": 200000}},
+    # The venue charges three times the executor's fee estimate, so used can only match the venue's cash
+    # if the vault books the commission the venue reports, not its own estimate.
+    "paper": {
+        "initial_cash": "1000000",
+        "initial_positions": {"512890.SH": 200000, "159201.SZ": 200000},
+        "commission_rate": "0.0003",
+    },
     # The producer replays at 300x: a signal's market-time age grows 300 times faster than on a live day, so
     # these process tests (about restarts, not ages) give signals a day.
-    "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400},
+    "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400, "commission_estimate_rate": "0.0001"},
 }
 
 
@@ -158,7 +164,10 @@ def test_signals_through_real_processes(bridge):
     assert res["bad-lot"].reason.value == "INVALID_SIGNAL"
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
     orders = broker_orders(state)
-    assert pool.used_512890 * 100 == orders["buy-1"]["filled_value_fen"]
+    # used is the cash that left the account for the lot: the venue's fill value plus its commission.
+    buy = orders["buy-1"]
+    assert buy["fees_fen"] > 0
+    assert pool.used_512890 * 100 == buy["filled_value_fen"] + buy["fees_fen"]
     assert pool.frozen_512890 == 0
     assert {p["client_order_id"] for p in placed(state)} == {"buy-1", "sell-base"}
     status = procs.run("status", "--shared-dir", str(shared), "--json")
@@ -196,12 +205,15 @@ def test_kill_minus_nine_mid_burst_loses_nothing_and_sends_nothing_twice(bridge)
     assert set(ids) <= set(final)
     counts = Counter(p["client_order_id"] for p in placed(state))
     assert all(n == 1 for n in counts.values()), counts
-    # The vault equals the venue's truth: every grid BUY's used is what the broker filled for it.
+    # The vault equals the venue's truth: every grid BUY's used is the cash that left the account for it,
+    # the fill value plus the commission as the venue charged it.
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
     orders = broker_orders(state)
     for alloc in pool.allocations_159201 + pool.allocations_512890:
+        venue = orders[alloc.client_order_id]
         assert alloc.frozen == 0
-        assert alloc.used * 100 == orders[alloc.client_order_id]["filled_value_fen"]
+        assert venue["fees_fen"] > 0
+        assert alloc.used * 100 == venue["filled_value_fen"] + venue["fees_fen"]
     filled_buys = {s for s in ids if final[s].status.value == "FILLED" and final[s].direction.value == "BUY"}
     assert {a.client_order_id for a in pool.allocations_159201 + pool.allocations_512890} == filled_buys
 
