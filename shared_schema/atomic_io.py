@@ -45,7 +45,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         failpoint("atomic.before_replace")  # a kill mid-write leaves only a temp file behind
         os.replace(tmp_name, path)
         tmp_name = None
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise WriteFailed(f"could not write {path}: {exc}") from exc
     finally:
@@ -56,7 +56,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
                 pass
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable on POSIX; Windows cannot open a directory, and does not need to.
     if os.name != "posix":
         return

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from shared_schema.atomic_io import fsync_dir
 from shared_schema.failpoints import failpoint
 
 SNAPSHOT_KIND = "snapshot"
@@ -123,7 +124,7 @@ class Journal:
                     os.unlink(tmp)
                 except OSError:
                     pass
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         failpoint("journal.compact.after_swap")
         self.records_since_snapshot = 0
         self.compactions += 1
@@ -143,18 +144,3 @@ class Journal:
             self._handle.close()
             self._handle = None
 
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable on POSIX; Windows cannot open a directory and does not need to.
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
