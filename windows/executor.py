@@ -24,6 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from core.control.file_door import is_link
 from core.control.killswitch import KillAction
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
@@ -478,12 +479,15 @@ class Executor:
         An unchanged stat signature (size, mtime_ns, inode) skips the read: a file that sits there costs a
         ``stat`` per turn, not a read and a parse (it is read again at least every SIGNAL_REREAD_S, for
         shares whose mtime is coarse). A file over ``executor.max_signal_file_bytes`` is never read: one
-        alert for as long as it stays too large."""
+        alert for as long as it stays too large. A symlink (or Windows junction/reparse point) is never
+        followed: the file is ``lstat``-ed, a link is refused (``_refuse_linked_signal_file``), and a path
+        that turned into a link or another file while it was read is not used."""
         path = self.shared_dir / SIGNAL_FILE
         wall = self.wall_clock.now()
         try:
-            st = path.stat()
+            st = os.lstat(path)
         except FileNotFoundError:
+            self._clear_alert("signals:link")
             if self._present_ids:
                 self._present_ids = frozenset()
                 self._dirty = True
@@ -492,6 +496,10 @@ class Executor:
         except OSError as exc:
             self._alert(f"signals unreadable: {exc}", key="signals:unreadable")
             return None
+        if is_link(path):
+            self._refuse_linked_signal_file(st)
+            return None
+        self._clear_alert("signals:link")
         signature = (st.st_size, st.st_mtime_ns, st.st_ino)
         recent = self._signal_read_at is not None and (wall - self._signal_read_at).total_seconds() < SIGNAL_REREAD_S
         if signature == self._signal_stat and self._signal_bytes is not None and recent:
@@ -511,10 +519,29 @@ class Executor:
         except OSError as exc:
             self._alert(f"signals unreadable: {exc}", key="signals:unreadable")
             return None
+        try:
+            after = os.lstat(path)
+        except OSError:
+            return None  # gone meanwhile: the next turn sees what is there
+        if is_link(path) or (after.st_ino, after.st_dev) != (st.st_ino, st.st_dev):
+            return None  # swapped (for a link?) while it was read: not used; the next turn checks again
         self._clear_alert("signals:unreadable")
         self._signal_stat = signature
         self._signal_read_at = wall
         return data
+
+    def _refuse_linked_signal_file(self, st: os.stat_result) -> None:
+        """``order_signal.json`` is a symlink: never followed (it could lead out of the shared folder). One
+        alert while the link stays; one input rejection per link (journaled, so a restart does not record
+        it again); the rest of the executor goes on serving."""
+        self._alert(f"{SIGNAL_FILE} is a symlink or junction; it is not followed and no signal is read until it "
+                    "is replaced by a regular file", key="signals:link")
+        self._signal_stat = None
+        key = f"input:link:{st.st_dev}:{st.st_ino}"
+        if key in self.seen_inputs:
+            return
+        self._commit({"k": "input", "key": key, "reason": Reason.INVALID_SIGNAL.value, "detail": "SIGNAL_FILE_LINK",
+                      "message": f"{SIGNAL_FILE} is a symlink; not followed", "t": self.now().isoformat()})
 
     def _refuse_signal_file(self, data: bytes, exc: JsonRefused) -> None:
         """A signal file that can never parse (too deep, too large): one input rejection per content, journaled
