@@ -514,6 +514,11 @@ class XtQuantBroker:
             return frozenset()
         ids: set[str] = set()
         for record, _size in read_records(Path(self.settings.journal_path)):
+            # A compaction snapshot lists every id the state still knows under ``coids`` (its contract for
+            # record-scanning readers); the nested scan also covers records and older snapshots.
+            coids = record.get("coids") if isinstance(record, dict) else None
+            if isinstance(coids, list):
+                ids.update(c for c in coids if isinstance(c, str) and c)
             _collect_order_ids(record, ids)
         return frozenset(ids)
 
