@@ -63,3 +63,22 @@ def split_shares(n: int, holdings: Sequence[int], unit: int = 100) -> tuple[int,
 def odd_part(shares: int, unit: int = 100) -> int:
     """Shares below a whole board lot (``shares mod unit``)."""
     return shares % unit
+
+
+def sell_budget(
+    sellable_volume: int, unplaced_sells: int, position_volume: int | None, base: int, unfilled_sells: int
+) -> int:
+    """Shares that may still go into new sells of one code: the one rule of the grid core and the executor's
+    forced reduction.
+
+    ``sellable_volume`` is the venue's ``can_use_volume`` (T+1; the sells resting at the venue are already
+    out of it), less ``unplaced_sells``: sells the venue has not seen yet (journaled, unsent, or of unknown
+    outcome), which it still counts as sellable. Never more than ``position_volume - base - unfilled_sells``
+    (``unfilled_sells``: the unfilled shares of *every* pending sell, resting or not), so the position never
+    ends below the configured base once every pending sell has filled; ``position_volume=None`` skips that
+    cap. Never negative.
+    """
+    budget = sellable_volume - unplaced_sells
+    if position_volume is not None:
+        budget = min(budget, position_volume - base - unfilled_sells)
+    return max(budget, 0)

@@ -881,8 +881,18 @@ class Executor:
             else:
                 in_sell |= {coid}  # our previous sell of it is still open at the venue
         positions = self.broker.query_positions() if self._baseline is not None else None
+        unfilled: dict[str, int] = {}
+        unplaced: dict[str, int] = {}
+        for live in self.state.open_orders():
+            if live.record.side != "SELL":
+                continue
+            left = live.record.shares - live.record.filled_shares
+            unfilled[live.record.symbol] = unfilled.get(live.record.symbol, 0) + left
+            if live.outcome_unknown or live.record.state is OrderState.NEW:  # the venue may not count it yet
+                unplaced[live.record.symbol] = unplaced.get(live.record.symbol, 0) + left
         holdings = {} if positions is None or self._baseline is None else {
-            p.code: Holding(p.volume, p.can_use_volume, self._baseline[p.code])
+            p.code: Holding(p.volume, p.can_use_volume, self._baseline[p.code],
+                            unfilled_sells=unfilled.get(p.code, 0), unplaced_sells=unplaced.get(p.code, 0))
             for p in positions if p.code in self._baseline}
         model = self.quotes.last_good
         wall = self.wall_clock.now()

@@ -10,7 +10,9 @@ The risk design makes two states *reduce*, not only refrain from buying:
 Both sell whole lots (each lot's remaining shares, naming the lot it releases) at a marketable limit: the
 best bid, or the lower daily limit when there is no bid, floored to the tick and inside the daily limits.
 Both stay within T+1 and never sell the base position: a code's sells are bounded by the venue's
-``can_use_volume`` *and* by its volume above the base, so the position never drops below the base.
+``can_use_volume`` less the sells it has not seen yet, *and* by its volume above the base less every open
+sell's unfilled shares, so the position never drops below the base even when resting sells fill too. This
+is the grid core's rule, one function for both: ``shared_schema.ledger_math.sell_budget``.
 Lots already in a sell (the node's or ours) count as leaving and are not touched; a lot whose last
 reduction attempt ended without selling waits ``retry`` before it is tried again (``cooling``).
 
@@ -31,6 +33,7 @@ from typing import Any
 from core.risk.engine import RiskSnapshot
 from core.risk.state import RiskState
 from shared_schema.config import MarketConfig
+from shared_schema.ledger_math import sell_budget as ledger_sell_budget
 from windows.market_rules import is_in_session, price_limits
 
 MAX_BACKOFF_DOUBLINGS = 5
@@ -76,16 +79,20 @@ class Book:
 
 @dataclass(frozen=True)
 class Holding:
-    """The venue's position in a code and the part of it that is the long-term base."""
+    """The venue's position in a code, the part of it that is the long-term base, and our pending sells."""
 
     volume: int
     can_use_volume: int  # sellable today (T+1), resting sells already excluded
     base: int
+    unfilled_sells: int = 0  # unfilled shares of every open sell of the code (resting at the venue or not)
+    unplaced_sells: int = 0  # of those, shares of sells the venue has not seen (unsent, unknown outcome)
 
     @property
     def sell_budget(self) -> int:
-        """Shares that may be sold: within T+1 and never below the base position."""
-        return max(0, min(self.can_use_volume, self.volume - self.base))
+        """Shares that may be sold: within T+1 and never below the base position once every open sell has
+        filled; the grid core's rule (``shared_schema.ledger_math.sell_budget``)."""
+        return ledger_sell_budget(self.can_use_volume, self.unplaced_sells, self.volume, self.base,
+                                  self.unfilled_sells)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import NamedTuple, Protocol, cast
 
 from mac.grid.indicators import IndicatorPeriods, IndicatorState, IndicatorValues, update_indicators
 from mac.grid.params import CompiledParams, GridParams, compile_params
+from shared_schema.ledger_math import sell_budget as ledger_sell_budget
 from shared_schema.ledger_math import split_shares, utilization
 
 FAR_PAST = -(10**9)
@@ -310,15 +311,15 @@ def sell_budget(
     budget is ``can_use_volume`` minus the grid's sells the venue does not know yet (resting sells are
     already out of ``can_use_volume``; ``unplaced=None`` deducts every pending sell, the safe reading),
     and never more than ``position_volume - base - unfilled pending sells``, so the position never ends
-    under the configured base even when the books and the venue disagree.
+    under the configured base even when the books and the venue disagree. The arithmetic is
+    ``shared_schema.ledger_math.sell_budget``, the one the executor's forced reduction uses too.
     """
     if sellable_volume is None:
         return None
-    pending = [o.shares - o.filled_shares for o in state.orders if o.side == SELL] if state.orders else []
-    budget = sellable_volume - (sum(pending) if unplaced is None else unplaced)
-    if position_volume is not None:
-        budget = min(budget, position_volume - base_position_shares - sum(pending))
-    return max(budget, 0)
+    pending = sum(o.shares - o.filled_shares for o in state.orders if o.side == SELL) if state.orders else 0
+    return ledger_sell_budget(
+        sellable_volume, pending if unplaced is None else unplaced, position_volume, base_position_shares, pending
+    )
 
 
 # ------------------------------------------------------------------------------------------ the step

@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.risk.engine import CAUSE_MANUAL, RiskSnapshot
 from core.risk.state import RiskState
@@ -159,3 +161,58 @@ def test_a_reduction_signal_is_a_valid_sell_naming_its_lot():
     signal = Signal.model_validate(payload)
     assert signal.release_client_order_ids == ["L1"] and signal.shares == 10_000
     assert signal.price == Decimal("1.099") and signal.source == "executor:FORCE_REDUCE"
+
+
+# --- one sell-budget rule with the grid core (shared_schema.ledger_math.sell_budget) ---------------------
+
+
+def test_resting_sells_count_against_the_room_above_the_base():
+    # 30,000 held, base 20,000; the node's sell of L1 (5,000) rests at the venue, so can_use_volume is
+    # already 25,000. Only 5,000 more may go: L2 fits, L3 would take the position to 15,000.
+    lots = [lot("L1", shares=5_000, cost=550_000), lot("L2", shares=5_000, cost=550_000),
+            lot("L3", shares=5_000, cost=550_000)]
+    held = {SH: Holding(30_000, 25_000, 20_000, unfilled_sells=5_000)}
+    result = plan(ReductionMode.FORCE_REDUCE, lots, holdings=held, in_sell=frozenset({"L1"}))
+    assert [s.lot.client_order_id for s in result.sells] == ["L2"]
+    assert dict(result.held_back) == {"L3": "NOT_SELLABLE_T1"}
+
+
+def test_sells_the_venue_has_not_seen_come_out_of_can_use_volume():
+    # A sell journaled but not yet at the venue (or of unknown outcome): can_use_volume still counts it.
+    held = {SH: Holding(40_000, 20_000, 10_000, unfilled_sells=10_000, unplaced_sells=10_000)}
+    assert held[SH].sell_budget == 10_000
+    result = plan(ReductionMode.FORCE_REDUCE, FOUR, holdings=held)
+    assert [s.lot.client_order_id for s in result.sells] == ["L1"]
+
+
+def test_the_reduction_and_the_grid_core_share_one_budget_function():
+    from mac.grid import core
+    from shared_schema import ledger_math
+    from windows import reduction
+
+    assert core.ledger_sell_budget is ledger_math.sell_budget
+    assert reduction.ledger_sell_budget is ledger_math.sell_budget
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.integers(0, 30).map(lambda n: n * 1_000),
+    extra=st.integers(0, 40).map(lambda n: n * 1_000),
+    today=st.integers(0, 40).map(lambda n: n * 1_000),
+    resting=st.integers(0, 40).map(lambda n: n * 1_000),
+    unplaced=st.integers(0, 40).map(lambda n: n * 1_000),
+    sizes=st.lists(st.integers(1, 15).map(lambda n: n * 1_000), min_size=1, max_size=8),
+)
+def test_a_reduction_never_plans_below_the_base_with_resting_sells(base, extra, today, resting, unplaced, sizes):
+    volume = base + extra
+    resting = min(resting, volume)
+    unplaced = min(unplaced, resting)
+    placed = resting - unplaced
+    # can_use_volume: shares held since yesterday, less the sells the venue has (placed ones)
+    can_use = max(0, volume - min(today, volume) - placed)
+    held = {SH: Holding(volume, can_use, base, unfilled_sells=resting, unplaced_sells=unplaced)}
+    lots = [lot(f"L{i}", shares=s, cost=s * 110) for i, s in enumerate(sizes)]
+    result = plan(ReductionMode.FORCE_REDUCE, lots, holdings=held)
+    sold = sum(s.lot.shares for s in result.sells)
+    assert volume - resting - sold >= base or sold == 0
+    assert sold <= max(0, can_use - unplaced)
