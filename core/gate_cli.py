@@ -1,4 +1,5 @@
-"""Shell for the gate: read an audit JSONL file, evaluate, write JSON and Markdown.
+"""Shell for the gate: read an audit log (every rotated segment of it, then the active file), evaluate,
+write JSON and Markdown.
 
 Kept out of ``core.gate`` so the verdict logic stays pure; this module is the IO side, like
 ``core.audit``. Wire it into the CLI as ``gridbridge gate ...`` -> ``core.gate_cli.main(argv)``.
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from core.audit import ReadStats, read_events
+from core.audit import ReadStats, read_log_events
 from core.gate import (
     GateConfig,
     GateStage,
@@ -35,7 +36,13 @@ def _when(text: str) -> datetime:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 on PASS, 1 on FAIL, 2 on bad arguments/config."""
     p = argparse.ArgumentParser(prog="gridbridge gate", description="Release gate over an audit log")
-    p.add_argument("--audit", required=True, type=Path)
+    p.add_argument(
+        "--audit",
+        required=True,
+        type=Path,
+        help="the active audit file (audit.jsonl); its rotated segments audit.<seq>.<date>.jsonl beside it are "
+        "read too, in order. A state folder may be given for its audit.jsonl",
+    )
     p.add_argument("--from", dest="ts_from", required=True, type=_when)
     p.add_argument("--to", dest="ts_to", required=True, type=_when)
     p.add_argument("--config-version", default="unknown")
@@ -71,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"shadow report: {exc}", file=sys.stderr)
             return 2
     stats = ReadStats()
-    events = list(read_events(args.audit, args.ts_from, args.ts_to, stats))
+    audit = args.audit / "audit.jsonl" if args.audit.is_dir() else args.audit
+    events = list(read_log_events(audit, args.ts_from, args.ts_to, stats))
     notes = []
     if stats.malformed:
         notes.append(f"{stats.malformed} malformed audit line(s) skipped")

@@ -2,7 +2,14 @@
 
 All decisions are ``core`` functions (``evaluate``, ``check_order``, ``handle_command``); this class only
 feeds them what the executor knows (the vault, the quotes, the broker), writes their audit events and
-hands their actions back to the executor. Risk state is rebuilt from the audit file on start.
+hands their actions back to the executor.
+
+Risk state on start: ``risk_state.json`` holds the risk snapshot as of a position in the audit log
+(``(seq, offset)``, see ``core.audit``), written atomically after the audit events it covers are durable
+(every ``risk_state_every_bytes`` of audit, at each rotation and at close). ``load`` reads it and replays only
+the audit written after that position, across rotations; without it, or when its position is not in the log,
+the whole log (every segment) is replayed. The audit file rotates into numbered, dated segments at
+``audit_segment_bytes``, so neither the active file nor a restart grows with the life of the account.
 
 ETF equity for risk is the grid's own capital: the pool plus realised alpha plus open grid lots marked to
 market (the long-term base positions are outside it unless ``include_base_positions``).
@@ -21,7 +28,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.audit import AuditWriter, replay_risk_file
+from pydantic import BaseModel, ValidationError
+
+from core.audit import AuditWriter, read_log_events, read_log_events_after
 from core.control import killswitch
 from core.control.commands import ControlCommand, InMemoryNonceStore, secret_from_env
 from core.control.file_door import process_control_folder
@@ -40,7 +49,14 @@ from core.risk import (
     evaluate,
     initial_snapshot,
 )
-from core.risk.engine import equity_snapshot_event, freeze_symbol
+from core.risk.engine import (
+    equity_snapshot_event,
+    freeze_symbol,
+    replay,
+    snapshot_from_dict,
+    snapshot_to_dict,
+)
+from shared_schema.atomic_io import WriteFailed, atomic_write_bytes
 from shared_schema.models import Direction, Reason, Signal
 from windows.pipeline import Rejection
 from windows.vault import GlobalVault
@@ -49,6 +65,17 @@ log = logging.getLogger("gridbridge.risk")
 
 AUDIT_FILE = "audit.jsonl"
 NONCE_FILE = "control_nonces.json"
+RISK_STATE_FILE = "risk_state.json"
+RISK_STATE_VERSION = 1
+
+
+class RiskStateFile(BaseModel):
+    """``risk_state.json``: the risk snapshot as of audit log position ``(seq, offset)``."""
+
+    v: int = RISK_STATE_VERSION
+    seq: int
+    offset: int
+    snapshot: dict[str, Any]
 
 
 @dataclass
@@ -58,6 +85,8 @@ class RiskSettings:
     include_base_positions: bool = False
     health: HealthConfig = field(default_factory=HealthConfig)
     control_max_ttl: timedelta = timedelta(minutes=10)
+    audit_segment_bytes: int | None = 16 * 1024 * 1024  # rotate the active audit file past this size
+    risk_state_every_bytes: int = 256 * 1024  # write risk_state.json after this much new audit
 
 
 class PersistentNonceStore(InMemoryNonceStore):
@@ -85,7 +114,9 @@ class ExecutorRisk:
         self.shared_dir = Path(shared_dir)
         self.state_dir = Path(state_dir)
         self.settings = settings or RiskSettings()
-        self.audit = AuditWriter(self.state_dir / AUDIT_FILE)
+        self.audit = AuditWriter(self.state_dir / AUDIT_FILE, max_bytes=self.settings.audit_segment_bytes)
+        self._saved_at: tuple[int, int] | None = None  # the audit position risk_state.json was written at
+        self.loaded_from = ""  # how load() rebuilt the state: "fresh", "snapshot+tail" or "full replay"
         self.snapshot: RiskSnapshot = initial_snapshot()
         self.kill = killswitch.KillSwitchState()
         self.nonces = PersistentNonceStore(self.state_dir / NONCE_FILE)
@@ -103,10 +134,48 @@ class ExecutorRisk:
         self._door_alerts: set[str] = set()
 
     def load(self) -> None:
+        """Rebuild the risk state: ``risk_state.json`` plus the audit written after it, else the whole log."""
         path = self.state_dir / AUDIT_FILE
-        if path.exists():
-            self.snapshot = replay_risk_file(path, self.snapshot)
+        saved = self._read_state_file()
+        snapshot: RiskSnapshot | None = None
+        if saved is not None:
+            try:
+                snapshot = replay(read_log_events_after(path, (saved.seq, saved.offset)),
+                                  snapshot_from_dict(saved.snapshot))
+                self.loaded_from = "snapshot+tail"
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s does not fit the audit log (%s); replaying the whole log", RISK_STATE_FILE, exc)
+        if snapshot is None and (path.exists() or self.audit.seq > 1):
+            snapshot = replay(read_log_events(path), self.snapshot)
+            self.loaded_from = "full replay"
+        if snapshot is None:
+            self.loaded_from = "fresh"
+        else:
+            self.snapshot = snapshot
             self.kill = killswitch.KillSwitchState(halted=self.snapshot.halted)
+        self.save_state()
+
+    def _read_state_file(self) -> RiskStateFile | None:
+        try:
+            saved = RiskStateFile.model_validate_json((self.state_dir / RISK_STATE_FILE).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValidationError) as exc:
+            log.warning("%s unreadable (%s); replaying the whole audit log", RISK_STATE_FILE, exc)
+            return None
+        return saved if saved.v == RISK_STATE_VERSION else None
+
+    def save_state(self) -> None:
+        """Write ``risk_state.json`` for the audit position now. Call only with nothing pending: the snapshot
+        must cover every event before that position (``flush`` does so)."""
+        position = self.audit.position()
+        record = RiskStateFile(seq=position[0], offset=position[1], snapshot=snapshot_to_dict(self.snapshot))
+        try:
+            atomic_write_bytes(self.state_dir / RISK_STATE_FILE, record.model_dump_json().encode("utf-8"))
+        except WriteFailed as exc:
+            log.warning("%s not written (%s); a restart replays a longer audit tail", RISK_STATE_FILE, exc)
+            return
+        self._saved_at = position
 
     # ----------------------------------------------------------------------------------------- audit
 
@@ -123,6 +192,10 @@ class ExecutorRisk:
         if self._pending:
             events, self._pending = self._pending, []
             self.audit.extend(events)
+            seq, offset = self.audit.position()
+            saved = self._saved_at
+            if saved is None or seq != saved[0] or offset - saved[1] >= self.settings.risk_state_every_bytes:
+                self.save_state()
 
     # ------------------------------------------------------------------------------------ evaluation
 
@@ -237,4 +310,6 @@ class ExecutorRisk:
         if now is not None:
             self.write([equity_snapshot_event(self.snapshot, now)])
         self.flush()
+        if self._saved_at != self.audit.position():
+            self.save_state()
         self.audit.close()
