@@ -26,6 +26,7 @@ from typing import Any
 
 from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
 from shared_schema.models import Direction, InputRejection, Reason, Result, ResultStatus
+from shared_schema.types import MAX_SHARES, MAX_YEAR, MIN_YEAR
 from windows import snapshot as snapshot_codec
 from windows.vault import GlobalVault, VaultDecision
 
@@ -370,6 +371,8 @@ def is_junk(result: Result) -> bool:
 
 
 def _expiry(sig: dict[str, Any]) -> datetime | None:
+    """The signal's own expiry when it is well-formed: aware and within the schema's years (a refused
+    signal's raw ``expires_at`` in year 9999 would overflow ``expires_at + skew`` later)."""
     value = sig.get("expires_at")
     if not isinstance(value, str):
         return None
@@ -377,7 +380,17 @@ def _expiry(sig: dict[str, Any]) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed.tzinfo is None or not (MIN_YEAR <= parsed.year <= MAX_YEAR):
+        return None
+    return parsed
+
+
+def _share_count(value: Any) -> int | None:
+    """A share count echoed into a result: a JSON integer within the schema's bounds, else nothing (a
+    refused ``1e99999`` must not become a 100,000-digit int that no journal line can hold)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SHARES:
+        return value
+    return None
 
 
 def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
@@ -387,7 +400,7 @@ def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
         "client_order_id": sig.get("client_order_id"),
         "code": sig.get("code"),
         "direction": sig.get("direction"),
-        "requested_shares": sig.get("shares"),
+        "requested_shares": _share_count(sig.get("shares")),
         "release_client_order_ids": sig.get("release_client_order_ids") or None,
         "signal_created_at": sig.get("created_at"),
     }

@@ -207,3 +207,87 @@ def test_the_maximum_signal_age_is_configurable_and_judged_on_market_time(tmp_pa
     h.turn()
     assert h.result("s5").status is ResultStatus.FILLED
     h.executor.stop()
+
+
+# ------------------------------------------- values of a refused signal that reached the state (fuzz finds)
+
+
+def compacting(tmp_path: Path) -> Harness:
+    """An executor that compacts its journal every 10 records (snapshot + forget run on every few turns)."""
+    base = paper_config()
+    config = base.model_copy(update={"executor": base.executor.model_copy(
+        update={"journal_compact_records": 10, "result_retention": 10})})
+    return Harness(tmp_path, config)
+
+
+def write_with_literal(h: Harness, entries: list[dict], field_literals: dict[int, tuple[str, str]]) -> None:
+    """Entries written as JSON, entry ``i``'s field set to the raw number text ``literal`` (not a JSON string)."""
+    entries = [dict(e) for e in entries]
+    for i, (field, _literal) in field_literals.items():
+        entries[i][field] = f"@@{i}@@"
+    text = json.dumps({"schema_version": 1, "seq": 1, "updated_at": h.clock.now().isoformat(), "signals": entries})
+    for i, (_field, literal) in field_literals.items():
+        text = text.replace(f'"@@{i}@@"', literal)
+    (h.shared / SIGNAL_FILE).write_text(text)
+
+
+@pytest.mark.parametrize("literal", ["1e99999", "-1e99999", "1" + "0" * 5000])
+def test_a_refused_share_count_too_large_for_any_int_never_reaches_the_state(tmp_path, literal):
+    """Shrunk from test_numbers_pushed_to_extremes_never_escape_the_executor_loop: ``"shares": 1e99999`` was
+    refused (BAD_SHARES) but copied into the result's ``requested_shares`` as a 100,000-digit int, which the
+    journal's snapshot could not serialise: the compaction raised out of the executor loop on every turn."""
+    h = compacting(tmp_path)
+    write_with_literal(h, [signal_payload(signal_id="pill", shares=100)], {0: ("shares", literal)})
+    h.turn()
+    for i in range(3):  # enough records for a compaction (the pill stays in the file)
+        ok = [signal_payload(signal_id=f"ok{j}", shares=100, created_at=h.clock.now().isoformat()) for j in range(i + 1)]
+        write_with_literal(h, [signal_payload(signal_id="pill", shares=100), *ok], {0: ("shares", literal)})
+        h.turn()
+    pill = h.result("pill")
+    assert (pill.status, pill.reason, pill.detail) == (ResultStatus.REJECTED, Reason.INVALID_SIGNAL, "BAD_SHARES")
+    assert pill.requested_shares == 0  # only a share count within the schema's bounds is echoed
+    assert journal(h)[0]["k"] == "snapshot"  # the compaction ran
+    h.restart()
+    h.turn()
+    assert h.result("pill").requested_shares == 0 and h.result("ok2").status is ResultStatus.FILLED
+
+
+@pytest.mark.parametrize("far", ["9999-12-31T23:59:59-12:00", "9999-12-31T23:59:59+08:00", "0001-01-01T00:00:00+14:00"])
+def test_a_refused_far_expiry_never_reaches_date_arithmetic(tmp_path, far):
+    """Shrunk from test_far_and_malformed_dates_never_escape_the_executor_loop: ``expires_at`` in year 9999
+    was refused (BAD_EXPIRES_AT) but kept as the entry's expiry; once the junk had left the published view,
+    the compaction's ``expires_at + skew`` overflowed out of the executor loop."""
+    h = compacting(tmp_path)
+    h.write_entries([signal_payload(signal_id="pill", shares=100, expires_at=far)])
+    h.turn()
+    assert h.result("pill").detail == "BAD_EXPIRES_AT"
+    # 200 newer junk entries, once they have left the file too, push the pill out of the published input
+    # rejections: the next compaction judges whether it may be forgotten
+    h.write_entries([{**signal_payload(signal_id=f"j{i}"), "shares": "1"} for i in range(200)])
+    h.turn()
+    h.write_entries([])
+    h.turn()
+    for i in range(3):  # enough records for another compaction
+        h.send(signal_id=f"after{i}", shares=100)
+        h.turn()
+    assert journal(h)[0]["k"] == "snapshot"
+    assert h.result("after2").status is ResultStatus.FILLED
+    h.restart()
+    h.turn()
+    assert h.result("after2").status is ResultStatus.FILLED
+
+
+def test_applying_a_signal_record_keeps_only_a_sane_expiry_and_share_count():
+    """The record-apply path bounds what it copies from a refused signal's raw payload (live and at replay)."""
+    from windows.executor import build_vault
+    from windows.executor_state import ExecutorState
+
+    state = ExecutorState(build_vault(paper_config()), result_retention=0)
+    t = SESSION_TIME.isoformat()
+    raw = {"expires_at": "9999-12-31T23:59:59+08:00", "shares": 10**35, "created_at": t}
+    state.apply({"k": "signal", "id": "x", "h": "h", "sig": raw, "t": t})
+    state.apply({"k": "result", "id": "x", "status": "EXPIRED", "reason": "ORDER_EXPIRED", "detail": "D", "t": t})
+    entry = state.signals["x"]
+    assert entry.expires_at is None and entry.result.requested_shares == 0
+    later = SESSION_TIME + timedelta(days=1)
+    assert state.forgettable((), later, 120.0, 30.0)["ids"] == ["x"]  # no OverflowError; it may go
