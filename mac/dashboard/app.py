@@ -44,15 +44,17 @@ def settings() -> argparse.Namespace:
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def _parse_cached(kind: str, path: str, mtime_ns: int, size: int) -> data.Parsed:
-    return data.parse_file(kind, Path(path))
+def _parse_cached(kind: str, path: str, mtime_ns: int, size: int, config: str, config_mtime_ns: int,
+                  config_size: int) -> data.Parsed:
+    return data.parse_file(kind, Path(path), Path(config) if config else None)
 
 
-def parse(kind: str, path: Path) -> data.Parsed:
-    # Keyed on mtime and size: an unchanged file is parsed once; a missing one is re-checked every run.
-    key = data.cached_parse_key(kind, path)
+def parse(kind: str, path: Path, config: Path | None = None) -> data.Parsed:
+    # Keyed on mtime and size (of the config too: a journal is replayed under it): an unchanged file is
+    # parsed once; a missing one is re-checked every run.
+    key = data.cached_parse_key(kind, path, config)
     if key[3] < 0:
-        return data.parse_file(kind, path)
+        return data.parse_file(kind, path, config)
     return _parse_cached(*key)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ import pandas as pd
 from mac.grid.core import OPEN, PENDING_BUY, penalty_after
 from mac.grid.ladder import NextBuy, cooling_bars_left, next_buy, take_profit_price
 from mac.grid.params import CompiledParams, compile_params, default_params
+from shared_schema.config import GridbridgeConfig
 from shared_schema.heartbeat import executor_down_message, executor_silence_s
 from shared_schema.ledger_math import utilization
 from shared_schema.models import (
@@ -293,17 +294,24 @@ def _audit(path: Path) -> pd.DataFrame:
     return df
 
 
-def parse_file(kind: str, path: Path | str) -> Parsed:
+def parse_file(kind: str, path: Path | str, config: Path | None = None) -> Parsed:
     """Parse one file of ``kind`` (quote, pool, result, signal, node, journal, audit, bars, trades, metrics).
 
-    Never raises: the outcome says FRESH with the value, MISSING, or INVALID with the first error.
+    A journal is replayed under the run's ``config`` file (its vault limits and fee model; the defaults
+    without one), as the executor booked it. Never raises: the outcome says FRESH with the value, MISSING,
+    or INVALID with the first error.
     """
     path = Path(path)
     try:
         if kind in ("journal",):
             if not path.exists():
                 return Parsed(None, MISSING, f"{path.name} is missing")
-            return Parsed(replay_journal(path), FRESH)
+            try:
+                run_config = load_run_config(config)
+            except (OSError, ValueError) as exc:  # a guessed fee model would show figures the executor never had
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return Parsed(None, INVALID, f"{path.name} not replayed: {config} unreadable: {first[:200]}")
+            return Parsed(replay_journal(path, run_config, load_params(config)), FRESH)
         if kind == "audit":
             if not path.exists():
                 return Parsed(None, MISSING, f"{path.name} is missing")
@@ -342,12 +350,25 @@ def parse_file(kind: str, path: Path | str) -> Parsed:
     return Parsed(value, FRESH)
 
 
-ParseFn = Callable[[str, Path], Parsed]
+class ParseFn(Protocol):
+    def __call__(self, kind: str, path: Path, config: Path | None = None) -> Parsed: ...
 
 
-def cached_parse_key(kind: str, path: Path | str) -> tuple[str, str, int, int]:
-    """The cache key the app uses for ``parse_file``: an unchanged file is parsed once."""
-    return (kind, str(path), *file_signature(path))
+def cached_parse_key(kind: str, path: Path | str, config: Path | None = None) -> tuple[Any, ...]:
+    """The cache key the app uses for ``parse_file``: an unchanged file (and config) is parsed once.
+
+    ``(kind, path, mtime_ns, size, config, config mtime_ns, config size)``; ``size`` is -1 for a missing file.
+    """
+    conf = (str(config), *file_signature(config)) if config is not None else ("", 0, -1)
+    return (kind, str(path), *file_signature(path), *conf)
+
+
+def load_run_config(path: Path | None) -> GridbridgeConfig:
+    """The run's config file (the defaults without one), read with the bounded JSON reader. Raises
+    ``OSError`` or ``ValueError`` (``JsonRefused``, a validation error) for a file that cannot be used."""
+    if path is None:
+        return GridbridgeConfig()
+    return GridbridgeConfig.model_validate(safe_loads(Path(path).read_bytes()))
 
 
 # ------------------------------------------------------------------------------------ memory
@@ -760,21 +781,24 @@ def _vault_lots(vault: Any, params: dict[str, CompiledParams]) -> dict[str, tupl
     return {c: tuple(v) for c, v in out.items()}
 
 
-def replay_journal(path: Path, limits: tuple[Decimal, dict[str, Decimal], Decimal] | None = None,
+def replay_journal(path: Path, config: GridbridgeConfig | None = None,
                    params: dict[str, CompiledParams] | None = None) -> PoolHistory:
     """Replay the executor's journal (read-only) through the executor's own state and vault.
 
-    Gives the pool over time (used/frozen/acc_alpha per symbol after every change), the open lots after
-    each change and every journaled signal payload. A torn last line is ignored; the file is never
-    written (the executor owns it).
+    The vault is the one the executor builds from the run's ``config`` (``build_vault``: its limits and fee
+    model; the defaults when None), so approvals are re-judged and fees the broker did not price are
+    estimated exactly as the executor did. Gives the pool over time (used/frozen/acc_alpha per symbol after
+    every change), the open lots after each change and every journaled signal payload. A torn last line is
+    ignored; the file is never written (the executor owns it).
     """
+    from windows.executor import build_vault
     from windows.executor_state import ExecutorState
     from windows.journal import read_records
-    from windows.vault import GlobalVault, VaultLimits
 
-    pool, caps, reserve = limits or (Decimal(300000), {c: Decimal(200000) for c in CODES}, Decimal("0.15"))
+    config = config or GridbridgeConfig()
+    pool = config.vault.physical_pool
     params = params or {c: compile_params(default_params(c)) for c in CODES}
-    state = ExecutorState(GlobalVault(VaultLimits.from_yuan(pool, caps, reserve)))
+    state = ExecutorState(build_vault(config))
     rows: list[dict[str, Any]] = []
     lots: list[dict[str, tuple[LotView, ...]]] = []
     signals: dict[str, dict[str, Any]] = {}
@@ -1123,7 +1147,7 @@ def load_live(
     history: PoolHistory | None = None
     journal = sources.journal_path()
     if journal is not None:
-        parsed = parse("journal", journal)
+        parsed = parse("journal", journal, sources.config)
         if parsed.status == FRESH:
             history = parsed.value
         else:

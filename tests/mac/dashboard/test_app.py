@@ -237,11 +237,26 @@ def test_invalid_files_are_reported(monkeypatch, run_dir):
         assert name in errors
 
 
-def test_stale_files_get_a_banner(monkeypatch, tmp_path):
+def test_stale_quotes_and_a_stopped_heartbeat_are_both_shown(monkeypatch, tmp_path):
+    # The producer (quotes) and the executor (pool heartbeat) are separate processes: each silence is its own
+    # banner. A pool file past its heartbeats is the stronger fact, "executor down" (red), with its age; it is
+    # not listed a second time as a plain STALE file.
     fx.build_run(tmp_path, now=datetime.now(CST) - timedelta(minutes=30))
     at = page(monkeypatch, tmp_path / "shared")
-    warn = texts(at.warning)
-    assert "shared_quote.json: STALE" in warn and "shared_pool.json: STALE" in warn
+    warn, errors = texts(at.warning), texts(at.error)
+    assert "shared_quote.json: STALE" in warn and "not updated for 30 min" in warn
+    assert "Executor down" in errors and "shared_pool.json: DOWN" in errors and "heartbeat stopped" in errors
+    assert "shared_pool.json: STALE" not in warn
+
+
+def test_stale_quotes_with_a_live_executor_are_only_stale(monkeypatch, tmp_path):
+    from shared_schema.atomic_io import atomic_write_model
+
+    fx.build_run(tmp_path, now=datetime.now(CST) - timedelta(minutes=30))
+    atomic_write_model(tmp_path / "shared" / "shared_pool.json", fx.pool_file(datetime.now(CST), heartbeat_s=10.0))
+    at = page(monkeypatch, tmp_path / "shared")
+    assert "shared_quote.json: STALE" in texts(at.warning)
+    assert "Executor down" not in texts(at.error) and "shared_pool.json" not in texts(at.warning)
 
 
 def test_replay_of_a_dry_run_folder_moves_with_the_slider(monkeypatch, run_dir):
@@ -249,11 +264,12 @@ def test_replay_of_a_dry_run_folder_moves_with_the_slider(monkeypatch, run_dir):
     slider = at.slider(key="replay_time")
     assert "replay" in texts(at.caption)
     end_alpha = metrics(at)["acc_alpha 159201 自由现金流"]
-    # 10:30: the journal's buy is filled, the sell (13:40) has not happened
+    # 10:30: the journal's buy is filled, the sell (13:40) has not happened. Committed is the cash that left
+    # the account for the lot: 13,000 of fill value plus the 1.30 commission the venue reported.
     slider.set_value(datetime(2026, 1, 6, 10, 30)).run()
     assert not at.exception
     m = metrics(at)
-    assert m["committed 已占用 (used+frozen)"] == ["13,000.00"]
+    assert m["committed 已占用 (used+frozen)"] == ["13,001.30"]
     assert m["acc_alpha 159201 自由现金流"] == ["0.00"] != end_alpha
 
 

@@ -1,0 +1,124 @@
+"""The dashboard's journal replay books the ledger the way the executor did: the run's vault limits and fee
+model (``config.json`` beside the shared folder), so replayed pool figures equal what the executor published."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from mac.dashboard import data
+from shared_schema.config import GridbridgeConfig
+from shared_schema.models import ResultStatus
+from shared_schema.types import CST
+from tests.kit.harness import DEFAULT_POSITIONS, Harness
+from tests.kit.stubs import SESSION_TIME
+
+# The venue reports no commission, so every fee in the ledger is the executor's estimate: 0.03%, at least 5 yuan.
+# The vault is small, so a third buy hits its nominal cap (with the default 200,000 caps it would pass).
+CONFIG = {
+    "paper": {"initial_cash": "1000000", "initial_positions": DEFAULT_POSITIONS, "commission_rate": "0"},
+    "executor": {
+        "poll_interval_s": 0.01,
+        "publish_interval_s": 0,
+        "commission_estimate_rate": "0.0003",
+        "commission_estimate_min": "5",
+    },
+    "vault": {"physical_pool": "50000", "nominal_caps": {"512890.SH": "40000", "159201.SZ": "40000"}},
+}
+
+
+def run_executor(root: Path) -> data.PoolSummary:
+    """A session on the real executor: a filled buy, a resting buy, a buy over the cap, a partial sell.
+    Returns the pool the executor published last; ``root/config.json`` is the run's config."""
+    config = GridbridgeConfig.model_validate(CONFIG)
+    (root / "config.json").write_text(config.model_dump_json())
+    h = Harness(root, config)
+    h.send(signal_id="b1", price="1.100", shares=10000, layer_index=1)
+    h.send(signal_id="b2", price="1.090", shares=10000, layer_index=2)
+    h.send(signal_id="b3", price="1.100", shares=30000, layer_index=3)
+    h.turn()
+    h.publish_quotes(when=SESSION_TIME + timedelta(minutes=5), **{"512890_SH": 1.110})
+    h.send(signal_id="s1", direction="SELL", price="1.109", shares=4000, release_client_order_ids=["b1"])
+    h.turn()
+    assert [h.result(s).status for s in ("b1", "b2", "b3", "s1")] == [
+        ResultStatus.FILLED,
+        ResultStatus.SENT,
+        ResultStatus.REJECTED,
+        ResultStatus.FILLED,
+    ]
+    assert h.result("b3").reason.value == "NOMINAL_CAP"
+    h.executor.stop()
+    return data.PoolSummary.of(h.pool())
+
+
+def figures(pool: data.PoolSummary) -> tuple:
+    return pool.physical_pool, pool.used, pool.frozen, pool.acc_alpha, pool.committed, pool.utilization
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> tuple[Path, data.PoolSummary]:
+    return tmp_path, run_executor(tmp_path)
+
+
+def test_replay_of_the_run_shows_the_pool_the_executor_published(run):
+    root, published = run
+    # the estimates are in the published figures: buy fee 5.00 on 11,000, sell fee 5.00 on 4,440
+    assert published.frozen["512890.SH"] == Decimal("10905.00")  # 10,900 + its 5.00 fee reserve
+    replay = data.load_replay(root, state_dir=root / "state")
+    pool = replay._pool_at(len(replay.pool_history.frame) - 1)
+    assert pool is not None and figures(pool) == figures(published)
+    assert replay.pool_history.physical_pool == Decimal("50000")
+
+
+def test_live_view_replays_the_journal_with_the_runs_fee_model(run):
+    root, published = run
+    snap = data.load_live(
+        data.Sources.resolve(root / "shared", root / "state"), datetime.now(CST), data.Memory()
+    )
+    assert snap.pool_history is not None
+    last = snap.pool_history.frame.iloc[-1]
+    for code in data.CODES:
+        k = data.symbol_key(code)
+        assert Decimal(str(last[f"used_{k}"])) == published.used[code]
+        assert Decimal(str(last[f"frozen_{k}"])) == published.frozen[code]
+        assert Decimal(str(last[f"alpha_{k}"])) == published.acc_alpha[code]
+
+
+def test_a_config_that_cannot_be_read_is_reported_not_guessed(run):
+    root, _ = run
+    (root / "config.json").write_text('{"executor": {"commission_estimate_rate": "lots"}}')
+    snap = data.load_live(
+        data.Sources.resolve(root / "shared", root / "state"), datetime.now(CST), data.Memory()
+    )
+    assert snap.pool_history is None
+    journal = next(h for h in snap.health if h.name == "executor_journal.jsonl")
+    assert journal.status == data.INVALID and "config.json" in journal.error
+
+
+def test_the_replay_page_shows_the_committed_the_executor_published(monkeypatch, run):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.mac.dashboard.test_app import APP, metrics
+
+    root, published = run
+    for key, value in {"REPLAY": str(root), "STATE_DIR": str(root / "state"), "REFRESH_S": "0"}.items():
+        monkeypatch.setenv(f"GRIDBRIDGE_DASHBOARD_{key}", value)
+    monkeypatch.delenv("GRIDBRIDGE_DASHBOARD_SHARED_DIR", raising=False)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert metrics(at)["committed 已占用 (used+frozen)"] == [f"{published.committed:,.2f}"]
+
+
+def test_a_journal_is_parsed_again_when_its_config_changes(run):
+    root, _ = run
+    journal, config = root / "state" / data.JOURNAL_FILE, root / "config.json"
+    before = data.cached_parse_key("journal", journal, config)
+    raw = json.loads(config.read_text())
+    raw["executor"]["commission_estimate_rate"] = "0.00025"
+    config.write_text(json.dumps(raw))
+    assert data.cached_parse_key("journal", journal, config) != before
