@@ -6,8 +6,12 @@ SELL when bid1 >= limit at the touch, can fill partially, reject and lag, charge
 cancels open orders at the day's end as the exchange does. Randomness is a hash of (seed, order, quote
 time), so a run is deterministic given a seed and stays so across restarts.
 
-Every ``place_limit_order`` call is appended (fsync) to ``orders.jsonl`` before it is acted on, so a test
-can prove no client_order_id ever reached the venue twice.
+Every ``place_limit_order`` call is appended (fsync) to ``paper_orders.jsonl`` before it is acted on, so a
+test can prove no client_order_id reached the venue twice. The log is bounded: at each day's roll the books
+are written and the log is rewritten (atomically) to the lines of the orders the books still hold (open
+ones, the new day's and the two days before), so it spans a few days, not the life of the account. On load,
+a logged placement missing from the books is live (it reached the venue just before a crash) only if it is
+of the books' trading day or later; an older one was dropped with its day and stays dropped.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from windows.brokers.protocol import (
     PlaceOutcome,
     PlaceStatus,
 )
-from windows.journal import Journal
+from windows.journal import Journal, read_records
 
 log = logging.getLogger("gridbridge.paper")
 
@@ -144,12 +148,34 @@ class PaperBroker:
                     for code, shares in self.config.initial_positions.items()
                 },
             )
-        # A placement logged but not in the snapshot reached the venue just before a crash: it is live.
+        # A placement logged but not in the snapshot reached the venue just before a crash: it is live. One
+        # of an earlier day than the books' was trimmed with its day (the log is rewritten just after).
         for record in self._log.replay():
-            if record.get("accepted") and record["client_order_id"] not in book.orders:
+            if (record.get("accepted") and record["client_order_id"] not in book.orders
+                    and record["order"].get("trading_day", "") >= book.trading_day):
                 book.orders[record["client_order_id"]] = PaperOrder(**record["order"])
                 book.next_order_no = max(book.next_order_no, int(record["order"]["broker_order_id"][1:]) + 1)
         return book
+
+    def _compact_log(self) -> None:
+        """Rewrite the placement log to the lines of the orders the books hold, after the books themselves are
+        on disk. A kill before the swap leaves the whole old log (``_load`` skips the dropped days' lines);
+        after it, the books hold every order the new log names."""
+        self._dirty = True
+        if not self._flush():
+            return
+        path = self.state_dir / ORDER_LOG
+        self._log.sync()
+        keep = b"".join(
+            json.dumps(record, separators=(",", ":")).encode("utf-8") + b"\n"
+            for record, _size in read_records(path)
+            if record.get("client_order_id") in self.book.orders
+        )
+        self._log.close()
+        try:
+            atomic_write_bytes(path, keep)
+        except WriteFailed as exc:
+            log.warning("paper order log not compacted (%s); it is tried again at the next day", exc)
 
     def _persist(self) -> None:
         # Deferred: the books are written once before anyone outside can observe them (events, queries).
@@ -316,8 +342,9 @@ class PaperBroker:
         with self._lock:
             changed = False
             days = {q.quote_time.date() for q in quotes.quotes.values()}
-            if days:
-                changed |= self._roll_day(max(days))
+            if days and self._roll_day(max(days)):
+                changed = True
+                self._compact_log()
             for code, quote in quotes.quotes.items():
                 if self.book.last_price.get(code) != quote.last:
                     self.book.last_price[code] = quote.last
