@@ -13,7 +13,8 @@ T+1 is the venue's: per symbol the engine keeps what was held at the start of th
 sold since, and hands ``step`` the ``can_use_volume`` and ``volume`` a venue would report
 (``mac.grid.core.sell_budget`` decides), so today's lots may be sold against the base position.
 
-Every BUY first asks the vault (``request_allocation``) exactly as the executor would; a refusal rolls
+Every BUY first asks the vault (``request_allocation``) exactly as the executor would: its amount plus
+the commission estimate of the executor's fee model (``windows.pipeline.fee_model``); a refusal rolls
 the pending lot back. Fills go to the vault (``on_fill`` / ``apply_sell_fill``) and to the grid state
 (``apply_fill``). Commission: ``rate * value``, at least ``commission_min``, rounded to the fen.
 
@@ -50,6 +51,8 @@ from mac.grid.core import (
 )
 from mac.grid.indicators import IndicatorPeriods, IndicatorValues
 from mac.grid.params import CompiledParams, GridParams, compile_params
+from shared_schema.config import GridbridgeConfig
+from windows.pipeline import fee_model
 from windows.vault import GlobalVault, VaultDecision, VaultLimits
 
 
@@ -205,6 +208,7 @@ def run_realistic(
     on_bar=None,
     incremental: bool = False,
     risk: BacktestRisk | None = DEFAULT_RISK,
+    config: GridbridgeConfig | None = None,
 ) -> RunResult:
     """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
 
@@ -216,11 +220,16 @@ def run_realistic(
     state to the grid as the live node does (``mac.grid.risk_policy``): DEGRADED widens the buy step or
     refuses layer 0, COOLDOWN/REDUCE_ONLY only sell, FUSE sells every sellable lot (``close_all``) and
     buys nothing. Entering a state without buys cancels the resting buys. ``None`` turns it off.
+
+    A BUY asks the vault for its amount plus the commission estimate of ``config``'s fee model
+    (``windows.pipeline.fee_model``; default config when ``None``), the very call the executor makes, so
+    a BUY at the pool edge gets the executor's verdict.
     """
     codes = list(data)
     cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
     vault = vault or make_vault({c: params[c] for c in codes})
     committed = _Committed(vault)
+    fees = fee_model(config or GridbridgeConfig())
     pool_fen = vault.limits.physical_pool
     caps = vault.limits.nominal_caps
     prepared = {c: _prepare(data[c], cps[c]) for c in codes}
@@ -306,6 +315,7 @@ def run_realistic(
                             code,
                             (s.client_order_id,), vault.request_allocation,
                             code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
+                            fees.estimate_fen(s.amount_fen),
                         )  # fmt: skip
                         if decision is not VaultDecision.APPROVED:
                             res.refusals[decision.value] += 1
@@ -448,6 +458,7 @@ def run(
     mode: str = "realistic",
     progress: bool = False,
     risk: BacktestRisk | None = DEFAULT_RISK,
+    config: GridbridgeConfig | None = None,
 ):
     """Dispatch: reference runs each symbol on its own; realistic shares one vault (and the risk machine)."""
     if mode == "reference":
@@ -455,7 +466,7 @@ def run(
         for code, bars in data.items():
             results.update(run_reference(bars, params[code], progress).symbols)
         return RunResult("reference", results)
-    return run_realistic(data, params, progress=progress, risk=risk)
+    return run_realistic(data, params, progress=progress, risk=risk, config=config)
 
 
 __all__ = [

@@ -68,9 +68,10 @@ from windows.brokers.protocol import (
     OrderUpdate,
     TemporaryBrokerError,
 )
-from windows.executor_state import ExecutorState, LiveOrder
+from windows.executor_state import ExecutorState, LiveOrder, ReplayDiverged
 from windows.journal import SNAPSHOT_KIND, Journal
 from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
+from windows.market_rules import is_cancel_allowed
 from windows.pipeline import ENTRY_FAULT, MarketContext, decide, fee_estimate, fee_model, payload_hash
 from windows.reduction import (
     Attempt,
@@ -95,6 +96,8 @@ JOURNAL_FILE = "executor_journal.jsonl"
 LOCK_FILE = "executor.lock"
 LOST_AFTER_LOOKUPS = 3  # misses spread over executor.unknown_outcome_lookup_s (core.oms.lookups)
 BUY_FORBIDDING_STATES = frozenset({"COOLDOWN", "FUSE", "REDUCE_ONLY"})
+ENTRY_RECORD_KINDS = frozenset({"signal", "result", "input", "alloc", "intent"})
+"""The records the per-entry fault barrier covers (``_process_signals``), live and at replay."""
 
 
 class AlreadyRunning(RuntimeError):
@@ -141,6 +144,10 @@ class Executor:
         self._last_alert = ""
         self._conditions: dict[str, _Condition] = {}  # alert key -> the condition while it lasts
         self.seen_inputs: set[str] = set()
+        # seen_inputs in the order they were recorded (oldest first): what the bound keeps is the keys of
+        # junk still in the signal file plus the SEEN_INPUTS_RECENT newest (``_bound_seen_inputs``).
+        self._input_order: dict[str, None] = {}
+        self._present_inputs: frozenset[str] = frozenset()  # input keys of junk in order_signal.json as last read
         self.stats = LoopStats()
         self._market_now: datetime | None = None
         self._signal_bytes: bytes | None = None
@@ -168,11 +175,14 @@ class Executor:
         self.lease_lost = False
         self._risk_dirty = True
         self._reduce_due = True  # plan a forced reduction on this turn (new quotes, risk change, start)
+        # Cancels held back while the order's exchange refuses cancels (coid -> why); sent when it accepts.
+        self._deferred_cancels: dict[str, str] = {}
         self._reduction: ReductionStatus | None = None  # the running forced reduction, as published
         self._risk_seen = ""  # the risk state the last reducing-state check saw
         self._last_reconcile: datetime | None = None
         self._baseline: dict[str, int] | None = None
         self._replaying = False
+        self.replay_skipped = 0  # journal records of signal entries that raised on apply at start-up (skipped)
         ex = config.executor
         self._bucket = TokenBucket(Decimal(ex.order_burst), Decimal(str(ex.max_orders_per_s)))
 
@@ -195,11 +205,13 @@ class Executor:
             self._lock.release()
             raise
         self._replaying = True
+        left_open: list[str] = []
         for record in self.journal.replay():
-            self._apply(record)
+            self._replay_one(record, left_open)
         self._replaying = False
         self.state.illegal_transitions.clear()  # audited when they first happened
         self.risk.load()
+        self._close_replay_faults(left_open)
         self._pool_seq = read_seq(self.shared_dir / POOL_FILE)
         self._result_seq = read_seq(self.shared_dir / RESULT_FILE)
         self.broker.start()
@@ -306,9 +318,48 @@ class Executor:
         self.state.apply(record)
         if record["k"] == "input":
             self.seen_inputs.add(record["key"])
+            self._input_order[record["key"]] = None
         elif record["k"] == SNAPSHOT_KIND:
-            self.seen_inputs = set(record.get("inputs", ()))
+            self._input_order = dict.fromkeys(record.get("inputs", ()))
+            self.seen_inputs = set(self._input_order)
         self._dirty = True
+
+    def _replay_one(self, record: dict[str, Any], left_open: list[str]) -> None:
+        """Apply one journal record at start-up behind the live loop's per-entry fault barrier.
+
+        A record of a signal entry (``ENTRY_RECORD_KINDS``) that raises is skipped, counted
+        (``replay_skipped``), logged and alerted: it raised the same way in the live loop, which then
+        journaled the signal's ENTRY_FAULT result (or, after a crash in between, ``_close_replay_faults``
+        writes it). A ``vault replay diverged`` (``ReplayDiverged``) and a failing record of any other kind
+        (a snapshot, a broker report, ...) still stop start-up."""
+        try:
+            self._apply(record)
+        except ReplayDiverged:
+            raise
+        except Exception as exc:
+            if record.get("k") not in ENTRY_RECORD_KINDS:
+                raise
+            self.replay_skipped += 1
+            sid = record.get("id") or self.state.coid_owner.get(record.get("coid", ""), "")
+            message = f"{type(exc).__name__}: {exc}"[:300]
+            log.exception("journal replay: a %s record failed to apply; skipped", record.get("k"))
+            self._alert(f"journal replay: the {record.get('k')} record of signal {sid or '?'} failed to apply "
+                        f"({message}); skipped")
+            if sid:
+                left_open.append(sid)
+
+    def _close_replay_faults(self, left_open: list[str]) -> None:
+        """A signal whose record was skipped at replay and that the journal left without a final result or an
+        order (a crash between the failing record and its fault record) is closed once, as the live loop would."""
+        for sid in dict.fromkeys(left_open):
+            entry = self.state.signals.get(sid)
+            if entry is None or entry.result.status.is_final or any(o.signal_id == sid for o in self.state.orders.values()):
+                continue
+            self._alert(f"signal {sid}: a journal record failed to apply at replay; rejected INVALID_SIGNAL ENTRY_FAULT")
+            self._commit({"k": "result", "id": sid, "status": ResultStatus.REJECTED.value,
+                          "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT,
+                          "message": "a journal record of this signal failed to apply at replay",
+                          "t": self.now().isoformat()})
 
     def _commit(self, record: dict[str, Any]) -> None:
         """Journal then apply. Durability is grouped: ``journal.sync()`` runs before every broker call
@@ -384,6 +435,7 @@ class Executor:
             return
         self._signal_bytes = data
         present = frozenset(sid for sid in map(entry_signal_id, entries) if sid is not None)
+        self._present_inputs = _junk_keys(entries, data)
         if present != self._present_ids:
             self._present_ids = present
             self._dirty = True  # what order_result.json keeps depends on what the signal file holds
@@ -488,6 +540,7 @@ class Executor:
             st = os.lstat(path)
         except FileNotFoundError:
             self._clear_alert("signals:link")
+            self._present_inputs = frozenset()
             if self._present_ids:
                 self._present_ids = frozenset()
                 self._dirty = True
@@ -548,6 +601,7 @@ class Executor:
         and alerted; the file is not parsed again until it changes."""
         self._signal_bytes = data
         key = f"input:file:{_digest(data)}"
+        self._present_inputs = frozenset({key})
         if key in self.seen_inputs:
             return
         self._alert(f"{SIGNAL_FILE} refused {exc.code}: {exc}; no entry of it is read until the file changes")
@@ -714,16 +768,66 @@ class Executor:
                         continue
                     self._looked_up_and_missed(live, wall)
         self._settle_previous_days(now, wall)
+        self._send_deferred_cancels(now)
         max_age = self.config.executor.max_order_age_s
         for live in self.state.open_orders():
             if live.cancel_requested or live.outcome_unknown or live.record.state is OrderState.NEW:
                 continue
             if (now - live.created_at).total_seconds() >= max_age:
-                self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": "MAX_ORDER_AGE",
-                              "t": now.isoformat()})
-                self.journal.sync()
-                self.broker.cancel_order(live.record.client_order_id)
+                self._request_cancel(live, "MAX_ORDER_AGE", now)
         self._maybe_compact()
+
+    def _request_cancel(self, live: LiveOrder, why: str, now: datetime) -> bool:
+        """Cancel ``live`` now (journal ``cancel_req``, make it durable, ask the broker), unless its exchange
+        refuses cancels at market time ``now`` (Shenzhen closing call auction 14:57-15:00, 09:20-09:25;
+        ``market_rules.is_cancel_allowed``): then the cancel is deferred, not journaled (nothing was sent),
+        audited once (``ORDER_CANCEL_DEFERRED`` DEFER) and sent by ``_send_deferred_cancels`` at the first
+        turn its exchange accepts cancels again. True when the cancel went out."""
+        coid = live.record.client_order_id
+        if not is_cancel_allowed(now, live.record.symbol, self.config.market):
+            if coid not in self._deferred_cancels:
+                self._deferred_cancels[coid] = why
+                self.risk.emit(AuditCode.ORDER_CANCEL_DEFERRED, now,
+                               f"{coid}: {live.record.symbol}'s exchange refuses cancels now; cancel ({why}) deferred",
+                               symbol=live.record.symbol, severity=Severity.WARN, action="DEFER", why=why,
+                               client_order_id=coid)
+                self._alert(f"cancel of {coid} ({why}) deferred: {live.record.symbol}'s exchange refuses cancels "
+                            f"at {now.astimezone(CST):%H:%M:%S}; it is sent once cancels are allowed again")
+            return False
+        self._commit({"k": "cancel_req", "coid": coid, "why": why, "t": now.isoformat()})
+        self.journal.sync()
+        self.broker.cancel_order(coid)
+        if self._deferred_cancels.pop(coid, None) is not None:
+            self.risk.emit(AuditCode.ORDER_CANCEL_DEFERRED, now, f"{coid}: deferred cancel ({why}) sent",
+                           symbol=live.record.symbol, action="SEND", why=why, client_order_id=coid)
+        return True
+
+    def _send_deferred_cancels(self, now: datetime) -> None:
+        """Deferred cancels whose exchange accepts cancels again go out; one whose order ended (or got a
+        cancel some other way) meanwhile is dropped, audited."""
+        for coid, why in list(self._deferred_cancels.items()):
+            live = self.state.orders.get(coid)
+            if live is None or live.record.state.is_terminal or live.cancel_requested:
+                del self._deferred_cancels[coid]
+                self.risk.emit(AuditCode.ORDER_CANCEL_DEFERRED, now, f"{coid}: deferred cancel ({why}) dropped: "
+                               "the order ended or was cancelled meanwhile", symbol=None if live is None else
+                               live.record.symbol, action="DROP", why=why, client_order_id=coid)
+                continue
+            self._request_cancel(live, why, now)
+
+    def _bound_seen_inputs(self) -> list[str]:
+        """Forget the input keys no longer needed, at a compaction; returns the kept keys, oldest first.
+
+        A key is kept while its junk (an entry without a usable signal_id, or a refused file) is still in
+        ``order_signal.json`` as last read, so junk that sits there is never recorded twice, and among the
+        SEEN_INPUTS_RECENT newest. Junk that left the file and comes back after that is recorded again, once.
+        Memory and the snapshot hold at most the file's junk, the recent set and one compaction interval."""
+        order = list(self._input_order)
+        recent = set(order[-SEEN_INPUTS_RECENT:])
+        kept = [k for k in order if k in recent or k in self._present_inputs]
+        self._input_order = dict.fromkeys(kept)
+        self.seen_inputs = set(kept)
+        return kept
 
     def _maybe_compact(self) -> None:
         """Journal compaction, between two turns' worth of work: once the tail has
@@ -742,7 +846,7 @@ class Executor:
         failpoint("executor.before_compact")  # the forget record is durable, the journal not yet compacted
         record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
                   "records": self.state.records_applied, "state": self.state.snapshot(),
-                  "inputs": sorted(self.seen_inputs),
+                  "inputs": self._bound_seen_inputs(),
                   # Every client_order_id the state still knows, for readers that only scan records.
                   "coids": sorted(set(self.state.orders) | set(self.state.vault.allocations))}
         try:
@@ -795,9 +899,7 @@ class Executor:
                 continue
             if buys_only and live.record.side != "BUY":
                 continue
-            self._commit({"k": "cancel_req", "coid": live.record.client_order_id, "why": why, "t": now.isoformat()})
-            self.journal.sync()
-            self.broker.cancel_order(live.record.client_order_id)
+            self._request_cancel(live, why, now)  # deferred where the exchange refuses cancels now
 
     def _marks(self) -> dict[str, float]:
         model = self.quotes.last_good
@@ -1216,6 +1318,23 @@ class _Condition:
 _EPOCH = datetime(1970, 1, 1, tzinfo=CST)
 ALERT_LOG_EVERY_S = 60.0
 SIGNAL_REREAD_S = 5.0  # an unchanged stat signature is trusted this long (wall seconds)
+SEEN_INPUTS_RECENT = 1000  # input keys kept at a compaction besides those of junk still in the signal file
+
+
+def _junk_keys(entries: list[Any], data: bytes) -> frozenset[str]:
+    """The ``input:`` keys (as ``decide`` and the entry fault barrier make them) of the entries of the signal
+    file that have no usable signal_id."""
+    keys = set()
+    for index, raw in enumerate(entries):
+        sid = entry_signal_id(raw)
+        if sid is not None and SIGNAL_ID_PATTERN.match(sid):
+            continue
+        try:
+            digest = payload_hash(raw)
+        except Exception:  # noqa: BLE001 - the fault barrier names such an entry by its place in the file
+            digest = hashlib.sha256(f"{_digest(data)}:{index}".encode()).hexdigest()[:32]
+        keys.add(f"input:{digest}")
+    return frozenset(keys)
 
 
 def _slippage_bps(order: OrderRecord) -> Decimal | None:

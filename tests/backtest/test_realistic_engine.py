@@ -21,14 +21,15 @@ class RecordingVault(GlobalVault):
         super().__init__(limits)
         self.layer0_approvals = 0
 
-    def request_allocation(self, symbol, amount_fen, layer_index, client_order_id, requested_shares=None):
+    def request_allocation(self, symbol, amount_fen, layer_index, client_order_id, requested_shares=None,
+                           fee_fen=0):
         before = self.committed()
         decision = super().request_allocation(
-            symbol, amount_fen, layer_index, client_order_id, requested_shares
+            symbol, amount_fen, layer_index, client_order_id, requested_shares, fee_fen
         )
         if decision is VaultDecision.APPROVED and layer_index == 0:
             self.layer0_approvals += 1
-            assert Decimal(before + amount_fen) <= Decimal(self.limits.physical_pool) * Decimal("0.85")
+            assert Decimal(before + amount_fen + fee_fen) <= Decimal(self.limits.physical_pool) * Decimal("0.85")
         return decision
 
 
