@@ -30,6 +30,14 @@ from shared_schema.types import MAX_SHARES, MAX_YEAR, MIN_YEAR
 from windows import snapshot as snapshot_codec
 from windows.vault import GlobalVault, VaultDecision
 
+ENTRY_FAULT = "ENTRY_FAULT"
+"""Detail of an INVALID_SIGNAL rejection for an entry whose judgement or records raised (the fault barrier)."""
+
+
+class ReplayDiverged(RuntimeError):
+    """Replaying an ``alloc`` record gave another vault verdict than the one journaled: the journal or the
+    code changed under a live account. Deliberately fatal: start-up stops (never skipped like a faulty record)."""
+
 
 @dataclass
 class SignalEntry:
@@ -207,6 +215,19 @@ class ExecutorState:
         entry = self.signals[rec["id"]]
         fields = {k: v for k, v in rec.items() if k not in ("k", "id", "t")}
         entry.result = entry.result.model_copy(update={**_coerce_result_fields(fields), "updated_at": _ts(rec["t"])})
+        if rec.get("detail") == ENTRY_FAULT and entry.result.status is ResultStatus.REJECTED:
+            self._release_unsent(entry)
+
+    def _release_unsent(self, entry: SignalEntry) -> None:
+        """A signal closed by the fault barrier holds no money without an order: an allocation its failed
+        entry left open (granted, never sent) goes back to the pool. Live and at replay alike, whether the
+        failing record applied there or not, so a restart arrives at the live vault."""
+        coid = entry.result.client_order_id
+        alloc = self.vault.allocations.get(coid) if coid else None
+        if alloc is None or coid in self.orders or self.coid_owner.get(coid) != entry.signal_id:
+            return
+        if alloc.is_open and alloc.filled_shares == 0:
+            self.vault.on_cancel(alloc.symbol, coid)
 
     def _apply_input(self, rec: dict[str, Any]) -> None:
         self.input_rejections.append(
@@ -229,7 +250,7 @@ class ExecutorState:
                                                  rec["fee"])
         if decision.value != rec["decision"]:
             # Replay must reproduce the live verdict; a difference means the journal or the code changed.
-            raise RuntimeError(f"vault replay diverged for {rec['coid']}: {decision.value} != {rec['decision']}")
+            raise ReplayDiverged(f"vault replay diverged for {rec['coid']}: {decision.value} != {rec['decision']}")
 
     def _apply_intent(self, rec: dict[str, Any]) -> None:
         order = OrderRecord(
@@ -439,4 +460,4 @@ def _ts(value: str | datetime) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-__all__ = ["ExecutorState", "LiveOrder", "SignalEntry", "IllegalTransition", "VaultDecision"]
+__all__ = ["ENTRY_FAULT", "ExecutorState", "LiveOrder", "ReplayDiverged", "SignalEntry", "IllegalTransition", "VaultDecision"]

@@ -21,6 +21,9 @@ from pydantic import ValidationError
 from shared_schema.config import GridbridgeConfig
 from shared_schema.models import SIGNAL_ID_PATTERN, Direction, Quote, Reason, ResultStatus, Signal
 from shared_schema.types import fen_to_yuan, to_fen
+from windows.executor_state import (
+    ENTRY_FAULT as ENTRY_FAULT,  # the fault barrier's detail, defined with the state
+)
 from windows.executor_state import ExecutorState
 from windows.market_rules import (
     OUTSIDE_SESSION,
@@ -30,9 +33,6 @@ from windows.market_rules import (
     price_limits,
 )
 from windows.vault import FeeModel, VaultDecision
-
-ENTRY_FAULT = "ENTRY_FAULT"
-"""Detail of an INVALID_SIGNAL rejection for an entry whose judgement raised (the executor's fault barrier)."""
 
 
 @dataclass(frozen=True)
