@@ -116,7 +116,7 @@ def cmd_backtest(args) -> int:
     gcfg = _gridbridge_config(args.config)
     risk = None if args.no_risk or args.mode != "realistic" else load_risk(gcfg)
     t0 = time.perf_counter()
-    result = run(data, params, args.mode, progress=args.progress, risk=risk)
+    result = run(data, params, args.mode, progress=args.progress, risk=risk, config=gcfg)  # its fee model
     elapsed = time.perf_counter() - t0
     metrics = run_metrics(result)
     metrics["run_seconds"] = elapsed
