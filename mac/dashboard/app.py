@@ -5,7 +5,8 @@ file's mtime and size), draws ``mac.dashboard.views`` figures and writes signed 
 live part refreshes itself in a fragment (``st.fragment(run_every=...)``), so the page never flickers.
 
 Settings (``launch.py`` sets them): ``GRIDBRIDGE_DASHBOARD_SHARED_DIR``, ``..._REPLAY`` (a dry-run or backtest
-folder), ``..._STATE_DIR`` (the executor's state dir, for its journal), ``..._REFRESH_S``, ``..._STALE_S``;
+folder), ``..._STATE_DIR`` (the executor's state dir, for its journal), ``..._CONFIG`` (the executor's config:
+the journal is replayed under its vault limits and fee model), ``..._REFRESH_S``, ``..._STALE_S``;
 or ``streamlit run app.py -- --shared-dir DIR [--replay DIR] ...``.
 """
 
@@ -32,6 +33,7 @@ def settings() -> argparse.Namespace:
     p.add_argument("--shared-dir", default=os.environ.get(ENV + "SHARED_DIR", ""))
     p.add_argument("--replay", default=os.environ.get(ENV + "REPLAY", ""))
     p.add_argument("--state-dir", default=os.environ.get(ENV + "STATE_DIR", ""))
+    p.add_argument("--config", default=os.environ.get(ENV + "CONFIG", ""))
     p.add_argument("--refresh", type=float, default=float(os.environ.get(ENV + "REFRESH_S", "2") or 2))
     p.add_argument("--stale-after", type=float,
                    default=float(os.environ.get(ENV + "STALE_S", data.DEFAULT_STALE_AFTER_S) or 120))
@@ -64,8 +66,8 @@ def _memory(shared_dir: str) -> data.Memory:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _replay(folder: str, state_dir: str, signature: tuple) -> data.Replay:
-    return data.load_replay(folder, parse, state_dir or None)
+def _replay(folder: str, state_dir: str, config: str, signature: tuple) -> data.Replay:
+    return data.load_replay(folder, parse, state_dir or None, config or None)
 
 
 def _replay_signature(folder: Path) -> tuple:
@@ -366,7 +368,7 @@ def main() -> None:
         st.error("No shared folder: run `gridbridge dashboard --shared-dir DIR` (or --replay DIR).")
         return
     shared = Path(args.shared_dir)
-    sources = data.Sources.resolve(shared, args.state_dir or None)
+    sources = data.Sources.resolve(shared, args.state_dir or None, args.config or None)
     memory = _memory(str(shared.resolve()))
 
     @_fragment(args.refresh if args.refresh > 0 else None)
@@ -390,7 +392,9 @@ def main() -> None:
 def replay_page(args: argparse.Namespace) -> None:
     folder = Path(args.replay)
     try:
-        rep = _replay(str(folder), args.state_dir, _replay_signature(folder))
+        config = ((args.config, *data.file_signature(args.config)),) if args.config else ()
+        signature = _replay_signature(folder) + config
+        rep = _replay(str(folder), args.state_dir, args.config, signature)
     except (ValueError, OSError) as exc:
         st.error(f"cannot replay {folder}: {exc}")
         return

@@ -1000,8 +1000,10 @@ class Sources:
         if state is None:
             guess = shared.parent / f"{shared.name}_executor_state"  # the dry-run layout
             state = guess if guess.is_dir() else None
-        cfg = Path(config) if config else (shared.parent / "config.json")
-        return cls(shared, state, cfg if cfg.is_file() else None)
+        if config:  # given: kept even when missing, so the journal's banner says it cannot be read
+            return cls(shared, state, Path(config))
+        guess = shared.parent / "config.json"  # the dry-run layout
+        return cls(shared, state, guess if guess.is_file() else None)
 
     def node_path(self, code: str) -> Path:
         return self.shared_dir / f"dashboard_state_{symbol_key(code)}.json"
@@ -1289,15 +1291,18 @@ def detect_replay(folder: Path) -> tuple[str, Path] | None:
     return None
 
 
-def load_replay(folder: Path | str, parse: ParseFn = parse_file, state_dir: Path | str | None = None) -> Replay:
-    """Load a recorded run once; ``snapshot_at`` slices it. Raises ``ValueError`` for an unknown folder."""
+def load_replay(folder: Path | str, parse: ParseFn = parse_file, state_dir: Path | str | None = None,
+                config: Path | str | None = None) -> Replay:
+    """Load a recorded run once; ``snapshot_at`` slices it. Raises ``ValueError`` for an unknown folder.
+
+    ``config`` is the run's config file (default: ``config.json`` beside the shared folder)."""
     found = detect_replay(Path(folder))
     if found is None:
         raise ValueError(f"{folder} is neither a dry-run folder nor a backtest output (trades.csv)")
     kind, base = found
     if kind == "backtest":
         return _load_backtest(base, parse)
-    return _load_dry_run(Sources.resolve(base, state_dir), parse)
+    return _load_dry_run(Sources.resolve(base, state_dir, config), parse)
 
 
 def _bars_from(folder: Path | None, parse: ParseFn) -> dict[str, pd.DataFrame]:

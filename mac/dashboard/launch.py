@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--shared-dir", help="the shared folder to watch (live)")
     p.add_argument("--replay", metavar="DIR", help="a dry-run folder or a backtest output folder to replay")
     p.add_argument("--state-dir", help="the executor's state dir (its journal gives full pool/alpha history)")
+    p.add_argument("--config", help="the executor's config file (its vault limits and fee model replay the journal; "
+                                    "default: config.json beside the shared folder)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--refresh", type=float, default=2.0, help="seconds between live refreshes (0: off)")
@@ -38,12 +40,13 @@ def streamlit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, st
     ]
     env = dict(os.environ)
     values = {"SHARED_DIR": args.shared_dir, "REPLAY": args.replay, "STATE_DIR": args.state_dir,
-              "REFRESH_S": args.refresh, "STALE_S": args.stale_after}
+              "CONFIG": getattr(args, "config", None), "REFRESH_S": args.refresh, "STALE_S": args.stale_after}
     for key, value in values.items():
         if value is None or value == "":
             env.pop(ENV + key, None)
         else:
-            env[ENV + key] = str(Path(value).resolve()) if key.endswith("DIR") or key == "REPLAY" else str(value)
+            is_path = key.endswith("DIR") or key in ("REPLAY", "CONFIG")
+            env[ENV + key] = str(Path(value).resolve()) if is_path else str(value)
     # The page imports the project's packages; make sure they resolve from any working directory.
     root = str(APP.resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

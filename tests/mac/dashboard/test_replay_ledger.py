@@ -99,19 +99,63 @@ def test_a_config_that_cannot_be_read_is_reported_not_guessed(run):
     assert journal.status == data.INVALID and "config.json" in journal.error
 
 
-def test_the_replay_page_shows_the_committed_the_executor_published(monkeypatch, run):
+def replay_page(monkeypatch: pytest.MonkeyPatch, root: Path, config: Path | None = None):
     from streamlit.testing.v1 import AppTest
 
-    from tests.mac.dashboard.test_app import APP, metrics
+    from tests.mac.dashboard.test_app import APP
 
-    root, published = run
-    for key, value in {"REPLAY": str(root), "STATE_DIR": str(root / "state"), "REFRESH_S": "0"}.items():
+    settings = {
+        "REPLAY": str(root),
+        "STATE_DIR": str(root / "state"),
+        "REFRESH_S": "0",
+        "CONFIG": str(config or ""),
+    }
+    for key, value in settings.items():
         monkeypatch.setenv(f"GRIDBRIDGE_DASHBOARD_{key}", value)
     monkeypatch.delenv("GRIDBRIDGE_DASHBOARD_SHARED_DIR", raising=False)
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_replay_page_shows_the_committed_the_executor_published(monkeypatch, run):
+    from tests.mac.dashboard.test_app import metrics
+
+    root, published = run
+    at = replay_page(monkeypatch, root)
     assert metrics(at)["committed 已占用 (used+frozen)"] == [f"{published.committed:,.2f}"]
+
+
+def test_a_config_kept_elsewhere_is_given_with_config(monkeypatch, run):
+    from tests.mac.dashboard.test_app import metrics
+
+    root, published = run
+    elsewhere = root / "deploy" / "run.json"
+    elsewhere.parent.mkdir()
+    (root / "config.json").rename(elsewhere)
+    at = replay_page(monkeypatch, root, config=elsewhere)
+    assert metrics(at)["committed 已占用 (used+frozen)"] == [f"{published.committed:,.2f}"]
+
+
+def test_dashboard_command_passes_config_to_the_page(tmp_path):
+    import argparse
+
+    from mac.dashboard.launch import streamlit_command
+
+    config = tmp_path / "run.json"
+    args = argparse.Namespace(
+        shared_dir=str(tmp_path),
+        replay=None,
+        state_dir=None,
+        config=str(config),
+        port=1,
+        address="127.0.0.1",
+        refresh=1.0,
+        stale_after=120.0,
+    )
+    _, env = streamlit_command(args)
+    assert env["GRIDBRIDGE_DASHBOARD_CONFIG"] == str(config.resolve())
 
 
 def test_a_journal_is_parsed_again_when_its_config_changes(run):
@@ -122,3 +166,11 @@ def test_a_journal_is_parsed_again_when_its_config_changes(run):
     raw["executor"]["commission_estimate_rate"] = "0.00025"
     config.write_text(json.dumps(raw))
     assert data.cached_parse_key("journal", journal, config) != before
+
+
+def test_a_config_given_but_missing_is_reported(run):
+    root, _ = run
+    sources = data.Sources.resolve(root / "shared", root / "state", root / "no-such.json")
+    snap = data.load_live(sources, datetime.now(CST), data.Memory())
+    journal = next(h for h in snap.health if h.name == "executor_journal.jsonl")
+    assert snap.pool_history is None and journal.status == data.INVALID and "no-such.json" in journal.error
