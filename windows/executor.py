@@ -844,18 +844,20 @@ class Executor:
             self._commit({"k": "forget", **drop, "t": now.isoformat()})
         self.journal.sync()
         failpoint("executor.before_compact")  # the forget record is durable, the journal not yet compacted
-        record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
-                  "records": self.state.records_applied, "state": self.state.snapshot(),
-                  "inputs": self._bound_seen_inputs(),
-                  # Every client_order_id the state still knows, for readers that only scan records.
-                  "coids": sorted(set(self.state.orders) | set(self.state.vault.allocations))}
         try:
+            record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
+                      "records": self.state.records_applied, "state": self.state.snapshot(),
+                      "inputs": self._bound_seen_inputs(),
+                      # Every client_order_id the state still knows, for readers that only scan records.
+                      "coids": sorted(set(self.state.orders) | set(self.state.vault.allocations))}
             size = self.journal.compact(record)
-        except OSError as exc:
-            # E.g. a reader holds the file open on Windows. The full journal stays valid; try again after
-            # another interval's worth of records rather than every turn.
+        except Exception as exc:  # noqa: BLE001 - compaction is an optimisation; it must never stop a turn
+            # E.g. a reader holds the file open on Windows, or a value the snapshot cannot encode. The full
+            # journal stays valid; try again after another interval's worth of records, not every turn.
+            if not isinstance(exc, OSError):
+                log.exception("journal compaction failed")
             self._compact_retry_at = self.journal.records_since_snapshot + ex.journal_compact_records
-            self._alert(f"journal compaction failed, the full journal stays: {exc}", key="journal:compact")
+            self._alert(f"journal compaction failed, the full journal stays: {exc!r}"[:300], key="journal:compact")
             return
         self._compact_retry_at = 0
         self._clear_alert("journal:compact")

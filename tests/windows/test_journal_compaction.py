@@ -277,3 +277,26 @@ def test_the_dashboard_replays_a_compacted_journal_to_the_same_pool(tmp_path):
     last = history.frame.iloc[-1]
     assert last["used_512890"] == vault.get_used_map()["512890.SH"] / 100
     assert last["alpha_512890"] == vault.acc_alpha["512890.SH"] / 100
+
+
+def test_a_snapshot_that_cannot_be_built_never_stops_a_turn_and_the_full_journal_stays(tmp_path, monkeypatch):
+    # Compaction is an optimisation: a state the snapshot cannot encode (any exception, not only an
+    # OSError from the swap) leaves the full journal, alerts once and lets every later turn run.
+    h = Harness(tmp_path, compact_config(every=10, retention=5))
+
+    def broken_snapshot(self):
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    monkeypatch.setattr(ExecutorState, "snapshot", broken_snapshot)
+    for i in range(16):
+        h.send(signal_id=f"s{i}", shares=100)
+        h.turn()
+    records = [r for r, _ in read_records(h.state / JOURNAL_FILE)]
+    assert records[0]["k"] == "signal"  # never swapped
+    assert len([a for a in h.executor.alerts if "journal compaction failed" in a]) == 1
+    assert all(h.executor.state.signals[f"s{i}"].result.status.is_final for i in range(16))
+    monkeypatch.undo()
+    before = comparable(h.executor.state)
+    h.restart()
+    assert comparable(h.executor.state) == before
+    h.executor.stop()
