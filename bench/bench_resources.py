@@ -10,8 +10,10 @@ and SELLs that close the lots bought a batch earlier, so the books stay the size
 count of signals grows. Market time moves on by ten minutes per batch through the sessions, day after day
 (so the paper venue's day, which it scans on every quote, stays a few thousand orders long).
 Every ``--every`` signals the resident memory (after a GC), the journal's size and record count are taken.
-At the end a second executor is started on the same state folder and its start-up is timed (replaying the
-journal is most of it). The same run without compaction (``journal_compact_records`` out of reach) over
+At the end a second executor is started on the same state folder and its whole start-up is timed
+(``restart_s``: the paper venue loading its books and placement log, the executor journal, the risk shell's
+``risk_state.json`` plus audit tail), with the risk load timed on its own, and the sizes of the files a restart
+reads are recorded. The same run without compaction (``journal_compact_records`` out of reach) over
 ``--baseline-signals`` gives the "before" figures.
 
 Signal file: a file of ``--big-mb`` MB (over the size bound) and one of ``--mid-mb`` MB (under it) sit in the
@@ -44,6 +46,7 @@ from windows.brokers.paper import PaperBroker  # noqa: E402
 from windows.executor import JOURNAL_FILE, Executor, build_vault  # noqa: E402
 from windows.executor_state import ExecutorState  # noqa: E402
 from windows.journal import Journal  # noqa: E402
+from windows.risk_shell import AUDIT_FILE, RISK_STATE_FILE, ExecutorRisk  # noqa: E402
 
 START = datetime(2026, 1, 5, 9, 31, tzinfo=CST)
 
@@ -149,13 +152,29 @@ def run_signals(n: int, batch: int, every: int, compact_records: int, restart: b
         out: dict[str, Any] = {"signals": n, "batch": batch, "journal_compact_records": compact_records,
                                "samples": samples, "compactions": executor.journal.compactions}
         if restart:
-            t1 = time.perf_counter()
-            again = make_executor(shared, state, cfg, clock)
-            t2 = time.perf_counter()
-            again.start()
-            t3 = time.perf_counter()
+            out["files_at_restart"] = files_at_restart(state)
+            risk_load: list[float] = []
+            real_load = ExecutorRisk.load
+
+            def timed_load(self: ExecutorRisk) -> None:
+                t = time.perf_counter()
+                real_load(self)
+                risk_load.append(time.perf_counter() - t)
+
+            ExecutorRisk.load = timed_load  # type: ignore[method-assign]
+            try:
+                t1 = time.perf_counter()
+                again = make_executor(shared, state, cfg, clock)
+                t2 = time.perf_counter()
+                again.start()
+                t3 = time.perf_counter()
+            finally:
+                ExecutorRisk.load = real_load  # type: ignore[method-assign]
             out["restart_s"] = round(t3 - t1, 3)
+            out["restart_construct_s"] = round(t2 - t1, 3)  # the paper venue loads its books and log here
             out["restart_start_s"] = round(t3 - t2, 3)
+            out["restart_risk_load_s"] = round(risk_load[0], 3)
+            out["restart_risk_loaded_from"] = again.risk.loaded_from
             out["restart_records_replayed"] = again.state.records_applied
             again.stop()
             # The journal's part of a restart alone: read the file and rebuild the state from it.
@@ -169,6 +188,28 @@ def run_signals(n: int, batch: int, every: int, compact_records: int, restart: b
             out["journal_lines_at_restart"] = lines
             out["journal_bytes_at_restart"] = (state / JOURNAL_FILE).stat().st_size
         return out
+
+
+def files_at_restart(state: Path) -> dict[str, Any]:
+    """Sizes of what a restart reads (and of the audit segments it does not read)."""
+    audit = state / AUDIT_FILE
+    segments = sorted(state.glob("audit.*.jsonl"))
+    paper = state / "paper"
+
+    def size(path: Path) -> int:
+        return path.stat().st_size if path.exists() else 0
+
+    log = paper / "paper_orders.jsonl"
+    return {
+        "journal_bytes": size(state / JOURNAL_FILE),
+        "audit_active_bytes": size(audit),
+        "audit_segments": len(segments),
+        "audit_segment_bytes_total": sum(size(p) for p in segments),
+        "risk_state_bytes": size(state / RISK_STATE_FILE),
+        "paper_books_bytes": size(paper / "paper_broker_state.json"),
+        "paper_log_bytes": size(log),
+        "paper_log_lines": sum(1 for _ in log.open("rb")) if log.exists() else 0,
+    }
 
 
 def bench_signal_file(big_mb: int, mid_mb: int, turns: int) -> list[dict[str, Any]]:
