@@ -57,6 +57,7 @@ from core.risk.engine import (
     snapshot_to_dict,
 )
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes
+from shared_schema.failpoints import failpoint
 from shared_schema.models import Direction, Reason, Signal
 from windows.pipeline import Rejection
 from windows.vault import GlobalVault
@@ -168,6 +169,7 @@ class ExecutorRisk:
     def save_state(self) -> None:
         """Write ``risk_state.json`` for the audit position now. Call only with nothing pending: the snapshot
         must cover every event before that position (``flush`` does so)."""
+        failpoint("risk.before_state_save")  # the audit is durable, the state file not yet caught up
         position = self.audit.position()
         record = RiskStateFile(seq=position[0], offset=position[1], snapshot=snapshot_to_dict(self.snapshot))
         try:

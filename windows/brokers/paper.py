@@ -28,6 +28,7 @@ from pathlib import Path
 from core.oms.order_fsm import OrderState
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes, atomic_write_json
 from shared_schema.config import PaperConfig
+from shared_schema.failpoints import failpoint
 from shared_schema.models import QuoteFile
 from shared_schema.types import fen_to_yuan, to_fen
 from windows.brokers.protocol import (
@@ -172,6 +173,7 @@ class PaperBroker:
             if record.get("client_order_id") in self.book.orders
         )
         self._log.close()
+        failpoint("paper.compact_log.before_swap")  # the books are written, the old log still whole
         try:
             atomic_write_bytes(path, keep)
         except WriteFailed as exc:
