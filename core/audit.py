@@ -127,7 +127,10 @@ class AuditWriter:
         if not lines:
             return
         if self.max_bytes is not None and self.position()[1] >= self.max_bytes:
-            self.rotate()  # between two batches: one batch never straddles two segments
+            try:
+                self.rotate()  # between two batches: one batch never straddles two segments
+            except OSError:
+                pass  # e.g. a reader holds the file open on Windows: keep appending, retry on the next write
         handle = self._open()
         handle.write(lines)
         handle.flush()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import core.audit
 from core.audit import (
     AuditWriter,
     log_files,
@@ -108,3 +109,23 @@ def test_the_risk_replay_reads_every_segment(tmp_path: Path) -> None:
             w.extend([_ev(hours, k) for k in range(5)])
     assert len(log_segments(path)) >= 2
     assert replay_risk_file(path, snapshot()) == snap
+
+
+def test_a_rotation_that_cannot_rename_keeps_appending_and_rotates_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    w = AuditWriter(path, max_bytes=600)
+
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError("held open by a reader")
+
+    monkeypatch.setattr(core.audit.os, "replace", refuse)
+    for e in EVENTS[:20]:
+        w.append(e)
+    assert log_segments(path) == [] and list(read_events(path)) == EVENTS[:20]
+    monkeypatch.undo()
+    for e in EVENTS[20:]:
+        w.append(e)
+    w.close()
+    assert log_segments(path) and list(read_log_events(path)) == EVENTS
