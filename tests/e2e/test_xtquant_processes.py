@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,21 +28,48 @@ from tests.kit.venues import ACCOUNT
 pytestmark = pytest.mark.slow
 
 CODES = ["159201.SZ", "512890.SH"]
-STEP_S = 0.05  # wall seconds per market minute
+STEP_S = 0.05  # least wall seconds between two market minutes (a fast machine is not flooded)
+MAX_ORDER_AGE_S = 3600  # market seconds: an hour, six times the ten minutes big0 needs at 600 shares a minute
 
 
 class Exchange:
-    """Moves the fake terminal's market on a thread, as the exchange does to QMT."""
+    """Moves the fake terminal's market one minute bar at a time on a thread, as the exchange does to QMT,
+    but on the executor's progress, not on the wall clock.
 
-    def __init__(self, terminal: FakeTerminal) -> None:
+    The next bar comes only once the executor has caught up with the current one: its ``shared_pool.json``
+    carries a ``market_time`` at or after the terminal's (it read that bar's quotes from the producer and
+    finished a turn on them; the test config sets ``heartbeat_s`` small so every turn rewrites the file).
+    No executor running, no new bar. So every machine, fast or slow, sees the same market per executor
+    turn: a slow one cannot let max order age, the close or signal ages pass between two turns."""
+
+    def __init__(self, terminal: FakeTerminal, shared: Path) -> None:
         self.terminal = terminal
+        self.shared = shared
+        self.steps = 0
+        self.pause_if: Callable[[], bool] | None = None  # while set and true, no new bar (the test acts)
+        self.paused = threading.Event()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def caught_up(self) -> bool:
+        try:
+            pool = PoolFile.model_validate_json((self.shared / POOL_FILE).read_bytes())
+        except (OSError, ValueError):
+            return False
+        now = self.terminal.market_time()
+        return pool.market_time is not None and now is not None and pool.market_time >= now
+
     def _run(self) -> None:
         while not self.stop.wait(STEP_S):
+            if self.pause_if is not None and self.pause_if():
+                self.paused.set()
+                continue
+            self.paused.clear()
+            if not self.caught_up():
+                continue
             if self.terminal.replay_step() is None:
                 return
+            self.steps += 1
 
     def __enter__(self) -> Exchange:
         self.thread.start()
@@ -87,7 +115,10 @@ def rig(tmp_path, monkeypatch):
         "xtquant": {"userdata_path": str(qmt), "account_id": ACCOUNT, "callback_deadline_s": 2.0,
                     "reconnect_backoff_s": [0.2, 0.5], "producer_interval_s": 0.05},
         # The fake market replays fast: signals (about restarts, not ages) get a day of market time.
-        "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400},
+        # Max order age fits big0 (6000 shares at 600 a minute) by construction; heartbeat_s makes every turn
+        # publish the pool file the Exchange paces on.
+        "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400, "max_order_age_s": MAX_ORDER_AGE_S,
+                     "heartbeat_s": 0.02},
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     monkeypatch.setenv("GRIDBRIDGE_XTQUANT_MODULE", "tests.kit.fake_xtquant")
@@ -106,30 +137,41 @@ def test_xtquant_processes_survive_a_disconnect_and_an_executor_restart(rig):
                            "--config", cfg, "--watch", "poll", log=root / "executor.log")
 
     executor = None
+
+    def progress() -> tuple[object, ...]:  # what moves while the run is healthy: the market and the results
+        return terminal.market_time(), results(shared).seq if (shared / RESULT_FILE).exists() else None
+
+    def big0_partly_filled() -> bool:
+        return any(o["remark"] == "big0" and 0 < o["traded_volume"] < 6000 for o in terminal.orders())
+
     try:
-        with Exchange(terminal):
-            assert procs.wait_for(lambda: quotes(shared).source == "xtquant" and len(quotes(shared).quotes) == 2, 30), \
+        with Exchange(terminal, shared) as exchange:
+            assert procs.wait_for(lambda: quotes(shared).source == "xtquant" and len(quotes(shared).quotes) == 2, 60), \
                 (root / "producer.log").read_text()
             executor = start_executor()
-            assert procs.wait_for(lambda: (shared / POOL_FILE).exists() and (shared / RESULT_FILE).exists(), 30)
+            assert procs.wait_for(lambda: (shared / POOL_FILE).exists() and (shared / RESULT_FILE).exists(), 60)
 
             ids = send_burst(shared, "a", 6)
             terminal.drop_connections()  # in the middle of the burst
             ids += send_burst(shared, "b", 6)
-            assert procs.wait_for(lambda: any("connected: reconnected" in a for a in results(shared).alerts), 30), \
-                (root / "executor.log").read_text()[-3000:]
+            assert procs.wait_for(lambda: any("connected: reconnected" in a for a in results(shared).alerts), 30,
+                                  progress=progress), (root / "executor.log").read_text()[-3000:]
             ids += send_burst(shared, "c", 6)
-            ids += send_burst(shared, "big", 1, shares=6000)  # fills 600 a minute: open across the kill
-            time.sleep(0.1)
+            # big0 fills 600 a minute: the market holds once it is partly filled, so it is open across the kill
+            # by construction, and moves again once the new executor has caught up.
+            exchange.pause_if = big0_partly_filled
+            ids += send_burst(shared, "big", 1, shares=6000)
+            assert procs.wait_for(exchange.paused.is_set, 30, progress=progress), terminal.orders_by_remark().get("big0")
             procs.kill9(executor)
             executor = start_executor()
+            exchange.pause_if = None
             ids += send_burst(shared, "d", 6)
 
             def all_final() -> bool:
                 res = results(shared).results
                 return all(s in res and res[s].status.is_final for s in ids)
 
-            assert procs.wait_for(all_final, 60), (root / "executor.log").read_text()[-3000:]
+            assert procs.wait_for(all_final, 30, progress=progress), (root / "executor.log").read_text()[-3000:]
             pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
     finally:
         if executor is not None:

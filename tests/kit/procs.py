@@ -50,8 +50,15 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
             kill9(proc)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.1) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.1,
+             progress: Callable[[], object] | None = None) -> bool:
+    """True as soon as ``predicate()`` holds; False after ``timeout`` wall seconds without it.
+
+    With ``progress`` the timeout is a no-progress safety net, not a deadline: it restarts whenever
+    ``progress()`` returns something new (a market time, a results seq, ...), so a slow machine that keeps
+    moving is never cut off; only a run that stops moving for ``timeout`` seconds fails."""
     deadline = time.monotonic() + timeout
+    last = _probe(progress)
     while time.monotonic() < deadline:
         try:
             if predicate():
@@ -59,7 +66,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60, interval: float
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(interval)
+        now = _probe(progress)
+        if now != last:
+            last, deadline = now, time.monotonic() + timeout
     return False
+
+
+def _probe(progress: Callable[[], object] | None) -> object:
+    if progress is None:
+        return None
+    try:
+        return progress()
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def read_json(path: Path) -> dict:
