@@ -132,10 +132,10 @@ def run_dry_run(opts: DryRunOptions) -> dict[str, Any]:
 
 def run_gate(state: Path, out_dir: Path, config_path: Path) -> dict[str, Any]:
     """The release gate over this run's audit log, written next to the run as gate.json and gate.md."""
-    from core.audit import read_events
+    from core.audit import read_log_events
     from core.gate import VersionSet, evaluate_gate, render_json, render_markdown
 
-    events = list(read_events(state / "audit.jsonl")) if (state / "audit.jsonl").exists() else []
+    events = list(read_log_events(state / "audit.jsonl"))  # every rotated segment, then the active file
     if not events:
         return {"verdict": "FAIL", "fail_reasons": ["NO_AUDIT_EVENTS"]}
     start, end = min(e.ts for e in events), max(e.ts for e in events)

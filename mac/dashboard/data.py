@@ -280,14 +280,14 @@ def _bars_csv(path: Path) -> pd.DataFrame:
 
 
 def _audit(path: Path) -> pd.DataFrame:
-    from core.audit import ReadStats, read_events
+    from core.audit import ReadStats, read_log_events
 
     stats = ReadStats()
     rows = [
         {"ts": to_naive_cst(e.ts), "code": e.code.value if hasattr(e.code, "value") else str(e.code),
          "severity": getattr(e.severity, "value", str(e.severity)), "symbol": e.symbol or "", "cause": e.cause,
          "data": e.data}
-        for e in read_events(path, stats=stats)
+        for e in read_log_events(path, stats=stats)  # rotated segments too
     ]
     df = pd.DataFrame(rows, columns=["ts", "code", "severity", "symbol", "cause", "data"])
     df.attrs["malformed"] = stats.malformed

@@ -129,3 +129,20 @@ def test_a_rotation_that_cannot_rename_keeps_appending_and_rotates_later(
         w.append(e)
     w.close()
     assert log_segments(path) and list(read_log_events(path)) == EVENTS
+
+
+def test_the_dashboard_and_the_dry_run_gate_read_every_segment(tmp_path: Path) -> None:
+    from gridbridge.dryrun import run_gate
+    from mac.dashboard.data import _audit
+
+    path = tmp_path / "audit.jsonl"
+    _write(path, EVENTS, max_bytes=600)
+    assert len(log_segments(path)) >= 3
+    assert len(_audit(path)) == len(EVENTS)  # not only the newest segment
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    run_gate(tmp_path, tmp_path, config)
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    kris = gate["kris"]
+    # 40 accepted signals over 8 trading days: the newest segment alone holds only a few of them
+    assert kris["effective_signals_per_day"] * kris["trading_days"] == len(EVENTS)
