@@ -8,7 +8,6 @@ terminal twice.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 
 import pytest
@@ -27,12 +26,14 @@ BASE = 200_000
 def test_nodes_trade_through_the_fake_terminal_across_a_disconnect_and_an_executor_restart(tmp_path, monkeypatch):
     qmt = tmp_path / "qmt"
     terminal = FakeTerminal.create(qmt, cash="1000000", positions={c: BASE for c in CODES}, account_id=ACCOUNT,
-                                   synth={"codes": CODES, "days": 3, "seed": 4, "start": "2026-01-05"})
+                                   synth={"codes": CODES, "days": 2, "seed": 4, "start": "2026-01-05"})
     terminal.replay_step()
     config = {
         "xtquant": {"userdata_path": str(qmt), "account_id": ACCOUNT, "callback_deadline_s": 2.0,
                     "reconnect_backoff_s": [0.2, 0.5], "producer_interval_s": 0.05},
-        "executor": {"poll_interval_s": 0.02},
+        # heartbeat_s: every executor turn rewrites the pool file the Exchange paces on. The Exchange also waits
+        # for both nodes, so a node signal reaches the executor within two steps (four bars); the signal age leaves room.
+        "executor": {"poll_interval_s": 0.02, "heartbeat_s": 0.02, "max_signal_age_s": 600},
         "grid": {code: {"base_position_shares": BASE} for code in CODES},
     }
     cfg = tmp_path / "config.json"
@@ -54,18 +55,22 @@ def test_nodes_trade_through_the_fake_terminal_across_a_disconnect_and_an_execut
 
     try:
         start("producer", "producer", "--broker", "xtquant", "--shared-dir", str(shared))
-        assert procs.wait_for(lambda: len(quotes().quotes) == 2, 30), (tmp_path / "producer.log").read_text()
+        assert procs.wait_for(lambda: len(quotes().quotes) == 2, 60), (tmp_path / "producer.log").read_text()
         start_executor()
-        assert procs.wait_for(lambda: (shared / POOL_FILE).exists(), 30)
+        assert procs.wait_for(lambda: (shared / POOL_FILE).exists(), 60)
         for code in CODES:
             start(f"node-{code}", "node", "--shared-dir", str(shared), "--symbol", code, "--watch", "poll")
-        with Exchange(terminal) as exchange:
-            time.sleep(8)
+        with Exchange(terminal, shared, nodes=tuple(CODES), step_s=0.02, bars_per_step=2) as exchange:
+            # Progress, not wall time, marks the points: the drop on day 1, the kill in the morning of day 2.
+            assert procs.wait_for(lambda: exchange.steps >= 160, 60, progress=terminal.market_time), _tail(tmp_path)
             terminal.drop_connections()
-            time.sleep(8)
+            assert procs.wait_for(lambda: exchange.steps >= 320, 60, progress=terminal.market_time), _tail(tmp_path)
             procs.kill9(running["executor"])
             start_executor()
-            exchange.thread.join(timeout=120)  # the market runs to the end of its days
+            # The market runs to the end of its days; only a market that stops moving for a minute fails.
+            assert procs.wait_for(lambda: not exchange.thread.is_alive(), 60, progress=terminal.market_time), \
+                _tail(tmp_path)
+
         def settled() -> bool:
             res = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
             states = [json.loads((shared / f"dashboard_state_{c.split('.')[0]}.json").read_text()) for c in CODES]
@@ -90,3 +95,7 @@ def test_nodes_trade_through_the_fake_terminal_across_a_disconnect_and_an_execut
             assert int(alloc.used * 100) == terminal.cash_out_fen(alloc.client_order_id), alloc
     log = (tmp_path / "executor.log").read_text()
     assert "DISCONNECTED" in log and log.count("executor started") >= 2
+
+
+def _tail(root) -> str:
+    return "\n".join(f"--- {p.name}\n" + p.read_text()[-1500:] for p in sorted(root.glob("*.log")))

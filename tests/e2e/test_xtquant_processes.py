@@ -9,19 +9,24 @@ client_order_id reached the terminal twice.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from mac.node import state_file
 from shared_schema.models import POOL_FILE, QUOTE_FILE, RESULT_FILE, PoolFile, QuoteFile, ResultFile
 from shared_schema.signal_io import update_signal_file
+from shared_schema.types import datetime_to_ms
 from tests.kit import procs
 from tests.kit.fake_xtquant import FakeTerminal
+from tests.kit.fake_xtquant.terminal import synth_tape
 from tests.kit.stubs import make_signal
 from tests.kit.venues import ACCOUNT
 
@@ -42,9 +47,13 @@ class Exchange:
     No executor running, no new bar. So every machine, fast or slow, sees the same market per executor
     turn: a slow one cannot let max order age, the close or signal ages pass between two turns."""
 
-    def __init__(self, terminal: FakeTerminal, shared: Path) -> None:
+    def __init__(self, terminal: FakeTerminal, shared: Path, nodes: tuple[str, ...] = (), step_s: float = STEP_S,
+                 bars_per_step: int = 1) -> None:
         self.terminal = terminal
         self.shared = shared
+        self.nodes = nodes  # strategy nodes (codes) that must have stepped the current bar too
+        self.step_s = step_s
+        self.bars_per_step = bars_per_step  # bars moved each time everyone caught up (a coarser, shorter run)
         self.steps = 0
         self.pause_if: Callable[[], bool] | None = None  # while set and true, no new bar (the test acts)
         self.paused = threading.Event()
@@ -57,19 +66,32 @@ class Exchange:
         except (OSError, ValueError):
             return False
         now = self.terminal.market_time()
-        return pool.market_time is not None and now is not None and pool.market_time >= now
+        if pool.market_time is None or now is None or pool.market_time < now:
+            return False
+        return all(self._node_caught_up(code, now) for code in self.nodes)
 
-    def _run(self) -> None:
-        while not self.stop.wait(STEP_S):
+    def _node_caught_up(self, code: str, now: datetime) -> bool:
+        """The node of ``code`` has stepped its newest bar at or before ``now`` (its saved ``last_bar_t``)."""
+        try:
+            last = json.loads(state_file(self.shared, code).read_bytes())["last_bar_t"]
+        except (OSError, ValueError, KeyError):
+            return False
+        times = sorted(synth_tape(self.terminal.snapshot()["market"]["synth"]).index[code])
+        at = bisect.bisect_right(times, datetime_to_ms(now))
+        return at == 0 or int(last) >= times[at - 1]
+
+    def _run(self) -> None:  # steps counts bars
+        while not self.stop.wait(self.step_s):
             if self.pause_if is not None and self.pause_if():
                 self.paused.set()
                 continue
             self.paused.clear()
             if not self.caught_up():
                 continue
-            if self.terminal.replay_step() is None:
-                return
-            self.steps += 1
+            for _ in range(self.bars_per_step):
+                if self.terminal.replay_step() is None:
+                    return
+                self.steps += 1
 
     def __enter__(self) -> Exchange:
         self.thread.start()
