@@ -24,9 +24,11 @@ CONFIG = {
         "initial_positions": {"512890.SH": 200000, "159201.SZ": 200000},
         "commission_rate": "0.0003",
     },
-    # The producer replays at 300x: a signal's market-time age grows 300 times faster than on a live day, so
-    # these process tests (about restarts, not ages) give signals a day.
-    "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400, "commission_estimate_rate": "0.0001"},
+    # The market moves one bar per executor turn while there is work (tests.kit.paced_producer): these process
+    # tests (about restarts, not ages) give signals a day. heartbeat_s: every turn rewrites the pool file the
+    # producer paces on.
+    "executor": {"poll_interval_s": 0.02, "max_signal_age_s": 86400, "commission_estimate_rate": "0.0001",
+                 "heartbeat_s": 0.02},
 }
 
 
@@ -41,21 +43,11 @@ class Bridge:
         self.cfg.write_text(json.dumps(CONFIG))
         b1 = write_bars_csv(root / "512890.csv", random_walk_bars(2, seed=3, start_price=1.1))
         b2 = write_bars_csv(root / "159201.csv", random_walk_bars(2, seed=4, start_price=1.3))
-        self.producer = procs.start(
-            "producer",
-            "--shared-dir",
-            str(self.shared),
-            "--bars",
-            f"512890.SH={b1}",
-            "--bars",
-            f"159201.SZ={b2}",
-            "--speed",
-            "300",
-            "--config",
-            str(self.cfg),
-            log=root / "producer.log",
-        )
-        assert procs.wait_for(lambda: (self.shared / QUOTE_FILE).exists(), 30)
+        # The market moves on the executor's progress and only while it has work (tests.kit.paced_producer):
+        # a slow machine sees the same bars per executor turn and per signal as a fast one.
+        self.producer = procs.start_module("tests.kit.paced_producer", str(self.shared), str(self.cfg),
+                                           f"512890.SH={b1}", f"159201.SZ={b2}", log=root / "producer.log")
+        assert procs.wait_for(lambda: (self.shared / QUOTE_FILE).exists(), 60)
         self.executor = self.start_executor()
 
     def start_executor(self):
@@ -139,7 +131,8 @@ def test_signals_through_real_processes(bridge):
         "--signal-id",
         "bad-lot",
     )
-    assert procs.wait_for(lambda: results(shared).results["buy-1"].status.value == "FILLED", 30)
+    assert procs.wait_for(lambda: results(shared).results["buy-1"].status.value == "FILLED", 30,
+                          progress=lambda: results(shared).seq)
     out = procs.run(
         "signal",
         "--shared-dir",
@@ -158,8 +151,10 @@ def test_signals_through_real_processes(bridge):
         "sell-base",
     )
     assert out.returncode == 0
-    assert procs.wait_for(lambda: results(shared).results["sell-base"].status.value == "FILLED", 30)
-    assert procs.wait_for(lambda: results(shared).results["bad-lot"].status.value == "REJECTED", 10)
+    assert procs.wait_for(lambda: results(shared).results["sell-base"].status.value == "FILLED", 30,
+                          progress=lambda: results(shared).seq)
+    assert procs.wait_for(lambda: results(shared).results["bad-lot"].status.value == "REJECTED", 30,
+                          progress=lambda: results(shared).seq)
     res = results(shared).results
     assert res["bad-lot"].reason.value == "INVALID_SIGNAL"
     pool = PoolFile.model_validate_json((shared / POOL_FILE).read_bytes())
@@ -198,7 +193,8 @@ def test_kill_minus_nine_mid_burst_loses_nothing_and_sends_nothing_twice(bridge)
             time.sleep(0.05)
             procs.kill9(bridge.executor)
             bridge.start_executor()
-    assert procs.wait_for(lambda: all(results(shared).results[s].status.is_final for s in ids), 60), _pending(
+    assert procs.wait_for(lambda: all(results(shared).results[s].status.is_final for s in ids), 30,
+                          progress=lambda: results(shared).seq), _pending(
         shared, ids
     )
     final = results(shared).results

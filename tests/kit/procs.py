@@ -29,6 +29,13 @@ def start(*args: str, log: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(gridbridge_cmd(*args), stdout=out, stderr=subprocess.STDOUT, env=env(), cwd=ROOT)
 
 
+def start_module(module: str, *args: str, log: Path | None = None) -> subprocess.Popen:
+    """A test-kit process (``python -m module args``), e.g. ``tests.kit.paced_producer``."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", module, *args], stdout=out, stderr=subprocess.STDOUT, env=env(),
+                            cwd=ROOT)
+
+
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         gridbridge_cmd(*args), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=timeout
