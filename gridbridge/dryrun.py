@@ -84,6 +84,7 @@ def prepare(opts: DryRunOptions) -> tuple[Path, Path, Path, dict[str, Path]]:
         grid[code] = {**grid.get(code, {}), "base_position_shares": shares}
     paper = {"initial_cash": "1000000", "initial_positions": positions, **config.get("paper", {})}
     config.update({"paper": paper, "grid": grid})
+    _scale_latency_budgets(config, opts.speed)
     if opts.physical_pool is not None:
         config["vault"] = {**config.get("vault", {}), "physical_pool": opts.physical_pool}
     config_path = root / "config.json"
@@ -147,9 +148,27 @@ def run_gate(state: Path, out_dir: Path, config_path: Path) -> dict[str, Any]:
     return {"verdict": data["verdict"], "fail_reasons": data.get("fail_reasons", []), "report": str(out_dir / "gate.md")}
 
 
+# Wall seconds a signal may take from the node to the executor in a dry run, whatever the speed.
+DRY_RUN_LATENCY_BUDGET_S = 5.0
+
+
+def _scale_latency_budgets(config: dict[str, Any], speed: float) -> None:
+    """Market-time ages that stand for machine latency, scaled so a dry run at ``speed``x keeps the wall-time
+    budget a live run has (120 s of market time is 0.2 s of wall time at 600x: a busy machine would expire
+    the nodes' signals). Values the base config sets are kept; at 1x nothing changes."""
+    budget = DRY_RUN_LATENCY_BUDGET_S * speed
+    defaults = GridbridgeConfig()
+    executor, node = dict(config.get("executor", {})), dict(config.get("node", {}))
+    executor.setdefault("max_signal_age_s", max(defaults.executor.max_signal_age_s, budget))
+    node.setdefault("signal_ttl_s", max(defaults.node.signal_ttl_s, budget))
+    config.update({"executor": executor, "node": node})
+
+
 def _settle(shared: Path, timeout: float) -> None:
-    """Wait until every signal in the file has a final result and no order is open."""
+    """Wait until every signal in the file has a final result and no order is open. ``timeout`` bounds a
+    stretch without progress (the set of pending signals and open orders unchanged), not the whole wait."""
     deadline = time.monotonic() + timeout
+    last: tuple[Any, ...] | None = None
     while time.monotonic() < deadline:
         try:
             results = ResultFile.model_validate_json((shared / RESULT_FILE).read_bytes())
@@ -161,6 +180,9 @@ def _settle(shared: Path, timeout: float) -> None:
                                               and results.results[s["signal_id"]].status.is_final)]
         if not pending and results.open_orders == 0:
             return
+        mark = (tuple(sorted(str(s.get("signal_id")) for s in pending)), results.open_orders)
+        if mark != last:
+            last, deadline = mark, time.monotonic() + timeout
         time.sleep(0.2)
 
 

@@ -37,3 +37,24 @@ def test_dry_run_for_several_days_keeps_every_invariant(tmp_path):
     for alloc in pool.allocations_159201 + pool.allocations_512890:
         assert alloc.used >= 0 and alloc.frozen >= 0
     assert (shared / "dashboard_state_159201.json").exists() and (shared / "dashboard_state_512890.json").exists()
+
+
+@pytest.mark.parametrize(("speed", "age", "ttl"), [(1, 120.0, 300.0), (600, 3000.0, 3000.0), (2000, 10000.0, 10000.0)])
+def test_dry_run_latency_budgets_scale_with_speed_so_a_busy_machine_expires_nothing(tmp_path, speed, age, ttl):
+    # 120 s of market time is 60 ms of wall time at 2000x: the dry run keeps a live run's wall-time
+    # budget for node -> executor latency instead of expiring signals on a slow machine.
+    from gridbridge.dryrun import DryRunOptions, prepare
+
+    _, _, config_path, _ = prepare(DryRunOptions(shared_dir=tmp_path / "shared", days=1, speed=speed))
+    config = json.loads(config_path.read_text())
+    assert config["executor"]["max_signal_age_s"] == age and config["node"]["signal_ttl_s"] == ttl
+
+
+def test_dry_run_keeps_the_latency_budgets_its_base_config_sets(tmp_path):
+    from gridbridge.dryrun import DryRunOptions, prepare
+
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"executor": {"max_signal_age_s": 90}, "node": {"signal_ttl_s": 200}}))
+    _, _, config_path, _ = prepare(DryRunOptions(shared_dir=tmp_path / "shared", days=1, speed=600, base_config=base))
+    config = json.loads(config_path.read_text())
+    assert config["executor"]["max_signal_age_s"] == 90 and config["node"]["signal_ttl_s"] == 200
