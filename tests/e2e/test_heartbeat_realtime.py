@@ -25,7 +25,7 @@ from shared_schema.models import DESIGN_SYMBOLS, POOL_FILE, QUOTE_FILE, PoolFile
 from shared_schema.types import CST
 from tests.kit import procs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
 QUIET_S = 5 * 60 + 15
 HEARTBEAT_S = 10.0  # the default
