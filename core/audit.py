@@ -27,6 +27,7 @@ from typing import IO
 
 from core.events import AuditCode, AuditEvent, Severity
 from core.risk.engine import RiskSnapshot, replay
+from shared_schema.atomic_io import fsync_dir
 
 __all__ = [
     "AuditCode",
@@ -113,7 +114,7 @@ class AuditWriter:
         seq = self._last_seq + 1
         target = self.path.with_name(f"{self.path.stem}.{seq:06d}.{_first_day(self.path)}{self.path.suffix}")
         os.replace(self.path, target)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._last_seq = seq
         return target
 
@@ -172,20 +173,6 @@ def _first_day(path: Path) -> str:
         return AuditEvent.from_record(json.loads(first)).ts.date().isoformat()
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "undated"
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename durable on POSIX; Windows cannot open a directory and does not need to.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

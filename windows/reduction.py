@@ -34,6 +34,7 @@ from core.risk.engine import RiskSnapshot
 from core.risk.state import RiskState
 from shared_schema.config import MarketConfig
 from shared_schema.ledger_math import sell_budget as ledger_sell_budget
+from shared_schema.order_ids import base36
 from windows.market_rules import is_in_session, price_limits
 
 MAX_BACKOFF_DOUBLINGS = 5
@@ -195,7 +196,7 @@ def reduction_id(lot_client_order_id: str, attempt: int) -> str:
     lot id's hash + the attempt in base 36. The same lot and attempt always give the same id, so a
     restart that replays the journal finds the sell it already decided and never sends it twice."""
     digest = int.from_bytes(hashlib.sha256(lot_client_order_id.encode()).digest()[:8], "big")
-    return f"{REDUCTION_ID_PREFIX}{_b36(digest)[:8].rjust(8, '0')}{_b36(attempt)}"
+    return f"{REDUCTION_ID_PREFIX}{base36(digest)[:8].rjust(8, '0')}{base36(attempt)}"
 
 
 def is_reduction_id(signal_id: str) -> bool:
@@ -247,14 +248,3 @@ def reduction_signal(
     }
 
 
-_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _b36(n: int) -> str:
-    if n == 0:
-        return "0"
-    out = []
-    while n:
-        n, r = divmod(n, 36)
-        out.append(_B36[r])
-    return "".join(reversed(out))

@@ -28,6 +28,7 @@ from mac.grid.indicators import IndicatorPeriods, IndicatorState, IndicatorValue
 from mac.grid.params import CompiledParams, GridParams, compile_params
 from shared_schema.ledger_math import sell_budget as ledger_sell_budget
 from shared_schema.ledger_math import split_shares, utilization
+from shared_schema.order_ids import base36
 
 FAR_PAST = -(10**9)
 BUY = "BUY"
@@ -237,19 +238,6 @@ def trading_day(t_ms: int) -> int:
     return (t_ms + _CST_OFFSET_MS) // _MS_PER_DAY
 
 
-_B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _b36(n: int) -> str:
-    if n == 0:
-        return "0"
-    out = []
-    while n:
-        n, r = divmod(n, 36)
-        out.append(_B36[r])
-    return "".join(reversed(out))
-
-
 def make_client_order_id(code_tag: str, side: str, t_ms: int, n: int) -> str:
     """``G`` + 4 code digits + B/S + base-36 CST day + HHMM + base-36 index within the bar.
 
@@ -260,7 +248,7 @@ def make_client_order_id(code_tag: str, side: str, t_ms: int, n: int) -> str:
     local = t_ms + _CST_OFFSET_MS
     day, ms = divmod(local, _MS_PER_DAY)
     minutes = ms // 60_000
-    return f"G{code_tag}{side[0]}{_b36(day)}{minutes // 60:02d}{minutes % 60:02d}{_b36(n)}"
+    return f"G{code_tag}{side[0]}{base36(day)}{minutes // 60:02d}{minutes % 60:02d}{base36(n)}"
 
 
 def price_decimal(price: float) -> Decimal:
