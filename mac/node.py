@@ -42,6 +42,7 @@ from mac.grid.core import (
     initial_state,
     price_decimal,
     step,
+    take_sold_shares,
     unplaced_sell_shares,
 )
 from mac.grid.core import (
@@ -53,7 +54,6 @@ from mac.state_codec import decode, encode
 from shared_schema.atomic_io import ModelFileReader, ReadStatus, WriteFailed, atomic_write_json
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.heartbeat import executor_down_message, executor_silence_s
-from shared_schema.ledger_math import split_shares
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -638,19 +638,7 @@ def sold_elsewhere(
     part, and the proceeds less the modelled commission join the cash."""
     if filled <= 0:
         return grid
-    held = {lot.client_order_id: lot.shares for lot in grid.lots if lot.status == "OPEN"}
-    named = [c for c in dict.fromkeys(release_ids) if c in held]
-    taken = dict(zip(named, split_shares(filled, [held[c] for c in named]), strict=True))
-    lots = []
-    for lot in grid.lots:
-        if lot.client_order_id not in taken or lot.status != "OPEN":
-            lots.append(lot)
-            continue
-        start = lot.shares
-        sold = taken[lot.client_order_id]
-        left = start - sold
-        if left > 0:
-            lots.append(replace(lot, shares=left, cost=lot.cost * left / start))
+    lots = take_sold_shares(grid.lots, release_ids, filled, open_only=True)
     value = price_decimal(avg_price) * filled
     return replace(grid, lots=tuple(lots), cash=grid.cash + value - commission(params, value))
 

@@ -18,7 +18,7 @@ Decision arithmetic is IEEE double in the order reference-grid.md writes it; mon
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -759,20 +759,27 @@ def apply_fill(
 
 
 def _settle_sell(lots: list[Lot], order: PendingOrder, filled: int) -> list[Lot]:
-    """The lots after a sell's final fill: the shares sold are split as the vault splits them
-    (``split_shares`` over the named lots' holdings, in the order named), so both books agree per lot."""
+    """The lots after a sell's final fill: the shares sold are split as the vault splits them."""
+    return take_sold_shares(lots, order.release_client_order_ids, filled)
+
+
+def take_sold_shares(
+    lots: Sequence[Lot], release_ids: Sequence[str], filled: int, open_only: bool = False
+) -> list[Lot]:
+    """``lots`` after ``filled`` shares were sold from the lots ``release_ids`` names (``open_only``: only
+    those still OPEN). The shares are split as the vault splits them (``split_shares`` over the named lots'
+    holdings, in the order named), so both books agree per lot; each lot keeps its unsold part, OPEN, with
+    its cost in proportion."""
+    eligible = {lot.client_order_id: lot.shares for lot in lots if not open_only or lot.status == OPEN}
+    named = [c for c in dict.fromkeys(release_ids) if c in eligible]
+    taken = dict(zip(named, split_shares(filled, [eligible[c] for c in named]), strict=True))
     out = []
-    ids = order.release_client_order_ids
-    held = {lot.client_order_id: lot.shares for lot in lots if lot.client_order_id in ids}
-    named = [c for c in ids if c in held]
-    taken = dict(zip(named, split_shares(filled, [held[c] for c in named]), strict=True))
     for lot in lots:
-        if lot.client_order_id not in ids:
+        if lot.client_order_id not in taken:
             out.append(lot)
             continue
         start = lot.shares
-        sold = taken[lot.client_order_id]
-        left = start - sold
+        left = start - taken[lot.client_order_id]
         if left > 0:
             cost = (lot.cost * left / start) if start else Decimal(0)
             out.append(replace(lot, shares=left, cost=cost, status=OPEN))
