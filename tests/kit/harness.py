@@ -23,7 +23,8 @@ from shared_schema.models import (
 )
 from tests.kit.stubs import SESSION_TIME, make_quote, signal_payload
 from windows.brokers.paper import PaperBroker
-from windows.executor import Executor
+from windows.executor import JOURNAL_FILE, Executor
+from windows.journal import read_records
 
 DEFAULT_POSITIONS = {"512890.SH": 100_000, "159201.SZ": 100_000}
 
@@ -113,6 +114,10 @@ class Harness:
 
     def pool(self) -> PoolFile:
         return PoolFile.model_validate_json((self.shared / POOL_FILE).read_bytes())
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The executor journal's records as they are on disk (a snapshot first after a compaction)."""
+        return [record for record, _size in read_records(self.state / JOURNAL_FILE)]
 
     def placed(self) -> list[dict[str, Any]]:
         path = self.state / "paper" / "paper_orders.jsonl"

@@ -19,7 +19,7 @@ from tests.kit import procs
 from tests.kit.harness import Harness, paper_config
 from windows.executor import JOURNAL_FILE, build_vault
 from windows.executor_state import ExecutorState
-from windows.journal import Journal, read_records
+from windows.journal import Journal
 
 VOLATILE = ("illegal_transitions", "changed")
 
@@ -106,7 +106,7 @@ def test_snapshot_plus_tail_equals_a_full_replay(tmp_path_factory, monkeypatch, 
             h.restart()  # may itself fold what the venue did meanwhile: new records, replayed below too
             assert h.executor.seen_inputs == inputs == {r["key"] for r in mirror.records if r["k"] == "input"}
             live = comparable(h.executor.state)
-            compacted = [r for r, _ in read_records(h.state / JOURNAL_FILE)]
+            compacted = h.journal()
             if len(mirror.records) > 30:
                 assert compacted[0]["k"] == "snapshot" and len(compacted) < len(mirror.records)
         finally:
@@ -219,7 +219,7 @@ def test_a_compaction_that_cannot_swap_keeps_the_full_journal_alerts_once_and_re
     for i in range(8):
         h.send(signal_id=f"p{i}", shares=100)
         h.turn()
-    records = [r for r, _ in read_records(h.state / JOURNAL_FILE)]
+    records = h.journal()
     assert 1 <= calls["n"] <= len(records) // 10  # once per interval of records, not every turn
     assert len([a for a in h.executor.alerts if "journal compaction failed" in a]) == 1
     assert not [p for p in h.state.iterdir() if p.name.startswith(".tmp-")]
@@ -228,7 +228,7 @@ def test_a_compaction_that_cannot_swap_keeps_the_full_journal_alerts_once_and_re
     for i in range(8, 16):
         h.send(signal_id=f"p{i}", shares=100)
         h.turn()
-    assert [r for r, _ in read_records(h.state / JOURNAL_FILE)][0]["k"] == "snapshot"
+    assert h.journal()[0]["k"] == "snapshot"
     assert not h.executor.active_alerts().get("journal:compact")
     before = comparable(h.executor.state)
     h.restart()
@@ -272,7 +272,7 @@ def test_the_dashboard_replays_a_compacted_journal_to_the_same_pool(tmp_path):
         h.turn()
     vault = h.executor.state.vault
     h.executor.stop()
-    assert [r for r, _ in read_records(h.state / JOURNAL_FILE)][0]["k"] == "snapshot"
+    assert h.journal()[0]["k"] == "snapshot"
     history = replay_journal(h.state / JOURNAL_FILE)
     last = history.frame.iloc[-1]
     assert last["used_512890"] == vault.get_used_map()["512890.SH"] / 100
@@ -291,7 +291,7 @@ def test_a_snapshot_that_cannot_be_built_never_stops_a_turn_and_the_full_journal
     for i in range(16):
         h.send(signal_id=f"s{i}", shares=100)
         h.turn()
-    records = [r for r, _ in read_records(h.state / JOURNAL_FILE)]
+    records = h.journal()
     assert records[0]["k"] == "signal"  # never swapped
     assert len([a for a in h.executor.alerts if "journal compaction failed" in a]) == 1
     assert all(h.executor.state.signals[f"s{i}"].result.status.is_final for i in range(16))

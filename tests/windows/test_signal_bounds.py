@@ -13,7 +13,6 @@ import pytest
 from shared_schema.models import SIGNAL_FILE, Reason, ResultStatus
 from tests.kit.harness import Harness, paper_config
 from tests.kit.stubs import SESSION_TIME, signal_payload
-from windows.journal import read_records
 
 PILLS = Path(__file__).resolve().parents[1] / "fuzz" / "pills"
 
@@ -23,10 +22,6 @@ def h(tmp_path):
     harness = Harness(tmp_path)
     yield harness
     harness.executor.stop()
-
-
-def journal(h: Harness) -> list[dict]:
-    return [record for record, _size in read_records(h.state / "executor_journal.jsonl")]
 
 
 def write_pill_with_a_good_signal(h: Harness, pill: str) -> list[str]:
@@ -53,10 +48,10 @@ def test_a_poison_pill_is_rejected_once_and_the_loop_goes_on(h, pill, detail):
     assert result.status is ResultStatus.REJECTED
     assert result.reason is Reason.INVALID_SIGNAL and result.detail == detail and result.message
     assert h.result(good_id).status is ResultStatus.FILLED
-    records = len(journal(h))
+    records = len(h.journal())
     h.restart()
     h.turn(2)
-    assert len(journal(h)) == records  # the restart met the pill in the journal, not afresh
+    assert len(h.journal()) == records  # the restart met the pill in the journal, not afresh
     assert h.result(pill_id).detail == detail
     assert [o["client_order_id"] for o in h.placed()] == [good_id]
 
@@ -69,7 +64,7 @@ def test_a_200k_deep_signal_file_is_refused_once_without_a_crash(h):
     assert any("JSON_TOO_DEEP" in a for a in h.results().alerts)
     h.restart()
     h.turn(2)
-    assert len([r for r in journal(h) if r.get("detail") == "JSON_TOO_DEEP"]) == 1
+    assert len([r for r in h.journal() if r.get("detail") == "JSON_TOO_DEEP"]) == 1
     # a good file afterwards is read as usual
     h.write_entries([signal_payload(signal_id="after", shares=100)])
     h.turn()
@@ -96,11 +91,11 @@ def test_one_entry_that_raises_is_recorded_once_alerted_and_skipped(h, monkeypat
     assert boom.detail == "ENTRY_FAULT" and "ArithmeticError" in boom.message
     assert h.result("next").status is ResultStatus.FILLED
     assert any("boom" in a and "ArithmeticError" in a for a in h.results().alerts)
-    faults = [r for r in journal(h) if r.get("detail") == "ENTRY_FAULT"]
+    faults = [r for r in h.journal() if r.get("detail") == "ENTRY_FAULT"]
     assert len(faults) == 1
     h.restart()
     h.turn(2)
-    assert len([r for r in journal(h) if r.get("detail") == "ENTRY_FAULT"]) == 1
+    assert len([r for r in h.journal() if r.get("detail") == "ENTRY_FAULT"]) == 1
 
 
 def test_a_record_that_fails_to_apply_closes_its_signal_and_the_loop_goes_on(h, monkeypatch):
@@ -246,7 +241,7 @@ def test_a_refused_share_count_too_large_for_any_int_never_reaches_the_state(tmp
     pill = h.result("pill")
     assert (pill.status, pill.reason, pill.detail) == (ResultStatus.REJECTED, Reason.INVALID_SIGNAL, "BAD_SHARES")
     assert pill.requested_shares == 0  # only a share count within the schema's bounds is echoed
-    assert journal(h)[0]["k"] == "snapshot"  # the compaction ran
+    assert h.journal()[0]["k"] == "snapshot"  # the compaction ran
     h.restart()
     h.turn()
     assert h.result("pill").requested_shares == 0 and h.result("ok2").status is ResultStatus.FILLED
@@ -270,7 +265,7 @@ def test_a_refused_far_expiry_never_reaches_date_arithmetic(tmp_path, far):
     for i in range(3):  # enough records for another compaction
         h.send(signal_id=f"after{i}", shares=100)
         h.turn()
-    assert journal(h)[0]["k"] == "snapshot"
+    assert h.journal()[0]["k"] == "snapshot"
     assert h.result("after2").status is ResultStatus.FILLED
     h.restart()
     h.turn()

@@ -14,7 +14,6 @@ import pytest
 from shared_schema.models import Reason, ResultStatus
 from tests.kit.harness import Harness
 from windows.executor_state import ReplayDiverged
-from windows.journal import read_records
 from windows.vault import GlobalVault
 
 
@@ -25,12 +24,8 @@ def h(tmp_path):
     harness.executor.stop()
 
 
-def journal(h: Harness) -> list[dict]:
-    return [record for record, _size in read_records(h.state / "executor_journal.jsonl")]
-
-
 def faults_of(h: Harness, sid: str) -> list[dict]:
-    return [r for r in journal(h) if r["k"] == "result" and r.get("id") == sid and r.get("detail") == "ENTRY_FAULT"]
+    return [r for r in h.journal() if r["k"] == "result" and r.get("id") == sid and r.get("detail") == "ENTRY_FAULT"]
 
 
 @pytest.fixture
@@ -52,7 +47,7 @@ def test_a_journaled_record_that_raises_on_apply_is_skipped_at_restart(h, alloc_
     h.turn()
     assert h.result("boom").detail == "ENTRY_FAULT" and h.result("next").status is ResultStatus.FILLED
     committed = h.executor.state.vault.committed()
-    assert [r["k"] for r in journal(h) if r.get("coid") == "boom"] == ["alloc"]  # the pill is in the journal
+    assert [r["k"] for r in h.journal() if r.get("coid") == "boom"] == ["alloc"]  # the pill is in the journal
 
     h.restart()  # replays the alloc record, which raises again
     h.turn()
