@@ -7,7 +7,7 @@ it prints the gate's activity KRIs over the whole replay, per trading day of the
 (weekdays without bars are holidays), and the spread of the same rates over every window of
 ``--window`` trading days (the Shadow stage's length): the 5th and 10th percentiles, the minimum and the
 share of windows with no fill at all. ``--floors S,F`` also shows the share of windows each floor pair
-would pass. The floors in ``shared_schema.config`` come from these figures (rule in ``docs/risk.md``).
+would pass. The floors in ``settings.config`` come from these figures (rule in ``docs/risk.md``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from backtest.data import Bars, load_bars, session_holidays
 from backtest.engine import RunResult, run_realistic
 from core.events import AuditCode
 from core.gate import EXCHANGE_TZ, GateConfig, trading_days
 from mac.grid.params import default_params
+from marketdata.bars import Bars, load_bars, session_holidays
 
 _CST_MS = 8 * 3_600_000
 _DAY_MS = 86_400_000

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest.data import Bars, load_bars, load_daily, write_bars_csv
 from backtest.engine import run
 from backtest.metrics import run_metrics
 from backtest.risk import BacktestRisk, replay_gate_config
 from backtest.synth import generate, generate_conditioned
 from mac.grid.params import GridParams, default_params
+from marketdata.bars import Bars, load_bars, load_daily, write_bars_csv
 
 SYMBOLS = ("512890.SH", "159201.SZ")
 _ALIASES = {"512890": "512890.SH", "159201": "159201.SZ"}
@@ -83,7 +83,7 @@ def load_risk(cfg) -> BacktestRisk:
 
 def _gridbridge_config(config: str | None):
     """The whole gridbridge config when ``--config`` is one (it has a ``grid`` section), else the defaults."""
-    from shared_schema.config import GridbridgeConfig
+    from settings.config import GridbridgeConfig
 
     raw = json.loads(Path(config).read_text()) if config else {}
     if not isinstance(raw.get("grid"), dict):  # a plain GridParams override file

@@ -31,7 +31,6 @@ from decimal import Decimal
 
 import numpy as np
 
-from backtest.data import Bars
 from backtest.fastind import compute_indicators, indicator_rows
 from backtest.risk import BacktestRisk, RiskTracker
 from mac.grid.core import (
@@ -51,7 +50,8 @@ from mac.grid.core import (
 )
 from mac.grid.indicators import IndicatorPeriods, IndicatorValues
 from mac.grid.params import CompiledParams, GridParams, compile_params
-from shared_schema.config import GridbridgeConfig
+from marketdata.bars import Bars
+from settings.config import GridbridgeConfig
 from windows.pipeline import fee_model
 from windows.vault import GlobalVault, VaultDecision, VaultLimits
 

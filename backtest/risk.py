@@ -275,7 +275,7 @@ class RiskTracker:
 def replay_gate_config(gate: GateConfig, times_ms: np.ndarray) -> GateConfig:
     """The gate config for a replay: ``gate`` with the data's own holidays (weekdays without bars), so
     activity is counted per trading day of the replayed calendar."""
-    from backtest.data import session_holidays
+    from marketdata.bars import session_holidays
 
     holidays = tuple(sorted(set(gate.holidays) | set(session_holidays(times_ms))))
     return gate.model_copy(update={"holidays": holidays})

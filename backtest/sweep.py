@@ -6,10 +6,10 @@ import itertools
 import multiprocessing as mp
 import os
 
-from backtest.data import Bars
 from backtest.engine import run
 from backtest.metrics import run_metrics
 from mac.grid.params import GridParams
+from marketdata.bars import Bars
 
 _DATA: dict[str, Bars] = {}
 _PARAMS: dict[str, GridParams] = {}

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from backtest.data import Bars
+from marketdata.bars import Bars
 from shared_schema.types import CST
 
 SUB = 4  # sub-steps per minute

@@ -24,16 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.journal import Journal  # noqa: E402
+from settings.config import GridbridgeConfig  # noqa: E402
 from shared_schema.atomic_io import atomic_write_model  # noqa: E402
 from shared_schema.clock import ManualClock  # noqa: E402
-from shared_schema.config import GridbridgeConfig  # noqa: E402
 from shared_schema.models import QUOTE_FILE, Signal  # noqa: E402
 from shared_schema.signal_io import update_signal_file  # noqa: E402
 from tests.kit.stubs import SESSION_TIME, make_quote_file  # noqa: E402
 from windows.brokers.paper import PaperBroker  # noqa: E402
 from windows.executor import Executor, build_vault  # noqa: E402
 from windows.executor_state import ExecutorState  # noqa: E402
-from windows.journal import Journal  # noqa: E402
 
 
 class StampingBroker(PaperBroker):

@@ -36,16 +36,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.journal import Journal  # noqa: E402
+from settings.config import GridbridgeConfig  # noqa: E402
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model  # noqa: E402
 from shared_schema.clock import ManualClock  # noqa: E402
-from shared_schema.config import GridbridgeConfig  # noqa: E402
 from shared_schema.models import QUOTE_FILE, SIGNAL_FILE  # noqa: E402
 from shared_schema.types import CST  # noqa: E402
 from tests.kit.stubs import make_quote_file  # noqa: E402
 from windows.brokers.paper import PaperBroker  # noqa: E402
 from windows.executor import JOURNAL_FILE, Executor, build_vault  # noqa: E402
 from windows.executor_state import ExecutorState  # noqa: E402
-from windows.journal import Journal  # noqa: E402
 from windows.risk_shell import AUDIT_FILE, RISK_STATE_FILE, ExecutorRisk  # noqa: E402
 
 START = datetime(2026, 1, 5, 9, 31, tzinfo=CST)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from filelock import Timeout
 
+from settings.config import ConfigError, ExecutorConfig, GridbridgeConfig, load_config
 from shared_schema.atomic_io import ModelFileReader
 from shared_schema.clock import SystemClock
-from shared_schema.config import ConfigError, ExecutorConfig, GridbridgeConfig, load_config
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -108,7 +108,7 @@ def _start_control_doors(executor, config: GridbridgeConfig):  # type: ignore[no
 
 
 def cmd_producer(args: argparse.Namespace) -> int:
-    from backtest.data import load_bars
+    from marketdata.bars import load_bars
     from windows.brokers.paper import ACCOUNT_VIEW_FILE
     from windows.producer import BarReplaySource, PaperAccountSource, Producer, iter_codes
 

@@ -20,8 +20,8 @@ from filelock import FileLock, Timeout
 from core.audit import AuditWriter, replay_risk_file
 from core.risk import RiskTrigger
 from core.rollback import RollbackPlan, VersionRecord, plan_rollback
+from settings.config import load_config
 from shared_schema.atomic_io import atomic_write_json
-from shared_schema.config import load_config
 from windows.executor import LOCK_FILE
 from windows.risk_shell import AUDIT_FILE
 

@@ -21,9 +21,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from backtest.data import write_bars_csv
 from backtest.synth import generate
-from shared_schema.config import GridbridgeConfig, load_config
+from core.journal import Journal
+from marketdata.bars import write_bars_csv
+from settings.config import GridbridgeConfig, load_config
 from shared_schema.models import (
     DESIGN_SYMBOLS,
     POOL_FILE,
@@ -35,7 +36,6 @@ from shared_schema.models import (
 )
 from windows.executor import JOURNAL_FILE, build_vault
 from windows.executor_state import ExecutorState
-from windows.journal import Journal
 
 BASE_POSITION_CNY = 300_000
 

@@ -682,7 +682,7 @@ def node_settings_from_config(config: Any) -> NodeSettings:
 def grid_params_from_config(config: Any, codes: list[str]) -> dict[str, GridParams]:
     """Per-symbol GridParams: the tuned defaults, then the config's ``grid`` overrides (common, then per code)."""
     from mac.grid.params import default_params
-    from shared_schema.config import ConfigError
+    from settings.config import ConfigError
 
     raw = dict(config.grid)
     common = {k: v for k, v in raw.items() if not isinstance(v, dict)}

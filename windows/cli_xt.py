@@ -66,7 +66,7 @@ def _add_optional(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> 
 
 
 def cmd_producer_xt(args: argparse.Namespace) -> int:
-    from shared_schema.config import load_config
+    from settings.config import load_config
     from windows.brokers.xtquant_broker import XtQuantUnavailable, load_xt_modules, settings_from_config
     from windows.producer import Producer
     from windows.xt_sources import PRODUCER_SESSION_OFFSET, XtDataQuoteSource, XtTraderAccountSource

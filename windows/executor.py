@@ -28,10 +28,12 @@ from core.control.file_door import is_link
 from core.control.killswitch import KillAction
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
+from core.journal import SNAPSHOT_KIND, Journal
 from core.oms.lookups import LookupPolicy, LookupTrack
 from core.oms.order_fsm import OrderRecord, OrderState
 from core.oms.reconcile import reconcile
 from core.risk.engine import cooldown_exposure_target
+from settings.config import GridbridgeConfig
 from shared_schema.atomic_io import (
     ModelFileReader,
     ReadStatus,
@@ -40,7 +42,6 @@ from shared_schema.atomic_io import (
     read_seq,
 )
 from shared_schema.clock import Clock, SystemClock
-from shared_schema.config import GridbridgeConfig
 from shared_schema.failpoints import failpoint
 from shared_schema.models import (
     POOL_FILE,
@@ -69,7 +70,6 @@ from windows.brokers.protocol import (
     TemporaryBrokerError,
 )
 from windows.executor_state import ExecutorState, LiveOrder, ReplayDiverged
-from windows.journal import SNAPSHOT_KIND, Journal
 from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
 from windows.market_rules import is_cancel_allowed
 from windows.pipeline import ENTRY_FAULT, MarketContext, decide, fee_estimate, fee_model, payload_hash

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from shared_schema.config import MarketConfig, SessionWindow
+from settings.config import MarketConfig, SessionWindow
 from shared_schema.types import CST
 
 OUTSIDE_SESSION = "OUTSIDE_SESSION"

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared_schema.config import GridbridgeConfig
+from settings.config import GridbridgeConfig
 from shared_schema.models import SIGNAL_ID_PATTERN, Direction, Quote, Reason, ResultStatus, Signal
 from shared_schema.types import fen_to_yuan, to_fen
 from windows.executor_state import (

@@ -17,10 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from backtest.data import Bars
+from marketdata.bars import Bars
+from settings.config import GridbridgeConfig
 from shared_schema.atomic_io import WriteFailed, atomic_write_model, read_seq
 from shared_schema.clock import Clock, SystemClock
-from shared_schema.config import GridbridgeConfig
 from shared_schema.models import QUOTE_FILE, Account, Bar, Position, Quote, QuoteFile
 from shared_schema.types import ms_to_datetime
 

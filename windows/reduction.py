@@ -32,7 +32,7 @@ from typing import Any
 
 from core.risk.engine import RiskSnapshot
 from core.risk.state import RiskState
-from shared_schema.config import MarketConfig
+from settings.config import MarketConfig
 from shared_schema.ledger_math import sell_budget as ledger_sell_budget
 from shared_schema.order_ids import base36
 from windows.market_rules import is_in_session, price_limits

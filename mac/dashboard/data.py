@@ -27,7 +27,7 @@ import pandas as pd
 from mac.grid.core import OPEN, PENDING_BUY, penalty_after
 from mac.grid.ladder import NextBuy, cooling_bars_left, next_buy, take_profit_price
 from mac.grid.params import CompiledParams, compile_params, default_params
-from shared_schema.config import GridbridgeConfig
+from settings.config import GridbridgeConfig
 from shared_schema.heartbeat import executor_down_message, executor_silence_s
 from shared_schema.ledger_math import utilization
 from shared_schema.models import (
@@ -791,9 +791,9 @@ def replay_journal(path: Path, config: GridbridgeConfig | None = None,
     every change), the open lots after each change and every journaled signal payload. A torn last line is
     ignored; the file is never written (the executor owns it).
     """
+    from core.journal import read_records
     from windows.executor import build_vault
     from windows.executor_state import ExecutorState
-    from windows.journal import read_records
 
     config = config or GridbridgeConfig()
     pool = config.vault.physical_pool

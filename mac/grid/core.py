@@ -83,16 +83,6 @@ class BarLike(Protocol):
     def c(self) -> float: ...
 
 
-class BarTuple(NamedTuple):
-    """A light bar (same field names as ``shared_schema.models.Bar``) for hot loops."""
-
-    t: int
-    o: float
-    h: float
-    l: float  # noqa: E741
-    c: float
-
-
 @dataclass(frozen=True, slots=True)
 class PoolView:
     """The shared pool as the vault reports it: ``committed_fen`` is used + frozen over all symbols."""

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backtest.data import Bars, load_daily, session_holidays
 from backtest.engine import run_realistic
 from backtest.risk import replay_gate_config
 from backtest.synth import generate, generate_conditioned
 from core.gate import FailReason, GateStage, VersionSet, evaluate_gate
 from mac.grid.params import default_params
-from shared_schema.config import GridbridgeConfig
+from marketdata.bars import Bars, load_daily, session_holidays
+from settings.config import GridbridgeConfig
 
 CODE = "512890.SH"
 DAILY = Path(os.environ.get("GRIDBRIDGE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \

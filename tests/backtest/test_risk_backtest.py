@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from backtest.cli import main as backtest_main
-from backtest.data import Bars, write_bars_csv
 from backtest.engine import run_realistic
 from backtest.risk import BacktestRisk
 from backtest.synth import generate
@@ -21,7 +20,8 @@ from core.gate_cli import main as gate_main
 from mac.grid.core import BUY, FUSE_CLOSE, trading_day
 from mac.grid.params import default_params
 from mac.grid.risk_policy import GridRiskPolicy
-from shared_schema.config import GridbridgeConfig
+from marketdata.bars import Bars, write_bars_csv
+from settings.config import GridbridgeConfig
 
 CODES = ("512890.SH", "159201.SZ")
 DAY = 240

@@ -7,8 +7,8 @@ from datetime import date
 import numpy as np
 
 from backtest.cli import main
-from backtest.data import load_bars
 from backtest.synth import daily_rollup, daily_stats, generate, generate_conditioned
+from marketdata.bars import load_bars
 
 
 def test_synth_is_deterministic_and_shaped_like_the_market():
@@ -71,7 +71,7 @@ def test_loader_reads_datetime_csv(tmp_path):
 
 
 def test_loader_reads_qmt_csv_and_parquet_to_the_same_bars(tmp_path):
-    from backtest.data import write_bars_csv
+    from marketdata.bars import write_bars_csv
 
     bars = generate("512890.SH", 2, 5)
     csv_path = tmp_path / "bars.csv"

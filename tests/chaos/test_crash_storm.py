@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from backtest.data import load_bars
 from gridbridge.dryrun import DryRunOptions, audit_run, prepare
+from marketdata.bars import load_bars
 from shared_schema.models import DESIGN_SYMBOLS, POOL_FILE, QUOTE_FILE, RESULT_FILE, SIGNAL_FILE, symbol_key
 from tests.kit import procs
 

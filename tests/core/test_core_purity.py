@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "core"
-# The IO shell of the kernel: the audit writer/reader, the control doors, the gate's file CLI.
-SHELL = {CORE / "audit.py", CORE / "gate_cli.py"}
+# The IO shell of the kernel: the audit writer/reader, the write-ahead journal, the control doors, the gate's file CLI.
+SHELL = {CORE / "audit.py", CORE / "gate_cli.py", CORE / "journal.py"}
 SHELL_DIRS = {CORE / "control"}
 
 IO_MODULES = {

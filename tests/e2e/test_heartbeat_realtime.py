@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backtest.data import Bars, write_bars_csv
 from gridbridge.dryrun import DryRunOptions, prepare
 from mac.dashboard import data as dash
+from marketdata.bars import Bars, write_bars_csv
 from shared_schema.models import DESIGN_SYMBOLS, POOL_FILE, QUOTE_FILE, PoolFile, symbol_key
 from shared_schema.types import CST
 from tests.kit import procs

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from core.control.commands import ControlAction, InMemoryNonceStore, new_command, sign_command, verify_command
+from settings.config import ConfigError, GridbridgeConfig, load_config
 from shared_schema.atomic_io import ModelFileReader, ReadStatus
-from shared_schema.config import ConfigError, GridbridgeConfig, load_config
 from shared_schema.models import CLIENT_ORDER_ID_PATTERN, Direction, QuoteFile, Reason, Signal
 from shared_schema.signal_io import read_raw_entries
 from tests.kit.stubs import SESSION_TIME, make_quote

@@ -7,9 +7,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.journal import read_records
+from settings.config import GridbridgeConfig
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model
 from shared_schema.clock import ManualClock
-from shared_schema.config import GridbridgeConfig
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -24,7 +25,6 @@ from shared_schema.models import (
 from tests.kit.stubs import SESSION_TIME, make_quote, signal_payload
 from windows.brokers.paper import PaperBroker
 from windows.executor import JOURNAL_FILE, Executor
-from windows.journal import read_records
 
 DEFAULT_POSITIONS = {"512890.SH": 100_000, "159201.SZ": 100_000}
 

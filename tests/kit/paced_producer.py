@@ -26,8 +26,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from backtest.data import load_bars
-from shared_schema.config import load_config
+from marketdata.bars import load_bars
+from settings.config import load_config
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,

@@ -10,8 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from settings.config import PaperConfig
 from shared_schema.clock import ManualClock
-from shared_schema.config import PaperConfig
 from shared_schema.models import Quote, QuoteFile
 from tests.kit.fake_xtquant import FakeTerminal
 from tests.kit.stubs import SESSION_TIME

@@ -14,7 +14,6 @@ from mac.grid.core import (
     PENDING_BUY,
     PENDING_SELL,
     SELL,
-    BarTuple,
     EventKind,
     GridState,
     Lot,
@@ -32,6 +31,7 @@ from mac.grid.core import (
 )
 from mac.grid.indicators import IndicatorValues
 from mac.grid.params import GridParams, default_params
+from marketdata.bar import BarTuple
 
 POOL = 30_000_000  # fen
 P = default_params("512890.SH").compiled()

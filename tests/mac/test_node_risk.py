@@ -7,8 +7,8 @@ import pytest
 from mac.grid.core import BUY, FUSE_CLOSE, OPEN, SELL, trading_day
 from mac.grid.risk_policy import GridRiskPolicy
 from mac.node import NodeSettings, StrategyNode, node_settings_from_config
+from settings.config import GridbridgeConfig, NodeConfig
 from shared_schema.atomic_io import atomic_write_model
-from shared_schema.config import GridbridgeConfig, NodeConfig
 from shared_schema.models import POOL_FILE, QUOTE_FILE, PoolFile, Position, Quote, QuoteFile, ResultStatus
 from shared_schema.types import ms_to_datetime
 from tests.mac.test_node import BASE, CODE, World, run_until_buy

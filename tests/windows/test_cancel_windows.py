@@ -12,7 +12,7 @@ from core.audit import read_events
 from core.control.commands import ControlAction, new_command, sign_command
 from core.control.file_door import write_command_file
 from core.events import AuditCode
-from shared_schema.config import MarketConfig
+from settings.config import MarketConfig
 from shared_schema.models import Reason, ResultStatus
 from shared_schema.types import CST
 from tests.kit.harness import Harness

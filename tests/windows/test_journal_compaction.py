@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.journal import Journal
 from tests.kit import procs
 from tests.kit.harness import Harness, paper_config
 from windows.executor import JOURNAL_FILE, build_vault
 from windows.executor_state import ExecutorState
-from windows.journal import Journal
 
 VOLATILE = ("illegal_transitions", "changed")
 
@@ -147,7 +147,7 @@ DRIVER = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from tests.kit.harness import Harness
     from tests.windows.test_journal_compaction import compact_config
-    from windows.journal import Journal
+    from core.journal import Journal
     mirror = open({mirror!r}, "a")
     real = Journal.append
     def append(journal, record, sync=True):
@@ -197,7 +197,7 @@ def test_a_kill_anywhere_in_a_compaction_loses_nothing_and_sends_nothing_twice(t
 
 
 def test_a_compaction_that_cannot_swap_keeps_the_full_journal_alerts_once_and_retries_later(tmp_path, monkeypatch):
-    from windows import journal as journal_module
+    from core import journal as journal_module
 
     h = Harness(tmp_path, compact_config(every=10, retention=5))
     real_os = journal_module.os

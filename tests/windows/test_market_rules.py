@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared_schema.config import ConfigError, GridbridgeConfig, MarketConfig, load_config
+from settings.config import ConfigError, GridbridgeConfig, MarketConfig, load_config
 from shared_schema.models import Reason, ResultStatus
 from tests.kit.harness import Harness, paper_config
 from tests.kit.stubs import SESSION_TIME

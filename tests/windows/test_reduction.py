@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.risk.engine import CAUSE_MANUAL, RiskSnapshot
 from core.risk.state import RiskState
-from shared_schema.config import MarketConfig
+from settings.config import MarketConfig
 from tests.kit.stubs import SESSION_TIME
 from windows.reduction import (
     Attempt,

@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent("""
     import shared_schema.failpoints as fp
     from tests.kit.harness import Harness
     from tests.kit.stubs import SESSION_TIME
-    from windows.journal import Journal
+    from core.journal import Journal
     mirror = open({mirror!r}, "a")
     real = Journal.append
     def append(journal, record, sync=True):

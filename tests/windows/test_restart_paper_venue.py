@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from shared_schema.config import PaperConfig
+from settings.config import PaperConfig
 from shared_schema.models import Quote, QuoteFile
 from tests.kit.stubs import SESSION_TIME
 from windows.brokers.paper import ORDER_LOG, STATE_FILE, PaperBroker

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import windows.executor as executor_module
+from core.journal import Journal
 from tests.kit.harness import Harness, paper_config
 from windows.executor import JOURNAL_FILE
-from windows.journal import Journal
 from windows.pipeline import payload_hash
 
 RECENT = 20

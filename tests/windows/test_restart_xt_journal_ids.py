@@ -3,10 +3,10 @@ ids then sit in the snapshot record's ``coids`` list (and the encoded state), no
 
 from __future__ import annotations
 
+from core.journal import read_records
 from tests.kit.harness import Harness, paper_config
 from tests.kit.venues import make_xt_broker
 from windows.executor import JOURNAL_FILE
-from windows.journal import read_records
 
 
 def test_journal_ids_are_read_from_a_compacted_journal(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from core.audit import read_events
 from core.events import AuditCode
 from core.oms.order_fsm import OrderState
-from shared_schema.config import GridbridgeConfig
+from settings.config import GridbridgeConfig
 from shared_schema.models import Reason, ResultStatus
 from tests.kit.fake_xtquant import FakeTerminal
 from tests.kit.harness import Harness

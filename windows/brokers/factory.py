@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared_schema.config import GridbridgeConfig
+from settings.config import GridbridgeConfig
 from windows.brokers.paper import ACCOUNT_VIEW_FILE, PaperBroker
 from windows.brokers.protocol import Broker
 

@@ -25,9 +25,10 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from core.journal import Journal, read_records
 from core.oms.order_fsm import OrderState
+from settings.config import PaperConfig
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes, atomic_write_json
-from shared_schema.config import PaperConfig
 from shared_schema.failpoints import failpoint
 from shared_schema.models import QuoteFile
 from shared_schema.types import fen_to_yuan, to_fen
@@ -40,7 +41,6 @@ from windows.brokers.protocol import (
     PlaceOutcome,
     PlaceStatus,
 )
-from windows.journal import Journal, read_records
 
 log = logging.getLogger("gridbridge.paper")
 

@@ -52,6 +52,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from core.journal import read_records
 from core.oms.order_fsm import OrderState
 from shared_schema.clock import Clock, SystemClock
 from windows.brokers.protocol import (
@@ -64,7 +65,6 @@ from windows.brokers.protocol import (
     PlaceOutcome,
     PlaceStatus,
 )
-from windows.journal import read_records
 
 log = logging.getLogger("gridbridge.xtquant")
 

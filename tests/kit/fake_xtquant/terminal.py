@@ -456,7 +456,7 @@ def _roll_day(state: dict[str, Any]) -> None:
 
 @dataclass
 class SynthTape:
-    bars: dict[str, Any]  # code -> backtest.data.Bars
+    bars: dict[str, Any]  # code -> marketdata.bars.Bars
     times: list[int]
     index: dict[str, dict[int, int]]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mac.dashboard import data
-from shared_schema.config import GridbridgeConfig
+from settings.config import GridbridgeConfig
 from shared_schema.models import ResultStatus
 from shared_schema.types import CST
 from tests.kit.harness import DEFAULT_POSITIONS, Harness

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mac.grid.core import BarTuple
+from marketdata.bar import BarTuple
 
 _TIME_COLS = ("time", "t", "timestamp", "datetime", "date", "bob", "eob")
 _ALIASES = {
