@@ -1,4 +1,5 @@
-"""Ledger arithmetic that both machines must compute the same way: pool utilisation and share splits.
+"""Ledger arithmetic that both machines must compute the same way: pool utilisation, the pool rule, the
+commission, share splits and the sell budget.
 
 Pure standard-library functions (no IO, no pydantic), so the grid core (mypy strict), the vault, the node
 and the dashboard import the one definition instead of each keeping a copy that can round differently.
@@ -7,8 +8,11 @@ and the dashboard import the one definition instead of each keeping a copy that 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
 from fractions import Fraction
+
+_FEN = Decimal("0.01")
 
 
 def utilization(committed: int | Decimal, physical_pool: int | Decimal) -> float:
@@ -82,3 +86,59 @@ def sell_budget(
     if position_volume is not None:
         budget = min(budget, position_volume - base - unfilled_sells)
     return max(budget, 0)
+
+
+class PoolRefusal(str, Enum):
+    """Why the pool rule refuses a buy (checked in this order)."""
+
+    NOMINAL_CAP = "NOMINAL_CAP"  # the symbol's committed amount would pass its nominal cap
+    POOL_EXHAUSTED = "POOL_EXHAUSTED"  # used + frozen would pass the physical pool
+    RESERVE = "RESERVE"  # a first layer would leave less than the reserve free
+
+
+def pool_refusal(
+    committed_fen: int,
+    physical_pool_fen: int,
+    need_fen: int,
+    first_layer: bool,
+    reserve_ratio: Decimal,
+    symbol_committed_fen: int | None = None,
+    symbol_cap_fen: int | None = None,
+) -> PoolRefusal | None:
+    """The pool rule: may ``need_fen`` more be committed (frozen) now? ``None`` if yes, else the first
+    rule it breaks: the symbol's nominal cap (skipped when either symbol figure is ``None``), the physical
+    pool, then the reserve, which binds a first layer only: after it, used + frozen may be at most
+    ``physical_pool * (1 - reserve_ratio)``.
+
+    The one definition: the vault approves by it and the grid checks it before sending, so a full pool
+    does not turn into a storm of refusals. Integer fen and an exact ``Decimal`` ratio: no float on the way.
+    """
+    if symbol_cap_fen is not None and symbol_committed_fen is not None:
+        if symbol_committed_fen + need_fen > symbol_cap_fen:
+            return PoolRefusal.NOMINAL_CAP
+    after = committed_fen + need_fen
+    if after > physical_pool_fen:
+        return PoolRefusal.POOL_EXHAUSTED
+    if first_layer and Decimal(after) > Decimal(physical_pool_fen) * (1 - Decimal(reserve_ratio)):
+        return PoolRefusal.RESERVE
+    return None
+
+
+def commission(value: Decimal, rate: Decimal, minimum: Decimal = Decimal(0)) -> Decimal:
+    """The broker's commission on a trade of ``value`` yuan: ``rate * value``, at least ``minimum``, rounded
+    half up to the fen; nothing on a zero value.
+
+    The one commission formula: the grid's realistic booking, the vault's fee reserve and estimates, the
+    paper venue's charge, the backtest and the dashboard all call it, each with its own configured rate
+    and minimum. (The grid's reference mode books the exact ``rate * value``, unrounded: that is the
+    reference rule, kept for parity with the original script.)
+    """
+    if value <= 0:
+        return Decimal(0)
+    return max(Decimal(rate) * value, Decimal(minimum)).quantize(_FEN, rounding=ROUND_HALF_UP)
+
+
+def commission_fen(value_fen: int, rate: Decimal, min_fen: int = 0) -> int:
+    """``commission`` on integer fen, for the ledger: same formula, same rounding."""
+    fee = commission(Decimal(value_fen) * _FEN, rate, Decimal(min_fen) * _FEN)
+    return int(fee / _FEN)
