@@ -288,6 +288,11 @@ class Result(Strict):
     requested_shares: int = 0
     filled_shares: int = 0
     avg_price: float = 0.0
+    filled_value: Money | None = Field(
+        default=None, description="exact value of the cumulative fill (yuan); set once an order is at the venue")
+    fees: Money | None = Field(
+        default=None, description="the order's cumulative commission (yuan) as the vault charged it: the broker's "
+                                  "figure, or the configured fee model's estimate while the broker reports none")
     release_client_order_ids: list[str] = Field(
         default_factory=list, description="the lots a SELL releases (lets a node follow sells it did not send)")
     signal_created_at: Timestamp | None = None

@@ -26,7 +26,7 @@ from typing import Any
 
 from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
 from shared_schema.models import Direction, InputRejection, Reason, Result, ResultStatus
-from shared_schema.types import MAX_SHARES, MAX_YEAR, MIN_YEAR
+from shared_schema.types import MAX_SHARES, MAX_YEAR, MIN_YEAR, fen_to_yuan
 from windows import snapshot as snapshot_codec
 from windows.vault import GlobalVault, VaultDecision
 
@@ -332,6 +332,8 @@ class ExecutorState:
             broker_order_id=order.broker_order_id,
             filled_shares=order.filled_shares,
             avg_price=round(order.avg_price, 6),
+            filled_value=fen_to_yuan(order.filled_value_fen),
+            fees=fen_to_yuan(self._charged_fees(order)[0]),
         )
         if order.state.is_terminal:
             for lot in live.release_ids:
@@ -346,9 +348,7 @@ class ExecutorState:
         """
         order = live.record
         code = order.symbol
-        fees, estimated = order.fees_fen, False
-        if fees == 0 and order.filled_value_fen > 0:
-            fees, estimated = self.vault.fee_model.estimate_fen(order.filled_value_fen), True
+        fees, estimated = self._charged_fees(order)
         if order.side == Direction.BUY.value:
             if order.client_order_id not in self.vault.allocations:
                 return
@@ -362,6 +362,12 @@ class ExecutorState:
                 code, order.client_order_id, live.release_ids, order.shares, order.filled_shares,
                 order.filled_value_fen, fees, estimated,
             )
+
+    def _charged_fees(self, order: OrderRecord) -> tuple[int, bool]:
+        """The order's fees in fen as the vault charges them, and whether they are the fee model's estimate."""
+        if order.fees_fen == 0 and order.filled_value_fen > 0:
+            return self.vault.fee_model.estimate_fen(order.filled_value_fen), True
+        return order.fees_fen, False
 
     def _reason_for(self, live: LiveOrder) -> Reason | None:
         state = live.record.state
