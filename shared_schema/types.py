@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, StrictInt, WithJsonSchema
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China Standard Time: every market timestamp in the contract is in this zone."""
-
-ClientOrderId = NewType("ClientOrderId", str)
-SignalId = NewType("SignalId", str)
 
 FEN = Decimal("0.01")
 TICK = Decimal("0.001")

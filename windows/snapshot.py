@@ -44,8 +44,12 @@ def _names(cls: type) -> str:
     return name
 
 
+_RENAMED = {"windows.vault:Allocation": "windows.vault:VaultAllocation"}
+"""Classes renamed since a snapshot may have been written: an old compacted journal still replays."""
+
+
 def _resolve(name: str) -> type:
-    module, _, qual = name.partition(":")
+    module, _, qual = _RENAMED.get(name, name).partition(":")
     if not module.startswith(_PACKAGES):
         raise SnapshotError(f"snapshot names a class outside the project: {name}")
     obj: Any = importlib.import_module(module)

@@ -2,20 +2,21 @@
 
 Every BUY is an *allocation* keyed by its ``client_order_id``: granted ``amount`` goes to *frozen* when the
 order is sent, moves to *used* as fills arrive (at the real fill value), returns to the pool when the rest
-of the order is cancelled, and leaves *used* when a SELL closes the lot (``release``). All money is integer
-fen, so frozen, used and released never drift. Every call is idempotent by ``client_order_id`` (sells by
-the sell's id and cumulative fill), so replaying a journal or a duplicated broker event changes nothing.
+of the order is cancelled, and leaves *used* as SELL fills release the lot (``apply_sell_fill``). All money
+is integer fen, so frozen, used and released never drift. Every call is idempotent by ``client_order_id``
+(sells by the sell's id and cumulative fill), so replaying a journal or a duplicated broker event changes
+nothing. The pool rule and the commission are ``shared_schema.ledger_math``'s, the ones the grid uses.
 
-No IO here: persistence (journal, snapshots, the published ``shared_pool.json``) lives in ``vault_store``.
+No IO here: the executor journals the calls (``windows.executor_state``) and publishes ``shared_pool.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import Enum
 
-from shared_schema.ledger_math import split_shares, utilization
+from shared_schema.ledger_math import PoolRefusal, commission_fen, pool_refusal, split_shares, utilization
 from shared_schema.models import AllocationState
 from shared_schema.types import fen_to_yuan, to_fen
 
@@ -28,12 +29,19 @@ class VaultDecision(str, Enum):
     INVALID_REQUEST = "INVALID_REQUEST"
 
 
+_DECISIONS = {
+    PoolRefusal.NOMINAL_CAP: VaultDecision.NOMINAL_CAP,
+    PoolRefusal.POOL_EXHAUSTED: VaultDecision.POOL_EXHAUSTED,
+    PoolRefusal.RESERVE: VaultDecision.POOL_RESERVE_15,
+}
+
+
 class VaultError(ValueError):
     """A call that contradicts the ledger (unknown id, wrong symbol); nothing was changed."""
 
 
 @dataclass
-class Allocation:
+class VaultAllocation:
     """One BUY's grant and, once it fills, the lot it holds.
 
     The lot's cost basis is what left the account for it: fill value plus buy fees. Whatever its shares,
@@ -149,19 +157,17 @@ class FeeModel:
     min_fen: int = 0
 
     def estimate_fen(self, value_fen: int) -> int:
-        if value_fen <= 0:
-            return 0
-        fee = int((Decimal(value_fen) * self.rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        return max(fee, self.min_fen)
+        return commission_fen(value_fen, self.rate, self.min_fen)
 
 
 class GlobalVault:
-    """The ledger. Methods mirror the design: ``request_allocation``, ``on_fill``, ``on_cancel``, ``release``."""
+    """The ledger. Methods mirror the design: ``request_allocation``, ``on_fill``, ``on_cancel``, and the
+    design's ``release`` as ``apply_sell_fill`` (sells release lots by their cumulative fills)."""
 
     def __init__(self, limits: VaultLimits, fee_model: FeeModel | None = None) -> None:
         self.limits = limits
         self.fee_model = fee_model or FeeModel()
-        self.allocations: dict[str, Allocation] = {}
+        self.allocations: dict[str, VaultAllocation] = {}
         self.decisions: dict[str, VaultDecision] = {}
         self.sells: dict[str, SellProgress] = {}
         self.acc_alpha: dict[str, int] = {code: 0 for code in limits.nominal_caps}
@@ -197,7 +203,7 @@ class GlobalVault:
         """No open or pending lot of ``symbol`` in the ledger: a BUY now starts a new grid (the reserve applies)."""
         return not self._open_lots.get(symbol)
 
-    def _set(self, alloc: Allocation, used: int | None = None, frozen: int | None = None) -> None:
+    def _set(self, alloc: VaultAllocation, used: int | None = None, frozen: int | None = None) -> None:
         if used is not None:
             self._used[alloc.symbol] += used - alloc.used
             alloc.used = used
@@ -220,17 +226,16 @@ class GlobalVault:
         """
         if symbol not in self.limits.nominal_caps or amount_fen <= 0 or layer_index < 0 or fee_fen < 0:
             return VaultDecision.INVALID_REQUEST
-        need = amount_fen + fee_fen
-        symbol_committed = self._used[symbol] + self._frozen[symbol]
-        if symbol_committed + need > self.limits.nominal_caps[symbol]:
-            return VaultDecision.NOMINAL_CAP
-        total_after = self.committed() + need
-        if total_after > self.limits.physical_pool:
-            return VaultDecision.POOL_EXHAUSTED
-        first = layer_index == 0 or self.is_first_layer(symbol)
-        if first and total_after > self.limits.reserve_floor_fen:
-            return VaultDecision.POOL_RESERVE_15
-        return VaultDecision.APPROVED
+        refusal = pool_refusal(
+            committed_fen=self.committed(),
+            physical_pool_fen=self.limits.physical_pool,
+            need_fen=amount_fen + fee_fen,
+            first_layer=layer_index == 0 or self.is_first_layer(symbol),
+            reserve_ratio=self.limits.reserve_ratio,
+            symbol_committed_fen=self._used[symbol] + self._frozen[symbol],
+            symbol_cap_fen=self.limits.nominal_caps[symbol],
+        )
+        return VaultDecision.APPROVED if refusal is None else _DECISIONS[refusal]
 
     def request_allocation(
         self,
@@ -279,13 +284,14 @@ class GlobalVault:
         return decision
 
     def _grant(
-        self, symbol: str, amount_fen: int, layer_index: int, coid: str, requested_shares: int | None, fee_fen: int
+        self, symbol: str, amount_fen: int, layer_index: int, client_order_id: str, requested_shares: int | None,
+        fee_fen: int,
     ) -> None:
-        alloc = Allocation(
-            symbol=symbol, client_order_id=coid, amount=amount_fen, layer_index=layer_index,
+        alloc = VaultAllocation(
+            symbol=symbol, client_order_id=client_order_id, amount=amount_fen, layer_index=layer_index,
             requested_shares=requested_shares, frozen=0, fee_reserve=fee_fen,
         )
-        self.allocations[coid] = alloc
+        self.allocations[client_order_id] = alloc
         self._set(alloc, frozen=alloc.grant)
 
     def on_fill(
@@ -326,7 +332,7 @@ class GlobalVault:
         self._restate(alloc)
         return True
 
-    def _rebase(self, alloc: Allocation) -> None:
+    def _rebase(self, alloc: VaultAllocation) -> None:
         """The lot's cost basis changed (a fill, a reconciled fee): keep ``released_cost == cost_of(released)``.
 
         A change to the part already sold is realised: it moves ``acc_alpha``, never ``used``.
@@ -336,7 +342,7 @@ class GlobalVault:
         alloc.released_cost = target
         self._set(alloc, used=alloc.cost_basis - alloc.released_cost)
 
-    def _frozen_left(self, alloc: Allocation) -> int:
+    def _frozen_left(self, alloc: VaultAllocation) -> int:
         if alloc.requested_shares:
             left = alloc.requested_shares - alloc.filled_shares
             if left <= 0:
@@ -355,24 +361,7 @@ class GlobalVault:
         self._restate(alloc)
         return True
 
-    def release(self, symbol: str, client_order_id: str, proceeds_fen: int | None = None, sell_fees_fen: int = 0) -> bool:
-        """A SELL closed the whole lot: its remaining cost basis (never a market value) returns to the pool.
-
-        ``proceeds_fen`` (sell value) feeds ``acc_alpha``; without it only the cost leaves (alpha books the
-        released cost as a loss, so ``acc_alpha == realised - released cost`` still holds).
-        """
-        alloc = self._get(symbol, client_order_id)
-        if alloc.holding_shares <= 0 and alloc.state is AllocationState.RELEASED:
-            return False
-        if alloc.frozen > 0:
-            raise VaultError(f"{client_order_id} is still frozen; cancel or fill it before releasing")
-        self._sell_from(alloc, alloc.holding_shares)
-        net = (proceeds_fen or 0) - sell_fees_fen
-        self.realised[symbol] += net
-        self.acc_alpha[symbol] += net
-        return True
-
-    def _sell_from(self, alloc: Allocation, shares: int) -> int:
+    def _sell_from(self, alloc: VaultAllocation, shares: int) -> int:
         """Move ``shares`` (negative: back) of ``alloc`` to released; returns the cost basis released."""
         alloc.released_shares += shares
         target = alloc.cost_of(alloc.released_shares)
@@ -384,7 +373,7 @@ class GlobalVault:
         return delta
 
     @staticmethod
-    def _restate(alloc: Allocation) -> None:
+    def _restate(alloc: VaultAllocation) -> None:
         if alloc.frozen > 0 or alloc.filled_shares == 0:
             return
         if alloc.holding_shares <= 0:
@@ -396,8 +385,8 @@ class GlobalVault:
 
     def lots_releasable(self, symbol: str, release_ids: list[str] | tuple[str, ...]) -> str | None:
         """``None`` when every id names a filled lot of ``symbol`` with shares left, else the reason code."""
-        for coid in release_ids:
-            alloc = self.allocations.get(coid)
+        for lot_id in release_ids:
+            alloc = self.allocations.get(lot_id)
             if alloc is None or alloc.symbol != symbol:
                 return "RELEASE_UNKNOWN"
             if alloc.holding_shares <= 0:
@@ -454,7 +443,7 @@ class GlobalVault:
         if progress is None:
             if filled_shares <= 0:
                 return False
-            lots = [self._get(symbol, coid) for coid in release_ids]
+            lots = [self._get(symbol, lot_id) for lot_id in release_ids]
             progress = SellProgress(
                 symbol=symbol,
                 client_order_id=sell_client_order_id,
@@ -473,11 +462,11 @@ class GlobalVault:
         ):
             return False
         parts = split_shares(filled_shares, [progress.start_holding[c] for c in progress.release_ids])
-        for coid, target in zip(progress.release_ids, parts, strict=True):
-            delta = target - progress.sold.get(coid, 0)
+        for lot_id, target in zip(progress.release_ids, parts, strict=True):
+            delta = target - progress.sold.get(lot_id, 0)
             if delta:
-                self._sell_from(self._get(symbol, coid), delta)
-                progress.sold[coid] = target
+                self._sell_from(self._get(symbol, lot_id), delta)
+                progress.sold[lot_id] = target
         net = (proceeds - fees) - (progress.proceeds - progress.fees)
         self.realised[symbol] += net
         self.acc_alpha[symbol] += net
@@ -488,7 +477,7 @@ class GlobalVault:
 
     # ---------------------------------------------------------------------------------------- helpers
 
-    def _get(self, symbol: str, client_order_id: str) -> Allocation:
+    def _get(self, symbol: str, client_order_id: str) -> VaultAllocation:
         alloc = self.allocations.get(client_order_id)
         if alloc is None:
             raise VaultError(f"no allocation {client_order_id}")

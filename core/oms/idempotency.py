@@ -8,27 +8,13 @@ going backwards within a sequence) keeps ids unique even if a crash loses the la
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass, replace
-from typing import NewType
 
-ClientOrderId = NewType("ClientOrderId", str)
+from shared_schema.order_ids import base36
 
 MAX_LEN = 24
 MAX_PREFIX = 8
 TIME_WIDTH = 8  # 36**8 ms reaches 2059
-_ALPHABET = string.digits + string.ascii_lowercase
-
-
-def to_base36(value: int) -> str:
-    if value < 0:
-        raise ValueError("base36 of a negative number")
-    digits = []
-    while True:
-        value, rem = divmod(value, 36)
-        digits.append(_ALPHABET[rem])
-        if value == 0:
-            return "".join(reversed(digits))
 
 
 @dataclass(frozen=True)
@@ -48,11 +34,12 @@ class IdSequence:
             raise ValueError(f"prefix must be 1-{MAX_PREFIX} ASCII alphanumerics")
 
 
-def next_client_order_id(seq: IdSequence, now_ms: int) -> tuple[IdSequence, ClientOrderId]:
+def next_client_order_id(seq: IdSequence, now_ms: int) -> tuple[IdSequence, str]:
     """The next id and the sequence to persist; time is passed in (epoch milliseconds)."""
     ms = max(now_ms, seq.last_ms)  # a clock stepping back must not reorder or collide
     counter = seq.counter + 1
-    coid = f"{seq.prefix}{to_base36(ms).rjust(TIME_WIDTH, '0')}{to_base36(counter)}"
-    if len(coid) > MAX_LEN:
+    # base 36 in lower case: this format's ids predate the shared upper-case helper and must not change
+    client_order_id = f"{seq.prefix}{base36(ms).lower().rjust(TIME_WIDTH, '0')}{base36(counter).lower()}"
+    if len(client_order_id) > MAX_LEN:
         raise ValueError("client_order_id space exhausted for this prefix; start a new sequence")
-    return replace(seq, counter=counter, last_ms=ms), ClientOrderId(coid)
+    return replace(seq, counter=counter, last_ms=ms), client_order_id

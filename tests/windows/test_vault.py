@@ -94,10 +94,10 @@ def test_release_frees_the_cost_basis_not_market_value_and_books_alpha():
     vault = make_vault()
     vault.request_allocation(B, yuan(11000), 1, "c1", 10000)
     vault.on_fill(B, "c1", 10000, yuan(10990), 110)
-    vault.release(B, "c1", proceeds_fen=yuan(11100), sell_fees_fen=111)
+    assert vault.apply_sell_fill(B, "s1", ["c1"], 10000, 10000, yuan(11100), 111) is True
     assert vault.committed() == 0
     assert vault.acc_alpha[B] == yuan(11100) - yuan(10990) - 110 - 111
-    assert vault.release(B, "c1", proceeds_fen=yuan(11100)) is False  # idempotent
+    assert vault.apply_sell_fill(B, "s1", ["c1"], 10000, 10000, yuan(11100), 111) is False  # idempotent
 
 
 def test_partial_sell_releases_pro_rata_and_full_sell_leaves_no_leak():
