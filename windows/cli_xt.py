@@ -67,7 +67,8 @@ def _add_optional(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> 
 
 def cmd_producer_xt(args: argparse.Namespace) -> int:
     from settings.config import load_config
-    from windows.brokers.xtquant_broker import XtQuantUnavailable, load_xt_modules, settings_from_config
+    from windows.brokers.xt_session import XtQuantUnavailable, load_xt_modules
+    from windows.brokers.xtquant_broker import settings_from_config
     from windows.producer import Producer
     from windows.xt_sources import PRODUCER_SESSION_OFFSET, XtDataQuoteSource, XtTraderAccountSource
 
@@ -110,7 +111,7 @@ def cmd_producer_xt(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_bars(args: argparse.Namespace) -> int:
-    from windows.brokers.xtquant_broker import XtQuantUnavailable, load_xt_modules
+    from windows.brokers.xt_session import XtQuantUnavailable, load_xt_modules
 
     try:
         xtdata = load_xt_modules(with_data=True).xtdata

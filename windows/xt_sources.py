@@ -20,14 +20,14 @@ from typing import Any
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.models import Account, Bar, Position, Quote
 from shared_schema.types import ms_to_datetime
-from windows.brokers.xtquant_broker import (
+from windows.brokers.xt_session import (
     BoundedCaller,
     TerminalUnavailable,
-    XtBrokerSettings,
     XtConnection,
     XtModules,
     session_ids,
 )
+from windows.brokers.xtquant_broker import XtBrokerSettings
 
 log = logging.getLogger("gridbridge.xtsources")
 

@@ -17,7 +17,8 @@ from tests.kit.fake_xtquant import FakeTerminal
 from tests.kit.stubs import SESSION_TIME
 from windows.brokers.paper import PaperBroker
 from windows.brokers.protocol import BrokerEvent
-from windows.brokers.xtquant_broker import XtBrokerSettings, XtQuantBroker, load_xt_modules
+from windows.brokers.xt_session import load_xt_modules
+from windows.brokers.xtquant_broker import XtBrokerSettings, XtQuantBroker
 
 FAKE_MODULE = "tests.kit.fake_xtquant"
 ACCOUNT = "FAKE001"

@@ -14,7 +14,8 @@ from shared_schema.models import QUOTE_FILE, QuoteFile
 from tests.kit.fake_xtquant import FakeTerminal, xtdata
 from tests.kit.stubs import SESSION_TIME
 from tests.kit.venues import ACCOUNT, FAKE_MODULE
-from windows.brokers.xtquant_broker import XtBrokerSettings, load_xt_modules
+from windows.brokers.xt_session import load_xt_modules
+from windows.brokers.xtquant_broker import XtBrokerSettings
 from windows.producer import Producer
 from windows.xt_sources import XtDataQuoteSource, XtTraderAccountSource
 

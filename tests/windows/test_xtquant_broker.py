@@ -13,6 +13,7 @@ import pytest
 
 from core.audit import read_events
 from core.events import AuditCode
+from core.oms.lost_orders import LOST_AFTER_LOOKUPS
 from core.oms.order_fsm import OrderState
 from settings.config import GridbridgeConfig
 from shared_schema.models import Reason, ResultStatus
@@ -21,14 +22,9 @@ from tests.kit.harness import Harness
 from tests.kit.stubs import SESSION_TIME
 from tests.kit.venues import ACCOUNT, BASE_POSITIONS, CASH, FAKE_MODULE, XtVenue, make_xt_broker, settle
 from windows.brokers.protocol import ConnectionEvent, OrderRequest, OrderUpdate, PlaceStatus
-from windows.brokers.xtquant_broker import (
-    LOST_AFTER_LOOKUPS,
-    XT_ORDER_STATUS,
-    XT_ORDER_TYPE,
-    XtQuantBroker,
-    XtQuantUnavailable,
-    load_xt_modules,
-)
+from windows.brokers.xt_orders import XT_ORDER_STATUS, XT_ORDER_TYPE
+from windows.brokers.xt_session import XtQuantUnavailable, load_xt_modules
+from windows.brokers.xtquant_broker import XtQuantBroker
 from windows.executor import JOURNAL_FILE, Executor
 
 CODE = "512890.SH"
@@ -247,7 +243,7 @@ def test_our_id_format_matches_what_the_node_and_the_cli_make():
     import re
 
     from mac.grid.core import make_client_order_id
-    from windows.brokers.xtquant_broker import is_our_id_format
+    from windows.brokers.xt_orders import is_our_id_format
 
     node = make_client_order_id("2890", "BUY", 1_767_583_860_000, 37)
     cli = "M" + "0123456789abcdef"[:15]
@@ -349,7 +345,8 @@ def test_trade_reports_missing_behind_a_filled_order_row_are_fetched(venue):
     venue.terminal.set_faults(silent_remarks=["G1"])
     venue.broker.place_limit_order(buy("G1"))
     row = venue.broker.conn.trader.query_stock_orders(venue.broker.conn.account)[-1]
-    from windows.brokers.xtquant_broker import _ORDER_FIELDS, _copy
+    from windows.brokers.xt_callbacks import ORDER_FIELDS as _ORDER_FIELDS
+    from windows.brokers.xt_callbacks import copy_fields as _copy
 
     venue.broker._absorb_order(_copy(row, _ORDER_FIELDS))  # the order push came, its trade push did not
     held = ups(venue.broker.drain_events(), "G1")
@@ -461,7 +458,7 @@ def hung_venue(tmp_path):
 
 
 def test_bounded_calls_count_the_hung_ones_and_start_no_more_past_the_limit():
-    from windows.brokers.xtquant_broker import BoundedCaller, TerminalTimeout, TerminalUnavailable
+    from windows.brokers.xt_session import BoundedCaller, TerminalTimeout, TerminalUnavailable
 
     frozen = threading.Event()
     caller = BoundedCaller(0.05, max_hung=1)

@@ -18,12 +18,8 @@ def make_broker(
     if name == "paper":
         return PaperBroker(Path(state_dir) / "paper", config.paper, account_view_path=Path(shared_dir) / ACCOUNT_VIEW_FILE)
     if name == "xtquant":
-        from windows.brokers.xtquant_broker import (
-            XtQuantBroker,
-            XtQuantUnavailable,
-            load_xt_modules,
-            settings_from_config,
-        )
+        from windows.brokers.xt_session import XtQuantUnavailable, load_xt_modules
+        from windows.brokers.xtquant_broker import XtQuantBroker, settings_from_config
 
         x = config.xtquant
         if not x.userdata_path or not x.account_id:
