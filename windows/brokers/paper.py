@@ -22,7 +22,7 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from core.journal import Journal, read_records
@@ -30,6 +30,7 @@ from core.oms.order_fsm import OrderState
 from settings.config import PaperConfig
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes, atomic_write_json
 from shared_schema.failpoints import failpoint
+from shared_schema.ledger_math import commission_fen
 from shared_schema.models import QuoteFile
 from shared_schema.types import fen_to_yuan, to_fen
 from windows.brokers.protocol import (
@@ -200,14 +201,14 @@ class PaperBroker:
         # A day's orders are thousands at most but are written on every change: serialise only the
         # orders that changed since the last flush and splice the rest in from the cache.
         cache, fresh, parts = self._order_json, {}, []
-        for coid, order in book.orders.items():
-            hit = cache.get(coid)
+        for client_order_id, order in book.orders.items():
+            hit = cache.get(client_order_id)
             key = (order.state, order.filled_shares, order.filled_value_fen, order.fees_fen, order.message,
                    order.quotes_seen, order.last_quote_ms, order.cancel_requested)
             if hit is None or hit[0] != key:
                 hit = (key, json.dumps(asdict(order), separators=(",", ":")))
-            fresh[coid] = hit
-            parts.append(json.dumps(coid) + ":" + hit[1])
+            fresh[client_order_id] = hit
+            parts.append(json.dumps(client_order_id) + ":" + hit[1])
         self._order_json = fresh
         text = json.dumps(state, separators=(",", ":")).replace('"orders":{}', '"orders":{' + ",".join(parts) + "}", 1)
         try:
@@ -439,8 +440,7 @@ class PaperBroker:
     # ----------------------------------------------------------------------------------------- helpers
 
     def _fee_fen(self, value_fen: int) -> int:
-        fee = (Decimal(value_fen) * self.config.commission_rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-        return max(int(fee), to_fen(self.config.commission_min))
+        return commission_fen(value_fen, self.config.commission_rate, to_fen(self.config.commission_min))
 
     def _buy_reserve_fen(self, price_milli: int, shares: int) -> int:
         value = to_fen(Decimal(price_milli) * shares / 1000)

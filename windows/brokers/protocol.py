@@ -25,14 +25,6 @@ class TemporaryBrokerError(BrokerError):
     """The venue may answer if asked again (disconnected, timeout)."""
 
 
-class OrderRejected(BrokerError):
-    """The venue refused the order synchronously."""
-
-
-class InsufficientFunds(OrderRejected):
-    pass
-
-
 @dataclass(frozen=True)
 class OrderRequest:
     client_order_id: str
