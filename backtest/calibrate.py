@@ -25,8 +25,8 @@ import numpy as np
 from backtest.engine import RunResult, run_realistic
 from core.events import AuditCode
 from core.gate import EXCHANGE_TZ, GateConfig, trading_days
-from mac.grid.params import default_params
 from marketdata.bars import Bars, load_bars, session_holidays
+from settings.grid import default_params
 
 _CST_MS = 8 * 3_600_000
 _DAY_MS = 86_400_000

@@ -5,9 +5,12 @@
     backtest sweep --symbol CODE|both --data ... --factors 0.28,0.32 --floors 0.0008,0.001 --out DIR
     data synth --code CODE --days N --seed S --out CSV [--daily CSV]
 
-``--config`` is a JSON object of GridParams overrides: top-level keys apply to every symbol, a key that
-is a symbol code (``"512890.SH": {...}``) applies to that symbol only. A whole gridbridge config file
-also gives the risk thresholds (``risk``), the node's DEGRADED policy (``node``) and the gate (``gate``).
+``--config`` is a whole gridbridge config file, or a plain JSON object of grid overrides (the shape of its
+``grid`` section: top-level keys apply to every symbol, a symbol code key (``"512890.SH": {...}``) to that
+symbol only). The parameters are resolved as the node resolves them (``settings.resolve.grid_params``: the
+tuned defaults, the ``vault`` section, then the ``grid`` overrides), so the backtest's vault runs on the
+config's physical pool; a whole file also gives the risk thresholds (``risk``), the DEGRADED policy
+(``node``), the gate (``gate``) and the fee model (``executor``).
 
 Realistic mode runs the account risk machine (``--no-risk`` turns it off) and writes ``audit.jsonl`` (the
 events the executor would write) and ``gate.json`` (the ETF gate thresholds and the data's holidays), so a
@@ -28,12 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from backtest.engine import run
+from backtest.engine import RunResult, run
 from backtest.metrics import run_metrics
 from backtest.risk import BacktestRisk, replay_gate_config
 from backtest.synth import generate, generate_conditioned
-from mac.grid.params import GridParams, default_params
+from mac.grid.risk_policy import risk_policy_from_config
 from marketdata.bars import Bars, load_bars, load_daily, write_bars_csv
+from settings.config import ConfigError, GridbridgeConfig, load_config
+from settings.grid import GridParams, Mode
+from settings.resolve import grid_params_by_code
 
 SYMBOLS = ("512890.SH", "159201.SZ")
 _ALIASES = {"512890": "512890.SH", "159201": "159201.SZ"}
@@ -64,37 +70,48 @@ def _data_paths(codes: list[str], items: list[str]) -> dict[str, str]:
     return {c: paths[c] for c in codes}
 
 
-def load_params(codes: list[str], mode: str, config: str | None) -> dict[str, GridParams]:
-    raw = json.loads(Path(config).read_text()) if config else {}
-    if isinstance(raw.get("grid"), dict):  # a whole gridbridge config file: take its grid section
-        raw = raw["grid"]
-    common = {k: v for k, v in raw.items() if _code(k) not in SYMBOLS}
-    return {
-        c: default_params(c, mode, **{**common, **raw.get(c, raw.get(c.split(".")[0], {}))}) for c in codes
-    }
-
-
-def load_risk(cfg) -> BacktestRisk:
-    """Risk thresholds and the node's DEGRADED policy of a gridbridge config."""
-    from mac.node import node_settings_from_config
-
-    return BacktestRisk(config=cfg.risk, policy=node_settings_from_config(cfg).risk_policy)
-
-
-def _gridbridge_config(config: str | None):
-    """The whole gridbridge config when ``--config`` is one (it has a ``grid`` section), else the defaults."""
-    from settings.config import GridbridgeConfig
-
-    raw = json.loads(Path(config).read_text()) if config else {}
-    if not isinstance(raw.get("grid"), dict):  # a plain GridParams override file
+def load_run_config(path: str | None) -> GridbridgeConfig:
+    """The config of ``--config``: a whole gridbridge config file (it names one of the config's sections),
+    a plain file of grid overrides (read as the ``grid`` section of the default config), or the defaults.
+    Raises ``ConfigError``."""
+    if path is None:
         return GridbridgeConfig()
-    return GridbridgeConfig.model_validate(raw)
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} is not a JSON object")
+    if set(raw) & set(GridbridgeConfig.model_fields):  # no grid parameter is named like a section
+        return load_config(Path(path))
+    try:
+        return GridbridgeConfig(grid=raw)
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise ConfigError(f"config {path} is invalid: {exc}") from exc
 
 
-def _load(args) -> tuple[dict[str, Bars], dict[str, GridParams]]:
+def load_risk(cfg: GridbridgeConfig) -> BacktestRisk:
+    """Risk thresholds (``risk``) and the grid's DEGRADED policy (``node``) of a gridbridge config."""
+    return BacktestRisk(config=cfg.risk, policy=risk_policy_from_config(cfg.node))
+
+
+def run_backtest(
+    data: dict[str, Bars], mode: Mode, cfg: GridbridgeConfig, use_risk: bool = True, progress: bool = False
+) -> RunResult:
+    """One backtest of ``data`` under ``cfg``: every symbol's parameters resolved from it (vault included),
+    its fee model, and in realistic mode its account risk machine unless ``use_risk`` is off."""
+    params = grid_params_by_code(cfg, list(data), mode)
+    risk = load_risk(cfg) if use_risk and mode == "realistic" else None
+    return run(data, params, mode, progress=progress, risk=risk, config=cfg)
+
+
+def _load(args) -> tuple[dict[str, Bars], GridbridgeConfig]:
     codes = _symbols(args.symbol)
     data = {c: load_bars(p) for c, p in _data_paths(codes, args.data).items()}
-    return data, load_params(codes, args.mode, args.config)
+    try:
+        return data, load_run_config(args.config)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def write_trades(result, path: Path) -> None:
@@ -110,13 +127,11 @@ def cmd_backtest(args) -> int:
         return cmd_sweep(args)
     if not args.data or not args.out:
         raise SystemExit("backtest needs --data and --out")
-    data, params = _load(args)
+    data, gcfg = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    gcfg = _gridbridge_config(args.config)
-    risk = None if args.no_risk or args.mode != "realistic" else load_risk(gcfg)
     t0 = time.perf_counter()
-    result = run(data, params, args.mode, progress=args.progress, risk=risk, config=gcfg)  # its fee model
+    result = run_backtest(data, args.mode, gcfg, use_risk=not args.no_risk, progress=args.progress)
     elapsed = time.perf_counter() - t0
     metrics = run_metrics(result)
     metrics["run_seconds"] = elapsed
@@ -157,7 +172,8 @@ def write_audit(result, out: Path, gate) -> None:
 def cmd_sweep(args) -> int:
     from backtest.sweep import sweep
 
-    data, params = _load(args)
+    data, gcfg = _load(args)
+    params: dict[str, GridParams] = grid_params_by_code(gcfg, list(data), args.mode)
     factors = [float(x) for x in args.factors.split(",")]
     floors = [float(x) for x in args.floors.split(",")]
     rows = sweep(data, params, factors, floors, args.mode, args.jobs, progress=True)
@@ -192,7 +208,7 @@ def _add_run_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--symbol", default="both", help="CODE, CODE,CODE or both")
     p.add_argument("--data", action="append", default=[], required=required, help="CSV, or CODE=CSV (repeat)")
     p.add_argument("--mode", choices=["reference", "realistic"], default="realistic")
-    p.add_argument("--config", help="JSON of GridParams overrides")
+    p.add_argument("--config", help="gridbridge config JSON, or a JSON of grid overrides")
     p.add_argument("--out", required=required, help="output folder")
 
 

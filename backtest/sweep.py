@@ -8,8 +8,8 @@ import os
 
 from backtest.engine import run
 from backtest.metrics import run_metrics
-from mac.grid.params import GridParams
 from marketdata.bars import Bars
+from settings.grid import GridParams
 
 _DATA: dict[str, Bars] = {}
 _PARAMS: dict[str, GridParams] = {}

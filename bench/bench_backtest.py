@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from backtest.engine import run_realistic, run_reference  # noqa: E402
 from backtest.synth import generate  # noqa: E402
-from mac.grid.params import default_params  # noqa: E402
+from settings.grid import default_params  # noqa: E402
 
 CODES = ("512890.SH", "159201.SZ")
 YEAR = 242

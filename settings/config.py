@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.gate import GateConfig
 from core.risk.config import RiskConfig
+from settings.grid import TUNED_CODES
+from settings.grid_section import GridSection
 from shared_schema.models import DESIGN_SYMBOLS
 from shared_schema.types import Money
 
@@ -199,8 +201,8 @@ class NodeConfig(_Section):
         default=300.0, gt=0, description="quotes and bars stamped further ahead of the wall clock are refused and "
         "alerted (the node's clock never follows them); null turns the check off")
     poll_interval_s: float = Field(default=0.05, gt=0)
-    # What DEGRADED means for the grid (mac.grid.risk_policy.GridRiskPolicy; kept flat here because the
-    # contract package must not import mac).
+    # What DEGRADED means for the grid, flat here because settings sits below mac.grid:
+    # mac.grid.risk_policy.risk_policy_from_config turns these two into its GridRiskPolicy.
     degraded_action: Literal["widen", "block_layer0"] = Field(
         default="widen", description="DEGRADED: widen the buy step, or refuse layer-0 buys (no new cycle)"
     )
@@ -222,9 +224,10 @@ class GridbridgeConfig(_Section):
         # realistic 5-year backtests (docs/risk.md, "Gate"); the risk KRIs are the kernel's.
         default_factory=lambda: GateConfig(min_signals_per_day=Decimal("0.10"), min_fills_per_day=Decimal("0.10"))
     )
-    grid: dict[str, Any] = Field(
+    grid: GridSection = Field(
         default_factory=dict,
-        description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol",
+        description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol "
+        "(settings.grid; settings.resolve.grid_params applies them)",
     )
 
     @property
@@ -236,6 +239,15 @@ class GridbridgeConfig(_Section):
         missing = sorted({c.rsplit(".", 1)[-1] for c in self.codes} - set(self.market.sessions))
         if missing:
             raise ValueError(f"market.sessions has no table for exchange(s) {missing} of the configured codes")
+        return self
+
+    @model_validator(mode="after")
+    def _grid_resolves_for_every_symbol(self) -> GridbridgeConfig:
+        # Rules across parameters (weights per layer, hysteresis) hold only for the resolved whole; a lazy
+        # import because settings.resolve builds on this module.
+        from settings.resolve import grid_params_by_code
+
+        grid_params_by_code(self, TUNED_CODES)
         return self
 
 

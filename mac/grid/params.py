@@ -1,127 +1,16 @@
-"""Per-symbol grid settings: every number of reference-grid.md plus the realistic-mode pool rules.
+"""The grid's settings compiled for the hot loop.
 
-``GridParams`` is the typed boundary (pydantic, frozen, unknown keys rejected). The step function never
-touches the model in its hot path: ``compile_params`` turns it into a plain frozen dataclass of floats and
-ints once, so a bar costs attribute reads, not validation.
+``GridParams`` (``settings.grid``) is the typed boundary; the step function never touches the model in its
+hot path: ``compile_params`` turns it into a plain frozen dataclass of floats and ints once, so a bar costs
+attribute reads, not validation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-Mode = Literal["reference", "realistic"]
-
-
-class GridParams(BaseModel):
-    """All settings of one symbol's grid. Defaults are the 512890.SH column of the reference table."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    code: str = "512890.SH"
-    mode: Mode = "realistic"
-
-    # sizing
-    nominal_cap: float = Field(default=200_000.0, gt=0)
-    layers: int = Field(default=9, ge=1, le=64)
-    weights: tuple[float, ...] = (1.0,) * 9
-    lot: int = Field(default=100, ge=1)
-    tick: float = Field(default=0.001, gt=0)
-
-    # indicators
-    atr_period: int = Field(default=14, ge=1)
-    ma_period: int = Field(default=60, ge=1)
-    slope_lag: int = Field(default=5, ge=1)
-    slope_span: int = Field(default=3, ge=1)
-    atr_avg_period: int = Field(default=60, ge=1)
-    rsi_period: int = Field(default=14, ge=1)
-
-    # grid
-    atr_grid_factor: float = Field(default=0.32, ge=0)
-    grid_step_floor: float = Field(default=0.001, ge=0)
-    sell_profit_threshold: float = Field(default=0.004, gt=0)
-    sell_threshold_factor: float = Field(default=1.0, gt=0)
-    layer_step_bonus: float = Field(default=0.0001, ge=0)
-    breaker_mult: float = Field(default=2.0, gt=0)
-    up_step_mult: float = 1.2
-    up_tp_mult: float = 1.33
-    up_size: float = 0.7
-    down_step_mult: float = 1.0
-    down_tp_mult: float = 0.83
-    down_size: float = 1.2
-
-    # cooling-off after the lots went flat
-    cooling: bool = False
-    cooling_bars: int = Field(default=15, ge=0)
-    cooling_bars_oversold: int = Field(default=5, ge=0)
-    cooling_rsi: float = 35.0
-
-    # float-loss stop
-    float_stop: bool = False
-    max_cycle_float_loss: float = Field(default=15_000.0, gt=0)
-
-    # costs
-    commission_rate: Decimal = Decimal("0.0001")
-    commission_min: Decimal = Field(default=Decimal("0"), description="yuan per order (realistic mode)")
-
-    # realistic mode: the shared pool
-    physical_pool: Decimal = Decimal("300000")
-    reserve_ratio: Decimal = Decimal("0.15")
-    penalty_trigger: float = 0.90
-    penalty_release: float = 0.85
-    penalty_multiplier: float = 1.5
-    base_position_shares: int = Field(default=0, ge=0)
-    order_ttl_bars: int = Field(default=5, ge=1, description="backtest: bars a limit order may rest")
-    limit_offset_ticks: int = Field(
-        default=1, ge=0, description="realistic: buy limit this many ticks above the close, sell below, to cross a one-tick spread"
-    )
-    no_trade_minutes: tuple[int, ...] = Field(
-        default=(690, 900), description="realistic: China-time minutes of day (11:30, 15:00) whose bar closes a session"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GridParams:
-        if len(self.weights) != self.layers:
-            raise ValueError("weights must have one entry per layer")
-        if any(w <= 0 for w in self.weights):
-            raise ValueError("weights must be positive")
-        if not self.penalty_release <= self.penalty_trigger:
-            raise ValueError("penalty_release must not exceed penalty_trigger (hysteresis)")
-        if not (Decimal(0) <= self.reserve_ratio < Decimal(1)):
-            raise ValueError("reserve_ratio must be in [0, 1)")
-        return self
-
-    def compiled(self) -> CompiledParams:
-        return compile_params(self)
-
-
-_DEFAULTS: dict[str, dict[str, object]] = {
-    "512890.SH": dict(
-        atr_grid_factor=0.32,
-        grid_step_floor=0.001,
-        sell_profit_threshold=0.004,
-        sell_threshold_factor=1.0,
-        cooling=False,
-    ),
-    "159201.SZ": dict(
-        atr_grid_factor=0.38,
-        grid_step_floor=0.0012,
-        sell_profit_threshold=0.005,
-        sell_threshold_factor=1.4,
-        cooling=True,
-    ),
-}
-
-
-def default_params(code: str, mode: Mode = "realistic", **overrides: object) -> GridParams:
-    """The tuned per-symbol defaults of the reference table, optionally overridden."""
-    if code not in _DEFAULTS:
-        raise ValueError(f"no grid defaults for {code}; known: {sorted(_DEFAULTS)}")
-    values: dict[str, object] = {"code": code, "mode": mode, **_DEFAULTS[code], **overrides}
-    return GridParams(**values)  # type: ignore[arg-type]
+from settings.grid import GridParams
 
 
 @dataclass(frozen=True, slots=True)

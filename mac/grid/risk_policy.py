@@ -20,7 +20,7 @@ reading of "unknown" is "do not add exposure".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,23 @@ class GridRiskPolicy(BaseModel):
 
     degraded_action: DegradedAction = "widen"
     degraded_step_multiplier: float = Field(default=1.5, ge=1.0, description="buy step x this in DEGRADED (widen)")
+
+
+class DegradedSettings(Protocol):
+    """The fields of the config's ``node`` section (``settings.config.NodeConfig``) that say what DEGRADED
+    means; a Protocol so the pure grid package needs nothing of the config but these two."""
+
+    @property
+    def degraded_action(self) -> DegradedAction: ...
+
+    @property
+    def degraded_step_multiplier(self) -> float: ...
+
+
+def risk_policy_from_config(node: DegradedSettings) -> GridRiskPolicy:
+    """The grid's DEGRADED policy from the config's ``node`` section (the node and the backtest read it
+    here, so both react to DEGRADED the same way)."""
+    return GridRiskPolicy(degraded_action=node.degraded_action, degraded_step_multiplier=node.degraded_step_multiplier)
 
 
 @dataclass(frozen=True, slots=True)

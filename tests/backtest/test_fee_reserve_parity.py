@@ -9,7 +9,7 @@ import pytest
 
 from backtest.engine import make_vault, run_realistic
 from backtest.synth import generate
-from mac.grid.params import default_params
+from settings.grid import default_params
 from shared_schema.models import ResultStatus
 from tests.kit.harness import Harness, paper_config
 from windows.pipeline import fee_model

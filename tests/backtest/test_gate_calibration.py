@@ -20,9 +20,9 @@ from backtest.engine import run_realistic
 from backtest.risk import replay_gate_config
 from backtest.synth import generate, generate_conditioned
 from core.gate import FailReason, GateStage, VersionSet, evaluate_gate
-from mac.grid.params import default_params
 from marketdata.bars import Bars, load_daily, session_holidays
 from settings.config import GridbridgeConfig
+from settings.grid import default_params
 
 CODE = "512890.SH"
 DAILY = Path(os.environ.get("GRIDBRIDGE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \

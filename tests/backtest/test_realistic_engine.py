@@ -7,7 +7,7 @@ import pytest
 from backtest.engine import make_vault, run_realistic, run_reference
 from backtest.synth import generate
 from mac.grid.core import initial_state, step
-from mac.grid.params import default_params
+from settings.grid import default_params
 from shared_schema.models import Bar
 from windows.vault import GlobalVault, VaultDecision
 

@@ -8,7 +8,7 @@ import pytest
 
 from backtest.engine import run_reference
 from backtest.synth import generate
-from mac.grid.params import default_params
+from settings.grid import default_params
 from tests.mac.naive_reference import naive_reference
 
 GOLDEN = Path(__file__).parent / "golden"

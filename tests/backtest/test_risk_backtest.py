@@ -18,10 +18,10 @@ from core.events import AuditCode
 from core.gate import FailReason, VersionSet, evaluate_gate
 from core.gate_cli import main as gate_main
 from mac.grid.core import BUY, FUSE_CLOSE, trading_day
-from mac.grid.params import default_params
 from mac.grid.risk_policy import GridRiskPolicy
 from marketdata.bars import Bars, write_bars_csv
 from settings.config import GridbridgeConfig
+from settings.grid import default_params
 
 CODES = ("512890.SH", "159201.SZ")
 DAY = 240

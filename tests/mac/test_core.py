@@ -30,11 +30,12 @@ from mac.grid.core import (
     unplaced_sell_shares,
 )
 from mac.grid.indicators import IndicatorValues
-from mac.grid.params import GridParams, default_params
+from mac.grid.params import compile_params
 from marketdata.bar import BarTuple
+from settings.grid import GridParams, default_params
 
 POOL = 30_000_000  # fen
-P = default_params("512890.SH").compiled()
+P = compile_params(default_params("512890.SH"))
 DAY0 = 1_704_335_460_000  # 2024-01-04 09:31 CST
 DAY_MS = 86_400_000
 
@@ -153,7 +154,7 @@ def test_layer0_refused_when_reserve_would_break():
 
 
 def test_reference_mode_ignores_the_pool():
-    ref = default_params("512890.SH", "reference").compiled()
+    ref = compile_params(default_params("512890.SH", "reference"))
     _, sigs, _ = step(GridState("512890.SH", anchor=1.0), bar(0.99), pool(0.99), ref, ind())
     assert [s.side for s in sigs] == [BUY]
 
@@ -171,7 +172,7 @@ def test_lot_bought_today_is_not_sold_today():
 
 
 def test_sell_never_takes_the_position_below_the_base():
-    params = default_params("512890.SH", base_position_shares=50_000).compiled()
+    params = compile_params(default_params("512890.SH", base_position_shares=50_000))
     state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.0)), anchor=1.0)
     # the books say 50,000 base + 40,000 in lots, the venue holds 70,000 (someone sold base shares):
     # all 70,000 are sellable, but only one 20,000 lot may go or the position ends under the base
@@ -181,7 +182,7 @@ def test_sell_never_takes_the_position_below_the_base():
 
 
 def _base_params(base: int = 20_000):
-    return default_params("512890.SH", base_position_shares=base).compiled()
+    return compile_params(default_params("512890.SH", base_position_shares=base))
 
 
 def test_lot_bought_today_is_sold_today_against_sellable_base_shares():
@@ -313,7 +314,7 @@ def test_realistic_walk_invariants(seed, rnd):
     params = default_params(code)
     bars = generate(code, 2, seed=seed)
     state = initial_state(params)
-    cp = params.compiled()
+    cp = compile_params(params)
     for b in bars.rows():
         util = rnd.choice([0.1, 0.5, 0.84, 0.87, 0.92, 0.97])
         state, sigs, _ = step(state, b, pool(util), cp)
@@ -370,7 +371,7 @@ def test_realistic_limits_cross_the_spread_by_the_configured_ticks():
     state = GridState("512890.SH", anchor=1.0)
     _, sigs, _ = step(state, bar(0.99), pool(0.1), P, ind())
     assert sigs[0].price_milli == 990 + P.limit_offset_ticks
-    ref = default_params("512890.SH", "reference").compiled()
+    ref = compile_params(default_params("512890.SH", "reference"))
     assert ref.limit_offset_ticks == 0 and not ref.no_trade_minutes
 
 

@@ -20,7 +20,8 @@ from mac.grid.ladder import (
     take_profit_price,
     trend_of,
 )
-from mac.grid.params import compile_params, default_params
+from mac.grid.params import compile_params
+from settings.grid import default_params
 from shared_schema.models import Bar
 from shared_schema.types import CST, datetime_to_ms
 

@@ -11,8 +11,8 @@ import pytest
 
 from backtest.synth import generate
 from mac.grid.core import BUY, OPEN
-from mac.grid.params import default_params
 from mac.node import NodeSettings, StrategyNode, state_file
+from settings.grid import default_params
 from shared_schema.atomic_io import atomic_write_model
 from shared_schema.clock import ManualClock
 from shared_schema.models import (

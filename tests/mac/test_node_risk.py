@@ -27,7 +27,7 @@ class RiskWorld(World):
         super().__init__(root, days, seed)
 
     def node(self, policy: GridRiskPolicy | None = None, **settings) -> StrategyNode:
-        from mac.grid.params import default_params
+        from settings.grid import default_params
 
         params = {CODE: default_params(CODE, base_position_shares=BASE)}
         settings.setdefault("risk_policy", policy or GridRiskPolicy())

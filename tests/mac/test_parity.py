@@ -20,8 +20,8 @@ import pytest
 from backtest.engine import run_realistic
 from backtest.synth import generate
 from mac.grid.core import trading_day
-from mac.grid.params import default_params
 from mac.node import NodeSettings, StrategyNode
+from settings.grid import default_params
 from shared_schema.atomic_io import atomic_write_model
 from shared_schema.clock import ManualClock
 from shared_schema.models import (

@@ -17,8 +17,9 @@ from mac.grid.core import (
     step,
     trading_day,
 )
-from mac.grid.params import default_params
+from mac.grid.params import compile_params
 from mac.grid.risk_policy import BLOCK_DEGRADED_LAYER0, GridRiskMode, GridRiskPolicy, grid_risk_mode
+from settings.grid import default_params
 from tests.mac.test_core import DAY0, DAY_MS, P, bar, ind, lot, pool
 
 WIDEN = GridRiskPolicy()
@@ -104,7 +105,7 @@ def test_close_all_sells_every_lot_bought_before_today_one_order_each():
 
 
 def test_close_all_keeps_the_base_position_within_the_sellable_volume():
-    params = default_params("512890.SH", base_position_shares=50_000).compiled()
+    params = compile_params(default_params("512890.SH", base_position_shares=50_000))
     state = GridState("512890.SH", lots=(lot("GA", 1.0), lot("GB", 1.0), lot("GC", 1.0)), anchor=1.0)
     # the venue holds 90,000, all sellable, where the books say 50,000 base + 60,000 in lots: only two
     # 20,000 lots may go, or the position would end under the base

@@ -103,8 +103,9 @@ def test_node_history_keeps_the_exact_utilisation(world):
 
 def test_a_manual_sell_of_part_of_a_lot_leaves_the_rest_in_the_nodes_grid_as_in_the_vault():
     from mac.grid.core import OPEN, GridState, Lot
-    from mac.grid.params import compile_params, default_params
-    from mac.node import sold_elsewhere
+    from mac.grid.params import compile_params
+    from mac.node.results import sold_elsewhere
+    from settings.grid import default_params
 
     lots = (Lot("L1", 10_000, Decimal(11000), 1.1, OPEN, 0, 0), Lot("L2", 1_000, Decimal(1100), 1.1, OPEN, 1, 0),
             Lot("L3", 500, Decimal(550), 1.1, OPEN, 2, 0))

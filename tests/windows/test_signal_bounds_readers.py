@@ -68,7 +68,8 @@ def test_gridbridge_signal_refuses_a_deep_signal_file_with_a_message(tmp_path, c
 
 
 def test_the_dashboard_readers_survive_deep_files(tmp_path):
-    from mac.dashboard.data import ACK_DIR, parse_file, read_acks
+    from mac.dashboard.control import ACK_DIR, read_acks
+    from mac.dashboard.parsing import parse_file
 
     (tmp_path / ACK_DIR).mkdir()
     (tmp_path / ACK_DIR / "c1.json").write_bytes(DEEP)
@@ -81,8 +82,8 @@ def test_the_dashboard_readers_survive_deep_files(tmp_path):
 
 
 def test_the_node_refuses_a_deep_state_file_with_a_clear_error(tmp_path):
-    from mac.grid.params import default_params
     from mac.node import NodeSettings, StrategyNode, state_file
+    from settings.grid import default_params
 
     state_file(tmp_path, "512890.SH").write_bytes(DEEP)
     with pytest.raises(RuntimeError, match="unreadable.*deeper"):
