@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mac.dashboard import data  # noqa: E402
+from mac.dashboard.live import Memory, load_live  # noqa: E402
+from mac.dashboard.sources import Sources  # noqa: E402
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model  # noqa: E402
 from shared_schema.models import (  # noqa: E402
     Bar,
@@ -142,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = generate(shared, state, args.days)
     gen_s = time.perf_counter() - t0
 
-    sources = data.Sources.resolve(shared)
+    sources = Sources.resolve(shared)
     t0 = time.perf_counter()
-    data.load_live(sources, datetime.now(CST), data.Memory())
+    load_live(sources, datetime.now(CST), Memory())
     load_cold = time.perf_counter() - t0
 
     from streamlit.testing.v1 import AppTest

@@ -1,12 +1,12 @@
 """The gridbridge dashboard page (``gridbridge dashboard`` runs ``streamlit run`` on this file).
 
-Thin on purpose: it reads settings, asks ``mac.dashboard.data`` for a snapshot (parses cached on each
+Thin on purpose: it reads settings, asks ``mac.dashboard.live`` / ``replay`` for a snapshot (parses cached on each
 file's mtime and size), draws ``mac.dashboard.views`` figures and writes signed kill-switch commands. The
 live part refreshes itself in a fragment (``st.fragment(run_every=...)``), so the page never flickers.
 
 Settings (``launch.py`` sets them): ``GRIDBRIDGE_DASHBOARD_SHARED_DIR``, ``..._REPLAY`` (a dry-run or backtest
-folder), ``..._STATE_DIR`` (the executor's state dir, for its journal), ``..._CONFIG`` (the executor's config:
-the journal is replayed under its vault limits and fee model), ``..._REFRESH_S``, ``..._STALE_S``;
+folder), ``..._STATE_DIR`` (the executor's state dir: its pool history and journal), ``..._CONFIG`` (the run's
+config: the grid params the ladders are drawn with), ``..._REFRESH_S``, ``..._STALE_S``;
 or ``streamlit run app.py -- --shared-dir DIR [--replay DIR] ...``.
 """
 
@@ -22,7 +22,23 @@ import pandas as pd
 import streamlit as st
 
 from core.control import secret_from_env
-from mac.dashboard import data, views
+from mac.dashboard import views
+from mac.dashboard.analysis import lots_table
+from mac.dashboard.control import (
+    CONTROL_DIR,
+    KILL_ACTIONS,
+    KILL_LABELS,
+    pending_commands,
+    read_acks,
+    write_control,
+)
+from mac.dashboard.labels import CODES, NAMES, RISK_LABELS, SHORT_NAMES, reason_label, reduction_text
+from mac.dashboard.live import DEFAULT_STALE_AFTER_S, Memory, fmt_age, load_live
+from mac.dashboard.orders import filter_orders
+from mac.dashboard.parsing import Parsed, cached_parse_key, file_signature, parse_file
+from mac.dashboard.replay import Replay, load_replay
+from mac.dashboard.sources import Sources
+from mac.dashboard.view_models import DOWN, INVALID, MISSING, OK, Snapshot
 from shared_schema.types import CST
 
 ENV = "GRIDBRIDGE_DASHBOARD_"
@@ -36,7 +52,7 @@ def settings() -> argparse.Namespace:
     p.add_argument("--config", default=os.environ.get(ENV + "CONFIG", ""))
     p.add_argument("--refresh", type=float, default=float(os.environ.get(ENV + "REFRESH_S", "2") or 2))
     p.add_argument("--stale-after", type=float,
-                   default=float(os.environ.get(ENV + "STALE_S", data.DEFAULT_STALE_AFTER_S) or 120))
+                   default=float(os.environ.get(ENV + "STALE_S", DEFAULT_STALE_AFTER_S) or 120))
     argv = sys.argv[1:] if any(a in sys.argv for a in ("--shared-dir", "--replay")) else []
     args, _ = p.parse_known_args(argv)
     return args
@@ -47,32 +63,32 @@ def settings() -> argparse.Namespace:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def _parse_cached(kind: str, path: str, mtime_ns: int, size: int, config: str, config_mtime_ns: int,
-                  config_size: int) -> data.Parsed:
-    return data.parse_file(kind, Path(path), Path(config) if config else None)
+                  config_size: int) -> Parsed:
+    return parse_file(kind, Path(path), Path(config) if config else None)
 
 
-def parse(kind: str, path: Path, config: Path | None = None) -> data.Parsed:
+def parse(kind: str, path: Path, config: Path | None = None) -> Parsed:
     # Keyed on mtime and size (of the config too: a journal is replayed under it): an unchanged file is
     # parsed once; a missing one is re-checked every run.
-    key = data.cached_parse_key(kind, path, config)
+    key = cached_parse_key(kind, path, config)
     if key[3] < 0:
-        return data.parse_file(kind, path, config)
+        return parse_file(kind, path, config)
     return _parse_cached(*key)
 
 
 @st.cache_resource(show_spinner=False)
-def _memory(shared_dir: str) -> data.Memory:
-    return data.Memory()
+def _memory(shared_dir: str) -> Memory:
+    return Memory()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _replay(folder: str, state_dir: str, config: str, signature: tuple) -> data.Replay:
-    return data.load_replay(folder, parse, state_dir or None, config or None)
+def _replay(folder: str, state_dir: str, config: str, signature: tuple) -> Replay:
+    return load_replay(folder, parse, state_dir or None, config or None)
 
 
 def _replay_signature(folder: Path) -> tuple:
     files = [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".csv")]
-    return tuple(sorted((str(p), *data.file_signature(p)) for p in files[:200]))
+    return tuple(sorted((str(p), *file_signature(p)) for p in files[:200]))
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -89,14 +105,14 @@ def price(x: float | None) -> str:
 # ------------------------------------------------------------------------------------------ sections
 
 
-def banners(snap: data.Snapshot) -> None:
+def banners(snap: Snapshot) -> None:
     for h in snap.health:
-        if h.status == data.OK:
+        if h.status == OK:
             continue
         text = f"**{h.name}: {h.status}** — {h.error}"
-        if h.status == data.DOWN:
+        if h.status == DOWN:
             st.error(f"执行端离线 Executor down · {text}")
-        elif h.status in (data.MISSING, data.INVALID) and h.required:
+        elif h.status in (MISSING, INVALID) and h.required:
             st.error(f"数据异常 Data problem · {text}")
         elif h.required:
             st.warning(f"数据过期 Stale data · {text}")
@@ -119,7 +135,7 @@ def executor_banner(shared: Path) -> None:
         st.warning(f"控制通道关闭 Control door OFF · {door}")
 
 
-def pool_section(snap: data.Snapshot) -> None:
+def pool_section(snap: Snapshot) -> None:
     st.subheader("Pool 资金池 — how much is committed")
     pool = snap.pool
     if pool is None:
@@ -130,11 +146,11 @@ def pool_section(snap: data.Snapshot) -> None:
     cols[1].metric("utilisation 利用率", f"{pool.utilization:.2%}")
     cols[2].metric("free 可用", yuan(pool.free))
     cols[3].metric("physical pool 资金池", yuan(pool.physical_pool))
-    cp = snap.params[data.CODES[0]]
+    cp = snap.params[CODES[0]]
     st.plotly_chart(views.pool_figure(pool, cp.penalty_release, cp.penalty_trigger), key="fig_pool")
     rows = []
-    for code in data.CODES:
-        rows.append({"symbol": data.NAMES[code], "used 已用": yuan(pool.used[code]),
+    for code in CODES:
+        rows.append({"symbol": NAMES[code], "used 已用": yuan(pool.used[code]),
                      "frozen 冻结": yuan(pool.frozen[code]),
                      "committed": yuan(pool.used[code] + pool.frozen[code]),
                      "cap 上限": yuan(pool.caps.get(code, 0)), "acc_alpha": yuan(pool.acc_alpha[code])})
@@ -143,10 +159,10 @@ def pool_section(snap: data.Snapshot) -> None:
                f"({1 - float(pool.reserve_ratio):.0%}); a layer-0 buy may not pass it, deeper layers may.")
 
 
-def penalty_section(snap: data.Snapshot) -> None:
+def penalty_section(snap: Snapshot) -> None:
     st.subheader("Step penalty 步长惩罚 — on or off, and why")
     for code, a in snap.penalty.items():
-        text = f"**{data.SHORT_NAMES[code]}** — {a.rule_text()} · {a.why_text()}"
+        text = f"**{SHORT_NAMES[code]}** — {a.rule_text()} · {a.why_text()}"
         (st.warning if a.on else st.success)(text)
         if not a.agrees_with_node:
             st.error(f"{code}: the node's persisted penalty flag ({a.node_flag}) differs from its history walked "
@@ -157,14 +173,14 @@ def penalty_section(snap: data.Snapshot) -> None:
     st.plotly_chart(views.hysteresis_figure(snap.penalty), key="fig_hysteresis")
 
 
-def grid_section(snap: data.Snapshot) -> None:
+def grid_section(snap: Snapshot) -> None:
     st.subheader("Grids 网格 — where each grid buys and sells next")
-    cols = st.columns(len(data.CODES))
-    for col, code in zip(cols, data.CODES, strict=True):
+    cols = st.columns(len(CODES))
+    for col, code in zip(cols, CODES, strict=True):
         lad = snap.ladders[code]
         nb = lad.next_buy
         with col:
-            st.markdown(f"#### {data.NAMES[code]}")
+            st.markdown(f"#### {NAMES[code]}")
             if lad.approximate:
                 st.caption("replay: lots from the vault's allocations at this time (take-profit at a flat trend)")
             m = st.columns(3)
@@ -185,20 +201,20 @@ def grid_section(snap: data.Snapshot) -> None:
             if lad.mismatch:
                 st.error(f"reconciliation 对账不一致: {lad.mismatch}")
             st.plotly_chart(views.ladder_figure(code, snap.bars.get(code, pd.DataFrame()), lad), key=f"fig_ladder_{code}")
-            table = data.lots_table(lad)
+            table = lots_table(lad)
             if len(table):
                 st.dataframe(table, hide_index=True, key=f"tbl_lots_{code}")
             else:
                 st.caption("no open lot 无持仓层")
 
 
-def alpha_section(snap: data.Snapshot) -> None:
+def alpha_section(snap: Snapshot) -> None:
     st.subheader("Alpha race 超额收益竞赛 — acc_alpha 159201 vs 512890")
     if snap.pool is not None:
         m = st.columns(3)
-        a1, a2 = (snap.pool.acc_alpha[c] for c in data.CODES)
-        m[0].metric(f"acc_alpha {data.SHORT_NAMES[data.CODES[0]]}", yuan(a1))
-        m[1].metric(f"acc_alpha {data.SHORT_NAMES[data.CODES[1]]}", yuan(a2))
+        a1, a2 = (snap.pool.acc_alpha[c] for c in CODES)
+        m[0].metric(f"acc_alpha {SHORT_NAMES[CODES[0]]}", yuan(a1))
+        m[1].metric(f"acc_alpha {SHORT_NAMES[CODES[1]]}", yuan(a2))
         m[2].metric("lead 领先", yuan(abs(a1 - a2)), help=f"{'159201' if a1 >= a2 else '512890'} leads")
     if len(snap.alpha):
         st.plotly_chart(views.alpha_figure(snap.alpha), key="fig_alpha")
@@ -212,15 +228,15 @@ def alpha_section(snap: data.Snapshot) -> None:
                    f"{tot.get('trades')}, max drawdown {tot.get('max_drawdown')}")
 
 
-def orders_section(snap: data.Snapshot) -> None:
+def orders_section(snap: Snapshot) -> None:
     st.subheader("Signals & results 信号与回报 — what the executor did with every signal")
     df = snap.orders
     c = st.columns(3)
     codes = c[0].multiselect("symbol 品种", sorted(x for x in df["code"].dropna().unique()), key="f_code")
     statuses = c[1].multiselect("status 状态", sorted(df["status"].dropna().unique()), key="f_status")
     reasons = c[2].multiselect("reason 原因", sorted(r for r in df["reason"].dropna().unique() if r), key="f_reason",
-                               format_func=lambda r: f"{r} · {data.reason_label(r)}")
-    shown = data.filter_orders(df, codes, statuses, reasons)
+                               format_func=lambda r: f"{r} · {reason_label(r)}")
+    shown = filter_orders(df, codes, statuses, reasons)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     st.caption(f"{len(shown)} of {len(df)} rows · " + " · ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     st.dataframe(shown, hide_index=True, key="tbl_orders", column_config={
@@ -230,12 +246,12 @@ def orders_section(snap: data.Snapshot) -> None:
     })
 
 
-def risk_section(snap: data.Snapshot) -> None:
+def risk_section(snap: Snapshot) -> None:
     st.subheader("Risk 风控 — is anything wrong")
     pool = snap.pool
     m = st.columns(5)
     state = pool.risk_state if pool else "unknown"
-    zh, en = data.RISK_LABELS.get(state, ("", ""))
+    zh, en = RISK_LABELS.get(state, ("", ""))
     m[0].metric("risk state 风控状态", f"{state} {zh}".strip(), help=en or None)
     m[1].metric("halted 暂停", "YES 是" if pool and pool.halted else "no 否")
     m[2].metric("drawdown 回撤", "—" if snap.drawdown is None else f"{snap.drawdown:.2%}")
@@ -248,11 +264,11 @@ def risk_section(snap: data.Snapshot) -> None:
     if pool and pool.halted:
         st.error("Executor is HALTED: no new orders. 执行器已暂停")
     if reduction is not None:
-        st.warning(data.reduction_text(reduction))
+        st.warning(reduction_text(reduction))
     for code, text in mismatches.items():
         st.error(f"{code} position mismatch 持仓不一致: {text} — no new layers until it clears")
     fresh = pd.DataFrame([{"file": h.name, "status": h.status,
-                           "age": "—" if h.age_s is None else data._fmt_age(h.age_s), "detail": h.error}
+                           "age": "—" if h.age_s is None else fmt_age(h.age_s), "detail": h.error}
                           for h in snap.health])
     st.markdown("**Data freshness 数据新鲜度**")
     st.dataframe(fresh, hide_index=True, key="tbl_health")
@@ -270,7 +286,7 @@ def risk_section(snap: data.Snapshot) -> None:
 
 def _confirm_command(shared: Path, action: str, secret: bytes, symbol: str | None) -> None:
     try:
-        command_id, path = data.write_control(shared, action, secret, datetime.now(CST), symbol=symbol)
+        command_id, path = write_control(shared, action, secret, datetime.now(CST), symbol=symbol)
     except (ValueError, OSError) as exc:
         st.session_state["kill_error"] = f"could not write the command: {exc}"
     else:
@@ -285,18 +301,18 @@ def kill_switch_section(shared: Path) -> None:
     if secret is None:
         st.error("GRIDBRIDGE_CONTROL_SECRET is not set: commands cannot be signed, the buttons are disabled. "
                  "未设置控制密钥，按钮已禁用。")
-    symbol = st.selectbox("symbol for Force Unlock 解锁品种", data.CODES, key="unlock_symbol")
-    cols = st.columns(len(data.KILL_ACTIONS))
+    symbol = st.selectbox("symbol for Force Unlock 解锁品种", CODES, key="unlock_symbol")
+    cols = st.columns(len(KILL_ACTIONS))
     # Callbacks run before the rerun, so the confirmation appears (and goes) on the same click.
-    for col, action in zip(cols, data.KILL_ACTIONS, strict=True):
-        col.button(data.KILL_LABELS[action], key=f"kill_{action}", disabled=secret is None,
+    for col, action in zip(cols, KILL_ACTIONS, strict=True):
+        col.button(KILL_LABELS[action], key=f"kill_{action}", disabled=secret is None,
                    type="primary" if action == "FORCE_HALT" else "secondary",
                    on_click=st.session_state.__setitem__, args=("kill_pending", action))
     pending = st.session_state.get("kill_pending")
     if pending and secret is not None:
         target = symbol if pending == "FORCE_UNLOCK_SYMBOL" else None
-        st.warning(f"Confirm **{data.KILL_LABELS[pending]}**{f' for {target}' if target else ''}? A signed command "
-                   f"goes to `{shared / data.CONTROL_DIR}` for the executor. 确认发送？")
+        st.warning(f"Confirm **{KILL_LABELS[pending]}**{f' for {target}' if target else ''}? A signed command "
+                   f"goes to `{shared / CONTROL_DIR}` for the executor. 确认发送？")
         c = st.columns(2)
         c[0].button("Confirm 确认", key="kill_confirm", type="primary", on_click=_confirm_command,
                     args=(shared, pending, secret, target))
@@ -305,7 +321,7 @@ def kill_switch_section(shared: Path) -> None:
     if st.session_state.get("kill_error"):
         st.error(st.session_state["kill_error"])
     last = st.session_state.get("kill_last")
-    acks = data.read_acks(shared)
+    acks = read_acks(shared)
     if last:
         command_id, action, path = last
         ack = next((a for a in acks if a.get("command_id") == command_id), None)
@@ -315,17 +331,17 @@ def kill_switch_section(shared: Path) -> None:
             st.success(f"{action} `{command_id}` accepted by the executor at {ack.get('ts')} 已执行")
         else:
             st.error(f"{action} `{command_id}` refused: {ack.get('reason')} 被拒绝")
-    waiting = data.pending_commands(shared)
+    waiting = pending_commands(shared)
     if waiting:
         st.caption(f"commands not yet picked up: {', '.join(waiting)}")
     if acks:
         st.dataframe(pd.DataFrame(acks).drop(columns=["_mtime"], errors="ignore"), hide_index=True, key="tbl_acks")
 
 
-def glance(snap: data.Snapshot) -> None:
+def glance(snap: Snapshot) -> None:
     """One line that answers 'is anything wrong' before any scrolling."""
     pool = snap.pool
-    pens = " · ".join(f"{data.SHORT_NAMES[c]} {'ON' if a.on else 'off'}" for c, a in snap.penalty.items())
+    pens = " · ".join(f"{SHORT_NAMES[c]} {'ON' if a.on else 'off'}" for c, a in snap.penalty.items())
     problems = len(snap.problems)
     parts = [
         f"utilisation 利用率 **{pool.utilization:.1%}**" if pool else "utilisation **n/a**",
@@ -337,7 +353,7 @@ def glance(snap: data.Snapshot) -> None:
     st.markdown(" | ".join(parts))
 
 
-def render(snap: data.Snapshot) -> None:
+def render(snap: Snapshot) -> None:
     glance(snap)
     banners(snap)
     pool_section(snap)
@@ -368,12 +384,12 @@ def main() -> None:
         st.error("No shared folder: run `gridbridge dashboard --shared-dir DIR` (or --replay DIR).")
         return
     shared = Path(args.shared_dir)
-    sources = data.Sources.resolve(shared, args.state_dir or None, args.config or None)
+    sources = Sources.resolve(shared, args.state_dir or None, args.config or None)
     memory = _memory(str(shared.resolve()))
 
     @_fragment(args.refresh if args.refresh > 0 else None)
     def live() -> None:
-        snap = data.load_live(sources, datetime.now(CST), memory, parse, args.stale_after)
+        snap = load_live(sources, datetime.now(CST), memory, parse, args.stale_after)
         as_of = "—" if snap.as_of is None else f"{snap.as_of:%Y-%m-%d %H:%M:%S}"
         st.caption(f"live · `{sources.shared_dir}` · market time 行情时间 {as_of} · refreshed "
                    f"{datetime.now(CST):%H:%M:%S} every {args.refresh:g} s"
@@ -392,7 +408,7 @@ def main() -> None:
 def replay_page(args: argparse.Namespace) -> None:
     folder = Path(args.replay)
     try:
-        config = ((args.config, *data.file_signature(args.config)),) if args.config else ()
+        config = ((args.config, *file_signature(args.config)),) if args.config else ()
         signature = _replay_signature(folder) + config
         rep = _replay(str(folder), args.state_dir, args.config, signature)
     except (ValueError, OSError) as exc:

@@ -1,4 +1,4 @@
-"""Plotly figure builders for the dashboard: pure functions of ``data`` objects, no streamlit, no IO."""
+"""Plotly figure builders for the dashboard: pure functions of the view models, no streamlit, no IO."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mac.dashboard.data import (
-    CODES,
-    SHORT_NAMES,
-    LadderView,
-    PenaltyAnalysis,
-    PoolSummary,
-    downsample,
-    ms_to_naive_cst,
-)
+from mac.dashboard.history import downsample
+from mac.dashboard.labels import CODES, SHORT_NAMES
+from mac.dashboard.times import ms_to_naive_cst
+from mac.dashboard.view_models import LadderView, PenaltyAnalysis, PoolSummary
 from shared_schema.models import symbol_key
 
 COLORS = {"159201.SZ": "#1f77b4", "512890.SH": "#d62728"}

@@ -133,7 +133,7 @@ def test_a_rotation_that_cannot_rename_keeps_appending_and_rotates_later(
 
 def test_the_dashboard_and_the_dry_run_gate_read_every_segment(tmp_path: Path) -> None:
     from gridbridge.dryrun import run_gate
-    from mac.dashboard.data import _audit
+    from mac.dashboard.parsing import _audit
 
     path = tmp_path / "audit.jsonl"
     _write(path, EVENTS, max_bytes=600)

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from gridbridge.dryrun import DryRunOptions, prepare
-from mac.dashboard import data as dash
+from mac.dashboard.live import Memory, load_live
+from mac.dashboard.sources import Sources
+from mac.dashboard.view_models import DOWN
 from marketdata.bars import Bars, write_bars_csv
 from shared_schema.models import DESIGN_SYMBOLS, POOL_FILE, QUOTE_FILE, PoolFile, symbol_key
 from shared_schema.types import CST
@@ -105,9 +107,9 @@ def test_quiet_market_at_speed_1_never_blocks_and_a_killed_executor_is_reported(
         reported_after = time.monotonic() - killed
         assert reported_after <= 3 * HEARTBEAT_S, reported_after
         assert "executor down" in (logs / "node.log").read_text()
-        snap = dash.load_live(dash.Sources.resolve(shared), datetime.now(CST), dash.Memory())
+        snap = load_live(Sources.resolve(shared), datetime.now(CST), Memory())
         pool_health = next(h for h in snap.health if h.name == POOL_FILE)
-        assert pool_health.status == dash.DOWN and "executor down" in pool_health.error
+        assert pool_health.status == DOWN and "executor down" in pool_health.error
         print(f"quiet {quiet_for:.0f} s, {len(pool_writes)} pool writes, worst pool age {worst_pool_age:.1f} s, "
               f"executor down reported {reported_after:.1f} s after the kill")
     finally:

@@ -264,7 +264,8 @@ def test_a_sell_of_a_lot_still_held_is_never_forgotten(tmp_path):
 
 
 def test_the_dashboard_replays_a_compacted_journal_to_the_same_pool(tmp_path):
-    from mac.dashboard.data import replay_journal
+    from mac.dashboard.parsing import parse_file
+    from shared_schema.pool_history import POOL_HISTORY_FILE
 
     h = Harness(tmp_path, compact_config(every=10, retention=5))
     for i in range(12):
@@ -273,7 +274,7 @@ def test_the_dashboard_replays_a_compacted_journal_to_the_same_pool(tmp_path):
     vault = h.executor.state.vault
     h.executor.stop()
     assert h.journal()[0]["k"] == "snapshot"
-    history = replay_journal(h.state / JOURNAL_FILE)
+    history = parse_file("pool_history", h.state / POOL_HISTORY_FILE).value
     last = history.frame.iloc[-1]
     assert last["used_512890"] == vault.get_used_map()["512890.SH"] / 100
     assert last["alpha_512890"] == vault.acc_alpha["512890.SH"] / 100

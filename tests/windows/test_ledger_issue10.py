@@ -321,7 +321,9 @@ def test_the_published_pool_and_the_vault_use_the_exact_utilisation(tmp_path):
 def test_the_dashboard_reads_utilisation_from_the_exact_amounts_not_the_rounded_field():
     import pandas as pd
 
-    from mac.dashboard.data import Memory, PoolSummary, analyse_penalty
+    from mac.dashboard.analysis import analyse_penalty
+    from mac.dashboard.live import Memory
+    from mac.dashboard.view_models import PoolSummary
     from shared_schema.models import PoolFile
 
     pool = PoolFile(

@@ -1,7 +1,8 @@
 """A dry-run-like folder built from the contract's models (no market data copied): every file the page reads.
 
 ``build_run(root)`` writes ``root/shared`` (quote, pool, signal and result files, both node states, an audit
-log, a control acknowledgement), ``root/shared_executor_state/executor_journal.jsonl`` and ``root/bars``. The
+log, a control acknowledgement), ``root/shared_executor_state/executor_journal.jsonl`` with the
+``pool_history.jsonl`` the executor published for it, and ``root/bars``. The
 numbers are chosen so each section has something to say: 159201's penalty is ON (utilisation went above 90 %
 and sits in the 85-90 % band), 512890's went on and off again, the results hold fills, rejections with
 reasons, an expiry and an input rejection.
@@ -21,9 +22,10 @@ from core.audit import AuditWriter
 from core.events import AuditCode, AuditEvent, Severity
 from mac.grid.core import OPEN, initial_state
 from mac.grid.indicators import IndicatorState
-from mac.grid.params import default_params
 from mac.state_codec import encode
+from settings.grid import default_params
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model
+from shared_schema.ledger_math import utilization
 from shared_schema.models import (
     POOL_FILE,
     QUOTE_FILE,
@@ -45,6 +47,7 @@ from shared_schema.models import (
     Signal,
     SignalFile,
 )
+from shared_schema.pool_history import POOL_HISTORY_FILE, PoolHistoryPoint, PoolHistoryWriter, PoolLot
 from shared_schema.types import CST, datetime_to_ms
 
 DAY = datetime(2026, 1, 6, tzinfo=CST)  # a Tuesday
@@ -232,6 +235,27 @@ def journal_records() -> list[dict[str, Any]]:
 JOURNAL_ALPHA_159201 = Decimal("13100.00") - Decimal("13000.00") - Decimal("1.30") - Decimal("1.31")
 
 
+def pool_history_points() -> list[PoolHistoryPoint]:
+    """The pool the executor published for ``journal_records``: the buy granted (frozen), filled a turn later
+    (used = 13,000 + 1.30 commission), then released by the sell with its alpha."""
+    zero = {c: Decimal(0) for c in BASE}
+
+    def point(t: datetime, used: str, frozen: str, alpha: str, lot_status: str | None) -> PoolHistoryPoint:
+        u, f = {**zero, "159201.SZ": Decimal(used)}, {**zero, "159201.SZ": Decimal(frozen)}
+        committed = sum(u.values(), Decimal(0)) + sum(f.values(), Decimal(0))
+        lots = [] if lot_status is None else [PoolLot(client_order_id="JB1", layer_index=0, shares=10000,
+                                                      avg_price=1.3, status=lot_status)]
+        return PoolHistoryPoint(t=t, physical_pool=POOL, used=u, frozen=f,
+                                acc_alpha={**zero, "159201.SZ": Decimal(alpha)}, committed=committed,
+                                utilization=utilization(committed, POOL), lots={"159201.SZ": lots, "512890.SH": []})
+
+    return [
+        point(DAY.replace(hour=10, minute=1), "0", "13000.00", "0", "PENDING_BUY"),
+        point(DAY.replace(hour=10, minute=2), "13001.30", "0", "0", "OPEN"),
+        point(DAY.replace(hour=13, minute=40), "0", "0", str(JOURNAL_ALPHA_159201), None),
+    ]
+
+
 def build_run(root: Path, now: datetime | None = None, journal: bool = True, audit: bool = True,
               mismatch: str = "") -> Path:
     """Write the whole folder; returns the shared dir. ``now`` is the files' wall-clock ``updated_at``."""
@@ -262,6 +286,10 @@ def build_run(root: Path, now: datetime | None = None, journal: bool = True, aud
         state = root / "shared_executor_state"
         state.mkdir(exist_ok=True)
         (state / "executor_journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in journal_records()))
+        writer = PoolHistoryWriter(state / POOL_HISTORY_FILE, fsync=False)
+        for p in pool_history_points():
+            writer.append(p)
+        writer.close()
     bars = root / "bars"
     bars.mkdir(exist_ok=True)
     for code in BASE:

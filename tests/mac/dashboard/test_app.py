@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import mac.dashboard
 from core.control import InMemoryNonceStore, verify_command
-from mac.dashboard import data
+from mac.dashboard.labels import CODES
 from mac.grid.ladder import buy_trigger_price
-from mac.grid.params import compile_params, default_params
+from mac.grid.params import compile_params
+from settings.grid import default_params
 from shared_schema.types import CST
 from tests.mac.dashboard import fixtures as fx
 
-APP = str(Path(data.__file__).with_name("app.py"))
+APP = str(Path(mac.dashboard.__file__).with_name("app.py"))
 SECRET = "dashboard-test-secret"
 
 
@@ -79,8 +81,8 @@ def test_pool_numbers_match_the_pool_file_to_the_yuan(monkeypatch, run_dir):
     assert m["free 可用"] == [f"{fx.POOL - committed:,.2f}"]
     assert m["utilisation 利用率"] == [f"{fx.UTILIZATION:.2%}"]
     table = frame(at, "tbl_pool")
-    assert list(table["used 已用"]) == [f"{fx.USED[c]:,.2f}" for c in data.CODES]
-    assert list(table["frozen 冻结"]) == [f"{fx.FROZEN[c]:,.2f}" for c in data.CODES]
+    assert list(table["used 已用"]) == [f"{fx.USED[c]:,.2f}" for c in CODES]
+    assert list(table["frozen 冻结"]) == [f"{fx.FROZEN[c]:,.2f}" for c in CODES]
     assert "255,000.00" in texts(at.caption)  # the reserve line: 85 % of 300,000 committed
     assert any(chart.key == "fig_pool" for chart in at.get("plotly_chart")) or len(at.get("plotly_chart")) >= 5
 

@@ -1,4 +1,4 @@
-"""``mac.dashboard.data``: penalty walk, history reconstruction, joins, and parsing that never raises."""
+"""The dashboard's loaders: penalty walk, pool history, joins, and parsing that never raises."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mac.dashboard import data
+from mac.dashboard.analysis import analyse_penalty
+from mac.dashboard.control import write_control
+from mac.dashboard.history import downsample, history_from_trades, journal_signals
+from mac.dashboard.live import Memory, load_live
+from mac.dashboard.orders import filter_orders, join_orders
+from mac.dashboard.params import load_params
+from mac.dashboard.parsing import parse_file
+from mac.dashboard.sources import Sources
+from mac.dashboard.view_models import FRESH, INVALID
 from mac.grid.core import penalty_after
 from shared_schema.types import CST
 from tests.mac.dashboard import fixtures as fx
@@ -20,7 +28,7 @@ from tests.mac.dashboard import fixtures as fx
 @given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=200))
 def test_penalty_walk_equals_folding_penalty_after(utils):
     hist = pd.DataFrame({"t": range(len(utils)), "utilization": utils})
-    a = data.analyse_penalty("159201.SZ", hist, 0.90, 0.85)
+    a = analyse_penalty("159201.SZ", hist, 0.90, 0.85)
     on = False
     for i, u in enumerate(utils):
         on = penalty_after(on, u, 0.90, 0.85)
@@ -31,40 +39,52 @@ def test_penalty_walk_equals_folding_penalty_after(utils):
 
 def test_penalty_walk_reproduces_the_nodes_flags(tmp_path: Path):
     fx.build_run(tmp_path)
-    node = data.parse_file("node", tmp_path / "shared" / "dashboard_state_512890.json").value
-    a = data.analyse_penalty("512890.SH", node.history, 0.90, 0.85, node.penalty_on)
+    node = parse_file("node", tmp_path / "shared" / "dashboard_state_512890.json").value
+    a = analyse_penalty("512890.SH", node.history, 0.90, 0.85, node.penalty_on)
     assert list(a.series["penalty"]) == list(node.history["penalty_on"])
     assert [sw[1] for sw in a.switches] == [True, False] and a.agrees_with_node
 
 
 def test_downsample_keeps_shape_and_requested_rows():
     df = pd.DataFrame({"t": range(100_000), "v": [float(i % 977) for i in range(100_000)]})
-    thin = data.downsample(df, "v", 2000, keep=[12_345])
+    thin = downsample(df, "v", 2000, keep=[12_345])
     assert len(thin) <= 2100 and 12_345 in thin.index
     assert thin["v"].max() == df["v"].max() and thin["v"].min() == df["v"].min()
 
 
-def test_journal_replay_gives_exact_alpha_and_lots(tmp_path: Path):
+def test_pool_history_gives_exact_alpha_and_lots(tmp_path: Path):
     fx.build_run(tmp_path)
-    hist = data.replay_journal(tmp_path / "shared_executor_state" / "executor_journal.jsonl")
+    state = tmp_path / "shared_executor_state"
+    hist = parse_file("pool_history", state / "pool_history.jsonl").value
     assert hist.frame["alpha_159201"].iloc[-1] == float(fx.JOURNAL_ALPHA_159201)
     assert hist.frame["used_159201"].max() == 13001.3  # used is cash out: 13,000 + 1.30 buy commission
     assert [lot.client_order_id for lot in hist.lots[1]["159201.SZ"]] == ["JB1"]
-    assert hist.signals["JS1"]["release_client_order_ids"] == ["JB1"]
+    assert journal_signals(state / "executor_journal.jsonl")["JS1"]["release_client_order_ids"] == ["JB1"]
 
 
-def test_journal_replay_ignores_a_torn_tail_and_never_writes(tmp_path: Path):
+def test_pool_history_ignores_a_torn_tail_and_never_writes(tmp_path: Path):
     fx.build_run(tmp_path)
-    path = tmp_path / "shared_executor_state" / "executor_journal.jsonl"
-    path.write_bytes(path.read_bytes() + b'{"k": "upd')
+    path = tmp_path / "shared_executor_state" / "pool_history.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"t": "2026-01-06T14:')
     before = path.read_bytes()
-    hist = data.replay_journal(path)
-    assert len(hist.frame) and path.read_bytes() == before
+    hist = parse_file("pool_history", path).value
+    assert len(hist.frame) == 3 and hist.skipped == 0 and path.read_bytes() == before
+
+
+def test_invalid_pool_history_lines_are_skipped_and_reported(tmp_path: Path):
+    shared = fx.build_run(tmp_path)
+    path = tmp_path / "shared_executor_state" / "pool_history.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b'{"t": "2026-01-06T10:01:30+08:00", "committed": 5}\n' + b"".join(lines[1:]))
+    snap = load_live(Sources.resolve(shared), datetime.now(CST), Memory())
+    assert len(snap.pool_history.frame) == 3 and snap.pool_history.skipped == 1
+    health = next(h for h in snap.health if h.name == "pool_history.jsonl")
+    assert health.status == INVALID and "1 invalid line" in health.error and not health.is_problem
 
 
 def test_backtest_trades_rebuild_the_pool_and_alpha(tmp_path: Path):
     folder = fx.build_backtest(tmp_path / "bt")
-    hist = data.history_from_trades(pd.read_csv(folder / "trades.csv"), data.load_params(None))
+    hist = history_from_trades(pd.read_csv(folder / "trades.csv"), load_params(None))
     last = hist.frame.iloc[-1]
     assert last["used_159201"] == 0.0 and last["alpha_159201"] == float(fx.JOURNAL_ALPHA_159201)
     assert hist.frame["utilization"].max() == (13000 + 23000) / 300000
@@ -72,11 +92,11 @@ def test_backtest_trades_rebuild_the_pool_and_alpha(tmp_path: Path):
 
 def test_orders_join_keeps_input_rejections_and_labels(tmp_path: Path):
     fx.build_run(tmp_path)
-    results = data.parse_file("result", tmp_path / "shared" / "order_result.json").value
-    df = data.join_orders(None, results)
+    results = parse_file("result", tmp_path / "shared" / "order_result.json").value
+    df = join_orders(None, results)
     row = df.set_index("signal_id").loc["G2890BDUP#input0"]
     assert row["status"] == "REJECTED" and "重复编号冲突" in row["reason_label"] and "signal_id reused" in row["reason_label"]
-    assert len(data.filter_orders(df, codes=["159201.SZ"], statuses=["EXPIRED"])) == 1
+    assert len(filter_orders(df, codes=["159201.SZ"], statuses=["EXPIRED"])) == 1
 
 
 @settings(max_examples=150, deadline=None)
@@ -84,13 +104,13 @@ def test_orders_join_keeps_input_rejections_and_labels(tmp_path: Path):
 def test_parse_file_never_raises(tmp_path_factory, kind, blob):
     path = tmp_path_factory.mktemp("fuzz") / "f.json"
     path.write_bytes(blob)
-    out = data.parse_file(kind, path)
-    assert out.status in (data.FRESH, data.INVALID)
+    out = parse_file(kind, path)
+    assert out.status in (FRESH, INVALID)
 
 
 def test_live_snapshot_on_fixture(tmp_path: Path):
     shared = fx.build_run(tmp_path)
-    snap = data.load_live(data.Sources.resolve(shared), datetime.now(CST), data.Memory())
+    snap = load_live(Sources.resolve(shared), datetime.now(CST), Memory())
     assert snap.pool.committed == sum(fx.USED.values()) + sum(fx.FROZEN.values())
     assert snap.pool.reserve_line == Decimal("255000.00")
     assert snap.penalty["159201.SZ"].on and not snap.penalty["512890.SH"].on
@@ -102,6 +122,6 @@ def test_write_control_refuses_without_secret(tmp_path: Path):
     import pytest
 
     with pytest.raises(ValueError):
-        data.write_control(tmp_path, "FORCE_HALT", None, datetime.now(CST))
-    command_id, path = data.write_control(tmp_path, "FORCE_HALT", b"s", datetime.now(CST))
+        write_control(tmp_path, "FORCE_HALT", None, datetime.now(CST))
+    command_id, path = write_control(tmp_path, "FORCE_HALT", b"s", datetime.now(CST))
     assert path == tmp_path / "control" / f"{command_id}.json"

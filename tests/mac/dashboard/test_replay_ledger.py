@@ -1,5 +1,6 @@
-"""The dashboard's journal replay books the ledger the way the executor did: the run's vault limits and fee
-model (``config.json`` beside the shared folder), so replayed pool figures equal what the executor published."""
+"""The dashboard shows the pool the executor booked: its published pool history (``pool_history.jsonl`` beside
+the journal) carries the run's vault limits and fee model, so replayed pool figures equal what the executor
+published, whatever config the dashboard is given (the config only sets the grid params of the ladders)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from mac.dashboard import data
+from mac.dashboard.labels import CODES
+from mac.dashboard.live import Memory, load_live
+from mac.dashboard.parsing import cached_parse_key
+from mac.dashboard.replay import load_replay
+from mac.dashboard.sources import Sources
+from mac.dashboard.view_models import INVALID, MISSING, PoolSummary
 from settings.config import GridbridgeConfig
-from shared_schema.models import ResultStatus
+from shared_schema.models import ResultStatus, symbol_key
+from shared_schema.pool_history import POOL_HISTORY_FILE
 from shared_schema.types import CST
 from tests.kit.harness import DEFAULT_POSITIONS, Harness
 from tests.kit.stubs import SESSION_TIME
@@ -31,7 +38,7 @@ CONFIG = {
 }
 
 
-def run_executor(root: Path) -> data.PoolSummary:
+def run_executor(root: Path) -> PoolSummary:
     """A session on the real executor: a filled buy, a resting buy, a buy over the cap, a partial sell.
     Returns the pool the executor published last; ``root/config.json`` is the run's config."""
     config = GridbridgeConfig.model_validate(CONFIG)
@@ -52,15 +59,22 @@ def run_executor(root: Path) -> data.PoolSummary:
     ]
     assert h.result("b3").reason.value == "NOMINAL_CAP"
     h.executor.stop()
-    return data.PoolSummary.of(h.pool())
+    return PoolSummary.of(h.pool())
 
 
-def figures(pool: data.PoolSummary) -> tuple:
+def figures(pool: PoolSummary) -> tuple:
     return pool.physical_pool, pool.used, pool.frozen, pool.acc_alpha, pool.committed, pool.utilization
 
 
+def figures_of(history) -> tuple:
+    """The last point of a pool history as ``figures`` gives its first four."""
+    last = history.frame.iloc[-1]
+    per = {p: {c: Decimal(str(last[f"{p}_{symbol_key(c)}"])) for c in CODES} for p in ("used", "frozen", "alpha")}
+    return history.physical_pool, per["used"], per["frozen"], per["alpha"]
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> tuple[Path, data.PoolSummary]:
+def run(tmp_path: Path) -> tuple[Path, PoolSummary]:
     return tmp_path, run_executor(tmp_path)
 
 
@@ -68,35 +82,36 @@ def test_replay_of_the_run_shows_the_pool_the_executor_published(run):
     root, published = run
     # the estimates are in the published figures: buy fee 5.00 on 11,000, sell fee 5.00 on 4,440
     assert published.frozen["512890.SH"] == Decimal("10905.00")  # 10,900 + its 5.00 fee reserve
-    replay = data.load_replay(root, state_dir=root / "state")
+    replay = load_replay(root, state_dir=root / "state")
     pool = replay._pool_at(len(replay.pool_history.frame) - 1)
     assert pool is not None and figures(pool) == figures(published)
     assert replay.pool_history.physical_pool == Decimal("50000")
 
 
-def test_live_view_replays_the_journal_with_the_runs_fee_model(run):
+def test_live_view_shows_the_pool_history_the_executor_published(run):
     root, published = run
-    snap = data.load_live(
-        data.Sources.resolve(root / "shared", root / "state"), datetime.now(CST), data.Memory()
+    snap = load_live(
+        Sources.resolve(root / "shared", root / "state"), datetime.now(CST), Memory()
     )
     assert snap.pool_history is not None
     last = snap.pool_history.frame.iloc[-1]
-    for code in data.CODES:
-        k = data.symbol_key(code)
+    for code in CODES:
+        k = symbol_key(code)
         assert Decimal(str(last[f"used_{k}"])) == published.used[code]
         assert Decimal(str(last[f"frozen_{k}"])) == published.frozen[code]
         assert Decimal(str(last[f"alpha_{k}"])) == published.acc_alpha[code]
 
 
-def test_a_config_that_cannot_be_read_is_reported_not_guessed(run):
-    root, _ = run
+def test_a_config_that_cannot_be_read_is_reported_and_the_pool_stays_the_executors(run):
+    root, published = run
     (root / "config.json").write_text('{"executor": {"commission_estimate_rate": "lots"}}')
-    snap = data.load_live(
-        data.Sources.resolve(root / "shared", root / "state"), datetime.now(CST), data.Memory()
+    snap = load_live(
+        Sources.resolve(root / "shared", root / "state"), datetime.now(CST), Memory()
     )
-    assert snap.pool_history is None
-    journal = next(h for h in snap.health if h.name == "executor_journal.jsonl")
-    assert journal.status == data.INVALID and "config.json" in journal.error
+    config = next(h for h in snap.health if h.name == "config.json")
+    assert config.status == INVALID and "default grid params" in config.error
+    last = snap.pool_history.frame.iloc[-1]
+    assert Decimal(str(last["frozen_512890"])) == published.frozen["512890.SH"]
 
 
 def replay_page(monkeypatch: pytest.MonkeyPatch, root: Path, config: Path | None = None):
@@ -158,19 +173,20 @@ def test_dashboard_command_passes_config_to_the_page(tmp_path):
     assert env["GRIDBRIDGE_DASHBOARD_CONFIG"] == str(config.resolve())
 
 
-def test_a_journal_is_parsed_again_when_its_config_changes(run):
+def test_the_pool_history_is_parsed_again_when_its_config_changes(run):
     root, _ = run
-    journal, config = root / "state" / data.JOURNAL_FILE, root / "config.json"
-    before = data.cached_parse_key("journal", journal, config)
+    history, config = root / "state" / POOL_HISTORY_FILE, root / "config.json"
+    before = cached_parse_key("pool_history", history, config)
     raw = json.loads(config.read_text())
     raw["executor"]["commission_estimate_rate"] = "0.00025"
     config.write_text(json.dumps(raw))
-    assert data.cached_parse_key("journal", journal, config) != before
+    assert cached_parse_key("pool_history", history, config) != before
 
 
 def test_a_config_given_but_missing_is_reported(run):
-    root, _ = run
-    sources = data.Sources.resolve(root / "shared", root / "state", root / "no-such.json")
-    snap = data.load_live(sources, datetime.now(CST), data.Memory())
-    journal = next(h for h in snap.health if h.name == "executor_journal.jsonl")
-    assert snap.pool_history is None and journal.status == data.INVALID and "no-such.json" in journal.error
+    root, published = run
+    sources = Sources.resolve(root / "shared", root / "state", root / "no-such.json")
+    snap = load_live(sources, datetime.now(CST), Memory())
+    config = next(h for h in snap.health if h.name == "no-such.json")
+    assert config.status == MISSING and "no-such.json" in config.error and not config.is_problem
+    assert figures_of(snap.pool_history) == figures(published)[:4]
