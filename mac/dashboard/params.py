@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mac.dashboard.labels import CODES
 from mac.grid.params import CompiledParams, compile_params
 from settings.config import GridbridgeConfig
-from settings.grid import default_params
-from shared_schema.models import symbol_key
+from settings.resolve import grid_params
 from shared_schema.safe_json import safe_loads
 
 
@@ -22,21 +20,19 @@ def load_run_config(path: Path | None) -> GridbridgeConfig:
 
 
 def load_params(config_path: Path | None) -> dict[str, CompiledParams]:
-    """Per-symbol params: the tuned defaults, then the config's grid overrides when a config is found."""
-    overrides: dict[str, dict[str, Any]] = {c: {} for c in CODES}
+    """Per-symbol compiled grid params, resolved by the one resolver (``settings.resolve.grid_params``) from
+    the run's config. A config that cannot be read (the page reports it) or a symbol whose settings break a
+    rule gets the default config's params."""
+    config = GridbridgeConfig()
     if config_path is not None and config_path.is_file():
         try:
-            raw = safe_loads(config_path.read_bytes())
-            grid = raw.get("grid", {}) if isinstance(raw, dict) else {}
-            common = {k: v for k, v in grid.items() if not isinstance(v, dict)}
-            for c in CODES:
-                overrides[c] = {**common, **grid.get(c, grid.get(symbol_key(c), {}))}
-        except (OSError, ValueError, AttributeError):
+            config = load_run_config(config_path)
+        except (OSError, ValueError):
             pass
     out = {}
     for c in CODES:
         try:
-            out[c] = compile_params(default_params(c, "realistic", **overrides[c]))
-        except ValueError:
-            out[c] = compile_params(default_params(c))
+            out[c] = compile_params(grid_params(config, c))
+        except ValueError:  # ConfigError
+            out[c] = compile_params(grid_params(GridbridgeConfig(), c))
     return out

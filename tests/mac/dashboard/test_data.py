@@ -125,3 +125,12 @@ def test_write_control_refuses_without_secret(tmp_path: Path):
         write_control(tmp_path, "FORCE_HALT", None, datetime.now(CST))
     command_id, path = write_control(tmp_path, "FORCE_HALT", b"s", datetime.now(CST))
     assert path == tmp_path / "control" / f"{command_id}.json"
+
+
+def test_grid_params_come_from_the_one_resolver_and_honour_the_vault(tmp_path: Path):
+    config = tmp_path / "config.json"
+    config.write_text('{"vault": {"physical_pool": "120000"}, "grid": {"layers": 5, "weights": [1, 1, 1, 1, 1]}}')
+    params = load_params(config)
+    assert all(cp.source.physical_pool == Decimal("120000") and cp.source.layers == 5 for cp in params.values())
+    config.write_text('{"grid": "not a section"}')  # unreadable: the page reports it; the ladders use the defaults
+    assert all(cp.source.physical_pool == Decimal("300000") for cp in load_params(config).values())
