@@ -1,8 +1,8 @@
 """Dashboard benchmark: time to first render with one year of history.
 
 Generates a shared folder holding a year of 1-minute history (242 days x 240 bars per node, penalty
-episodes included), a year of results (one signal every ~25 minutes), the executor's journal for them
-and an audit log, then times
+episodes included), a year of results (one signal every ~25 minutes), the executor's journal and published
+pool history (``pool_history.jsonl``) for them and an audit log, then times
 
 * ``load_live``: parsing and joining everything (cold, then warm: the second run hits the parse cache),
 * the first full page render under ``streamlit.testing`` (script run, figures built and serialised).
@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 from mac.dashboard.live import Memory, load_live  # noqa: E402
 from mac.dashboard.sources import Sources  # noqa: E402
 from shared_schema.atomic_io import atomic_write_json, atomic_write_model  # noqa: E402
+from shared_schema.ledger_math import utilization  # noqa: E402
 from shared_schema.models import (  # noqa: E402
     Bar,
     PoolFile,
@@ -39,6 +40,12 @@ from shared_schema.models import (  # noqa: E402
     Result,
     ResultFile,
     ResultStatus,
+)
+from shared_schema.pool_history import (  # noqa: E402
+    POOL_HISTORY_FILE,
+    PoolHistoryPoint,
+    PoolHistoryWriter,
+    PoolLot,
 )
 from shared_schema.types import CST, datetime_to_ms  # noqa: E402
 
@@ -83,8 +90,15 @@ def generate(shared: Path, state: Path, days: int, seed: int = 3) -> dict[str, i
                            prev_close=close, bars=out)
     atomic_write_model(shared / "shared_quote.json", QuoteFile(seq=1, updated_at=now, quotes=bars))
     # a year of signals: buy, fill, sell with release; journal + results
-    results, lines = {}, []
+    results, lines, points = {}, [], []
     alpha = {"159201.SZ": 0, "512890.SH": 0}
+    zero = {c: Decimal(0) for c in alpha}
+
+    def point(t: str, used: dict[str, Decimal], lots: dict[str, list[PoolLot]]) -> PoolHistoryPoint:
+        committed = sum(used.values(), Decimal(0))
+        return PoolHistoryPoint(t=datetime.fromisoformat(t), physical_pool=Decimal(300000), used=used, frozen=zero,
+                                acc_alpha={c: Decimal(a) / 100 for c, a in alpha.items()}, committed=committed,
+                                utilization=utilization(committed, Decimal(300000)), lots=lots)
     n_signals = 0
     for k in range(0, len(ts) - 30, 50):
         code = "159201.SZ" if (k // 50) % 2 else "512890.SH"
@@ -113,7 +127,10 @@ def generate(shared: Path, state: Path, days: int, seed: int = 3) -> dict[str, i
             {"k": "update", "coid": s, "state": "FILLED", "filled": shares, "value": 1205000, "fees": 121, "boid": s,
              "msg": "", "t": t_sell},
         ]
+        lot = PoolLot(client_order_id=b, layer_index=1, shares=shares, avg_price=price, status="OPEN")
+        points.append(point(t_buy, {**zero, code: Decimal("12001.20")}, {code: [lot]}))
         alpha[code] += 5000 - 120 - 121
+        points.append(point(t_sell, zero, {}))
         for sid, side, t in ((b, "BUY", t_buy), (s, "SELL", t_sell)):
             results[sid] = Result(signal_id=sid, client_order_id=sid, code=code, direction=side,
                                   status=ResultStatus.FILLED, requested_shares=shares, filled_shares=shares,
@@ -121,13 +138,18 @@ def generate(shared: Path, state: Path, days: int, seed: int = 3) -> dict[str, i
         n_signals += 2
     atomic_write_model(shared / "order_result.json", ResultFile(seq=1, updated_at=now, results=results))
     (state / "executor_journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    writer = PoolHistoryWriter(state / POOL_HISTORY_FILE, fsync=False)
+    for p in points:
+        writer.append(p)
+    writer.close()
     atomic_write_model(shared / "shared_pool.json", PoolFile(
         seq=1, updated_at=now, physical_pool=Decimal(300000), reserve_ratio=Decimal("0.15"),
         nominal_cap_159201=Decimal(200000), nominal_cap_512890=Decimal(200000), used_159201=Decimal(0),
         used_512890=Decimal(0), frozen_159201=Decimal(0), frozen_512890=Decimal(0),
         acc_alpha_159201=Decimal(alpha["159201.SZ"]) / 100, acc_alpha_512890=Decimal(alpha["512890.SH"]) / 100,
         utilization=0.0, market_time=market))
-    return {"history_points_per_node": len(ts), "signals": n_signals, "journal_records": len(lines)}
+    return {"history_points_per_node": len(ts), "signals": n_signals, "journal_records": len(lines),
+            "pool_history_points": len(points)}
 
 
 def main(argv: list[str] | None = None) -> int:
