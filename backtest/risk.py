@@ -31,7 +31,7 @@ from core.events import AuditCode, AuditEvent, Severity
 from core.gate import GateConfig
 from core.oms.account import AccountState
 from core.risk import RiskConfig, RiskInputs, RiskSnapshot, RiskState, evaluate, initial_snapshot
-from core.risk.engine import equity_snapshot_event
+from core.risk.replay import equity_snapshot_event
 from mac.grid.core import BUY, GridState, Signal, price_decimal
 from mac.grid.risk_policy import GridRiskMode, GridRiskPolicy, grid_risk_mode
 from shared_schema.types import ms_to_datetime

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import IO
 
 from core.events import AuditCode, AuditEvent, Severity
-from core.risk.engine import RiskSnapshot, replay
+from core.risk.replay import replay
+from core.risk.snapshot import RiskSnapshot
 from shared_schema.atomic_io import fsync_dir
 
 __all__ = [
@@ -267,5 +268,5 @@ def read_log_events_after(
 
 
 def replay_risk_file(path: Path | str, start: RiskSnapshot | None = None) -> RiskSnapshot:
-    """The risk snapshot the audit log describes, every segment of it (see ``core.risk.engine.replay``)."""
+    """The risk snapshot the audit log describes, every segment of it (see ``core.risk.replay.replay``)."""
     return replay(read_log_events(path), start)

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from core.events import AuditCode, AuditEvent, Severity
 from core.risk.config import RiskConfig
-from core.risk.engine import RiskSnapshot, force_observation, snapshot_to_dict
+from core.risk.manual import force_observation
+from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
 from core.risk.state import RiskTrigger
 
 

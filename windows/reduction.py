@@ -30,7 +30,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
 from typing import Any
 
-from core.risk.engine import RiskSnapshot
+from core.risk.snapshot import RiskSnapshot
 from core.risk.state import RiskState
 from settings.config import MarketConfig
 from shared_schema.ledger_math import sell_budget as ledger_sell_budget

@@ -49,13 +49,9 @@ from core.risk import (
     evaluate,
     initial_snapshot,
 )
-from core.risk.engine import (
-    equity_snapshot_event,
-    freeze_symbol,
-    replay,
-    snapshot_from_dict,
-    snapshot_to_dict,
-)
+from core.risk.manual import freeze_symbol
+from core.risk.replay import equity_snapshot_event, replay
+from core.risk.snapshot import snapshot_from_dict, snapshot_to_dict
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes
 from shared_schema.failpoints import failpoint
 from shared_schema.models import Direction, Reason, Signal

@@ -15,16 +15,15 @@ from typing import Any
 from core.control.commands import ControlAction, ControlCommand, ControlReason
 from core.events import AuditCode, AuditEvent, Severity
 from core.risk.config import RiskConfig
-from core.risk.engine import (
+from core.risk.manual import (
     ManualResult,
-    RiskSnapshot,
     clear_manual_causes,
     force_reduce,
     reset_fuse,
     set_halted,
-    snapshot_to_dict,
     unlock_symbol,
 )
+from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
 
 MAX_REMEMBERED_IDS = 1000
 

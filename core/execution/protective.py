@@ -14,7 +14,8 @@ from enum import Enum
 
 from core.events import AuditCode, AuditEvent, Severity
 from core.risk.config import RiskConfig
-from core.risk.engine import CAUSE_PROTECTIVE, ManualResult, RiskSnapshot, force_reduce, freeze_symbol
+from core.risk.manual import ManualResult, force_reduce, freeze_symbol
+from core.risk.snapshot import CAUSE_PROTECTIVE, RiskSnapshot
 
 
 class ProtectiveKind(str, Enum):

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import Enum
 
 from core.risk.config import RiskConfig, base_asset
-from core.risk.engine import RiskSnapshot
+from core.risk.snapshot import RiskSnapshot
 from core.risk.state import RiskState
 
 

@@ -2,7 +2,7 @@
 
 States, strictest last: NORMAL < DEGRADED < COOLDOWN / REDUCE_ONLY < FUSE. ``TRANSITIONS`` is the only
 place a state change is defined; ``apply_trigger`` refuses anything not in it with ``IllegalRiskTransition``.
-``core.risk.engine.evaluate`` decides *which* trigger fired from the account and gates.
+``core.risk.evaluate.evaluate`` decides *which* trigger fired from the account and gates.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from decimal import Decimal
 from core.oms.account import AccountState, Position
 from core.risk.checks import MarginMode, OrderIntent, Side
 from core.risk.config import RiskConfig
-from core.risk.engine import RiskInputs, RiskSnapshot
+from core.risk.evaluate import RiskInputs
+from core.risk.snapshot import RiskSnapshot
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 CFG = RiskConfig()

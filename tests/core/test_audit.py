@@ -6,7 +6,7 @@ from core.audit import AuditWriter, ReadStats, read_events, replay_risk_file
 from core.control.commands import ControlAction, new_command
 from core.control.killswitch import KillSwitchState, handle_command
 from core.events import AuditCode, AuditEvent, Severity
-from core.risk.engine import evaluate
+from core.risk.evaluate import evaluate
 from tests.core.stubs import CFG, at, inputs, snapshot
 
 

@@ -20,7 +20,7 @@ from core.audit import (
 )
 from core.events import AuditCode, AuditEvent, Severity
 from core.gate_cli import main as gate_main
-from core.risk.engine import evaluate
+from core.risk.evaluate import evaluate
 from tests.core.stubs import CFG, at, inputs, snapshot
 
 

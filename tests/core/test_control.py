@@ -21,7 +21,7 @@ from core.control.file_door import pending_command_files, process_control_folder
 from core.control.killswitch import KillAction, KillSwitchState, handle_command
 from core.events import AuditCode
 from core.risk.checks import RiskReason, check_order
-from core.risk.engine import evaluate
+from core.risk.evaluate import evaluate
 from core.risk.state import RiskState
 from tests.core.stubs import CFG, at, intent, snapshot
 

@@ -44,7 +44,7 @@ def test_under_min_notional_is_dropped_with_filter_ignore() -> None:
 def test_closing_dust_is_not_a_failure_but_dust_locks() -> None:
     out = apply_venue_filters("BTCUSDT", D("0.0001"), D("40000"), BTC, D("0.0001"), True, at())
     assert out.order is None and out.dust_lock and out.events[0].code is AuditCode.EXEC_DUST_POSITION_STUCK
-    from core.risk.engine import dust_lock
+    from core.risk.manual import dust_lock
 
     snap = dust_lock(snapshot(), "BTCUSDT", at(), CFG, "dust").snapshot
     assert check_order(snap, intent("BTCUSDT"), CFG) is RiskReason.RISK_DUST_LOCKED

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.risk.engine import equity_snapshot_event, evaluate, replay
+from core.risk.evaluate import evaluate
+from core.risk.replay import equity_snapshot_event, replay
 from core.risk.state import TRANSITIONS, IllegalRiskTransition, RiskState, RiskTrigger, apply_trigger
 from tests.core.stubs import CFG, at, inputs, snapshot
 
@@ -102,7 +103,7 @@ def test_data_not_ok_during_cooldown_keeps_the_cooldown_running() -> None:
 
 
 def test_cooldown_latches_the_exposure_it_began_with() -> None:
-    from core.risk.engine import cooldown_exposure_target
+    from core.risk.snapshot import cooldown_exposure_target
 
     snap = evaluate(snapshot(), inputs("95", exposure=Decimal(60)), at(), CFG).snapshot
     assert snap.cooldown_exposure is None and cooldown_exposure_target(snap, CFG) is None
@@ -116,7 +117,7 @@ def test_cooldown_latches_the_exposure_it_began_with() -> None:
 
 
 def test_a_cooldown_forced_without_exposure_latches_it_on_the_next_evaluation() -> None:
-    from core.risk.engine import force_observation
+    from core.risk.manual import force_observation
     from core.risk.state import RiskTrigger as T
 
     forced = force_observation(snapshot(), T.FORCED_COOLDOWN, at(2), at(), CFG, "drill").snapshot
@@ -135,7 +136,7 @@ def test_degraded_recovers_only_below_hysteresis() -> None:
 
 
 def test_fuse_needs_manual_reset_after_24h_then_recovers_in_stages() -> None:
-    from core.risk.engine import reset_fuse
+    from core.risk.manual import reset_fuse
 
     snap = evaluate(snapshot(), inputs("79"), at(), CFG).snapshot
     assert snap.state is RiskState.FUSE and snap.risk_budget(CFG) == 0
@@ -201,7 +202,7 @@ def test_liq_distance_low_forces_reduction_until_target() -> None:
 
 
 def test_replay_of_events_rebuilds_the_same_snapshot() -> None:
-    from core.risk.engine import reset_fuse
+    from core.risk.manual import reset_fuse
 
     snap, events = snapshot(), []
     for hours, eq, ok in [

@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 
 from core.events import AuditCode
-from core.risk.engine import evaluate, replay
+from core.risk.evaluate import evaluate
+from core.risk.replay import replay
 from core.risk.state import RiskState, RiskTrigger
 from core.rollback import RollbackImpossible, VersionRecord, plan_rollback
 from tests.core.stubs import CFG, at, inputs, snapshot

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.risk.engine import CAUSE_MANUAL, RiskSnapshot
+from core.risk.snapshot import CAUSE_MANUAL, RiskSnapshot
 from core.risk.state import RiskState
 from settings.config import MarketConfig
 from tests.kit.stubs import SESSION_TIME
