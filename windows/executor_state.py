@@ -19,15 +19,40 @@ Record kinds:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar
 
-from core.oms.order_fsm import IllegalTransition, OrderRecord, OrderState, apply_update, transition
+from core.oms.order_fsm import (
+    IllegalTransition,
+    OrderRecord,
+    OrderState,
+    apply_update,
+    assume_sent,
+    confirm_sent,
+)
 from shared_schema.models import Direction, InputRejection, Reason, Result, ResultStatus
 from shared_schema.types import MAX_SHARES, MAX_YEAR, MIN_YEAR, fen_to_yuan
 from windows import snapshot as snapshot_codec
+from windows.audit_map import AuditEffect, StateChange, audit_events
+from windows.journal_records import (
+    AllocRecord,
+    CancelRequestRecord,
+    ForgetRecord,
+    HaltRecord,
+    InputRecord,
+    IntentRecord,
+    JournalRecord,
+    LostRecord,
+    ResultRecord,
+    SentRecord,
+    SignalRecord,
+    SnapshotRecord,
+    UpdateRecord,
+    as_record,
+)
 from windows.vault import GlobalVault, VaultDecision
 
 ENTRY_FAULT = "ENTRY_FAULT"
@@ -166,142 +191,180 @@ class ExecutorState:
         alloc = self.vault.allocations.get(coid)
         return alloc is not None and alloc.is_open
 
-    def _apply_forget(self, rec: dict[str, Any]) -> None:
-        for sid in rec.get("ids", ()):
+    def _apply_forget(self, rec: ForgetRecord) -> StateChange:
+        for sid in rec.ids or ():
             self.signals.pop(sid, None)
-        for coid in rec.get("orders", ()):
-            live = self.orders.get(coid)
+        for client_order_id in rec.orders or ():
+            live = self.orders.get(client_order_id)
             if live is not None and live.record.state.is_terminal:
-                del self.orders[coid]
+                del self.orders[client_order_id]
         vault = self.vault
-        for coid in rec.get("owners", ()):
-            self.coid_owner.pop(coid, None)
-            alloc = vault.allocations.get(coid)
+        for client_order_id in rec.owners or ():
+            self.coid_owner.pop(client_order_id, None)
+            alloc = vault.allocations.get(client_order_id)
             if alloc is not None and not alloc.is_open and not alloc.used and not alloc.frozen:
-                del vault.allocations[coid]
+                del vault.allocations[client_order_id]
             for book in ("decisions", "sells"):
                 table = getattr(vault, book, None)
                 if isinstance(table, dict):
-                    table.pop(coid, None)
+                    table.pop(client_order_id, None)
+        return _NO_CHANGE
 
-    def _apply_snapshot(self, rec: dict[str, Any]) -> None:
+    def _apply_snapshot(self, rec: SnapshotRecord) -> StateChange:
         """Become the state a compacted journal's first record holds (``snapshot``)."""
-        attrs = snapshot_codec.decode(rec["state"])
+        attrs = snapshot_codec.decode(rec.state)
         fresh = ExecutorState(attrs["vault"], attrs.get("result_retention", self.result_retention))
         self.__dict__.clear()
         self.__dict__.update(vars(fresh))  # attributes added since the snapshot keep their defaults
-        self.__dict__.update(attrs)
+        self.__dict__.update({k: v for k, v in attrs.items() if k not in RETIRED_ATTRIBUTES})
+        for live in self.orders.values():
+            if not isinstance(live.record.price, Decimal):  # snapshots written while the price was a string
+                live.record = replace(live.record, price=Decimal(live.record.price))
         self.records_applied -= 1  # ``apply`` counts this record; the snapshot already counts what it holds
+        return _NO_CHANGE
 
     # ------------------------------------------------------------------------------------------ apply
 
-    def apply(self, rec: dict[str, Any]) -> None:
-        handler = getattr(self, f"_apply_{rec['k']}")
-        handler(rec)
+    def apply(self, record: JournalRecord | Mapping[str, Any]) -> tuple[AuditEffect, ...]:
+        """Apply one journal record (a line as read from disk is decoded first) and return the audit effects
+        it causes (``windows.audit_map``): the executor writes them for a record it commits, a replay drops them."""
+        rec = as_record(record)
+        change = self._HANDLERS[rec.kind](self, rec)
         self.changed = True
         self.records_applied += 1
+        return audit_events(rec, change)
 
-    def _apply_signal(self, rec: dict[str, Any]) -> None:
-        sig = rec["sig"] if isinstance(rec["sig"], dict) else {}
-        self.signals[rec["id"]] = SignalEntry(
-            signal_id=rec["id"], payload_hash=rec["h"], result=_initial_result(rec["id"], sig, rec["t"]),
-            expires_at=_expiry(sig),
+    def _apply_signal(self, rec: SignalRecord) -> StateChange:
+        sig = rec.payload if isinstance(rec.payload, dict) else {}
+        self.signals[rec.signal_id] = SignalEntry(
+            signal_id=rec.signal_id, payload_hash=rec.payload_hash,
+            result=_initial_result(rec.signal_id, sig, rec.at), expires_at=_expiry(sig),
         )
-        coid = sig.get("client_order_id")
-        if isinstance(coid, str) and coid and coid not in self.coid_owner:
-            self.coid_owner[coid] = rec["id"]
+        client_order_id = sig.get("client_order_id")
+        if isinstance(client_order_id, str) and client_order_id and client_order_id not in self.coid_owner:
+            self.coid_owner[client_order_id] = rec.signal_id
+        return _NO_CHANGE
 
-    def _apply_result(self, rec: dict[str, Any]) -> None:
-        entry = self.signals[rec["id"]]
-        fields = {k: v for k, v in rec.items() if k not in ("k", "id", "t")}
-        entry.result = entry.result.model_copy(update={**_coerce_result_fields(fields), "updated_at": _ts(rec["t"])})
-        if rec.get("detail") == ENTRY_FAULT and entry.result.status is ResultStatus.REJECTED:
+    def _apply_result(self, rec: ResultRecord) -> StateChange:
+        entry = self.signals[rec.signal_id]
+        fields: dict[str, Any] = {"status": rec.status}
+        fields.update({name: value for name, value in (("reason", rec.reason), ("detail", rec.detail),
+                                                       ("message", rec.message)) if value is not None})
+        entry.result = entry.result.model_copy(update={**fields, "updated_at": rec.at})
+        if rec.detail == ENTRY_FAULT and entry.result.status is ResultStatus.REJECTED:
             self._release_unsent(entry)
+        return StateChange(result_code=entry.result.code)
 
     def _release_unsent(self, entry: SignalEntry) -> None:
         """A signal closed by the fault barrier holds no money without an order: an allocation its failed
         entry left open (granted, never sent) goes back to the pool. Live and at replay alike, whether the
         failing record applied there or not, so a restart arrives at the live vault."""
-        coid = entry.result.client_order_id
-        alloc = self.vault.allocations.get(coid) if coid else None
-        if alloc is None or coid in self.orders or self.coid_owner.get(coid) != entry.signal_id:
+        client_order_id = entry.result.client_order_id
+        alloc = self.vault.allocations.get(client_order_id) if client_order_id else None
+        if alloc is None or client_order_id in self.orders or self.coid_owner.get(client_order_id) != entry.signal_id:
             return
         if alloc.is_open and alloc.filled_shares == 0:
-            self.vault.on_cancel(alloc.symbol, coid)
+            self.vault.on_cancel(alloc.symbol, client_order_id)
 
-    def _apply_input(self, rec: dict[str, Any]) -> None:
+    def _apply_input(self, rec: InputRecord) -> StateChange:
         self.input_rejections.append(
             InputRejection(
-                key=rec["key"], signal_id=rec.get("id", ""), reason=Reason(rec["reason"]),
-                detail=rec.get("detail", ""), message=rec.get("message", ""), at=rec["t"],
+                key=rec.key, signal_id=rec.signal_id or "", reason=rec.reason, detail=rec.detail or "",
+                message=rec.message or "", at=rec.at,
             )
         )
-        if rec.get("id") in self.signals and rec.get("h"):
-            self.signals[rec["id"]].conflict_hashes.add(rec["h"])
+        if rec.signal_id in self.signals and rec.payload_hash:
+            self.signals[rec.signal_id].conflict_hashes.add(rec.payload_hash)
+        return _NO_CHANGE
 
-    def _apply_alloc(self, rec: dict[str, Any]) -> None:
-        if "fee" not in rec:
+    def _apply_alloc(self, rec: AllocRecord) -> StateChange:
+        if rec.fee_fen is None:
             # Written before the vault counted fees and decided "first layer" itself: the verdict was given
             # (and an approved order sent) under the old rules, so it stands; the vault notes any difference.
-            self.vault.record_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"),
-                                         VaultDecision(rec["decision"]), "journal record older than the fee rules")
-            return
-        decision = self.vault.request_allocation(rec["sym"], rec["amt"], rec["layer"], rec["coid"], rec.get("shares"),
-                                                 rec["fee"])
-        if decision.value != rec["decision"]:
+            self.vault.record_allocation(rec.symbol, rec.amount_fen, rec.layer_index, rec.client_order_id,
+                                         rec.requested_shares, rec.decision, "journal record older than the fee rules")
+            return _NO_CHANGE
+        decision = self.vault.request_allocation(rec.symbol, rec.amount_fen, rec.layer_index, rec.client_order_id,
+                                                 rec.requested_shares, rec.fee_fen)
+        if decision is not rec.decision:
             # Replay must reproduce the live verdict; a difference means the journal or the code changed.
-            raise ReplayDiverged(f"vault replay diverged for {rec['coid']}: {decision.value} != {rec['decision']}")
+            raise ReplayDiverged(f"vault replay diverged for {rec.client_order_id}: {decision.value} != "
+                                 f"{rec.decision.value}")
+        return _NO_CHANGE
 
-    def _apply_intent(self, rec: dict[str, Any]) -> None:
-        order = OrderRecord(
-            client_order_id=rec["coid"], symbol=rec["code"], side=rec["side"], shares=rec["shares"], price=rec["price"]
-        )
-        self.orders[rec["coid"]] = LiveOrder(order, rec["id"], tuple(rec.get("release", ())), _ts(rec["t"]))
-        for lot in rec.get("release", ()):
-            self.lots_in_sell[lot] = rec["coid"]
-        self._set_result(rec["id"], rec["t"], status=ResultStatus.ACCEPTED)
+    def _apply_intent(self, rec: IntentRecord) -> StateChange:
+        order = OrderRecord(client_order_id=rec.client_order_id, symbol=rec.symbol, side=rec.side, shares=rec.shares,
+                            price=rec.price)
+        release = rec.release_ids or ()
+        self.orders[rec.client_order_id] = LiveOrder(order, rec.signal_id, release, rec.at)
+        for lot in release:
+            self.lots_in_sell[lot] = rec.client_order_id
+        self._set_result(rec.signal_id, rec.at, status=ResultStatus.ACCEPTED)
+        return StateChange(after=order)
 
-    def _apply_sent(self, rec: dict[str, Any]) -> None:
-        live = self.orders[rec["coid"]]
-        status = rec["status"]
-        if status == "UNKNOWN":
+    def _apply_sent(self, rec: SentRecord) -> StateChange:
+        live = self.orders[rec.client_order_id]
+        before = live.record
+        if rec.status == "UNKNOWN":
             live.outcome_unknown = True
-            live.unknown_since = _ts(rec["t"])
-            return
-        live.record = replace(live.record, state=transition(live.record.state, OrderState.SENT),
-                              broker_order_id=rec.get("boid", "") or live.record.broker_order_id)
-        if status == "REJECTED":
-            self._fold(live, OrderState.REJECTED, rec["t"], message=rec.get("msg", ""))
+            live.unknown_since = rec.at
+            return StateChange(before, live.record)
+        live.record = confirm_sent(live.record, rec.broker_order_id or "")
+        refused = None
+        if rec.status == "REJECTED":
+            refused = self._fold(live, OrderState.REJECTED, rec.at, message=rec.message or "")
         else:
-            self._set_result(live.signal_id, rec["t"], status=ResultStatus.SENT, broker_order_id=live.record.broker_order_id)
+            self._set_result(live.signal_id, rec.at, status=ResultStatus.SENT, broker_order_id=live.record.broker_order_id)
+        return StateChange(before, live.record, refused=_refusals(refused))
 
-    def _apply_update(self, rec: dict[str, Any]) -> None:
-        live = self.orders.get(rec["coid"])
+    def _apply_update(self, rec: UpdateRecord) -> StateChange:
+        live = self.orders.get(rec.client_order_id)
         if live is None:
-            return
-        if live.record.state is OrderState.NEW:
-            # The lookup found an order whose send was never confirmed: it did reach the venue.
-            live.record = replace(live.record, state=OrderState.SENT)
+            return _NO_CHANGE
+        before = live.record
+        # An order whose send was never confirmed that the venue reports on did reach it.
+        live.record = assume_sent(live.record)
         live.outcome_unknown = False
-        self._fold(
-            live, OrderState(rec["state"]), rec["t"], rec.get("filled", 0), rec.get("value", 0), rec.get("fees", 0),
-            rec.get("boid", ""), rec.get("msg", ""),
-        )
+        refused = self._fold(live, rec.state, rec.at, rec.filled_shares or 0, rec.filled_value_fen or 0,
+                             rec.fees_fen or 0, rec.broker_order_id or "", rec.message or "")
+        return StateChange(before, live.record, refused=_refusals(refused))
 
-    def _apply_cancel_req(self, rec: dict[str, Any]) -> None:
-        live = self.orders[rec["coid"]]
+    def _apply_cancel_req(self, rec: CancelRequestRecord) -> StateChange:
+        live = self.orders[rec.client_order_id]
         live.cancel_requested = True
-        live.cancel_reason = rec.get("why", "")
+        live.cancel_reason = rec.why or ""
+        return _NO_CHANGE
 
-    def _apply_lost(self, rec: dict[str, Any]) -> None:
-        live = self.orders[rec["coid"]]
+    def _apply_lost(self, rec: LostRecord) -> StateChange:
+        live = self.orders[rec.client_order_id]
+        before = live.record
         live.outcome_unknown = False
-        live.record = replace(live.record, state=OrderState.SENT)
-        self._fold(live, OrderState.REJECTED, rec["t"], message="never reached the venue (lookups found nothing)")
+        # Never at the venue: the state machine has no NEW -> REJECTED, so the order passes SENT on the way.
+        live.record = assume_sent(live.record)
+        refused = self._fold(live, OrderState.REJECTED, rec.at,
+                             message="never reached the venue (lookups found nothing)")
+        return StateChange(before, live.record, refused=_refusals(refused))
 
-    def _apply_halt(self, rec: dict[str, Any]) -> None:
-        self.halted = bool(rec["on"])
-        self.halt_reason = rec.get("why", "")
+    def _apply_halt(self, rec: HaltRecord) -> StateChange:
+        self.halted = rec.on
+        self.halt_reason = rec.why or ""
+        return _NO_CHANGE
+
+    _HANDLERS: ClassVar[dict[str, Callable[[ExecutorState, Any], StateChange]]] = {
+        SignalRecord.kind: _apply_signal,
+        ResultRecord.kind: _apply_result,
+        InputRecord.kind: _apply_input,
+        AllocRecord.kind: _apply_alloc,
+        IntentRecord.kind: _apply_intent,
+        SentRecord.kind: _apply_sent,
+        UpdateRecord.kind: _apply_update,
+        CancelRequestRecord.kind: _apply_cancel_req,
+        LostRecord.kind: _apply_lost,
+        HaltRecord.kind: _apply_halt,
+        ForgetRecord.kind: _apply_forget,
+        SnapshotRecord.kind: _apply_snapshot,
+    }
+    """Journal record kind -> the handler that applies it (each returns the change the audit map reads)."""
 
     # --------------------------------------------------------------------------------------- folding
 
@@ -309,29 +372,31 @@ class ExecutorState:
         self,
         live: LiveOrder,
         target: OrderState,
-        t: str,
+        at: datetime,
         filled: int = 0,
         value: int = 0,
         fees: int = 0,
-        boid: str = "",
+        broker_order_id: str = "",
         message: str = "",
-    ) -> None:
-        outcome = apply_update(live.record, target, filled, value, fees, boid, message)
-        if outcome.refused is not None:
-            self.illegal_transitions.append(f"{live.record.client_order_id}: {outcome.refused}")
+    ) -> str | None:
+        """Fold one report into the order through the state machine; the refusal, when it refused one."""
+        outcome = apply_update(live.record, target, filled, value, fees, broker_order_id, message)
+        refused = None if outcome.refused is None else f"{live.record.client_order_id}: {outcome.refused}"
+        if refused is not None:
+            self.illegal_transitions.append(refused)
         before = live.record
         live.record = order = outcome.order
         if not outcome.changed and outcome.refused is None:
-            return
+            return refused
         self._drive_vault(live, before)
         self._set_result(
-            live.signal_id, t,
+            live.signal_id, at,
             status=_result_status(order.state),
             reason=self._reason_for(live),
             message=order.message if order.state in (OrderState.REJECTED, OrderState.CANCELLED) else "",
             broker_order_id=order.broker_order_id,
             filled_shares=order.filled_shares,
-            avg_price=round(order.avg_price, 6),
+            avg_price=float(order.avg_price),
             filled_value=fen_to_yuan(order.filled_value_fen),
             fees=fen_to_yuan(self._charged_fees(order)[0]),
         )
@@ -339,6 +404,7 @@ class ExecutorState:
             for lot in live.release_ids:
                 if self.lots_in_sell.get(lot) == order.client_order_id:
                     del self.lots_in_sell[lot]
+        return refused
 
     def _drive_vault(self, live: LiveOrder, before: OrderRecord) -> None:
         """Fold the order's cumulative fill and fees into the vault (idempotent: the vault ignores repeats).
@@ -381,11 +447,20 @@ class ExecutorState:
             return Reason.ORDER_EXPIRED
         return None
 
-    def _set_result(self, signal_id: str, t: str, **fields: Any) -> None:
+    def _set_result(self, signal_id: str, at: datetime, **fields: Any) -> None:
         entry = self.signals.get(signal_id)
         if entry is None:
             return
-        entry.result = entry.result.model_copy(update={**fields, "updated_at": _ts(t)})
+        entry.result = entry.result.model_copy(update={**fields, "updated_at": at})
+
+
+RETIRED_ATTRIBUTES = frozenset[str]()
+"""State attributes an older snapshot may hold that this version no longer has."""
+_NO_CHANGE = StateChange()
+
+
+def _refusals(refused: str | None) -> tuple[str, ...]:
+    return () if refused is None else (refused,)
 
 
 JUNK_REASONS = frozenset({Reason.INVALID_SIGNAL, Reason.DUPLICATE_ID_CONFLICT})
@@ -420,9 +495,9 @@ def _share_count(value: Any) -> int | None:
     return None
 
 
-def _initial_result(signal_id: str, sig: dict[str, Any], t: str) -> Result:
+def _initial_result(signal_id: str, sig: dict[str, Any], at: datetime) -> Result:
     """The ACCEPTED result of a newly seen signal, taking only the fields that are well-formed."""
-    base = Result(signal_id=signal_id, status=ResultStatus.ACCEPTED, received_at=t, updated_at=t)  # type: ignore[arg-type]
+    base = Result(signal_id=signal_id, status=ResultStatus.ACCEPTED, received_at=at, updated_at=at)
     optional = {
         "client_order_id": sig.get("client_order_id"),
         "code": sig.get("code"),
@@ -451,19 +526,6 @@ def _result_status(state: OrderState) -> ResultStatus:
         OrderState.CANCELLED: ResultStatus.CANCELLED,
         OrderState.REJECTED: ResultStatus.REJECTED,
     }[state]
-
-
-def _coerce_result_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    out = dict(fields)
-    if "status" in out:
-        out["status"] = ResultStatus(out["status"])
-    if out.get("reason"):
-        out["reason"] = Reason(out["reason"])
-    return out
-
-
-def _ts(value: str | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 __all__ = ["ENTRY_FAULT", "ExecutorState", "LiveOrder", "ReplayDiverged", "SignalEntry", "IllegalTransition", "VaultDecision"]

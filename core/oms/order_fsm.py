@@ -4,6 +4,10 @@ Allowed: NEW->SENT; SENT->ACK|REJECTED|CANCELLED; ACK->PARTIAL|FILLED|CANCELLED|
 PARTIAL->PARTIAL|FILLED|CANCELLED|REJECTED. FILLED, CANCELLED and REJECTED are terminal. Anything else is
 refused with ``IllegalTransition`` and left unapplied, so the caller can audit it.
 
+``OrderRecord`` is the one record of an order from intent to result: exact money (a ``Decimal`` limit price,
+integer fen for fill value and fees) and a state that only ``confirm_sent``, ``assume_sent`` and
+``apply_update`` change, each through ``transition``.
+
 Broker events arrive duplicated and out of order. ``advance`` makes the common real-market shapes legal
 without loosening the table: a fill report that overtakes its acknowledgement is applied as ACK then
 PARTIAL/FILLED, and a repeat of the state we are already in is a no-op.
@@ -12,7 +16,11 @@ PARTIAL/FILLED, and a repeat of the state we are already in is a no-op.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from enum import Enum
+
+AVG_PRICE_PLACES = Decimal("0.000001")
+"""An average fill price is shown to 6 decimals (it is a quotient, not a tick price)."""
 
 
 class OrderState(str, Enum):
@@ -67,13 +75,14 @@ def transition(current: OrderState, target: OrderState) -> OrderState:
 
 @dataclass(frozen=True)
 class OrderRecord:
-    """What the OMS knows about one order; changed only through ``apply_update``."""
+    """What the OMS knows about one order, from intent to result; its state changes only by ``transition``
+    (through ``confirm_sent``, ``assume_sent`` and ``apply_update``)."""
 
     client_order_id: str
     symbol: str
     side: str
     shares: int
-    price: str
+    price: Decimal  # the limit price, exact (yuan)
     state: OrderState = OrderState.NEW
     filled_shares: int = 0
     filled_value_fen: int = 0
@@ -82,8 +91,24 @@ class OrderRecord:
     message: str = ""
 
     @property
-    def avg_price(self) -> float:
-        return self.filled_value_fen / 100 / self.filled_shares if self.filled_shares else 0.0
+    def avg_price(self) -> Decimal:
+        """Average fill price in yuan, to 6 decimals (half even); 0 before any fill. For display: money is
+        booked from ``filled_value_fen`` and ``fees_fen``, which are exact."""
+        if not self.filled_shares:
+            return Decimal(0)
+        return (Decimal(self.filled_value_fen) / 100 / self.filled_shares).quantize(AVG_PRICE_PLACES)
+
+
+def confirm_sent(order: OrderRecord, broker_order_id: str = "") -> OrderRecord:
+    """The broker accepted the send: NEW -> SENT (``IllegalTransition`` from any other state)."""
+    return replace(order, state=transition(order.state, OrderState.SENT),
+                   broker_order_id=broker_order_id or order.broker_order_id)
+
+
+def assume_sent(order: OrderRecord) -> OrderRecord:
+    """An order whose send was never confirmed now has an outcome from the venue (a report, or lookups that
+    found nothing): NEW -> SENT, so the outcome folds in as the table allows; unchanged past NEW."""
+    return confirm_sent(order) if order.state is OrderState.NEW else order
 
 
 @dataclass(frozen=True)
