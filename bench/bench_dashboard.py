@@ -141,7 +141,6 @@ def generate(shared: Path, state: Path, days: int, seed: int = 3) -> dict[str, i
     writer = PoolHistoryWriter(state / POOL_HISTORY_FILE, fsync=False)
     for p in points:
         writer.append(p)
-    writer.close()
     atomic_write_model(shared / "shared_pool.json", PoolFile(
         seq=1, updated_at=now, physical_pool=Decimal(300000), reserve_ratio=Decimal("0.15"),
         nominal_cap_159201=Decimal(200000), nominal_cap_512890=Decimal(200000), used_159201=Decimal(0),

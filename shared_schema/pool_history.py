@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -157,7 +157,6 @@ class PoolHistoryWriter:
         self.max_points = max_points
         self.fsync = fsync
         self.compactions = 0
-        self._handle: Any = None
         self._lines = 0
         self._last: PoolHistoryPoint | None = None
         self._opened = False
@@ -198,12 +197,13 @@ class PoolHistoryWriter:
             self._open()
         if self._last is not None and point.same_pool(self._last):
             return False
-        if self._handle is None:
-            self._handle = open(self.path, "ab")
-        self._handle.write(point.model_dump_json().encode("utf-8") + b"\n")
-        self._handle.flush()
-        if self.fsync:
-            os.fsync(self._handle.fileno())
+        # Opened per append (points come once per change of the pool, not per turn): no handle outlives the
+        # call, so a compaction's os.replace works on Windows too and a restarted writer meets no stale one.
+        with open(self.path, "ab") as handle:
+            handle.write(point.model_dump_json().encode("utf-8") + b"\n")
+            handle.flush()
+            if self.fsync:
+                os.fsync(handle.fileno())
         self._lines += 1
         self._last = point
         if self._lines > self.compact_at:
@@ -212,7 +212,6 @@ class PoolHistoryWriter:
 
     def compact(self) -> None:
         """Replace the file by its newest ``max_points`` valid points, atomically."""
-        self.close()
         kept = read_pool_history(self.path, max_points=self.max_points).points
         data = b"".join(p.model_dump_json().encode("utf-8") + b"\n" for p in kept)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + self.path.name + ".", dir=self.path.parent)
@@ -233,9 +232,3 @@ class PoolHistoryWriter:
         fsync_dir(self.path.parent)
         self._lines = len(kept)
         self.compactions += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-

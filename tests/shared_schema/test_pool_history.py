@@ -48,7 +48,6 @@ def test_appended_points_read_back_exactly(path: Path):
     writer = PoolHistoryWriter(path, fsync=False)
     points = [point(0, frozen="13000"), point(1, used="13001.30", lots=1), point(2, alpha="97.39")]
     assert all(writer.append(p) for p in points)
-    writer.close()
     read = read_pool_history(path)
     assert read.points == tuple(points) and read.skipped == 0 and not read.torn_tail
 
@@ -57,24 +56,20 @@ def test_a_point_equal_but_for_its_time_is_not_appended_even_after_a_restart(pat
     writer = PoolHistoryWriter(path, fsync=False)
     assert writer.append(point(0, used="5"))
     assert not writer.append(point(1, used="5"))
-    writer.close()
     again = PoolHistoryWriter(path, fsync=False)  # a restarted executor learns the last point from the file
     assert not again.append(point(2, used="5"))
     assert again.append(point(3, used="6"))
-    again.close()
     assert [p.t for p in read_pool_history(path).points] == [point(0).t, point(3).t]
 
 
 def test_a_torn_last_line_is_dropped_by_the_reader_and_cut_by_the_writer(path: Path):
     writer = PoolHistoryWriter(path, fsync=False)
     writer.append(point(0, used="1"))
-    writer.close()
     path.write_bytes(path.read_bytes() + b'{"t": "2026-01-06T09:40:00+08:00", "physical_p')
     read = read_pool_history(path)
     assert len(read.points) == 1 and read.torn_tail and read.skipped == 0
     writer = PoolHistoryWriter(path, fsync=False)
     writer.append(point(1, used="2"))
-    writer.close()
     read = read_pool_history(path)
     assert [p.used["159201.SZ"] for p in read.points] == [Decimal(1), Decimal(2)] and not read.torn_tail
 
@@ -102,7 +97,6 @@ def test_the_file_stays_bounded_and_keeps_the_newest_points(path: Path):
     for i in range(100):
         writer.append(point(i, used=str(i + 1)))
         assert len(path.read_bytes().splitlines()) <= writer.compact_at
-    writer.close()
     assert writer.compactions > 0
     read = read_pool_history(path)
     assert read.points[-1].used["159201.SZ"] == Decimal(100) and read.skipped == 0
@@ -114,7 +108,6 @@ def test_a_temp_file_left_by_a_killed_compaction_is_removed(path: Path):
     stale.write_text("half")
     writer = PoolHistoryWriter(path, fsync=False)
     writer.append(point(0, used="1"))
-    writer.close()
     assert not stale.exists()
 
 
@@ -122,7 +115,6 @@ def test_the_reader_keeps_at_most_max_points(path: Path):
     writer = PoolHistoryWriter(path, max_points=1000, fsync=False)
     for i in range(30):
         writer.append(point(i, used=str(i + 1)))
-    writer.close()
     read = read_pool_history(path, max_points=5)
     assert [p.used["159201.SZ"] for p in read.points] == [Decimal(i) for i in range(26, 31)]
 

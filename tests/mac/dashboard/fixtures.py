@@ -289,7 +289,6 @@ def build_run(root: Path, now: datetime | None = None, journal: bool = True, aud
         writer = PoolHistoryWriter(state / POOL_HISTORY_FILE, fsync=False)
         for p in pool_history_points():
             writer.append(p)
-        writer.close()
     bars = root / "bars"
     bars.mkdir(exist_ok=True)
     for code in BASE:
