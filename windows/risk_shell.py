@@ -22,7 +22,7 @@ import logging
 import os
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -244,6 +244,15 @@ class ExecutorRisk:
                          f"risk state {self.snapshot.state.value} forbids this {signal.direction.value}")
 
     # -------------------------------------------------------------------------------- kill switch
+
+    def follow_halt(self, halted: bool, at: datetime) -> None:
+        """Make the risk snapshot's and the kill switch's halt flags the executor state's (``halt`` journal
+        records: the one truth). A kill-switch command sets them together with its journal record; they
+        part only when a crash left one log behind the other, or a record was written directly."""
+        if self.snapshot.halted != halted:
+            self.snapshot = replace(self.snapshot, halted=halted)
+        if self.kill.halted != halted:
+            self.kill = replace(self.kill, halted=halted, halted_at=at if halted else None)
 
     def poll_commands(self, wall_now: datetime, market_now: datetime) -> list[killswitch.KillAction]:
         """Commands from the signed-file door and the queue (HTTP, SIGUSR1); returns the actions to take.
