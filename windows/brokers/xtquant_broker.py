@@ -118,7 +118,11 @@ class XtQuantBroker:
         self.trade_gaps = LostOrderTracker(policy)
         # A cancel asked for before the venue named the order goes out once it does.
         self.book = XtOrderBook(self.xc.STOCK_BUY, self.xc.STOCK_SELL, self.trade_gaps, self._send_cancel)
-        self.tracks = self.book.tracks
+
+    @property
+    def tracks(self) -> dict[str, OrderTrack]:
+        """Our orders at the venue by client_order_id (the book's)."""
+        return self.book.tracks
 
     # ---------------------------------------------------------------------------------- lifecycle
 
