@@ -238,8 +238,7 @@ def bench_signal_file(big_mb: int, mid_mb: int, turns: int) -> list[dict[str, An
             c0 = time.process_time()
             for _ in range(turns):
                 if force_read:
-                    executor._signal_stat = None
-                    executor._signal_bytes = None
+                    executor.intake.forget_last_read()
                 executor.run_once()
                 peak = max(peak, rss_mb())
             cpu = time.process_time() - c0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import windows.executor as executor_module
+import windows.sweeper as executor_module
 from core.journal import Journal
 from tests.kit.harness import Harness, paper_config
 from windows.executor import JOURNAL_FILE

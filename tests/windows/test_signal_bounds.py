@@ -73,7 +73,7 @@ def test_a_200k_deep_signal_file_is_refused_once_without_a_crash(h):
 
 def test_one_entry_that_raises_is_recorded_once_alerted_and_skipped(h, monkeypatch):
     """The fault barrier: an unexpected exception in one entry's decision never stops the loop."""
-    import windows.executor as executor_module
+    import windows.intake as executor_module
 
     real_decide = executor_module.decide
 
@@ -118,7 +118,7 @@ def test_a_record_that_fails_to_apply_closes_its_signal_and_the_loop_goes_on(h, 
 
 
 def test_an_unkeyed_entry_that_raises_is_recorded_once_as_an_input(h, monkeypatch):
-    import windows.executor as executor_module
+    import windows.intake as executor_module
 
     real_decide = executor_module.decide
 
