@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from shared_schema.atomic_io import WriteFailed, atomic_write_bytes, read_seq
 from shared_schema.clock import Clock
 from shared_schema.models import POOL_FILE, RESULT_FILE, Allocation, PoolFile, ResultFile, symbol_key
+from shared_schema.pool_history import POOL_HISTORY_FILE, PoolHistoryPoint, PoolHistoryWriter, PoolLot
 from shared_schema.types import CST, fen_to_yuan
 
 if TYPE_CHECKING:
     from windows.executor import Executor
+    from windows.vault import GlobalVault
 
 log = logging.getLogger("gridbridge.executor")
 
@@ -114,6 +116,8 @@ class Publisher:
         self._pool_written: PoolFile | None = None  # content of the last pool file written (pool_content)
         self._pool_written_at: datetime | None = None  # wall time of that write (the heartbeat)
         self._result_json: dict[str, tuple[Any, str]] = {}
+        # The dashboard's pool over time, beside the journal (docs/contract.md): appended when the pool changes.
+        self.pool_history = PoolHistoryWriter(ex.state_dir / POOL_HISTORY_FILE, fsync=ex.journal.fsync)
 
     def resume_seqs(self) -> None:
         """Continue the seq of each shared file from what is on disk (at start, after the replay)."""
@@ -203,6 +207,7 @@ class Publisher:
         pool_due = force or heartbeat or content != self._pool_written or POOL_FILE in self._unpublished
         if pool_due:
             self.journal.sync()  # a published file is never ahead of the journal
+            self._append_pool_history()
             if self._write_shared(POOL_FILE, lambda: self.pool_view(content).model_dump_json(indent=1).encode()):
                 self._pool_written, self._pool_written_at = content, wall
         results_due = force or RESULT_FILE in self._unpublished or (
@@ -212,6 +217,16 @@ class Publisher:
             self.ex._dirty = False
             self._write_shared(RESULT_FILE, self.result_file_bytes)
             self._published_at = time.monotonic()
+
+    def _append_pool_history(self) -> None:
+        """One point of ``pool_history.jsonl`` when the pool changed (the writer skips an unchanged one). The
+        history is for the dashboard: a failed append is its own alert and never holds the shared files back."""
+        try:
+            self.pool_history.append(pool_history_point(self.state.vault, self.ex.now()))
+        except (OSError, ValueError) as exc:
+            self.ex.alerts.post(f"pool history not appended: {exc}"[:300], key="publish:pool_history")
+            return
+        self.ex.alerts.clear("publish:pool_history")
 
     def _write_shared(self, name: str, render: Callable[[], bytes]) -> bool:
         """One shared file, written atomically; a failure is this file's own alert, cleared when it ends."""
@@ -225,3 +240,33 @@ class Publisher:
         self._unpublished.discard(name)
         self.ex.alerts.clear(f"publish:{name}")
         return True
+
+
+def pool_history_point(vault: GlobalVault, t: datetime) -> PoolHistoryPoint:
+    """The vault as one point of the pool history: exact yuan per code and the open lots the ladder draws.
+
+    A lot's ``shares`` are those held (or asked for while nothing is filled); its ``avg_price`` is the fill
+    value over the filled shares (the grant over the shares asked for before a fill), a display figure."""
+    used, frozen = vault.get_used_map(), vault.get_frozen_map()
+    codes = sorted({*used, *frozen, *vault.acc_alpha, *vault.limits.nominal_caps})
+    lots: dict[str, list[PoolLot]] = {code: [] for code in codes}
+    for a in vault.allocations.values():
+        if not a.is_open:
+            continue
+        shares = a.holding_shares if a.filled_shares else (a.requested_shares or 0)
+        held = a.filled_shares - a.released_shares
+        price = (a.filled_value / a.filled_shares / 100) if a.filled_shares else (
+            a.amount / 100 / a.requested_shares if a.requested_shares else 0.0)
+        status = "PENDING_BUY" if a.frozen > 0 and not held else "OPEN"
+        lots.setdefault(a.symbol, []).append(PoolLot(client_order_id=a.client_order_id, layer_index=a.layer_index,
+                                                     shares=int(shares), avg_price=float(price), status=status))
+    return PoolHistoryPoint(
+        t=t,
+        physical_pool=fen_to_yuan(vault.limits.physical_pool),
+        used={code: fen_to_yuan(used.get(code, 0)) for code in codes},
+        frozen={code: fen_to_yuan(frozen.get(code, 0)) for code in codes},
+        acc_alpha={code: fen_to_yuan(vault.acc_alpha.get(code, 0)) for code in codes},
+        committed=fen_to_yuan(vault.committed()),
+        utilization=vault.utilization(),
+        lots=lots,
+    )
