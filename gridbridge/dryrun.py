@@ -81,7 +81,10 @@ def prepare(opts: DryRunOptions) -> tuple[Path, Path, Path, dict[str, Path]]:
         # A long-term base position is what makes intraday round trips possible under T+1.
         shares = int(BASE_POSITION_CNY / float(series.o[0]) / 100) * 100
         positions[code] = shares
-        grid[code] = {**grid.get(code, {}), "base_position_shares": shares}
+        # One entry per symbol (the config refuses a code key beside its symbol key): the base config's
+        # overrides under either key, then the base position.
+        own = {**grid.pop(symbol_key(code), {}), **grid.get(code, {})}
+        grid[code] = {**own, "base_position_shares": shares}
     paper = {"initial_cash": "1000000", "initial_positions": positions, **config.get("paper", {})}
     config.update({"paper": paper, "grid": grid})
     _scale_latency_budgets(config, opts.speed)
