@@ -197,6 +197,8 @@ class PoolHistoryWriter:
             self._open()
         if self._last is not None and point.same_pool(self._last):
             return False
+        if self.path.is_symlink():  # never write through a link planted where the history belongs
+            raise OSError(f"{self.path} is a symbolic link; the pool history is not written through it")
         # Opened per append (points come once per change of the pool, not per turn): no handle outlives the
         # call, so a compaction's os.replace works on Windows too and a restarted writer meets no stale one.
         with open(self.path, "ab") as handle:

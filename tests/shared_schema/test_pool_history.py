@@ -131,3 +131,12 @@ def test_the_reader_never_raises_on_junk(tmp_path_factory, blob):
     path.write_bytes(point(0, used="1").model_dump_json().encode() + b"\n" + blob)
     read = read_pool_history(path)
     assert read.points[0] == point(0, used="1")
+
+
+def test_a_link_where_the_history_belongs_is_never_written_through(path: Path, tmp_path: Path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n")
+    path.symlink_to(target)
+    with pytest.raises(OSError, match="symbolic link"):
+        PoolHistoryWriter(path, fsync=False).append(point(0, used="1"))
+    assert target.read_text() == "keep\n"

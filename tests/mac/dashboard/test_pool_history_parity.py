@@ -20,7 +20,7 @@ from mac.dashboard.parsing import parse_file
 from mac.dashboard.replay import load_replay
 from mac.dashboard.view_models import POOL_HISTORY_COLUMNS, PoolHistory
 from settings.config import GridbridgeConfig
-from shared_schema.pool_history import POOL_HISTORY_FILE
+from shared_schema.pool_history import POOL_HISTORY_FILE, read_pool_history
 from tests.kit.harness import Harness, paper_config
 from tests.kit.stubs import SESSION_TIME
 from tests.mac.dashboard.journal_oracle import replay_journal
@@ -101,3 +101,20 @@ def test_the_dry_run_replay_page_reads_the_published_history(tmp_path: Path):
     assert replay.pool_history.source.startswith("executor pool history")
     end = replay.snapshot_at(None)
     assert end.pool is not None and end.pool.committed == published.committed
+
+
+def test_a_history_that_cannot_be_written_is_one_alert_and_never_stops_the_pool_file(tmp_path: Path):
+    h = Harness(tmp_path, paper_config())
+    history = h.state / POOL_HISTORY_FILE
+    history.unlink()
+    history.mkdir()  # a directory where the file belongs
+    h.send(signal_id="b1", price="1.100", shares=1000)
+    h.turn(2)
+    assert h.pool().used_512890 > 0  # the shared pool file is still published
+    assert len([a for a in h.results().alerts if "pool history not appended" in a]) == 1
+    history.rmdir()
+    h.send(signal_id="b2", price="1.100", shares=1000)
+    h.turn()
+    assert "publish:pool_history" not in h.executor.active_alerts()  # cleared once the append works again
+    assert read_pool_history(history).points[-1].used["512890.SH"] == h.pool().used_512890
+    h.executor.stop()
