@@ -33,3 +33,14 @@ def grid_params_by_code(
 ) -> dict[str, GridParams]:
     """``grid_params`` for each of ``codes`` (default: the config's codes, ``config.codes``)."""
     return {code: grid_params(config, code, mode) for code in (config.codes if codes is None else codes)}
+
+
+def declared_base_positions(config: GridbridgeConfig) -> dict[str, int]:
+    """The long-term base position (shares) the config declares for each of its codes: a code's resolved
+    ``base_position_shares`` when its ``grid`` overrides (common or its own) set one. A code without one
+    is absent: the executor then takes what the venue holds beyond the grid's lots at start."""
+    return {
+        code: grid_params(config, code).base_position_shares
+        for code in config.codes
+        if "base_position_shares" in overrides_for(config.grid, code)
+    }

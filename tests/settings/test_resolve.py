@@ -10,7 +10,7 @@ import pytest
 
 from settings.config import ConfigError, GridbridgeConfig, load_config
 from settings.grid import default_params
-from settings.resolve import grid_params, grid_params_by_code
+from settings.resolve import declared_base_positions, grid_params, grid_params_by_code
 
 
 def config(**sections) -> GridbridgeConfig:
@@ -88,3 +88,10 @@ def test_the_section_keeps_the_shape_users_write(tmp_path):
     cfg = load_config(path)
     assert cfg.grid == written
     assert json.loads(cfg.model_dump_json())["grid"] == written
+
+
+def test_declared_base_positions_name_only_the_codes_whose_overrides_set_one():
+    assert declared_base_positions(GridbridgeConfig()) == {}
+    cfg = config(grid={"159201": {"base_position_shares": 30000}, "512890.SH": {"cooling": True}})
+    assert declared_base_positions(cfg) == {"159201.SZ": 30000}
+    assert declared_base_positions(config(grid={"base_position_shares": 0})) == {"159201.SZ": 0, "512890.SH": 0}
