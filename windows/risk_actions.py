@@ -17,7 +17,8 @@ from core.events import AuditCode, Severity
 from core.oms.order_fsm import OrderState
 from core.oms.reconcile import reconcile
 from core.risk.snapshot import cooldown_exposure_target
-from shared_schema.models import ReductionStatus, symbol_key
+from settings.resolve import declared_base_positions
+from shared_schema.models import ReductionStatus
 from shared_schema.types import fen_to_yuan
 from windows.intake import reserve
 from windows.pipeline import decide
@@ -79,12 +80,7 @@ class RiskActions:
 
     def base_positions(self) -> dict[str, int]:
         """The long-term base position declared per code in the config's grid section (shares)."""
-        out = {}
-        for code in self.config.codes:
-            own = self.config.grid.get(code, self.config.grid.get(symbol_key(code), {}))
-            if isinstance(own, dict) and "base_position_shares" in own:
-                out[code] = int(own["base_position_shares"])
-        return out
+        return declared_base_positions(self.config)
 
     def evaluate(self) -> None:
         """Risk state for this turn, then what a reducing state demands, in the same turn: entering one
