@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.events import AuditCode, Severity
 from core.journal import SNAPSHOT_KIND
-from core.oms.lookups import LookupPolicy, LookupTrack
+from core.oms.lost_orders import LOST_AFTER_LOOKUPS, LookupPolicy, LostOrderTracker
 from core.oms.order_fsm import OrderState
 from shared_schema.failpoints import failpoint
 from shared_schema.types import CST
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gridbridge.executor")
 
-LOST_AFTER_LOOKUPS = 3  # misses spread over executor.unknown_outcome_lookup_s (core.oms.lookups)
 SEEN_INPUTS_RECENT = 1000  # input keys kept at a compaction besides those of junk still in the signal file
 
 
@@ -43,9 +42,10 @@ class Sweeper:
         self.broker = ex.broker
         self.risk = ex.risk
         self.wall_clock = ex.wall_clock
-        self._lookups: dict[str, LookupTrack] = {}  # client_order_id -> what its lookups found so far
-        self.lookup_policy = LookupPolicy(
-            LOST_AFTER_LOOKUPS, timedelta(seconds=ex.config.executor.unknown_outcome_lookup_s))
+        # Unknown outcomes are the executor's to declare lost (core.oms.lost_orders says why, not the adapter):
+        # LOST_AFTER_LOOKUPS misses spread over executor.unknown_outcome_lookup_s.
+        self.lost_orders = LostOrderTracker(LookupPolicy(
+            LOST_AFTER_LOOKUPS, timedelta(seconds=ex.config.executor.unknown_outcome_lookup_s)))
         # Cancels held back while the order's exchange refuses cancels (client_order_id -> why); sent when it
         # accepts.
         self._deferred_cancels: dict[str, str] = {}
@@ -72,7 +72,7 @@ class Sweeper:
         """After a restart: bring every non-final order up to the venue's truth before trading again.
 
         An order whose send was never confirmed (intent journaled, then a crash) becomes UNKNOWN; the
-        venue's answer at start is its first lookup under ``lookup_policy``, and the running sweep
+        venue's answer at start is its first lookup under ``lost_orders``, and the running sweep
         carries on from there: it is lost only after the same spaced misses as any unknown outcome."""
         ex = self.ex
         pending = [o for o in self.state.open_orders()]
@@ -101,22 +101,13 @@ class Sweeper:
                 ex.alerts.post(f"venue has an order we did not send (manual?): {update.client_order_id} {update.code}")
 
     def _lookup_due(self, live: LiveOrder, wall: datetime) -> bool:
-        """Lookups of one order are spaced (``lookup_policy.gap``): a venue's order cache can trail by seconds."""
-        return self.lookup_policy.is_due(self._lookups.get(live.record.client_order_id), wall)
-
-    def _missed(self, client_order_id: str, wall: datetime) -> bool:
-        """Count one lookup that did not find ``client_order_id``; True (and forgotten) once there were enough."""
-        verdict = self.lookup_policy.miss(self._lookups.get(client_order_id), wall)
-        if verdict.lost:
-            self._lookups.pop(client_order_id, None)
-        else:
-            self._lookups[client_order_id] = verdict.track
-        return verdict.lost
+        """Lookups of one order are spaced (``lost_orders.policy.gap``): a venue's order cache can trail by seconds."""
+        return self.lost_orders.is_due(live.record.client_order_id, wall)
 
     def _looked_up_and_missed(self, live: LiveOrder, wall: datetime) -> None:
         """An unknown outcome the venue did not list: one miss; lost (it never reached the venue) after enough."""
         client_order_id = live.record.client_order_id
-        if self._missed(client_order_id, wall):
+        if self.lost_orders.missed(client_order_id, wall):
             self.ex._commit({"k": "lost", "coid": client_order_id, "t": self.ex.now().isoformat()})
 
     def _settle_previous_days(self, now: datetime, wall: datetime) -> None:
@@ -137,9 +128,9 @@ class Sweeper:
             if client_order_id in by_id:
                 self.ex._fold_update(by_id[client_order_id])
                 if not self.state.orders[client_order_id].record.state.is_terminal:
-                    self._lookups[client_order_id] = self.lookup_policy.found(wall)
+                    self.lost_orders.found(client_order_id, wall)
                 continue
-            if self._missed(client_order_id, wall):
+            if self.lost_orders.missed(client_order_id, wall):
                 rec = live.record
                 self.ex._commit({"k": "cancel_req", "coid": client_order_id, "why": "DAY_END", "t": now.isoformat()})
                 self.ex._commit({"k": "update", "coid": client_order_id, "state": OrderState.CANCELLED.value,
@@ -161,7 +152,7 @@ class Sweeper:
                 for live in due:
                     client_order_id = live.record.client_order_id
                     if client_order_id in by_id:
-                        self._lookups.pop(client_order_id, None)
+                        self.lost_orders.forget(client_order_id)
                         self.ex._fold_update(by_id[client_order_id])
                         continue
                     self._looked_up_and_missed(live, wall)

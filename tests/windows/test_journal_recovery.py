@@ -68,7 +68,7 @@ def test_an_order_the_venue_lists_late_after_a_restart_is_folded_not_lost(tmp_pa
 def test_the_lookup_policy_spaces_lookups_and_loses_only_after_enough_misses():
     from datetime import datetime, timedelta
 
-    from core.oms.lookups import LookupPolicy
+    from core.oms.lost_orders import LookupPolicy
 
     policy = LookupPolicy(3, timedelta(seconds=9))
     t0 = datetime(2026, 1, 5, 10, 0)
