@@ -1,4 +1,4 @@
-"""The dashboard's view models: frozen dataclasses the loaders fill and the page draws (no IO, no streamlit).
+"""The dashboard's view models: the dataclasses the loaders fill and the page draws (no IO, no streamlit).
 
 A file's health (``FileHealth``), the pool (``PoolSummary``), the step penalty walk (``PenaltyAnalysis``),
 a grid's ladder (``LadderView``), the pool over time (``PoolHistory``) and everything one page run shows
@@ -56,6 +56,8 @@ class SignalsView:
 
 @dataclass
 class PoolPoint:
+    """One ``shared_pool.json`` seen in this page session (the live alpha series between history points)."""
+
     t: datetime
     seq: int
     used: dict[str, Decimal]
@@ -72,6 +74,7 @@ def pool_utilization(pool: PoolFile) -> float:
 
 
 def per_code(pool: PoolFile, prefix: str) -> dict[str, Decimal]:
+    """The pool file's ``<prefix>_<symbol>`` fields by code, exact yuan."""
     return {c: Decimal(getattr(pool, f"{prefix}_{symbol_key(c)}")) for c in CODES}
 
 
