@@ -1,8 +1,8 @@
 """The QMT machine's subcommands: ``producer --broker xtquant`` and ``fetch-bars``.
 
-``register(subparsers)`` adds ``fetch-bars`` and routes ``producer --broker xtquant`` here (the paper
-producer stays where it is). xtquant is imported lazily; ``$GRIDBRIDGE_XTQUANT_MODULE`` selects the fake
-terminal in tests (see docs/windows.md).
+``register(subparsers)`` adds ``fetch-bars``; ``gridbridge producer --broker xtquant`` runs
+``cmd_producer_xt`` (the producer command is ``gridbridge.commands.producer``). xtquant and pandas are
+imported lazily; ``$GRIDBRIDGE_XTQUANT_MODULE`` selects the fake terminal in tests (see docs/windows.md).
 """
 
 from __future__ import annotations
@@ -18,48 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 log = logging.getLogger("gridbridge.cli_xt")
 
 CSV_COLUMNS = ["time", "open", "high", "low", "close", "volume"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    producer = sub.choices.get("producer")
-    if producer is None:
-        producer = sub.add_parser("producer", help="publish shared_quote.json")
-        producer.add_argument("--shared-dir", required=True)
-        producer.add_argument("--broker", choices=["paper", "xtquant"], default="xtquant")
-        producer.add_argument("--config")
-    _add_optional(producer, "--interval", type=float, default=None,
-                  help="xtquant: seconds between two snapshots (default: xtquant.producer_interval_s)")
-    _add_optional(producer, "--max-seconds", type=float, default=None, help="xtquant: stop after this many seconds")
-    paper_producer = producer.get_default("func")
-
-    def route(args: argparse.Namespace) -> int:
-        if args.broker == "xtquant":
-            return cmd_producer_xt(args)
-        if paper_producer is None:
-            print("gridbridge producer: no paper producer in this build", file=sys.stderr)
-            return 2
-        return int(paper_producer(args) or 0)
-
-    producer.set_defaults(func=route)
-
-    p = sub.add_parser("fetch-bars", help="download QMT history and append new bars to a CSV (time in epoch ms)")
+    p = sub.add_parser("fetch-bars")
     p.add_argument("--code", required=True)
     p.add_argument("--period", default="1m")
     p.add_argument("--start", required=True, help="YYYYMMDD")
     p.add_argument("--end", required=True, help="YYYYMMDD")
     p.add_argument("--out", required=True, help="CSV to create or extend")
     p.set_defaults(func=cmd_fetch_bars)
-
-
-def _add_optional(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
-    if any(flag in action.option_strings for action in parser._actions):
-        return  # already there (the lead's parser may grow the same option)
-    parser.add_argument(flag, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------- producer
@@ -128,6 +99,8 @@ def cmd_fetch_bars(args: argparse.Namespace) -> int:
 def fetch_bars(xtdata: Any, code: str, period: str, start: str, end: str, out: Path) -> tuple[int, int | None]:
     """Download history from QMT and append the bars after the CSV's last one (the CSV is rewritten
     atomically, so an interrupted run leaves the previous file). Returns (bars appended, last time)."""
+    import pandas as pd
+
     from shared_schema.atomic_io import atomic_write_bytes
     from shared_schema.types import ms_to_datetime
 

@@ -1,6 +1,6 @@
 """``gridbridge dashboard --shared-dir DIR [--port N]``: runs ``streamlit run`` on ``mac/dashboard/app.py``.
 
-``register(subparsers)`` adds the subcommand; the settings travel to the page as environment variables
+``register(subparsers)`` adds the subcommand (``gridbridge.cli.COMMANDS`` lists it); the settings travel to the page as environment variables
 (``GRIDBRIDGE_DASHBOARD_*``), so the page also runs under ``streamlit.testing`` without a command line.
 """
 
@@ -17,7 +17,7 @@ ENV = "GRIDBRIDGE_DASHBOARD_"
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("dashboard", help="run the Streamlit dashboard (live shared folder or --replay)")
+    p = subparsers.add_parser("dashboard")  # its line in `gridbridge --help`: gridbridge.cli.COMMANDS
     p.add_argument("--shared-dir", help="the shared folder to watch (live)")
     p.add_argument("--replay", metavar="DIR", help="a dry-run folder or a backtest output folder to replay")
     p.add_argument("--state-dir", help="the executor's state dir (its journal gives full pool/alpha history)")

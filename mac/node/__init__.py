@@ -19,8 +19,7 @@ new bar, sends a ``FUSE_CLOSE`` sell for each lot that may be sold today (T+1, b
 the state leaves FUSE, which only a manual Reset FUSE at the executor does. Halted: no buys, no close-all.
 """
 
-from mac.node.config import grid_params_from_config, node_settings_from_config
 from mac.node.process import StrategyNode
-from mac.node.state import NodeSettings, state_file
+from mac.node.state import NodeSettings, node_settings_from_config, state_file
 
-__all__ = ["NodeSettings", "StrategyNode", "grid_params_from_config", "node_settings_from_config", "state_file"]
+__all__ = ["NodeSettings", "StrategyNode", "node_settings_from_config", "state_file"]

@@ -10,8 +10,9 @@ from typing import Any
 
 from mac.grid.core import GridState, initial_state
 from mac.grid.params import CompiledParams, compile_params
-from mac.grid.risk_policy import GridRiskPolicy
+from mac.grid.risk_policy import GridRiskPolicy, risk_policy_from_config
 from mac.state_codec import decode, encode
+from settings.config import GridbridgeConfig
 from settings.grid import GridParams
 from shared_schema.models import symbol_key
 from shared_schema.safe_json import safe_loads
@@ -35,6 +36,14 @@ class NodeSettings:
     max_quote_ahead_s: float | None = 300.0  # quotes/bars stamped further ahead of the wall clock are refused
     reject_backoff_s: float = 60.0  # market seconds an order the executor rejected is held before it is re-sent
     reject_backoff_max_s: float = 1800.0  # the wait doubles with each rejection in a row, up to this
+
+
+def node_settings_from_config(config: GridbridgeConfig) -> NodeSettings:
+    """NodeSettings from a validated config's ``node`` section (the grid's own parameters come from
+    ``settings.resolve.grid_params``)."""
+    node = config.node
+    return NodeSettings(signal_ttl_s=node.signal_ttl_s, stale_after_s=node.stale_after_s,
+                        risk_policy=risk_policy_from_config(node), max_quote_ahead_s=node.max_quote_ahead_s)
 
 
 @dataclass
