@@ -11,12 +11,13 @@ sends each signal as a limit order at the deciding close and fills it with the *
 
 T+1 is the venue's: per symbol the engine keeps what was held at the start of the trading day and what was
 sold since, and hands ``step`` the ``can_use_volume`` and ``volume`` a venue would report
-(``mac.grid.core.sell_budget`` decides), so today's lots may be sold against the base position.
+(``mac.grid.rules.sell_budget`` decides), so today's lots may be sold against the base position.
 
 Every BUY first asks the vault (``request_allocation``) exactly as the executor would: its amount plus
 the commission estimate of the executor's fee model (``windows.pipeline.fee_model``); a refusal rolls
 the pending lot back. Fills go to the vault (``on_fill`` / ``apply_sell_fill``) and to the grid state
-(``apply_fill``). Commission: ``rate * value``, at least ``commission_min``, rounded to the fen.
+(``apply_fill``). Commission: the one formula (``shared_schema.ledger_math.commission``, through the grid's
+``commission``): ``rate * value``, at least ``commission_min``, rounded half up to the fen.
 
 Indicators are computed once, vectorised and bit-identical to the incremental ones
 (``backtest.fastind``), and handed to ``step`` through ``StepContext``; the rest is the very function
@@ -49,9 +50,11 @@ from mac.grid.core import (
     trading_day,
 )
 from mac.grid.indicators import IndicatorPeriods, IndicatorValues
-from mac.grid.params import CompiledParams, GridParams, compile_params
+from mac.grid.params import CompiledParams, compile_params
 from marketdata.bars import Bars
 from settings.config import GridbridgeConfig
+from settings.grid import GridParams
+from shared_schema.types import to_fen
 from windows.pipeline import fee_model
 from windows.vault import GlobalVault, VaultDecision, VaultLimits
 
@@ -176,25 +179,12 @@ def make_vault(params: dict[str, GridParams]) -> GlobalVault:
     return GlobalVault(VaultLimits.from_yuan(first.physical_pool, caps, first.reserve_ratio))
 
 
-class _Committed:
-    """used + frozen (total and per symbol), kept in step with the vault by diffing only the allocations
-    a call touched: ``GlobalVault.committed()`` walks every allocation ever made, too slow per bar."""
-
-    def __init__(self, vault: GlobalVault) -> None:
-        self.vault = vault
-        self.value = vault.committed()
-        self.by_symbol = {c: 0 for c in vault.codes}
-        for a in vault.allocations.values():
-            self.by_symbol[a.symbol] += a.used + a.frozen
-
-    def touch(self, code, coids, fn, *args):
-        allocs = self.vault.allocations
-        before = sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs)
-        out = fn(*args)
-        delta = sum(allocs[c].used + allocs[c].frozen for c in coids if c in allocs) - before
-        self.value += delta
-        self.by_symbol[code] += delta
-        return out
+def _committed(vault: GlobalVault) -> tuple[int, dict[str, int]]:
+    """used + frozen in fen, over all symbols and per symbol, from the vault's running totals. Read again
+    only after a call that may change the vault, so a quiet bar costs nothing."""
+    used, frozen = vault.get_used_map(), vault.get_frozen_map()
+    by_symbol = {code: used[code] + frozen[code] for code in used}
+    return sum(by_symbol.values()), by_symbol
 
 
 DEFAULT_RISK = BacktestRisk()
@@ -228,14 +218,14 @@ def run_realistic(
     codes = list(data)
     cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
     vault = vault or make_vault({c: params[c] for c in codes})
-    committed = _Committed(vault)
+    committed, by_symbol = _committed(vault)
     fees = fee_model(config or GridbridgeConfig())
     pool_fen = vault.limits.physical_pool
     caps = vault.limits.nominal_caps
     prepared = {c: _prepare(data[c], cps[c]) for c in codes}
     results = {c: SymbolResult(c, initial_state(cps[c])) for c in codes}
     states = {c: results[c].state for c in codes}
-    placed: dict[str, tuple[int, int]] = {}  # coid -> (bar index placed, trading day)
+    placed: dict[str, tuple[int, int]] = {}  # client_order_id -> (bar index placed, trading day)
     penalty = {c: np.zeros(len(data[c]), dtype=bool) for c in codes}
 
     t_all = np.concatenate([data[c].t for c in codes])
@@ -251,7 +241,6 @@ def run_realistic(
     vcache: list[list] = [[None, -1, -1, 0, 0] for _ in codes]  # state, sold, day -> can_use, volume
     state_list = [states[c] for c in codes]
     util_list: list[float] = []
-    by_symbol = committed.by_symbol
     pv_cache: list[PoolView | None] = [None] * len(codes)
     tracker = RiskTracker(risk, codes, Decimal(pool_fen) / 100) if risk is not None else None
     mult = 1.0  # the risk mode's buy-step multiplier (1.0 keeps step's fast path)
@@ -268,10 +257,11 @@ def run_realistic(
                 closing_all = tracker.mode.close_all
                 if not tracker.mode.buys_allowed:
                     for kk, entry in enumerate(per_symbol):
-                        cancelled = _cancel_buys(state_list[kk], bar.t, entry[0], vault, committed, tracker)
+                        cancelled = _cancel_buys(state_list[kk], bar.t, entry[0], vault, tracker)
                         if cancelled is not state_list[kk]:
                             state_list[kk] = cancelled
                             tracker.sync(kk, cancelled)
+                    committed, by_symbol = _committed(vault)
         state = before = state_list[k]
         v = venue[k]
         day = trading_day(bar.t)
@@ -279,16 +269,17 @@ def run_realistic(
             # the venue's T+1 view: what was held at the start of the day is sellable today
             v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
         if state.orders:
-            state = _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker, v)
+            state = _work_orders(state, bar, i, code, cp, vault, placed, res, tracker, v)
+            committed, by_symbol = _committed(vault)
         iv = ctxs[i]
         if iv is not None or incremental:
             pv = pv_cache[k]
             if (
                 pv is None
-                or pv.committed_fen != committed.value
+                or pv.committed_fen != committed
                 or pv.symbol_committed_fen != by_symbol[code]
             ):
-                pv = PoolView(committed.value, pool_fen, committed.value / pool_fen, by_symbol[code], cap)
+                pv = PoolView(committed, pool_fen, committed / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
             vc = vcache[k]
             if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
@@ -311,12 +302,11 @@ def run_realistic(
                             state = apply_reject(state, s.client_order_id)
                             continue
                         placed[s.client_order_id] = (i, day)
-                        decision = committed.touch(
-                            code,
-                            (s.client_order_id,), vault.request_allocation,
+                        decision = vault.request_allocation(
                             code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
                             fees.estimate_fen(s.amount_fen),
                         )  # fmt: skip
+                        committed, by_symbol = _committed(vault)
                         if decision is not VaultDecision.APPROVED:
                             res.refusals[decision.value] += 1
                             state = apply_reject(state, s.client_order_id)
@@ -343,7 +333,7 @@ def run_realistic(
             if state is not before:
                 tracker.sync(k, state)
         state_list[k] = state
-        util_list.append(committed.value)
+        util_list.append(committed)
         if on_bar is not None:
             on_bar(code, bar, vault, state)
         if pbar is not None and n % 20000 == 0:
@@ -363,15 +353,11 @@ def run_realistic(
     return RunResult("realistic", results, vault, t_all[order], util, tracker)
 
 
-def _fee_fen(fee: Decimal) -> int:
-    return int((fee * 100).to_integral_value())
-
-
-def _cancel_buys(state, t, code, vault, committed, tracker) -> GridState:
+def _cancel_buys(state, t, code, vault, tracker) -> GridState:
     """The risk state no longer allows buys: cancel the resting ones (the vault frees their money)."""
     for o in state.orders:
         if o.side == BUY:
-            committed.touch(code, (o.client_order_id,), vault.on_cancel, code, o.client_order_id)
+            vault.on_cancel(code, o.client_order_id)
             state = apply_reject(state, o.client_order_id)
             tracker.cancelled_buys += 1
             tracker.cancelled(t, code, o.client_order_id, BUY, f"risk state {tracker.snapshot.state.value}")
@@ -385,7 +371,7 @@ def _venue_volumes(state: GridState, v: list[int], base: int) -> tuple[int, int]
     return v[1] - v[2] - resting, base + state.open_shares
 
 
-def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker=None, venue=None) -> GridState:
+def _work_orders(state, bar, i, code, cp, vault, placed, res, tracker=None, venue=None) -> GridState:
     """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model).
 
     ``venue`` is the symbol's ``[day, held at day start, sold today]``; sell fills add to the last."""
@@ -397,14 +383,14 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker
         at, oday = placed[o.client_order_id]
         if at >= i:
             continue
-        coid = o.client_order_id
+        client_order_id = o.client_order_id
         if oday != day or i - at > cp.source.order_ttl_bars:
             res.expired += 1
             if o.side == BUY:
-                committed.touch(code, (coid,), vault.on_cancel, code, coid)
-            state = apply_reject(state, coid)
+                vault.on_cancel(code, client_order_id)
+            state = apply_reject(state, client_order_id)
             if tracker is not None:
-                tracker.cancelled(bar.t, code, coid, o.side, "EXPIRED")
+                tracker.cancelled(bar.t, code, client_order_id, o.side, "EXPIRED")
             continue
         if o.side == BUY:
             if lo_m > o.price_milli:
@@ -415,39 +401,29 @@ def _work_orders(state, bar, i, code, cp, vault, committed, placed, res, tracker
                 continue
             px = max(op_m, o.price_milli)
         value = Decimal(px) * o.shares / 1000
-        fee = commission(cp, value)
+        fee = commission(cp, value)  # the exact value's commission, already whole fen
+        fee_fen = to_fen(fee)
         value_fen = (px * o.shares + 5) // 10
         if o.side == BUY:
-            committed.touch(code, (coid,), vault.on_fill, code, coid, o.shares, value_fen, _fee_fen(fee))
-            if o.shares and _layer(state, coid) == cp.layers - 1:
+            vault.on_fill(code, client_order_id, o.shares, value_fen, fee_fen)
+            if o.shares and _layer(state, client_order_id) == cp.layers - 1:
                 res.all_layers += 1
         else:
             if venue is not None:
                 venue[2] += o.shares
             ids = o.release_client_order_ids
-            committed.touch(
-                code,
-                ids,
-                vault.apply_sell_fill,
-                code,
-                coid,
-                ids,
-                o.shares,
-                o.shares,
-                value_fen,
-                _fee_fen(fee),
-            )
-        layer = _layer(state, coid if o.side == BUY else o.release_client_order_ids[0])
-        state = apply_fill(state, coid, o.shares, Decimal(px) / 1000, True, fees=fee)
-        res.trades.append(Trade(bar.t, code, o.side, px, o.shares, o.reason, coid, layer, fee, o.t))
+            vault.apply_sell_fill(code, client_order_id, ids, o.shares, o.shares, value_fen, fee_fen)
+        layer = _layer(state, client_order_id if o.side == BUY else o.release_client_order_ids[0])
+        state = apply_fill(state, client_order_id, o.shares, Decimal(px) / 1000, True, fees=fee)
+        res.trades.append(Trade(bar.t, code, o.side, px, o.shares, o.reason, client_order_id, layer, fee, o.t))
         if tracker is not None:
-            tracker.filled(bar.t, code, coid, o.side, o.shares, px)
+            tracker.filled(bar.t, code, client_order_id, o.side, o.shares, px)
     return state
 
 
-def _layer(state: GridState, coid: str) -> int:
+def _layer(state: GridState, client_order_id: str) -> int:
     for lot in state.lots:
-        if lot.client_order_id == coid:
+        if lot.client_order_id == client_order_id:
             return lot.layer_index
     return -1
 

@@ -7,9 +7,9 @@ state through ``mac.grid.risk_policy.grid_risk_mode``, exactly as the live node 
 
 Evaluating every minute of five years would cost more than the backtest itself, so ``tick`` tracks the
 equity and its peak in floats and calls ``evaluate`` only when it could change something: a drawdown
-within float error of a threshold the current state can cross (DEGRADED at 8 %, COOLDOWN at 12 % or its
-re-arm line, FUSE at 20 %, the recovery line below 7 %), a timer that is due (cooldown end, recovery
-stage, observation window), and once per trading day (for the day's EQUITY_SNAPSHOT). Between
+within float error of a threshold the current state can cross (DEGRADED at 8 %, COOLDOWN at 12 %, FUSE
+at 20 %, the recovery line below 7 %), a timer that is due (cooldown end, recovery stage, observation
+window), and once per trading day (for the day's EQUITY_SNAPSHOT). Between
 evaluations NORMAL far from every line would change nothing but the observed fields; the peak that rose
 meanwhile is handed to the snapshot (exact, recomputed from the state at the peak) before the next
 evaluation. ``every_bar=True`` evaluates on every timestamp (tests compare both paths).
@@ -32,7 +32,7 @@ from core.gate import GateConfig
 from core.oms.account import AccountState
 from core.risk import RiskConfig, RiskInputs, RiskSnapshot, RiskState, evaluate, initial_snapshot
 from core.risk.replay import equity_snapshot_event
-from mac.grid.core import BUY, GridState, Signal, price_decimal
+from mac.grid.core import BUY, GridSignal, GridState, price_decimal
 from mac.grid.risk_policy import GridRiskMode, GridRiskPolicy, grid_risk_mode
 from shared_schema.types import ms_to_datetime
 
@@ -154,12 +154,7 @@ class RiskTracker:
         elif state is RiskState.FUSE:
             lo, hi = -inf, inf  # only a manual reset leaves FUSE
         elif state is RiskState.DEGRADED:
-            if snap.cooldown_rearm_above is None:
-                lo, hi = recover, min(cool, fuse)
-            else:
-                # after an expired cooldown: re-enter only past the re-arm line; a dip under the cooldown
-                # line clears the re-arm, so it must be seen too
-                lo, hi = max(recover, cool + 2 * _EPS), min(float(snap.cooldown_rearm_above) - _EPS, fuse)
+            lo, hi = recover, min(cool, fuse)
         else:  # COOLDOWN (its end is a timer) and REDUCE_ONLY: only FUSE is reachable by drawdown
             lo, hi = -inf, fuse
         self.quiet_lo, self.quiet_hi = lo, hi
@@ -222,7 +217,7 @@ class RiskTracker:
                            data=data)
             )  # fmt: skip
 
-    def signal_sent(self, sig: Signal) -> None:
+    def signal_sent(self, sig: GridSignal) -> None:
         """A signal the executor accepted and sent (the vault approved it, or a sell)."""
         if self.audit is None:
             return
@@ -231,17 +226,17 @@ class RiskTracker:
         self.note(AuditCode.ORDER_SUBMITTED, sig.t, sig.code, "order sent", client_order_id=sig.client_order_id,
                   side=sig.side, shares=sig.shares, price=str(sig.price), reason=sig.reason)  # fmt: skip
 
-    def signal_refused(self, sig: Signal, reason: str) -> None:
+    def signal_refused(self, sig: GridSignal, reason: str) -> None:
         self.note(AuditCode.SIGNAL_REJECTED, sig.t, sig.code, f"vault refused: {reason}",
                   signal_id=sig.client_order_id, reason=reason, side=sig.side)  # fmt: skip
 
-    def filled(self, t: int, code: str, coid: str, side: str, shares: int, price_milli: int) -> None:
-        self.note(AuditCode.ORDER_FILLED, t, code, "FILLED", client_order_id=coid, side=side, filled=shares,
+    def filled(self, t: int, code: str, client_order_id: str, side: str, shares: int, price_milli: int) -> None:
+        self.note(AuditCode.ORDER_FILLED, t, code, "FILLED", client_order_id=client_order_id, side=side, filled=shares,
                   price=str(Decimal(price_milli) / 1000), opens=side == BUY,
                   risk_state=self.snapshot.state.value, leverage="1", max_leverage="1")  # fmt: skip
 
-    def cancelled(self, t: int, code: str, coid: str, side: str, why: str) -> None:
-        self.note(AuditCode.ORDER_CANCELLED, t, code, why, client_order_id=coid, side=side, filled=0,
+    def cancelled(self, t: int, code: str, client_order_id: str, side: str, why: str) -> None:
+        self.note(AuditCode.ORDER_CANCELLED, t, code, why, client_order_id=client_order_id, side=side, filled=0,
                   opens=side == BUY, risk_state=self.snapshot.state.value)  # fmt: skip
 
     # -------------------------------------------------------------------------------------- metrics

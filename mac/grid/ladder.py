@@ -1,8 +1,9 @@
 """Where the grid will trade next: the buy trigger and take-profit prices, computed the way ``core.step`` does.
 
-Pure helpers for the dashboard (and anyone who wants to explain the grid): no IO, no clock. Every float
-expression below repeats ``core.step``'s arithmetic in the same order, so a price this module calls a
-trigger is a price on which ``step`` decides a buy (a test drives ``step`` at and one tick above it).
+Pure helpers for the dashboard (and anyone who wants to explain the grid): no IO, no clock. The buy step,
+the take-profit, the breaker and the cooling-off are ``mac.grid.rules``' functions, the very ones ``step``
+decides with, so a price this module calls a trigger is a price on which ``step`` decides a buy (a test
+drives ``step`` at and one tick above it).
 
 The step depends on the deciding bar's own close (``ATR / P * factor``), so "the trigger price" is the
 highest price ``P`` on the tick grid with ``P <= anchor * (1 - step(P))``; ``buy_trigger_price`` finds it
@@ -15,8 +16,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mac.grid.core import PENDING_SELL
-from mac.grid.params import CompiledParams, GridParams, compile_params
+from mac.grid.params import CompiledParams, compile_params
+from mac.grid.rules import buy_step, cooling_bars_needed
+from mac.grid.rules import is_breaker_on as rules_is_breaker_on
+from mac.grid.rules import take_profit_multiplier as rules_take_profit_multiplier
+from mac.grid.state import PENDING_SELL
+from settings.grid import GridParams
 
 _MAX_WALK = 10_000  # ticks; the estimate is off by a tick or two in practice
 
@@ -32,38 +37,6 @@ def trend_of(slope: float | None) -> str:
     return "UP" if slope > 0 else "DOWN" if slope < 0 else "FLAT"
 
 
-def buy_step(
-    price: float,
-    atr: float,
-    slope: float,
-    n_lots: int,
-    params: CompiledParams | GridParams,
-    penalty_on: bool,
-    risk_multiplier: float = 1.0,
-) -> float:
-    """The buy step ``core.step`` uses on a bar closing at ``price`` (same operations, same order).
-
-    ``max(floor, atr / price * factor)``, times the trend multiplier by the slope's sign, plus the layer
-    bonus per counted lot, times the penalty multiplier when the penalty is on, times the risk mode's
-    buy-step multiplier (DEGRADED widens buys) when it is not 1.
-    """
-    cp = _compiled(params)
-    step_ = atr / price * cp.atr_grid_factor
-    floor = cp.grid_step_floor
-    if floor > step_:
-        step_ = floor
-    if slope > 0:
-        step_ *= cp.up_step_mult
-    elif slope < 0:
-        step_ *= cp.down_step_mult
-    step_ += cp.layer_step_bonus * n_lots
-    if penalty_on:
-        step_ *= cp.penalty_multiplier
-    if risk_multiplier != 1.0:
-        step_ *= risk_multiplier
-    return step_
-
-
 def is_buy_triggered(
     price: float,
     anchor: float,
@@ -74,7 +47,7 @@ def is_buy_triggered(
     penalty_on: bool,
 ) -> bool:
     """``price <= anchor * (1 - step)`` exactly as ``core.step`` evaluates it (before breaker and cooling)."""
-    return price <= anchor * (1 - buy_step(price, atr, slope, n_lots, params, penalty_on))
+    return price <= anchor * (1 - buy_step(price, atr, slope, n_lots, _compiled(params), penalty_on))
 
 
 def buy_trigger_price(
@@ -122,13 +95,7 @@ def buy_trigger_price(
 
 def take_profit_multiplier(slope: float | None, params: CompiledParams | GridParams) -> float:
     """``1 + tp * sell_factor`` with the trend's take-profit multiplier (the penalty never applies)."""
-    cp = _compiled(params)
-    tp = cp.sell_profit_threshold
-    if slope is not None and slope > 0:
-        tp *= cp.up_tp_mult
-    elif slope is not None and slope < 0:
-        tp *= cp.down_tp_mult
-    return 1 + tp * cp.sell_threshold_factor
+    return rules_take_profit_multiplier(0.0 if slope is None else slope, _compiled(params))
 
 
 def take_profit_price(buy_price: float, slope: float | None, params: CompiledParams | GridParams) -> float:
@@ -140,7 +107,7 @@ def is_breaker_on(atr: float | None, atr_avg: float | None, params: CompiledPara
     """The ATR breaker: buying pauses while ``ATR > ATR_AVG * breaker_mult``."""
     if atr is None or atr_avg is None:
         return False
-    return atr > atr_avg * _compiled(params).breaker_mult
+    return rules_is_breaker_on(atr, atr_avg, _compiled(params))
 
 
 def cooling_bars_left(
@@ -154,8 +121,7 @@ def cooling_bars_left(
     cp = _compiled(params)
     if not cp.cooling or n_lots:
         return 0
-    need = cp.cooling_bars_oversold if rsi < cp.cooling_rsi else cp.cooling_bars
-    return max(0, need - (usable_index - last_flat_index))
+    return max(0, cooling_bars_needed(rsi, cp) - (usable_index - last_flat_index))
 
 
 def counted_lots(lots: list[dict[str, Any]] | tuple[Any, ...]) -> int:
