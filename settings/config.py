@@ -225,9 +225,9 @@ class GridbridgeConfig(_Section):
         default_factory=lambda: GateConfig(min_signals_per_day=Decimal("0.10"), min_fills_per_day=Decimal("0.10"))
     )
     grid: GridSection = Field(
-        default_factory=dict,
+        default_factory=GridSection,
         description="grid parameter overrides: top-level keys for every symbol, a code key for one symbol "
-        "(settings.grid; settings.resolve.grid_params applies them)",
+        "(settings.grid_section; settings.resolve.grid_params applies them)",
     )
 
     @property

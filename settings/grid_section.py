@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 
 from settings.grid import TUNED_CODES, GridParams
 from shared_schema.models import symbol_key
@@ -45,33 +53,61 @@ def _checked_parameters(where: str, overrides: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def _checked_section(raw: dict[str, Any]) -> dict[str, Any]:
-    """The ``grid`` section with every name known and every value of its parameter's type."""
+def _split(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The written section as (common overrides, overrides per full code), every name known and every value
+    of its parameter's type."""
     code_of_key = {c: c for c in TUNED_CODES} | {symbol_key(c): c for c in TUNED_CODES}
     key_of_code: dict[str, str] = {}
-    out: dict[str, Any] = {}
+    common: dict[str, Any] = {}
+    per_symbol: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         code = code_of_key.get(key)
         if code is None:
             if isinstance(value, Mapping):
                 raise ValueError(f"grid.{key}: not a grid parameter, and not a symbol with grid defaults "
                                  f"({', '.join(TUNED_CODES)})")
-            out.update(_checked_parameters("grid.", {key: value}))
+            common.update(_checked_parameters("grid.", {key: value}))
             continue
         if not isinstance(value, Mapping):
             raise ValueError(f"grid.{key}: must be an object of {code}'s parameter overrides")
         if code in key_of_code:
             raise ValueError(f"grid.{key} and grid.{key_of_code[code]} both hold {code}'s overrides; keep one")
         key_of_code[code] = key
-        out[key] = _checked_parameters(f"grid.{key}.", value)
-    return out
+        per_symbol[code] = _checked_parameters(f"grid.{key}.", value)
+    return common, per_symbol
 
 
-class _SectionSchema:
-    """The JSON Schema of the section as users write it (parameters, then per-symbol objects of them)."""
+class GridSection(BaseModel):
+    """The config's ``grid`` section: ``common`` overrides for every symbol, then ``per_symbol`` overrides
+    keyed by full code. Read from and written in the shape users write (parameters at the top level, a
+    code or symbol key holding that symbol's own), every name and value checked at load."""
+
+    model_config = ConfigDict(frozen=True)
+
+    common: dict[str, Any] = Field(default_factory=dict)
+    per_symbol: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_the_written_shape(cls, raw: Any) -> Any:
+        if isinstance(raw, GridSection):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise ValueError("grid must be an object of parameter overrides")
+        common, per_symbol = _split(raw)
+        return {"common": common, "per_symbol": per_symbol}
+
+    @model_serializer(mode="plain")
+    def _to_the_written_shape(self) -> dict[str, Any]:
+        return {**self.common, **self.per_symbol}
+
+    def overrides_for(self, code: str) -> dict[str, Any]:
+        """The overrides that apply to ``code``: the common ones, then the symbol's own."""
+        return {**self.common, **self.per_symbol.get(code, {})}
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # The schema of the written shape: parameters, and any other key a symbol's object of them.
         params: dict[str, Any] = {}
         for name, model in _parameter_models().items():
             params[name] = model.model_json_schema()["properties"][name]
@@ -85,15 +121,3 @@ class _SectionSchema:
             "properties": params,
             "additionalProperties": {"type": "object", "properties": params, "additionalProperties": False},
         }
-
-
-GridSection = Annotated[dict[str, Any], AfterValidator(_checked_section), _SectionSchema]
-"""The config's ``grid`` section: the shape users write, every name and value checked at load."""
-
-
-def overrides_for(section: Mapping[str, Any], code: str) -> dict[str, Any]:
-    """The overrides that apply to ``code``: the common parameters, then the symbol's own (code key first,
-    then its symbol key)."""
-    common = {k: v for k, v in section.items() if not isinstance(v, Mapping)}
-    own = section.get(code, section.get(symbol_key(code), {}))
-    return {**common, **own}

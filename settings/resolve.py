@@ -12,7 +12,6 @@ from typing import Any
 
 from settings.config import ConfigError, GridbridgeConfig
 from settings.grid import GridParams, Mode, default_params
-from settings.grid_section import overrides_for
 
 
 def grid_params(config: GridbridgeConfig, code: str, mode: Mode = "realistic") -> GridParams:
@@ -23,7 +22,7 @@ def grid_params(config: GridbridgeConfig, code: str, mode: Mode = "realistic") -
     if code in vault.nominal_caps:
         from_vault["nominal_cap"] = float(vault.nominal_caps[code])
     try:
-        return default_params(code, mode, **{**from_vault, **overrides_for(config.grid, code)})
+        return default_params(code, mode, **{**from_vault, **config.grid.overrides_for(code)})
     except ValueError as exc:
         raise ConfigError(f"grid settings for {code} are invalid: {exc}") from exc
 
@@ -42,5 +41,5 @@ def declared_base_positions(config: GridbridgeConfig) -> dict[str, int]:
     return {
         code: grid_params(config, code).base_position_shares
         for code in config.codes
-        if "base_position_shares" in overrides_for(config.grid, code)
+        if "base_position_shares" in config.grid.overrides_for(code)
     }

@@ -36,7 +36,7 @@ def test_a_plain_overrides_file_is_the_grid_section(tmp_path):
     path = tmp_path / "overrides.json"
     path.write_text(json.dumps({"atr_grid_factor": 0.3, "159201": {"cooling": False}}))
     cfg = load_run_config(str(path))
-    assert cfg.grid == {"atr_grid_factor": 0.3, "159201": {"cooling": False}}
+    assert cfg.grid.model_dump() == {"atr_grid_factor": 0.3, "159201.SZ": {"cooling": False}}
     assert cfg.vault.physical_pool == 300000
 
 

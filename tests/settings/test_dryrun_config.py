@@ -19,4 +19,4 @@ def test_the_dry_run_config_validates_and_keeps_the_base_configs_symbol_override
     params = grid_params(config, "159201.SZ")
     assert params.cooling is False and params.atr_grid_factor == 0.3
     assert params.base_position_shares > 0 and params.physical_pool == 120000
-    assert set(config.grid) == {"atr_grid_factor", "159201.SZ", "512890.SH"}
+    assert set(config.grid.per_symbol) == {"159201.SZ", "512890.SH"}

@@ -81,13 +81,19 @@ def test_a_bad_grid_section_is_refused_at_load_naming_the_key(tmp_path, grid, na
     assert named in str(refused.value)
 
 
-def test_the_section_keeps_the_shape_users_write(tmp_path):
+def test_the_section_is_typed_and_keeps_the_shape_users_write(tmp_path):
     written = {"atr_grid_factor": 0.3, "512890.SH": {"base_position_shares": 20000}, "159201": {"cooling": False}}
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"grid": written}))
     cfg = load_config(path)
-    assert cfg.grid == written
-    assert json.loads(cfg.model_dump_json())["grid"] == written
+    assert cfg.grid.common == {"atr_grid_factor": 0.3}
+    assert cfg.grid.per_symbol == {"512890.SH": {"base_position_shares": 20000}, "159201.SZ": {"cooling": False}}
+    assert cfg.grid.overrides_for("159201.SZ") == {"atr_grid_factor": 0.3, "cooling": False}
+    # written back in the users' shape (a symbol key comes back as its code), and read back the same
+    dumped = json.loads(cfg.model_dump_json())["grid"]
+    assert dumped == {"atr_grid_factor": 0.3, "512890.SH": {"base_position_shares": 20000},
+                      "159201.SZ": {"cooling": False}}
+    assert GridbridgeConfig.model_validate(json.loads(cfg.model_dump_json())) == cfg
 
 
 def test_declared_base_positions_name_only_the_codes_whose_overrides_set_one():
