@@ -15,15 +15,17 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from backtest.synth import generate
 from core.journal import Journal
-from marketdata.bars import write_bars_csv
+from gridbridge.progress import ProgressPrinter, ProgressSource, ProgressWatch
+from marketdata.bars import load_bars, write_bars_csv
 from settings.config import GridbridgeConfig, load_config
 from shared_schema.models import (
     DESIGN_SYMBOLS,
@@ -95,7 +97,9 @@ def prepare(opts: DryRunOptions) -> tuple[Path, Path, Path, dict[str, Path]]:
     return shared, state, config_path, bars
 
 
-def run_dry_run(opts: DryRunOptions) -> dict[str, Any]:
+def run_dry_run(opts: DryRunOptions, progress: TextIO | None = None, progress_every_s: float = 5.0) -> dict[str, Any]:
+    """Run the whole system on generated bars, then audit it. With ``progress``, the run's progress (market time
+    replayed, signals, fills, utilisation) is shown there while it works (``gridbridge.progress``)."""
     shared, state, config_path, bars = prepare(opts)
     logs = shared.parent / "logs"
     logs.mkdir(exist_ok=True)
@@ -114,8 +118,9 @@ def run_dry_run(opts: DryRunOptions) -> dict[str, Any]:
         time.sleep(1.0)  # let them come up before the first quote
         bar_args = [a for code, path in bars.items() for a in ("--bars", f"{code}={path}")]
         start("producer", "producer", "--shared-dir", str(shared), *bar_args, "--speed", str(opts.speed), *cfg)
-        procs["producer"].wait()
-        _settle(shared, opts.settle_timeout_s)
+        with _watch(shared, bars, progress, progress_every_s):
+            procs["producer"].wait()
+            _settle(shared, opts.settle_timeout_s)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -132,6 +137,15 @@ def run_dry_run(opts: DryRunOptions) -> dict[str, Any]:
                     "exit_codes": {n: p.returncode for n, p in procs.items()}})
     summary["ok"] = summary["ok"] and all(code in (0, -15) for code in summary["exit_codes"].values())
     return summary
+
+
+def _watch(shared: Path, bars: dict[str, Path], stream: TextIO | None, every_s: float) -> AbstractContextManager[Any]:
+    """Progress shown on ``stream`` while the run works (nothing without a stream)."""
+    if stream is None:
+        return nullcontext()
+    times = sorted({int(t) for path in bars.values() for t in load_bars(path).t})
+    printer = ProgressPrinter(stream, times, every_s=every_s)
+    return ProgressWatch(ProgressSource(shared), printer, poll_s=0.5 if printer.is_tty else min(1.0, every_s))
 
 
 def run_gate(state: Path, out_dir: Path, config_path: Path) -> dict[str, Any]:

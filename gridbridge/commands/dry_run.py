@@ -26,7 +26,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         summary = run_dry_run(DryRunOptions(
             shared_dir=Path(args.shared_dir) if args.shared_dir else None, days=args.days, speed=args.speed,
             seed=args.seed, base_config=Path(args.config) if args.config else None, physical_pool=args.pool,
-        ))
+        ), progress=sys.stderr if args.json else sys.stdout)  # --json: stdout is the summary alone
     except DryRunError as exc:
         print(f"gridbridge dry-run: {exc}", file=sys.stderr)
         return 2
