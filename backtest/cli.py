@@ -2,7 +2,9 @@
 
     backtest --symbol CODE|both --data CSV | --data CODE=CSV ... [--mode reference|realistic]
              [--config JSON] --out DIR [--report] [--progress] [--no-risk]
-    backtest sweep --symbol CODE|both --data ... --factors 0.28,0.32 --floors 0.0008,0.001 --out DIR
+    backtest sweep --symbol CODE|both --data ... --out DIR [--grid NAME=START:STOP:STEP|NAME=V1,V2 ...]
+             [--factors 0.28,0.32] [--floors 0.0008,0.001] [--engine local|dask] [--scheduler ADDRESS]
+             [--jobs N] [--x NAME] [--y NAME]
     data synth --code CODE --days N --seed S --out CSV [--daily CSV]
 
 ``--config`` is a whole gridbridge config file, or a plain JSON object of grid overrides (the shape of its
@@ -170,22 +172,28 @@ def write_audit(result, out: Path, gate) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from backtest.sweep import sweep
+    from backtest.sweep import SweepJob, sweep, write_sweep_csv
+    from backtest.sweep_axes import SweepError, axes_from_options
+    from backtest.sweep_heatmap import choose_axes, write_heatmap
 
     data, gcfg = _load(args)
     params: dict[str, GridParams] = grid_params_by_code(gcfg, list(data), args.mode)
-    factors = [float(x) for x in args.factors.split(",")]
-    floors = [float(x) for x in args.floors.split(",")]
-    rows = sweep(data, params, factors, floors, args.mode, args.jobs, progress=True)
+    try:
+        axes = axes_from_options(args.grid, args.factors, args.floors)
+        names = [a.name for a in axes]
+        x, y = choose_axes(names, args.x, args.y)
+        job = SweepJob(data=data, params=params, mode=args.mode, config=gcfg)
+        rows = sweep(job, axes, engine=args.engine, jobs=args.jobs, scheduler=args.scheduler, progress=True)
+    except (SweepError, ValueError) as exc:
+        raise SystemExit(f"sweep: {exc}") from exc
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    write_sweep_csv(rows, out / "sweep.csv")
+    write_heatmap(rows, names, x, y, out / "sweep_heatmap.html")
     best = max(rows, key=lambda r: r["alpha"])
-    print(f"{len(rows)} runs; best alpha {best['alpha']:.2f} at factor {best['atr_grid_factor']}, "
-          f"floor {best['grid_step_floor']}")  # fmt: skip
+    where = ", ".join(f"{n} {best[n]}" for n in names)
+    print(f"{len(rows)} runs ({args.engine}); best alpha {best['alpha']:.2f} at {where}; "
+          f"{out / 'sweep.csv'}, {out / 'sweep_heatmap.html'}")  # fmt: skip
     return 0
 
 
@@ -221,11 +229,21 @@ def register(subparsers) -> None:
     p.add_argument("--no-risk", action="store_true", help="realistic mode without the account risk machine")
     p.set_defaults(func=cmd_backtest)
     sub = p.add_subparsers(dest="backtest_cmd")
-    s = sub.add_parser("sweep", help="sweep ATR_GRID_FACTOR x GRID_STEP_FLOOR on all cores")
+    s = sub.add_parser("sweep", help="sweep grid parameters (local processes or a Dask cluster)")
     _add_run_options(s, required=True)
-    s.add_argument("--factors", default="0.24,0.28,0.32,0.36,0.40")
-    s.add_argument("--floors", default="0.0008,0.001,0.0012,0.0015")
-    s.add_argument("--jobs", type=int, default=None)
+    s.add_argument("--grid", action="append", default=[], metavar="NAME=START:STOP:STEP|NAME=V1,V2",
+                   help="an axis over a GridParams field (repeat); the stop is included when on the grid")
+    s.add_argument("--factors", help="shorthand for --grid atr_grid_factor=V1,V2 (default without --grid: "
+                   "0.24,0.28,0.32,0.36,0.40)")
+    s.add_argument("--floors", help="shorthand for --grid grid_step_floor=V1,V2 (default without --grid: "
+                   "0.0008,0.001,0.0012,0.0015)")
+    s.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local processes, or Dask (a loopback LocalCluster unless --scheduler)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="local processes or LocalCluster workers (default: all cores)")
+    s.add_argument("--x", help="heat map x axis (default: the first swept axis)")
+    s.add_argument("--y", help="heat map y axis (default: the second swept axis)")
     s.set_defaults(func=cmd_sweep, mode="reference")
 
     d = subparsers.add_parser("data", help="market data tools")

@@ -1,4 +1,8 @@
-"""Plotly HTML report: equity, pool utilisation with the 85/90 % band and penalty shading, prices with fills."""
+"""Plotly HTML report: equity, pool utilisation with the 85/90 % band and penalty shading, prices with fills.
+
+Every HTML page the backtest writes loads plotly.js from ``plotly.min.js`` beside it (``write_html_offline``),
+never from a CDN: QMT machines are often offline, and a CDN page is blank there.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from plotly.subplots import make_subplots
 
 from backtest.engine import RunResult
 from backtest.metrics import combined_equity, equity_curve
+from shared_schema.atomic_io import atomic_write_bytes
 
 MAX_POINTS = 20_000  # thin long runs so the HTML stays light
+PLOTLY_JS = "plotly.min.js"
 
 
 def _thin(n: int) -> np.ndarray:
@@ -81,7 +87,27 @@ def build_figure(result: RunResult, metrics: dict | None = None) -> go.Figure:
     return fig
 
 
-def write_report(result: RunResult, path: str | Path, metrics: dict | None = None) -> Path:
+def write_html_offline(fig: go.Figure, path: str | Path) -> Path:
+    """``fig`` as a standalone page at ``path`` that loads plotly.js from ``plotly.min.js`` in the same folder,
+    written there too (the bundle of the installed plotly, replaced when it differs: a page and its script
+    always match). One bundle serves every page of the folder (report and sweep heat map). Both files are
+    written atomically, so a link at either path is replaced, never written through."""
     path = Path(path)
-    build_figure(result, metrics).write_html(path, include_plotlyjs="cdn")
+    bundle = path.parent / PLOTLY_JS
+    script = plotly_bundle()
+    if bundle.is_symlink() or not bundle.is_file() or bundle.read_bytes() != script:
+        atomic_write_bytes(bundle, script)
+    atomic_write_bytes(path, fig.to_html(include_plotlyjs=PLOTLY_JS, full_html=True).encode("utf-8"))
     return path
+
+
+def plotly_bundle() -> bytes:
+    """The plotly.js the installed plotly package ships (what ``include_plotlyjs=True`` would embed)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().encode("utf-8")
+
+
+def write_report(result: RunResult, path: str | Path, metrics: dict | None = None) -> Path:
+    """``report.html`` (``build_figure``) with ``plotly.min.js`` beside it: it renders offline."""
+    return write_html_offline(build_figure(result, metrics), path)

@@ -1,72 +1,153 @@
-"""Parameter sweep over ATR_GRID_FACTOR x GRID_STEP_FLOOR on all cores (multiprocessing)."""
+"""Parameter sweep: one backtest per point of a grid of ``GridParams`` values, on local processes or Dask.
+
+``run_point`` is the whole work of one point (pure: the job and the point in, one result row out), so every
+engine returns the same rows; ``sweep`` puts them back in point order whatever order they finished in.
+The local engine forks a process pool that inherits the bars; the Dask engine is ``backtest.sweep_dask``.
+"""
 
 from __future__ import annotations
 
-import itertools
+import csv
+import io
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from backtest.engine import run
 from backtest.metrics import run_metrics
+from backtest.risk import BacktestRisk
+from backtest.sweep_axes import Axis, Point, apply_point, combine_axes, grid_points
+from mac.grid.risk_policy import risk_policy_from_config
 from marketdata.bars import Bars
-from settings.grid import GridParams
+from settings.config import GridbridgeConfig
+from settings.grid import GridParams, Mode
+from shared_schema.atomic_io import atomic_write_bytes
 
-_DATA: dict[str, Bars] = {}
-_PARAMS: dict[str, GridParams] = {}
-_MODE = "reference"
+Engine = Literal["local", "dask"]
+METRICS = (
+    "alpha",
+    "trades",
+    "trades_per_year",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "all_layers_open",
+    "peak_utilization",
+)
+OnResult = Callable[[int, dict], None]  # (point index, row), called as each point's row arrives
 
 
-def _init(data, params, mode):
-    global _DATA, _PARAMS, _MODE
-    _DATA, _PARAMS, _MODE = data, params, mode
+@dataclass(frozen=True)
+class SweepJob:
+    """What every point shares: the bars, each symbol's resolved parameters, the mode and the config (its
+    fee model and, in realistic mode, its risk thresholds, as ``gridbridge backtest`` runs them)."""
+
+    data: Mapping[str, Bars]
+    params: Mapping[str, GridParams]
+    mode: Mode
+    config: GridbridgeConfig
+    use_risk: bool = True
 
 
-def _one(point: tuple[float, float]) -> dict:
-    factor, floor = point
-    params = {
-        c: p.model_copy(update={"atr_grid_factor": factor, "grid_step_floor": floor})
-        for c, p in _PARAMS.items()
-    }
-    m = run_metrics(run(_DATA, params, _MODE))
-    tot = m["total"]
-    return {
-        "atr_grid_factor": factor,
-        "grid_step_floor": floor,
-        "alpha": tot["alpha"],
-        "trades": tot["trades"],
-        "trades_per_year": tot["trades_per_year"],
-        "max_drawdown": tot["max_drawdown"],
-        "all_layers_open": tot["all_layers_open"],
-        "peak_utilization": tot.get("peak_utilization", 0.0),
-    }
+def run_point(job: SweepJob, point: Point) -> dict:
+    """One backtest of ``job`` with the point's values set; the row: the point's values, then ``METRICS``."""
+    params = apply_point(job.params, point)
+    risk = None
+    if job.use_risk and job.mode == "realistic":
+        risk = BacktestRisk(config=job.config.risk, policy=risk_policy_from_config(job.config.node))
+    total = run_metrics(run(dict(job.data), params, job.mode, risk=risk, config=job.config))["total"]
+    row: dict = dict(point)
+    row.update({k: total.get(k, 0.0) for k in METRICS})
+    return row
 
 
 def sweep(
-    data: dict[str, Bars],
-    params: dict[str, GridParams],
-    factors: list[float],
-    floors: list[float],
-    mode: str = "reference",
+    job: SweepJob,
+    axes: Sequence[Axis],
+    engine: Engine = "local",
     jobs: int | None = None,
+    scheduler: str | None = None,
     progress: bool = False,
+    on_result: OnResult | None = None,
 ) -> list[dict]:
-    """Every (factor, floor) pair, one backtest each, spread over ``jobs`` processes (default: all cores)."""
-    points = list(itertools.product(factors, floors))
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1 or len(points) == 1:
-        _init(data, params, mode)
-        it = map(_one, points)
-        results = list(_wrap(it, len(points), progress))
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-        with ctx.Pool(jobs, initializer=_init, initargs=(data, params, mode)) as pool:
-            results = list(_wrap(pool.imap(_one, points), len(points), progress))
-    return results
+    """Every point of ``axes`` (``backtest.sweep_axes``), one backtest each, as rows in point order.
+
+    ``engine="local"``: ``jobs`` processes (default: all cores). ``engine="dask"``: the cluster at
+    ``scheduler``, or a LocalCluster of ``jobs`` worker processes on loopback. Every point is validated
+    before any runs (``SweepError``). ``on_result(index, row)`` sees each row as it arrives."""
+    points = grid_points(combine_axes(axes))
+    for point in points:
+        apply_point(job.params, point)
+    bar = _progress_bar(len(points)) if progress else None
+
+    def arrived(index: int, row: dict) -> None:
+        if bar is not None:
+            bar.update(1)
+        if on_result is not None:
+            on_result(index, row)
+
+    try:
+        if engine == "dask":
+            from backtest.sweep_dask import run_on_dask
+
+            rows = run_on_dask(job, points, scheduler, jobs, arrived)
+        elif engine == "local":
+            if scheduler is not None:
+                raise ValueError("--scheduler needs --engine dask")
+            rows = _run_local(job, points, jobs, arrived)
+        else:
+            raise ValueError(f"unknown engine {engine!r}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return [rows[i] for i in range(len(points))]
 
 
-def _wrap(it, total, progress):
-    if not progress:
-        return it
+# The pool's workers get the job once, at fork (or pickled once each under spawn), never per point.
+_JOB: SweepJob | None = None
+
+
+def _init_worker(job: SweepJob) -> None:
+    global _JOB
+    _JOB = job
+
+
+def _point_in_worker(task: tuple[int, Point]) -> tuple[int, dict]:
+    index, point = task
+    assert _JOB is not None, "the pool initializer sets the job"
+    return index, run_point(_JOB, point)
+
+
+def _run_local(job: SweepJob, points: list[Point], jobs: int | None, arrived: OnResult) -> dict[int, dict]:
+    rows: dict[int, dict] = {}
+    jobs = min(jobs or os.cpu_count() or 1, len(points))
+    if jobs <= 1:
+        for index, point in enumerate(points):
+            rows[index] = run_point(job, point)
+            arrived(index, rows[index])
+        return rows
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(job,)) as pool:
+        for index, row in pool.imap_unordered(_point_in_worker, list(enumerate(points))):
+            rows[index] = row
+            arrived(index, row)
+    return rows
+
+
+def _progress_bar(total: int):
     from tqdm import tqdm
 
-    return tqdm(it, total=total, desc="sweep", unit="run")
+    return tqdm(total=total, desc="sweep", unit="point")
+
+
+def write_sweep_csv(rows: Sequence[dict], path: str | Path) -> Path:
+    """One row per point: the swept axes in the order given, then ``METRICS``."""
+    path = Path(path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode())  # replaces a link at ``path``, never writes through it
+    return path
