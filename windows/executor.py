@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,16 +23,26 @@ from filelock import FileLock, Timeout
 
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
-from core.journal import SNAPSHOT_KIND, Journal
-from core.oms.order_fsm import OrderRecord, OrderState
+from core.journal import Journal
 from settings.config import GridbridgeConfig
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.failpoints import failpoint
 from shared_schema.models import QUOTE_FILE, SIGNAL_FILE, Reason, ResultStatus
 from shared_schema.watch import ChangeWatcher, WatchMode, run_turns
+from windows.audit_map import AuditEffect, OrderOutcome, RiskMarked
 from windows.brokers.protocol import Broker, OrderRequest, OrderUpdate, TemporaryBrokerError
 from windows.executor_state import ExecutorState, ReplayDiverged
 from windows.intake import Intake
+from windows.journal_records import (
+    HaltRecord,
+    InputRecord,
+    JournalRecord,
+    ResultRecord,
+    SentRecord,
+    SnapshotRecord,
+    UpdateRecord,
+    as_record,
+)
 from windows.lease import LeaseLost, LeaseRefused, LeaseSettings, SharedLease, Verdict, claimant_for
 from windows.market_view import MarketView
 from windows.pipeline import ENTRY_FAULT, fee_model
@@ -112,7 +123,6 @@ class Executor:
             control_max_ttl=timedelta(seconds=config.executor.control_max_ttl_s)))
         self.lease: SharedLease | None = None  # the shared folder's lease, claimed in start()
         self.lease_lost = False
-        self._replaying = False
         self.replay_skipped = 0  # journal records of signal entries that raised on apply at start-up (skipped)
         ex = config.executor
         self._bucket = TokenBucket(Decimal(ex.order_burst), Decimal(str(ex.max_orders_per_s)))
@@ -140,13 +150,11 @@ class Executor:
         except LeaseRefused:
             self._lock.release()
             raise
-        self._replaying = True
         left_open: list[str] = []
         for record in self.journal.replay():
             self._replay_one(record, left_open)
-        self._replaying = False
-        self.state.illegal_transitions.clear()  # audited when they first happened
         self.risk.load()
+        self.risk.follow_halt(self.state.halted, self.now())  # the journal's halt is the one truth
         self._close_replay_faults(left_open)
         self.publisher.resume_seqs()
         self.broker.start()
@@ -248,15 +256,18 @@ class Executor:
         self.risk.flush()
         self.publish()
 
-    def _apply(self, record: dict[str, Any]) -> None:
-        self.state.apply(record)
-        if record["k"] == "input":
-            self.seen_inputs.add(record["key"])
-            self._input_order[record["key"]] = None
-        elif record["k"] == SNAPSHOT_KIND:
-            self._input_order = dict.fromkeys(record.get("inputs", ()))
+    def _apply(self, record: JournalRecord | Mapping[str, Any]) -> tuple[AuditEffect, ...]:
+        """Apply one record (a line from disk is decoded first); the audit effects it causes."""
+        rec = as_record(record)
+        effects = self.state.apply(rec)
+        if isinstance(rec, InputRecord):
+            self.seen_inputs.add(rec.key)
+            self._input_order[rec.key] = None
+        elif isinstance(rec, SnapshotRecord):
+            self._input_order = dict.fromkeys(rec.inputs or ())
             self.seen_inputs = set(self._input_order)
         self._dirty = True
+        return effects
 
     def _replay_one(self, record: dict[str, Any], left_open: list[str]) -> None:
         """Apply one journal record at start-up behind the live loop's per-entry fault barrier.
@@ -290,18 +301,22 @@ class Executor:
             if entry is None or entry.result.status.is_final or any(o.signal_id == sid for o in self.state.orders.values()):
                 continue
             self.alerts.post(f"signal {sid}: a journal record failed to apply at replay; rejected INVALID_SIGNAL ENTRY_FAULT")
-            self._commit({"k": "result", "id": sid, "status": ResultStatus.REJECTED.value,
-                          "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT,
-                          "message": "a journal record of this signal failed to apply at replay",
-                          "t": self.now().isoformat()})
+            self._commit(ResultRecord(signal_id=sid, status=ResultStatus.REJECTED, reason=Reason.INVALID_SIGNAL,
+                                      detail=ENTRY_FAULT, message="a journal record of this signal failed to apply at replay",
+                                      at=self.now()))
 
-    def _commit(self, record: dict[str, Any]) -> None:
-        """Journal then apply. Durability is grouped: ``journal.sync()`` runs before every broker call
-        and every publish, so nothing outside this process ever sees a state the journal could lose."""
-        self.journal.append(record, sync=False)
-        before = self._order_state(record)
-        self._apply(record)
-        self._audit(record, before)
+    def _commit(self, record: JournalRecord | Mapping[str, Any]) -> None:
+        """Journal then apply, then write the audit the record caused. Durability is grouped:
+        ``journal.sync()`` runs before every broker call and every publish, so nothing outside this process
+        ever sees a state the journal could lose; and after a halt record, the one halted truth, which the
+        risk snapshot and the kill switch then follow (``follow_halt``)."""
+        line = dict(record) if not isinstance(record, JournalRecord) else record.encode()
+        self.journal.append(line, sync=False)
+        effects = self._apply(record)
+        if isinstance(record, HaltRecord) or line.get("k") == HaltRecord.kind:
+            self.journal.sync()  # before the kill-switch command's audit, so a restart never finds only that
+            self.risk.follow_halt(self.state.halted, self.now())
+        self._audit(effects)
 
     def now(self) -> datetime:
         """The market clock: the newest quote time; the wall clock only before any quote exists."""
@@ -325,12 +340,12 @@ class Executor:
         try:
             outcome = self.broker.place_limit_order(request)
         except TemporaryBrokerError as exc:
-            self._commit({"k": "sent", "coid": client_order_id, "status": "UNKNOWN", "msg": str(exc), "t": self.now().isoformat()})
+            self._commit(SentRecord(client_order_id=client_order_id, status="UNKNOWN", message=str(exc), at=self.now()))
             return
         self.stats.orders_sent += 1
         failpoint("executor.after_send")  # at the venue, the journal does not know yet
-        self._commit({"k": "sent", "coid": client_order_id, "status": outcome.status.value, "boid": outcome.broker_order_id,
-                      "msg": outcome.message, "t": self.now().isoformat()})
+        self._commit(SentRecord(client_order_id=client_order_id, status=outcome.status.value,
+                                broker_order_id=outcome.broker_order_id, message=outcome.message, at=self.now()))
 
 
     # --------------------------------------------------------------------------------------- broker
@@ -353,58 +368,28 @@ class Executor:
             return
         if not grows and (event.state is rec.state or rec.state.is_terminal) and not live.outcome_unknown:
             return  # a duplicate or a stale report: nothing new
-        self._commit({"k": "update", "coid": event.client_order_id, "state": event.state.value,
-                      "filled": event.filled_shares, "value": event.filled_value_fen, "fees": event.fees_fen,
-                      "boid": event.broker_order_id, "msg": event.message, "t": self.now().isoformat()})
+        self._commit(UpdateRecord(client_order_id=event.client_order_id, state=event.state,
+                                  filled_shares=event.filled_shares, filled_value_fen=event.filled_value_fen,
+                                  fees_fen=event.fees_fen, broker_order_id=event.broker_order_id,
+                                  message=event.message, at=self.now()))
         self.stats.events_applied += 1
 
 
-    def _order_state(self, record: dict[str, Any]) -> OrderState | None:
-        live = self.state.orders.get(record.get("coid", ""))
-        return live.record.state if live is not None else None
-
-    def _audit(self, record: dict[str, Any], before: OrderState | None) -> None:
-        """The audit trail the gate reads, written as records are committed (never on replay)."""
-        kind, t = record["k"], _ts(record["t"])
-        if kind == "intent":
-            self.risk.emit(AuditCode.SIGNAL_ACCEPTED, t, "signal passed the pipeline", symbol=record["code"],
-                           signal_id=record["id"], client_order_id=record["coid"], side=record["side"])
-        elif kind == "result" and record.get("status") in ("REJECTED", "EXPIRED"):
-            entry = self.state.signals.get(record["id"])
-            self.risk.emit(AuditCode.SIGNAL_REJECTED, t, record.get("message", ""),
-                           symbol=entry.result.code if entry else None, signal_id=record["id"],
-                           reason=record.get("reason"), detail=record.get("detail"))
-        elif kind == "sent":
-            live = self.state.orders[record["coid"]]
-            code = AuditCode.ORDER_ERROR if record["status"] == "UNKNOWN" else AuditCode.ORDER_SUBMITTED
-            self.risk.emit(code, t, record.get("msg") or "order sent", symbol=live.record.symbol,
-                           client_order_id=record["coid"], side=live.record.side, shares=live.record.shares)
-            if record["status"] == "REJECTED":
-                self.risk.emit(AuditCode.ORDER_REJECTED, t, record.get("msg", ""), symbol=live.record.symbol,
-                               client_order_id=record["coid"])
-        elif kind in ("update", "lost"):
-            live = self.state.orders[record["coid"]]
-            after = live.record.state
-            if after is before:
-                return
-            code = {OrderState.FILLED: AuditCode.ORDER_FILLED, OrderState.PARTIAL: AuditCode.ORDER_PARTIAL,
-                    OrderState.CANCELLED: AuditCode.ORDER_CANCELLED, OrderState.REJECTED: AuditCode.ORDER_REJECTED,
-                    OrderState.ACK: AuditCode.ORDER_ACK}.get(after)
-            if after in (OrderState.FILLED, OrderState.REJECTED) or (
-                    after is OrderState.CANCELLED and live.record.filled_shares):
-                for note in self.risk.record_outcome(live.record.symbol, t, after is OrderState.REJECTED,
-                                                     _slippage_bps(live.record)):
+    def _audit(self, effects: tuple[AuditEffect, ...]) -> None:
+        """Write the audit a committed record caused (``windows.audit_map``; never on replay): an order
+        outcome goes to the execution-health tracker first, an order event carries the risk marks of now."""
+        for effect in effects:
+            if isinstance(effect, OrderOutcome):
+                for note in self.risk.record_outcome(effect.symbol, effect.at, effect.rejected, effect.slippage_bps):
                     self.alerts.post(note)
-            if code is not None:
-                self.risk.emit(code, t, live.record.message or after.value, symbol=live.record.symbol,
-                               client_order_id=record["coid"], side=live.record.side,
-                               filled=live.record.filled_shares, opens=live.record.side == "BUY",
-                               risk_state=self.risk.state_name,
-            risk_equity=self.risk.snapshot.equity if self.risk.snapshot.peak_equity > 0 else None,
-            drawdown=round(float(self.risk.snapshot.drawdown), 6), leverage="1", max_leverage="1")
-        while self.state.illegal_transitions:
-            message = self.state.illegal_transitions.pop(0)
-            self.risk.emit(AuditCode.OMS_ILLEGAL_TRANSITION, t, message, severity=Severity.WARN)
+            elif isinstance(effect, RiskMarked):
+                snap = self.risk.snapshot
+                marks = {"risk_state": self.risk.state_name,
+                         "risk_equity": snap.equity if snap.peak_equity > 0 else None,
+                         "drawdown": round(float(snap.drawdown), 6), "leverage": "1", "max_leverage": "1"}
+                self.risk.write([replace(effect.event, data={**effect.event.data, **marks})])
+            else:
+                self.risk.write([effect])
 
     # -------------------------------------------------------------------------------------- publish
 
@@ -415,21 +400,6 @@ class Executor:
     def active_alerts(self) -> dict[str, str]:
         """The conditions raised and not yet cleared (key -> published alert)."""
         return self.alerts.active()
-
-
-def _slippage_bps(order: OrderRecord) -> Decimal | None:
-    """How much worse than its limit an order filled, in basis points (0 when at or better than the limit)."""
-    if not order.filled_shares:
-        return None
-    limit = Decimal(order.price)
-    avg = Decimal(order.filled_value_fen) / 100 / order.filled_shares
-    worse = (avg - limit) if order.side == "BUY" else (limit - avg)
-    return max(Decimal(0), worse / limit * 10000)
-
-
-
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 def default_state_dir(shared_dir: Path) -> Path:

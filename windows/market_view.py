@@ -61,18 +61,17 @@ class MarketView:
             newest = max(q.quote_time for q in accepted.values())
             if self.market_now is None or newest > self.market_now:
                 self.market_now = newest
-        data_ok = file_ok and not self.is_stale(model)
+        data_ok = file_ok and not self._is_stale(model)
         if data_ok is not self.risk.data_ok:
             self.risk.data_ok = data_ok
-            self.ex.risk_actions.risk_dirty = True
+            self.ex.risk_actions.inputs_changed()
         if fresh and file_ok:
             if len(accepted) != len(model.quotes):
                 model = model.model_copy(update={"quotes": accepted})
             self.broker.on_market(model)
-            self.ex.risk_actions.risk_dirty = True
-            self.ex.risk_actions.reduce_due = True
+            self.ex.risk_actions.market_moved()
 
-    def is_stale(self, model: QuoteFile) -> bool:
+    def _is_stale(self, model: QuoteFile) -> bool:
         age = (self.wall_clock.now() - model.updated_at).total_seconds()
         return age > self.config.executor.quote_stale_after_s
 

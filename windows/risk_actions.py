@@ -21,6 +21,7 @@ from settings.resolve import declared_base_positions
 from shared_schema.models import ReductionStatus
 from shared_schema.types import fen_to_yuan
 from windows.intake import reserve
+from windows.journal_records import HaltRecord, IntentRecord, ResultRecord
 from windows.pipeline import decide
 from windows.reduction import (
     Attempt,
@@ -53,12 +54,21 @@ class RiskActions:
         self.broker = ex.broker
         self.risk = ex.risk
         self.wall_clock = ex.wall_clock
-        self.risk_dirty = True  # evaluate the risk state on this turn (quotes, health, a command changed)
-        self.reduce_due = True  # plan a forced reduction on this turn (new quotes, risk change, start)
+        self._risk_dirty = True  # evaluate the risk state on this turn (quotes, health, a command changed)
+        self._reduce_due = True  # plan a forced reduction on this turn (new quotes, risk change, start)
         self.reduction: ReductionStatus | None = None  # the running forced reduction, as published
         self._risk_seen = ""  # the risk state the last reducing-state check saw
         self._last_reconcile: datetime | None = None
         self._baseline: dict[str, int] | None = None
+
+    def inputs_changed(self) -> None:
+        """Something the risk state depends on changed (data or trade health): evaluate it on this turn."""
+        self._risk_dirty = True
+
+    def market_moved(self) -> None:
+        """New quotes reached the venue: evaluate the risk state and plan a forced reduction on this turn."""
+        self._risk_dirty = True
+        self._reduce_due = True
 
     def control(self) -> None:
         """Kill-switch commands from every door; their actions become journal records and cancels."""
@@ -67,15 +77,15 @@ class RiskActions:
         actions = self.risk.poll_commands(self.wall_clock.now(), now)
         for action in actions:
             if action is KillAction.STOP_NEW_ORDERS and not self.state.halted:
-                ex._commit({"k": "halt", "on": True, "why": "FORCE_HALT", "t": now.isoformat()})
+                ex._commit(HaltRecord(on=True, why="FORCE_HALT", at=now))
             elif action is KillAction.RESUME_ORDERS and self.state.halted:
-                ex._commit({"k": "halt", "on": False, "why": "RESUME", "t": now.isoformat()})
+                ex._commit(HaltRecord(on=False, why="RESUME", at=now))
             elif action is KillAction.CANCEL_OPEN_ORDERS:
                 ex.sweeper.cancel_open(now, "HALTED")
             elif action is KillAction.REDUCE_EXPOSURE:
-                self.reduce_due = True  # evaluate() cancels the buys and sells the lots this turn
+                self._reduce_due = True  # evaluate() cancels the buys and sells the lots this turn
         if actions:
-            self.risk_dirty = True
+            self._risk_dirty = True
             ex._dirty = True
 
     def base_positions(self) -> dict[str, int]:
@@ -89,8 +99,8 @@ class RiskActions:
         if self.ex.market.market_now is None:
             return  # risk events are stamped with market time; there is none before the first quote
         self.reconcile()
-        if self.risk_dirty:
-            self.risk_dirty = False
+        if self._risk_dirty:
+            self._risk_dirty = False
             account = self.risk.account(self.state.vault, self.ex.market.marks(), self.base_positions())
             for note in self.risk.evaluate(account, self.ex.now(), exposure=self._grid_exposure()):
                 self.ex.alerts.post(note)
@@ -98,7 +108,7 @@ class RiskActions:
         if state != self._risk_seen:
             self._risk_seen = state
             self.ex._dirty = True
-            self.reduce_due = True
+            self._reduce_due = True
             if state in BUY_FORBIDDING_STATES:
                 # A resting buy must not fill under a state that only allows reducing.
                 self._cancel_buys_for_risk(state)
@@ -123,9 +133,9 @@ class RiskActions:
         """COOLDOWN and Force Reduce sell grid lots (``windows.reduction`` decides which); each sell is a
         signal through the same pipeline, vault and journal as a node's, with a deterministic id per lot
         and attempt, so a restart finds what it already decided and never sends it twice."""
-        if not self.reduce_due:
+        if not self._reduce_due:
             return
-        self.reduce_due = False
+        self._reduce_due = False
         ex = self.ex
         snap = self.risk.snapshot
         mode = reduction_mode(snap)
@@ -190,20 +200,20 @@ class RiskActions:
                 continue
             payload = reduction_signal(sell, mode, attempt, now, expiry)
             records = decide(self.state, payload, ctx, self.config, ex.seen_inputs)
-            if any(r["k"] == "intent" for r in records) and not ex._take_order_token(wall):
-                self.reduce_due = True  # the venue's order rate is the bound: the rest next turn
+            if any(isinstance(r, IntentRecord) for r in records) and not ex._take_order_token(wall):
+                self._reduce_due = True  # the venue's order rate is the bound: the rest next turn
                 break
             for record in records:
                 ex._commit(record)
-                if record["k"] == "intent":
-                    to_send.append(record["coid"])
+                if isinstance(record, IntentRecord):
+                    to_send.append(record.client_order_id)
                     ctx = reserve(ctx, record, self.config)
-                elif record["k"] == "result":
+                elif isinstance(record, ResultRecord):
                     ex.alerts.post(f"forced reduction ({mode.value}): sell of lot {sell.lot.client_order_id} "
-                                   f"refused: {record.get('detail', '')} {record.get('message', '')}")
+                                   f"refused: {record.detail or ''} {record.message or ''}")
             sent.append({"signal_id": payload["signal_id"], "lot": sell.lot.client_order_id, "code": sell.lot.code,
                          "shares": sell.lot.shares, "price": str(sell.price),
-                         "accepted": any(r["k"] == "intent" for r in records)})
+                         "accepted": any(isinstance(r, IntentRecord) for r in records)})
         self.risk.emit(AuditCode.RISK_FORCED_REDUCTION, now, f"{mode.value}: selling {len(to_send)} grid lot(s)",
                        severity=Severity.WARN, action="SELL", mode=mode.value, sells=sent,
                        held_back=dict(plan.held_back), exposure=fen_to_yuan(plan.exposure_fen),

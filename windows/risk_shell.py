@@ -125,7 +125,7 @@ class ExecutorRisk:
         self.health = ExecutionHealth()
         self._pending: list[AuditEvent] = []
         self._last_health: dict[str, tuple[str, ...]] = {}
-        # Where the control door's alerts go (the executor's ``_alert``); a standing condition such as a
+        # Where the control door's alerts go (the executor's alert board, ``AlertBoard.post``); a standing condition such as a
         # linked control folder is passed on once, when it starts.
         self.alert_sink: Callable[[str], None] | None = None
         self._door_alerts: set[str] = set()

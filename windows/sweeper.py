@@ -13,13 +13,20 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from core.events import AuditCode, Severity
-from core.journal import SNAPSHOT_KIND
 from core.oms.lost_orders import LOST_AFTER_LOOKUPS, LookupPolicy, LostOrderTracker
 from core.oms.order_fsm import OrderState
 from shared_schema.failpoints import failpoint
 from shared_schema.types import CST
 from windows.brokers.protocol import ConnectionEvent
 from windows.executor_state import LiveOrder
+from windows.journal_records import (
+    CancelRequestRecord,
+    ForgetRecord,
+    LostRecord,
+    SentRecord,
+    SnapshotRecord,
+    UpdateRecord,
+)
 from windows.market_rules import is_cancel_allowed
 from windows.snapshot import SNAPSHOT_VERSION
 
@@ -63,7 +70,7 @@ class Sweeper:
                                    severity=Severity.WARN, trade_ok=False)
                 ex.connected = event.connected
                 self.risk.trade_ok = event.connected
-                ex.risk_actions.risk_dirty = True
+                ex.risk_actions.inputs_changed()
                 ex.alerts.post(f"broker {'connected' if event.connected else 'DISCONNECTED'}: {event.message}")
                 continue
             ex._fold_update(event)
@@ -88,8 +95,8 @@ class Sweeper:
                 ex._fold_update(found)
                 continue
             if live.record.state is OrderState.NEW and not live.outcome_unknown:
-                ex._commit({"k": "sent", "coid": client_order_id, "status": "UNKNOWN",
-                            "msg": "restart before send was confirmed", "t": ex.now().isoformat()})
+                ex._commit(SentRecord(client_order_id=client_order_id, status="UNKNOWN",
+                                      message="restart before send was confirmed", at=ex.now()))
             if known is not None and live.outcome_unknown:
                 self._looked_up_and_missed(live, wall)
         if known is None:
@@ -108,7 +115,7 @@ class Sweeper:
         """An unknown outcome the venue did not list: one miss; lost (it never reached the venue) after enough."""
         client_order_id = live.record.client_order_id
         if self.lost_orders.missed(client_order_id, wall):
-            self.ex._commit({"k": "lost", "coid": client_order_id, "t": self.ex.now().isoformat()})
+            self.ex._commit(LostRecord(client_order_id=client_order_id, at=self.ex.now()))
 
     def _settle_previous_days(self, now: datetime, wall: datetime) -> None:
         """Orders still open from an earlier trading day: the exchange ended them at the close. QMT lists
@@ -132,11 +139,11 @@ class Sweeper:
                 continue
             if self.lost_orders.missed(client_order_id, wall):
                 rec = live.record
-                self.ex._commit({"k": "cancel_req", "coid": client_order_id, "why": "DAY_END", "t": now.isoformat()})
-                self.ex._commit({"k": "update", "coid": client_order_id, "state": OrderState.CANCELLED.value,
-                                 "filled": rec.filled_shares, "value": rec.filled_value_fen, "fees": rec.fees_fen,
-                                 "msg": "the trading day ended with the order open; the venue no longer lists it",
-                                 "t": now.isoformat()})
+                self.ex._commit(CancelRequestRecord(client_order_id=client_order_id, why="DAY_END", at=now))
+                self.ex._commit(UpdateRecord(
+                    client_order_id=client_order_id, state=OrderState.CANCELLED, filled_shares=rec.filled_shares,
+                    filled_value_fen=rec.filled_value_fen, fees_fen=rec.fees_fen,
+                    message="the trading day ended with the order open; the venue no longer lists it", at=now))
 
     def sweep(self) -> None:
         """Look up unknown outcomes, settle earlier days, send deferred cancels, cancel old orders, compact."""
@@ -163,12 +170,12 @@ class Sweeper:
             if live.cancel_requested or live.outcome_unknown or live.record.state is OrderState.NEW:
                 continue
             if (now - live.created_at).total_seconds() >= max_age:
-                self.request_cancel(live, "MAX_ORDER_AGE", now)
+                self._request_cancel(live, "MAX_ORDER_AGE", now)
         self._maybe_compact()
 
     # -------------------------------------------------------------------------------------- cancels
 
-    def request_cancel(self, live: LiveOrder, why: str, now: datetime) -> bool:
+    def _request_cancel(self, live: LiveOrder, why: str, now: datetime) -> bool:
         """Cancel ``live`` now (journal ``cancel_req``, make it durable, ask the broker), unless its exchange
         refuses cancels at market time ``now`` (Shenzhen closing call auction 14:57-15:00, 09:20-09:25;
         ``market_rules.is_cancel_allowed``): then the cancel is deferred, not journaled (nothing was sent),
@@ -187,7 +194,7 @@ class Sweeper:
                                     f"refuses cancels at {now.astimezone(CST):%H:%M:%S}; it is sent once cancels "
                                     "are allowed again")
             return False
-        self.ex._commit({"k": "cancel_req", "coid": client_order_id, "why": why, "t": now.isoformat()})
+        self.ex._commit(CancelRequestRecord(client_order_id=client_order_id, why=why, at=now))
         self.journal.sync()
         self.broker.cancel_order(client_order_id)
         if self._deferred_cancels.pop(client_order_id, None) is not None:
@@ -202,7 +209,7 @@ class Sweeper:
                 continue
             if buys_only and live.record.side != "BUY":
                 continue
-            self.request_cancel(live, why, now)  # deferred where the exchange refuses cancels now
+            self._request_cancel(live, why, now)  # deferred where the exchange refuses cancels now
 
     def _send_deferred_cancels(self, now: datetime) -> None:
         """Deferred cancels whose exchange accepts cancels again go out; one whose order ended (or got a
@@ -215,7 +222,7 @@ class Sweeper:
                                "dropped: the order ended or was cancelled meanwhile", symbol=None if live is None else
                                live.record.symbol, action="DROP", why=why, client_order_id=client_order_id)
                 continue
-            self.request_cancel(live, why, now)
+            self._request_cancel(live, why, now)
 
     # ----------------------------------------------------------------------------------- compaction
 
@@ -246,16 +253,16 @@ class Sweeper:
         now = self.ex.now()
         drop = self.state.forgettable(self.ex.intake.present_ids, now, ex.max_signal_age_s, ex.clock_skew_tolerance_s)
         if drop["ids"] or drop["orders"] or drop["owners"]:
-            self.ex._commit({"k": "forget", **drop, "t": now.isoformat()})
+            self.ex._commit(ForgetRecord(ids=tuple(drop["ids"]), orders=tuple(drop["orders"]),
+                                         owners=tuple(drop["owners"]), at=now))
         self.journal.sync()
         failpoint("executor.before_compact")  # the forget record is durable, the journal not yet compacted
         try:
-            record = {"k": SNAPSHOT_KIND, "v": SNAPSHOT_VERSION, "t": now.isoformat(),
-                      "records": self.state.records_applied, "state": self.state.snapshot(),
-                      "inputs": self._bound_seen_inputs(),
-                      # Every client_order_id the state still knows, for readers that only scan records.
-                      "coids": sorted(set(self.state.orders) | set(self.state.vault.allocations))}
-            size = self.journal.compact(record)
+            record = SnapshotRecord(
+                version=SNAPSHOT_VERSION, at=now, records=self.state.records_applied, state=self.state.snapshot(),
+                inputs=tuple(self._bound_seen_inputs()),
+                client_order_ids=tuple(sorted(set(self.state.orders) | set(self.state.vault.allocations))))
+            size = self.journal.compact(record.encode())
         except Exception as exc:  # noqa: BLE001 - compaction is an optimisation; it must never stop a turn
             # E.g. a reader holds the file open on Windows, or a value the snapshot cannot encode. The full
             # journal stays valid; try again after another interval's worth of records, not every turn.
