@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 
 class MarketView:
-    """Reads ``quote.json`` for the executor ``ex``, keeps the market clock and feeds the venue's matching."""
+    """Reads ``shared_quote.json`` for the executor ``ex``, keeps the market clock and feeds the venue's matching.
+
+    The turn calls ``refresh``; ``market_now``, ``context``, ``marks`` and ``is_quote_time_ok`` serve the other
+    rooms."""
 
     def __init__(self, ex: Executor) -> None:
         self.ex = ex

@@ -99,7 +99,9 @@ class AlertBoard:
 
 
 class Publisher:
-    """Renders and writes ``shared_pool.json`` and ``order_result.json`` for the executor ``ex``."""
+    """Renders and writes ``shared_pool.json`` and ``order_result.json`` for the executor ``ex``.
+
+    The turn calls ``publish``; ``resume_seqs`` runs once at start."""
 
     def __init__(self, ex: Executor) -> None:
         self.ex = ex

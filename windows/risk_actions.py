@@ -44,7 +44,10 @@ BUY_FORBIDDING_STATES = frozenset({"COOLDOWN", "FUSE", "REDUCE_ONLY"})
 
 
 class RiskActions:
-    """Acts on the executor ``ex``'s risk state: control commands, risk cancels, reconcile, forced reduction."""
+    """Acts on the executor ``ex``'s risk state: control commands, risk cancels, reconcile, forced reduction.
+
+    The turn calls ``control`` and ``evaluate``; ``reconcile(force=True)`` runs once at start. The market
+    view and the sweeper report ``market_moved`` / ``inputs_changed``; the publisher shows ``reduction``."""
 
     def __init__(self, ex: Executor) -> None:
         self.ex = ex

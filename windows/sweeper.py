@@ -39,7 +39,10 @@ SEEN_INPUTS_RECENT = 1000  # input keys kept at a compaction besides those of ju
 
 
 class Sweeper:
-    """Keeps the executor ``ex``'s open orders in step with the venue, and its journal short."""
+    """Keeps the executor ``ex``'s open orders in step with the venue, and its journal short.
+
+    The turn calls ``drain_broker`` and ``sweep``; ``recover_open_orders`` runs once at start; the risk room
+    cancels through ``cancel_open``."""
 
     def __init__(self, ex: Executor) -> None:
         self.ex = ex
