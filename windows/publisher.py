@@ -222,9 +222,14 @@ class Publisher:
 
     def _append_pool_history(self) -> None:
         """One point of ``pool_history.jsonl`` when the pool changed (the writer skips an unchanged one). The
-        history is for the dashboard: a failed append is its own alert and never holds the shared files back."""
+        history is for the dashboard: a failed append is its own alert and never holds the shared files back.
+        Before the first quote there is no market time to put on a point (a wall-clock stamp would stretch the
+        replay's time axis), and nothing books into the pool without a quote."""
+        market_now = self.ex.market.market_now
+        if market_now is None:
+            return
         try:
-            self.pool_history.append(pool_history_point(self.state.vault, self.ex.now()))
+            self.pool_history.append(pool_history_point(self.state.vault, market_now))
         except (OSError, ValueError) as exc:
             self.ex.alerts.post(f"pool history not appended: {exc}"[:300], key="publish:pool_history")
             return

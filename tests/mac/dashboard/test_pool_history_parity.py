@@ -118,3 +118,20 @@ def test_a_history_that_cannot_be_written_is_one_alert_and_never_stops_the_pool_
     assert "publish:pool_history" not in h.executor.active_alerts()  # cleared once the append works again
     assert read_pool_history(history).points[-1].used["512890.SH"] == h.pool().used_512890
     h.executor.stop()
+
+
+def test_no_point_is_stamped_before_the_market_clock_exists(tmp_path: Path):
+    h = Harness(tmp_path, paper_config())
+    h.executor.stop()
+    (h.shared / "shared_quote.json").unlink()
+    (h.state / POOL_HISTORY_FILE).unlink()
+    h.executor = h.make_executor()
+    h.executor.start()  # publishes the pool at once, with no quote yet: no market time
+    h.turn()
+    assert not (h.state / POOL_HISTORY_FILE).exists()
+    h.publish_quotes()
+    h.send(signal_id="b1", price="1.100", shares=1000)
+    h.turn()
+    points = read_pool_history(h.state / POOL_HISTORY_FILE).points
+    assert points and all(p.t == SESSION_TIME for p in points)
+    h.executor.stop()
