@@ -22,6 +22,7 @@ from backtest.sweep import SweepJob, run_point
 from backtest.sweep_axes import Point, SweepError
 
 RESUBMITS = 3
+log = logging.getLogger(__name__)
 
 
 def _is_lost(exc: BaseException) -> bool:
@@ -42,7 +43,7 @@ def run_on_dask(
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise SweepError("--engine dask needs dask.distributed: pip install 'dask[distributed]'") from None
+        raise SweepError("--engine dask needs dask.distributed: pip install 'gridbridge[dask]'") from None
     with ExitStack() as stack:
         if scheduler is None:
             # The loopback cluster's scheduler runs in this process: its INFO lines (start, stop) would bury the
@@ -92,7 +93,9 @@ def _run(client, job: SweepJob, points: list[Point], arrived: Callable[[int, dic
                 where = ", ".join(f"{k}={v}" for k, v in points[index])
                 raise SweepError(f"point {where} failed: {type(exc).__name__}: {exc}") from exc
             attempts[index] += 1
+            log.warning("sweep point %d lost with its worker (%s); submitting it again", index, type(exc).__name__)
             if shared.status != "finished":  # its every copy died with its workers
+                log.warning("the sweep's data was lost with its workers; sending it again")
                 [shared] = client.scatter([job], broadcast=True, hash=False)
             pending.add(submit(index))
             continue

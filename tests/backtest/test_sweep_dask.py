@@ -1,0 +1,97 @@
+"""The sweep on Dask: the same table as local processes, on a loopback LocalCluster of its own or on an existing
+cluster, and a worker killed mid-sweep costs only its points (the table is still complete and identical)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from backtest.sweep import SweepJob, sweep, write_sweep_csv
+from backtest.sweep_axes import SweepError, parse_axis
+from backtest.synth import generate
+from settings.config import GridbridgeConfig
+from settings.resolve import grid_params_by_code
+from tests.kit import procs
+
+distributed = pytest.importorskip("distributed", reason="pip install 'dask[distributed]'")
+
+pytestmark = pytest.mark.slow
+CODES = ("512890.SH", "159201.SZ")
+AXES = [parse_axis("atr_grid_factor=0.28:0.34:0.02"), parse_axis("grid_step_floor=0.0008,0.001"),
+        parse_axis("cooling=true,false")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def job():
+    cfg = GridbridgeConfig()
+    data = {code: generate(code, 40, seed) for seed, code in enumerate(CODES, start=5)}
+    return SweepJob(data=data, params=grid_params_by_code(cfg, CODES, "realistic"), mode="realistic", config=cfg)
+
+
+@pytest.fixture(scope="module")
+def local_rows(job):
+    return sweep(job, AXES, jobs=1)
+
+
+@pytest.fixture
+def cluster():
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                 dashboard_address=None) as cluster,  # fmt: skip
+        distributed.Client(cluster) as client,
+    ):
+        yield cluster, client
+
+
+def test_a_loopback_cluster_gives_the_same_csv_as_local_processes(job, local_rows, tmp_path):
+    seen: list[int] = []
+
+    rows = sweep(job, AXES, engine="dask", jobs=2, on_result=lambda i, row: seen.append(i))
+
+    assert sorted(seen) == list(range(16))
+    local_csv = write_sweep_csv(local_rows, tmp_path / "local.csv").read_bytes()
+    assert write_sweep_csv(rows, tmp_path / "dask.csv").read_bytes() == local_csv
+
+
+def _kill_busy_workers(client, count: int) -> list[str]:
+    """SIGKILL ``count`` worker processes that are running a point right now (their nannies start new ones)."""
+    assert procs.wait_for(lambda: sum(bool(k) for k in client.processing().values()) >= count, 60)
+    busy = [address for address, keys in client.processing().items() if keys][:count]
+    pids = client.run(os.getpid, workers=busy)
+    for address in busy:
+        os.kill(pids[address], signal.SIGKILL)
+    return busy
+
+
+@pytest.mark.parametrize("kill", [1, 2], ids=["one-worker", "every-worker"])
+def test_workers_killed_mid_sweep_cost_only_their_points(job, local_rows, cluster, kill, caplog):
+    local_cluster, client = cluster
+    killed: list[str] = []
+    arrived: list[int] = []
+
+    def on_result(index: int, row: dict) -> None:
+        arrived.append(index)
+        if not killed:
+            killed.extend(_kill_busy_workers(client, kill))
+            assert len(arrived) < 16  # mid-sweep
+
+    rows = sweep(job, AXES, engine="dask", scheduler=local_cluster.scheduler_address, on_result=on_result)
+
+    assert len(killed) == kill
+    assert not set(killed) & set(client.scheduler_info()["workers"])  # those processes are gone
+    assert rows == local_rows
+    assert sorted(arrived) == list(range(16))  # every point once: none lost, none twice
+    if kill == 2:  # the scattered data died with every copy of it: sent again, its points submitted again
+        assert "the sweep's data was lost with its workers; sending it again" in caplog.text
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(job):
+    import dask
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        pytest.raises(SweepError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
+    ):
+        sweep(job, AXES[:1], engine="dask", scheduler="tcp://127.0.0.1:9")
