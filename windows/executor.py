@@ -259,7 +259,7 @@ class Executor:
     def _apply(self, record: JournalRecord | Mapping[str, Any]) -> tuple[AuditEffect, ...]:
         """Apply one record (a line from disk is decoded first); the audit effects it causes."""
         rec = as_record(record)
-        effects = self.state.apply(rec)
+        effects = self.state.apply(rec) or ()  # () from a stand-in for ``apply`` that returns nothing (tests)
         if isinstance(rec, InputRecord):
             self.seen_inputs.add(rec.key)
             self._input_order[rec.key] = None

@@ -96,7 +96,6 @@ class ExecutorState:
         self.halted = False
         self.halt_reason = ""
         self.result_retention = result_retention
-        self.illegal_transitions: list[str] = []
         self.changed = True
         self.records_applied = 0
 
@@ -382,8 +381,6 @@ class ExecutorState:
         """Fold one report into the order through the state machine; the refusal, when it refused one."""
         outcome = apply_update(live.record, target, filled, value, fees, broker_order_id, message)
         refused = None if outcome.refused is None else f"{live.record.client_order_id}: {outcome.refused}"
-        if refused is not None:
-            self.illegal_transitions.append(refused)
         before = live.record
         live.record = order = outcome.order
         if not outcome.changed and outcome.refused is None:
@@ -454,8 +451,9 @@ class ExecutorState:
         entry.result = entry.result.model_copy(update={**fields, "updated_at": at})
 
 
-RETIRED_ATTRIBUTES = frozenset[str]()
-"""State attributes an older snapshot may hold that this version no longer has."""
+RETIRED_ATTRIBUTES = frozenset({"illegal_transitions"})
+"""State attributes an older snapshot may hold that this version no longer has (refused transitions are
+now returned as audit effects by ``apply``)."""
 _NO_CHANGE = StateChange()
 
 

@@ -13,7 +13,6 @@ import logging
 import os
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.control.file_door import is_link
@@ -21,6 +20,7 @@ from shared_schema.failpoints import failpoint
 from shared_schema.models import SIGNAL_FILE, SIGNAL_ID_PATTERN, Reason, ResultStatus
 from shared_schema.safe_json import JSON_INVALID, JsonRefused
 from shared_schema.signal_io import entry_signal_id, read_raw_entries
+from windows.journal_records import InputRecord, IntentRecord, JournalRecord, ResultRecord, SignalRecord
 from windows.pipeline import ENTRY_FAULT, MarketContext, decide, fee_estimate, payload_hash
 
 if TYPE_CHECKING:
@@ -86,20 +86,20 @@ class Intake:
                 records = decide(self.state, raw, ctx, self.config, ex.seen_inputs)
             except Exception as exc:  # noqa: BLE001 - the per-entry fault barrier: one entry never stops the loop
                 records = self._entry_fault_records(raw, f"{_digest(data)}:{index}", exc)
-            if any(r["k"] == "intent" for r in records) and not ex._take_order_token(self.wall_clock.now()):
+            if any(isinstance(r, IntentRecord) for r in records) and not ex._take_order_token(self.wall_clock.now()):
                 # The venue's order rate is the bound: leave the rest of the file for the next turn.
                 self._signal_bytes = None
                 ex.stats.rate_limited += 1
                 break
-            committed: list[dict[str, Any]] = []
+            committed: list[JournalRecord] = []
             try:
                 for record in records:
                     ex._commit(record)
                     committed.append(record)
-                    if record["k"] == "signal":
+                    if isinstance(record, SignalRecord):
                         ex.stats.signals_seen += 1
-                    if record["k"] == "intent":
-                        to_send.append(record["coid"])
+                    if isinstance(record, IntentRecord):
+                        to_send.append(record.client_order_id)
                         ctx = reserve(ctx, record, self.config)
             except Exception as exc:  # noqa: BLE001 - same barrier for a record that fails to apply
                 self._close_faulted_entry(raw, committed, exc)
@@ -110,7 +110,7 @@ class Intake:
                 failpoint("executor.before_send")  # journaled, not yet at the venue
                 ex._send(client_order_id)
 
-    def _entry_fault_records(self, raw: Any, position: str, exc: BaseException) -> list[dict[str, Any]]:
+    def _entry_fault_records(self, raw: Any, position: str, exc: BaseException) -> list[JournalRecord]:
         """The records for one entry whose judgement raised: recorded once, alerted, never met again.
 
         A keyed entry gets its ``signal`` record and a final REJECTED INVALID_SIGNAL / ENTRY_FAULT result,
@@ -118,7 +118,7 @@ class Intake:
         fault). An entry without a usable signal_id becomes one ``input`` rejection keyed by its payload
         hash (or, when even hashing fails, by the file's digest and its position in the file).
         """
-        t = self.ex.now().isoformat()
+        t = self.ex.now()
         message = f"{type(exc).__name__}: {exc}"[:300]
         sid = entry_signal_id(raw)
         usable = sid if sid is not None and SIGNAL_ID_PATTERN.match(sid) else None
@@ -134,31 +134,30 @@ class Intake:
                 payload = _bounded_payload(raw)
             except Exception:  # noqa: BLE001
                 payload = {"unprintable": type(raw).__name__}
-            return [{"k": "signal", "id": usable, "h": digest, "sig": payload, "t": t},
-                    {"k": "result", "id": usable, "status": ResultStatus.REJECTED.value,
-                     "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT, "message": message, "t": t}]
+            return [SignalRecord(signal_id=usable, payload_hash=digest, payload=payload, at=t),
+                    ResultRecord(signal_id=usable, status=ResultStatus.REJECTED, reason=Reason.INVALID_SIGNAL,
+                                 detail=ENTRY_FAULT, message=message, at=t)]
         key = f"input:{digest}"
         if key in self.ex.seen_inputs:
             return []
         self.ex.alerts.post(
             f"signal entry at {position}: judging it raised {message}; rejected INVALID_SIGNAL ENTRY_FAULT")
-        return [{"k": "input", "key": key, "h": digest, "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT,
-                 "message": message, "t": t}]
+        return [InputRecord(key=key, payload_hash=digest, reason=Reason.INVALID_SIGNAL, detail=ENTRY_FAULT,
+                            message=message, at=t)]
 
-    def _close_faulted_entry(self, raw: Any, committed: list[dict[str, Any]], exc: BaseException) -> None:
+    def _close_faulted_entry(self, raw: Any, committed: list[JournalRecord], exc: BaseException) -> None:
         """A record of this entry failed to apply: give its signal a final result unless an order exists."""
         message = f"{type(exc).__name__}: {exc}"[:300]
         log.exception("applying a record of a signal entry failed")
-        ids = [r["id"] for r in committed if r["k"] == "signal"]
-        if any(r["k"] == "intent" for r in committed) or not ids:
+        ids = [r.signal_id for r in committed if isinstance(r, SignalRecord)]
+        if any(isinstance(r, IntentRecord) for r in committed) or not ids:
             self.ex.alerts.post(f"signal entry {entry_signal_id(raw) or '?'}: a record failed to apply ({message})")
             return
         self.ex.alerts.post(
             f"signal {ids[0]}: a record failed to apply ({message}); rejected INVALID_SIGNAL ENTRY_FAULT")
         try:
-            self.ex._commit({"k": "result", "id": ids[0], "status": ResultStatus.REJECTED.value,
-                             "reason": Reason.INVALID_SIGNAL.value, "detail": ENTRY_FAULT, "message": message,
-                             "t": self.ex.now().isoformat()})
+            self.ex._commit(ResultRecord(signal_id=ids[0], status=ResultStatus.REJECTED, reason=Reason.INVALID_SIGNAL,
+                                         detail=ENTRY_FAULT, message=message, at=self.ex.now()))
         except Exception:  # noqa: BLE001 - the alert above is the record of last resort
             log.exception("could not record the fault of signal %s", ids[0])
 
@@ -231,9 +230,8 @@ class Intake:
         key = f"input:link:{st.st_dev}:{st.st_ino}"
         if key in self.ex.seen_inputs:
             return
-        self.ex._commit({"k": "input", "key": key, "reason": Reason.INVALID_SIGNAL.value,
-                         "detail": "SIGNAL_FILE_LINK", "message": f"{SIGNAL_FILE} is a symlink; not followed",
-                         "t": self.ex.now().isoformat()})
+        self.ex._commit(InputRecord(key=key, reason=Reason.INVALID_SIGNAL, detail="SIGNAL_FILE_LINK",
+                                    message=f"{SIGNAL_FILE} is a symlink; not followed", at=self.ex.now()))
 
     def _refuse_signal_file(self, data: bytes, exc: JsonRefused) -> None:
         """A signal file that can never parse (too deep, too large): one input rejection per content, journaled
@@ -244,21 +242,21 @@ class Intake:
         if key in self.ex.seen_inputs:
             return
         self.ex.alerts.post(f"{SIGNAL_FILE} refused {exc.code}: {exc}; no entry of it is read until the file changes")
-        self.ex._commit({"k": "input", "key": key, "reason": Reason.INVALID_SIGNAL.value, "detail": exc.code,
-                         "message": f"{SIGNAL_FILE}: {exc}"[:300], "t": self.ex.now().isoformat()})
+        self.ex._commit(InputRecord(key=key, reason=Reason.INVALID_SIGNAL, detail=exc.code,
+                                    message=f"{SIGNAL_FILE}: {exc}"[:300], at=self.ex.now()))
 
 
-def reserve(ctx: MarketContext, intent: dict[str, Any], config: GridbridgeConfig) -> MarketContext:
+def reserve(ctx: MarketContext, intent: IntentRecord, config: GridbridgeConfig) -> MarketContext:
     """The context the next signal of the same batch sees: this order's cash or shares already spoken for."""
-    if intent["side"] == "BUY":
+    if intent.side == "BUY":
         if ctx.available_cash is None:
             return ctx
-        amount = Decimal(intent["price"]) * intent["shares"]
+        amount = intent.price * intent.shares
         return replace(ctx, available_cash=ctx.available_cash - amount - fee_estimate(amount, config))
     if ctx.sellable is None:
         return ctx
     sellable = dict(ctx.sellable)
-    sellable[intent["code"]] = sellable.get(intent["code"], 0) - intent["shares"]
+    sellable[intent.symbol] = sellable.get(intent.symbol, 0) - intent.shares
     return replace(ctx, sellable=sellable)
 
 

@@ -74,6 +74,14 @@ class JournalRecord:
                 line[f.metadata["key"]] = _write(value)
         return line
 
+    def __getitem__(self, key: str) -> Any:
+        """The value of ``key`` in the record's journal line (``record["k"]`` is its kind): for readers that
+        scan lines generically, whether they hold a record or a line read from disk."""
+        return self.encode()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.encode().get(key, default)
+
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> JournalRecord:
         values: dict[str, Any] = {}

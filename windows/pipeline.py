@@ -2,8 +2,8 @@
 
 Order (fixed): idempotency -> validation -> halt/risk -> cash precheck -> vault approval -> order intent.
 Each check returns ``None`` or a ``Rejection`` with a stable reason code; the first failure becomes the
-signal's REJECTED result and no order. The output is a list of journal records for the shell to append
-and apply; nothing here touches a file, the broker or the clock.
+signal's REJECTED result and no order. The output is a list of journal records (``windows.journal_records``)
+for the shell to append and apply; nothing here touches a file, the broker or the clock.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ from windows.executor_state import (
     ENTRY_FAULT as ENTRY_FAULT,  # the fault barrier's detail, defined with the state
 )
 from windows.executor_state import ExecutorState
+from windows.journal_records import (
+    AllocRecord,
+    InputRecord,
+    IntentRecord,
+    JournalRecord,
+    ResultRecord,
+    SignalRecord,
+)
 from windows.market_rules import (
     OUTSIDE_SESSION,
     is_on_tick,
@@ -81,9 +89,9 @@ def decide(
     ctx: MarketContext,
     config: GridbridgeConfig,
     seen_inputs: set[str],
-) -> list[dict[str, Any]]:
+) -> list[JournalRecord]:
     """Journal records for one raw signal entry; empty when it was already handled."""
-    t = ctx.now.isoformat()
+    t = ctx.now
     signal, signal_id, digest, invalid = parse_signal_entry(raw)
 
     # 1. idempotency
@@ -92,22 +100,22 @@ def decide(
         if key in seen_inputs:
             return []
         assert invalid is not None
-        return [{"k": "input", "key": key, "h": digest, "reason": invalid.reason.value, "detail": invalid.detail,
-                 "message": invalid.message, "t": t}]
+        return [InputRecord(key=key, payload_hash=digest, reason=invalid.reason, detail=invalid.detail,
+                            message=invalid.message, at=t)]
     entry = state.signals.get(signal_id)
     if entry is not None:
         if entry.payload_hash == digest or digest in entry.conflict_hashes:
             return []
-        return [{"k": "input", "key": f"conflict:{signal_id}:{digest}", "id": signal_id, "h": digest,
-                 "reason": Reason.DUPLICATE_ID_CONFLICT.value, "detail": "SIGNAL_ID_REUSED",
-                 "message": f"signal_id {signal_id} was already received with a different payload", "t": t}]
+        return [InputRecord(key=f"conflict:{signal_id}:{digest}", signal_id=signal_id, payload_hash=digest,
+                            reason=Reason.DUPLICATE_ID_CONFLICT, detail="SIGNAL_ID_REUSED",
+                            message=f"signal_id {signal_id} was already received with a different payload", at=t)]
 
     sig_payload = signal.model_dump(mode="json") if signal is not None else _safe_payload(raw)
-    records: list[dict[str, Any]] = [{"k": "signal", "id": signal_id, "h": digest, "sig": sig_payload, "t": t}]
+    records: list[JournalRecord] = [SignalRecord(signal_id=signal_id, payload_hash=digest, payload=sig_payload, at=t)]
 
-    def reject(rej: Rejection, status: ResultStatus = ResultStatus.REJECTED) -> list[dict[str, Any]]:
-        records.append({"k": "result", "id": signal_id, "status": status.value, "reason": rej.reason.value,
-                        "detail": rej.detail, "message": rej.message, "t": t})
+    def reject(rej: Rejection, status: ResultStatus = ResultStatus.REJECTED) -> list[JournalRecord]:
+        records.append(ResultRecord(signal_id=signal_id, status=status, reason=rej.reason, detail=rej.detail,
+                                    message=rej.message, at=t))
         return records
 
     if invalid is not None or signal is None:
@@ -143,16 +151,16 @@ def decide(
         # The grant covers the commission too: committed cash is what leaves the account, fees included.
         fee_fen = fee_model(config).estimate_fen(amount_fen)
         decision = state.vault.check_allocation(signal.code, amount_fen, signal.layer_index, fee_fen)
-        records.append({"k": "alloc", "sym": signal.code, "amt": amount_fen, "layer": signal.layer_index,
-                        "coid": signal.client_order_id, "shares": signal.shares, "fee": fee_fen,
-                        "decision": decision.value, "t": t})
+        records.append(AllocRecord(symbol=signal.code, amount_fen=amount_fen, layer_index=signal.layer_index,
+                                   client_order_id=signal.client_order_id, requested_shares=signal.shares,
+                                   fee_fen=fee_fen, decision=decision, at=t))
         if decision is not VaultDecision.APPROVED:
             return reject(_vault_rejection(decision, state, signal, amount_fen))
 
     # 6. order intent (write-ahead; the shell sends after this is on disk)
-    records.append({"k": "intent", "id": signal_id, "coid": signal.client_order_id, "code": signal.code,
-                    "side": signal.direction.value, "shares": signal.shares, "price": str(signal.price),
-                    "release": list(signal.release_client_order_ids), "t": t})
+    records.append(IntentRecord(signal_id=signal_id, client_order_id=signal.client_order_id, symbol=signal.code,
+                                side=signal.direction.value, shares=signal.shares, price=signal.price,
+                                release_ids=tuple(signal.release_client_order_ids), at=t))
     return records
 
 
