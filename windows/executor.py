@@ -285,7 +285,7 @@ class Executor:
             if record.get("k") not in ENTRY_RECORD_KINDS:
                 raise
             self.replay_skipped += 1
-            sid = record.get("id") or self.state.coid_owner.get(record.get("coid", ""), "")
+            sid = record.get("id") or self.state.order_owner.get(record.get("coid", ""), "")
             message = f"{type(exc).__name__}: {exc}"[:300]
             log.exception("journal replay: a %s record failed to apply; skipped", record.get("k"))
             self.alerts.post(f"journal replay: the {record.get('k')} record of signal {sid or '?'} failed to apply "

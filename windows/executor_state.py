@@ -2,18 +2,13 @@
 
 The live loop appends a record to the fsynced journal and then applies it; a restart applies the same
 records in the same order and arrives at the same state: the same vault, the same orders, the same results.
-Record kinds:
+The record kinds are the frozen dataclasses of ``windows.journal_records``; ``apply`` dispatches them by a
+kind -> handler map and returns the audit effects the change causes (``windows.audit_map``).
 
-- ``signal``: a signal_id seen for the first time (with its payload hash), before anything else is done.
-- ``result``: the signal's outcome as published in ``order_result.json``.
-- ``input``: an input that cannot be keyed to a fresh signal (unparsable entry, duplicate id conflict).
-- ``alloc``: a vault request for a BUY and the verdict it got.
-- ``intent``: an order about to be sent (write-ahead: on disk before the broker call).
-- ``sent``: what the broker call returned (SENT / UNKNOWN / REJECTED).
-- ``update``: one broker report (cumulative fills) folded into the order; drives the vault.
-- ``cancel_req``: the executor asked the broker to cancel (max order age, halt).
-- ``lost``: an UNKNOWN order that lookups never found: it never reached the venue.
-- ``halt``: halt switched on or off.
+``halted`` here is the one halted truth (set by ``halt`` records); the risk snapshot's and the kill
+switch's flags follow it (``windows.risk_shell.ExecutorRisk.follow_halt``).
+
+Over 500 lines because the state, its views and every handler that changes it read best side by side.
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from core.oms.order_fsm import (
-    IllegalTransition,
     OrderRecord,
     OrderState,
     apply_update,
@@ -53,7 +47,7 @@ from windows.journal_records import (
     UpdateRecord,
     as_record,
 )
-from windows.vault import GlobalVault, VaultDecision
+from windows.vault import GlobalVault
 
 ENTRY_FAULT = "ENTRY_FAULT"
 """Detail of an INVALID_SIGNAL rejection for an entry whose judgement or records raised (the fault barrier)."""
@@ -89,9 +83,9 @@ class ExecutorState:
     def __init__(self, vault: GlobalVault, result_retention: int = 2000) -> None:
         self.vault = vault
         self.signals: dict[str, SignalEntry] = {}
-        self.coid_owner: dict[str, str] = {}  # client_order_id -> signal_id
+        self.order_owner: dict[str, str] = {}  # client_order_id -> the signal_id that claimed it
         self.orders: dict[str, LiveOrder] = {}
-        self.lots_in_sell: dict[str, str] = {}  # lot coid -> sell coid releasing it
+        self.lots_in_sell: dict[str, str] = {}  # lot's client_order_id -> the sell's releasing it
         self.input_rejections: deque[InputRejection] = deque(maxlen=200)
         self.halted = False
         self.halt_reason = ""
@@ -176,18 +170,18 @@ class ExecutorState:
                 continue  # a sell (or a reduction attempt) of a lot still held: its history still counts
             ids.append(sid)
             for live in mine:
-                coid = live.record.client_order_id
-                orders.append(coid)
-                alloc = self.vault.allocations.get(coid)
+                client_order_id = live.record.client_order_id
+                orders.append(client_order_id)
+                alloc = self.vault.allocations.get(client_order_id)
                 if alloc is None or not alloc.is_open:
-                    owners.append(coid)
+                    owners.append(client_order_id)
             own = entry.result.client_order_id
             if own and own not in self.orders and own not in self.vault.allocations:
                 owners.append(own)
         return {"ids": ids, "orders": orders, "owners": sorted(set(owners))}
 
-    def _is_open_lot(self, coid: str) -> bool:
-        alloc = self.vault.allocations.get(coid)
+    def _is_open_lot(self, client_order_id: str) -> bool:
+        alloc = self.vault.allocations.get(client_order_id)
         return alloc is not None and alloc.is_open
 
     def _apply_forget(self, rec: ForgetRecord) -> StateChange:
@@ -199,7 +193,7 @@ class ExecutorState:
                 del self.orders[client_order_id]
         vault = self.vault
         for client_order_id in rec.owners or ():
-            self.coid_owner.pop(client_order_id, None)
+            self.order_owner.pop(client_order_id, None)
             alloc = vault.allocations.get(client_order_id)
             if alloc is not None and not alloc.is_open and not alloc.used and not alloc.frozen:
                 del vault.allocations[client_order_id]
@@ -215,7 +209,7 @@ class ExecutorState:
         fresh = ExecutorState(attrs["vault"], attrs.get("result_retention", self.result_retention))
         self.__dict__.clear()
         self.__dict__.update(vars(fresh))  # attributes added since the snapshot keep their defaults
-        self.__dict__.update({k: v for k, v in attrs.items() if k not in RETIRED_ATTRIBUTES})
+        self.__dict__.update({RENAMED_ATTRIBUTES.get(k, k): v for k, v in attrs.items() if k not in RETIRED_ATTRIBUTES})
         for live in self.orders.values():
             if not isinstance(live.record.price, Decimal):  # snapshots written while the price was a string
                 live.record = replace(live.record, price=Decimal(live.record.price))
@@ -240,8 +234,8 @@ class ExecutorState:
             result=_initial_result(rec.signal_id, sig, rec.at), expires_at=_expiry(sig),
         )
         client_order_id = sig.get("client_order_id")
-        if isinstance(client_order_id, str) and client_order_id and client_order_id not in self.coid_owner:
-            self.coid_owner[client_order_id] = rec.signal_id
+        if isinstance(client_order_id, str) and client_order_id and client_order_id not in self.order_owner:
+            self.order_owner[client_order_id] = rec.signal_id
         return _NO_CHANGE
 
     def _apply_result(self, rec: ResultRecord) -> StateChange:
@@ -260,7 +254,7 @@ class ExecutorState:
         failing record applied there or not, so a restart arrives at the live vault."""
         client_order_id = entry.result.client_order_id
         alloc = self.vault.allocations.get(client_order_id) if client_order_id else None
-        if alloc is None or client_order_id in self.orders or self.coid_owner.get(client_order_id) != entry.signal_id:
+        if alloc is None or client_order_id in self.orders or self.order_owner.get(client_order_id) != entry.signal_id:
             return
         if alloc.is_open and alloc.filled_shares == 0:
             self.vault.on_cancel(alloc.symbol, client_order_id)
@@ -451,6 +445,8 @@ class ExecutorState:
         entry.result = entry.result.model_copy(update={**fields, "updated_at": at})
 
 
+RENAMED_ATTRIBUTES = {"coid_owner": "order_owner"}
+"""State attributes an older snapshot holds under an earlier name."""
 RETIRED_ATTRIBUTES = frozenset({"illegal_transitions"})
 """State attributes an older snapshot may hold that this version no longer has (refused transitions are
 now returned as audit effects by ``apply``)."""
@@ -526,4 +522,4 @@ def _result_status(state: OrderState) -> ResultStatus:
     }[state]
 
 
-__all__ = ["ENTRY_FAULT", "ExecutorState", "LiveOrder", "ReplayDiverged", "SignalEntry", "IllegalTransition", "VaultDecision"]
+__all__ = ["ENTRY_FAULT", "ExecutorState", "LiveOrder", "ReplayDiverged", "SignalEntry"]

@@ -120,7 +120,7 @@ def decide(
 
     if invalid is not None or signal is None:
         return reject(invalid or Rejection(Reason.INVALID_SIGNAL, "UNPARSABLE", "signal could not be parsed"))
-    if signal.client_order_id in state.coid_owner or signal.client_order_id in state.orders:
+    if signal.client_order_id in state.order_owner or signal.client_order_id in state.orders:
         return reject(Rejection(Reason.DUPLICATE_ID_CONFLICT, "CLIENT_ORDER_ID_REUSED",
                                 f"client_order_id {signal.client_order_id} already belongs to another signal"))
 
