@@ -64,6 +64,8 @@ def test_an_old_journal_replays_to_the_state_the_old_code_built(name):
     expected = json.loads((DATA / f"{name}.expected.json").read_text())
     assert _summary(state) == expected
     assert all(isinstance(o.record.price, Decimal) for o in state.orders.values())  # a str in the old snapshot
+    # renamed and retired attributes of the old snapshot: coid_owner is order_owner, illegal_transitions gone
+    assert state.order_owner and not hasattr(state, "coid_owner") and not hasattr(state, "illegal_transitions")
     assert state.vault.check_invariants() == []
 
 
