@@ -25,6 +25,7 @@ def apply_fill(
     final: bool,
     params: CompiledParams | GridParams | None = None,
     fees: Decimal | None = None,
+    filled_value: Decimal | None = None,
 ) -> GridState:
     """Apply an order's *cumulative* fill. Unknown ids and stale totals change nothing (idempotent).
 
@@ -32,6 +33,8 @@ def apply_fill(
     as it fills; when final, fully sold lots leave and a partial fill returns every lot with the unsold
     part pro rata (the vault's rule), so the grid and the vault agree on what each lot still holds.
     ``fees`` is the order's cumulative commission; without it the params' commission model is used.
+    ``filled_value`` is the fill's exact cumulative value (the executor's result); without it, ``avg_price``
+    times the shares.
     """
     order = state.order(client_order_id)
     if order is None or filled_shares < order.filled_shares:
@@ -41,7 +44,7 @@ def apply_fill(
     if final and filled_shares == 0:
         return apply_reject(state, client_order_id)
     avg = avg_price if isinstance(avg_price, Decimal) else price_decimal(float(avg_price))
-    value = avg * filled_shares
+    value = avg * filled_shares if filled_value is None else filled_value
     if fees is None:
         cp = (
             None

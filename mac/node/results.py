@@ -41,9 +41,11 @@ def fold_results(rt: SymbolRuntime, results: ResultFile | None, settings: NodeSe
             if final and result.filled_shares == 0:
                 rt.grid = apply_reject(rt.grid, client_order_id)
             elif result.filled_shares > order.filled_shares or final:
+                # Cash and cost are booked from the result's exact money (filled_value, fees); avg_price is a
+                # float for display and only sets the lot's buy price (and the value of a result without them).
                 rt.grid = apply_fill(rt.grid, client_order_id, result.filled_shares,
                                      Decimal(str(result.avg_price or 0)) if result.filled_shares else Decimal(0),
-                                     final, rt.params)
+                                     final, rt.params, fees=result.fees, filled_value=result.filled_value)
             changed = True
         if final or result.filled_shares > 0:
             note_outcome(rt, client_order_id, result, settings)
@@ -104,7 +106,8 @@ def fold_external_sells(rt: SymbolRuntime, results: ResultFile | None) -> bool:
         if not ours & set(result.release_client_order_ids):
             continue
         rt.grid = sold_elsewhere(rt.grid, result.release_client_order_ids, result.requested_shares,
-                                 result.filled_shares, result.avg_price, rt.params)
+                                 result.filled_shares, result.avg_price, rt.params,
+                                 filled_value=result.filled_value, fees=result.fees)
         rt.external_done = [*rt.external_done, sid][-1000:]
         done.add(sid)
         rt.events.append({"t": result.updated_at.isoformat() if result.updated_at else "",
@@ -116,16 +119,19 @@ def fold_external_sells(rt: SymbolRuntime, results: ResultFile | None) -> bool:
 
 
 def sold_elsewhere(
-    grid: GridState, release_ids: list[str], requested: int, filled: int, avg_price: float, params: CompiledParams
+    grid: GridState, release_ids: list[str], requested: int, filled: int, avg_price: float, params: CompiledParams,
+    filled_value: Decimal | None = None, fees: Decimal | None = None,
 ) -> GridState:
     """The grid after a sell it did not send: the shares sold are split over the named OPEN lots as the
     vault splits them (``split_shares`` over their holdings, in the order named), each keeps its unsold
-    part, and the proceeds less the modelled commission join the cash."""
+    part, and the proceeds less the commission join the cash: the result's exact ``filled_value`` and
+    ``fees`` when it carries them, else ``avg_price`` times the shares and the modelled commission."""
     if filled <= 0:
         return grid
     lots = take_sold_shares(grid.lots, release_ids, filled, open_only=True)
-    value = price_decimal(avg_price) * filled
-    return replace(grid, lots=tuple(lots), cash=grid.cash + value - commission(params, value))
+    value = price_decimal(avg_price) * filled if filled_value is None else filled_value
+    fee = commission(params, value) if fees is None else fees
+    return replace(grid, lots=tuple(lots), cash=grid.cash + value - fee)
 
 
 def backoff_key(side: str, release_ids: Any, layer_index: int) -> str:
