@@ -126,6 +126,7 @@ class Executor:
         self.replay_skipped = 0  # journal records of signal entries that raised on apply at start-up (skipped)
         ex = config.executor
         self._bucket = TokenBucket(Decimal(ex.order_burst), Decimal(str(ex.max_orders_per_s)))
+        # The rooms keep references to state, journal, broker, risk, config and clock: none is ever replaced.
         self.market = MarketView(self)
         self.intake = Intake(self)
         self.sweeper = Sweeper(self)
