@@ -7,7 +7,6 @@ followed by a restart that neither loses a signal nor sends an order twice: an o
 confirmed is looked up by its client_order_id before anything else happens to it.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -60,8 +59,6 @@ ENTRY_RECORD_KINDS = frozenset({"signal", "result", "input", "alloc", "intent"})
 """The records the per-entry fault barrier covers (``Intake.process_signals``), live and at replay."""
 
 
-
-
 class AlreadyRunning(RuntimeError):
     """Another executor holds this state dir."""
 
@@ -77,7 +74,6 @@ class LoopStats:
 def build_vault(config: GridbridgeConfig) -> GlobalVault:
     v = config.vault
     return GlobalVault(VaultLimits.from_yuan(v.physical_pool, v.nominal_caps, v.reserve_ratio), fee_model(config))
-
 
 
 class Executor:
@@ -324,6 +320,7 @@ class Executor:
         return self.market.market_now or self.wall_clock.now()
 
     def _mark_dirty(self) -> None:
+        """Something ``order_result.json`` shows changed (an alert): the result file is due."""
         self._dirty = True
 
     # ----------------------------------------------------------------------------------------- venue
@@ -335,6 +332,7 @@ class Executor:
         return grant.granted
 
     def _send(self, client_order_id: str) -> None:
+        """Place one journaled intent at the venue and journal its answer (UNKNOWN when the call failed)."""
         live = self.state.orders[client_order_id]
         order = live.record
         request = OrderRequest(client_order_id, order.symbol, order.side, order.shares, Decimal(order.price))
@@ -347,7 +345,6 @@ class Executor:
         failpoint("executor.after_send")  # at the venue, the journal does not know yet
         self._commit(SentRecord(client_order_id=client_order_id, status=outcome.status.value,
                                 broker_order_id=outcome.broker_order_id, message=outcome.message, at=self.now()))
-
 
     # --------------------------------------------------------------------------------------- broker
 
@@ -374,7 +371,6 @@ class Executor:
                                   fees_fen=event.fees_fen, broker_order_id=event.broker_order_id,
                                   message=event.message, at=self.now()))
         self.stats.events_applied += 1
-
 
     def _audit(self, effects: tuple[AuditEffect, ...]) -> None:
         """Write the audit a committed record caused (``windows.audit_map``; never on replay): an order
