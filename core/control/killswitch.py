@@ -37,6 +37,9 @@ class KillAction(str, Enum):
 
 @dataclass(frozen=True)
 class KillSwitchState:
+    """What the kill switch's commands decided. ``halted`` is their effect; a host that keeps its own durable
+    halt record (the executor's journal) makes this flag and the risk snapshot's follow that record."""
+
     halted: bool = False
     halted_at: datetime | None = None
     last_command_id: str | None = None
