@@ -69,8 +69,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = command_named(argv)
-    command = COMMANDS.get(name or "")
-    if command is not None and command.owns_argv:
+    command = COMMANDS.get(name) if name is not None else None
+    if name is not None and command is not None and command.owns_argv:
         # The command owns its arguments (the gate: core.gate_cli); hand them over untouched, --help included.
         return int(importlib.import_module(command.module).main(argv[argv.index(name) + 1 :]) or 0)
     args = build_parser(name).parse_args(argv)

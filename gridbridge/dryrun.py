@@ -38,6 +38,8 @@ from shared_schema.models import (
 )
 from windows.executor import JOURNAL_FILE, build_vault
 from windows.executor_state import ExecutorState
+from windows.journal_records import AllocRecord, SignalRecord, as_record
+from windows.vault import VaultDecision
 
 BASE_POSITION_CNY = 300_000
 
@@ -215,18 +217,21 @@ def audit_run(shared: Path, state: Path) -> dict[str, Any]:
     replay = ExecutorState(build_vault(config))
     reserve_floor = replay.vault.limits.reserve_floor_fen
     signal_ids: list[str] = []
-    for record in Journal(state / JOURNAL_FILE).replay():
-        if record["k"] == "alloc" and record["decision"] == "APPROVED":
+    for line in Journal(state / JOURNAL_FILE).replay():
+        record = as_record(line)
+        if isinstance(record, AllocRecord) and record.decision is VaultDecision.APPROVED:
             before = replay.vault.committed()
-            first = record["layer"] == 0 or ("fee" in record and replay.vault.is_first_layer(record["sym"]))
-            if first and before + record["amt"] + record.get("fee", 0) > reserve_floor:
-                problems.append(f"first-layer approval {record['coid']} broke the reserve")
-        if record["k"] == "signal":
-            signal_ids.append(record["id"])
+            # A record without a fee predates fee counting: only layer 0 counted as a first layer then.
+            first = record.layer_index == 0 or (record.fee_fen is not None
+                                                and replay.vault.is_first_layer(record.symbol))
+            if first and before + record.amount_fen + (record.fee_fen or 0) > reserve_floor:
+                problems.append(f"first-layer approval {record.client_order_id} broke the reserve")
+        if isinstance(record, SignalRecord):
+            signal_ids.append(record.signal_id)
         replay.apply(record)
         broken = replay.vault.check_invariants()
         if broken:
-            problems.append(f"vault invariants broken after {record['k']}: {broken[:2]}")
+            problems.append(f"vault invariants broken after {record.kind}: {broken[:2]}")
             break
     if len(signal_ids) != len(set(signal_ids)):
         problems.append("a signal_id was journaled twice")

@@ -16,12 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_schema_export(args: argparse.Namespace) -> int:
+    from pydantic import BaseModel
+
     from settings.config import GridbridgeConfig
     from shared_schema.models import SHARED_FILES
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, model in {**SHARED_FILES, "config.json": GridbridgeConfig}.items():
+    models: dict[str, type[BaseModel]] = {**SHARED_FILES, "config.json": GridbridgeConfig}
+    for name, model in models.items():
         target = out / name.replace(".json", ".schema.json")
         target.write_text(json.dumps(model.model_json_schema(), indent=1, ensure_ascii=False), encoding="utf-8")
         print(target)
