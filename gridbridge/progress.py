@@ -10,6 +10,7 @@ line is printed every few seconds, and only when something moved.
 from __future__ import annotations
 
 import bisect
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -95,12 +96,14 @@ class ProgressPrinter:
     each ``every_s`` seconds when the progress changed, so a log gets a readable trail."""
 
     def __init__(self, stream: TextIO, bar_times: Sequence[int], is_tty: bool | None = None, every_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 columns: Callable[[], int] = lambda: shutil.get_terminal_size().columns) -> None:
         self.stream = stream
         self.bar_times = sorted(bar_times)
         self.is_tty = stream.isatty() if is_tty is None else is_tty
         self.every_s = every_s
         self.clock = clock
+        self.columns = columns
         self.started = clock()
         self._last_at: float | None = None
         self._last: RunProgress | None = None
@@ -129,6 +132,8 @@ class ProgressPrinter:
         self._last, self._last_at = p, now
 
     def _overwrite(self, line: str) -> None:
+        # A line wider than the terminal wraps, and "\r" then rewrites only its last row: cut it to fit.
+        line = line[: max(1, self.columns() - 1)]
         pad = max(0, self._width - len(line))
         self.stream.write("\r" + line + " " * pad)
         self.stream.flush()

@@ -70,11 +70,19 @@ def test_a_log_gets_no_line_while_nothing_moves():
 
 def test_a_terminal_gets_one_line_rewritten_in_place_and_ended_at_the_close():
     stream, clock = io.StringIO(), FakeClock()
-    printer = ProgressPrinter(stream, BARS, is_tty=True, clock=clock)
+    printer = ProgressPrinter(stream, BARS, is_tty=True, clock=clock, columns=lambda: 200)
     _run(printer, clock, [RunProgress(market_ms=t, signals=i) for i, t in enumerate(BARS)], wall_step=0.5)
     out = stream.getvalue()
     assert out.count("\r") == len(BARS) + 1 and out.count("\n") == 1 and out.endswith("\n")
     assert "signals 9" in out.rsplit("\r", 1)[-1]
+
+
+def test_a_narrow_terminal_gets_the_line_cut_to_its_width_so_it_never_wraps():
+    stream, clock = io.StringIO(), FakeClock()
+    printer = ProgressPrinter(stream, BARS, is_tty=True, clock=clock, columns=lambda: 40)
+    _run(printer, clock, [RunProgress(market_ms=t, signals=i) for i, t in enumerate(BARS)], wall_step=0.5)
+    rows = stream.getvalue().rstrip("\n").split("\r")[1:]
+    assert rows and all(len(row) <= 39 for row in rows)
 
 
 def test_the_line_counts_bars_replayed_not_clock_time():
