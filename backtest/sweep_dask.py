@@ -56,7 +56,10 @@ def run_on_dask(
                 threads_per_worker=1,  # the backtest is pure Python: one point per process at a time
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,  # no dashboard (the scheduler's health endpoint stays on loopback)
+                dashboard_address=None,
+                # No dashboard; the scheduler's small HTTP endpoint (health, metrics) would still take 8787 by
+                # default, on loopback: a port of its own instead, so two sweeps never warn about it.
+                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             )
             stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster))

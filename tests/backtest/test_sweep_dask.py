@@ -55,6 +55,22 @@ def test_a_loopback_cluster_gives_the_same_csv_as_local_processes(job, local_row
     assert write_sweep_csv(rows, tmp_path / "dask.csv").read_bytes() == local_csv
 
 
+def test_the_loopback_cluster_listens_on_loopback_only_without_a_dashboard(job):
+    psutil = pytest.importorskip("psutil")
+    listening: list[tuple[str, int]] = []
+
+    def look(index: int, row: dict) -> None:
+        if not listening:
+            for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+                listening.extend((c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet")
+                                 if c.status == psutil.CONN_LISTEN)  # fmt: skip
+
+    sweep(job, AXES[:1], engine="dask", jobs=2, on_result=look)
+
+    assert len(listening) >= 5  # the scheduler, its HTTP endpoint, two workers and their nannies
+    assert {ip for ip, _ in listening} == {"127.0.0.1"} and 8787 not in {port for _, port in listening}
+
+
 def _kill_busy_workers(client, count: int) -> list[str]:
     """SIGKILL ``count`` worker processes that are running a point right now (their nannies start new ones)."""
     assert procs.wait_for(lambda: sum(bool(k) for k in client.processing().values()) >= count, 60)
@@ -95,3 +111,20 @@ def test_an_unreachable_scheduler_is_a_clear_error(job):
         pytest.raises(SweepError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"),
     ):
         sweep(job, AXES[:1], engine="dask", scheduler="tcp://127.0.0.1:9")
+
+
+def test_cli_dask_engine_writes_the_same_csv_as_local(job, tmp_path):
+    from backtest.cli import main
+    from marketdata.bars import write_bars_csv
+
+    files = []
+    for code, bars in job.data.items():
+        write_bars_csv(bars, tmp_path / f"{code}.csv")
+        files += ["--data", f"{code}={tmp_path / f'{code}.csv'}"]
+    common = ["backtest", "sweep", *files, "--mode", "realistic", "--grid", "atr_grid_factor=0.30,0.34", "--jobs", "1"]
+
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--engine", "dask", "--out", str(tmp_path / "dask")]) == 0
+
+    assert (tmp_path / "dask" / "sweep.csv").read_bytes() == (tmp_path / "local" / "sweep.csv").read_bytes()
+    assert (tmp_path / "dask" / "sweep_heatmap.html").exists()
