@@ -77,6 +77,12 @@ def sweep(
     ``engine="local"``: ``jobs`` processes (default: all cores). ``engine="dask"``: the cluster at
     ``scheduler``, or a LocalCluster of ``jobs`` worker processes on loopback. Every point is validated
     before any runs (``SweepError``). ``on_result(index, row)`` sees each row as it arrives."""
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be at least 1 (got {jobs})")
+    if engine not in ("local", "dask"):
+        raise ValueError(f"unknown engine {engine!r}")
+    if engine == "local" and scheduler is not None:
+        raise ValueError("--scheduler needs --engine dask")
     points = grid_points(combine_axes(axes))
     for point in points:
         apply_point(job.params, point)
@@ -93,12 +99,8 @@ def sweep(
             from backtest.sweep_dask import run_on_dask
 
             rows = run_on_dask(job, points, scheduler, jobs, arrived)
-        elif engine == "local":
-            if scheduler is not None:
-                raise ValueError("--scheduler needs --engine dask")
-            rows = _run_local(job, points, jobs, arrived)
         else:
-            raise ValueError(f"unknown engine {engine!r}")
+            rows = _run_local(job, points, jobs, arrived)
     finally:
         if bar is not None:
             bar.close()

@@ -74,6 +74,12 @@ def test_an_invalid_point_fails_before_anything_runs(data):
     assert ran == []
 
 
+@pytest.mark.parametrize("jobs", [0, -2])
+def test_jobs_below_one_are_refused(data, jobs):
+    with pytest.raises(ValueError, match="--jobs must be at least 1"):
+        sweep(_job(data), AXES, jobs=jobs)
+
+
 def test_the_scheduler_needs_the_dask_engine(data):
     with pytest.raises(ValueError, match="--scheduler needs --engine dask"):
         sweep(_job(data), AXES, scheduler="tcp://127.0.0.1:8786")
