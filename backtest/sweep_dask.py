@@ -96,7 +96,9 @@ def _run(client, job: SweepJob, points: list[Point], arrived: Callable[[int, dic
                 where = ", ".join(f"{k}={v}" for k, v in points[index])
                 raise SweepError(f"point {where} failed: {type(exc).__name__}: {exc}") from exc
             attempts[index] += 1
-            log.warning("sweep point %d lost with its worker (%s); submitting it again", index, type(exc).__name__)
+            log.warning(
+                "sweep point %d lost with its worker (%s); submitting it again", index, type(exc).__name__
+            )
             if shared.status != "finished":  # its every copy died with its workers
                 log.warning("the sweep's data was lost with its workers; sending it again")
                 [shared] = client.scatter([job], broadcast=True, hash=False)

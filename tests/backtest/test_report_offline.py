@@ -43,7 +43,11 @@ def result(data):
 def test_report_loads_plotly_from_beside_it_never_a_cdn(result, tmp_path):
     page = write_report(result, tmp_path / "report.html", run_metrics(result)).read_text()
 
-    assert 'src="plotly.min.js"' in page and "cdn.plot.ly" not in page and "https://" not in page.split("<body>")[0]
+    assert (
+        'src="plotly.min.js"' in page
+        and "cdn.plot.ly" not in page
+        and "https://" not in page.split("<body>")[0]
+    )
     assert (tmp_path / PLOTLY_JS).read_bytes() == plotly_bundle()
 
 
@@ -79,7 +83,9 @@ def pages(data, result, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pages")
     report = write_report(result, folder / "report.html", run_metrics(result))
     cfg = GridbridgeConfig()
-    job = SweepJob(data=data, params=grid_params_by_code(cfg, CODES, "reference"), mode="reference", config=cfg)
+    job = SweepJob(
+        data=data, params=grid_params_by_code(cfg, CODES, "reference"), mode="reference", config=cfg
+    )
     axes = [parse_axis("atr_grid_factor=0.30,0.34"), parse_axis("grid_step_floor=0.0008,0.001"),
             parse_axis("cooling=true,false")]  # fmt: skip
     rows = sweep(job, axes, jobs=1)
@@ -94,7 +100,9 @@ def pages(data, result, tmp_path_factory):
 def offline_browser():
     if CHROMIUM is None:
         pytest.skip("chromium not found (apt-get install -y chromium); the browser test needs it")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="pip install playwright (no browser download)"
+    )
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -138,7 +146,9 @@ def test_pages_draw_their_charts_with_the_network_off(offline_browser, pages, na
         assert page.evaluate("() => typeof window.Plotly") == "object"
         traces = _drawn_traces(page)
         assert traces and all(n > 0 for n in traces), traces
-        assert page.locator(".js-plotly-plot .xaxislayer-above text").count() > 0  # axes laid out from the data
+        assert (
+            page.locator(".js-plotly-plot .xaxislayer-above text").count() > 0
+        )  # axes laid out from the data
         if name == "heatmap":
             assert page.locator(".js-plotly-plot .hm image").count() == 2  # alpha and max drawdown, painted
         else:

@@ -38,7 +38,8 @@ def test_a_long_range_has_no_drift_at_its_end():
 
 
 def test_values_take_the_fields_types():
-    assert parse_axis("layers=7,9").values == (7, 9) and all(type(v) is int for v in parse_axis("layers=7:9:1").values)
+    assert parse_axis("layers=7,9").values == (7, 9)
+    assert all(type(v) is int for v in parse_axis("layers=7:9:1").values)
     assert parse_axis("cooling=true,false").values == (True, False)
     assert parse_axis("commission_rate=0.0001,0.00025").values == (Decimal("0.0001"), Decimal("0.00025"))
     assert parse_axis("grid_step_floor=0.0008, 0.001").values == (0.0008, 0.001)
@@ -136,7 +137,8 @@ def test_a_point_the_model_refuses_fails_with_its_reason(point, reason):
 def test_factors_and_floors_are_shorthands_with_their_old_defaults_only_alone():
     bare = axes_from_options([], None, None)
     assert [a.name for a in bare] == ["atr_grid_factor", "grid_step_floor"]
-    assert bare[0].values == (0.24, 0.28, 0.32, 0.36, 0.40) and bare[1].values == (0.0008, 0.001, 0.0012, 0.0015)
+    assert bare[0].values == (0.24, 0.28, 0.32, 0.36, 0.40)
+    assert bare[1].values == (0.0008, 0.001, 0.0012, 0.0015)
 
     assert [a.values for a in axes_from_options([], "0.3,0.32", "0.001")] == [(0.3, 0.32), (0.001,)]
     only_grid = axes_from_options(["cooling=true,false"], None, None)

@@ -27,7 +27,9 @@ AXES = [parse_axis("atr_grid_factor=0.28:0.34:0.02"), parse_axis("grid_step_floo
 def job():
     cfg = GridbridgeConfig()
     data = {code: generate(code, 40, seed) for seed, code in enumerate(CODES, start=5)}
-    return SweepJob(data=data, params=grid_params_by_code(cfg, CODES, "realistic"), mode="realistic", config=cfg)
+    return SweepJob(
+        data=data, params=grid_params_by_code(cfg, CODES, "realistic"), mode="realistic", config=cfg
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def local_rows(job):
 @pytest.fixture
 def cluster():
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                 dashboard_address=None) as cluster,  # fmt: skip
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,  # fmt: skip
         distributed.Client(cluster) as client,
     ):
         yield cluster, client
@@ -121,7 +124,8 @@ def test_cli_dask_engine_writes_the_same_csv_as_local(job, tmp_path):
     for code, bars in job.data.items():
         write_bars_csv(bars, tmp_path / f"{code}.csv")
         files += ["--data", f"{code}={tmp_path / f'{code}.csv'}"]
-    common = ["backtest", "sweep", *files, "--mode", "realistic", "--grid", "atr_grid_factor=0.30,0.34", "--jobs", "1"]
+    common = ["backtest", "sweep", *files, "--mode", "realistic", "--grid", "atr_grid_factor=0.30,0.34",
+              "--jobs", "1"]  # fmt: skip
 
     assert main([*common, "--out", str(tmp_path / "local")]) == 0
     assert main([*common, "--engine", "dask", "--out", str(tmp_path / "dask")]) == 0
