@@ -33,7 +33,10 @@ SIGNAL_REREAD_S = 5.0  # an unchanged stat signature is trusted this long (wall 
 
 
 class Intake:
-    """Reads the signal file for the executor ``ex`` and turns each new entry into journal records."""
+    """Reads the signal file for the executor ``ex`` and turns each new entry into journal records.
+
+    The turn calls ``process_signals``; the publisher and the compaction read ``present_ids`` /
+    ``present_inputs`` (what the file held as last read)."""
 
     def __init__(self, ex: Executor) -> None:
         self.ex = ex
@@ -96,8 +99,6 @@ class Intake:
                 for record in records:
                     ex._commit(record)
                     committed.append(record)
-                    if isinstance(record, SignalRecord):
-                        ex.stats.signals_seen += 1
                     if isinstance(record, IntentRecord):
                         to_send.append(record.client_order_id)
                         ctx = reserve(ctx, record, self.config)
