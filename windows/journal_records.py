@@ -68,10 +68,10 @@ class JournalRecord:
     def encode(self) -> dict[str, Any]:
         """The record as the dict the journal writes (one JSON line)."""
         line: dict[str, Any] = {"k": self.kind}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name, key, _read, _required in _specs(type(self)):
+            value = getattr(self, name)
             if value is not None:
-                line[f.metadata["key"]] = _write(value)
+                line[key] = _write(value)
         return line
 
     def __getitem__(self, key: str) -> Any:
@@ -85,15 +85,27 @@ class JournalRecord:
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> JournalRecord:
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            key = f.metadata["key"]
+        for name, key, read, required in _specs(cls):
             if key not in line and ALIASES.get(key) in line:
                 key = ALIASES[key]
             if key in line:
-                values[f.name] = f.metadata["read"](line[key])
-            elif f.default is not None:  # required (optional fields default to None)
+                values[name] = read(line[key])
+            elif required:
                 raise KeyError(f"{cls.kind} record without {key!r}")
         return cls(**values)
+
+
+_SPECS: dict[type, tuple[tuple[str, str, Callable[[Any], Any], bool], ...]] = {}
+
+
+def _specs(cls: type) -> tuple[tuple[str, str, Callable[[Any], Any], bool], ...]:
+    """``(field, key on disk, reader, required)`` per field of a record class, in order (computed once: a
+    replay decodes every line)."""
+    specs = _SPECS.get(cls)
+    if specs is None:
+        specs = _SPECS[cls] = tuple((f.name, f.metadata["key"], f.metadata["read"], f.default is not None)
+                                    for f in dataclasses.fields(cls))
+    return specs
 
 
 @dataclass(frozen=True, kw_only=True)
