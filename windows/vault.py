@@ -8,6 +8,8 @@ is integer fen, so frozen, used and released never drift. Every call is idempote
 nothing. The pool rule and the commission are ``shared_schema.ledger_math``'s, the ones the grid uses.
 
 No IO here: the executor journals the calls (``windows.executor_state``) and publishes ``shared_pool.json``.
+
+Over 500 lines because it is one ledger: every call keeps the same invariants, checked in one place.
 """
 
 from __future__ import annotations
