@@ -14,14 +14,15 @@ Modes (``params.mode``):
   caller reports its outcome with ``apply_fill`` / ``apply_reject``; a lot with a pending order gets no
   new signal.
 
-Where things live: the data in ``mac.grid.state``, the small rules in ``mac.grid.rules``, ``step`` and
-``close_all`` in ``mac.grid.decide``, ``apply_fill`` / ``apply_reject`` in ``mac.grid.outcomes``. This
-module re-exports the names the node, the backtest and the tests use.
+Where things live: the data in ``mac.grid.state``, the small rules in ``mac.grid.rules``, ``step`` in
+``mac.grid.decide``, ``close_all`` in ``mac.grid.fuse``, ``apply_fill`` / ``apply_reject`` in
+``mac.grid.outcomes``. This module re-exports the names the node, the backtest and the tests use.
 """
 
 from __future__ import annotations
 
-from mac.grid.decide import close_all, step
+from mac.grid.decide import step
+from mac.grid.fuse import close_all
 from mac.grid.outcomes import apply_fill, apply_reject, take_sold_shares
 from mac.grid.rules import (
     buy_step,

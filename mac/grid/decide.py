@@ -1,4 +1,4 @@
-"""The grid's decisions: ``step`` on every bar, ``close_all`` when the risk state is FUSE.
+"""The grid's decisions on every bar: ``step`` (FUSE's ``close_all`` is in ``mac.grid.fuse``).
 
 ``step`` updates (or takes) the bar's indicators and hands the bar to one of two small functions over the
 same ``GridState``: ``_step_reference`` (reference-grid.md: every decision fills at the close, cash moves
@@ -21,7 +21,9 @@ from mac.grid.rules import (
     commission,
     cooling_bars_needed,
     is_breaker_on,
+    is_sellable_now,
     make_client_order_id,
+    mark_pending_sell,
     penalty_after,
     pool_refusal_event,
     price_decimal,
@@ -29,11 +31,11 @@ from mac.grid.rules import (
     sell_budget,
     take_profit_multiplier,
     trading_day,
+    within_budget,
 )
 from mac.grid.state import (
     BUY,
     FLOAT_STOP,
-    FUSE_CLOSE,
     GRID_BUY,
     OPEN,
     PENDING_BUY,
@@ -42,7 +44,6 @@ from mac.grid.state import (
     TAKE_PROFIT,
     BarLike,
     EventKind,
-    GridError,
     GridEvent,
     GridSignal,
     GridState,
@@ -218,24 +219,10 @@ def _step_realistic(
                 if flat_now:
                     last_flat, anchor = ind.usable_index, price
                 signals = _sell_signals(lots, sells, cp, bar.t, price)
-                orders = state.orders + tuple(
-                    PendingOrder(
-                        sig.client_order_id,
-                        SELL,
-                        sig.price_milli,
-                        sig.shares,
-                        sig.release_client_order_ids,
-                        sig.reason,
-                        bar.t,
-                        prev_anchor,
-                        prev_flat,
-                        anchor if flat_now else None,
-                        last_flat if flat_now else None,
-                    )
-                    for sig in signals
-                )
-                lots = _mark_pending_sell(lots, tuple(i for ids, _ in sells for i in ids))
-                state = replace(state, lots=lots, orders=orders)
+                set_anchor, set_flat = (anchor, last_flat) if flat_now else (None, None)
+                orders = _sell_orders(signals, prev_anchor, prev_flat, set_anchor, set_flat)
+                lots = mark_pending_sell(lots, tuple(i for ids, _ in sells for i in ids))
+                state = replace(state, lots=lots, orders=state.orders + orders)
 
     if n_after < cp.layers and triggered:
         blocked = _buy_blocked(cp, ind, n_after, last_flat)
@@ -350,10 +337,31 @@ def _sell_signals(
 # --------------------------------------------------------------------------- realistic sells (T+1)
 
 
-def _may_sell(lot: Lot, budget: int | None, today: int) -> bool:
-    """With the venue's view known, today's lots may go against sellable base shares (the budget decides);
-    without it only lots bought before today, which T+1 surely allows."""
-    return lot.status == OPEN and lot.shares > 0 and (budget is not None or lot.buy_day < today)
+def _sell_orders(
+    signals: list[GridSignal],
+    prev_anchor: float,
+    prev_flat: int,
+    set_anchor: float | None,
+    set_flat: int | None,
+) -> tuple[PendingOrder, ...]:
+    """The pending orders of this bar's sells; each remembers the anchor and flat bar it found and, when the
+    sells leave nothing held, the ones it set (a sell that fails restores them)."""
+    return tuple(
+        PendingOrder(
+            sig.client_order_id,
+            SELL,
+            sig.price_milli,
+            sig.shares,
+            sig.release_client_order_ids,
+            sig.reason,
+            sig.t,
+            prev_anchor,
+            prev_flat,
+            set_anchor,
+            set_flat,
+        )
+        for sig in signals
+    )
 
 
 def _realistic_sells(
@@ -373,9 +381,9 @@ def _realistic_sells(
     if cp.float_stop:
         held = [lot for lot in lots if lot.status == OPEN]
         if _is_float_loss_breached(held, price, cp):
-            chosen = [lot for lot in held if _may_sell(lot, budget, today)]
+            chosen = [lot for lot in held if is_sellable_now(lot, budget, today)]
             if budget is not None:
-                chosen = _within_budget(chosen, budget)
+                chosen = within_budget(chosen, budget)
             events = [GridEvent(EventKind.FLOAT_STOP, t, cp.code, f"lots={len(chosen)}")]
             if not chosen:
                 return [], events
@@ -384,7 +392,7 @@ def _realistic_sells(
     sells: Sells = []
     for lot in lots:
         if price >= lot.buy_price * tp_mult and lot.status == OPEN:
-            if not _may_sell(lot, budget, today) or (budget is not None and lot.shares > budget):
+            if not is_sellable_now(lot, budget, today) or (budget is not None and lot.shares > budget):
                 events = (events or []) + [
                     GridEvent(EventKind.NOT_SELLABLE_T1, t, cp.code, lot.client_order_id)
                 ]
@@ -393,94 +401,3 @@ def _realistic_sells(
                 budget -= lot.shares
             sells.append(((lot.client_order_id,), TAKE_PROFIT))
     return sells, events
-
-
-def _within_budget(lots: list[Lot], budget: int) -> list[Lot]:
-    out = []
-    for lot in lots:
-        if lot.shares <= budget:
-            out.append(lot)
-            budget -= lot.shares
-    return out
-
-
-def _mark_pending_sell(lots: tuple[Lot, ...], ids: tuple[str, ...]) -> tuple[Lot, ...]:
-    return tuple(replace(lot, status=PENDING_SELL) if lot.client_order_id in ids else lot for lot in lots)
-
-
-# ------------------------------------------------------------------------------------ close all (FUSE)
-
-
-def close_all(
-    state: GridState,
-    bar: BarLike,
-    params: CompiledParams | GridParams,
-    sellable_volume: int | None = None,
-    position_volume: int | None = None,
-    unplaced_sell_shares: int | None = None,
-) -> tuple[GridState, tuple[GridSignal, ...]]:
-    """FUSE's economic full close: a SELL (``FUSE_CLOSE``) for every OPEN lot that may be sold today.
-
-    One signal per lot at the close minus ``limit_offset_ticks``, each lot marked ``PENDING_SELL``. T+1
-    aware, with the take-profit's rule (``sell_budget``): with the venue's ``can_use_volume`` known, lots
-    go oldest first while it covers them (today's lots against sellable base shares), never taking the
-    position under the base; without it a lot bought today stays. A lot left over is offered again on a
-    later bar, as is one whose sell was rejected or expired. No signal on a bar that closes a session.
-    When nothing is left open the anchor moves to the close (as when take-profits go flat), so a later
-    reset does not buy against the pre-crash anchor; a sell that fails restores it.
-    """
-    cp = params if isinstance(params, CompiledParams) else compile_params(params)
-    if not cp.realistic:
-        raise GridError("close_all needs realistic mode (orders are pending until their outcome is known)")
-    if cp.no_trade_minutes and closes_session(cp, bar.t):
-        return state, _EMPTY
-    today = trading_day(bar.t)
-    budget = sell_budget(
-        state, cp.base_position_shares, sellable_volume, position_volume, unplaced_sell_shares
-    )
-    chosen = [lot for lot in state.lots if _may_sell(lot, budget, today)]
-    if budget is not None:
-        chosen = _within_budget(chosen, budget)
-    if not chosen:
-        return state, _EMPTY
-    ids = tuple(lot.client_order_id for lot in chosen)
-    lots = _mark_pending_sell(state.lots, ids)
-    flat_now = all(lot.status == PENDING_SELL for lot in lots)
-    prev_anchor = state.anchor
-    anchor = bar.c if flat_now else state.anchor
-    pm = price_milli(bar.c) - cp.limit_offset_ticks
-    used = {o.client_order_id for o in state.orders}
-    signals: list[GridSignal] = []
-    orders = list(state.orders)
-    n = 0
-    for lot in chosen:
-        client_order_id = make_client_order_id(cp.code_tag, SELL, bar.t, n)
-        while client_order_id in used:  # a take-profit sell decided on this same bar took the index
-            n += 1
-            client_order_id = make_client_order_id(cp.code_tag, SELL, bar.t, n)
-        used.add(client_order_id)
-        release = (lot.client_order_id,)
-        signals.append(
-            GridSignal(
-                cp.code, SELL, pm, lot.shares, lot.layer_index, client_order_id, release, FUSE_CLOSE, bar.t
-            )
-        )
-        orders.append(
-            PendingOrder(
-                client_order_id,
-                SELL,
-                pm,
-                lot.shares,
-                release,
-                FUSE_CLOSE,
-                bar.t,
-                prev_anchor,
-                state.last_flat_index,
-                anchor if flat_now else None,
-                state.last_flat_index if flat_now else None,
-            )
-        )
-    new_state = replace(
-        state, lots=lots, orders=tuple(orders), anchor=anchor, signals_sent=state.signals_sent + len(signals)
-    )
-    return new_state, tuple(signals)

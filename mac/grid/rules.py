@@ -1,5 +1,6 @@
 """The grid's small rules, each defined once: the buy step, the take-profit, the breaker and the cooling-off,
-the penalty hysteresis, the pool check before a buy, the commission, the sell budget, ids and day numbers.
+the penalty hysteresis, the pool check before a buy, the commission, the sell budget and which lots it
+lets go (T+1), ids and day numbers.
 
 ``mac.grid.decide`` calls them bar by bar in both modes; ``mac.grid.ladder`` (the dashboard's "where next")
 and the node call the same functions, so an explanation can never drift from a decision. Plain functions
@@ -10,10 +11,11 @@ the order reference-grid.md writes it; money is ``Decimal``.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from decimal import Decimal
 
 from mac.grid.params import CompiledParams
-from mac.grid.state import SELL, EventKind, GridState, PoolView
+from mac.grid.state import OPEN, PENDING_SELL, SELL, EventKind, GridState, Lot, PoolView
 from shared_schema.ledger_math import PoolRefusal, pool_refusal
 from shared_schema.ledger_math import commission as ledger_commission
 from shared_schema.ledger_math import sell_budget as ledger_sell_budget
@@ -209,3 +211,25 @@ def sell_budget(
         base_position_shares,
         pending,
     )
+
+
+def is_sellable_now(lot: Lot, budget: int | None, today: int) -> bool:
+    """An OPEN lot that may go into a sell now (T+1 with a base position): with the venue's view known
+    (``budget`` not ``None``), today's lots may go against sellable base shares and the budget decides;
+    without it only lots bought before today, which T+1 surely allows."""
+    return lot.status == OPEN and lot.shares > 0 and (budget is not None or lot.buy_day < today)
+
+
+def within_budget(lots: list[Lot], budget: int) -> list[Lot]:
+    """The lots, oldest first, while the sell budget covers them (a lot that does not fit is skipped)."""
+    out = []
+    for lot in lots:
+        if lot.shares <= budget:
+            out.append(lot)
+            budget -= lot.shares
+    return out
+
+
+def mark_pending_sell(lots: tuple[Lot, ...], ids: tuple[str, ...]) -> tuple[Lot, ...]:
+    """The lots with those named by ``ids`` marked ``PENDING_SELL`` (no new signal until the sell ends)."""
+    return tuple(replace(lot, status=PENDING_SELL) if lot.client_order_id in ids else lot for lot in lots)
