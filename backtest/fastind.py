@@ -86,12 +86,11 @@ def compute_indicators(
 
 def indicator_rows(ind: dict[str, np.ndarray]) -> list[IndicatorValues | None]:
     """Per-bar ``IndicatorValues`` (``None`` in warm-up), ready for ``StepContext``."""
-    atr, slope, atr_avg, rsi = (ind[k].tolist() for k in ("atr", "slope", "atr_avg", "rsi"))
-    idx = ind["usable_index"].tolist()
-    return [
-        IndicatorValues(atr[i], slope[i], atr_avg[i], rsi[i], u) if u >= 0 else None
-        for i, u in enumerate(idx)
-    ]
+    columns = (ind[k].tolist() for k in ("atr", "slope", "atr_avg", "rsi", "usable_index"))
+    rows: list[IndicatorValues | None] = list(map(IndicatorValues, *columns))
+    for i in np.flatnonzero(ind["usable_index"] < 0).tolist():
+        rows[i] = None  # warm-up
+    return rows
 
 
 __all__ = ["compute_indicators", "indicator_rows", "rsi_from_means"]
