@@ -22,7 +22,7 @@ class OversellError(ValueError):
 
 
 @dataclass(frozen=True)
-class Position:
+class HeldPosition:
     """One holding: ``qty`` (negative = short), ``cost`` basis, ``mark`` price, ``liq`` price (crypto)."""
 
     symbol: str
@@ -58,18 +58,18 @@ class Position:
 
 @dataclass(frozen=True)
 class SellResult:
-    position: Position
+    position: HeldPosition
     realised: Decimal
 
 
-def apply_buy(pos: Position, qty: Decimal, price: Decimal, fee: Decimal = ZERO) -> Position:
+def apply_buy(pos: HeldPosition, qty: Decimal, price: Decimal, fee: Decimal = ZERO) -> HeldPosition:
     """Add ``qty`` at ``price``; the new WAC is (old basis + qty*price + fee) / new qty."""
     if qty <= 0 or price <= 0 or fee < 0:
         raise ValueError("buy needs qty > 0, price > 0, fee >= 0")
     return replace(pos, qty=pos.qty + qty, cost=pos.cost + qty * price + fee)
 
 
-def apply_sell(pos: Position, qty: Decimal, price: Decimal, fee: Decimal = ZERO) -> SellResult:
+def apply_sell(pos: HeldPosition, qty: Decimal, price: Decimal, fee: Decimal = ZERO) -> SellResult:
     """Sell ``qty`` at ``price``: realised = proceeds - fee - the sold share of the basis (at WAC)."""
     if qty <= 0 or price <= 0 or fee < 0:
         raise ValueError("sell needs qty > 0, price > 0, fee >= 0")
@@ -86,7 +86,7 @@ def apply_sell(pos: Position, qty: Decimal, price: Decimal, fee: Decimal = ZERO)
     return SellResult(new_pos, realised)
 
 
-def mark_to(pos: Position, mark: Decimal, liq: Decimal | None = None) -> Position:
+def mark_to(pos: HeldPosition, mark: Decimal, liq: Decimal | None = None) -> HeldPosition:
     """New mark (and liquidation price when the venue reports one)."""
     return replace(pos, mark=mark, liq=liq if liq is not None else pos.liq)
 
@@ -99,7 +99,7 @@ class AccountState:
     peak_equity: Decimal
     cash: Decimal = ZERO
     margin_used_pct: Decimal = ZERO
-    positions: Mapping[str, Position] = field(default_factory=dict)
+    positions: Mapping[str, HeldPosition] = field(default_factory=dict)
 
     @property
     def drawdown_pct(self) -> Decimal:
@@ -120,7 +120,7 @@ def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
 
 
 def build_account(
-    cash: Decimal, positions: Iterable[Position], peak_equity: Decimal, margin_used_pct: Decimal = ZERO
+    cash: Decimal, positions: Iterable[HeldPosition], peak_equity: Decimal, margin_used_pct: Decimal = ZERO
 ) -> AccountState:
     """Equity = cash + sum of position values at mark; the peak only ever rises."""
     pos_map = {p.symbol: p for p in positions}
@@ -134,7 +134,7 @@ def build_account(
     )
 
 
-def weighted_liq_distance(positions: Iterable[Position], percentile: Decimal) -> Decimal | None:
+def weighted_liq_distance(positions: Iterable[HeldPosition], percentile: Decimal) -> Decimal | None:
     """Notional-weighted P<percentile> liquidation distance: the distance that ``percentile`` of the
     notional is at or beyond (a low-tail measure, so one big position near liquidation dominates).
 

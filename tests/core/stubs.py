@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from core.oms.account import AccountState, Position
+from core.oms.account import AccountState, HeldPosition
 from core.risk.checks import MarginMode, OrderIntent, Side
 from core.risk.config import RiskConfig
 from core.risk.evaluate import RiskInputs
@@ -20,7 +20,7 @@ def at(hours: float = 0, seconds: float = 0) -> datetime:
 
 
 def account(
-    equity: str | int = 100, peak: str | int = 100, positions: list[Position] | None = None
+    equity: str | int = 100, peak: str | int = 100, positions: list[HeldPosition] | None = None
 ) -> AccountState:
     return AccountState(
         equity=Decimal(str(equity)),
@@ -64,9 +64,9 @@ def position(
     mark: str = "100",
     liq: str | None = "50",
     cost: str | None = None,
-) -> Position:
+) -> HeldPosition:
     q = Decimal(qty)
-    return Position(
+    return HeldPosition(
         symbol=symbol,
         qty=q,
         cost=Decimal(cost) if cost is not None else q * Decimal(mark),

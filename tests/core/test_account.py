@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.oms.account import (
+    HeldPosition,
     OversellError,
-    Position,
     apply_buy,
     apply_sell,
     build_account,
@@ -20,7 +20,7 @@ D = Decimal
 
 
 def test_wac_buy_then_partial_sell() -> None:
-    pos = apply_buy(Position("510300"), D(100), D("3.000"), D("0.50"))
+    pos = apply_buy(HeldPosition("510300"), D(100), D("3.000"), D("0.50"))
     pos = apply_buy(pos, D(100), D("3.200"), D("0.50"))
     assert pos.entry == D("3.105")
     res = apply_sell(pos, D(100), D("3.300"), D("0.40"))
@@ -30,12 +30,12 @@ def test_wac_buy_then_partial_sell() -> None:
 
 def test_oversell_refused() -> None:
     with pytest.raises(OversellError):
-        apply_sell(Position("A", D(1), D(1)), D(2), D(1))
+        apply_sell(HeldPosition("A", D(1), D(1)), D(2), D(1))
 
 
 def test_unrealised_at_mark_and_equity() -> None:
-    pos = apply_buy(Position("A"), D(10), D(2))
-    pos = Position(pos.symbol, pos.qty, pos.cost, mark=D("2.5"))
+    pos = apply_buy(HeldPosition("A"), D(10), D(2))
+    pos = HeldPosition(pos.symbol, pos.qty, pos.cost, mark=D("2.5"))
     assert pos.unrealised_pnl == D(5)
     acct = build_account(D(100), [pos], peak_equity=D(200))
     assert acct.equity == D(125) and acct.drawdown_pct == D("0.375")
@@ -48,7 +48,7 @@ fees = st.decimals(min_value=D(0), max_value=D(5), places=2)
 
 @given(st.lists(st.tuples(st.booleans(), qtys, prices, fees), min_size=1, max_size=40), prices)
 def test_wac_ledger_conserves_money_exactly(ops: list, close_price: Decimal) -> None:
-    pos = Position("X")
+    pos = HeldPosition("X")
     cash_flow = D(0)
     realised = D(0)
     for is_buy, qty, price, fee in ops:
