@@ -20,7 +20,6 @@ says how many it skipped.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared_schema.atomic_io import fsync_dir
+from shared_schema.atomic_io import TEMP_PREFIX, atomic_write_bytes
 from shared_schema.ledger_math import utilization
 from shared_schema.models import Strict
 from shared_schema.safe_json import safe_loads
@@ -41,7 +40,7 @@ DEFAULT_MAX_POINTS = 20_000
 """Points kept after a compaction: weeks of a busy grid (a point per fill or grant, not per bar)."""
 MAX_LINE_BYTES = 1024 * 1024
 """Longest line the reader parses; a point with a few dozen lots is a few kilobytes."""
-TEMP_PREFIX = ".tmp-"
+
 
 
 class PoolLot(Strict):
@@ -216,21 +215,6 @@ class PoolHistoryWriter:
         """Replace the file by its newest ``max_points`` valid points, atomically."""
         kept = read_pool_history(self.path, max_points=self.max_points).points
         data = b"".join(p.model_dump_json().encode("utf-8") + b"\n" for p in kept)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + self.path.name + ".", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                if self.fsync:
-                    os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-            tmp = ""
-        finally:
-            if tmp:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-        fsync_dir(self.path.parent)
+        atomic_write_bytes(self.path, data)  # temp file, fsync, os.replace, folder fsync: old or new, whole
         self._lines = len(kept)
         self.compactions += 1
