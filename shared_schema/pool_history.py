@@ -42,7 +42,6 @@ MAX_LINE_BYTES = 1024 * 1024
 """Longest line the reader parses; a point with a few dozen lots is a few kilobytes."""
 
 
-
 class PoolLot(Strict):
     """One open grid lot in the vault: what the ladder draws (its take-profit price is the grid's rule)."""
 
