@@ -21,7 +21,9 @@ the pending lot back. Fills go to the vault (``on_fill`` / ``apply_sell_fill``) 
 
 Indicators are computed once, vectorised and bit-identical to the incremental ones
 (``backtest.fastind``), and handed to ``step`` through ``StepContext``; the rest is the very function
-the live node calls bar by bar.
+the live node calls bar by bar. ``step`` runs only on the bars where it might act (``backtest.kernel``):
+on the others it would return the state unchanged and emit nothing, which a property test holds
+(``tests/backtest/test_kernel.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from backtest.fastind import compute_indicators, indicator_rows
+from backtest.fastind import compute_indicators
+from backtest.kernel import FIRST_WINDOW, MAX_WINDOW, BarColumns, QuietScan, candidate_bars
 from backtest.risk import BacktestRisk, RiskTracker
 from mac.grid.core import (
     BUY,
@@ -49,8 +52,8 @@ from mac.grid.core import (
     step,
     trading_day,
 )
-from mac.grid.indicators import IndicatorPeriods, IndicatorValues
-from mac.grid.params import CompiledParams, compile_params
+from mac.grid.indicators import IndicatorPeriods
+from mac.grid.params import compile_params
 from marketdata.bars import Bars
 from settings.config import GridbridgeConfig
 from settings.grid import GridParams
@@ -116,12 +119,6 @@ def _periods(p: GridParams) -> IndicatorPeriods:
     )
 
 
-def _prepare(bars: Bars, cp: CompiledParams) -> tuple[list, list[IndicatorValues | None]]:
-    """Light bar tuples and each bar's precomputed indicators (``None`` in warm-up)."""
-    ind = compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source))
-    return bars.rows(), indicator_rows(ind)
-
-
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
@@ -134,38 +131,52 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def run_reference(bars: Bars, params: GridParams, progress: bool = False) -> RunResult:
-    """reference-grid.md on one symbol: decisions fill at the deciding bar's close."""
+    """reference-grid.md on one symbol: decisions fill at the deciding bar's close.
+
+    ``step`` runs only on the bars where it might act (``backtest.kernel.candidate_bars``); on every other
+    bar it would return the state unchanged and emit nothing, so skipping them changes no result."""
     cp = compile_params(params.model_copy(update={"mode": "reference"}))
-    rows, ctxs = _prepare(bars, cp)
+    cols = BarColumns.of(bars, compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source)), cp)
     state = initial_state(cp)
     res = SymbolResult(cp.code, state)
     trades = res.trades
     events = res.events
-    bar_ = _progress(len(rows), progress, cp.code)
-    for i, bar in enumerate(rows):
-        iv = ctxs[i]
-        if iv is None:
-            continue  # warm-up: step would return the state unchanged
-        state, sigs, evs = step(state, bar, None, cp, iv)
-        if evs:
-            for e in evs:
-                events[e.kind.value] += 1
-        if sigs:
-            for s in sigs:
-                value = Decimal(s.price_milli) * s.shares / 1000
-                trades.append(
-                    Trade(bar.t, s.code, s.side, s.price_milli, s.shares, s.reason, s.client_order_id,
-                          s.layer_index, commission(cp, value), bar.t)
-                )  # fmt: skip
-                if s.side == BUY and s.layer_index == cp.layers - 1:
-                    res.all_layers += 1
-            res.signals.extend(sigs)
-        if bar_ is not None and i % 20000 == 0:
-            bar_.update(20000 if i else 0)
+    n = len(bars)
+    bar_ = _progress(n, progress, cp.code)
+    usable = np.flatnonzero(cols.usable_index >= 0)
+    i = int(usable[0]) if usable.size else n
+    window = FIRST_WINDOW
+    while i < n:
+        stop = min(n, i + window)
+        window = min(window * 2, MAX_WINDOW)
+        for j in map(int, candidate_bars(state, cp, cols, i, stop)):  # usually left at the first
+            bar = cols.bar(j)
+            new_state, sigs, evs = step(state, bar, None, cp, cols.indicators(j))
+            if evs:
+                for e in evs:
+                    events[e.kind.value] += 1
+            if sigs:
+                for s in sigs:
+                    value = Decimal(s.price_milli) * s.shares / 1000
+                    trades.append(
+                        Trade(bar.t, s.code, s.side, s.price_milli, s.shares, s.reason, s.client_order_id,
+                              s.layer_index, commission(cp, value), bar.t)
+                    )  # fmt: skip
+                    if s.side == BUY and s.layer_index == cp.layers - 1:
+                        res.all_layers += 1
+                res.signals.extend(sigs)
+            if new_state is not state:  # the marks after j belong to the old state: mark again from j + 1
+                state = new_state
+                stop = j + 1
+                window = FIRST_WINDOW
+                break
+        if bar_ is not None:
+            bar_.update(stop - i)
+        i = stop
     if bar_ is not None:
         bar_.close()
     res.state = state
-    res.bars = len(rows)
+    res.bars = n
     res.times, res.closes = bars.t, bars.c
     return RunResult("reference", {cp.code: res})
 
@@ -222,7 +233,9 @@ def run_realistic(
     fees = fee_model(config or GridbridgeConfig())
     pool_fen = vault.limits.physical_pool
     caps = vault.limits.nominal_caps
-    prepared = {c: _prepare(data[c], cps[c]) for c in codes}
+    columns = {c: BarColumns.of(data[c], compute_indicators(data[c].h, data[c].l, data[c].c, _periods(cps[c].source)),
+                                cps[c])
+               for c in codes}  # fmt: skip
     results = {c: SymbolResult(c, initial_state(cps[c])) for c in codes}
     states = {c: results[c].state for c in codes}
     placed: dict[str, tuple[int, int]] = {}  # client_order_id -> (bar index placed, trading day)
@@ -235,7 +248,14 @@ def run_realistic(
     seq = list(zip(sym_all[order].tolist(), idx_all[order].tolist(), strict=True))
     pbar = _progress(len(seq), progress, "+".join(codes))
 
-    per_symbol = [(c, cps[c], *prepared[c], results[c], caps[c], penalty[c]) for c in codes]
+    per_symbol = [
+        (c, cps[c], columns[c], data[c].t.tolist(), _trading_days(data[c].t), data[c].c.tolist(),
+         (columns[c].usable_index >= 0).tolist(),
+         results[c], caps[c], penalty[c])
+        for c in codes
+    ]  # fmt: skip
+    # per symbol: the quiet-bar marks of (state, buy-step multiplier) up to a bar, and the next candidate
+    scans = [QuietScan() for _ in codes]
     base = [cps[c].base_position_shares for c in codes]
     venue = [[-1, 0, 0] for _ in codes]  # per symbol: trading day, held at its start, sold since
     vcache: list[list] = [[None, -1, -1, 0, 0] for _ in codes]  # state, sold, day -> can_use, volume
@@ -248,31 +268,32 @@ def run_realistic(
     marks = tracker.closes if tracker is not None else None
     last_t = None
     for n, (k, i) in enumerate(seq):
-        code, cp, rows, ctxs, res, cap, pen = per_symbol[k]
-        bar = rows[i]
-        if tracker is not None and bar.t != last_t:
-            last_t = bar.t
-            if tracker.tick(bar.t):
+        code, cp, cols, times, days, closes, usable, res, cap, pen = per_symbol[k]
+        t = times[i]
+        bar = None  # built only when something reads it
+        if tracker is not None and t != last_t:
+            last_t = t
+            if tracker.tick(t):
                 mult = tracker.mode.buy_step_multiplier
                 closing_all = tracker.mode.close_all
                 if not tracker.mode.buys_allowed:
                     for kk, entry in enumerate(per_symbol):
-                        cancelled = _cancel_buys(state_list[kk], bar.t, entry[0], vault, tracker)
+                        cancelled = _cancel_buys(state_list[kk], t, entry[0], vault, tracker)
                         if cancelled is not state_list[kk]:
                             state_list[kk] = cancelled
                             tracker.sync(kk, cancelled)
                     committed, by_symbol = _committed(vault)
         state = before = state_list[k]
         v = venue[k]
-        day = trading_day(bar.t)
+        day = days[i]
         if day != v[0]:
             # the venue's T+1 view: what was held at the start of the day is sellable today
             v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
         if state.orders:
+            bar = cols.bar(i)
             state = _work_orders(state, bar, i, code, cp, vault, placed, res, tracker, v)
             committed, by_symbol = _committed(vault)
-        iv = ctxs[i]
-        if iv is not None or incremental:
+        if usable[i] or incremental:
             pv = pv_cache[k]
             if (
                 pv is None
@@ -281,61 +302,61 @@ def run_realistic(
             ):
                 pv = PoolView(committed, pool_fen, committed / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
-            vc = vcache[k]
-            if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
-                vc[0], vc[1], vc[2] = state, v[2], v[0]
-                vc[3], vc[4] = _venue_volumes(state, v, base[k])
-            ctx = StepContext(None if incremental else iv, not incremental, vc[3], mult, vc[4], 0)
-            state, sigs, evs = step(state, bar, pv, cp, ctx)
-            if evs:
-                for e in evs:
-                    res.events[e.kind.value] += 1
-            if sigs:
-                res.signals.extend(sigs)
-                day = trading_day(bar.t)
-                for s in sigs:
-                    if s.side == BUY:
-                        refusal = tracker.mode.buy_refusal(s.layer_index) if tracker is not None else ""
-                        if refusal:
-                            # the node refuses it locally: the executor never sees it
-                            tracker.blocked[refusal] += 1
-                            state = apply_reject(state, s.client_order_id)
-                            continue
-                        placed[s.client_order_id] = (i, day)
-                        decision = vault.request_allocation(
-                            code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
-                            fees.estimate_fen(s.amount_fen),
-                        )  # fmt: skip
-                        committed, by_symbol = _committed(vault)
-                        if decision is not VaultDecision.APPROVED:
-                            res.refusals[decision.value] += 1
-                            state = apply_reject(state, s.client_order_id)
-                            if tracker is not None:
-                                tracker.signal_refused(s, decision.value)
-                            continue
-                    else:
-                        placed[s.client_order_id] = (i, day)
-                    if tracker is not None:
-                        tracker.signal_sent(s)
+            # skip the bar when step would return this state and nothing (backtest.kernel.candidate_bars)
+            sc = scans[k]
+            if incremental or not (
+                (i < sc.next and state is sc.state and pv is sc.pool and mult == sc.mult)
+                or sc.is_quiet(state, cp, cols, i, mult, pv)
+            ):
+                vc = vcache[k]
+                if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
+                    vc[0], vc[1], vc[2] = state, v[2], v[0]
+                    vc[3], vc[4] = _venue_volumes(state, v, base[k])
+                iv = None if incremental else cols.indicators(i)
+                ctx = StepContext(iv, not incremental, vc[3], mult, vc[4], 0)
+                bar = bar or cols.bar(i)
+                state, sigs, evs = step(state, bar, pv, cp, ctx)
+                if evs:
+                    for e in evs:
+                        res.events[e.kind.value] += 1
+                if sigs:
+                    res.signals.extend(sigs)
+                    for s in sigs:
+                        if s.side == BUY:
+                            refusal = tracker.mode.buy_refusal(s.layer_index) if tracker is not None else ""
+                            if refusal:
+                                # the node refuses it locally: the executor never sees it
+                                tracker.blocked[refusal] += 1
+                                state = apply_reject(state, s.client_order_id)
+                                continue
+                            placed[s.client_order_id] = (i, day)
+                            decision = vault.request_allocation(
+                                code, s.amount_fen, s.layer_index, s.client_order_id, s.shares,
+                                fees.estimate_fen(s.amount_fen),
+                            )  # fmt: skip
+                            committed, by_symbol = _committed(vault)
+                            if decision is not VaultDecision.APPROVED:
+                                res.refusals[decision.value] += 1
+                                state = apply_reject(state, s.client_order_id)
+                                if tracker is not None:
+                                    tracker.signal_refused(s, decision.value)
+                                continue
+                        else:
+                            placed[s.client_order_id] = (i, day)
+                        if tracker is not None:
+                            tracker.signal_sent(s)
             if state.penalty_on:
                 pen[i] = True
         if marks is not None:
             if closing_all and state.lots:
-                can_use, held = _venue_volumes(state, v, base[k])
-                state, closing = close_all(state, bar, cp, can_use, held, 0)
-                if closing:
-                    day = trading_day(bar.t)
-                    res.events["FUSE_CLOSE"] += len(closing)
-                    for s in closing:
-                        placed[s.client_order_id] = (i, day)
-                        tracker.signal_sent(s)
-            marks[k] = bar.c
+                state = _close_all(state, bar or cols.bar(i), cp, v, base[k], i, res, placed, tracker)
+            marks[k] = closes[i]
             if state is not before:
                 tracker.sync(k, state)
         state_list[k] = state
         util_list.append(committed)
         if on_bar is not None:
-            on_bar(code, bar, vault, state)
+            on_bar(code, bar or cols.bar(i), vault, state)
         if pbar is not None and n % 20000 == 0:
             pbar.update(20000 if n else 0)
     states = dict(zip(codes, state_list, strict=True))
@@ -351,6 +372,24 @@ def run_realistic(
         res.times, res.closes, res.penalty = data[code].t, data[code].c, penalty[code]
         res.penalty_bars = int(penalty[code].sum())
     return RunResult("realistic", results, vault, t_all[order], util, tracker)
+
+
+def _trading_days(t_ms: np.ndarray) -> list[int]:
+    """``trading_day`` of every bar at once (its integer arithmetic runs column-wise on an array)."""
+    return trading_day(t_ms).tolist()  # type: ignore[arg-type]
+
+
+def _close_all(state, bar, cp, venue, base, i, res, placed, tracker) -> GridState:
+    """FUSE: sell every sellable lot now (``close_all``), the orders placed like the grid's own."""
+    can_use, held = _venue_volumes(state, venue, base)
+    state, closing = close_all(state, bar, cp, can_use, held, 0)
+    if closing:
+        day = trading_day(bar.t)
+        res.events["FUSE_CLOSE"] += len(closing)
+        for s in closing:
+            placed[s.client_order_id] = (i, day)
+            tracker.signal_sent(s)
+    return state
 
 
 def _cancel_buys(state, t, code, vault, tracker) -> GridState:

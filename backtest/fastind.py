@@ -3,10 +3,13 @@
 Every simple mean is a window sum added oldest-to-newest, then divided by ``n``. Done as ``n`` shifted
 array additions (``acc = x[j]; acc += x[j+1]; ...``), each element sees exactly the additions the
 incremental code does, so the values are equal to the last bit, not just close. The EMA of the slope is
-recursive and runs as a plain loop over a Python list (a few tens of ms for five years of minutes).
+recursive and runs as one ``itertools.accumulate`` over a Python list (a few tens of ms for five years
+of minutes).
 """
 
 from __future__ import annotations
+
+from itertools import accumulate
 
 import numpy as np
 
@@ -24,6 +27,29 @@ def _window_mean(x: np.ndarray, n: int) -> np.ndarray:
         acc += x[j : j + m]
     out[n - 1 :] = acc / n
     return out
+
+
+def _ema(raw: np.ndarray, alpha: float) -> np.ndarray:
+    """The slope's EMA, ``s = alpha * r + beta * s`` from the first defined ``r`` on, skipping NaNs (not
+    defined yet) the way the incremental code does. One ``accumulate`` over the defined stretch when it
+    has no gap (always, on real bars), else the plain loop."""
+    beta = 1.0 - alpha
+    out = np.full(raw.shape[0], np.nan)
+    defined = np.flatnonzero(~np.isnan(raw))
+    if not defined.size:
+        return out
+    first = int(defined[0])
+    if defined.size == raw.shape[0] - first:
+        out[first:] = list(accumulate(raw[first:].tolist(), lambda s, r: alpha * r + beta * s))
+        return out
+    s = None
+    values = out.tolist()
+    for i, r in enumerate(raw.tolist()):
+        if r != r:  # NaN: not defined yet
+            continue
+        s = r if s is None else alpha * r + beta * s
+        values[i] = s
+    return np.array(values)
 
 
 def compute_indicators(
@@ -49,18 +75,7 @@ def compute_indicators(
     if n > lag:
         base = ma[:-lag]
         raw[lag:] = (ma[lag:] - base) / base
-    slope = np.full(n, np.nan)
-    alpha = p.alpha
-    beta = 1.0 - alpha
-    s = None
-    raw_list = raw.tolist()
-    out = slope.tolist()
-    for i, r in enumerate(raw_list):
-        if r != r:  # NaN: not defined yet
-            continue
-        s = r if s is None else alpha * r + beta * s
-        out[i] = s
-    slope = np.array(out)
+    slope = _ema(raw, p.alpha)
     atr_avg = np.full(n, np.nan)
     # mean of the atr_avg ATRs *before* each bar
     first_atr = p.atr  # index of the first defined ATR
