@@ -30,18 +30,21 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from backtest.engine import RunResult, run
 from backtest.metrics import run_metrics
-from backtest.risk import BacktestRisk, replay_gate_config
 from backtest.synth import generate, generate_conditioned
 from mac.grid.risk_policy import risk_policy_from_config
 from marketdata.bars import Bars, load_bars, load_daily, write_bars_csv
 from settings.config import ConfigError, GridbridgeConfig, load_config
 from settings.grid import GridParams, Mode
 from settings.resolve import grid_params_by_code
+
+if TYPE_CHECKING:
+    from backtest.risk import BacktestRisk
 
 SYMBOLS = ("512890.SH", "159201.SZ")
 _ALIASES = {"512890": "512890.SH", "159201": "159201.SZ"}
@@ -94,6 +97,8 @@ def load_run_config(path: str | None) -> GridbridgeConfig:
 
 def load_risk(cfg: GridbridgeConfig) -> BacktestRisk:
     """Risk thresholds (``risk``) and the grid's DEGRADED policy (``node``) of a gridbridge config."""
+    from backtest.risk import BacktestRisk  # only realistic runs load the risk machine
+
     return BacktestRisk(config=cfg.risk, policy=risk_policy_from_config(cfg.node))
 
 
@@ -141,6 +146,8 @@ def cmd_backtest(args) -> int:
     write_trades(result, out / "trades.csv")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     if result.risk is not None and result.risk.audit is not None:
+        from backtest.risk import replay_gate_config
+
         times = np.concatenate([b.t for b in data.values()])
         write_audit(result, out, replay_gate_config(gcfg.gate, times))
     if args.report:

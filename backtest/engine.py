@@ -31,12 +31,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from backtest.fastind import compute_indicators
 from backtest.kernel import FIRST_WINDOW, MAX_WINDOW, BarColumns, QuietScan, candidate_bars
-from backtest.risk import BacktestRisk, RiskTracker
 from mac.grid.core import (
     BUY,
     SELL,
@@ -58,8 +58,13 @@ from marketdata.bars import Bars
 from settings.config import GridbridgeConfig
 from settings.grid import GridParams
 from shared_schema.types import to_fen
-from windows.pipeline import fee_model
-from windows.vault import GlobalVault, VaultDecision, VaultLimits
+
+if TYPE_CHECKING:
+    from backtest.risk import BacktestRisk, RiskTracker
+    from windows.vault import GlobalVault
+
+# backtest.risk, windows.pipeline and windows.vault (the risk machine, the fee model, the vault: ~50 ms of
+# imports) are imported by the realistic functions that use them; a reference run never loads them.
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ def run_reference(bars: Bars, params: GridParams, progress: bool = False) -> Run
 
 
 def make_vault(params: dict[str, GridParams]) -> GlobalVault:
+    from windows.vault import GlobalVault, VaultLimits
+
     first = next(iter(params.values()))
     caps = {code: Decimal(str(p.nominal_cap)) for code, p in params.items()}
     return GlobalVault(VaultLimits.from_yuan(first.physical_pool, caps, first.reserve_ratio))
@@ -198,7 +205,12 @@ def _committed(vault: GlobalVault) -> tuple[int, dict[str, int]]:
     return sum(by_symbol.values()), by_symbol
 
 
-DEFAULT_RISK = BacktestRisk()
+class _DefaultRisk:
+    """Stands for ``BacktestRisk()`` (the risk machine with default settings) in the signatures, so the
+    module need not import ``backtest.risk`` to build it."""
+
+
+DEFAULT_RISK: Any = _DefaultRisk()
 
 
 def run_realistic(
@@ -226,6 +238,12 @@ def run_realistic(
     (``windows.pipeline.fee_model``; default config when ``None``), the very call the executor makes, so
     a BUY at the pool edge gets the executor's verdict.
     """
+    from backtest.risk import BacktestRisk, RiskTracker
+    from windows.pipeline import fee_model
+    from windows.vault import VaultDecision
+
+    if risk is DEFAULT_RISK:
+        risk = BacktestRisk()
     codes = list(data)
     cps = {c: compile_params(params[c].model_copy(update={"mode": "realistic"})) for c in codes}
     vault = vault or make_vault({c: params[c] for c in codes})
@@ -485,7 +503,6 @@ def run(
 
 
 __all__ = [
-    "BacktestRisk",
     "EventKind",
     "RunResult",
     "SymbolResult",
