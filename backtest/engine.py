@@ -36,17 +36,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from backtest.fastind import compute_indicators
+from backtest.fill_model import Trade, cancel_buys, close_all_now, venue_volumes, work_orders
 from backtest.kernel import FIRST_WINDOW, MAX_WINDOW, BarColumns, QuietScan, candidate_bars
 from mac.grid.core import (
     BUY,
-    SELL,
     EventKind,
     GridState,
     PoolView,
     StepContext,
-    apply_fill,
     apply_reject,
-    close_all,
     commission,
     initial_state,
     step,
@@ -57,7 +55,6 @@ from mac.grid.params import compile_params
 from marketdata.bars import Bars
 from settings.config import GridbridgeConfig
 from settings.grid import GridParams
-from shared_schema.types import to_fen
 
 if TYPE_CHECKING:
     from backtest.risk import BacktestRisk, RiskTracker
@@ -65,24 +62,6 @@ if TYPE_CHECKING:
 
 # backtest.risk, windows.pipeline and windows.vault (the risk machine, the fee model, the vault: ~50 ms of
 # imports) are imported by the realistic functions that use them; a reference run never loads them.
-
-
-@dataclass(frozen=True)
-class Trade:
-    t: int  # epoch ms of the bar the trade happened on (reference: the deciding bar)
-    code: str
-    side: str
-    price_milli: int
-    shares: int
-    reason: str
-    client_order_id: str
-    layer_index: int
-    fees: Decimal
-    decided_t: int
-
-    @property
-    def price(self) -> Decimal:
-        return Decimal(self.price_milli) / 1000
 
 
 @dataclass
@@ -296,7 +275,7 @@ def run_realistic(
                 closing_all = tracker.mode.close_all
                 if not tracker.mode.buys_allowed:
                     for kk, entry in enumerate(per_symbol):
-                        cancelled = _cancel_buys(state_list[kk], t, entry[0], vault, tracker)
+                        cancelled = cancel_buys(state_list[kk], t, entry[0], vault, tracker)
                         if cancelled is not state_list[kk]:
                             state_list[kk] = cancelled
                             tracker.sync(kk, cancelled)
@@ -309,7 +288,7 @@ def run_realistic(
             v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
         if state.orders:
             bar = cols.bar(i)
-            state = _work_orders(state, bar, i, code, cp, vault, placed, res, tracker, v)
+            state = work_orders(state, bar, i, code, cp, vault, placed, res, tracker, v)
             committed, by_symbol = _committed(vault)
         if usable[i] or incremental:
             pv = pv_cache[k]
@@ -329,7 +308,7 @@ def run_realistic(
                 vc = vcache[k]
                 if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
                     vc[0], vc[1], vc[2] = state, v[2], v[0]
-                    vc[3], vc[4] = _venue_volumes(state, v, base[k])
+                    vc[3], vc[4] = venue_volumes(state, v, base[k])
                 iv = None if incremental else cols.indicators(i)
                 ctx = StepContext(iv, not incremental, vc[3], mult, vc[4], 0)
                 bar = bar or cols.bar(i)
@@ -367,7 +346,7 @@ def run_realistic(
                 pen[i] = True
         if marks is not None:
             if closing_all and state.lots:
-                state = _close_all(state, bar or cols.bar(i), cp, v, base[k], i, res, placed, tracker)
+                state = close_all_now(state, bar or cols.bar(i), cp, v, base[k], i, res, placed, tracker)
             marks[k] = closes[i]
             if state is not before:
                 tracker.sync(k, state)
@@ -395,94 +374,6 @@ def run_realistic(
 def _trading_days(t_ms: np.ndarray) -> list[int]:
     """``trading_day`` of every bar at once (its integer arithmetic runs column-wise on an array)."""
     return trading_day(t_ms).tolist()  # type: ignore[arg-type]
-
-
-def _close_all(state, bar, cp, venue, base, i, res, placed, tracker) -> GridState:
-    """FUSE: sell every sellable lot now (``close_all``), the orders placed like the grid's own."""
-    can_use, held = _venue_volumes(state, venue, base)
-    state, closing = close_all(state, bar, cp, can_use, held, 0)
-    if closing:
-        day = trading_day(bar.t)
-        res.events["FUSE_CLOSE"] += len(closing)
-        for s in closing:
-            placed[s.client_order_id] = (i, day)
-            tracker.signal_sent(s)
-    return state
-
-
-def _cancel_buys(state, t, code, vault, tracker) -> GridState:
-    """The risk state no longer allows buys: cancel the resting ones (the vault frees their money)."""
-    for o in state.orders:
-        if o.side == BUY:
-            vault.on_cancel(code, o.client_order_id)
-            state = apply_reject(state, o.client_order_id)
-            tracker.cancelled_buys += 1
-            tracker.cancelled(t, code, o.client_order_id, BUY, f"risk state {tracker.snapshot.state.value}")
-    return state
-
-
-def _venue_volumes(state: GridState, v: list[int], base: int) -> tuple[int, int]:
-    """(can_use_volume, volume) as a T+1 venue would report them: held at the start of the day, less
-    what was sold since and what rests in sell orders; the position is the base plus the filled lots."""
-    resting = sum(o.shares - o.filled_shares for o in state.orders if o.side == SELL) if state.orders else 0
-    return v[1] - v[2] - resting, base + state.open_shares
-
-
-def _work_orders(state, bar, i, code, cp, vault, placed, res, tracker=None, venue=None) -> GridState:
-    """Fill, or expire, the orders resting from earlier bars against this bar (limit-on-bar model).
-
-    ``venue`` is the symbol's ``[day, held at day start, sold today]``; sell fills add to the last."""
-    day = trading_day(bar.t)
-    lo_m = round(bar.l * 1000)
-    hi_m = round(bar.h * 1000)
-    op_m = round(bar.o * 1000)
-    for o in state.orders:
-        at, oday = placed[o.client_order_id]
-        if at >= i:
-            continue
-        client_order_id = o.client_order_id
-        if oday != day or i - at > cp.source.order_ttl_bars:
-            res.expired += 1
-            if o.side == BUY:
-                vault.on_cancel(code, client_order_id)
-            state = apply_reject(state, client_order_id)
-            if tracker is not None:
-                tracker.cancelled(bar.t, code, client_order_id, o.side, "EXPIRED")
-            continue
-        if o.side == BUY:
-            if lo_m > o.price_milli:
-                continue
-            px = min(op_m, o.price_milli)
-        else:
-            if hi_m < o.price_milli:
-                continue
-            px = max(op_m, o.price_milli)
-        value = Decimal(px) * o.shares / 1000
-        fee = commission(cp, value)  # the exact value's commission, already whole fen
-        fee_fen = to_fen(fee)
-        value_fen = (px * o.shares + 5) // 10
-        if o.side == BUY:
-            vault.on_fill(code, client_order_id, o.shares, value_fen, fee_fen)
-            if o.shares and _layer(state, client_order_id) == cp.layers - 1:
-                res.all_layers += 1
-        else:
-            if venue is not None:
-                venue[2] += o.shares
-            ids = o.release_client_order_ids
-            vault.apply_sell_fill(code, client_order_id, ids, o.shares, o.shares, value_fen, fee_fen)
-        layer = _layer(state, client_order_id if o.side == BUY else o.release_client_order_ids[0])
-        state = apply_fill(state, client_order_id, o.shares, Decimal(px) / 1000, True, fees=fee)
-        res.trades.append(Trade(bar.t, code, o.side, px, o.shares, o.reason, client_order_id, layer, fee, o.t))
-        if tracker is not None:
-            tracker.filled(bar.t, code, client_order_id, o.side, o.shares, px)
-    return state
-
-
-def _layer(state: GridState, client_order_id: str) -> int:
-    for lot in state.lots:
-        if lot.client_order_id == client_order_id:
-            return lot.layer_index
-    return -1
 
 
 def run(
