@@ -19,7 +19,8 @@ one. Calling ``step`` on a candidate that turns out quiet is harmless: ``step`` 
 valid while the state does, so ``backtest.engine`` recomputes them only after a bar that changed it, over
 windows that grow while nothing happens. Realistic mode adds the lot statuses (lots being sold do not
 count, only OPEN lots make the float stop's loss), the risk mode's buy-step multiplier, and one check
-the engine makes per bar: the pool view would flip the penalty (an event).
+the engine makes per bar: the pool view would flip the penalty (an event); with the opt-in
+``anchor_follows_up`` and a flat grid (no lot, no order), every close above the anchor (it moves the anchor).
 ``tests/backtest/test_kernel.py`` holds the result equal to ``step`` on every bar, on random paths.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from mac.grid.indicators import IndicatorValues
 from mac.grid.params import CompiledParams
-from mac.grid.rules import penalty_after, take_profit_multiplier
+from mac.grid.rules import anchor_follows_up, penalty_after, take_profit_multiplier
 from mac.grid.state import OPEN, PENDING_SELL, GridState, PoolView
 from marketdata.bar import BarTuple
 
@@ -143,6 +144,10 @@ def candidate_bars(
         step_ *= anchor
         trigger = close <= anchor * (1 + _MARGIN) - step_
         act = trigger if act is None else act | trigger
+    if anchor_follows_up(cp, state):
+        # the flat grid's anchor rises to any higher close (realistic mode's opt-in rule)
+        rise = (close > state.anchor * (1 - _MARGIN)) & (cols.usable_index[start:stop] >= 0)
+        act = rise if act is None else act | rise
     if act is None:
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(act) + start

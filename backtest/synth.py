@@ -9,6 +9,7 @@ minute so every bar has its own high and low. Targets (medians of the real daily
 
 ``conditioned_on`` makes the minutes aggregate exactly to given daily OHLC rows (a real daily file):
 the bridge is rescaled so that the day's high and low are hit and the first open / last close match.
+``split_adjusted`` takes unadjusted share splits out of such a file (opt-in; the loader does not).
 """
 
 from __future__ import annotations
@@ -152,6 +153,36 @@ def generate_conditioned(
         bh, bl = np.maximum(bh, np.maximum(bo, bc)), np.minimum(bl, np.minimum(bo, bc))
         parts.append((bo, bh, bl, bc))
     return _assemble([row[0] for row in daily], parts, prof.volume, rng, tick)
+
+
+DailyRow = tuple[date, float, float, float, float]
+
+
+def split_adjusted(
+    daily: list[DailyRow], min_ratio: float = 1.5, tolerance: float = 0.15, tick: float = 0.001
+) -> tuple[list[DailyRow], list[tuple[date, int]]]:
+    """The daily rows with unadjusted share splits taken out, and the ``(day, ratio)`` of each split found.
+
+    A split-like day opens at about ``1/r`` of the previous close for a whole ``r >= 2`` (within
+    ``tolerance``, wider than the exchange's 10 % daily limit) where the gap is at least ``min_ratio``; every
+    earlier row is divided by ``r`` and put back on the tick (forward adjustment: the latest prices stay
+    as traded). Nothing else is touched. ``data synth --daily`` does not call this: the loader passes such a
+    day through as a real move (docs/strategy.md, "The real 512890 path")."""
+    rows = list(daily)
+    found: list[tuple[date, int]] = []
+    for i in range(len(rows) - 1, 0, -1):
+        prev_close, day_open = rows[i - 1][4], rows[i][1]
+        if day_open <= 0 or prev_close / day_open < min_ratio:
+            continue
+        ratio = round(prev_close / day_open)
+        if ratio < 2 or abs(prev_close / (day_open * ratio) - 1) > tolerance:
+            continue
+        found.append((rows[i][0], ratio))
+        for j in range(i):
+            d, o, h, lo, c = rows[j]
+            o, h, lo, c = (round(round(x / ratio / tick) * tick, 9) for x in (o, h, lo, c))
+            rows[j] = (d, o, h, lo, c)
+    return rows, found[::-1]
 
 
 def _assemble(dates, parts, volume: float, rng: np.random.Generator, tick: float) -> Bars:

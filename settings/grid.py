@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Mode = Literal["reference", "realistic"]
 
+REFERENCE_ANCHOR = (
+    "anchor_follows_up is a realistic-mode rule; reference mode keeps reference-grid.md's anchor"
+    " (moved only by a buy or by going flat) exactly"
+)
+
 
 class GridParams(BaseModel):
     """All settings of one symbol's grid. Defaults are the 512890.SH column of the reference table."""
@@ -82,6 +87,11 @@ class GridParams(BaseModel):
     no_trade_minutes: tuple[int, ...] = Field(
         default=(690, 900), description="realistic: China-time minutes of day (11:30, 15:00) whose bar closes a session"
     )
+    anchor_follows_up: bool = Field(
+        default=False,
+        description="realistic: while the grid is flat (no lot, no pending order) the anchor rises with the close"
+        " and never falls, so the next buy trigger trails a rally instead of waiting at the last buy's price",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GridParams:
@@ -93,6 +103,8 @@ class GridParams(BaseModel):
             raise ValueError("penalty_release must not exceed penalty_trigger (hysteresis)")
         if not (Decimal(0) <= self.reserve_ratio < Decimal(1)):
             raise ValueError("reserve_ratio must be in [0, 1)")
+        if self.anchor_follows_up and self.mode == "reference":
+            raise ValueError(REFERENCE_ANCHOR)
         return self
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from mac.grid.indicators import IndicatorValues, update_indicators
 from mac.grid.params import CompiledParams, compile_params
 from mac.grid.rules import (
+    anchor_follows_up,
     buy_size,
     buy_step,
     closes_session,
@@ -201,6 +202,11 @@ def _step_realistic(
     triggered = price <= anchor * (
         1 - buy_step(price, ind.atr, ind.slope, n_before, cp, penalty, risk_multiplier)
     )
+    if price > anchor and anchor_follows_up(cp, state):
+        # the flat grid's anchor trails the rally; measured after the trigger, which a close above the
+        # anchor cannot fire, so the bar decides exactly as without the rule and only the anchor moves
+        anchor = price
+        changed = True
     signals: list[GridSignal] | None = None
     last_flat = state.last_flat_index
     n_after = n_before

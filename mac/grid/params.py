@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from settings.grid import GridParams
+from settings.grid import REFERENCE_ANCHOR, GridParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +53,13 @@ class CompiledParams:
     base_position_shares: int
     limit_offset_ticks: int
     no_trade_minutes: frozenset[int]
+    anchor_follows_up: bool
 
 
 def compile_params(p: GridParams) -> CompiledParams:
+    if p.anchor_follows_up and p.mode != "realistic":
+        # model_copy(update={"mode": ...}) skips GridParams' validator; refuse here too
+        raise ValueError(REFERENCE_ANCHOR)
     digits = "".join(ch for ch in p.code.split(".", 1)[0] if ch.isalnum())
     return CompiledParams(
         source=p,
@@ -94,4 +98,5 @@ def compile_params(p: GridParams) -> CompiledParams:
         base_position_shares=p.base_position_shares,
         limit_offset_ticks=p.limit_offset_ticks if p.mode == "realistic" else 0,
         no_trade_minutes=frozenset(p.no_trade_minutes) if p.mode == "realistic" else frozenset(),
+        anchor_follows_up=p.anchor_follows_up,
     )

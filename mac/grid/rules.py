@@ -1,6 +1,6 @@
 """The grid's small rules, each defined once: the buy step, the take-profit, the breaker and the cooling-off,
 the penalty hysteresis, the pool check before a buy, the commission, the sell budget and which lots it
-lets go (T+1), ids and day numbers.
+lets go (T+1), the opt-in anchor that trails a rally while flat, ids and day numbers.
 
 ``mac.grid.decide`` calls them bar by bar in both modes; ``mac.grid.ladder`` (the dashboard's "where next")
 and the node call the same functions, so an explanation can never drift from a decision. Plain functions
@@ -145,6 +145,14 @@ def penalty_after(on: bool, utilization: float, trigger: float, release: float) 
     if on:
         return not utilization < release
     return utilization > trigger
+
+
+def anchor_follows_up(cp: CompiledParams, state: GridState) -> bool:
+    """Realistic mode's opt-in ``anchor_follows_up``: on this state a close above the anchor raises the anchor
+    to it (it never falls this way). Only while the grid is flat, no lot and no pending order: a pending
+    sell or buy restores the anchor it found if it fails, and a held lot keeps reference-grid.md's anchor.
+    The backtest's quiet-bar filter (``backtest.kernel.candidate_bars``) wakes on the same condition."""
+    return cp.anchor_follows_up and not state.lots and not state.orders
 
 
 _REFUSAL_EVENTS = {
