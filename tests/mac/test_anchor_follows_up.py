@@ -26,12 +26,13 @@ def _params(on: bool):
     return compile_params(default_params(CODE, anchor_follows_up=on, grid_step_floor=0.02))
 
 
-def _run(cp, closes, state=None):
-    """``step`` on one bar per close (precomputed, quiet indicators); the anchors after each bar."""
+def _run(cp, closes, state=None, day=0):
+    """``step`` on one bar per close (precomputed, quiet indicators), ``day`` days after T0; the anchors
+    after each bar."""
     state = state or initial_state(cp)
     anchors, signals = [], []
     for i, c in enumerate(closes):
-        bar = BarTuple(T0 + 60_000 * i, c, c, c, c)
+        bar = BarTuple(T0 + 86_400_000 * day + 60_000 * i, c, c, c, c)
         state, sigs, _ = step(state, bar, None, cp, IndicatorValues(0.001, 0.0, 0.01, 50.0, i))
         anchors.append(state.anchor)
         signals.extend(sigs)
@@ -98,3 +99,24 @@ def test_reference_mode_refuses_the_rule():
     sneaked = default_params(CODE, anchor_follows_up=True).model_copy(update={"mode": "reference"})
     with pytest.raises(ValueError, match="realistic-mode rule"):
         compile_params(sneaked)
+
+
+def test_outcomes_keep_their_anchor_bookkeeping_with_the_rule_on():
+    """A rejected buy restores the raised anchor; a flattening sell pending holds the anchor, a rejected one
+    restores the anchor it found, and once it fills the flat grid's anchor follows the price again."""
+    from mac.grid.core import apply_reject
+
+    cp = _params(True)
+    state, _, signals = _run(cp, [1.0, 1.03, 0.998])
+    assert apply_reject(state, signals[0].client_order_id).anchor == 1.03
+    state = apply_fill(state, signals[0].client_order_id, signals[0].shares, 0.998, True, cp)
+    # the next day (T+1): take-profit at 0.998 * 1.004 = 1.002; the sell leaves nothing held, so the
+    # anchor moves to its close, and stays there while the sell is pending
+    state, anchors, sells = _run(cp, [1.003, 1.01, 1.02], state, day=1)
+    assert [s.side for s in sells] == ["SELL"] and anchors == [1.003] * 3
+    rejected = apply_reject(state, sells[0].client_order_id)
+    assert rejected.anchor == 0.998 and rejected.lots[0].status == "OPEN"
+    filled = apply_fill(state, sells[0].client_order_id, sells[0].shares, 1.003, True, cp)
+    assert not filled.lots and not filled.orders
+    _, anchors, _ = _run(cp, [1.0, 1.02, 1.01], filled, day=1)
+    assert anchors == [1.003, 1.02, 1.02]
