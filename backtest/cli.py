@@ -5,7 +5,7 @@
     backtest sweep --symbol CODE|both --data ... --out DIR [--grid NAME=START:STOP:STEP|NAME=V1,V2 ...]
              [--factors 0.28,0.32] [--floors 0.0008,0.001] [--engine local|dask] [--scheduler ADDRESS]
              [--jobs N] [--x NAME] [--y NAME]
-    data synth --code CODE --days N --seed S --out CSV [--daily CSV]
+    data synth --code CODE --days N --seed S --out CSV [--daily CSV [--split-adjust]]
 
 ``--config`` is a whole gridbridge config file, or a plain JSON object of grid overrides (the shape of its
 ``grid`` section: top-level keys apply to every symbol, a symbol code key (``"512890.SH": {...}``) to that
@@ -36,7 +36,7 @@ import numpy as np
 
 from backtest.engine import RunResult, run
 from backtest.metrics import run_metrics
-from backtest.synth import generate, generate_conditioned
+from backtest.synth import generate, generate_conditioned, split_adjusted
 from mac.grid.risk_policy import risk_policy_from_config
 from marketdata.bars import Bars, load_bars, load_daily, write_bars_csv
 from settings.config import ConfigError, GridbridgeConfig, load_config
@@ -210,6 +210,11 @@ def cmd_synth(args) -> int:
         daily = load_daily(args.daily)
         if args.days:
             daily = daily[-args.days :]
+        if args.split_adjust:
+            daily, splits = split_adjusted(daily)
+            for day, ratio in splits:
+                print(f"split-adjusted: {day.isoformat()} looks like a {ratio}-for-1 share split; "
+                      f"earlier rows divided by {ratio}")
         bars = generate_conditioned(code, daily, args.seed)
     else:
         bars = generate(code, args.days, args.seed)
@@ -261,6 +266,9 @@ def register(subparsers) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True)
     g.add_argument("--daily", help="daily OHLC CSV to condition on (minutes aggregate to its days)")
+    g.add_argument("--split-adjust", action="store_true",
+                   help="with --daily: take unadjusted share splits out of the daily rows first (each one found "
+                        "is printed); without it a split day is replayed as the real move it looks like")
     g.set_defaults(func=cmd_synth)
 
 

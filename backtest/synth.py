@@ -166,7 +166,7 @@ def split_adjusted(
     A split-like day opens at about ``1/r`` of the previous close for a whole ``r >= 2`` (within
     ``tolerance``, wider than the exchange's 10 % daily limit) where the gap is at least ``min_ratio``; every
     earlier row is divided by ``r`` and put back on the tick (forward adjustment: the latest prices stay
-    as traded). Nothing else is touched. ``data synth --daily`` does not call this: the loader passes such a
+    as traded). Nothing else is touched. ``data synth --daily`` calls this only with ``--split-adjust``: the loader passes such a
     day through as a real move (docs/strategy.md, "The real 512890 path")."""
     rows = list(daily)
     found: list[tuple[date, int]] = []

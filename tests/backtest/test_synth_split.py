@@ -55,3 +55,23 @@ def test_the_512890_file_has_one_split_and_the_minutes_follow_the_adjusted_rows(
     i = next(k for k, r in enumerate(daily) if r[0] == date(2021, 10, 21))
     bars = generate_conditioned("512890.SH", adjusted[i - 1 : i + 3], seed=1)
     assert bars.c[239 + 240] == pytest.approx(0.82) and bars.o[2 * 240] == pytest.approx(0.87)
+
+
+def _biggest_move(closes) -> float:
+    return max(abs(y / x - 1) for x, y in zip(closes[:-1], closes[1:], strict=True))
+
+
+@pytest.mark.skipif(not FISH.exists(), reason="the shared daily file is not here")
+def test_data_synth_split_adjust_flag_takes_the_split_out_and_says_so(tmp_path: Path, capsys) -> None:
+    from gridbridge.cli import main
+    from marketdata.bars import load_bars
+
+    plain, adjusted = tmp_path / "plain.csv", tmp_path / "adjusted.csv"
+    common = ["data", "synth", "--code", "512890.SH", "--daily", str(FISH), "--days", "3000", "--seed", "1"]
+    assert main([*common, "--out", str(plain)]) == 0
+    assert "split-adjusted" not in capsys.readouterr().out
+    assert main([*common, "--split-adjust", "--out", str(adjusted)]) == 0
+    assert "split-adjusted: 2021-10-25 looks like a 2-for-1 share split" in capsys.readouterr().out
+    a, b = load_bars(plain), load_bars(adjusted)
+    assert _biggest_move(a.c) > 0.4  # the split, replayed as a real one-minute move
+    assert _biggest_move(b.c) < 0.11  # nothing beyond the daily limit once it is taken out
