@@ -67,6 +67,10 @@ class AuditCode(str, Enum):
     EXECUTOR_LEASE_TAKEN_OVER = "EXECUTOR_LEASE_TAKEN_OVER"  # a stale lease replaced with --take-over
     EXECUTOR_LEASE_RECLAIMED = "EXECUTOR_LEASE_RECLAIMED"  # the same state folder's previous run, restarted
     EXECUTOR_LEASE_LOST = "EXECUTOR_LEASE_LOST"  # the lease names another executor: this one stopped
+    # Crypto venue, OMS and trend loop (crypto.venue, crypto.execution, crypto.trend).
+    # Crypto carry engine (crypto.carry).
+    # Crypto position manager (crypto.pm).
+    # Crypto incremental hedge (crypto.hedge).
 
 
 class Severity(str, Enum):

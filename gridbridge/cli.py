@@ -38,6 +38,8 @@ COMMANDS: dict[str, Command] = {
     "backtest": Command("run the grid over bars (reference or realistic mode)", "backtest.cli"),
     "data": Command("market data tools", "backtest.cli"),
     "dashboard": Command("run the Streamlit dashboard (live shared folder or --replay)", "mac.dashboard.launch"),
+    "crypto": Command("the crypto engine: fakex, e2e, carry, pm, hedge, status, close-all (gridbridge crypto -h)",
+                      "crypto.cli", owns_argv=True),
     "fetch-bars": Command("download QMT history and append new bars to a CSV (time in epoch ms)", "windows.cli_xt"),
 }
 

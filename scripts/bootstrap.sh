@@ -18,3 +18,9 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+# crypto/pm keeps live state in a real Redis; its tests start redis-server (Debian package) themselves.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "gridbridge: installing redis-server (Debian package)" >&2
+  { apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 || \
+    echo "gridbridge: could not install redis-server; the Redis tests will fail" >&2
+fi

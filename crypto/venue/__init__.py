@@ -1,0 +1,1 @@
+"""The venue interface (``protocol.Venue``), its records (``types``) and the ccxt adapter."""
