@@ -71,6 +71,17 @@ class AuditCode(str, Enum):
     # Crypto carry engine (crypto.carry).
     # Crypto position manager (crypto.pm).
     # Crypto incremental hedge (crypto.hedge).
+    HEDGE_DEFERRED = "HEDGE_DEFERRED"  # a fill's delta under the UM step/minQty/minNotional, or no mark
+    HEDGE_SENT = "HEDGE_SENT"  # a hedge order handed to the signal channel or sent directly
+    HEDGE_DIRECT_SEND = "HEDGE_DIRECT_SEND"  # the signal channel was down: the strategy sent it itself
+    HEDGE_ACCEPTED = "HEDGE_ACCEPTED"  # the venue accepted it: ``hedged`` moves here
+    HEDGE_ROLLED_BACK = "HEDGE_ROLLED_BACK"  # rejected, expired or cancelled: ``hedged`` moves back
+    HEDGE_REPRICED = "HEDGE_REPRICED"  # a GTX that would have crossed, sent again at a new price
+    HEDGE_MARKET_FALLBACK = "HEDGE_MARKET_FALLBACK"  # GTX re-prices exhausted: sent as market
+    HEDGE_RESIDUAL = "HEDGE_RESIDUAL"  # the margin order is done; the unhedged rest under the minimums
+    HEDGE_CLOSE_PLANNED = "HEDGE_CLOSE_PLANNED"  # close mode: the reverse open derived from the exposure
+    HEDGE_CLOSE_REFUSED = "HEDGE_CLOSE_REFUSED"  # close mode: nothing closable (minimums, no pair)
+    HEDGE_RESTORED = "HEDGE_RESTORED"  # a snapshot restored (``legacy`` true for the older format)
 
 
 class Severity(str, Enum):
