@@ -1,0 +1,614 @@
+"""``CcxtVenue``: the ``Venue`` Protocol over an unmodified ccxt exchange object (OKX v5, Binance PM).
+
+The adapter is the imperative shell around three pure pieces: ``units`` (contracts <-> base units),
+``errors`` (ccxt exceptions -> ``VenueError``) and the ``*_from_ccxt`` parsers below, which turn ccxt's
+unified structures into our records and can be tested with ccxt's own parsers and no server.
+
+Rules the adapter applies on every order (they are the venue's, stated once here):
+
+- the quantity is rounded **down** to the lot (``units.to_contracts``); less than one lot is ``MIN_QTY``;
+- a price or trigger off the tick is refused (``TICK_SIZE``): a price is never silently moved;
+- with ``precheck`` (the default) an order under the market's min size or min notional is refused
+  before it is sent (``MIN_QTY`` / ``MIN_NOTIONAL``), saving a request and a rate-limit token;
+- OKX swaps go in one-way mode (``posSide=net``) with ``tdMode`` = the order's margin mode (default: the
+  mode last set for the symbol, else isolated); stops are OKX algo ``trigger`` orders whose client id is
+  ``algoClOrdId``; a post-only order that would take is accepted by OKX and then cancelled, which the
+  adapter reads back and reports as ``POST_ONLY_WOULD_TAKE``;
+- Binance portfolio margin: ``account="margin"`` (spot symbols) goes to ``papi`` margin orders,
+  ``account="um"`` (USDT perpetuals) to ``papi`` UM orders; post-only is ``LIMIT_MAKER`` on margin and
+  ``GTX`` on UM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+
+from core.oms.reasons import VenueReason
+from crypto.venue.errors import mapped_errors
+from crypto.venue.types import (
+    ZERO,
+    Account,
+    Balance,
+    Book,
+    Fill,
+    FundingPayment,
+    FundingRate,
+    MarginMode,
+    Market,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Ticker,
+    Transfer,
+    VenueError,
+    VenueOrder,
+)
+from crypto.venue.units import is_multiple, to_base, to_contracts
+
+T = TypeVar("T")
+R = VenueReason
+
+# Client order id rules. OKX clOrdId / algoClOrdId: 1-32 letters and digits. Binance
+# newClientOrderId: ^[.A-Z:/a-z0-9_-]{1,36}$.
+CLIENT_ID_PATTERNS: dict[str, re.Pattern[str]] = {
+    "okx": re.compile(r"^[A-Za-z0-9]{1,32}$"),
+    "binance": re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$"),
+}
+# OKX cancelSource 31: "the post-only order would take liquidity" (order details, cancelSource).
+OKX_POST_ONLY_CANCEL_SOURCE = "31"
+_STATUSES: dict[str, OrderStatus] = {"open": "open", "closed": "closed", "canceled": "canceled",
+                                     "cancelled": "canceled", "rejected": "rejected", "expired": "expired"}
+_HOUR_MS = 3_600_000
+_INTERVALS_MS = {"1h": _HOUR_MS, "2h": 2 * _HOUR_MS, "4h": 4 * _HOUR_MS, "8h": 8 * _HOUR_MS,
+                 "16h": 16 * _HOUR_MS, "24h": 24 * _HOUR_MS}
+
+
+def dec(value: Any) -> Decimal | None:
+    """ccxt number or numeric string -> exact Decimal (floats via their shortest repr), None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def dec0(value: Any) -> Decimal:
+    result = dec(value)
+    return ZERO if result is None else result
+
+
+def _positive(value: Any) -> Decimal | None:
+    result = dec(value)
+    return result if result is not None and result > 0 else None
+
+
+def market_from_ccxt(m: Mapping[str, Any]) -> Market:
+    """A ccxt unified market -> ``Market`` with every filter in base units."""
+    contract = bool(m.get("contract"))
+    contract_size = dec(m.get("contractSize")) if contract else Decimal(1)
+    if contract_size is None or contract_size <= 0:
+        raise ValueError(f"{m.get('symbol')}: contract without a contract size")
+    precision = m.get("precision") or {}
+    limits = m.get("limits") or {}
+    lot = dec(precision.get("amount"))
+    tick = dec(precision.get("price"))
+    if lot is None or tick is None:
+        raise ValueError(f"{m.get('symbol')}: no lot or tick (precisionMode must be TICK_SIZE)")
+    qty_step = lot * contract_size
+    min_amount = dec((limits.get("amount") or {}).get("min"))
+    min_qty = qty_step if min_amount is None else max(min_amount * contract_size, qty_step)
+    return Market(
+        symbol=m["symbol"], venue_id=m["id"], kind="swap" if m.get("swap") else "spot",
+        base=m["base"], quote=m["quote"], settle=m.get("settle") if contract else None,
+        contract_size=contract_size, qty_step=qty_step.normalize(), tick=tick, min_qty=min_qty.normalize(),
+        min_notional=dec0((limits.get("cost") or {}).get("min")),
+        max_leverage=dec((limits.get("leverage") or {}).get("max")),
+        maker_fee=dec0(m.get("maker")), taker_fee=dec0(m.get("taker")),
+    )
+
+
+def order_from_ccxt(o: Mapping[str, Any], market: Market, client_order_id: str | None = None) -> VenueOrder:
+    """A ccxt unified order -> ``VenueOrder`` in base units (``amount``/``filled`` are contracts for swaps)."""
+    info = o.get("info") or {}
+    cid = (client_order_id or o.get("clientOrderId") or info.get("algoClOrdId") or info.get("clOrdId")
+           or info.get("clientOrderId") or info.get("newClientOrderId") or "")
+    trigger = _positive(o.get("triggerPrice")) or _positive(o.get("stopPrice"))
+    raw_type = str(info.get("ordType") or info.get("type") or info.get("strategyType") or "").lower()
+    order_type: OrderType
+    if trigger is not None or raw_type in ("trigger", "stop_market", "stop"):
+        order_type = "stop_market"
+    elif o.get("type") == "market" or raw_type == "market":
+        order_type = "market"
+    else:
+        order_type = "limit"
+    qty = to_base(market, dec0(o.get("amount")))
+    filled = to_base(market, dec0(o.get("filled")))
+    avg = _positive(o.get("average"))
+    fee = ZERO
+    fee_info = o.get("fee") or {}
+    if fee_info.get("cost") is not None:
+        fee = dec0(fee_info["cost"])
+        if fee_info.get("currency") == market.base and avg is not None:
+            fee = fee * avg  # a spot buy pays its fee in the base asset: expressed in quote here
+    status = _STATUSES.get(str(o.get("status") or "open"), "open")
+    return VenueOrder(
+        venue_order_id=str(o.get("id") or ""), client_order_id=str(cid), symbol=market.symbol,
+        side="sell" if o.get("side") == "sell" else "buy", type=order_type, qty=qty, filled=filled,
+        price=None if order_type != "limit" else _positive(o.get("price")), avg_price=avg, status=status,
+        reduce_only=bool(o.get("reduceOnly")), post_only=bool(o.get("postOnly")), trigger_price=trigger,
+        fee=fee, ts_ms=int(o.get("timestamp") or 0),
+    )
+
+
+def fill_from_ccxt(t: Mapping[str, Any], market: Market) -> Fill:
+    info = t.get("info") or {}
+    fee_info = t.get("fee") or {}
+    return Fill(
+        trade_id=str(t.get("id") or ""), venue_order_id=str(t.get("order") or ""),
+        client_order_id=str(info.get("clOrdId") or info.get("clientOrderId") or ""),
+        symbol=market.symbol, side="sell" if t.get("side") == "sell" else "buy",
+        qty=to_base(market, dec0(t.get("amount"))), price=dec0(t.get("price")),
+        fee=dec0(fee_info.get("cost")), fee_asset=str(fee_info.get("currency") or market.quote),
+        liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker", ts_ms=int(t.get("timestamp") or 0),
+    )
+
+
+def position_from_ccxt(p: Mapping[str, Any], market: Market) -> Position | None:
+    """A ccxt position -> ``Position`` with signed base quantity; None for an empty (flat) row."""
+    contracts = dec0(p.get("contracts"))
+    if contracts == 0:
+        return None
+    qty = to_base(market, abs(contracts))
+    if p.get("side") == "short":
+        qty = -qty
+    mode: MarginMode = "cross" if p.get("marginMode") == "cross" else "isolated"
+    margin = dec(p.get("initialMargin")) if mode == "cross" else dec(p.get("collateral"))
+    if mode == "isolated":
+        margin = dec(p.get("positionMargin")) or dec(p.get("initialMargin")) or margin
+    return Position(
+        symbol=market.symbol, qty=qty, entry_price=dec0(p.get("entryPrice")), mark_price=dec0(p.get("markPrice")),
+        liq_price=_positive(p.get("liquidationPrice")), margin=margin or ZERO,
+        leverage=dec0(p.get("leverage")), margin_mode=mode, unrealized_pnl=dec0(p.get("unrealizedPnl")),
+    )
+
+
+def funding_rate_from_ccxt(f: Mapping[str, Any], symbol: str) -> FundingRate:
+    funding_ms = int(f.get("fundingTimestamp") or f.get("timestamp") or 0)
+    next_ms = f.get("nextFundingTimestamp")
+    if next_ms is None and funding_ms and f.get("interval") in _INTERVALS_MS:
+        next_ms = funding_ms + _INTERVALS_MS[f["interval"]]
+    return FundingRate(symbol=symbol, rate=dec0(f.get("fundingRate")), funding_time_ms=funding_ms,
+                       next_funding_time_ms=None if next_ms is None else int(next_ms),
+                       mark_price=_positive(f.get("markPrice")), index_price=_positive(f.get("indexPrice")))
+
+
+class CcxtVenue:
+    """The ``Venue`` Protocol on one ccxt exchange object (built by ``crypto.venue.factory.make_venue``)."""
+
+    def __init__(self, exchange: ccxt.Exchange, name: str, *, precheck: bool = True,
+                 default_margin_mode: MarginMode = "isolated") -> None:
+        self.exchange = exchange
+        self.name = name
+        self.precheck = precheck
+        self.default_margin_mode: MarginMode = default_margin_mode
+        self.portfolio_margin = bool(exchange.options.get("portfolioMargin"))
+        self._markets: dict[str, Market] | None = None
+        self._margin_modes: dict[str, MarginMode] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with mapped_errors(self.name):
+            return fn(*args, **kwargs)
+
+    def _refuse(self, reason: VenueReason, message: str, **details: str) -> VenueError:
+        return VenueError(reason=reason, message=message, venue_code="LOCAL", details=dict(details))
+
+    # -- reference data and prices --------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self._call(self.exchange.fetch_time))
+
+    def markets(self) -> dict[str, Market]:
+        if self._markets is None:
+            loaded = self._call(self.exchange.load_markets)
+            result: dict[str, Market] = {}
+            for symbol, m in loaded.items():
+                if not (m.get("spot") or (m.get("swap") and m.get("linear"))):
+                    continue
+                result[symbol] = market_from_ccxt(m)
+            self._markets = result
+        return dict(self._markets)
+
+    def reload_markets(self) -> dict[str, Market]:
+        """Fetch the instruments again (filters change: tick and lot updates, listings)."""
+        self._call(self.exchange.load_markets, True)
+        self._markets = None
+        return self.markets()
+
+    def market(self, symbol: str) -> Market:
+        markets = self.markets()
+        if symbol not in markets:
+            raise self._refuse(R.INVALID_ORDER, f"unknown symbol {symbol!r} on {self.name}", symbol=symbol)
+        return markets[symbol]
+
+    def ticker(self, symbol: str) -> Ticker:
+        self.market(symbol)
+        t = self._call(self.exchange.fetch_ticker, symbol)
+        return Ticker(symbol=symbol, bid=dec0(t.get("bid")), ask=dec0(t.get("ask")), last=dec0(t.get("last")),
+                      ts_ms=int(t.get("timestamp") or 0))
+
+    def order_book(self, symbol: str, depth: int = 20) -> Book:
+        market = self.market(symbol)
+        b = self._call(self.exchange.fetch_order_book, symbol, depth)
+
+        def side(levels: list[list[Any]]) -> tuple[tuple[Decimal, Decimal], ...]:
+            return tuple((dec0(level[0]), to_base(market, dec0(level[1]))) for level in levels[:depth])
+
+        return Book(symbol=symbol, bids=side(b.get("bids") or []), asks=side(b.get("asks") or []),
+                    ts_ms=int(b.get("timestamp") or 0))
+
+    def mark_price(self, symbol: str) -> Decimal:
+        market = self.market(symbol)
+        if not market.is_swap:
+            return self.ticker(symbol).last  # spot has no mark: its last trade is the price
+        t = self._call(self.exchange.fetch_mark_price, symbol)
+        price = _positive(t.get("markPrice")) or _positive((t.get("info") or {}).get("markPx"))
+        if price is None:
+            raise self._refuse(R.VENUE_ERROR, f"no mark price for {symbol}")
+        return price
+
+    def index_price(self, symbol: str) -> Decimal:
+        market = self.market(symbol)
+        if self.name == "okx":
+            # The index of BTC-USDT-SWAP and of BTC-USDT is the index BTC-USDT (market/index-tickers).
+            response = self._call(self.exchange.publicGetMarketIndexTickers,
+                                  {"instId": f"{market.base}-{market.quote}"})
+            rows = response.get("data") or []
+            price = _positive(rows[0].get("idxPx")) if rows else None
+        else:
+            t = self._call(self.exchange.fetch_mark_price, symbol)
+            price = _positive(t.get("indexPrice"))
+        if price is None:
+            raise self._refuse(R.VENUE_ERROR, f"no index price for {symbol}")
+        return price
+
+    def funding_rate(self, symbol: str) -> FundingRate:
+        self._require_swap(symbol)
+        f = self._call(self.exchange.fetch_funding_rate, symbol)
+        return funding_rate_from_ccxt(f, symbol)
+
+    def funding_history(self, symbol: str, since_ms: int | None = None,
+                        limit: int | None = None) -> list[FundingRate]:
+        """Past settlements, oldest first; each one's ``next_funding_time_ms`` is the following settlement,
+        so ``interval_ms`` shows the interval the venue actually used (8 h, or shorter at the cap)."""
+        self._require_swap(symbol)
+        rows = self._call(self.exchange.fetch_funding_rate_history, symbol, since_ms, limit)
+        rows = sorted(rows, key=lambda r: int(r.get("timestamp") or 0))
+        out: list[FundingRate] = []
+        for i, row in enumerate(rows):
+            nxt = rows[i + 1].get("timestamp") if i + 1 < len(rows) else None
+            out.append(FundingRate(symbol=symbol, rate=dec0(row.get("fundingRate")),
+                                   funding_time_ms=int(row.get("timestamp") or 0),
+                                   next_funding_time_ms=None if nxt is None else int(nxt)))
+        return out
+
+    # -- account --------------------------------------------------------------------------------------
+    def balances(self, account: Account = "trading") -> dict[str, Balance]:
+        params: dict[str, Any] = {}
+        if self.name == "okx":
+            if account not in ("trading", "funding"):
+                raise self._refuse(R.INVALID_ORDER, f"okx has no {account!r} account (trading, funding)")
+            if account == "funding":
+                params["type"] = "funding"
+        elif self.portfolio_margin:
+            if account not in ("margin", "um", "trading"):
+                raise self._refuse(R.INVALID_ORDER, f"binance PM has no {account!r} account (margin, um)")
+            return self._pm_balances(account)
+        raw = self._call(self.exchange.fetch_balance, params)
+        return _balances_from_ccxt(raw)
+
+    def _pm_balances(self, account: Account) -> dict[str, Balance]:
+        # papi/v1/balance lists per asset the cross-margin (crossMargin*) and UM (umWalletBalance,
+        # umUnrealizedPNL) parts of one portfolio; ccxt's unified totals sum them, so split from ``info``.
+        raw = self._call(self.exchange.fetch_balance, {"portfolioMargin": True})
+        rows = raw.get("info")
+        if not isinstance(rows, list):
+            return _balances_from_ccxt(raw)
+        out: dict[str, Balance] = {}
+        for row in rows:
+            asset = self.exchange.safe_currency_code(row.get("asset"))
+            if account == "um":
+                total = dec0(row.get("umWalletBalance")) + dec0(row.get("umUnrealizedPNL"))
+                out[asset] = Balance(asset=asset, total=total, free=total, used=ZERO)
+            else:
+                total = dec0(row.get("crossMarginAsset")) - dec0(row.get("crossMarginBorrowed"))
+                free = dec0(row.get("crossMarginFree"))
+                used = dec0(row.get("crossMarginLocked"))
+                out[asset] = Balance(asset=asset, total=total, free=free, used=used)
+        return out
+
+    def positions(self, symbols: list[str] | None = None) -> list[Position]:
+        markets = self.markets()
+        wanted = [s for s in (symbols or []) if s in markets and markets[s].is_swap]
+        if symbols and not wanted:
+            return []
+        raw = self._call(self.exchange.fetch_positions, wanted or None)
+        out = []
+        for p in raw:
+            market = markets.get(p.get("symbol"))
+            if market is None or not market.is_swap:
+                continue
+            position = position_from_ccxt(p, market)
+            if position is not None:
+                out.append(position)
+        return out
+
+    def funding_payments(self, symbol: str | None = None, since_ms: int | None = None) -> list[FundingPayment]:
+        """Funding bills (positive = received). The rate is the venue's settled rate at that time; the
+        position is the bill's size (OKX ``sz``, contracts) signed so that amount = -qty x price x rate."""
+        if symbol is not None:
+            self._require_swap(symbol)
+        rows = self._call(self.exchange.fetch_funding_history, symbol, since_ms)
+        markets = self.markets()
+        history: dict[str, list[FundingRate]] = {}
+        out: list[FundingPayment] = []
+        for row in rows:
+            sym = row.get("symbol")
+            market = markets.get(sym) if isinstance(sym, str) else None
+            if market is None:
+                continue
+            ts = int(row.get("timestamp") or 0)
+            amount = dec0(row.get("amount"))
+            if sym not in history:
+                start = None if since_ms is None else since_ms - 24 * _HOUR_MS
+                history[sym] = self.funding_history(sym, start)
+            rate = _rate_at(history[sym], ts)
+            info = row.get("info") or {}
+            size = abs(to_base(market, dec0(info.get("sz"))))
+            price = dec(info.get("px"))
+            if size == 0 and price and rate:
+                size = abs(amount / (price * rate))
+            sign = -1 if (rate != 0 and (amount > 0) == (rate > 0) and amount != 0) else 1
+            out.append(FundingPayment(symbol=sym, amount=amount, rate=rate, position_qty=size * sign, ts_ms=ts,
+                                      bill_id=str(row.get("id") or "")))
+        return out
+
+    def set_leverage(self, symbol: str, leverage: Decimal, margin_mode: MarginMode = "isolated") -> None:
+        self._require_swap(symbol)
+        if leverage < 1:
+            raise self._refuse(R.LEVERAGE_REFUSED, f"leverage {leverage} < 1")
+        market = self.market(symbol)
+        if market.max_leverage is not None and leverage > market.max_leverage:
+            raise self._refuse(R.LEVERAGE_REFUSED, f"leverage {leverage} above {symbol}'s max {market.max_leverage}")
+        lever: int | float = int(leverage) if leverage == leverage.to_integral_value() else float(leverage)
+        if self.name == "okx":
+            params: dict[str, Any] = {"mgnMode": margin_mode}
+            if margin_mode == "isolated":
+                params["posSide"] = "net"
+            self._call(self.exchange.set_leverage, lever, symbol, params)
+            self._margin_modes[symbol] = margin_mode
+        else:
+            # Portfolio margin: one margin for the whole portfolio, UM positions are cross by construction.
+            self._call(self.exchange.set_leverage, lever, symbol)
+
+    def set_margin_mode(self, symbol: str, margin_mode: MarginMode, leverage: Decimal | None = None) -> None:
+        """OKX keeps leverage per margin mode and takes the mode on every order (``tdMode``): setting the
+        mode sets the leverage for it (current leverage unless ``leverage`` is given) and makes it the
+        default ``tdMode`` of this symbol's orders."""
+        self._require_swap(symbol)
+        if self.portfolio_margin:
+            if margin_mode != "cross":
+                raise self._refuse(R.MARGIN_MODE_CONFLICT, "binance portfolio margin UM positions are cross only")
+            return
+        if leverage is None:
+            current = self._call(self.exchange.fetch_leverage, symbol, {"marginMode": margin_mode})
+            leverage = dec(current.get("longLeverage")) or dec(current.get("shortLeverage")) or Decimal(1)
+        self.set_leverage(symbol, leverage, margin_mode)
+
+    def add_margin(self, symbol: str, amount: Decimal) -> None:
+        self._require_swap(symbol)
+        if amount <= 0:
+            raise self._refuse(R.INVALID_ORDER, f"margin to add must be positive, got {amount}")
+        if self.portfolio_margin:
+            raise self._refuse(R.INVALID_ORDER, "binance portfolio margin has no isolated margin to add")
+        # amt as a string: ccxt passes it through untouched, so the amount stays exact.
+        self._call(self.exchange.add_margin, symbol, str(amount), {"posSide": "net"})
+
+    def transfer(self, asset: str, amount: Decimal, from_account: Account, to_account: Account,
+                 transfer_id: str) -> Transfer:
+        if amount <= 0:
+            raise self._refuse(R.INVALID_ORDER, f"transfer amount must be positive, got {amount}")
+        if self.name != "okx":
+            raise self._refuse(R.INVALID_ORDER, "binance portfolio margin shares one margin: no transfer needed")
+        ids = self.exchange.options["accountsByType"]
+        if from_account not in ("funding", "trading") or to_account not in ("funding", "trading") \
+                or from_account == to_account:
+            raise self._refuse(R.INVALID_ORDER, f"okx transfers go between funding and trading, not "
+                                                f"{from_account} -> {to_account}")
+        if not CLIENT_ID_PATTERNS["okx"].match(transfer_id):
+            raise self._refuse(R.INVALID_ORDER, "transfer id must be 1-32 letters or digits")
+        request = {"ccy": self.exchange.currency_id(asset), "amt": str(amount), "type": "0",
+                   "from": ids[from_account], "to": ids[to_account], "clientId": transfer_id}
+        response = self._call(self.exchange.privatePostAssetTransfer, request)
+        rows = response.get("data") or []
+        venue_id = str(rows[0].get("transId", "")) if rows else ""
+        return Transfer(transfer_id=transfer_id, asset=asset, amount=amount, from_account=from_account,
+                        to_account=to_account, status="ok" if venue_id else "pending", venue_transfer_id=venue_id)
+
+    # -- orders ---------------------------------------------------------------------------------------
+    def place_order(self, request: OrderRequest) -> VenueOrder:
+        market = self.market(request.symbol)
+        amount = self._checked_amount(request, market)
+        ccxt_type, price, params = self._order_params(request, market)
+        created = self._call(self.exchange.create_order, request.symbol, ccxt_type, request.side,
+                             float(amount), None if price is None else float(price), params)
+        venue_id = str(created.get("id") or "")
+        placed = VenueOrder(
+            venue_order_id=venue_id, client_order_id=request.client_order_id, symbol=request.symbol,
+            side=request.side, type=request.type, qty=to_base(market, amount), filled=ZERO,
+            price=request.price if request.type == "limit" else None, avg_price=None, status="open",
+            reduce_only=request.reduce_only, post_only=request.post_only, trigger_price=request.trigger_price,
+            ts_ms=int(created.get("timestamp") or 0))
+        try:
+            confirmed = self.fetch_order(request.symbol, request.client_order_id)
+        except VenueError:
+            return placed  # accepted; its state is read again on the next lookup
+        if confirmed is None:
+            return placed
+        if request.post_only and confirmed.filled == 0 and confirmed.status in ("canceled", "expired"):
+            raise VenueError(reason=R.POST_ONLY_WOULD_TAKE, venue_code=OKX_POST_ONLY_CANCEL_SOURCE
+                             if self.name == "okx" else "EXPIRED",
+                             message=f"post-only {request.side} at {request.price} would have taken liquidity",
+                             details={"venue_order_id": confirmed.venue_order_id})
+        return confirmed
+
+    def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        """Cancel by client id; returns the order as it stands after the request (canceled, or filled if
+        the fill won the race), or None when the venue knows no such order."""
+        self.market(symbol)
+        for params in self._lookup_params(client_order_id):
+            try:
+                self._call(self.exchange.cancel_order, "", symbol, params)
+                break
+            except VenueError as exc:
+                if exc.reason is not R.ORDER_NOT_FOUND:
+                    raise
+        return self.fetch_order(symbol, client_order_id)
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
+        market = self.market(symbol)
+        for params in self._lookup_params(client_order_id):
+            try:
+                raw = self._call(self.exchange.fetch_order, "", symbol, params)
+            except VenueError as exc:
+                if exc.reason is R.ORDER_NOT_FOUND:
+                    continue
+                raise
+            if raw and (raw.get("id") or raw.get("clientOrderId")):
+                return order_from_ccxt(raw, market, client_order_id)
+        return None
+
+    def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        markets = self.markets()
+        if symbol is not None:
+            self.market(symbol)
+        calls: list[dict[str, Any]] = [{}]
+        if self.name == "okx":
+            calls.append({"trigger": True})  # stops live in the algo book (orders-algo-pending)
+        out: list[VenueOrder] = []
+        for params in calls:
+            for raw in self._call(self.exchange.fetch_open_orders, symbol, None, None, params):
+                market = markets.get(raw.get("symbol"))
+                if market is not None:
+                    out.append(order_from_ccxt(raw, market))
+        return out
+
+    def fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
+        market = self.market(symbol)
+        rows = self._call(self.exchange.fetch_my_trades, symbol, since_ms)
+        return [fill_from_ccxt(t, market) for t in rows]
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _require_swap(self, symbol: str) -> Market:
+        market = self.market(symbol)
+        if not market.is_swap:
+            raise self._refuse(R.INVALID_ORDER, f"{symbol} is not a perpetual swap")
+        return market
+
+    def _lookup_params(self, client_order_id: str) -> list[dict[str, Any]]:
+        # OKX keeps stops apart (algo orders, algoClOrdId): look in the regular book, then the algo book.
+        regular: dict[str, Any] = {"clientOrderId": client_order_id}
+        if self.name == "okx":
+            return [regular, {"clientOrderId": client_order_id, "trigger": True}]
+        return [regular]
+
+    def _checked_amount(self, request: OrderRequest, market: Market) -> Decimal:
+        pattern = CLIENT_ID_PATTERNS.get(self.name)
+        if pattern is not None and not pattern.match(request.client_order_id):
+            raise self._refuse(R.INVALID_ORDER, f"client order id {request.client_order_id!r} breaks {self.name}'s "
+                                                f"rule {pattern.pattern}")
+        if request.qty <= 0:
+            raise self._refuse(R.INVALID_ORDER, f"qty must be positive, got {request.qty}")
+        if request.type == "limit" and (request.price is None or request.price <= 0):
+            raise self._refuse(R.INVALID_ORDER, "a limit order needs a positive price")
+        if request.type == "stop_market" and (request.trigger_price is None or request.trigger_price <= 0):
+            raise self._refuse(R.INVALID_ORDER, "a stop-market order needs a positive trigger price")
+        if request.post_only and request.type != "limit":
+            raise self._refuse(R.INVALID_ORDER, "post-only applies to limit orders")
+        if request.reduce_only and not market.is_swap and not self.portfolio_margin:
+            raise self._refuse(R.INVALID_ORDER, "reduce-only applies to derivatives (spot cash has no position)")
+        for label, value in (("price", request.price), ("trigger price", request.trigger_price)):
+            if value is not None and not is_multiple(value, market.tick):
+                raise self._refuse(R.TICK_SIZE, f"{label} {value} is not a multiple of the tick {market.tick}",
+                                   tick=str(market.tick))
+        amount = to_contracts(market, request.qty)
+        if amount == 0:
+            raise self._refuse(R.MIN_QTY, f"qty {request.qty} is below one lot ({market.qty_step})",
+                               qty_step=str(market.qty_step))
+        qty = to_base(market, amount)
+        if self.precheck:
+            if qty < market.min_qty:
+                raise self._refuse(R.MIN_QTY, f"qty {qty} below the minimum {market.min_qty}",
+                                   min_qty=str(market.min_qty))
+            reference = request.price or request.trigger_price
+            if market.min_notional > 0 and reference is not None and qty * reference < market.min_notional:
+                raise self._refuse(R.MIN_NOTIONAL, f"notional {qty * reference} below {market.min_notional}",
+                                   min_notional=str(market.min_notional))
+        return amount
+
+    def _order_params(self, request: OrderRequest, market: Market) -> tuple[str, Decimal | None, dict[str, Any]]:
+        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
+        ccxt_type = "market" if request.type in ("market", "stop_market") else "limit"
+        price = request.price if request.type == "limit" else None
+        if request.post_only:
+            params["postOnly"] = True
+        if request.reduce_only:
+            params["reduceOnly"] = True
+        if request.type == "stop_market":
+            params["triggerPrice"] = float(request.trigger_price or 0)
+        if self.name == "okx":
+            if market.is_swap:
+                params["marginMode"] = (request.margin_mode or self._margin_modes.get(request.symbol)
+                                        or self.default_margin_mode)
+                params["positionSide"] = "net"  # one-way mode
+            if request.type == "stop_market":
+                params["algoClOrdId"] = request.client_order_id
+        elif self.portfolio_margin:
+            wanted = "um" if market.is_swap else "margin"
+            if request.account not in (None, wanted):
+                raise self._refuse(R.INVALID_ORDER, f"{request.symbol} trades in the {wanted!r} account, "
+                                                    f"not {request.account!r}")
+            params["portfolioMargin"] = True
+            if not market.is_swap:
+                params.pop("reduceOnly", None)
+        return ccxt_type, price, params
+
+
+def _balances_from_ccxt(raw: Mapping[str, Any]) -> dict[str, Balance]:
+    totals = raw.get("total") or {}
+    frees = raw.get("free") or {}
+    useds = raw.get("used") or {}
+    out: dict[str, Balance] = {}
+    for asset, total in totals.items():
+        if total is None:
+            continue
+        t = dec0(total)
+        free = dec(frees.get(asset))
+        used = dec(useds.get(asset))
+        free = t - (used or ZERO) if free is None else free
+        out[asset] = Balance(asset=asset, total=t, free=free, used=t - free if used is None else used)
+    return out
+
+
+def _rate_at(history: list[FundingRate], ts_ms: int) -> Decimal:
+    """The rate settled at (or last before) ``ts_ms``: bills are stamped at or just after settlement."""
+    best: FundingRate | None = None
+    for rate in history:
+        if rate.funding_time_ms <= ts_ms + 60_000 and (best is None or rate.funding_time_ms > best.funding_time_ms):
+            best = rate
+    return ZERO if best is None else best.rate
