@@ -69,6 +69,16 @@ class AuditCode(str, Enum):
     EXECUTOR_LEASE_LOST = "EXECUTOR_LEASE_LOST"  # the lease names another executor: this one stopped
     # Crypto venue, OMS and trend loop (crypto.venue, crypto.execution, crypto.trend).
     # Crypto carry engine (crypto.carry).
+    CARRY_STATE_CHANGE = "CARRY_STATE_CHANGE"  # one accepted transition of a pair's state machine
+    CARRY_OPEN_REFUSED = "CARRY_OPEN_REFUSED"  # an open check failed (data.reason), audited on change
+    CARRY_LEG_UNWOUND = "CARRY_LEG_UNWOUND"  # the second leg failed: the first taken back (data.naked_ms)
+    CARRY_NAKED_EXPOSURE = "CARRY_NAKED_EXPOSURE"  # naked exposure over its limit for longer than the bound
+    CARRY_FUNDING_SETTLED = "CARRY_FUNDING_SETTLED"  # funding booked at a settlement (data.amount, bill_id)
+    CARRY_MARGIN_TOPUP = "CARRY_MARGIN_TOPUP"  # margin added to the isolated short (data.transfer_id)
+    CARRY_REBALANCED = "CARRY_REBALANCED"  # the leg gap closed (data.gap_before, gap_after)
+    CARRY_CLOSE = "CARRY_CLOSE"  # a pair closed (data.reason, net_pnl)
+    CARRY_BREAKER_TRIPPED = "CARRY_BREAKER_TRIPPED"  # losing closes in a row or the daily loss: no opens
+    CARRY_LIQUIDATED = "CARRY_LIQUIDATED"  # the venue liquidated the short (a failure of the margin guard)
     # Crypto position manager (crypto.pm).
     # Crypto incremental hedge (crypto.hedge).
     HEDGE_DEFERRED = "HEDGE_DEFERRED"  # a fill's delta under the UM step/minQty/minNotional, or no mark
