@@ -68,6 +68,18 @@ class AuditCode(str, Enum):
     EXECUTOR_LEASE_RECLAIMED = "EXECUTOR_LEASE_RECLAIMED"  # the same state folder's previous run, restarted
     EXECUTOR_LEASE_LOST = "EXECUTOR_LEASE_LOST"  # the lease names another executor: this one stopped
     # Crypto venue, OMS and trend loop (crypto.venue, crypto.execution, crypto.trend).
+    # core's margined-market parts (core.risk, core.execution), market-agnostic:
+    RISK_CROSS_MARGIN_FOUND = "RISK_CROSS_MARGIN_FOUND"  # a cross-margin position seen: opens blocked
+    RISK_CROSS_MARGIN_CLEARED = "RISK_CROSS_MARGIN_CLEARED"
+    RISK_LIQ_REDUCTION_PLANNED = "RISK_LIQ_REDUCTION_PLANNED"  # the cuts that restore the liq distance
+    EXEC_PROTECTIVE_ATTACHED = "EXEC_PROTECTIVE_ATTACHED"  # a stop-loss / take-profit confirmed live
+    EXEC_PROTECTIVE_TIMEOUT = "EXEC_PROTECTIVE_TIMEOUT"  # not confirmed within attach_timeout_ms
+    EXEC_RATE_LIMIT_BACKOFF = "EXEC_RATE_LIMIT_BACKOFF"  # too many rate-limit refusals: back off, degrade
+    EXEC_RATE_LIMIT_RECOVERED = "EXEC_RATE_LIMIT_RECOVERED"  # quiet period over: normal pace again
+    EXEC_ORDER_REPOSTED = "EXEC_ORDER_REPOSTED"  # a resting limit older than max_order_age: cancel, re-post
+    # The crypto execution engine (crypto.execution):
+    EXEC_LEVERAGE_SET = "EXEC_LEVERAGE_SET"  # leverage and margin mode set on the venue (data.leverage)
+    EXEC_ORDER_LOST = "EXEC_ORDER_LOST"  # an unknown outcome never found by client id: it never landed
     # Crypto carry engine (crypto.carry).
     CARRY_STATE_CHANGE = "CARRY_STATE_CHANGE"  # one accepted transition of a pair's state machine
     CARRY_OPEN_REFUSED = "CARRY_OPEN_REFUSED"  # an open check failed (data.reason), audited on change
@@ -80,6 +92,12 @@ class AuditCode(str, Enum):
     CARRY_BREAKER_TRIPPED = "CARRY_BREAKER_TRIPPED"  # losing closes in a row or the daily loss: no opens
     CARRY_LIQUIDATED = "CARRY_LIQUIDATED"  # the venue liquidated the short (a failure of the margin guard)
     # Crypto position manager (crypto.pm).
+    PM_ACTION_QUEUED = "PM_ACTION_QUEUED"  # an action still failing after its retries waits in pos:retry:z
+    PM_ACTION_PARTIAL = "PM_ACTION_PARTIAL"  # new stop placed, old one not yet cancelled (queued)
+    PM_ACTION_FAILED = "PM_ACTION_FAILED"  # a refusal no retry can fix (e.g. reduce-only rejected)
+    PM_STATE_REBUILT = "PM_STATE_REBUILT"  # cold start: pos:* rebuilt from the snapshot store
+    PM_CONFIG_STALE = "PM_CONFIG_STALE"  # config fetch failed: the old config stays in force
+    PM_TRANSFER = "PM_TRANSFER"  # a treasury transfer changed state
     # Crypto incremental hedge (crypto.hedge).
     HEDGE_DEFERRED = "HEDGE_DEFERRED"  # a fill's delta under the UM step/minQty/minNotional, or no mark
     HEDGE_SENT = "HEDGE_SENT"  # a hedge order handed to the signal channel or sent directly

@@ -7,7 +7,8 @@ Which audit events feed each KRI (the executor emits them; Decimals as strings):
 | KRI                          | source events and fields                                                      |
 |------------------------------|-------------------------------------------------------------------------------|
 | mdd_rolling                  | EQUITY_SNAPSHOT ``data.equity`` (optional ``data.peak_equity`` seeds the peak) |
-| liq_distance_p95             | EQUITY_SNAPSHOT ``data.liq_distance_p95`` (min over the period; None = spot)  |
+| liq_distance_p95             | EQUITY_SNAPSHOT ``data.liq_distance_p95`` and RISK_LIQ_DISTANCE_LOW           |
+|                              | ``data.liq_distance`` (min over the period; None = no margined position)      |
 | leverage_violation_count     | RISK_LEVERAGE_VIOLATION events + ORDER_FILLED with ``data.opens`` true and    |
 |                              | ``data.leverage`` > ``data.max_leverage``                                     |
 | reduce_only_violation_count  | RISK_REDUCE_ONLY_VIOLATION events + ORDER_FILLED with ``data.opens`` true and |
@@ -20,6 +21,14 @@ Which audit events feed each KRI (the executor emits them; Decimals as strings):
 | effective_signals_per_day    | SIGNAL_ACCEPTED per trading day of the period                                 |
 | fills_per_day                | ORDER_FILLED per trading day of the period                                    |
 | protective_missing_count     | EXEC_PROTECTIVE_ORDER_MISSING                                                 |
+| rate_limited_rate            | EXEC_RATE_LIMITED / orders_submitted (when ``max_rate_limited_rate`` is set;  |
+|                              | over it fails FAIL_EXEC_ERROR_RATE)                                           |
+| rate_limit_backoff_count     | EXEC_RATE_LIMIT_BACKOFF (when ``max_rate_limit_backoffs`` is set; over it     |
+|                              | fails FAIL_EXEC_ERROR_RATE)                                                   |
+
+Presets (``GATE_PRESETS``, ``gridbridge gate --preset``): ``etf`` is ``GateConfig()``; ``crypto`` is a 24/7
+venue's: continuous calendar, its own activity floors (a trend loop trades far less often than a grid), and
+the rate-limit KRIs switched on.
 
 A trading day (``trading_days``) is a weekday, not in ``GateConfig.holidays``, whose session
 (09:30-15:00 China time) the period overlaps; ``calendar="continuous"`` counts calendar days instead (a
@@ -98,6 +107,30 @@ class GateConfig(BaseModel):
     shadow_min_trading_days: int = 14
     calendar: Literal["exchange", "continuous"] = "exchange"
     holidays: tuple[date, ...] = ()  # weekdays without a session (exchange calendar)
+    # Venue rate limits (None = not checked: the ETF broker has none we hit).
+    max_rate_limited_rate: Decimal | None = None
+    max_rate_limit_backoffs: int | None = None
+
+
+# A 24/7 margined venue (the crypto trend loop): every calendar day counts; a trend strategy emits a
+# target per bar and symbol but trades only past its hysteresis, so its floors are far below the grid's.
+CRYPTO_GATE = GateConfig(
+    calendar="continuous",
+    min_signals_per_day=Decimal("12"),
+    min_fills_per_day=Decimal("1"),
+    max_rate_limited_rate=Decimal("0.05"),
+    max_rate_limit_backoffs=3,
+)
+GATE_PRESETS: dict[str, GateConfig] = {"etf": GateConfig(), "crypto": CRYPTO_GATE}
+
+
+def gate_config(preset: str = "etf", overrides: Mapping[str, Any] | None = None) -> GateConfig:
+    """A preset with some fields replaced (a ``--gate-config`` file), validated as a whole; raises
+    ``ValueError`` for an unknown preset or a bad field."""
+    if preset not in GATE_PRESETS:
+        raise ValueError(f"unknown gate preset {preset!r} (known: {', '.join(sorted(GATE_PRESETS))})")
+    base = GATE_PRESETS[preset].model_dump()
+    return GateConfig.model_validate({**base, **dict(overrides or {})})
 
 
 @dataclass(frozen=True)
@@ -293,6 +326,11 @@ def evaluate_gate(
             liq = _dec(d.get("liq_distance_p95"))
             if liq is not None:
                 liq_min = liq if liq_min is None else min(liq_min, liq)
+        elif ev.code is AuditCode.RISK_LIQ_DISTANCE_LOW:
+            # The risk kernel saw the distance under its line between two equity snapshots.
+            liq = _dec(d.get("liq_distance"))
+            if liq is not None:
+                liq_min = liq if liq_min is None else min(liq_min, liq)
         elif ev.code is AuditCode.ORDER_FILLED and d.get("opens") is True:
             lev, cap = _dec(d.get("leverage")), _dec(d.get("max_leverage"))
             if lev is not None and cap is not None and lev > cap:
@@ -314,6 +352,11 @@ def evaluate_gate(
             AuditCode.SIGNAL_REJECTED,
             AuditCode.RISK_SYMBOL_FROZEN,
             AuditCode.EXEC_DUST_POSITION_STUCK,
+            AuditCode.RISK_LIQ_DISTANCE_LOW,
+            AuditCode.RISK_CROSS_MARGIN_FOUND,
+            AuditCode.EXEC_RATE_LIMIT_BACKOFF,
+            AuditCode.EXEC_PROTECTIVE_TIMEOUT,
+            AuditCode.EXEC_TP_ATTACH_FAILED,
         ):
             actions[ev.code.value] += 1
 
@@ -333,17 +376,23 @@ def evaluate_gate(
         "effective_signals_per_day": per_day(counts[AuditCode.SIGNAL_ACCEPTED]),
         "fills_per_day": per_day(counts[AuditCode.ORDER_FILLED]),
         "protective_missing_count": counts[AuditCode.EXEC_PROTECTIVE_ORDER_MISSING],
+        "rate_limited_rate": _ratio(counts[AuditCode.EXEC_RATE_LIMITED], submitted),
+        "rate_limit_backoff_count": counts[AuditCode.EXEC_RATE_LIMIT_BACKOFF],
         "orders_submitted": submitted,
         "trading_days": days,
     }
     shadow_fail = shadow_problem(stage, run_mode, days, version_set, c, shadow)
+    # The venue refusing our pace is an execution error: it fails the same KRI when its limits are set.
+    rate_limited = (
+        c.max_rate_limited_rate is not None and kris["rate_limited_rate"] > c.max_rate_limited_rate
+    ) or (c.max_rate_limit_backoffs is not None and kris["rate_limit_backoff_count"] > c.max_rate_limit_backoffs)
     fails: list[FailReason] = []
     checks: list[tuple[bool, FailReason]] = [
         (mdd > c.max_mdd, FailReason.FAIL_MDD_EXCEEDED),
         (liq_min is not None and liq_min < c.min_liq_distance, FailReason.FAIL_LIQ_DISTANCE_LOW),
         (lev_viol > c.max_leverage_violations, FailReason.FAIL_LEVERAGE_VIOLATION),
         (ro_viol > c.max_reduce_only_violations, FailReason.FAIL_REDUCE_ONLY_VIOLATION),
-        (kris["exec_error_rate"] > c.max_exec_error_rate, FailReason.FAIL_EXEC_ERROR_RATE),
+        (kris["exec_error_rate"] > c.max_exec_error_rate or rate_limited, FailReason.FAIL_EXEC_ERROR_RATE),
         (kris["exec_reject_rate"] > c.max_reject_rate, FailReason.FAIL_REJECT_RATE),
         (gap > c.max_data_gap_seconds, FailReason.FAIL_DATA_GAP),
         (kris["effective_signals_per_day"] < c.min_signals_per_day, FailReason.FAIL_LOW_ACTIVITY_SIGNALS),

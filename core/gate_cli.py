@@ -12,15 +12,17 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from core.audit import ReadStats, read_log_events
 from core.gate import (
-    GateConfig,
+    GATE_PRESETS,
     GateStage,
     ShadowEvidence,
     VersionSet,
     evaluate_gate,
+    gate_config,
     render_json,
     render_markdown,
 )
@@ -48,7 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config-version", default="unknown")
     p.add_argument("--strategy-version", default="unknown")
     p.add_argument("--git", default="unknown")
-    p.add_argument("--gate-config", type=Path, help="JSON file with GateConfig fields")
+    p.add_argument(
+        "--preset",
+        choices=sorted(GATE_PRESETS),
+        default="etf",
+        help="threshold set to start from: etf (default) or crypto (24/7 calendar, its own activity floors, "
+        "rate-limit KRIs); --gate-config fields override it",
+    )
+    p.add_argument("--gate-config", type=Path, help="JSON file with GateConfig fields (over the preset)")
     p.add_argument(
         "--stage",
         choices=[s.value for s in GateStage],
@@ -62,11 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out-md", type=Path)
     args = p.parse_args(argv)
     try:
-        cfg = (
-            GateConfig.model_validate_json(args.gate_config.read_bytes())
-            if args.gate_config
-            else GateConfig()
-        )
+        overrides = json.loads(args.gate_config.read_bytes(), parse_float=Decimal) if args.gate_config else {}
+        if not isinstance(overrides, dict):
+            raise ValueError("the gate config file must hold a JSON object of GateConfig fields")
+        cfg = gate_config(args.preset, overrides)
     except (OSError, ValueError) as exc:
         print(f"gate config: {exc}", file=sys.stderr)
         return 2

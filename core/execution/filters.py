@@ -13,6 +13,9 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from core.events import AuditCode, AuditEvent, Severity
+from core.risk.config import RiskConfig
+from core.risk.manual import ManualResult, dust_lock
+from core.risk.snapshot import RiskSnapshot
 
 ZERO = Decimal(0)
 
@@ -125,3 +128,65 @@ def apply_venue_filters(
         now, AuditCode.EXEC_FILTER_IGNORE, Severity.INFO, "order under venue minimum dropped", symbol, data
     )
     return FilterOutcome(None, AuditCode.EXEC_FILTER_IGNORE.value, events=(ev,))
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """A strategy target after the venue minimums: rounded down, or 0 (audited) when untradable."""
+
+    target: Decimal
+    events: tuple[AuditEvent, ...] = ()
+
+
+def filter_target(symbol: str, target_qty: Decimal, price: Decimal, f: VenueFilters, now: datetime) -> TargetOutcome:
+    """``target_after_minimum`` with its audit: a non-zero target too small to hold becomes 0 and is
+    recorded as EXEC_FILTER_IGNORE (the strategy asked for something the venue cannot hold)."""
+    target = target_after_minimum(target_qty, price, f)
+    if target != 0 or target_qty == 0:
+        return TargetOutcome(target)
+    ev = AuditEvent(
+        now, AuditCode.EXEC_FILTER_IGNORE, Severity.INFO, "target under venue minimum set to 0", symbol,
+        {"target_qty": str(target_qty), "price": str(price), "min_qty": str(f.min_qty),
+         "min_notional": None if f.min_notional is None else str(f.min_notional)},
+    )
+    return TargetOutcome(ZERO, (ev,))
+
+
+def split_signed_delta(position_qty: Decimal, delta: Decimal) -> tuple[Decimal, Decimal]:
+    """A signed trade as (closing leg, opening leg), both signed: the closing leg shrinks |position| toward
+    zero (send it reduce-only), the opening leg adds or flips exposure (it needs the risk checks).
+
+    ``(+3 long, -5)`` -> ``(-3, -2)``: close the long, then open a 2 short.
+    """
+    if delta == 0 or position_qty == 0 or (delta > 0) == (position_qty > 0):
+        return ZERO, delta
+    close = -position_qty if abs(delta) >= abs(position_qty) else delta
+    return close, delta - close
+
+
+def filter_signed(
+    symbol: str,
+    position_qty: Decimal,
+    delta: Decimal,
+    price: Decimal,
+    f: VenueFilters,
+    now: datetime,
+    leverage: Decimal = Decimal(1),
+) -> tuple[FilterOutcome, FilterOutcome]:
+    """``apply_venue_filters`` on both legs of a signed delta (closing leg first; either may be empty with
+    no order and no event). The closing leg's dust verdict is the one that locks the symbol."""
+    close, open_ = split_signed_delta(position_qty, delta)
+    empty = FilterOutcome(None)
+    c = apply_venue_filters(symbol, abs(close), price, f, position_qty, True, now, leverage) if close else empty
+    o = apply_venue_filters(symbol, abs(open_), price, f, position_qty + close, False, now, leverage) if open_ else empty
+    return c, o
+
+
+def fold_filter_outcome(
+    snapshot: RiskSnapshot, symbol: str, outcome: FilterOutcome, now: datetime, cfg: RiskConfig
+) -> ManualResult:
+    """A closing order refused as dust marks the symbol DUST_LOCKED in the risk snapshot (RISK_DUST_LOCKED,
+    once): nothing is ever added to it, and the FUSE's full close treats it as closed, not as failed."""
+    if not outcome.dust_lock:
+        return ManualResult(snapshot)
+    return dust_lock(snapshot, symbol, now, cfg, "position under the venue minimum: dust")

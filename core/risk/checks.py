@@ -92,9 +92,10 @@ def check_margin_mode(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskRea
 
 
 def check_leverage(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskReason | None:
-    return (
-        RiskReason.RISK_LEVERAGE if o.opens and o.leverage > c.leverage_cap(o.symbol, s.is_stressed) else None
-    )
+    # Whitelist per base asset (BTC/ETH 3x, SOL 2x, anything else 1x), 1x in an event window; a
+    # non-positive leverage is malformed, never "unlevered".
+    bad = o.leverage <= 0 or o.leverage > c.leverage_cap(o.symbol, s.is_stressed)
+    return RiskReason.RISK_LEVERAGE if o.opens and bad else None
 
 
 def check_event_window(s: RiskSnapshot, o: OrderIntent, c: RiskConfig) -> RiskReason | None:

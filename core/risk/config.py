@@ -71,6 +71,11 @@ class RiskConfig(BaseModel):
             raise ValueError("liq_percentile must be in (0, 1]")
         if any(v < 1 for v in self.max_leverage.values()) or self.default_max_leverage < 1:
             raise ValueError("leverage caps must be >= 1")
+        if self.stressed_max_leverage < 1:
+            raise ValueError("stressed_max_leverage must be >= 1 (1 = unlevered in an event window)")
+        keys = [k.upper() for k in self.max_leverage]
+        if any(not k or not k.isalnum() for k in keys) or len(set(keys)) != len(keys):
+            raise ValueError("max_leverage keys must be distinct base assets (alphanumeric, case-insensitive)")
         return self
 
     def leverage_cap(self, symbol: str, stressed: bool) -> Decimal:

@@ -16,7 +16,13 @@ from core.events import AuditCode, AuditEvent, Severity
 from core.oms.account import AccountState, drawdown, weighted_liq_distance
 from core.oms.reconcile import ReconcileResult, ReconcileSeverity
 from core.risk.config import RiskConfig
-from core.risk.snapshot import CAUSE_DATA_NOT_OK, CAUSE_RECONCILE, CAUSE_TRADE_NOT_OK, RiskSnapshot
+from core.risk.snapshot import (
+    CAUSE_CROSS_MARGIN,
+    CAUSE_DATA_NOT_OK,
+    CAUSE_RECONCILE,
+    CAUSE_TRADE_NOT_OK,
+    RiskSnapshot,
+)
 from core.risk.state import RiskState, RiskTrigger
 from core.risk.transitions import RiskRun
 
@@ -33,6 +39,11 @@ class RiskInputs:
     event_window: bool = False
     extreme: bool = False
     reconcile: ReconcileResult | None = None
+    # Margined markets: symbols whose position the venue reports in cross margin (opens blocked while any
+    # remain, when RiskConfig.require_isolated_margin), and whether the venue keeps refusing our pace
+    # (core.execution.rate_limit.RateLimitGuard.degraded): DEGRADED until it recovers.
+    cross_margin_symbols: frozenset[str] = frozenset()
+    exec_degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,22 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
             causes.discard(cause)
         else:
             causes.add(cause)
-    run.snap = replace(run.snap, reduce_only_causes=frozenset(causes))
+    cross = sorted(inputs.cross_margin_symbols) if cfg.require_isolated_margin else []
+    had_cross = CAUSE_CROSS_MARGIN in causes
+    if cross:
+        causes.add(CAUSE_CROSS_MARGIN)
+    else:
+        causes.discard(CAUSE_CROSS_MARGIN)
+    run.snap = replace(run.snap, reduce_only_causes=frozenset(causes), exec_degraded=inputs.exec_degraded)
+    if cross and not had_cross:
+        run.note(AuditCode.RISK_CROSS_MARGIN_FOUND, Severity.ERROR, "cross-margin position(s) found while "
+                 "isolated margin is required: opens blocked", symbols=cross)
+    elif had_cross and not cross:
+        run.note(AuditCode.RISK_CROSS_MARGIN_CLEARED, Severity.INFO, "no cross-margin position left")
+    if cross and run.can(RiskTrigger.CROSS_MARGIN_FOUND):
+        run.fire(RiskTrigger.CROSS_MARGIN_FOUND, f"cross margin on {', '.join(cross)}")
+    if inputs.exec_degraded and run.can(RiskTrigger.EXECUTION_DEGRADED):
+        run.fire(RiskTrigger.EXECUTION_DEGRADED, "venue keeps refusing our pace (rate-limit backoff)")
     if not inputs.trade_ok and run.can(RiskTrigger.TRADE_NOT_OK):
         run.fire(RiskTrigger.TRADE_NOT_OK, "terminal reports trade_ok=false")
     if not inputs.data_ok and run.can(RiskTrigger.DATA_NOT_OK):
@@ -133,6 +159,7 @@ def evaluate(snapshot: RiskSnapshot, inputs: RiskInputs, now: datetime, cfg: Ris
         and healthy
         and run.snap.recovery_stage is None
         and not run.snap.reconcile_degraded
+        and not run.snap.exec_degraded
         and not observing
     ):
         run.fire(

@@ -20,7 +20,8 @@ ONE = Decimal(1)
 # Why the account is REDUCE_ONLY; it leaves only when every cause is gone.
 CAUSE_TRADE_NOT_OK = "TRADE_NOT_OK"  # clears by itself when trade_ok comes back
 CAUSE_DATA_NOT_OK = "DATA_NOT_OK"  # stale or unreadable market data: clears by itself when data_ok comes back
-SELF_CLEARING_CAUSES = frozenset({CAUSE_TRADE_NOT_OK, CAUSE_DATA_NOT_OK})
+CAUSE_CROSS_MARGIN = "CROSS_MARGIN"  # a cross-margin position while isolated is required: clears itself
+SELF_CLEARING_CAUSES = frozenset({CAUSE_TRADE_NOT_OK, CAUSE_DATA_NOT_OK, CAUSE_CROSS_MARGIN})
 CAUSE_RECONCILE = "RECONCILE"  # severe cash mismatch: clears only by a manual Resume
 CAUSE_MANUAL = "MANUAL"  # Force Reduce: clears only by a manual Resume
 CAUSE_PROTECTIVE = "PROTECTIVE_MISSING"  # stop-loss could not be attached: manual Resume
@@ -47,6 +48,8 @@ class RiskSnapshot:
     observe_until: datetime | None = None
     reduce_only_causes: frozenset[str] = frozenset()
     reconcile_degraded: bool = False
+    # The venue keeps refusing our pace (rate limit backoff): DEGRADED holds until it recovers.
+    exec_degraded: bool = False
     frozen_symbols: frozenset[str] = frozenset()
     dust_locked: frozenset[str] = frozenset()
     trade_ok: bool = True

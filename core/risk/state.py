@@ -33,6 +33,8 @@ class RiskTrigger(str, Enum):
     MANUAL_RESET_FUSE = "MANUAL_RESET_FUSE"
     FORCED_DEGRADE = "FORCED_DEGRADE"  # rollback drill observation window
     FORCED_COOLDOWN = "FORCED_COOLDOWN"  # rollback drill observation window
+    CROSS_MARGIN_FOUND = "CROSS_MARGIN_FOUND"  # a margined position in cross mode: stop opening
+    EXECUTION_DEGRADED = "EXECUTION_DEGRADED"  # the venue keeps refusing (rate limit): smaller, slower
 
 
 S = RiskState
@@ -76,6 +78,13 @@ TRANSITIONS: dict[tuple[RiskState, RiskTrigger], RiskState] = {
     (S.NORMAL, T.FORCED_DEGRADE): S.DEGRADED,
     (S.NORMAL, T.FORCED_COOLDOWN): S.COOLDOWN,
     (S.DEGRADED, T.FORCED_COOLDOWN): S.COOLDOWN,
+    # Cross margin found while isolated is required: one position's loss could eat the whole wallet, so
+    # nothing opens until every position is isolated again (the cause clears itself).
+    (S.NORMAL, T.CROSS_MARGIN_FOUND): S.REDUCE_ONLY,
+    (S.DEGRADED, T.CROSS_MARGIN_FOUND): S.REDUCE_ONLY,
+    (S.COOLDOWN, T.CROSS_MARGIN_FOUND): S.REDUCE_ONLY,
+    # Repeated venue rate-limit refusals: degrade (smaller budget) until a quiet period has passed.
+    (S.NORMAL, T.EXECUTION_DEGRADED): S.DEGRADED,
 }
 
 # States that only allow trades that reduce exposure.
