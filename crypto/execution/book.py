@@ -1,0 +1,142 @@
+"""The engine's durable state: the write-ahead journal's records and the book they build.
+
+Every change is a record appended (fsynced) to ``core.journal.Journal`` *before* it is acted on: an
+``intent`` (the client order id and the whole order) before the first send, ``sent`` with the venue's
+answer, ``update`` for each report folded, ``cancel_req`` before a cancel, ``lost`` for an unknown outcome
+the venue never knew, ``adopt`` when reconciliation takes the venue's position as the truth, ``halt`` for
+the kill switch. ``EngineBook.apply`` is the one place a record changes the state, live and at replay, so
+a restart rebuilds exactly the state the killed process had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from core.oms.idempotency import IdSequence
+from core.oms.order_fsm import OrderState
+from crypto.execution.orders import LiveOrder, mark_cancelled, mark_rejected, mark_sent
+
+ZERO = Decimal(0)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def intent_record(order: LiveOrder, counter: int) -> dict[str, Any]:
+    return {
+        "k": "intent", "coid": order.client_order_id, "iid": order.intent_id, "sym": order.symbol,
+        "side": order.side, "qty": str(order.qty), "type": order.type, "purpose": order.purpose,
+        "px": None if order.price is None else str(order.price),
+        "trig": None if order.trigger_price is None else str(order.trigger_price),
+        "ro": order.reduce_only, "po": order.post_only, "t": order.created_ms, "n": counter,
+    }
+
+
+def update_record(order: LiveOrder) -> dict[str, Any]:
+    return {
+        "k": "update", "coid": order.client_order_id, "state": order.state.value, "filled": str(order.filled),
+        "avg": None if order.avg_price is None else str(order.avg_price), "fee": str(order.fee),
+        "voi": order.venue_order_id, "t": order.updated_ms,
+    }
+
+
+@dataclass
+class EngineBook:
+    """Orders by client id, the latest order of each intent, local positions (base units, signed), the id
+    sequence, the last trade time per symbol and the halt flag."""
+
+    prefix: str
+    orders: dict[str, LiveOrder] = field(default_factory=dict)
+    by_intent: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, Decimal] = field(default_factory=dict)
+    adopted: set[str] = field(default_factory=set)
+    last_trade_ms: dict[str, int] = field(default_factory=dict)
+    seq: IdSequence | None = None
+    halted: bool = False
+    records: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seq is None:
+            self.seq = IdSequence(self.prefix)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def live(self, symbol: str | None = None) -> list[LiveOrder]:
+        """Non-terminal orders (NEW ones included: their outcome is unknown until looked up)."""
+        return [o for o in self.orders.values() if not o.is_terminal and (symbol is None or o.symbol == symbol)]
+
+    def intent_order(self, intent_id: str) -> LiveOrder | None:
+        coid = self.by_intent.get(intent_id)
+        return None if coid is None else self.orders.get(coid)
+
+    def position(self, symbol: str) -> Decimal:
+        return self.positions.get(symbol, ZERO)
+
+    # -- the one place records change the state ------------------------------------------------------
+    def apply(self, rec: Mapping[str, Any]) -> None:
+        kind = rec.get("k")
+        self.records += 1
+        if kind == "intent":
+            order = LiveOrder(
+                client_order_id=rec["coid"], intent_id=rec["iid"], symbol=rec["sym"], side=rec["side"],
+                qty=Decimal(rec["qty"]), type=rec["type"], purpose=rec["purpose"], price=_dec(rec.get("px")),
+                trigger_price=_dec(rec.get("trig")), reduce_only=bool(rec.get("ro")),
+                post_only=bool(rec.get("po")), created_ms=int(rec["t"]), updated_ms=int(rec["t"]),
+            )
+            self.orders[order.client_order_id] = order
+            self.by_intent[order.intent_id] = order.client_order_id
+            assert self.seq is not None
+            counter = int(rec.get("n", 0))
+            if counter > self.seq.counter:
+                self.seq = replace(self.seq, counter=counter, last_ms=max(self.seq.last_ms, int(rec["t"])))
+            if order.purpose in ("target", "close"):
+                self.last_trade_ms[order.symbol] = order.created_ms
+        elif kind == "sent":
+            order = self.orders.get(rec["coid"])
+            if order is None:
+                return
+            status, t = rec["status"], int(rec.get("t", 0))
+            if status == "SENT":
+                self.orders[order.client_order_id] = mark_sent(order, rec.get("voi") or "", t)
+            elif status == "REJECTED":
+                self.orders[order.client_order_id] = mark_rejected(order, rec.get("msg") or "", t)
+            # UNKNOWN and RETRY leave the order NEW: it is looked up (and re-sent with the same id).
+        elif kind == "update":
+            order = self.orders.get(rec["coid"])
+            if order is None:
+                return
+            filled = Decimal(rec["filled"])
+            delta = filled - order.filled
+            new = replace(
+                order, state=OrderState(rec["state"]), filled=filled, avg_price=_dec(rec.get("avg")),
+                fee=Decimal(rec.get("fee") or "0"), venue_order_id=rec.get("voi") or order.venue_order_id,
+                updated_ms=int(rec.get("t", 0)),
+            )
+            self.orders[order.client_order_id] = new
+            if delta:
+                sign = Decimal(1) if order.side == "buy" else Decimal(-1)
+                self.positions[order.symbol] = self.position(order.symbol) + sign * delta
+        elif kind == "cancel_req":
+            order = self.orders.get(rec["coid"])
+            if order is not None:
+                self.orders[order.client_order_id] = replace(order, cancel_requested=True)
+        elif kind == "cancelled":
+            order = self.orders.get(rec["coid"])
+            if order is not None:
+                self.orders[order.client_order_id] = mark_cancelled(order, int(rec.get("t", 0)))
+        elif kind == "lost":
+            order = self.orders.get(rec["coid"])
+            if order is not None:
+                self.orders[order.client_order_id] = mark_rejected(order, "LOST", int(rec.get("t", 0)))
+        elif kind == "adopt":
+            self.positions[rec["sym"]] = Decimal(rec["qty"])
+            self.adopted.add(rec["sym"])
+        elif kind == "halt":
+            self.halted = bool(rec["on"])
+
+    def apply_all(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for rec in records:
+            self.apply(rec)

@@ -1,0 +1,258 @@
+"""Pure decisions of the execution engine: what to cancel and what to send for one symbol this cycle.
+
+Data in (target, position, market, book, live orders, risk snapshot, configs, time), a ``SymbolPlan`` out;
+no IO, no clock. The core does the judging: ``core.execution.rebalance.plan_rebalance`` (delta with
+hysteresis and a minimum interval; only exposure-reducing trades in COOLDOWN, FUSE and REDUCE_ONLY),
+``core.risk.checks.check_order`` (halt, freeze, dust lock, state, cross margin, leverage whitelist, event
+window, liquidation block), ``core.execution.filters.apply_venue_filters`` (step and tick rounded down,
+minimums, dust). What is crypto here is only the order's shape: a limit price off the touch, splits by
+notional and by visible depth, a re-post after ``max_order_age_ms``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+
+from core.events import AuditCode, AuditEvent, Severity
+from core.execution.filters import VenueFilters, apply_venue_filters, round_down, target_after_minimum
+from core.execution.protective import ProtectiveKind, plan_protective_orders
+from core.execution.rebalance import RebalanceConfig, plan_rebalance
+from core.risk.checks import MarginMode, OrderIntent, Side, check_order
+from core.risk.config import RiskConfig
+from core.risk.snapshot import RiskSnapshot
+from crypto.execution.config import ExecConfig
+from crypto.execution.orders import LiveOrder, Purpose
+from crypto.venue.types import Book, Market, OrderType
+from crypto.venue.types import Side as VenueSide
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+BP = Decimal("0.0001")
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def filters_of(market: Market) -> VenueFilters:
+    """The core's filter record for a venue market (base units; no minimum notional when the venue has none)."""
+    return VenueFilters(
+        qty_step=market.qty_step, tick=market.tick, min_qty=market.min_qty,
+        min_notional=market.min_notional if market.min_notional > 0 else None, max_leverage=market.max_leverage,
+    )
+
+
+def limit_price(side: VenueSide, book: Book, offset_bps: Decimal, tick: Decimal) -> Decimal | None:
+    """``offset_bps`` off the best price on our own side (positive: more passive), on the tick, rounded
+    away from the market (a buy down, a sell up) so the offset is never eaten by rounding."""
+    if side == "buy":
+        if not book.bids:
+            return None
+        raw = book.bids[0][0] * (ONE - offset_bps * BP)
+        return (raw / tick).to_integral_value(rounding=ROUND_DOWN) * tick
+    if not book.asks:
+        return None
+    raw = book.asks[0][0] * (ONE + offset_bps * BP)
+    return (raw / tick).to_integral_value(rounding=ROUND_UP) * tick
+
+
+def split_qty(qty: Decimal, price: Decimal, side: VenueSide, book: Book, cfg: ExecConfig, f: VenueFilters) -> Decimal:
+    """The first child of ``qty``: at most ``max_order_notional`` and ``max_depth_share`` of the visible depth
+    on the side it would take from (top ``depth_levels``); the whole when a child would be untradable."""
+    levels = (book.asks if side == "buy" else book.bids)[: cfg.depth_levels]
+    depth = sum((q for _, q in levels), ZERO)
+    cap = cfg.max_order_notional / price
+    if depth > 0:
+        cap = min(cap, depth * cfg.max_depth_share)
+    child = round_down(min(qty, cap), f.qty_step)
+    if child >= qty:
+        return qty
+    if child <= 0 or child < f.min_qty or (f.min_notional is not None and child * price < f.min_notional):
+        return qty
+    return child
+
+
+@dataclass(frozen=True)
+class OrderPlan:
+    symbol: str
+    side: VenueSide
+    qty: Decimal
+    type: OrderType
+    price: Decimal | None
+    reduce_only: bool
+    purpose: Purpose
+    opens: bool
+    trigger_price: Decimal | None = None
+    target: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SymbolPlan:
+    cancels: tuple[tuple[str, str], ...] = ()  # (client_order_id, why)
+    order: OrderPlan | None = None
+    events: tuple[AuditEvent, ...] = ()
+    dust_lock: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SymbolView:
+    """What the engine knows of one symbol this cycle."""
+
+    symbol: str
+    market: Market
+    book: Book
+    mark: Decimal
+    position: Decimal
+    live: Sequence[LiveOrder]  # non-terminal orders of the symbol
+    last_trade_ms: int | None
+    leverage: Decimal
+    margin_mode: str | None  # the venue position's margin mode; None when flat
+
+
+def _event(now: datetime, code: AuditCode, cause: str, symbol: str, sev: Severity = Severity.INFO,
+           **data: object) -> AuditEvent:
+    return AuditEvent(now, code, sev, cause, symbol, {k: (str(v) if isinstance(v, Decimal) else v)
+                                                      for k, v in data.items()})
+
+
+def plan_symbol(
+    view: SymbolView,
+    target: Decimal | None,
+    snapshot: RiskSnapshot,
+    risk_cfg: RiskConfig,
+    cfg: ExecConfig,
+    now_ms: int,
+    downgraded: bool = False,
+    halted: bool = False,
+) -> SymbolPlan:
+    """Cancel stale orders or send the next child toward ``target`` (None: the engine has no target for it,
+    only forced reductions apply)."""
+    now = utc(now_ms)
+    working = [o for o in view.live if o.purpose in ("target", "close")]
+    if working:
+        cancels = tuple(
+            (o.client_order_id, "MAX_ORDER_AGE") for o in working
+            if not o.cancel_requested and o.state.value != "NEW" and now_ms - o.created_ms >= cfg.max_order_age_ms
+        )
+        # One working order per symbol: a re-post waits until the venue has ended the previous one.
+        return SymbolPlan(cancels=cancels, reason="WORKING")
+    if halted:
+        return SymbolPlan(reason="HALTED")
+    f = filters_of(view.market)
+    position = view.position
+    forced = snapshot.forced_reduction and position != 0
+    events: list[AuditEvent] = []
+    wanted = position if target is None else target
+    if snapshot.force_reduce_all:
+        wanted = ZERO
+    elif snapshot.liq_blocked and position != 0:
+        # Liquidation distance under the line: cut a share each cycle until the P95 is back at the target.
+        cut = round_down(abs(position) * cfg.liq_reduce_share, f.qty_step)
+        wanted = position - (cut if position > 0 else -cut)
+        events.append(_event(now, AuditCode.RISK_FORCED_REDUCTION, "liquidation distance under the line",
+                             view.symbol, Severity.WARN, position=position, target=wanted))
+    elif target is not None and target != 0 and target_after_minimum(target, view.mark, f) == 0:
+        events.append(_event(now, AuditCode.EXEC_FILTER_IGNORE, "target under the venue minimum: set to 0",
+                             view.symbol, target=target, mark=view.mark,
+                             min_notional=view.market.min_notional, min_qty=view.market.min_qty))
+        wanted = ZERO
+    decision = plan_rebalance(
+        position, wanted, ONE, view.mark, f, snapshot.state,
+        None if view.last_trade_ms is None else utc(view.last_trade_ms), now,
+        RebalanceConfig(hysteresis=cfg.hysteresis, min_interval=timedelta(milliseconds=cfg.min_interval_ms)),
+        forced=forced,
+    )
+    if decision.delta_qty == 0:
+        if decision.reason == "AT_TARGET" and position != 0 and wanted == 0 and not decision.reduces:
+            # Nothing to trade but a position should go: it is under the venue step (dust).
+            return _dust(view, f, now, tuple(events))
+        return SymbolPlan(events=tuple(events), reason=decision.reason)
+    side: VenueSide = "buy" if decision.delta_qty > 0 else "sell"
+    qty = abs(decision.delta_qty)
+    opens = not decision.reduces
+    leverage = view.leverage
+    intent = OrderIntent(
+        view.symbol, Side.BUY if side == "buy" else Side.SELL, qty, opens, leverage,
+        MarginMode.CROSS if view.margin_mode == "cross" else MarginMode.ISOLATED,
+    )
+    refusal = check_order(snapshot, intent, risk_cfg)
+    if refusal is not None:
+        events.append(_event(now, AuditCode.RISK_ORDER_REFUSED, f"order refused: {refusal.value}", view.symbol,
+                             Severity.WARN, reason=refusal.value, side=side, qty=qty, opens=opens,
+                             leverage=leverage))
+        return SymbolPlan(events=tuple(events), reason=refusal.value)
+    if downgraded and opens:
+        return SymbolPlan(events=tuple(events), reason="RATE_DOWNGRADED")
+    order_type: OrderType = cfg.forced_order_type if forced else cfg.order_type
+    price = limit_price(side, view.book, cfg.limit_offset_bps, view.market.tick)
+    if price is None:
+        return SymbolPlan(events=tuple(events), reason="NO_BOOK")
+    qty = split_qty(qty, price, side, view.book, cfg, f)
+    outcome = apply_venue_filters(view.symbol, qty, price, f, position, decision.reduces, now, leverage)
+    events.extend(outcome.events)
+    if outcome.order is None:
+        return SymbolPlan(events=tuple(events), dust_lock=outcome.dust_lock, reason=outcome.reason or "")
+    purpose: Purpose = "close" if decision.reduces else "target"
+    return SymbolPlan(
+        order=OrderPlan(
+            view.symbol, side, outcome.order.qty, order_type,
+            outcome.order.price if order_type == "limit" else None,
+            decision.reduces, purpose, opens, target=decision.target_qty,
+        ),
+        events=tuple(events),
+        reason="TRADE",
+    )
+
+
+def _dust(view: SymbolView, f: VenueFilters, now: datetime, events: tuple[AuditEvent, ...]) -> SymbolPlan:
+    side: VenueSide = "sell" if view.position > 0 else "buy"
+    outcome = apply_venue_filters(view.symbol, abs(view.position), view.mark, f, view.position, True, now)
+    if outcome.order is not None:  # tradable after all (cannot happen when plan_rebalance saw no delta)
+        return SymbolPlan(events=events, reason="AT_TARGET")
+    return SymbolPlan(events=events + outcome.events, dust_lock=outcome.dust_lock, reason=outcome.reason or side)
+
+
+@dataclass(frozen=True)
+class ProtectivePlan:
+    cancels: tuple[tuple[str, str], ...] = ()
+    orders: tuple[OrderPlan, ...] = ()  # stop first, take-profit second
+
+
+def plan_protective(
+    view: SymbolView, stop_price: Decimal | None, cfg: ExecConfig
+) -> ProtectivePlan:
+    """Keep one stop (and one take-profit) of the position's size on the venue: cancel those that no longer
+    fit (size or side changed, position closed), place missing ones, the stop before the take-profit."""
+    live = {o.purpose: o for o in view.live if o.purpose in ("sl", "tp") and not o.cancel_requested}
+    position = view.position
+    f = filters_of(view.market)
+    size = round_down(abs(position), f.qty_step)
+    close_side: VenueSide = "sell" if position > 0 else "buy"
+    if size == 0 or size < f.min_qty:
+        return ProtectivePlan(cancels=tuple((o.client_order_id, "POSITION_CLOSED") for o in live.values()))
+    stale = [o for o in live.values() if o.qty != size or o.side != close_side]
+    if stale:
+        return ProtectivePlan(cancels=tuple((o.client_order_id, "POSITION_CHANGED") for o in stale))
+    direction = ONE if position > 0 else -ONE
+    sl = stop_price if stop_price is not None else view.mark * (ONE - direction * cfg.stop_distance)
+    tp = None if cfg.take_profit_distance is None else view.mark * (ONE + direction * cfg.take_profit_distance)
+    planned = plan_protective_orders(view.symbol, position, round_down(sl, f.tick),
+                                     None if tp is None else round_down(tp, f.tick), f"{view.symbol}")
+    orders: list[OrderPlan] = []
+    for p in planned:
+        purpose: Purpose = "sl" if p.kind is ProtectiveKind.SL else "tp"
+        if purpose in live:
+            continue
+        if purpose == "tp" and "sl" not in live:
+            break  # the take-profit waits for a confirmed stop
+        if purpose == "sl":
+            orders.append(OrderPlan(view.symbol, close_side, size, "stop_market", None, True, "sl", False,
+                                    trigger_price=p.trigger_price))
+        else:
+            orders.append(OrderPlan(view.symbol, close_side, size, "limit", p.trigger_price, True, "tp", False))
+        break  # one protective order per cycle: the stop is confirmed before the take-profit goes
+    return ProtectivePlan(orders=tuple(orders))

@@ -1,0 +1,723 @@
+"""The execution engine: a thin imperative shell around the pure decisions, talking only to a ``Venue``.
+
+One process owns a state folder (a file lock): the write-ahead journal (``book.EngineBook``), the audit log
+(``core.audit``), the control doors' folders (``control/``, ``control_ack/``) and the published status
+(``status.json``, written atomically by this one writer).
+
+Idempotency, the rule the whole shell keeps: an order's ``intent`` record, with its client order id, is on
+disk before the first send; every retry reuses that id; an order whose send has an unknown outcome (a
+timeout, a lost response, a kill -9 between send and record) is looked up by its client id before anything
+else is done with it; and a symbol has at most one working order at a time, so a re-post after
+``max_order_age_ms`` waits until the venue has ended the previous order. Reconciliation (orders by client
+id, then positions through ``core.oms.reconcile``) runs at start and every ``reconcile_interval_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from core.audit import AuditWriter, replay_risk_file
+from core.control.commands import ControlCommand, InMemoryNonceStore, secret_from_env
+from core.control.file_door import process_control_folder
+from core.control.killswitch import KillAction, KillSwitchState, handle_command
+from core.events import AuditCode, AuditEvent, Severity
+from core.execution.protective import MissingSlPolicy, ProtectiveKind, on_attach_result
+from core.execution.rate_limit import TokenBucket, acquire, backoff_delay
+from core.journal import Journal
+from core.oms.account import AccountState, HeldPosition
+from core.oms.idempotency import next_client_order_id
+from core.oms.lost_orders import LookupPolicy, LostOrderTracker
+from core.oms.order_fsm import OrderState
+from core.oms.reasons import VenueReason
+from core.oms.reconcile import ReconcileResult, ReconcileSeverity, reconcile, reconcile_events
+from core.risk.config import RiskConfig
+from core.risk.evaluate import RiskInputs, evaluate
+from core.risk.manual import dust_lock, force_reduce
+from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
+from core.risk.state import REDUCING_STATES
+from crypto.execution.book import EngineBook, intent_record, update_record
+from crypto.execution.config import ExecConfig
+from crypto.execution.decisions import OrderPlan, SymbolView, plan_protective, plan_symbol, utc
+from crypto.execution.orders import LiveOrder, fold_report
+from crypto.trend.strategy import TargetPosition
+from crypto.venue.protocol import Venue
+from crypto.venue.types import Book, Market, Position, VenueError, VenueOrder
+from shared_schema.atomic_io import atomic_write_json
+from shared_schema.clock import Clock, SystemClock
+
+log = logging.getLogger("gridbridge.crypto.engine")
+
+JOURNAL_FILE = "crypto_journal.jsonl"
+AUDIT_FILE = "audit.jsonl"
+STATUS_FILE = "status.json"
+LOCK_FILE = "engine.lock"
+ZERO = Decimal(0)
+CAUSE_INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # a refused order for margin: reduce-only until Resume
+
+Hook = Callable[[str, LiveOrder], None]
+
+
+class AlreadyRunning(RuntimeError):
+    """Another engine holds this state folder."""
+
+
+@dataclass
+class EngineStats:
+    """Counters the e2e report and tests read (never used for decisions)."""
+
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    rate_limited: int = 0
+    lookups: int = 0
+    cancels: int = 0
+    cancel_ok: int = 0
+    place_latency_ms: list[float] = field(default_factory=list)
+    cancel_latency_ms: list[float] = field(default_factory=list)
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """One reconciliation: positions graded by the core, plus the order-level findings."""
+
+    ts_ms: int
+    positions: ReconcileResult
+    orphans: tuple[str, ...] = ()  # our client ids live at the venue that the journal does not know
+    resolved: tuple[str, ...] = ()  # unknown outcomes settled by a lookup
+    duplicates: tuple[str, ...] = ()  # intents with more than one live venue order (must stay empty)
+
+    @property
+    def clean(self) -> bool:
+        return self.positions.severity is ReconcileSeverity.NONE and not self.orphans and not self.duplicates
+
+
+class CryptoEngine:
+    """The crypto execution loop's shell: ``start`` (lock, replay, reconcile), ``cycle`` (doors, venue sync,
+    risk, decisions, sends), ``close`` (release the folder)."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        state_dir: Path | str,
+        cfg: ExecConfig | None = None,
+        risk_cfg: RiskConfig | None = None,
+        clock: Clock | None = None,
+        fsync: bool = True,
+        environ: Mapping[str, str] | None = None,
+        hook: Hook | None = None,
+    ) -> None:
+        self.venue = venue
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg = cfg or ExecConfig()
+        self.risk_cfg = risk_cfg or RiskConfig()
+        self.clock = clock or SystemClock()
+        self.environ = environ or {}
+        self.hook = hook  # test seam: called at named points ("after_send") with the order
+        self._lock = FileLock(str(self.state_dir / LOCK_FILE))
+        self.journal = Journal(self.state_dir / JOURNAL_FILE, fsync=fsync)
+        self.audit = AuditWriter(self.state_dir / AUDIT_FILE, fsync=fsync)
+        self.book = EngineBook(self.cfg.id_prefix)
+        self.risk = RiskSnapshot()
+        self.kill = KillSwitchState()
+        self.nonces = InMemoryNonceStore()
+        self.stats = EngineStats()
+        self.markets: dict[str, Market] = {}
+        self.leverage: dict[str, Decimal] = {}
+        self.venue_positions: dict[str, Position] = {}
+        self.books: dict[str, Book] = {}
+        self.marks: dict[str, Decimal] = {}
+        self.equity: Decimal | None = None
+        self.targets: dict[str, TargetPosition] = {}
+        self.event_window = False
+        self.bucket = TokenBucket(self.cfg.rate_capacity, self.cfg.rate_per_second)
+        self.backoff_until_ms = 0
+        self.downgraded_until_ms = 0
+        self.rate_attempt = 0
+        self.retry_ok: set[str] = set()  # NEW orders the venue surely refused (rate limit): re-send, no lookup
+        self.send_attempts: dict[str, int] = {}
+        self.lookups = LostOrderTracker(LookupPolicy.every(timedelta(milliseconds=self.cfg.lookup_gap_ms),
+                                                           self.cfg.lost_after_lookups))
+        self.last_reconcile: ReconcileReport | None = None
+        self.cycles = 0
+        self.started = False
+
+    # -- time and records ----------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int(self.clock.now().timestamp() * 1000)
+
+    def now(self) -> datetime:
+        return utc(self.now_ms())
+
+    def _record(self, rec: dict[str, Any]) -> None:
+        """Write-ahead: durable on disk, then applied."""
+        self.journal.append(rec)
+        self.book.apply(rec)
+
+    def _audit(self, events: Iterable[AuditEvent]) -> None:
+        self.audit.extend(tuple(events))
+
+    def _note(self, code: AuditCode, cause: str, symbol: str | None = None, sev: Severity = Severity.INFO,
+              **data: Any) -> None:
+        self._audit((AuditEvent(self.now(), code, sev, cause, symbol,
+                                {k: (str(v) if isinstance(v, Decimal) else v) for k, v in data.items()}),))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> ReconcileReport:
+        """Lock the folder, rebuild the state from the journal and the audit log, set margin and leverage,
+        and reconcile with the venue before anything is sent."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise AlreadyRunning(f"another engine holds {self.state_dir}") from None
+        self.book.apply_all(self.journal.replay())
+        audit_path = self.state_dir / AUDIT_FILE
+        if audit_path.exists():
+            self.risk = replay_risk_file(audit_path)
+        self.kill = replace(self.kill, halted=self.book.halted)
+        self.risk = replace(self.risk, halted=self.book.halted)
+        self.markets = {s: self.venue.market(s) for s in self.cfg.symbols}
+        self.started = True
+        self._apply_leverage()
+        report = self.reconcile(adopt_new=True)
+        self.publish_status()
+        return report
+
+    def close(self) -> None:
+        self.journal.close()
+        self.audit.close()
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def __enter__(self) -> CryptoEngine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def leverage_for(self, symbol: str) -> Decimal:
+        """The leverage the engine sets: its configured one, capped by the whitelist (1x in an event window)."""
+        return min(self.cfg.leverage, self.risk_cfg.leverage_cap(symbol, self.event_window or self.risk.extreme))
+
+    def _apply_leverage(self) -> None:
+        for symbol in self.cfg.symbols:
+            if not self.markets[symbol].is_swap:
+                continue
+            wanted = self.leverage_for(symbol)
+            if self.leverage.get(symbol) == wanted:
+                continue
+            try:
+                if symbol not in self.leverage:
+                    self.venue.set_margin_mode(symbol, self.cfg.margin_mode)
+                self.venue.set_leverage(symbol, wanted, self.cfg.margin_mode)
+                self.leverage[symbol] = wanted
+                self._note(AuditCode.EXEC_LEVERAGE_SET, f"leverage {wanted}x {self.cfg.margin_mode}", symbol,
+                           leverage=wanted, margin_mode=self.cfg.margin_mode, event_window=self.event_window)
+            except VenueError as exc:
+                self._note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", symbol, Severity.ERROR,
+                           reason=exc.reason.value, venue_code=exc.venue_code, leverage=wanted)
+
+    def set_event_window(self, on: bool) -> None:
+        """An event window caps every symbol at the stressed leverage (1x) and halves the budget."""
+        if on != self.event_window:
+            self.event_window = on
+            self._apply_leverage()
+
+    # -- orders --------------------------------------------------------------------------------------
+    def new_order(self, plan: OrderPlan, intent_id: str | None = None) -> LiveOrder:
+        """Journal a new order (write-ahead) and return it, NEW; ``send`` puts it on the venue."""
+        now = self.now_ms()
+        assert self.book.seq is not None
+        seq, coid = next_client_order_id(self.book.seq, now)
+        order = LiveOrder(
+            client_order_id=coid, intent_id=intent_id or f"{plan.symbol}|{plan.purpose}|{seq.counter}",
+            symbol=plan.symbol, side=plan.side, qty=plan.qty, type=plan.type, purpose=plan.purpose,
+            price=plan.price, trigger_price=plan.trigger_price, reduce_only=plan.reduce_only,
+            post_only=self.cfg.post_only and plan.type == "limit" and plan.purpose in ("target", "probe"),
+            created_ms=now, updated_ms=now,
+        )
+        self._record(intent_record(order, seq.counter))
+        self.book.seq = seq
+        return order
+
+    def place(self, plan: OrderPlan, intent_id: str | None = None) -> LiveOrder | None:
+        """A new order for ``intent_id`` unless that intent already has a non-terminal one (then that one is
+        returned, resolved by lookup if its outcome is unknown: never two live orders for one intent)."""
+        if intent_id is not None:
+            existing = self.book.intent_order(intent_id)
+            if existing is not None and not existing.is_terminal:
+                return self.resolve(existing)
+        if not self._may_send():
+            return None
+        return self.send(self.new_order(plan, intent_id))
+
+    def _may_send(self) -> bool:
+        now = self.now_ms()
+        if now < self.backoff_until_ms:
+            return False
+        bucket = self.bucket
+        if now < self.downgraded_until_ms:
+            bucket = replace(bucket, refill_per_second=self.cfg.rate_per_second * self.cfg.downgrade_factor)
+        got = acquire(bucket, utc(now))
+        self.bucket = replace(got.bucket, refill_per_second=self.cfg.rate_per_second)
+        return got.granted
+
+    def send(self, order: LiveOrder) -> LiveOrder:
+        """Send a journaled NEW order (same client id every time) and fold the answer."""
+        self.stats.sent += 1
+        self.send_attempts[order.client_order_id] = self.send_attempts.get(order.client_order_id, 0) + 1
+        margin = self.cfg.margin_mode if self.markets.get(order.symbol, None) is None or \
+            self.markets[order.symbol].is_swap else None
+        started = self.clock.now()
+        try:
+            report = self.venue.place_order(order.request(margin))
+        except VenueError as exc:
+            return self._send_failed(order, exc)
+        self.stats.place_latency_ms.append((self.clock.now() - started).total_seconds() * 1000)
+        if self.hook is not None:
+            self.hook("after_send", order)
+        self.stats.accepted += 1
+        self.rate_attempt = 0
+        self.retry_ok.discard(order.client_order_id)
+        self._record({"k": "sent", "coid": order.client_order_id, "status": "SENT",
+                      "voi": report.venue_order_id, "t": self.now_ms()})
+        self._submitted_event(self.book.orders[order.client_order_id])
+        return self._fold(self.book.orders[order.client_order_id], report)
+
+    def _submitted_event(self, order: LiveOrder) -> None:
+        self._note(AuditCode.ORDER_SUBMITTED, f"{order.side} {order.qty} {order.symbol} {order.type}",
+                   order.symbol, client_order_id=order.client_order_id, intent_id=order.intent_id,
+                   side=order.side, qty=order.qty, price=order.price, type=order.type,
+                   reduce_only=order.reduce_only, purpose=order.purpose)
+
+    def _send_failed(self, order: LiveOrder, exc: VenueError) -> LiveOrder:
+        coid, now = order.client_order_id, self.now_ms()
+        reason = exc.reason
+        self.stats.reject_reasons[reason.value] = self.stats.reject_reasons.get(reason.value, 0) + 1
+        if reason is VenueReason.UNKNOWN_OUTCOME:
+            self.stats.unknown += 1
+            self._record({"k": "sent", "coid": coid, "status": "UNKNOWN", "msg": str(exc)[:200], "t": now})
+            self._note(AuditCode.ORDER_ERROR, "send outcome unknown: looked up by client id", order.symbol,
+                       Severity.WARN, client_order_id=coid, reason=reason.value)
+            return self.resolve(self.book.orders[coid], force=True)
+        if reason is VenueReason.DUPLICATE_CLIENT_ID:
+            # The venue already holds this id: our earlier send landed. Adopt it, never send another.
+            return self.resolve(self.book.orders[coid], force=True)
+        if reason in (VenueReason.RATE_LIMIT, VenueReason.NETWORK) or (
+            reason is VenueReason.VENUE_ERROR and self.send_attempts.get(coid, 0) <= self.cfg.send_retries
+        ):
+            self._rate_limited(order, exc) if reason is VenueReason.RATE_LIMIT else None
+            self.retry_ok.add(coid)
+            self._record({"k": "sent", "coid": coid, "status": "RETRY", "msg": str(exc)[:200], "t": now})
+            return self.book.orders[coid]
+        self.stats.rejected += 1
+        self.retry_ok.discard(coid)
+        self._record({"k": "sent", "coid": coid, "status": "REJECTED", "msg": str(exc)[:200], "t": now})
+        self._submitted_event(order)
+        self._note(AuditCode.ORDER_REJECTED, f"venue refused: {reason.value}", order.symbol, Severity.WARN,
+                   client_order_id=coid, reason=reason.value, venue_code=exc.venue_code, message=exc.message[:200])
+        if reason is VenueReason.INSUFFICIENT_FUNDS and not order.reduce_only:
+            res = force_reduce(self.risk, self.now(), self.risk_cfg, f"insufficient margin for {coid}",
+                               reason=CAUSE_INSUFFICIENT_MARGIN)
+            self.risk = res.snapshot
+            self._audit(res.events)
+        return self.book.orders[coid]
+
+    def _rate_limited(self, order: LiveOrder | None, exc: VenueError) -> None:
+        """Back off exponentially and downgrade: a slower bucket and only reducing orders until quiet."""
+        now = self.now_ms()
+        self.stats.rate_limited += 1
+        delay = backoff_delay(self.rate_attempt, timedelta(milliseconds=self.cfg.backoff_base_ms),
+                              timedelta(milliseconds=self.cfg.backoff_cap_ms))
+        self.rate_attempt += 1
+        self.backoff_until_ms = now + int(delay.total_seconds() * 1000)
+        self.downgraded_until_ms = now + self.cfg.downgrade_ms
+        self._note(AuditCode.EXEC_RATE_LIMITED, f"venue rate limit: back off {delay}, downgrade",
+                   None if order is None else order.symbol, Severity.WARN,
+                   client_order_id=None if order is None else order.client_order_id,
+                   backoff_ms=int(delay.total_seconds() * 1000), downgraded_until_ms=self.downgraded_until_ms,
+                   venue_code=exc.venue_code)
+
+    @property
+    def downgraded(self) -> bool:
+        return self.now_ms() < self.downgraded_until_ms
+
+    def resolve(self, order: LiveOrder, force: bool = False) -> LiveOrder:
+        """Settle a NEW order of unknown outcome: look it up by client id; found -> fold the venue's report;
+        not found -> re-send with the same id (refused as a duplicate if the first landed after all), and
+        after ``lost_after_lookups`` spaced misses declare it lost."""
+        coid, now = order.client_order_id, self.now()
+        if order.state is not OrderState.NEW:
+            return order
+        if coid in self.retry_ok:
+            return self.send(order) if self._may_send() else order
+        if not force and not self.lookups.is_due(coid, now):
+            return order
+        self.stats.lookups += 1
+        try:
+            report = self.venue.fetch_order(order.symbol, coid)
+        except VenueError as exc:
+            self.lookups.wait(coid, now)  # no answer is no miss
+            if exc.reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(order, exc)
+            return order
+        if report is not None:
+            self.lookups.forget(coid)
+            self._record({"k": "sent", "coid": coid, "status": "SENT", "voi": report.venue_order_id,
+                          "t": self.now_ms()})
+            self._submitted_event(self.book.orders[coid])
+            return self._fold(self.book.orders[coid], report)
+        if self.lookups.missed(coid, now) or self.send_attempts.get(coid, 0) > self.cfg.send_retries:
+            self.lookups.forget(coid)
+            self._record({"k": "lost", "coid": coid, "t": self.now_ms()})
+            self._note(AuditCode.EXEC_ORDER_LOST, "unknown outcome never found at the venue: lost", order.symbol,
+                       Severity.WARN, client_order_id=coid)
+            return self.book.orders[coid]
+        return self.send(order) if self._may_send() else order
+
+    def _fold(self, order: LiveOrder, report: VenueOrder) -> LiveOrder:
+        folded = fold_report(order, report, self.now_ms())
+        if folded.refused is not None:
+            self._note(AuditCode.OMS_ILLEGAL_TRANSITION, str(folded.refused), order.symbol, Severity.WARN,
+                       client_order_id=order.client_order_id)
+        if not folded.changed:
+            return order
+        self._record(update_record(folded.order))
+        new = self.book.orders[order.client_order_id]
+        if folded.fill_delta > 0:
+            self._fill_event(new, folded.fill_delta)
+        elif new.state is OrderState.CANCELLED:
+            self._note(AuditCode.ORDER_CANCELLED, "cancelled", new.symbol, client_order_id=new.client_order_id,
+                       filled=new.filled)
+        elif new.state is OrderState.REJECTED:
+            self._note(AuditCode.ORDER_REJECTED, f"venue ended it: {report.status}", new.symbol, Severity.WARN,
+                       client_order_id=new.client_order_id, reason=report.status)
+        if new.purpose in ("sl", "tp") and new.state is OrderState.FILLED:
+            self._oco(new)
+        return new
+
+    def _fill_event(self, order: LiveOrder, delta: Decimal) -> None:
+        code = AuditCode.ORDER_FILLED if order.state is OrderState.FILLED else AuditCode.ORDER_PARTIAL
+        self._note(code, f"{order.side} {delta} {order.symbol} filled ({order.filled}/{order.qty})", order.symbol,
+                   client_order_id=order.client_order_id, fill_qty=delta, filled=order.filled,
+                   remaining=order.remaining, avg_price=order.avg_price, opens=not order.reduce_only and
+                   order.purpose == "target", leverage=self.leverage.get(order.symbol, Decimal(1)),
+                   max_leverage=self.risk_cfg.leverage_cap(order.symbol, self.risk.is_stressed),
+                   risk_state=self.risk.state.value, position=self.book.position(order.symbol))
+
+    def _oco(self, filled: LiveOrder) -> None:
+        for other in self.book.live(filled.symbol):
+            if other.purpose in ("sl", "tp") and other.purpose != filled.purpose:
+                self._note(AuditCode.EXEC_OCO_CANCEL, f"{filled.purpose} filled: cancel {other.purpose}",
+                           filled.symbol, client_order_id=other.client_order_id)
+                self.cancel(other, "OCO")
+
+    def cancel(self, order: LiveOrder, why: str) -> LiveOrder:
+        """Journal the request, ask the venue, fold what it says (a vanished order is looked up)."""
+        coid = order.client_order_id
+        if order.is_terminal:
+            return order
+        if order.state is OrderState.NEW:
+            return self.resolve(order, force=True)
+        self._record({"k": "cancel_req", "coid": coid, "why": why, "t": self.now_ms()})
+        self.stats.cancels += 1
+        started = self.clock.now()
+        try:
+            report = self.venue.cancel_order(order.symbol, coid)
+        except VenueError as exc:
+            if exc.reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(order, exc)
+            else:
+                self._note(AuditCode.ORDER_ERROR, f"cancel failed: {exc.reason.value}", order.symbol,
+                           Severity.WARN, client_order_id=coid, reason=exc.reason.value)
+            return self.book.orders[coid]
+        self.stats.cancel_latency_ms.append((self.clock.now() - started).total_seconds() * 1000)
+        if report is None:
+            try:
+                report = self.venue.fetch_order(order.symbol, coid)
+            except VenueError:
+                return self.book.orders[coid]
+        if report is None:
+            self._record({"k": "cancelled", "coid": coid, "t": self.now_ms()})
+            self.stats.cancel_ok += 1
+            return self.book.orders[coid]
+        new = self._fold(self.book.orders[coid], report)
+        if new.is_terminal:
+            self.stats.cancel_ok += 1
+        return new
+
+    # -- venue sync, reconciliation and risk ---------------------------------------------------------
+    def sync_orders(self) -> None:
+        """Fold the venue's view of every order we hold as live (NEW ones are resolved by lookup)."""
+        try:
+            open_by_id = {o.client_order_id: o for o in self.venue.open_orders()}
+        except VenueError as exc:
+            self._note(AuditCode.ORDER_ERROR, f"open orders unreadable: {exc.reason.value}", None, Severity.WARN)
+            if exc.reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(None, exc)
+            return
+        for order in list(self.book.live()):
+            if order.state is OrderState.NEW:
+                self.resolve(order)
+                continue
+            report = open_by_id.get(order.client_order_id)
+            if report is None:
+                try:
+                    report = self.venue.fetch_order(order.symbol, order.client_order_id)
+                except VenueError:
+                    continue
+                if report is None:
+                    continue
+            self._fold(order, report)
+
+    def refresh_market(self) -> None:
+        """Positions, equity, books and marks of every symbol (one read each)."""
+        self.venue_positions = {p.symbol: p for p in self.venue.positions(list(self.cfg.symbols)) if p.qty != 0}
+        balances = self.venue.balances("trading")
+        bal = balances.get(self.cfg.settle_asset)
+        # OKX's trading-account balance total is its equity (eq = cash balance + unrealised PnL).
+        self.equity = None if bal is None else bal.total
+        for symbol in self.cfg.symbols:
+            self.books[symbol] = self.venue.order_book(symbol, self.cfg.depth_levels)
+            self.marks[symbol] = self.venue.mark_price(symbol)
+
+    def reconcile(self, adopt_new: bool = False) -> ReconcileReport:
+        """Orders first (lookups by client id, orphans cancelled), then positions through the core."""
+        now = self.now_ms()
+        resolved: list[str] = []
+        for order in list(self.book.live()):
+            if order.state is OrderState.NEW:
+                after = self.resolve(order, force=True)
+                if after.state is not OrderState.NEW:
+                    resolved.append(order.client_order_id)
+        self.sync_orders()
+        orphans: list[str] = []
+        duplicates: list[str] = []
+        try:
+            open_orders = self.venue.open_orders()
+        except VenueError:
+            open_orders = []
+        live_by_intent: dict[str, int] = {}
+        for vo in open_orders:
+            known = self.book.orders.get(vo.client_order_id)
+            if known is None:
+                if vo.client_order_id.startswith(self.cfg.id_prefix):
+                    orphans.append(vo.client_order_id)
+                    try:
+                        self.venue.cancel_order(vo.symbol, vo.client_order_id)
+                    except VenueError:
+                        pass
+                continue
+            live_by_intent[known.intent_id] = live_by_intent.get(known.intent_id, 0) + 1
+        duplicates = sorted(i for i, n in live_by_intent.items() if n > 1)
+        self.refresh_market()
+        venue_qty = {s: p.qty for s, p in self.venue_positions.items()}
+        for symbol in self.cfg.symbols:
+            if symbol not in self.book.adopted and (adopt_new or symbol in venue_qty):
+                # First sight of this symbol: the venue's position is the starting truth (journaled).
+                self._record({"k": "adopt", "sym": symbol, "qty": str(venue_qty.get(symbol, ZERO)), "t": now})
+        local = {s: q for s, q in self.book.positions.items() if q != 0}
+        result = reconcile(local, venue_qty, None, None)
+        events = reconcile_events(result, self.now())
+        for coid in orphans:
+            events.append(AuditEvent(self.now(), AuditCode.OMS_RECONCILE_MISMATCH, Severity.ERROR,
+                                     "order at the venue unknown to the journal: cancelled", None,
+                                     {"client_order_id": coid, "grade": "ORPHAN"}))
+        report = ReconcileReport(now, result, tuple(orphans), tuple(resolved), tuple(duplicates))
+        if report.clean:
+            events.append(AuditEvent(self.now(), AuditCode.OMS_RECONCILE_OK, Severity.INFO,
+                                     "venue and journal agree", None,
+                                     {"positions": {s: str(q) for s, q in local.items()},
+                                      "resolved": list(resolved)}))
+        self._audit(events)
+        self.last_reconcile = report
+        self._evaluate_risk(result)
+        return report
+
+    def _account(self) -> AccountState:
+        positions = {}
+        for symbol, p in self.venue_positions.items():
+            positions[symbol] = HeldPosition(symbol, p.qty, p.qty * p.entry_price, p.mark_price, p.liq_price)
+        equity = self.equity if self.equity is not None else ZERO
+        return AccountState(equity=equity, peak_equity=max(self.risk.peak_equity, equity), cash=equity,
+                            positions=positions)
+
+    def _evaluate_risk(self, rec: ReconcileResult | None = None) -> None:
+        account = self._account()
+        exposure = sum((p.notional for p in account.positions.values()), ZERO)
+        inputs = _risk_inputs(account, exposure, self.event_window, rec, self.venue_positions, self.downgraded)
+        result = evaluate(self.risk, inputs, self.now(), self.risk_cfg)
+        self.risk = replace(result.snapshot, halted=self.kill.halted)
+        events = list(result.events)
+        events.append(AuditEvent(self.now(), AuditCode.EQUITY_SNAPSHOT, Severity.INFO, "cycle", None, {
+            "equity": str(account.equity), "peak_equity": str(self.risk.peak_equity),
+            "liq_distance_p95": None if account.liq_distance_pct is None else str(account.liq_distance_pct),
+            "exposure": str(exposure), "risk_state": self.risk.state.value}))
+        self._audit(events)
+
+    # -- the cycle -----------------------------------------------------------------------------------
+    def cycle(self, targets: Mapping[str, TargetPosition] | None = None) -> dict[str, str]:
+        """One turn: control doors, venue sync, timed reconciliation, risk, then per symbol the plan."""
+        if not self.started:
+            raise RuntimeError("start() the engine first")
+        self.cycles += 1
+        self.process_controls()
+        if targets is not None:
+            self.targets = dict(targets)
+        if self.last_reconcile is None or self.now_ms() - self.last_reconcile.ts_ms >= self.cfg.reconcile_interval_ms:
+            self.reconcile()
+        else:
+            self.sync_orders()
+            self.refresh_market()
+            self._evaluate_risk()
+        reasons: dict[str, str] = {}
+        for symbol in self.cfg.symbols:
+            reasons[symbol] = self._work_symbol(symbol)
+        self.publish_status()
+        return reasons
+
+    def view(self, symbol: str) -> SymbolView:
+        pos = self.venue_positions.get(symbol)
+        return SymbolView(
+            symbol=symbol, market=self.markets[symbol], book=self.books[symbol], mark=self.marks[symbol],
+            position=self.book.position(symbol), live=tuple(self.book.live(symbol)),
+            last_trade_ms=self.book.last_trade_ms.get(symbol), leverage=self.leverage.get(symbol, Decimal(1)),
+            margin_mode=None if pos is None else pos.margin_mode,
+        )
+
+    def _work_symbol(self, symbol: str) -> str:
+        view = self.view(symbol)
+        target = self.targets.get(symbol)
+        plan = plan_symbol(view, None if target is None else target.qty, self.risk, self.risk_cfg, self.cfg,
+                           self.now_ms(), downgraded=self.downgraded, halted=self.kill.halted)
+        self._audit(plan.events)
+        if plan.dust_lock:
+            res = dust_lock(self.risk, symbol, self.now(), self.risk_cfg, "closing order under the venue minimum")
+            self.risk = res.snapshot
+            self._audit(res.events)
+        for coid, why in plan.cancels:
+            self.cancel(self.book.orders[coid], why)
+        if plan.order is not None:
+            if plan.order.opens and target is not None:
+                self._note(AuditCode.SIGNAL_ACCEPTED, "target taken", symbol, target=target.qty,
+                           reason=target.reason)
+            self.place(plan.order)
+        if self.cfg.protective and not self.kill.halted:
+            self._work_protective(symbol, None if target is None else target.stop_price)
+        return plan.reason
+
+    def _work_protective(self, symbol: str, stop_price: Decimal | None) -> None:
+        view = self.view(symbol)
+        pplan = plan_protective(view, stop_price, self.cfg)
+        for coid, why in pplan.cancels:
+            self.cancel(self.book.orders[coid], why)
+        for op in pplan.orders:
+            started = self.now_ms()
+            order = self.place(op)
+            confirmed = (order is not None and order.state in (OrderState.SENT, OrderState.ACK)
+                         and self.now_ms() - started <= self.cfg.attach_timeout_ms)
+            kind = ProtectiveKind.SL if op.purpose == "sl" else ProtectiveKind.TP
+            res = on_attach_result(self.risk, symbol, kind, confirmed, self.now(), self.risk_cfg,
+                                   MissingSlPolicy(self.cfg.missing_sl_policy))
+            self.risk = res.snapshot
+            self._audit(res.events)
+            if not confirmed and order is not None and not order.is_terminal:
+                self.cancel(order, "ATTACH_TIMEOUT")
+
+    # -- control doors -------------------------------------------------------------------------------
+    def process_controls(self) -> None:
+        """The kill-switch doors of the ETF side (signed command files in the state folder), same handler."""
+        secret = secret_from_env(self.environ)
+        result = process_control_folder(self.state_dir, secret, self.nonces, self.now(), self._apply_command)
+        self._audit(result.events)
+
+    def _apply_command(self, command: ControlCommand) -> str | None:
+        outcome = handle_command(self.kill, self.risk, command, self.now(), self.risk_cfg, "file")
+        self._audit(outcome.events)
+        if not outcome.accepted:
+            return outcome.refused
+        self.kill, self.risk = outcome.state, outcome.risk
+        if KillAction.STOP_NEW_ORDERS in outcome.actions:
+            self._record({"k": "halt", "on": True, "t": self.now_ms()})
+        if KillAction.RESUME_ORDERS in outcome.actions:
+            self._record({"k": "halt", "on": False, "t": self.now_ms()})
+        if KillAction.CANCEL_OPEN_ORDERS in outcome.actions:
+            for order in list(self.book.live()):
+                self.cancel(order, "FORCE_HALT")
+        return None
+
+    # -- close-all and status ------------------------------------------------------------------------
+    def close_all(self, max_cycles: int = 20, wait: Callable[[], None] | None = None) -> dict[str, str]:
+        """Economic full close: cancel every working order, then reduce every position to zero (market
+        orders, reduce-only); a remainder under the venue minimum is dust and gets DUST_LOCKED."""
+        for order in list(self.book.live()):
+            self.cancel(order, "CLOSE_ALL")
+        cfg = self.cfg
+        self.cfg = cfg.model_copy(update={"order_type": "market", "min_interval_ms": 0, "hysteresis": Decimal(0)})
+        try:
+            flat = {s: TargetPosition(s, ZERO, None, "CLOSE_ALL") for s in cfg.symbols}
+            reasons: dict[str, str] = {}
+            for _ in range(max_cycles):
+                reasons = self.cycle(flat)
+                if all(r in ("AT_TARGET", "EXEC_DUST_POSITION_STUCK") for r in reasons.values()) and not self.book.live():
+                    break
+                if wait is not None:
+                    wait()
+            return reasons
+        finally:
+            self.cfg = cfg
+
+    def status(self) -> dict[str, Any]:
+        rec = self.last_reconcile
+        return {
+            "ts": self.clock.now().astimezone(timezone.utc).isoformat(),
+            "venue": getattr(self.venue, "name", "?"),
+            "risk_state": self.risk.state.value,
+            "risk": snapshot_to_dict(self.risk),
+            "halted": self.kill.halted,
+            "event_window": self.event_window,
+            "downgraded": self.downgraded,
+            "equity": None if self.equity is None else str(self.equity),
+            "positions": {s: str(q) for s, q in sorted(self.book.positions.items())},
+            "venue_positions": {s: str(p.qty) for s, p in sorted(self.venue_positions.items())},
+            "leverage": {s: str(v) for s, v in sorted(self.leverage.items())},
+            "dust_locked": sorted(self.risk.dust_locked),
+            "orders": [
+                {"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side, "qty": str(o.qty),
+                 "filled": str(o.filled), "price": None if o.price is None else str(o.price),
+                 "state": o.state.value, "purpose": o.purpose}
+                for o in self.book.live()
+            ],
+            "last_reconcile": None if rec is None else {
+                "ts_ms": rec.ts_ms, "clean": rec.clean, "severity": rec.positions.severity.value,
+                "orphans": list(rec.orphans), "duplicates": list(rec.duplicates)},
+            "cycles": self.cycles,
+            "reducing": self.risk.state in REDUCING_STATES,
+        }
+
+    def publish_status(self) -> None:
+        """``status.json``, atomically, by this one writer (``crypto status`` reads it)."""
+        atomic_write_json(self.state_dir / STATUS_FILE, self.status())
+
+
+def _risk_inputs(account: AccountState, exposure: Decimal, event_window: bool, rec: ReconcileResult | None,
+                 positions: Mapping[str, Position], downgraded: bool) -> RiskInputs:
+    """The risk kernel's inputs; the fields core added for crypto (cross margin found, degraded execution)
+    are passed when this core has them."""
+    extra: dict[str, Any] = {}
+    fields_ = getattr(RiskInputs, "__dataclass_fields__", {})
+    if "cross_margin_symbols" in fields_:
+        extra["cross_margin_symbols"] = frozenset(s for s, p in positions.items() if p.margin_mode == "cross")
+    return RiskInputs(account=account, exposure=exposure, event_window=event_window, reconcile=rec, **extra)
+
