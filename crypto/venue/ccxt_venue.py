@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import ccxt
 
 from core.oms.reasons import VenueReason
-from crypto.venue.errors import mapped_errors
+from crypto.venue.errors import mapped_errors, reason_for_code
 from crypto.venue.types import (
     ZERO,
     Account,
@@ -416,8 +416,13 @@ class CcxtVenue:
             raise self._refuse(R.INVALID_ORDER, f"margin to add must be positive, got {amount}")
         if self.portfolio_margin:
             raise self._refuse(R.INVALID_ORDER, "binance portfolio margin has no isolated margin to add")
-        # amt as a string: ccxt passes it through untouched, so the amount stays exact.
-        self._call(self.exchange.add_margin, symbol, str(amount), {"posSide": "net"})
+        # ccxt 4.5.90's okx.add_margin sends the request and then fails in parse_margin_modification
+        # (``type['type']`` on a string): a TypeError after the margin was added, which a caller would
+        # retry. The implicit endpoint method is the same request without that parser. ``amt`` as a
+        # string keeps the amount exact.
+        market = self.market(symbol)
+        self._call(self.exchange.privatePostAccountPositionMarginBalance,
+                   {"instId": market.venue_id, "posSide": "net", "type": "add", "amt": str(amount)})
 
     def transfer(self, asset: str, amount: Decimal, from_account: Account, to_account: Account,
                  transfer_id: str) -> Transfer:
@@ -447,6 +452,11 @@ class CcxtVenue:
         ccxt_type, price, params = self._order_params(request, market)
         created = self._call(self.exchange.create_order, request.symbol, ccxt_type, request.side,
                              float(amount), None if price is None else float(price), params)
+        if created.get("status") == "rejected":
+            # A per-order refusal inside a successful batch answer (OKX sCode): same vocabulary.
+            info = created.get("info") or {}
+            raise reason_for_code(self.name, str(info.get("sCode") or info.get("code") or ""),
+                                  str(info.get("sMsg") or info.get("msg") or "order rejected"))
         venue_id = str(created.get("id") or "")
         placed = VenueOrder(
             venue_order_id=venue_id, client_order_id=request.client_order_id, symbol=request.symbol,

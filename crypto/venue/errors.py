@@ -181,6 +181,12 @@ def to_venue_error(exc: BaseException, venue: str) -> VenueError:
                       details=details)
 
 
+def reason_for_code(venue: str, code: str, message: str) -> VenueError:
+    """A refusal the venue reported inside a successful answer (a row's code, not an HTTP error)."""
+    reason = CODE_TABLES.get(venue, {}).get(code) or _reason_from_phrase(message) or R.VENUE_ERROR
+    return VenueError(reason=reason, message=message, venue_code=code)
+
+
 @contextmanager
 def mapped_errors(venue: str) -> Iterator[None]:
     """Run a ccxt call; any ccxt or transport exception leaves as a ``VenueError``."""
