@@ -1,0 +1,188 @@
+"""Live state in Redis: the position keys, risk reservations, events, the retry queue and locks.
+
+Keys (``{pos_id}``/``{SYMBOL}`` filled in):
+
+- ``pos:state:{pos_id}``     the position document (JSON, ``crypto.pm.codec``); ``pos:active`` the open ids
+- ``pos:sl:level:{pos_id}``  the stop level the manager decided (string Decimal)
+- ``pos:tp:ladder:{pos_id}`` the rungs already fired (JSON list of indexes)
+- ``pos:adds:{pos_id}``      hash ``count``, ``qty`` (add-ons so far)
+- ``risk:budget:{pos_id}``   the risk the position reserved (quote); ``risk:concurrency:{SYMBOL}`` a set of
+  open position ids per symbol. Both are released (deleted / removed) when the position closes.
+- ``pos:events:{SYMBOL}``    stream (XADD): ENTRY, EXIT, ADD, STOP_MOVE, TP_PARTIAL, STAGNATED, RISK_DOWNGRADE
+- ``pos:retry:z``            ZSET intent id -> due time (ms); ``pos:retry:body`` hash intent id -> action JSON
+- ``lock:pos:{pos_id}``, ``lock:treasury:{from}:{to}``: SET NX PX with a random token, released only by
+  the holder (compare-and-delete in Lua): redis-py's ``Lock`` does exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import redis
+from redis.lock import Lock
+
+from crypto.pm.codec import action_doc, action_from, position_doc, position_from
+from crypto.pm.decisions import Action, Event, ManagedPosition
+
+ACTIVE = "pos:active"
+RETRY_Z = "pos:retry:z"
+RETRY_BODY = "pos:retry:body"
+EVENTS_MAXLEN = 100_000
+
+
+class LockBusy(RuntimeError):
+    """Another caller holds the lock: this call did not run (HTTP 409)."""
+
+    code = "LOCK_BUSY"
+
+
+def key_state(pos_id: str) -> str:
+    return f"pos:state:{pos_id}"
+
+
+def key_sl(pos_id: str) -> str:
+    return f"pos:sl:level:{pos_id}"
+
+
+def key_ladder(pos_id: str) -> str:
+    return f"pos:tp:ladder:{pos_id}"
+
+
+def key_adds(pos_id: str) -> str:
+    return f"pos:adds:{pos_id}"
+
+
+def key_budget(pos_id: str) -> str:
+    return f"risk:budget:{pos_id}"
+
+
+def key_concurrency(symbol: str) -> str:
+    return f"risk:concurrency:{symbol}"
+
+
+def key_events(symbol: str) -> str:
+    return f"pos:events:{symbol}"
+
+
+class RedisState:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisState:
+        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.r.ping())
+        except redis.RedisError:
+            return False
+
+    # Positions.
+    def save_position(self, pos: ManagedPosition) -> None:
+        """Write the document and the per-aspect keys in one MULTI, so readers never see half a position."""
+        p = self.r.pipeline(transaction=True)
+        p.set(key_state(pos.pos_id), json.dumps(position_doc(pos), sort_keys=True))
+        if pos.stop is not None:
+            p.set(key_sl(pos.pos_id), str(pos.stop))
+        p.set(key_ladder(pos.pos_id), json.dumps(list(pos.ladder_fired)))
+        p.hset(key_adds(pos.pos_id), mapping={"count": pos.add_count, "qty": str(pos.adds_qty)})
+        if pos.closed:
+            p.srem(ACTIVE, pos.pos_id)
+            p.delete(key_budget(pos.pos_id))
+            p.srem(key_concurrency(pos.symbol), pos.pos_id)
+        else:
+            p.sadd(ACTIVE, pos.pos_id)
+        p.execute()
+
+    def load_position(self, pos_id: str) -> ManagedPosition | None:
+        raw = self.r.get(key_state(pos_id))
+        return None if raw is None else position_from(json.loads(str(raw)))
+
+    def active_ids(self) -> list[str]:
+        return sorted(str(x) for x in self.r.smembers(ACTIVE))  # type: ignore[union-attr]
+
+    def stop_level(self, pos_id: str) -> Decimal | None:
+        raw = self.r.get(key_sl(pos_id))
+        return None if raw is None else Decimal(str(raw))
+
+    # Risk reservations.
+    def reserve_risk(self, pos_id: str, symbol: str, budget: Decimal) -> None:
+        p = self.r.pipeline(transaction=True)
+        p.set(key_budget(pos_id), str(budget))
+        p.sadd(key_concurrency(symbol), pos_id)
+        p.execute()
+
+    def concurrency(self, symbol: str) -> int:
+        return int(self.r.scard(key_concurrency(symbol)))  # type: ignore[arg-type]
+
+    # Events.
+    def emit(self, event: Event) -> str:
+        fields: dict[str, Any] = {"type": event.kind, "pos_id": event.pos_id, "ts": event.ts_ms,
+                                  "data": json.dumps(event.data, sort_keys=True)}
+        return str(self.r.xadd(key_events(event.symbol), fields, maxlen=EVENTS_MAXLEN, approximate=True))
+
+    def events(self, symbol: str) -> list[dict[str, str]]:
+        return [dict(fields) for _, fields in self.r.xrange(key_events(symbol))]  # type: ignore[union-attr]
+
+    # Retry queue.
+    def enqueue_retry(self, action: Action, due_ms: int, attempt: int) -> None:
+        body = action_doc(action) | {"_attempt": attempt}
+        p = self.r.pipeline(transaction=True)
+        p.hset(RETRY_BODY, action.intent_id, json.dumps(body, sort_keys=True))
+        p.zadd(RETRY_Z, {action.intent_id: due_ms})
+        p.execute()
+
+    def due_retries(self, now_ms: int, limit: int = 100) -> list[str]:
+        return [str(x) for x in self.r.zrangebyscore(RETRY_Z, "-inf", now_ms, start=0, num=limit)]  # type: ignore[union-attr]
+
+    def claim_retry(self, intent_id: str) -> tuple[Action, int] | None:
+        """Take one due entry off the queue; None when another worker took it first (ZREM is atomic)."""
+        if not self.r.zrem(RETRY_Z, intent_id):
+            return None
+        raw = self.r.hget(RETRY_BODY, intent_id)
+        self.r.hdel(RETRY_BODY, intent_id)
+        if raw is None:
+            return None
+        doc = json.loads(str(raw))
+        attempt = int(doc.pop("_attempt", 0))
+        return action_from(doc), attempt
+
+    def drop_retry(self, intent_id: str) -> Action | None:
+        """Remove a queued entry (a newer stop move supersedes an unfinished one)."""
+        claimed = self.claim_retry(intent_id)
+        return None if claimed is None else claimed[0]
+
+    def retry_queue(self) -> list[tuple[str, int]]:
+        return [(str(m), int(s)) for m, s in self.r.zrange(RETRY_Z, 0, -1, withscores=True)]  # type: ignore[union-attr]
+
+    def retry_len(self) -> int:
+        return int(self.r.zcard(RETRY_Z))  # type: ignore[arg-type]
+
+    # Locks.
+    def lock(self, name: str, ttl_ms: int) -> Lock:
+        return Lock(self.r, name, timeout=ttl_ms / 1000, blocking=False)
+
+    @contextmanager
+    def hold(self, name: str, ttl_ms: int) -> Iterator[None]:
+        """Run the body only if the lock is free (SET NX PX); otherwise raise ``LockBusy``. The release is a
+        compare-and-delete: a lock that expired and was taken by someone else is left alone."""
+        lk = self.lock(name, ttl_ms)
+        if not lk.acquire(blocking=False):
+            raise LockBusy(name)
+        try:
+            yield
+        finally:
+            try:
+                lk.release()
+            except redis.exceptions.LockError:
+                pass  # expired under us: the next holder's lock is not ours to delete
+
+    def flush_positions(self) -> None:
+        """Forget every ``pos:*`` key (tests and the cold-start check use it)."""
+        for key in self.r.scan_iter("pos:*"):
+            self.r.delete(key)

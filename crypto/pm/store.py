@@ -1,0 +1,171 @@
+"""The snapshot store: position snapshots, the order-intent journal and treasury transfers.
+
+The design keeps ``positions_snapshots`` and ``treasury_transfers`` in ArangoDB, which cannot be installed
+here; the manager talks to the small ``SnapshotStore`` Protocol and ``SqliteSnapshotStore`` implements it
+with JSON documents in SQLite (WAL, ``synchronous=FULL``: a snapshot or a journaled intent is on disk
+before the order it announces is sent). Indexes are the design's: symbol; ts; symbol+ts; transfer_id
+(unique: a repeated transfer id is one record). ``order_intents`` is the write-ahead journal of the
+manager's actions, keyed by intent id (= the client order id root), so a restart that lost Redis knows
+what was already sent.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pos_id TEXT NOT NULL, symbol TEXT NOT NULL, ts INTEGER NOT NULL, phase TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS snap_symbol ON positions_snapshots(symbol);
+CREATE INDEX IF NOT EXISTS snap_ts ON positions_snapshots(ts);
+CREATE INDEX IF NOT EXISTS snap_symbol_ts ON positions_snapshots(symbol, ts);
+CREATE INDEX IF NOT EXISTS snap_pos ON positions_snapshots(pos_id, id);
+CREATE TABLE IF NOT EXISTS treasury_transfers (
+    transfer_id TEXT PRIMARY KEY, ts INTEGER NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transfer_ts ON treasury_transfers(ts);
+CREATE TABLE IF NOT EXISTS order_intents (
+    intent_id TEXT PRIMARY KEY, pos_id TEXT NOT NULL, symbol TEXT NOT NULL, ts INTEGER NOT NULL,
+    state TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS intent_state ON order_intents(state);
+CREATE INDEX IF NOT EXISTS intent_pos ON order_intents(pos_id);
+"""
+
+
+class SnapshotStore(Protocol):
+    def put_snapshot(self, pos_id: str, symbol: str, ts_ms: int, phase: str, doc: dict[str, Any]) -> None: ...
+    def history(self, pos_id: str) -> list[dict[str, Any]]: ...
+    def latest_positions(self) -> dict[str, dict[str, Any]]: ...
+    def journal_intent(self, intent_id: str, pos_id: str, symbol: str, ts_ms: int, state: str,
+                       doc: dict[str, Any]) -> bool: ...
+    def set_intent_state(self, intent_id: str, state: str, ts_ms: int, doc: dict[str, Any] | None = None) -> None: ...
+    def intent(self, intent_id: str) -> dict[str, Any] | None: ...
+    def intents(self, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]: ...
+    def create_transfer(self, transfer_id: str, ts_ms: int, state: str, doc: dict[str, Any]) -> bool: ...
+    def update_transfer(self, transfer_id: str, ts_ms: int, state: str, doc: dict[str, Any]) -> None: ...
+    def transfer(self, transfer_id: str) -> dict[str, Any] | None: ...
+    def transfers(self) -> list[dict[str, Any]]: ...
+    def ping(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class SqliteSnapshotStore:
+    """``SnapshotStore`` on one SQLite file; thread-safe (one connection behind a lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    # Positions.
+    def put_snapshot(self, pos_id: str, symbol: str, ts_ms: int, phase: str, doc: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO positions_snapshots(pos_id, symbol, ts, phase, doc) VALUES (?,?,?,?,?)",
+                       (pos_id, symbol, ts_ms, phase, json.dumps(doc, sort_keys=True)))
+
+    def history(self, pos_id: str) -> list[dict[str, Any]]:
+        """Every snapshot of one position, oldest first: ``{ts, phase, doc}``."""
+        rows = self._rows("SELECT ts, phase, doc FROM positions_snapshots WHERE pos_id=? ORDER BY id", (pos_id,))
+        return [{"ts": ts, "phase": phase, "doc": json.loads(doc)} for ts, phase, doc in rows]
+
+    def latest_positions(self) -> dict[str, dict[str, Any]]:
+        """The last snapshot document of every position (closed ones included: the caller filters)."""
+        rows = self._rows(
+            "SELECT s.pos_id, s.doc FROM positions_snapshots s JOIN "
+            "(SELECT pos_id, MAX(id) AS m FROM positions_snapshots GROUP BY pos_id) l ON s.id = l.m")
+        return {pos_id: json.loads(doc) for pos_id, doc in rows}
+
+    def by_symbol(self, symbol: str, since_ms: int = 0) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT ts, phase, doc FROM positions_snapshots WHERE symbol=? AND ts>=? ORDER BY ts, id",
+                          (symbol, since_ms))
+        return [{"ts": ts, "phase": phase, "doc": json.loads(doc)} for ts, phase, doc in rows]
+
+    # Intents (the write-ahead journal of actions).
+    def journal_intent(self, intent_id: str, pos_id: str, symbol: str, ts_ms: int, state: str,
+                       doc: dict[str, Any]) -> bool:
+        """Record an intent before its first send; False when the id is already journaled (then the caller
+        resumes the existing intent instead of making a new order)."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO order_intents(intent_id, pos_id, symbol, ts, state, doc) "
+                             "VALUES (?,?,?,?,?,?)", (intent_id, pos_id, symbol, ts_ms, state,
+                                                      json.dumps(doc, sort_keys=True)))
+            return cur.rowcount == 1
+
+    def set_intent_state(self, intent_id: str, state: str, ts_ms: int, doc: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            if doc is None:
+                db.execute("UPDATE order_intents SET state=?, ts=? WHERE intent_id=?", (state, ts_ms, intent_id))
+            else:
+                db.execute("UPDATE order_intents SET state=?, ts=?, doc=? WHERE intent_id=?",
+                           (state, ts_ms, json.dumps(doc, sort_keys=True), intent_id))
+
+    def intent(self, intent_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT state, ts, doc FROM order_intents WHERE intent_id=?", (intent_id,))
+        if not rows:
+            return None
+        state, ts, doc = rows[0]
+        return {"intent_id": intent_id, "state": state, "ts": ts, "doc": json.loads(doc)}
+
+    def intents(self, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self._rows(f"SELECT intent_id, state, ts, doc FROM order_intents WHERE state IN ({marks}) "
+                              "ORDER BY ts, intent_id", tuple(states))
+        else:
+            rows = self._rows("SELECT intent_id, state, ts, doc FROM order_intents ORDER BY ts, intent_id")
+        return [{"intent_id": i, "state": s, "ts": t, "doc": json.loads(d)} for i, s, t, d in rows]
+
+    # Treasury.
+    def create_transfer(self, transfer_id: str, ts_ms: int, state: str, doc: dict[str, Any]) -> bool:
+        """Insert a transfer; False (and nothing written) when the id exists: one record per transfer_id."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO treasury_transfers(transfer_id, ts, state, doc) VALUES (?,?,?,?)",
+                             (transfer_id, ts_ms, state, json.dumps(doc, sort_keys=True)))
+            return cur.rowcount == 1
+
+    def update_transfer(self, transfer_id: str, ts_ms: int, state: str, doc: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE treasury_transfers SET ts=?, state=?, doc=? WHERE transfer_id=?",
+                       (ts_ms, state, json.dumps(doc, sort_keys=True), transfer_id))
+
+    def transfer(self, transfer_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT doc FROM treasury_transfers WHERE transfer_id=?", (transfer_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def transfers(self) -> list[dict[str, Any]]:
+        return [json.loads(d) for (d,) in self._rows("SELECT doc FROM treasury_transfers ORDER BY ts, transfer_id")]
+
+    def ping(self) -> bool:
+        try:
+            self._rows("SELECT 1")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
