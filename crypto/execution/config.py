@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.execution.pricing import LimitPolicy
+from core.execution.rate_limit import RateLimitConfig
 
 
 class ExecConfig(BaseModel):
@@ -27,7 +31,8 @@ class ExecConfig(BaseModel):
     # Splits: one child at most this notional and this share of the opposite side's visible depth.
     max_order_notional: Decimal = Decimal("100000")
     max_depth_share: Decimal = Decimal("0.5")
-    depth_levels: int = Field(default=5, ge=1)
+    depth_bps: Decimal = Decimal("50")  # book levels within this of the best count as depth
+    depth_levels: int = Field(default=20, ge=1)  # levels read from the venue
 
     # Rebalancing toward the target: hysteresis (fraction of the target) and a minimum interval.
     hysteresis: Decimal = Decimal("0.05")
@@ -37,15 +42,17 @@ class ExecConfig(BaseModel):
     leverage: Decimal = Decimal("2")
     margin_mode: Literal["isolated", "cross"] = "isolated"
 
-    # Rate limit: the engine's own token bucket, the backoff after a venue refusal, and the downgrade (the
-    # bucket refills at ``downgrade_factor`` of its rate and only reducing orders and cancels go out) that
-    # lasts ``downgrade_ms`` after the last refusal.
+    # Rate limit (core.execution.rate_limit.RateLimitGuard): our own token bucket; after
+    # ``rate_refusals_to_backoff`` venue refusals inside ``rate_refusal_window_ms`` an exponential backoff and a
+    # downgrade (only reducing orders and cancels, risk DEGRADED) until ``rate_quiet_ms`` pass without one.
     rate_capacity: Decimal = Decimal("20")
     rate_per_second: Decimal = Decimal("10")
+    rate_refusals_to_backoff: int = Field(default=3, ge=1)
+    rate_refusal_window_ms: int = Field(default=60_000, gt=0)
     backoff_base_ms: int = Field(default=200, gt=0)
     backoff_cap_ms: int = Field(default=10_000, gt=0)
-    downgrade_factor: Decimal = Decimal("0.5")
-    downgrade_ms: int = Field(default=5_000, ge=0)
+    rate_quiet_ms: int = Field(default=5_000, gt=0)
+    rate_jitter: float = Field(default=0.0, ge=0, le=1)
 
     # Unknown outcomes: looked up by client id; lost after ``lost_after_lookups`` misses ``lookup_gap_ms`` apart.
     lookup_gap_ms: int = Field(default=1_000, gt=0)
@@ -62,17 +69,29 @@ class ExecConfig(BaseModel):
     take_profit_distance: Decimal | None = Decimal("0.10")
     missing_sl_policy: Literal["REDUCE_ONLY", "FREEZE_SYMBOL"] = "REDUCE_ONLY"
 
-    # Liquidation distance: while the P95 is under the risk line, each cycle cuts this share of the position.
-    liq_reduce_share: Decimal = Decimal("0.5")
+    def limit_policy(self) -> LimitPolicy:
+        """The core's limit-order policy (price offset, re-post age, splits) from these knobs."""
+        return LimitPolicy(offset_bps=self.limit_offset_bps, post_only=self.post_only,
+                           max_order_age=timedelta(milliseconds=self.max_order_age_ms),
+                           max_notional=self.max_order_notional, depth_bps=self.depth_bps,
+                           depth_share=self.max_depth_share)
+
+    def rate_limit(self) -> RateLimitConfig:
+        return RateLimitConfig(
+            capacity=self.rate_capacity, refill_per_second=self.rate_per_second,
+            refusals_to_backoff=self.rate_refusals_to_backoff,
+            refusal_window=timedelta(milliseconds=self.rate_refusal_window_ms),
+            backoff_base=timedelta(milliseconds=self.backoff_base_ms),
+            backoff_cap=timedelta(milliseconds=self.backoff_cap_ms), jitter=self.rate_jitter,
+            quiet_period=timedelta(milliseconds=self.rate_quiet_ms),
+        )
 
     @model_validator(mode="after")
     def _sane(self) -> ExecConfig:
         if not (Decimal(0) < self.max_depth_share <= Decimal(1)):
             raise ValueError("max_depth_share must be in (0, 1]")
-        if not (Decimal(0) < self.downgrade_factor <= Decimal(1)):
-            raise ValueError("downgrade_factor must be in (0, 1]")
-        if not (Decimal(0) < self.liq_reduce_share <= Decimal(1)):
-            raise ValueError("liq_reduce_share must be in (0, 1]")
+        if self.backoff_cap_ms < self.backoff_base_ms:
+            raise ValueError("backoff_cap_ms must be >= backoff_base_ms")
         if self.leverage < 1 or self.rate_capacity <= 0 or self.rate_per_second <= 0:
             raise ValueError("leverage >= 1, rate_capacity > 0 and rate_per_second > 0")
         if self.max_order_notional <= 0 or self.stop_distance <= 0:

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal
 
 from core.events import AuditCode, AuditEvent, Severity
-from core.execution.filters import VenueFilters, apply_venue_filters, round_down, target_after_minimum
+from core.execution.filters import VenueFilters, apply_venue_filters, filter_target, round_down
+from core.execution.pricing import RestingOrder, repost_decision, split_order
+from core.execution.pricing import limit_price as core_limit_price
 from core.execution.protective import ProtectiveKind, plan_protective_orders
 from core.execution.rebalance import RebalanceConfig, plan_rebalance
 from core.risk.checks import MarginMode, OrderIntent, Side, check_order
@@ -45,34 +47,28 @@ def filters_of(market: Market) -> VenueFilters:
     )
 
 
-def limit_price(side: VenueSide, book: Book, offset_bps: Decimal, tick: Decimal) -> Decimal | None:
-    """``offset_bps`` off the best price on our own side (positive: more passive), on the tick, rounded
-    away from the market (a buy down, a sell up) so the offset is never eaten by rounding."""
-    if side == "buy":
-        if not book.bids:
-            return None
-        raw = book.bids[0][0] * (ONE - offset_bps * BP)
-        return (raw / tick).to_integral_value(rounding=ROUND_DOWN) * tick
-    if not book.asks:
+def limit_price(side: VenueSide, book: Book, cfg: ExecConfig, tick: Decimal) -> Decimal | None:
+    """The core's limit price (offset off our own touch, rounded the safe way) on this book; None without
+    both sides."""
+    if not book.bids or not book.asks:
         return None
-    raw = book.asks[0][0] * (ONE + offset_bps * BP)
-    return (raw / tick).to_integral_value(rounding=ROUND_UP) * tick
+    core_side = Side.BUY if side == "buy" else Side.SELL
+    return core_limit_price(core_side, book.bids[0][0], book.asks[0][0], tick, cfg.limit_policy())
 
 
-def split_qty(qty: Decimal, price: Decimal, side: VenueSide, book: Book, cfg: ExecConfig, f: VenueFilters) -> Decimal:
-    """The first child of ``qty``: at most ``max_order_notional`` and ``max_depth_share`` of the visible depth
-    on the side it would take from (top ``depth_levels``); the whole when a child would be untradable."""
-    levels = (book.asks if side == "buy" else book.bids)[: cfg.depth_levels]
-    depth = sum((q for _, q in levels), ZERO)
-    cap = cfg.max_order_notional / price
-    if depth > 0:
-        cap = min(cap, depth * cfg.max_depth_share)
-    child = round_down(min(qty, cap), f.qty_step)
-    if child >= qty:
-        return qty
-    if child <= 0 or child < f.min_qty or (f.min_notional is not None and child * price < f.min_notional):
-        return qty
-    return child
+def first_child(qty: Decimal, price: Decimal, side: VenueSide, book: Book, cfg: ExecConfig,
+                f: VenueFilters) -> Decimal:
+    """The first child of the core's split (max notional, share of the depth near the touch); 0 when the
+    book cannot take a tradable child now. One child per cycle: the next cycle sees the rest again."""
+    try:
+        plan = split_order(qty, price, f, cfg.limit_policy(), book.asks if side == "buy" else book.bids)
+    except ValueError:
+        return qty  # the notional cap is under the venue minimum: send the order whole
+    if plan.children:
+        return plan.children[0]
+    # Nothing tradable: for want of depth, wait; otherwise the order itself is under the minimum and the
+    # venue filters say what it is (ignored, or dust when it closes).
+    return ZERO if plan.capped_by_depth else qty
 
 
 @dataclass(frozen=True)
@@ -128,38 +124,49 @@ def plan_symbol(
     now_ms: int,
     downgraded: bool = False,
     halted: bool = False,
+    liq_cut: Decimal | None = None,
 ) -> SymbolPlan:
     """Cancel stale orders or send the next child toward ``target`` (None: the engine has no target for it,
     only forced reductions apply)."""
     now = utc(now_ms)
     working = [o for o in view.live if o.purpose in ("target", "close")]
     if working:
-        cancels = tuple(
-            (o.client_order_id, "MAX_ORDER_AGE") for o in working
-            if not o.cancel_requested and o.state.value != "NEW" and now_ms - o.created_ms >= cfg.max_order_age_ms
-        )
+        cancels: list[tuple[str, str]] = []
+        events: list[AuditEvent] = []
+        for o in working:
+            if o.cancel_requested or o.state.value == "NEW" or o.price is None:
+                continue
+            fresh = limit_price(o.side, view.book, cfg, view.market.tick) or o.price
+            resting = RestingOrder(o.client_order_id, o.symbol, Side.BUY if o.side == "buy" else Side.SELL,
+                                   o.price, utc(o.created_ms))
+            verdict = repost_decision(resting, fresh, now, cfg.limit_policy())
+            if verdict.repost:
+                cancels.append((o.client_order_id, f"REPOST_{verdict.reason}"))
+                events.extend(() if verdict.event is None else (verdict.event,))
         # One working order per symbol: a re-post waits until the venue has ended the previous one.
-        return SymbolPlan(cancels=cancels, reason="WORKING")
+        return SymbolPlan(cancels=tuple(cancels), events=tuple(events), reason="WORKING")
     if halted:
         return SymbolPlan(reason="HALTED")
     f = filters_of(view.market)
     position = view.position
-    forced = snapshot.forced_reduction and position != 0
+    forced = position != 0 and (snapshot.force_reduce_all or snapshot.state.value in ("COOLDOWN", "FUSE")
+                                or bool(snapshot.liq_blocked and liq_cut))
     events: list[AuditEvent] = []
     wanted = position if target is None else target
     if snapshot.force_reduce_all:
         wanted = ZERO
-    elif snapshot.liq_blocked and position != 0:
-        # Liquidation distance under the line: cut a share each cycle until the P95 is back at the target.
-        cut = round_down(abs(position) * cfg.liq_reduce_share, f.qty_step)
+    elif snapshot.liq_blocked and liq_cut and position != 0:
+        # Liquidation distance under the line: the core's nearest-first cut for this symbol.
+        cut = min(liq_cut, abs(position))
         wanted = position - (cut if position > 0 else -cut)
         events.append(_event(now, AuditCode.RISK_FORCED_REDUCTION, "liquidation distance under the line",
-                             view.symbol, Severity.WARN, position=position, target=wanted))
-    elif target is not None and target != 0 and target_after_minimum(target, view.mark, f) == 0:
-        events.append(_event(now, AuditCode.EXEC_FILTER_IGNORE, "target under the venue minimum: set to 0",
-                             view.symbol, target=target, mark=view.mark,
-                             min_notional=view.market.min_notional, min_qty=view.market.min_qty))
-        wanted = ZERO
+                             view.symbol, Severity.WARN, position=position, target=wanted, cut=cut))
+    elif target is not None:
+        # A target under the venue minimum becomes 0, audited EXEC_FILTER_IGNORE.
+        filtered = filter_target(view.symbol, target, view.mark, f, now)
+        events.extend(filtered.events)
+        if filtered.events:
+            wanted = ZERO
     decision = plan_rebalance(
         position, wanted, ONE, view.mark, f, snapshot.state,
         None if view.last_trade_ms is None else utc(view.last_trade_ms), now,
@@ -188,10 +195,12 @@ def plan_symbol(
     if downgraded and opens:
         return SymbolPlan(events=tuple(events), reason="RATE_DOWNGRADED")
     order_type: OrderType = cfg.forced_order_type if forced else cfg.order_type
-    price = limit_price(side, view.book, cfg.limit_offset_bps, view.market.tick)
+    price = limit_price(side, view.book, cfg, view.market.tick)
     if price is None:
         return SymbolPlan(events=tuple(events), reason="NO_BOOK")
-    qty = split_qty(qty, price, side, view.book, cfg, f)
+    qty = first_child(qty, price, side, view.book, cfg, f)
+    if qty == 0:
+        return SymbolPlan(events=tuple(events), reason="NO_DEPTH")
     outcome = apply_venue_filters(view.symbol, qty, price, f, position, decision.reduces, now, leverage)
     events.extend(outcome.events)
     if outcome.order is None:

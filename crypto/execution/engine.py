@@ -15,6 +15,7 @@ id, then positions through ``core.oms.reconcile``) runs at start and every ``rec
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,7 @@ from core.control.file_door import process_control_folder
 from core.control.killswitch import KillAction, KillSwitchState, handle_command
 from core.events import AuditCode, AuditEvent, Severity
 from core.execution.protective import MissingSlPolicy, ProtectiveKind, on_attach_result
-from core.execution.rate_limit import TokenBucket, acquire, backoff_delay
+from core.execution.rate_limit import RateLimitGuard, on_rate_limited, request_slot, tick_guard
 from core.journal import Journal
 from core.oms.account import AccountState, HeldPosition
 from core.oms.idempotency import next_client_order_id
@@ -40,6 +41,7 @@ from core.oms.reasons import VenueReason
 from core.oms.reconcile import ReconcileResult, ReconcileSeverity, reconcile, reconcile_events
 from core.risk.config import RiskConfig
 from core.risk.evaluate import RiskInputs, evaluate
+from core.risk.liquidation import plan_liq_reduction
 from core.risk.manual import dust_lock, force_reduce
 from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
 from core.risk.state import REDUCING_STATES
@@ -140,10 +142,8 @@ class CryptoEngine:
         self.equity: Decimal | None = None
         self.targets: dict[str, TargetPosition] = {}
         self.event_window = False
-        self.bucket = TokenBucket(self.cfg.rate_capacity, self.cfg.rate_per_second)
-        self.backoff_until_ms = 0
-        self.downgraded_until_ms = 0
-        self.rate_attempt = 0
+        self.guard = RateLimitGuard.start(self.cfg.rate_limit())
+        self.rng = random.Random(0)  # backoff jitter: seeded, so a run is reproducible
         self.retry_ok: set[str] = set()  # NEW orders the venue surely refused (rate limit): re-send, no lookup
         self.send_attempts: dict[str, int] = {}
         self.lookups = LostOrderTracker(LookupPolicy.every(timedelta(milliseconds=self.cfg.lookup_gap_ms),
@@ -263,15 +263,14 @@ class CryptoEngine:
         return self.send(self.new_order(plan, intent_id))
 
     def _may_send(self) -> bool:
-        now = self.now_ms()
-        if now < self.backoff_until_ms:
-            return False
-        bucket = self.bucket
-        if now < self.downgraded_until_ms:
-            bucket = replace(bucket, refill_per_second=self.cfg.rate_per_second * self.cfg.downgrade_factor)
-        got = acquire(bucket, utc(now))
-        self.bucket = replace(got.bucket, refill_per_second=self.cfg.rate_per_second)
-        return got.granted
+        """One request slot from the core's rate-limit guard (never during a backoff; our bucket otherwise)."""
+        now = self.now()
+        step = tick_guard(self.guard, now, self.cfg.rate_limit())
+        self.guard = step.guard
+        self._audit(step.events)
+        slot = request_slot(self.guard, now)
+        self.guard = slot.guard
+        return slot.granted
 
     def send(self, order: LiveOrder) -> LiveOrder:
         """Send a journaled NEW order (same client id every time) and fold the answer."""
@@ -288,7 +287,6 @@ class CryptoEngine:
         if self.hook is not None:
             self.hook("after_send", order)
         self.stats.accepted += 1
-        self.rate_attempt = 0
         self.retry_ok.discard(order.client_order_id)
         self._record({"k": "sent", "coid": order.client_order_id, "status": "SENT",
                       "voi": report.venue_order_id, "t": self.now_ms()})
@@ -335,23 +333,17 @@ class CryptoEngine:
         return self.book.orders[coid]
 
     def _rate_limited(self, order: LiveOrder | None, exc: VenueError) -> None:
-        """Back off exponentially and downgrade: a slower bucket and only reducing orders until quiet."""
-        now = self.now_ms()
+        """A venue rate-limit refusal into the core's guard: audited; repeated ones back off exponentially and
+        downgrade (only reducing orders and cancels go out, risk DEGRADED) until a quiet period passes."""
         self.stats.rate_limited += 1
-        delay = backoff_delay(self.rate_attempt, timedelta(milliseconds=self.cfg.backoff_base_ms),
-                              timedelta(milliseconds=self.cfg.backoff_cap_ms))
-        self.rate_attempt += 1
-        self.backoff_until_ms = now + int(delay.total_seconds() * 1000)
-        self.downgraded_until_ms = now + self.cfg.downgrade_ms
-        self._note(AuditCode.EXEC_RATE_LIMITED, f"venue rate limit: back off {delay}, downgrade",
-                   None if order is None else order.symbol, Severity.WARN,
-                   client_order_id=None if order is None else order.client_order_id,
-                   backoff_ms=int(delay.total_seconds() * 1000), downgraded_until_ms=self.downgraded_until_ms,
-                   venue_code=exc.venue_code)
+        step = on_rate_limited(self.guard, self.now(), self.cfg.rate_limit(), self.rng,
+                               None if order is None else order.symbol)
+        self.guard = step.guard
+        self._audit(step.events)
 
     @property
     def downgraded(self) -> bool:
-        return self.now_ms() < self.downgraded_until_ms
+        return self.guard.degraded
 
     def resolve(self, order: LiveOrder, force: bool = False) -> LiveOrder:
         """Settle a NEW order of unknown outcome: look it up by client id; found -> fold the venue's report;
@@ -572,18 +564,28 @@ class CryptoEngine:
         if not self.started:
             raise RuntimeError("start() the engine first")
         self.cycles += 1
+        step = tick_guard(self.guard, self.now(), self.cfg.rate_limit())
+        self.guard = step.guard
+        self._audit(step.events)
         self.process_controls()
         if targets is not None:
             self.targets = dict(targets)
+            self._audit(AuditEvent(self.now(), AuditCode.SIGNAL_ACCEPTED, Severity.INFO, "target received", t.symbol,
+                                   {"target": str(t.qty), "reason": t.reason}) for t in targets.values())
         if self.last_reconcile is None or self.now_ms() - self.last_reconcile.ts_ms >= self.cfg.reconcile_interval_ms:
             self.reconcile()
         else:
             self.sync_orders()
             self.refresh_market()
             self._evaluate_risk()
+        cuts: dict[str, Decimal] = {}
+        if self.risk.liq_blocked:
+            plan = plan_liq_reduction(self._account().positions.values(), self.risk_cfg,
+                                      {s: m.qty_step for s, m in self.markets.items()})
+            cuts = {r.symbol: r.qty for r in plan.reductions}
         reasons: dict[str, str] = {}
         for symbol in self.cfg.symbols:
-            reasons[symbol] = self._work_symbol(symbol)
+            reasons[symbol] = self._work_symbol(symbol, cuts.get(symbol))
         self.publish_status()
         return reasons
 
@@ -596,11 +598,11 @@ class CryptoEngine:
             margin_mode=None if pos is None else pos.margin_mode,
         )
 
-    def _work_symbol(self, symbol: str) -> str:
+    def _work_symbol(self, symbol: str, liq_cut: Decimal | None = None) -> str:
         view = self.view(symbol)
         target = self.targets.get(symbol)
         plan = plan_symbol(view, None if target is None else target.qty, self.risk, self.risk_cfg, self.cfg,
-                           self.now_ms(), downgraded=self.downgraded, halted=self.kill.halted)
+                           self.now_ms(), downgraded=self.downgraded, halted=self.kill.halted, liq_cut=liq_cut)
         self._audit(plan.events)
         if plan.dust_lock:
             res = dust_lock(self.risk, symbol, self.now(), self.risk_cfg, "closing order under the venue minimum")
@@ -609,9 +611,6 @@ class CryptoEngine:
         for coid, why in plan.cancels:
             self.cancel(self.book.orders[coid], why)
         if plan.order is not None:
-            if plan.order.opens and target is not None:
-                self._note(AuditCode.SIGNAL_ACCEPTED, "target taken", symbol, target=target.qty,
-                           reason=target.reason)
             self.place(plan.order)
         if self.cfg.protective and not self.kill.halted:
             self._work_protective(symbol, None if target is None else target.stop_price)
@@ -713,11 +712,7 @@ class CryptoEngine:
 
 def _risk_inputs(account: AccountState, exposure: Decimal, event_window: bool, rec: ReconcileResult | None,
                  positions: Mapping[str, Position], downgraded: bool) -> RiskInputs:
-    """The risk kernel's inputs; the fields core added for crypto (cross margin found, degraded execution)
-    are passed when this core has them."""
-    extra: dict[str, Any] = {}
-    fields_ = getattr(RiskInputs, "__dataclass_fields__", {})
-    if "cross_margin_symbols" in fields_:
-        extra["cross_margin_symbols"] = frozenset(s for s, p in positions.items() if p.margin_mode == "cross")
-    return RiskInputs(account=account, exposure=exposure, event_window=event_window, reconcile=rec, **extra)
-
+    """The risk kernel's inputs, cross-margin positions and a degraded pace included."""
+    cross = frozenset(s for s, p in positions.items() if p.margin_mode == "cross")
+    return RiskInputs(account=account, exposure=exposure, event_window=event_window, reconcile=rec,
+                      cross_margin_symbols=cross, exec_degraded=downgraded)

@@ -130,18 +130,25 @@ def test_one_intent_sent_five_times_is_one_venue_order(tmp_path):
 
 def test_rate_limit_backs_off_downgrades_and_resends_the_same_id(tmp_path):
     venue = MemVenue()
-    venue.rate_limit_next = 1
+    venue.rate_limit_next = 3
     clock = ManualClock(T0)
     eng = make(tmp_path, venue, clock)
     eng.start()
     eng.cycle(target("0.5"))
     (coid,) = eng.book.orders
+    for _ in range(2):
+        clock.advance(1)
+        eng.cycle()
     assert eng.book.orders[coid].state is OrderState.NEW and eng.downgraded
-    assert AuditCode.EXEC_RATE_LIMITED.value in codes(tmp_path)
+    assert AuditCode.EXEC_RATE_LIMIT_BACKOFF.value in codes(tmp_path)
+    assert eng.risk.state is RiskState.DEGRADED
     clock.advance(1)
-    eng.cycle()
+    eng.cycle(target("0.5", ETH))
     assert venue.orders_with(coid) == 1 and eng.book.orders[coid].state is OrderState.FILLED
-    assert len(eng.book.orders) == 1
+    assert len(eng.book.orders) == 1  # downgraded: the new opening target waits
+    clock.advance(10)
+    eng.cycle()
+    assert not eng.downgraded and len(eng.book.orders) == 2
     eng.close()
 
 
