@@ -106,6 +106,8 @@ MESSAGE_PHRASES: tuple[tuple[str, VenueReason], ...] = (
     ("duplicate", R.DUPLICATE_CLIENT_ID),
     ("immediately match and take", R.POST_ONLY_WOULD_TAKE),
     ("could not be executed as maker", R.POST_ONLY_WOULD_TAKE),
+    ("post only", R.POST_ONLY_WOULD_TAKE),  # OKX 51019 per NautilusTrader's OKX adapter; ccxt names it otherwise
+    ("post-only", R.POST_ONLY_WOULD_TAKE),
     ("min_notional", R.MIN_NOTIONAL),
     ("filter failure: notional", R.MIN_NOTIONAL),
     ("lot_size", R.LOT_SIZE),
