@@ -252,3 +252,24 @@ def test_close_all_flattens(tmp_path):
     eng.close_all(wait=lambda: eng.clock.advance(1))
     assert venue.positions_[BTC].qty == 0 and eng.book.position(BTC) == 0
     eng.close()
+
+
+def test_trend_loop_targets_on_closed_bars(tmp_path):
+    from crypto.execution.loop import TrendLoop
+    from crypto.trend.strategy import TrendConfig
+
+    venue = MemVenue()
+    clock = ManualClock(T0)
+    eng = make(tmp_path, venue, clock)
+    eng.start()
+    loop = TrendLoop(eng, TrendConfig(fast_span=2, slow_span=4, breakout_window=3, atr_period=2, vol_window=3,
+                                      periods_per_year=365 * 24 * 60), 60_000)
+    for i in range(12):
+        venue.mids[BTC] = D(50000) + D(100) * i + (D(30) if i % 2 else D(0))
+        venue.mids[ETH] = D(3000) + D(10) * i
+        clock.advance(60)
+        loop.step()
+    assert loop.bars_seen >= 10
+    assert eng.book.position(BTC) > 0 and eng.book.position(ETH) > 0
+    assert AuditCode.SIGNAL_ACCEPTED.value in codes(tmp_path)
+    eng.close()

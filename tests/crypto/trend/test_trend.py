@@ -107,3 +107,15 @@ def test_config_refuses_fast_not_shorter_than_slow():
 def test_bar_refuses_close_above_high():
     with pytest.raises(ValueError):
         Bar(0, D(1), D(2), D(1), D(3))
+
+
+def test_bar_builder_folds_samples_into_interval_bars():
+    from crypto.trend.bars import BarBuilder
+
+    b = BarBuilder(1000)
+    for ts, px in ((0, "10"), (400, "12"), (900, "9"), (1500, "11"), (3100, "13"), (1200, "1")):
+        b = b.add(ts, D(px))
+    closed = b.bars()
+    assert [(x.ts_ms, x.open, x.high, x.low, x.close) for x in closed] == [
+        (0, D(10), D(12), D(9), D(9)), (1000, D(11), D(11), D(11), D(11))]
+    assert b.current is not None and b.current.ts_ms == 3000

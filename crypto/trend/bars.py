@@ -1,0 +1,44 @@
+"""Bars from price samples: the loop reads a mark price each cycle and folds it into fixed-interval bars.
+
+Pure: ``add`` returns the new builder and the bars it closed. A sample opens the bar of its interval; a
+sample in a later interval closes the current bar (intervals without samples produce no bar: a gap is a
+gap, not a flat bar). Samples older than the open bar are ignored (a clock step back adds nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from crypto.trend.features import Bar
+
+
+@dataclass(frozen=True)
+class BarBuilder:
+    interval_ms: int
+    current: Bar | None = None
+    closed: tuple[Bar, ...] = ()
+    keep: int = 500  # closed bars kept (the strategy's warm-up needs far fewer)
+
+    def __post_init__(self) -> None:
+        if self.interval_ms <= 0:
+            raise ValueError("interval_ms must be positive")
+
+    def add(self, ts_ms: int, price: Decimal) -> BarBuilder:
+        """Fold one sample in."""
+        if price <= 0:
+            raise ValueError("price must be positive")
+        start = ts_ms - ts_ms % self.interval_ms
+        cur = self.current
+        if cur is None or start > cur.ts_ms:
+            closed = self.closed if cur is None else (self.closed + (cur,))[-self.keep:]
+            return replace(self, current=Bar(start, price, price, price, price), closed=closed)
+        if start < cur.ts_ms:
+            return self
+        return replace(self, current=Bar(cur.ts_ms, cur.open, max(cur.high, price), min(cur.low, price), price))
+
+    def bars(self, include_open: bool = False) -> tuple[Bar, ...]:
+        """Closed bars, oldest first (and the forming one when asked)."""
+        if include_open and self.current is not None:
+            return self.closed + (self.current,)
+        return self.closed
