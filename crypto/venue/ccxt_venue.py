@@ -480,8 +480,8 @@ class CcxtVenue:
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         """Cancel by client id; returns the order as it stands after the request (canceled, or filled if
         the fill won the race), or None when the venue knows no such order."""
-        self.market(symbol)
-        for params in self._lookup_params(client_order_id):
+        market = self.market(symbol)
+        for params in self._lookup_params(market, client_order_id):
             try:
                 self._call(self.exchange.cancel_order, "", symbol, params)
                 break
@@ -492,9 +492,9 @@ class CcxtVenue:
 
     def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         market = self.market(symbol)
-        for params in self._lookup_params(client_order_id):
+        for params in self._lookup_params(market, client_order_id):
             try:
-                raw = self._call(self.exchange.fetch_order, "", symbol, params)
+                raw = self._fetch_raw(market, params)
             except VenueError as exc:
                 if exc.reason is R.ORDER_NOT_FOUND:
                     continue
@@ -507,12 +507,20 @@ class CcxtVenue:
         markets = self.markets()
         if symbol is not None:
             self.market(symbol)
-        calls: list[dict[str, Any]] = [{}]
+        calls: list[tuple[str | None, dict[str, Any]]]
         if self.name == "okx":
-            calls.append({"trigger": True})  # stops live in the algo book (orders-algo-pending)
+            calls = [(symbol, {}), (symbol, {"trigger": True})]  # stops live in the algo book (orders-algo-pending)
+        elif symbol is not None:
+            calls = [(symbol, {})]
+            if markets[symbol].is_swap:
+                calls.append((symbol, {"trigger": True}))  # PM UM stops: um/algo/openAlgoOrders
+        else:
+            # Without a symbol ccxt picks one papi family by market type: ask each book in turn.
+            um = {"type": "swap", "subType": "linear"}
+            calls = [(None, um), (None, {**um, "trigger": True}), (None, {"type": "margin"})]
         out: list[VenueOrder] = []
-        for params in calls:
-            for raw in self._call(self.exchange.fetch_open_orders, symbol, None, None, params):
+        for call_symbol, params in calls:
+            for raw in self._call(self.exchange.fetch_open_orders, call_symbol, None, None, params):
                 market = markets.get(raw.get("symbol"))
                 if market is not None:
                     out.append(order_from_ccxt(raw, market))
@@ -530,12 +538,23 @@ class CcxtVenue:
             raise self._refuse(R.INVALID_ORDER, f"{symbol} is not a perpetual swap")
         return market
 
-    def _lookup_params(self, client_order_id: str) -> list[dict[str, Any]]:
-        # OKX keeps stops apart (algo orders, algoClOrdId): look in the regular book, then the algo book.
+    def _lookup_params(self, market: Market, client_order_id: str) -> list[dict[str, Any]]:
+        # Stops live apart from regular orders (OKX algo orders by algoClOrdId; Binance PM UM algo orders
+        # by clientAlgoId): look in the regular book first, then in the stop book.
         regular: dict[str, Any] = {"clientOrderId": client_order_id}
-        if self.name == "okx":
+        if self.name == "okx" or market.is_swap:
             return [regular, {"clientOrderId": client_order_id, "trigger": True}]
         return [regular]
+
+    def _fetch_raw(self, market: Market, params: dict[str, Any]) -> dict[str, Any]:
+        if self.name != "okx" and params.get("trigger"):
+            # ccxt's binance.fetch_order sends a PM stop lookup to um/order; the stop lives in
+            # um/algo/algoOrder (papi), read here through the implicit endpoint and ccxt's parser.
+            response = self._call(self.exchange.papiGetUmAlgoAlgoOrder,
+                                  {"symbol": market.venue_id, "clientAlgoId": params["clientOrderId"]})
+            raw_market = self.exchange.market(market.symbol)
+            return dict(self.exchange.parse_order(response, raw_market)) if response else {}
+        return dict(self._call(self.exchange.fetch_order, "", market.symbol, params))
 
     def _checked_amount(self, request: OrderRequest, market: Market) -> Decimal:
         pattern = CLIENT_ID_PATTERNS.get(self.name)

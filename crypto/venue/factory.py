@@ -119,6 +119,10 @@ def make_exchange(name: str, url: str | None, credentials: VenueCredentials | No
         exchange.options["createOrder"] = "privatePostTradeOrder"
     if portfolio_margin:
         exchange.options["portfolioMargin"] = True
+        # open_orders() without a symbol asks each papi book; ccxt would otherwise refuse with a warning.
+        exchange.options["fetchOpenOrders"] = {**exchange.options.get("fetchOpenOrders", {}),
+                                               "warnWithoutSymbol": False}
+        exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
     if url is not None:
         point_at(exchange, url)
     return exchange

@@ -1,0 +1,216 @@
+"""The venue contract: behaviours every ``Venue`` shows, run through real ccxt against the local exchange.
+
+Parametrized over the venue fixtures in conftest.py (OKX v5; Binance portfolio margin). Quantities are
+base units throughout: a test never sees a contract count.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from core.oms.reasons import VenueReason
+from crypto.venue.factory import make_venue
+from crypto.venue.types import Market, OrderRequest, VenueError
+from tests.crypto.venue.conftest import VenueCase, new_client_id
+
+D = Decimal
+R = VenueReason
+
+
+def resting_buy(case: VenueCase, market: Market, qty: Decimal, cid: str | None = None) -> OrderRequest:
+    """A limit buy 5% under the bid, rounded down to the tick: rests, does not fill."""
+    bid = case.venue.ticker(market.symbol).bid
+    price = (bid * D("0.95") / market.tick).to_integral_value(rounding="ROUND_DOWN") * market.tick
+    return OrderRequest(symbol=market.symbol, side="buy", qty=qty, type="limit", price=price,
+                        client_order_id=cid or new_client_id(), margin_mode="isolated" if market.is_swap else None,
+                        account=case.swap_account if market.is_swap else case.spot_account)
+
+
+def live_ids(case: VenueCase, symbol: str, cid: str) -> list[str]:
+    return [o.venue_order_id for o in case.venue.open_orders(symbol) if o.client_order_id == cid]
+
+
+def test_markets_speak_base_units(case: VenueCase) -> None:
+    swap = case.venue.market(case.swap)
+    assert swap.is_swap and swap.contract_size > 0 and swap.settle == "USDT"
+    assert swap.qty_step == swap.qty_step.normalize() and swap.min_qty >= swap.qty_step
+    assert case.venue.market(case.spot).contract_size == 1
+
+
+def test_prices_are_positive_and_ordered(case: VenueCase) -> None:
+    ticker = case.venue.ticker(case.swap)
+    assert D(0) < ticker.bid <= ticker.ask
+    book = case.venue.order_book(case.swap, depth=5)
+    assert book.bids and book.asks and book.bids[0][0] < book.asks[0][0]
+    assert all(qty > 0 for _, qty in book.bids + book.asks)
+    assert case.venue.mark_price(case.swap) > 0
+    assert case.venue.index_price(case.swap) > 0
+
+
+def test_place_fetch_cancel_round_trip_by_client_id(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, market.qty_step * 3)
+    placed = case.venue.place_order(request)
+    assert placed.client_order_id == request.client_order_id and placed.status == "open"
+    assert placed.qty == market.qty_step * 3 and placed.filled == 0
+    fetched = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert fetched is not None and fetched.venue_order_id == placed.venue_order_id and fetched.is_live
+    assert live_ids(case, case.swap, request.client_order_id) == [placed.venue_order_id]
+    canceled = case.venue.cancel_order(case.swap, request.client_order_id)
+    assert canceled is not None and canceled.status == "canceled"
+    assert live_ids(case, case.swap, request.client_order_id) == []
+    again = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert again is not None and again.status == "canceled"
+
+
+def test_unknown_client_id_is_none(case: VenueCase) -> None:
+    assert case.venue.fetch_order(case.swap, new_client_id()) is None
+    assert case.venue.cancel_order(case.swap, new_client_id()) is None
+
+
+def test_duplicate_client_id_refused_and_one_order_stays(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, market.qty_step * 2)
+    first = case.venue.place_order(request)
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(request)
+    assert info.value.reason is R.DUPLICATE_CLIENT_ID
+    assert live_ids(case, case.swap, request.client_order_id) == [first.venue_order_id]
+
+
+def test_off_lot_quantity_rounds_down_to_the_lot(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    meant = market.qty_step * D("2.7")
+    placed = case.raw.place_order(resting_buy(case, market, meant))
+    assert placed.qty == market.qty_step * 2  # never more than meant
+    fetched = case.venue.fetch_order(case.swap, placed.client_order_id)
+    assert fetched is not None and fetched.qty == market.qty_step * 2
+
+
+def test_less_than_one_lot_is_min_qty(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    with pytest.raises(VenueError) as info:
+        case.raw.place_order(resting_buy(case, market, market.qty_step / 2))
+    assert info.value.reason is R.MIN_QTY
+
+
+def test_too_small_is_refused_by_precheck_and_by_the_venue(case: VenueCase) -> None:
+    market = case.venue.market(case.spot)
+    if market.min_notional > 0:
+        price_ref = case.venue.ticker(case.spot).bid
+        qty = max(market.min_qty, (market.min_notional / price_ref / 2 / market.qty_step).to_integral_value()
+                  * market.qty_step)
+        expected = {R.MIN_NOTIONAL}
+    else:
+        qty = market.min_qty - market.qty_step  # on the lot, under the venue's minimum size
+        expected = {R.MIN_QTY}
+    assert qty >= market.qty_step
+    for venue in (case.venue, case.raw):  # refused locally, then by the venue's own code
+        with pytest.raises(VenueError) as info:
+            venue.place_order(resting_buy(case, market, qty))
+        assert info.value.reason in expected, (venue.precheck, info.value)
+    assert info.value.venue_code not in ("", "LOCAL")
+
+
+def test_partial_fill_shows_in_order_position_fills_and_balance(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    before = case.venue.balances(case.swap_account or "trading")["USDT"]
+    book = case.venue.order_book(case.swap, depth=5)
+    best_ask, best_qty = book.asks[0]
+    wanted = best_qty + market.qty_step * 10
+    request = OrderRequest(symbol=case.swap, side="buy", qty=wanted, type="limit", price=best_ask,
+                           client_order_id=new_client_id(), margin_mode="isolated", account=case.swap_account)
+    case.venue.set_leverage(case.swap, D(3))
+    case.venue.place_order(request)
+    order = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert order is not None and 0 < order.filled < order.qty and order.status == "open"
+    assert order.remaining == order.qty - order.filled
+    (position,) = case.venue.positions([case.swap])
+    assert position.qty == order.filled  # base units, signed long
+    fills = [f for f in case.venue.fills(case.swap) if f.client_order_id == request.client_order_id]
+    assert sum(f.qty for f in fills) == order.filled
+    assert all(f.price == best_ask and f.qty > 0 for f in fills)
+    after = case.venue.balances(case.swap_account or "trading")["USDT"]
+    assert after.free < before.free  # margin and the taker fee came out of the free balance
+
+
+def test_funding_rate_interval_is_read_from_the_venue(case: VenueCase) -> None:
+    rate = case.venue.funding_rate(case.swap)
+    assert rate.interval_ms in (3_600_000, 2 * 3_600_000, 4 * 3_600_000, 8 * 3_600_000)
+    assert rate.next_funding_time_ms is not None and rate.next_funding_time_ms > rate.funding_time_ms
+    assert abs(rate.rate) < D("0.05")
+
+
+def test_stop_market_reduce_only_is_accepted_and_listed(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    case.venue.set_leverage(case.swap, D(2))
+    opened = OrderRequest(symbol=case.swap, side="buy", qty=market.qty_step * 10, type="market",
+                          client_order_id=new_client_id(), margin_mode="isolated", account=case.swap_account)
+    case.venue.place_order(opened)
+    (position,) = case.venue.positions([case.swap])
+    mark = case.venue.mark_price(case.swap)
+    trigger = (mark * D("0.9") / market.tick).to_integral_value() * market.tick
+    stop = OrderRequest(symbol=case.swap, side="sell", qty=position.qty, type="stop_market",
+                        trigger_price=trigger, reduce_only=True, client_order_id=new_client_id(),
+                        margin_mode="isolated", account=case.swap_account)
+    placed = case.venue.place_order(stop)
+    assert placed.type == "stop_market" and placed.reduce_only and placed.trigger_price == trigger
+    listed = [o for o in case.venue.open_orders(case.swap) if o.client_order_id == stop.client_order_id]
+    assert len(listed) == 1 and listed[0].type == "stop_market" and listed[0].reduce_only
+    assert listed[0].qty == position.qty
+    canceled = case.venue.cancel_order(case.swap, stop.client_order_id)
+    assert canceled is not None and canceled.status == "canceled"
+
+
+def test_post_only_that_would_take_is_refused(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    ask = case.venue.ticker(case.swap).ask
+    request = OrderRequest(symbol=case.swap, side="buy", qty=market.qty_step * 2, type="limit", price=ask,
+                           post_only=True, client_order_id=new_client_id(), margin_mode="isolated",
+                           account=case.swap_account)
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(request)
+    assert info.value.reason is R.POST_ONLY_WOULD_TAKE
+    assert live_ids(case, case.swap, request.client_order_id) == []
+    assert case.venue.positions([case.swap]) == []
+
+
+def test_lost_response_is_unknown_outcome_then_found_by_client_id(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, market.qty_step * 4)
+    case.fx.inject("lose_response", path=case.order_path, method="POST")  # type: ignore[attr-defined]
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(request)
+    assert info.value.reason is R.UNKNOWN_OUTCOME
+    found = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert found is not None and found.is_live and found.qty == request.qty
+    with pytest.raises(VenueError) as retry:  # the same id again: the venue keeps one order
+        case.venue.place_order(request)
+    assert retry.value.reason is R.DUPLICATE_CLIENT_ID
+    assert live_ids(case, case.swap, request.client_order_id) == [found.venue_order_id]
+
+
+def test_refused_connection_is_network(case: VenueCase) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    venue = make_venue(f"{'okx' if case.name == 'okx' else 'binance-pm'}-fake", f"http://127.0.0.1:{port}", None)
+    with pytest.raises(VenueError) as info:
+        venue.markets()
+    assert info.value.reason is R.NETWORK
+
+
+def test_bad_signature_is_auth(case: VenueCase) -> None:
+    from crypto.venue.factory import VenueCredentials
+
+    creds = case.fx.credentials  # type: ignore[attr-defined]
+    wrong = VenueCredentials(api_key=creds.api_key, secret="not-the-secret", passphrase=creds.passphrase)
+    venue = make_venue(f"{'okx' if case.name == 'okx' else 'binance-pm'}-fake", case.fx.url, wrong)  # type: ignore[attr-defined]
+    venue.markets()  # public
+    with pytest.raises(VenueError) as info:
+        venue.balances(case.swap_account or "trading")
+    assert info.value.reason is R.AUTH
