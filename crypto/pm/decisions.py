@@ -324,6 +324,16 @@ def govern(pos: ManagedPosition, view: MarketView, cfg: PmConfig, *, reduce_only
                                   open_side(cur.direction), reduce_only=False, reason=f"ADD_{j}"))
             events.append(Event("ADD", cur.pos_id, cur.symbol, now, {"j": str(j), "qty": str(add)}))
             cur = _added(cur, add, view.mark, now)
+            if cur.stop is not None:
+                # The stop covers the whole position: re-place it for the new size, at the tighter of the
+                # old level and the ATR stop from the new average entry.
+                level = cur.stop
+                if view.atr is not None and view.atr > 0:
+                    k = cfg.atr_k.get(view.regime or cfg.default_regime, cfg.atr_k[cfg.default_regime])
+                    level = atr_stop(cur.entry, view.atr, k, cur.direction, level, view.tick)
+                plan = _with_stop(cur, level, view, "ADD_RESIZE", ())
+                actions.extend(plan.actions)
+                cur = plan.position
 
     # Progress and stagnation.
     best = max(cur.best_roe, r)

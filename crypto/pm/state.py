@@ -181,6 +181,8 @@ class RedisState:
                 lk.release()
             except redis.exceptions.LockError:
                 pass  # expired under us: the next holder's lock is not ours to delete
+            except redis.RedisError:
+                pass  # Redis went away mid-pass: the lock went with it (or expires by its TTL)
 
     def flush_positions(self) -> None:
         """Forget every ``pos:*`` key (tests and the cold-start check use it)."""

@@ -1,0 +1,375 @@
+"""The position manager's shell: read state, call the pure decisions, write state, hand actions to the runner.
+
+One governance pass (``manage``) runs under ``lock:pos:{pos_id}`` (SET NX PX with a TTL): a second caller
+gets ``LockBusy`` at once and does nothing, so two concurrent manage calls on one position run exactly
+once. The pass snapshots the position to the store before it decides, writes the decided state (Redis and
+store) *before* any order is sent, snapshots after every order result and once more at the end: one
+position's whole life can be replayed from the store (``replay``).
+
+Intent ids are deterministic from the position's own counters (stop sequence, ladder rung, add-on index,
+exit), and the runner journals each intent before it is sent, so redeciding after a crash or a Redis loss
+yields the same client order ids and never a second order.
+
+Cold start (``cold_start``) and Redis loss: Redis carries ``pos:epoch``; when it is missing (a fresh or a
+restarted-empty Redis) every open position is rebuilt into ``pos:*`` from its latest snapshot, risk is
+reserved again, and every journaled intent that is not finished goes back on the retry queue (resumed by a
+lookup by client order id, never blindly resent).
+
+Degraded modes: market data down -> ``MarketFeed`` returns the last mid (flagged stale) and the pass only
+guards the stop on it (exit if crossed) and never adds; OMS down (the port's ping fails) -> reduce-only
+passes, and failing actions wait in the retry queue; config fetch failing -> ``ConfigHolder`` keeps the
+old config and retries with a doubling backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+import redis
+
+from core.events import AuditCode, AuditEvent, Severity
+from crypto.pm.codec import position_doc, position_from, transfer_doc, transfer_from
+from crypto.pm.config import ConfigError, PmConfig
+from crypto.pm.decisions import Action, Event, ManagedPosition, MarketView, Plan, entry_stop_plan, govern
+from crypto.pm.runner import ActionRunner, Outcome
+from crypto.pm.sli import Slis
+from crypto.pm.state import LockBusy, RedisState
+from crypto.pm.store import SnapshotStore
+from crypto.pm.treasury import (
+    TransferRecord,
+    TransferState,
+    TransferTrigger,
+    decide_transfer,
+    transfer_id_for,
+    transition,
+)
+from crypto.venue.types import VenueError
+
+EPOCH_KEY = "pos:epoch"
+
+__all__ = ["ConfigHolder", "LockBusy", "ManageResult", "Manager", "TreasuryPort"]
+
+
+class TreasuryPort(Protocol):
+    def free_balances(self, asset: str, spot_account: str, fut_account: str) -> tuple[Decimal, Decimal]: ...
+    def transfer(self, asset: str, amount: Decimal, from_account: str, to_account: str,
+                 transfer_id: str) -> str: ...  # the venue's transfer id; raises VenueError
+
+
+class ConfigHolder:
+    """The active config; ``refresh`` fetches a new one and keeps the old one when the fetch fails."""
+
+    def __init__(self, cfg: PmConfig, fetch: Callable[[], PmConfig] | None = None,
+                 backoff_ms: int = 5_000, max_backoff_ms: int = 300_000) -> None:
+        self.cfg = cfg
+        self.fetch = fetch
+        self.backoff_ms = backoff_ms
+        self.max_backoff_ms = max_backoff_ms
+        self.failures = 0
+        self.next_try_ms = 0
+        self.last_error = ""
+
+    def refresh(self, now_ms: int) -> bool:
+        """Try a fetch when due; True when the config changed. A failure keeps the old one."""
+        if self.fetch is None or now_ms < self.next_try_ms:
+            return False
+        try:
+            new = self.fetch()
+        except (ConfigError, OSError, ValueError) as exc:
+            self.failures += 1
+            self.last_error = str(exc)
+            self.next_try_ms = now_ms + min(self.backoff_ms * 2 ** (self.failures - 1), self.max_backoff_ms)
+            return False
+        self.failures = 0
+        self.last_error = ""
+        self.next_try_ms = now_ms + self.backoff_ms
+        changed = new != self.cfg
+        self.cfg = new
+        return changed
+
+
+@dataclass(frozen=True)
+class ManageResult:
+    pos_id: str
+    symbol: str
+    ts_ms: int
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+    degraded: tuple[str, ...] = ()
+
+    def to_doc(self) -> dict[str, Any]:
+        """The ``POST /positions/manage`` response body (documented in docs/crypto.md)."""
+        pos = self.plan.position
+        return {
+            "pos_id": self.pos_id, "symbol": self.symbol, "ts": self.ts_ms, "degraded": list(self.degraded),
+            "plan": {
+                "pnl": str(self.plan.pnl), "roe": str(self.plan.roe),
+                "liq_buffer": None if self.plan.liq_buffer is None else str(self.plan.liq_buffer),
+                "stop": None if pos.stop is None else str(pos.stop), "qty": str(pos.qty), "closed": pos.closed,
+                "actions": [_action_view(a) for a in self.plan.actions],
+                "events": [{"type": e.kind, **e.data} for e in self.plan.events],
+            },
+            "orders": [o.order_doc() for o in self.outcomes],
+        }
+
+
+def _action_view(a: Action) -> dict[str, Any]:
+    return {"type": a.kind, "intent_id": a.intent_id, "side": a.side, "qty": str(a.qty),
+            "stop": None if a.stop is None else str(a.stop), "reduce_only": a.reduce_only, "reason": a.reason}
+
+
+class Manager:
+    def __init__(self, state: RedisState, store: SnapshotStore, runner: ActionRunner, config: ConfigHolder,
+                 *, clock_ms: Callable[[], int], slis: Slis | None = None,
+                 audit: Callable[[AuditEvent], None] | None = None,
+                 treasury_port: TreasuryPort | None = None) -> None:
+        self.state = state
+        self.store = store
+        self.runner = runner
+        self.config = config
+        self.clock_ms = clock_ms
+        self.slis = slis or runner.slis
+        self.audit = audit or (lambda _e: None)
+        self.treasury_port = treasury_port
+        self.last_tick_ms = 0
+        self.redis_ok = True
+
+    @property
+    def cfg(self) -> PmConfig:
+        return self.config.cfg
+
+    # -- entries ------------------------------------------------------------------------------------------
+    def open_position(self, pos_id: str, symbol: str, kind: Literal["swap", "spot"], direction: int,
+                      qty: Decimal, entry: Decimal, margin: Decimal, view: MarketView,
+                      risk_budget: Decimal | None = None) -> ManageResult:
+        """A new position (a fill seen): record it and attach its reduce-only stop at once. Idempotent on
+        ``pos_id`` (a second call for the same fill returns without acting)."""
+        now = self.clock_ms()
+        with self.state.hold(f"lock:pos:{pos_id}", self.cfg.lock_ttl_ms):
+            existing = self._load(pos_id)
+            if existing is not None:
+                plan = Plan(existing, (), (), Decimal(0), Decimal(0), None)
+                return ManageResult(pos_id, symbol, now, plan, ())
+            pos = ManagedPosition(pos_id=pos_id, symbol=symbol, kind=kind, direction=direction, qty=qty,
+                                  entry=entry, margin=margin, q0=qty, opened_ms=now, last_progress_ms=now,
+                                  last_action_ms=now)
+            budget = risk_budget if risk_budget is not None else margin
+            self.state.reserve_risk(pos_id, symbol, budget)
+            self.store.put_snapshot(pos_id, symbol, now, "entry", position_doc(pos))
+            self._emit(Event("ENTRY", pos_id, symbol, now,
+                             {"qty": str(qty), "entry": str(entry), "margin": str(margin), "kind": kind}))
+            plan = entry_stop_plan(pos, replace(view, ts_ms=now), self.cfg)
+            return self._carry_out(pos, plan, now, ())
+
+    # -- governance ---------------------------------------------------------------------------------------
+    def manage(self, pos_id: str, view: MarketView, *, stale_market: bool = False) -> ManageResult:
+        """One governance pass under the position's lock (``LockBusy`` when another pass holds it)."""
+        with self.state.hold(f"lock:pos:{pos_id}", self.cfg.lock_ttl_ms):
+            now = self.clock_ms()
+            pos = self._load(pos_id)
+            if pos is None:
+                raise KeyError(pos_id)
+            if pos.qty <= 0 and not pos.closed:
+                pos = self._settle_exit(pos)
+            degraded: list[str] = []
+            oms_up = self.runner.port.ping()
+            if not oms_up:
+                degraded.append("OMS_DOWN")
+            if stale_market:
+                degraded.append("MARKET_DATA_STALE")
+            self.store.put_snapshot(pos_id, pos.symbol, now, "before", position_doc(pos))
+            if stale_market:
+                # Only the guard on the last mid: no ladder, no tightening on a price we cannot trust.
+                plan = govern(pos, replace(view, ts_ms=now, atr=None, signal=None), _guard_only(self.cfg),
+                              reduce_only=True)
+            else:
+                plan = govern(pos, replace(view, ts_ms=now), self.cfg, reduce_only=not oms_up)
+            return self._carry_out(pos, plan, now, tuple(degraded))
+
+    def _carry_out(self, before: ManagedPosition, plan: Plan, now: int, degraded: tuple[str, ...]) -> ManageResult:
+        pos = plan.position
+        actions = [self.runner.supersede_queued(a) for a in plan.actions]
+        if pos.kind == "spot":
+            # Spot stops are guard stops (the pass exits at market when the mid crosses them), not venue
+            # orders: spot has no reduce-only, and a resting spot stop would lock the coins.
+            actions = [a for a in actions if a.kind != "STOP_MOVE"]
+        # The decided state goes to Redis and the store before the first order is sent.
+        self._save(pos, keep_open=pos.closed)
+        self.store.put_snapshot(pos.pos_id, pos.symbol, now, "decided",
+                                position_doc(pos) | {"actions": [_action_view(a) for a in actions]})
+        for ev in plan.events:
+            self._emit(ev)
+            if ev.kind == "STAGNATED":
+                self.slis.stagnation()
+        outcomes: list[Outcome] = []
+        for action in actions:
+            out = self.runner.run(action)
+            outcomes.append(out)
+            self.slis.action(action.kind, out.status == "DONE")
+            self.store.put_snapshot(pos.pos_id, pos.symbol, self.clock_ms(), "order", out.order_doc())
+        if pos.closed:
+            exit_done = all(o.status == "DONE" for o in outcomes if o.action.kind == "EXIT")
+            if exit_done:
+                self._save(pos)
+        self.store.put_snapshot(pos.pos_id, pos.symbol, self.clock_ms(), "after", position_doc(pos))
+        return ManageResult(pos.pos_id, pos.symbol, now, plan, tuple(outcomes), degraded)
+
+    def tick(self, views: Callable[[str], tuple[MarketView, bool] | None]) -> list[ManageResult]:
+        """One management tick over every open position, then the retry queue. ``views(symbol)`` gives the
+        market view and whether it is stale (market data down: the last mid)."""
+        now = self.clock_ms()
+        self.config.refresh(now)
+        if self.config.failures:
+            self._audit(AuditCode.PM_CONFIG_STALE, Severity.WARN, self.config.last_error, None, {})
+        try:
+            self.ensure_state()
+            ids = self.state.active_ids()
+            self.redis_ok = True
+        except redis.RedisError:
+            self.redis_ok = False
+            return []
+        results = []
+        for pos_id in ids:
+            pos = self.state.load_position(pos_id)
+            if pos is None:
+                continue
+            got = views(pos.symbol)
+            if got is None:
+                continue
+            view, stale = got
+            try:
+                results.append(self.manage(pos_id, view, stale_market=stale))
+            except LockBusy:
+                continue  # a manage call is running on it: this tick skips it
+        self.runner.run_due(now)
+        self.last_tick_ms = now
+        return results
+
+    def _settle_exit(self, pos: ManagedPosition) -> ManagedPosition:
+        """An exit decided earlier and left in the retry queue: once its intent is DONE the position is
+        closed for good (risk released)."""
+        rec = self.store.intent(f"{pos.pos_id}:exit")
+        if rec is not None and rec["state"] == "DONE":
+            pos = replace(pos, closed=True)
+            self._save(pos)
+        return pos
+
+    # -- Redis loss and cold start ------------------------------------------------------------------------
+    def ensure_state(self) -> str:
+        """``redis`` when Redis still holds our state, else rebuild it from the store (``store``)."""
+        if self.state.r.exists(EPOCH_KEY):
+            return "redis"
+        return self.cold_start()
+
+    def cold_start(self) -> str:
+        now = self.clock_ms()
+        if self.state.r.exists(EPOCH_KEY):
+            return "redis"
+        rebuilt = []
+        for pos_id, doc in self.store.latest_positions().items():
+            clean = {k: v for k, v in doc.items() if k in ManagedPosition.__dataclass_fields__}
+            pos = position_from(clean)
+            if pos.closed or self.state.load_position(pos_id) is not None:
+                continue
+            self.state.reserve_risk(pos_id, pos.symbol, pos.margin)
+            self.state.save_position(pos)
+            rebuilt.append(pos_id)
+        requeued = self.runner.requeue_journal(now)
+        self.state.r.set(EPOCH_KEY, str(now))
+        if rebuilt or requeued:
+            self._audit(AuditCode.PM_STATE_REBUILT, Severity.WARN, "redis lost pos:* state", None,
+                        {"positions": rebuilt, "intents_requeued": requeued})
+        return "store"
+
+    # -- treasury -----------------------------------------------------------------------------------------
+    def treasury_tick(self, transfer_id: str | None = None, approve: bool = False) -> TransferRecord | str:
+        """Top up futures free margin from spot when the rule says so, once per ``transfer_id``."""
+        t = self.cfg.treasury
+        if self.treasury_port is None:
+            return "TREASURY_NO_PORT"
+        now = self.clock_ms()
+        with self.state.hold(f"lock:treasury:{t.from_account}:{t.to_account}", self.cfg.lock_ttl_ms):
+            tid = transfer_id or transfer_id_for(t.from_account, t.to_account, now,
+                                                 self.cfg.treasury_interval_s * 1000)
+            found = self.store.transfer(tid)
+            if found is not None:
+                rec = transfer_from(found)
+                if rec.state is TransferState.PENDING and approve:
+                    return self._execute_transfer(transition(rec, TransferTrigger.APPROVE, now, "approved"))
+                return rec  # the same transfer_id again: the one record, nothing sent twice
+            free_spot, free_fut = self.treasury_port.free_balances(t.asset, t.from_account, t.to_account)
+            decision = decide_transfer(free_fut, free_spot, t.min_free_fut, t.spot_buffer)
+            if isinstance(decision, str):
+                return decision
+            rec = TransferRecord(tid, t.asset, decision, t.from_account, t.to_account, TransferState.PENDING, now)
+            if not self.store.create_transfer(tid, now, rec.state.value, transfer_doc(rec)):
+                return transfer_from(self.store.transfer(tid) or transfer_doc(rec))
+            self._audit(AuditCode.PM_TRANSFER, Severity.INFO, "PENDING", None, transfer_doc(rec))
+            if t.mode == "auto" or approve:
+                return self._execute_transfer(transition(rec, TransferTrigger.APPROVE, now, "auto"))
+            return rec
+
+    def _execute_transfer(self, rec: TransferRecord) -> TransferRecord:
+        assert self.treasury_port is not None
+        self.store.update_transfer(rec.transfer_id, rec.ts_ms, rec.state.value, transfer_doc(rec))
+        try:
+            venue_id = self.treasury_port.transfer(rec.asset, rec.amount, rec.from_account, rec.to_account,
+                                                   rec.transfer_id)
+            rec = transition(rec, TransferTrigger.VENUE_OK, self.clock_ms(), venue_transfer_id=venue_id)
+        except VenueError as exc:
+            rec = transition(rec, TransferTrigger.VENUE_FAILED, self.clock_ms(), exc.reason.value)
+        self.store.update_transfer(rec.transfer_id, rec.ts_ms, rec.state.value, transfer_doc(rec))
+        self.slis.transfer(rec.state is TransferState.EXECUTED)
+        self._audit(AuditCode.PM_TRANSFER, Severity.INFO if rec.state is TransferState.EXECUTED else Severity.ERROR,
+                    rec.state.value, None, transfer_doc(rec))
+        return rec
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _load(self, pos_id: str) -> ManagedPosition | None:
+        pos = self.state.load_position(pos_id)
+        if pos is not None:
+            return pos
+        doc = self.store.latest_positions().get(pos_id)
+        if doc is None:
+            return None
+        clean = {k: v for k, v in doc.items() if k in ManagedPosition.__dataclass_fields__}
+        return position_from(clean)
+
+    def _save(self, pos: ManagedPosition, keep_open: bool = False) -> None:
+        # An exit that is decided but not yet done keeps the position active (its risk stays reserved).
+        self.state.save_position(replace(pos, closed=False) if keep_open else pos)
+
+    def _emit(self, ev: Event) -> None:
+        try:
+            self.state.emit(ev)
+        except redis.RedisError:
+            pass  # the store's snapshots still tell the story
+
+    def _audit(self, code: AuditCode, severity: Severity, cause: str, symbol: str | None,
+               data: dict[str, Any]) -> None:
+        self.audit(AuditEvent(datetime.fromtimestamp(self.clock_ms() / 1000, tz=UTC), code, severity, cause,
+                              symbol, data))
+
+    def health(self) -> dict[str, Any]:
+        now = self.clock_ms()
+        return {
+            "redis": self.state.ping(), "store": self.store.ping(), "venue": self.runner.port.ping(),
+            "tick_lag_ms": None if not self.last_tick_ms else now - self.last_tick_ms,
+            "retry_queue": self.state.retry_len() if self.state.ping() else None,
+            "config_version": self.cfg.version, "config_stale": self.config.failures > 0,
+            "sli": self.slis.snapshot(),
+        }
+
+
+def _guard_only(cfg: PmConfig) -> PmConfig:
+    return cfg.model_copy(update={"ladder": (), "locks": (), "liq_buffer_min": Decimal(0),
+                                  "stagnation_ms": 10**15})
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
