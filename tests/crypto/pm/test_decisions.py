@@ -216,7 +216,7 @@ def test_reduce_only_pass_never_adds() -> None:
     config = cfg(add_on={"gate_roe": "0.1"}, ladder=[], locks=[])
     pos = position(stop=D(97))
     view = MarketView(mark=D(105), ts_ms=1, signal=1)
-    assert [a.kind for a in govern(pos, view, config).actions] == ["ADD_ON"]
+    assert [a.kind for a in govern(pos, view, config).actions] == ["ADD_ON", "STOP_MOVE"]
     assert govern(pos, view, config, reduce_only=True).actions == ()
 
 
