@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
+from core.events import AuditCode, AuditEvent, Severity
 from core.oms.account import HeldPosition, weighted_liq_distance
 from core.risk.config import RiskConfig
 
@@ -114,3 +116,23 @@ def plan_liq_reduction(
         )
     after = weighted_liq_distance(remaining.values(), cfg.liq_percentile)
     return LiqReductionPlan(tuple(cuts), before, after)
+
+
+def liq_reduction_event(plan: LiqReductionPlan, now: datetime) -> AuditEvent | None:
+    """RISK_LIQ_REDUCTION_PLANNED for a plan with cuts (None without): what will be cut and why."""
+    if not plan.needed:
+        return None
+    return AuditEvent(
+        now,
+        AuditCode.RISK_LIQ_REDUCTION_PLANNED,
+        Severity.ERROR,
+        f"liquidation distance {plan.distance_before}: reduce {len(plan.reductions)} position(s)",
+        None,
+        {
+            "distance_before": None if plan.distance_before is None else str(plan.distance_before),
+            "distance_after": None if plan.distance_after is None else str(plan.distance_after),
+            "reductions": [
+                {"symbol": r.symbol, "qty": str(r.qty), "distance": str(r.distance)} for r in plan.reductions
+            ],
+        },
+    )
