@@ -38,9 +38,9 @@ def _credentials(fx: object) -> VenueCredentials:
 
 
 def _okx_case() -> Iterator[VenueCase]:
-    server = pytest.importorskip("crypto.fakex.server")
-    pytest.importorskip("crypto.fakex.okx_routes")
-    with server.FakeExchange.start(seed=7, scenario="calm", dialects=("okx",)) as fx:
+    from crypto.fakex.server import FakeExchange
+
+    with FakeExchange.start(seed=7, scenario="calm", dialects=("okx",)) as fx:
         creds = _credentials(fx)
         yield VenueCase(name="okx", fx=fx, venue=make_venue("okx-fake", fx.url, creds),
                         raw=make_venue("okx-fake", fx.url, creds, precheck=False),
