@@ -36,6 +36,7 @@ from core.events import AuditCode, AuditEvent, Severity
 from crypto.pm.codec import position_doc, position_from, transfer_doc, transfer_from
 from crypto.pm.config import ConfigError, PmConfig
 from crypto.pm.decisions import Action, Event, ManagedPosition, MarketView, Plan, entry_stop_plan, govern
+from crypto.pm.port import client_order_id_for
 from crypto.pm.runner import ActionRunner, Outcome
 from crypto.pm.sli import Slis
 from crypto.pm.state import LockBusy, RedisState
@@ -249,6 +250,26 @@ class Manager:
         self.runner.run_due(now)
         self.last_tick_ms = now
         return results
+
+    def position_gone(self, pos_id: str, price: Decimal | None = None, reason: str = "VENUE_CLOSED") -> bool:
+        """The venue reports no position any more (its stop fired, or a liquidation): close ours, cancel
+        what is left of our stops, release the risk. False when the position was not open here."""
+        with self.state.hold(f"lock:pos:{pos_id}", self.cfg.lock_ttl_ms):
+            pos = self._load(pos_id)
+            if pos is None or pos.closed:
+                return False
+            now = self.clock_ms()
+            for coid in [c for c in (pos.stop_coid,) if c]:
+                try:
+                    self.runner.port.cancel(pos.symbol, client_order_id_for(coid))
+                except VenueError:
+                    pass  # fired or already gone: nothing to cancel
+            closed = replace(pos, qty=Decimal(0), closed=True, last_action_ms=now)
+            self._save(closed)
+            self._emit(Event("EXIT", pos_id, pos.symbol, now,
+                             {"reason": reason, "price": "" if price is None else str(price)}))
+            self.store.put_snapshot(pos_id, pos.symbol, now, "after", position_doc(closed) | {"exit_reason": reason})
+            return True
 
     def _settle_exit(self, pos: ManagedPosition) -> ManagedPosition:
         """An exit decided earlier and left in the retry queue: once its intent is DONE the position is

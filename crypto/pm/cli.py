@@ -1,0 +1,154 @@
+"""``gridbridge crypto pm serve|replay``.
+
+``serve --redis URL --db FILE --venue okx-fake --venue-url URL``: the position manager against a venue
+(credentials from ``--credentials FILE`` or ``GRIDBRIDGE_OKX_*``), HTTP API on loopback with the token
+from ``GRIDBRIDGE_PM_TOKEN``; prints ``pm http://127.0.0.1:PORT`` once listening, runs until SIGINT/SIGTERM
+(or ``--run-seconds``).
+
+``replay --pos-id ID --db FILE``: one position's life from the snapshot store, one line per snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from crypto.pm.config import ConfigError, PmConfig, load_config
+from crypto.pm.store import SqliteSnapshotStore
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridbridge crypto pm", description="position manager")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the position manager")
+    s.add_argument("--redis", required=True, help="redis://127.0.0.1:6379/0")
+    s.add_argument("--db", required=True, type=Path, help="SQLite snapshot store")
+    s.add_argument("--venue", required=True, help="okx, okx-fake, binance-pm, binance-pm-fake")
+    s.add_argument("--venue-url", default=None, help="the local exchange's URL (for *-fake)")
+    s.add_argument("--credentials", type=Path, default=None, help="JSON {api_key, secret, passphrase}")
+    s.add_argument("--config", type=Path, default=None, help="JSON position-manager config (re-read each tick)")
+    s.add_argument("--http-port", type=int, default=0)
+    s.add_argument("--symbols", default=None, help="comma-separated swap symbols to watch (default: all)")
+    s.add_argument("--run-seconds", type=float, default=None)
+    r = sub.add_parser("replay", help="print one position's life from the store")
+    r.add_argument("--pos-id", required=True)
+    r.add_argument("--db", required=True, type=Path)
+    r.add_argument("--json", action="store_true", help="one JSON document per line")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "replay":
+        return replay(args.db, args.pos_id, as_json=args.json)
+    return serve(args)
+
+
+def describe(entry: dict[str, Any]) -> str:
+    doc = entry["doc"]
+    phase = entry["phase"]
+    if phase == "order":
+        trig = f" trigger {doc['trigger_price']}" if doc.get("trigger_price") else ""
+        return (f"{entry['ts']} order   {doc['kind']:<14} {doc['side']} {doc['qty']}{trig} -> {doc['status']}"
+                f" ({doc['client_order_id']})")
+    acts = ",".join(a["type"] for a in doc.get("actions", [])) if phase == "decided" else ""
+    state = "closed" if doc.get("closed") else "open"
+    return (f"{entry['ts']} {phase:<7} qty {doc.get('qty')} entry {doc.get('entry')} stop {doc.get('stop')} "
+            f"rungs {doc.get('ladder_fired')} adds {doc.get('add_count')} realised {doc.get('realised_pnl')} "
+            f"{state}{' [' + acts + ']' if acts else ''}")
+
+
+def replay(db: Path, pos_id: str, *, as_json: bool = False) -> int:
+    if not db.exists():
+        print(f"pm replay: no store at {db}", file=sys.stderr)
+        return 2
+    store = SqliteSnapshotStore(db)
+    try:
+        history = store.history(pos_id)
+    finally:
+        store.close()
+    if not history:
+        print(f"pm replay: POSITION_UNKNOWN {pos_id}", file=sys.stderr)
+        return 1
+    for entry in history:
+        print(json.dumps(entry, sort_keys=True) if as_json else describe(entry))
+    return 0
+
+
+def _read_config(path: Path | None) -> PmConfig:
+    if path is None:
+        return PmConfig()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError("CONFIG_FETCH_FAILED", f"{path}: {type(exc).__name__}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("CONFIG_INVALID", "the config file must hold a JSON object")
+    return load_config(raw)
+
+
+def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by the CLI test in a subprocess
+    from core.audit import AuditWriter
+    from crypto.pm.feed import VenueFeed, VenueTreasury
+    from crypto.pm.http_api import TOKEN_ENV, PmHttpServer
+    from crypto.pm.manager import ConfigHolder, Manager, wall_ms
+    from crypto.pm.port import VenuePort
+    from crypto.pm.runner import ActionRunner
+    from crypto.pm.service import PmService
+    from crypto.pm.state import RedisState
+    from crypto.venue.factory import VenueCredentials, make_venue
+    from crypto.venue.types import VenueError
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        print(f"pm serve: set {TOKEN_ENV} (the HTTP API needs a token)", file=sys.stderr)
+        return 2
+    try:
+        cfg = _read_config(args.config)
+    except ConfigError as exc:
+        print(f"pm serve: {exc}", file=sys.stderr)
+        return 2
+    try:
+        creds = (VenueCredentials.from_file(args.credentials) if args.credentials
+                 else VenueCredentials.from_env("GRIDBRIDGE_OKX"))
+        venue = make_venue(args.venue, args.venue_url, creds)
+    except (VenueError, ValueError) as exc:
+        print(f"pm serve: venue: {exc}", file=sys.stderr)
+        return 2
+    state = RedisState.from_url(args.redis)
+    if not state.ping():
+        print(f"pm serve: REDIS_DOWN {args.redis}", file=sys.stderr)
+        return 2
+    store = SqliteSnapshotStore(args.db)
+    audit = AuditWriter(args.db.with_suffix(".audit.jsonl"))
+    clock = venue.now_ms if args.venue.endswith("-fake") else wall_ms
+    runner = ActionRunner(VenuePort(venue), store, state, cfg.retry, clock_ms=clock, rng=random.Random(),
+                          audit=audit.append)
+    holder = ConfigHolder(cfg, (lambda: _read_config(args.config)) if args.config else None)
+    manager = Manager(state, store, runner, holder, clock_ms=clock, audit=audit.append,
+                      treasury_port=VenueTreasury(venue))
+    manager.cold_start()
+    feed = VenueFeed(venue)
+    symbols = args.symbols.split(",") if args.symbols else None
+    service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols)
+    api = PmHttpServer(manager, token, feed.view, port=args.http_port)
+    host, port = api.start()
+    print(f"pm http://{host}:{port}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.run_seconds is not None:
+        threading.Timer(args.run_seconds, stop.set).start()
+    try:
+        service.run(stop)
+    finally:
+        api.stop()
+        store.close()
+    return 0

@@ -1,0 +1,110 @@
+"""Market views for the manager, read from a ``Venue``: mark, liquidation price, an ATR from sampled marks.
+
+The ``Venue`` Protocol has no candles, so the ATR is built here from the marks the feed samples: samples
+are bucketed into bars of ``bar_ms`` and ATR is the mean true range of the last ``atr_bars`` complete bars
+(None until two bars exist; the manager then uses the liquidation-buffer stop for a new position).
+
+Market data down (a venue read fails): the feed returns the last view it had, flagged stale; the manager
+only guards the stop on it. The service keeps polling at its fixed interval.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from core.oms.reasons import VenueReason
+from crypto.pm.decisions import MarketView
+from crypto.venue.protocol import Venue
+from crypto.venue.types import VenueError
+
+
+@dataclass
+class _Bar:
+    start_ms: int
+    high: Decimal
+    low: Decimal
+    close: Decimal
+
+
+def true_range(bar: _Bar, prev_close: Decimal | None) -> Decimal:
+    if prev_close is None:
+        return bar.high - bar.low
+    return max(bar.high - bar.low, abs(bar.high - prev_close), abs(bar.low - prev_close))
+
+
+class AtrTape:
+    """ATR of one symbol from price samples (pure bookkeeping, time passed in)."""
+
+    def __init__(self, bar_ms: int = 60_000, atr_bars: int = 14) -> None:
+        self.bar_ms = bar_ms
+        self.bars: deque[_Bar] = deque(maxlen=atr_bars + 1)
+
+    def sample(self, ts_ms: int, price: Decimal) -> None:
+        start = ts_ms - ts_ms % self.bar_ms
+        if self.bars and self.bars[-1].start_ms == start:
+            b = self.bars[-1]
+            b.high, b.low, b.close = max(b.high, price), min(b.low, price), price
+        elif not self.bars or start > self.bars[-1].start_ms:
+            self.bars.append(_Bar(start, price, price, price))
+
+    def atr(self) -> Decimal | None:
+        done = list(self.bars)[:-1]  # the last bar is still forming
+        if len(done) < 2:
+            return None
+        trs = [true_range(b, done[i - 1].close if i else None) for i, b in enumerate(done)]
+        return sum(trs[1:], Decimal(0)) / (len(trs) - 1)
+
+
+class VenueFeed:
+    def __init__(self, venue: Venue, bar_ms: int = 60_000, atr_bars: int = 14) -> None:
+        self.venue = venue
+        self.bar_ms = bar_ms
+        self.atr_bars = atr_bars
+        self.tapes: dict[str, AtrTape] = {}
+        self.last: dict[str, MarketView] = {}
+        self.signals: dict[str, int] = {}  # set by whoever owns the trend signal (HTTP manage calls)
+
+    def view(self, symbol: str) -> tuple[MarketView, bool] | None:
+        try:
+            now = self.venue.now_ms()
+            mark = self.venue.mark_price(symbol)
+            market = self.venue.market(symbol)
+            liq = None
+            if market.is_swap:
+                for p in self.venue.positions([symbol]):
+                    if p.symbol == symbol and p.qty != 0:
+                        liq = p.liq_price
+        except VenueError:
+            last = self.last.get(symbol)
+            return None if last is None else (last, True)
+        tape = self.tapes.setdefault(symbol, AtrTape(self.bar_ms, self.atr_bars))
+        tape.sample(now, mark)
+        v = MarketView(mark=mark, ts_ms=now, atr=tape.atr(), liq_price=liq, signal=self.signals.get(symbol),
+                       tick=market.tick, qty_step=market.qty_step, min_qty=market.min_qty)
+        self.last[symbol] = v
+        return v, False
+
+    def stale(self, symbol: str) -> MarketView | None:
+        v = self.last.get(symbol)
+        return None if v is None else replace(v)
+
+
+class VenueTreasury:
+    """``TreasuryPort`` over a ``Venue``: free balances of the two accounts and the transfer itself."""
+
+    def __init__(self, venue: Venue) -> None:
+        self.venue = venue
+
+    def free_balances(self, asset: str, spot_account: str, fut_account: str) -> tuple[Decimal, Decimal]:
+        spot = self.venue.balances(spot_account)  # type: ignore[arg-type]
+        fut = self.venue.balances(fut_account)  # type: ignore[arg-type]
+        zero = Decimal(0)
+        return (spot[asset].free if asset in spot else zero, fut[asset].free if asset in fut else zero)
+
+    def transfer(self, asset: str, amount: Decimal, from_account: str, to_account: str, transfer_id: str) -> str:
+        t = self.venue.transfer(asset, amount, from_account, to_account, transfer_id)  # type: ignore[arg-type]
+        if t.status == "failed":
+            raise VenueError(VenueReason.VENUE_ERROR, "transfer failed", details={"transfer_id": transfer_id})
+        return t.venue_transfer_id or t.transfer_id

@@ -1,0 +1,114 @@
+"""The running service: watch the venue for new and vanished positions, tick the manager, run the queue.
+
+- Entry watch every ``watch_interval_s`` (0.25 s): a swap position on the venue that no open pos_id covers
+  is a new position: ``Manager.open_position`` attaches its reduce-only stop at once (the stop is on the
+  venue within one watch interval plus one order round trip of the fill: well under the 1 s target). A
+  pos_id whose venue position is gone is closed (its stop fired or it was liquidated).
+- Management tick every ``manage_interval_s`` (10-30 s), and at once when a mark moved more than
+  ``price_move_trigger`` since the last pass (event-driven tick).
+- Treasury tick every ``treasury_interval_s`` (5 min).
+- The retry queue runs on every loop (what is due).
+- Market data down: the feed returns the last mid (stale) and polling goes on at the fixed interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+import redis
+
+from crypto.pm.decisions import MarketView
+from crypto.pm.feed import VenueFeed
+from crypto.pm.manager import LockBusy, Manager
+from crypto.venue.protocol import Venue
+from crypto.venue.types import VenueError
+
+log = logging.getLogger(__name__)
+
+
+def pos_id_for(symbol: str, ts_ms: int) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9]', '', symbol)}-{ts_ms}"
+
+
+class PmService:
+    def __init__(self, manager: Manager, venue: Venue, feed: VenueFeed, *, clock_ms: Callable[[], int],
+                 watch_interval_s: float = 0.25, symbols: list[str] | None = None) -> None:
+        self.manager = manager
+        self.venue = venue
+        self.feed = feed
+        self.clock_ms = clock_ms
+        self.watch_interval_s = watch_interval_s
+        self.symbols = symbols
+        self.last_manage_ms = 0
+        self.last_treasury_ms = 0
+        self.last_marks: dict[str, Decimal] = {}
+        self.errors = 0
+
+    def open_by_symbol(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for pos_id in self.manager.state.active_ids():
+            pos = self.manager.state.load_position(pos_id)
+            if pos is not None and pos.kind == "swap":
+                out[pos.symbol] = pos_id
+        return out
+
+    def watch(self) -> list[str]:
+        """New venue positions get a pos_id and their stop; vanished ones are closed. Returns new pos_ids."""
+        known = self.open_by_symbol()
+        venue_positions = {p.symbol: p for p in self.venue.positions(self.symbols) if p.qty != 0}
+        opened = []
+        for symbol, p in venue_positions.items():
+            if symbol in known:
+                continue
+            got = self.feed.view(symbol)
+            view = got[0] if got else MarketView(mark=p.mark_price, ts_ms=self.clock_ms())
+            pos_id = pos_id_for(symbol, self.clock_ms())
+            self.manager.open_position(pos_id, symbol, "swap", 1 if p.qty > 0 else -1, abs(p.qty), p.entry_price,
+                                       p.margin, view)
+            opened.append(pos_id)
+        for symbol, pos_id in known.items():
+            if symbol not in venue_positions:
+                try:
+                    self.manager.position_gone(pos_id, self.last_marks.get(symbol))
+                except LockBusy:
+                    pass
+        return opened
+
+    def moved(self) -> bool:
+        """True when a mark moved more than the trigger since the last pass (an event tick is due)."""
+        trigger = self.manager.cfg.price_move_trigger
+        for symbol, last in self.last_marks.items():
+            got = self.feed.view(symbol)
+            if got and not got[1] and last > 0 and abs(got[0].mark - last) / last >= trigger:
+                return True
+        return False
+
+    def step(self) -> None:
+        now = self.clock_ms()
+        cfg = self.manager.cfg
+        try:
+            self.watch()
+            if now - self.last_manage_ms >= cfg.manage_interval_s * 1000 or self.moved():
+                for result in self.manager.tick(self.feed.view):
+                    got = self.feed.last.get(result.symbol)
+                    if got is not None:
+                        self.last_marks[result.symbol] = got.mark
+                self.last_manage_ms = now
+            if now - self.last_treasury_ms >= cfg.treasury_interval_s * 1000:
+                self.manager.treasury_tick()
+                self.last_treasury_ms = now
+            self.manager.runner.run_due(now)
+        except (VenueError, redis.RedisError, LockBusy) as exc:
+            self.errors += 1
+            log.warning("pm step: %s", exc)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            self.step()
+            stop.wait(max(0.0, self.watch_interval_s - (time.monotonic() - started)))
