@@ -48,9 +48,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from crypto.fakex.engine.errors import Reason, Reject
-from crypto.fakex.engine.exchange import Exchange, OrderSpec
+from crypto.fakex.engine.exchange import AlgoSpec, Exchange, OrderSpec
 from crypto.fakex.engine.instruments import Instrument, is_multiple
-from crypto.fakex.engine.state import OrderRec
+from crypto.fakex.engine.state import AlgoRec, OrderRec
 from crypto.fakex.server import Credentials, Request, Response, ServerContext
 
 D = Decimal
@@ -189,6 +189,11 @@ class BinancePmDialect:
             ("GET", "/papi/v1/um/allOrders"): lambda ctx, p: self._orders(ctx, "um", p, live=None),
             ("GET", "/papi/v1/margin/allOrders"): lambda ctx, p: self._orders(ctx, "margin", p, live=None),
             ("GET", "/papi/v1/um/userTrades"): lambda ctx, p: self._trades(ctx, "um", p),
+            ("POST", "/papi/v1/um/algo/order"): self._new_algo,
+            ("GET", "/papi/v1/um/algo/algoOrder"): self._query_algo,
+            ("DELETE", "/papi/v1/um/algo/order"): self._cancel_algo,
+            ("GET", "/papi/v1/um/algo/openAlgoOrders"): lambda ctx, p: self._algos(ctx, p, live=True),
+            ("GET", "/papi/v1/um/algo/allAlgoOrders"): lambda ctx, p: self._algos(ctx, p, live=None),
             ("GET", "/papi/v1/margin/myTrades"): lambda ctx, p: self._trades(ctx, "margin", p),
         }
         self.routes: dict[tuple[str, str], tuple[bool, Route]] = {
@@ -217,7 +222,7 @@ class BinancePmDialect:
                 params.update(dict(parse_qsl(body_text, keep_blank_values=True)))
             if is_signed:
                 self._authenticate(req, ctx, params, body_text, wall)
-            if req.method == "POST" and req.path.endswith("/order") and not ctx.limiter.allow(
+            if req.method == "POST" and req.path.endswith("order") and not ctx.limiter.allow(
                     "binance:orders", *ORDER_LIMIT, wall):
                 raise BinanceError(-1003, "Too many requests; current limit is 1200 orders per minute.", 429)
             return Response.json(200, fn(ctx, params))
@@ -651,3 +656,89 @@ class BinancePmDialect:
         return {**common, "cummulativeQuoteQty": s(cum_quote), "transactTime": o.created_ms, "time": o.created_ms,
                 "isWorking": o.is_live, "icebergQty": "0", "stopPrice": "0", "selfTradePreventionMode": "NONE",
                 "accountId": 1}
+
+    # ------------------------------------------------------------------ UM algo (conditional) orders
+    ALGO_TYPES = {"STOP_MARKET": ("sl", False), "TAKE_PROFIT_MARKET": ("tp", False), "STOP": ("sl", True),
+                  "TAKE_PROFIT": ("tp", True)}
+
+    def _new_algo(self, ctx: ServerContext, params: dict[str, str]) -> Any:
+        """A UM stop or take-profit (``algoType=CONDITIONAL``): the engine's conditional order, fired on the
+        contract (last) price or the mark (``workingType=MARK_PRICE``), then a market or limit order."""
+        sym = self._symbol(ctx, "um", params)
+        assert sym is not None
+        if (params.get("algoType") or "").upper() != "CONDITIONAL":
+            raise BinanceError(-1102, "Mandatory parameter 'algoType' was not sent, was empty/null, or malformed.")
+        otype = (params.get("type") or "").upper()
+        if otype not in self.ALGO_TYPES:
+            raise BinanceError(-1116, "Invalid orderType.")
+        leg, limit = self.ALGO_TYPES[otype]
+        side = (params.get("side") or "").upper()
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(-1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed.")
+        qty = _dec(params, "quantity")
+        trigger = _dec(params, "triggerPrice")
+        price = _dec(params, "price") if limit else None
+        assert qty is not None and trigger is not None
+        client_id = params.get("clientAlgoId") or f"fakexalgo{ctx.exchange.now_ms()}"
+        if not CLIENT_ID.match(client_id):
+            raise BinanceError(-4015, "Client order id is not valid.")
+        if any(a.state == "live" and a.algo_cl_ord_id == client_id for a in ctx.exchange.algos(sym.inst.inst_id)):
+            raise BinanceError(-4116, "ClientOrderId is duplicated.")
+        if not is_multiple(trigger, sym.tick) or (price is not None and not is_multiple(price, sym.tick)):
+            raise BinanceError(-4014, "Price not increased by tick size.")
+        reduce_only = (params.get("reduceOnly") or "").lower() == "true"
+        self._check_filters(sym, qty, price, price or trigger, reduce_only)
+        working = (params.get("workingType") or "CONTRACT_PRICE").upper()
+        spec = AlgoSpec(inst_id=sym.inst.inst_id, side=side.lower(), ord_type="conditional", qty=qty,
+                        sl_trigger_px=trigger if leg == "sl" else None, sl_ord_px=price if leg == "sl" else None,
+                        tp_trigger_px=trigger if leg == "tp" else None, tp_ord_px=price if leg == "tp" else None,
+                        trigger_px_type="mark" if working == "MARK_PRICE" else "last", reduce_only=reduce_only,
+                        margin_mode="cross", client_id=client_id,
+                        extra={"binanceType": otype, "workingType": working})
+        try:
+            algo = ctx.exchange.place_algo(spec)
+        except Reject as exc:
+            raise self._refusal(exc, "um", sym) from exc
+        return self._algo_json(algo, sym)
+
+    def _find_algo(self, ctx: ServerContext, params: Mapping[str, str]) -> AlgoRec:
+        algo_id = params.get("algoId")
+        client_id = params.get("clientAlgoId")
+        if not algo_id and not client_id:
+            raise BinanceError(-1102, "Param 'clientAlgoId' or 'algoId' must be sent, but both were empty/null!")
+        try:
+            return ctx.exchange.get_algo(algo_id=algo_id or None, algo_cl_ord_id=None if algo_id else client_id)
+        except Reject:
+            raise BinanceError(-2013, "Order does not exist.") from None
+
+    def _query_algo(self, ctx: ServerContext, params: dict[str, str]) -> Any:
+        algo = self._find_algo(ctx, params)
+        return self._algo_json(algo, self._by_inst(ctx)[algo.inst_id])
+
+    def _cancel_algo(self, ctx: ServerContext, params: dict[str, str]) -> Any:
+        algo = self._find_algo(ctx, params)
+        try:
+            done = ctx.exchange.cancel_algo(algo_id=algo.algo_id)
+        except Reject:
+            raise BinanceError(-2011, "Unknown order sent.") from None
+        return {"algoId": int(done.algo_id), "clientAlgoId": done.algo_cl_ord_id, "code": "200", "msg": "success"}
+
+    def _algos(self, ctx: ServerContext, params: dict[str, str], live: bool | None) -> Any:
+        out = []
+        for sym in self._selected(ctx, "um", params):
+            out += [self._algo_json(a, sym) for a in ctx.exchange.algos(sym.inst.inst_id, live=live)]
+        return out
+
+    def _algo_json(self, a: AlgoRec, sym: Symbol) -> dict[str, Any]:
+        status = {"live": "NEW", "effective": "FINISHED", "canceled": "CANCELED", "order_failed": "REJECTED"}.get(
+            a.state, "EXPIRED")
+        trigger = a.sl_trigger_px if a.sl_trigger_px is not None else a.tp_trigger_px
+        price = a.sl_ord_px if a.sl_trigger_px is not None else a.tp_ord_px
+        return {"algoId": int(a.algo_id), "clientAlgoId": a.algo_cl_ord_id, "algoType": "CONDITIONAL",
+                "orderType": a.extra.get("binanceType", "STOP_MARKET"), "symbol": sym.id, "side": a.side.upper(),
+                "positionSide": "BOTH", "timeInForce": "GTC", "quantity": s(a.qty), "algoStatus": status,
+                "triggerPrice": s(trigger), "price": s(price or ZERO), "icebergQuantity": None,
+                "selfTradePreventionMode": "NONE", "workingType": a.extra.get("workingType", "CONTRACT_PRICE"),
+                "priceMatch": "NONE", "closePosition": False, "priceProtect": False, "reduceOnly": a.reduce_only,
+                "createTime": a.created_ms, "updateTime": a.updated_ms, "triggerTime": a.triggered_ms,
+                "goodTillDate": 0, "actualOrderId": a.ord_id}

@@ -167,3 +167,22 @@ def test_rate_limit_answers_429_with_1003(fx: FakeExchange) -> None:
         assert "-1003" in str(info.value)
     finally:
         fx.set_rate_limit("binance:orders", 1200, 60_000)
+
+
+def test_um_stop_market_is_an_algo_order_that_fires(bn: ccxt.binance, fx: FakeExchange) -> None:
+    bn.create_order("BTC/USDT:USDT", "market", "sell", 0.002, None, {"clientOrderId": "t-stop-pos"})
+    mark = fx.exchange.mark_price("BTC-USDT-SWAP")
+    trigger = float(mark + 300)
+    stop = bn.create_order("BTC/USDT:USDT", "market", "buy", 0.002, None,
+                           {"clientOrderId": "t-stop", "triggerPrice": trigger, "reduceOnly": True})
+    assert stop["status"] == "open" and stop["clientOrderId"] == "t-stop"
+    raw = bn.papiGetUmAlgoAlgoOrder({"symbol": "BTCUSDT", "clientAlgoId": "t-stop"})
+    assert raw["algoStatus"] == "NEW" and raw["orderType"] == "STOP_MARKET"
+    with pytest.raises(ccxt.BaseError) as info:
+        bn.papiGetUmAlgoAlgoOrder({"symbol": "BTCUSDT", "clientAlgoId": "no-such-stop"})
+    assert body_code(info.value) == -2013
+    fx.exchange.set_price("BTC-USDT-SWAP", mark + 1000)
+    fx.advance(60_000)
+    fired = bn.papiGetUmAlgoAlgoOrder({"symbol": "BTCUSDT", "clientAlgoId": "t-stop"})
+    assert fired["algoStatus"] == "FINISHED" and fired["actualOrderId"]
+    fx.exchange.set_price("BTC-USDT-SWAP", mark)
