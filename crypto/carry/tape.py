@@ -22,7 +22,7 @@ Calibration (checked against the venue's published rules; see ``docs/crypto.md``
 
 Regimes: ``calm`` (vol 35 %/y, premium around +0.012 %), ``bull`` (drift +90 %/y, premium +0.11 %: high
 funding, about 0.06 % per 8 h), ``negative`` (spells of negative premium, days long), ``crash`` (calm, then one day in the
-middle when the perp mark rises 40 % and spot 36 %, with a 30-minute wick), ``squeeze`` (premium pinned
+middle when the perp mark rises 40 % and spot 36 %, ending in a 5-minute +20 % candle), ``squeeze`` (premium pinned
 above the cap for days: funding at the cap, intervals shortened), ``mixed`` (the five in turn).
 """
 
@@ -169,15 +169,16 @@ def _spot_path(rng: np.random.Generator, n: int, p: dict[str, float], start_pric
 
 def _crash_day(spot: np.ndarray, prem: np.ndarray) -> None:
     """In place: one day in the middle when spot rises 36 % and the perp mark 40 % (a short squeeze on the
-    perp), with a 30-minute wick carrying most of the move, then a partial retrace over the next day."""
+    perp), a 5-minute candle carrying most of the move, then a partial retrace over the next day."""
     n = spot.size
     day = min(1440, max(2, n // 2))  # a tape shorter than two days squeezes the day to fit
     start = max(0, min(n - 2 * day, n // 2))
     ramp = np.zeros(n)
     t = np.arange(day) * (1440.0 / day)
-    # Slow 40 % of the move over the day, 60 % inside a 30-minute wick at hour 15.
-    slow = 0.4 * t / 1440.0
-    wick = 0.6 * np.clip((t - 900) / 30.0, 0.0, 1.0)
+    # 45 % of the (log) move spread over the day, 55 % in a 5-minute squeeze candle at 23:50 (+20 %): the
+    # kind of candle a liquidation cascade prints, faster than a 5-minute scan can follow.
+    slow = 0.45 * np.minimum(t / 1430.0, 1.0)
+    wick = 0.55 * np.clip((t - 1430) / 5.0, 0.0, 1.0)
     ramp[start:start + day] = slow + wick
     ramp[start + day:] = 1.0 - 0.3 * np.clip(np.arange(n - start - day) / day, 0.0, 1.0)
     spot *= np.exp(np.log(1.36) * ramp)
