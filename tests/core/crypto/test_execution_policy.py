@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -105,6 +105,7 @@ def test_split_by_notional_and_depth() -> None:
         split_order(D(1), D(10_000), F, LimitPolicy(max_notional=D(4)))
 
 
+@settings(max_examples=300)
 @given(
     st.decimals(min_value=D("0.001"), max_value=D(10), places=4),
     st.decimals(min_value=D(1), max_value=D(60_000), places=1),

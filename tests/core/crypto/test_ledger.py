@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.oms.account import weighted_liq_distance
@@ -137,6 +137,8 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("fill"), st.booleans(), qtys, prices, fees),
         st.tuples(st.just("funding"), st.integers(0, 5), rates, prices),
+        st.tuples(st.just("bill"), st.integers(0, 8), st.integers(0, 5), fees),
+        st.tuples(st.just("transfer"), st.integers(0, 3), fees),
         st.tuples(st.just("replay"), st.integers(0, 100)),
     ),
     min_size=1,
@@ -144,12 +146,15 @@ ops = st.lists(
 )
 
 
+@settings(max_examples=300)
 @given(ops, prices)
 def test_ledger_conserves_money_exactly_and_books_each_key_once(script: list[tuple], close_px: Decimal) -> None:
     led = MarginLedger(D(10_000))
     traded = fees_paid = funding = D(0)
     seen: list[LedgerFill] = []
     bills: dict[int, Decimal] = {}
+    bill_ids: set[int] = set()
+    transfers: dict[int, Decimal] = {}
     for n, op in enumerate(script):
         if op[0] == "fill":
             _, buy, q, px, fee = op
@@ -177,6 +182,20 @@ def test_ledger_conserves_money_exactly_and_books_each_key_once(script: list[tup
                 bills[slot] = res.amount
                 funding += res.amount
             led = res.ledger
+        elif op[0] == "bill":
+            # The venue's bill: once per id and once per settlement, whichever was booked first.
+            _, bid, slot, amount = op
+            res = book_funding(led, FundingBill(f"b{bid}", BTC, amount, slot))
+            assert res.booked == (bid not in bill_ids and slot not in bills)
+            if res.booked:
+                bill_ids.add(bid)
+                bills[slot] = amount
+                funding += amount
+            led = res.ledger
+        elif op[0] == "transfer":
+            _, tid, amount = op
+            led = apply_transfer(led, f"t{tid}", amount)
+            transfers.setdefault(tid, amount)
         else:
             if seen:
                 again = apply_fill(led, seen[op[1] % len(seen)])
@@ -184,8 +203,11 @@ def test_ledger_conserves_money_exactly_and_books_each_key_once(script: list[tup
         pos = led.position(BTC)
         # WAC invariants: the basis has the position's sign and is exactly 0 when flat.
         assert (pos.qty == 0 and pos.cost == 0) or (pos.qty > 0) == (pos.cost > 0)
-        # Exact conservation: wallet - basis = start - signed traded value - fees + funding.
-        assert led.wallet - pos.cost == D(10_000) - traded - fees_paid + funding
+        # Exact conservation: wallet - basis = start - signed traded value - fees + funding + transfers.
+        # Realised PnL is the traded value not still held as basis: realised = basis - signed traded value.
+        assert led.realised_total == pos.cost - traded
+        moved = sum(transfers.values(), D(0))
+        assert led.wallet - pos.cost == D(10_000) - traded - fees_paid + funding + moved
     assert led.funding_total == sum(bills.values(), D(0)) == funding
     # Closing everything at any price realises exactly the cash-like PnL.
     pos = led.position(BTC)
@@ -193,5 +215,5 @@ def test_ledger_conserves_money_exactly_and_books_each_key_once(script: list[tup
         led = apply_fill(led, LedgerFill("close", BTC, -pos.qty, close_px)).ledger
         traded += -pos.qty * close_px
     assert led.position(BTC).cost == 0
-    assert led.wallet == D(10_000) - traded - fees_paid + funding
+    assert led.wallet == D(10_000) - traded - fees_paid + funding + sum(transfers.values(), D(0))
     assert led.equity == led.wallet

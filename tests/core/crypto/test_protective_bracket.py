@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -197,6 +197,7 @@ def test_forbidden_transitions_refused_unchanged(state: S, trigger: T) -> None:
     assert step.refused is not None and step.bracket == b and step.actions == ()
 
 
+@settings(max_examples=300)
 @given(st.lists(st.sampled_from([t for t in T if t is not T.TP_SKIPPED]), max_size=25), st.integers(0, 5000))
 def test_no_take_profit_before_a_confirmed_stop_and_nothing_after_close(triggers: list[T], gap_ms: int) -> None:
     b = long_bracket()
