@@ -37,7 +37,7 @@ import numpy as np
 
 from backtest.fastind import compute_indicators
 from backtest.fill_model import Trade, cancel_buys, close_all_now, venue_volumes, work_orders
-from backtest.kernel import FIRST_WINDOW, MAX_WINDOW, BarColumns, QuietScan, candidate_bars
+from backtest.kernel import EVENT_NAMES, FIRST_WINDOW, MAX_WINDOW, BarColumns, QuietScan, candidate_bars
 from mac.grid.core import (
     BUY,
     EventKind,
@@ -201,6 +201,7 @@ def run_realistic(
     incremental: bool = False,
     risk: BacktestRisk | None = DEFAULT_RISK,
     config: GridbridgeConfig | None = None,
+    every_bar: bool = False,
 ) -> RunResult:
     """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
 
@@ -216,6 +217,14 @@ def run_realistic(
     A BUY asks the vault for its amount plus the commission estimate of ``config``'s fee model
     (``windows.pipeline.fee_model``; default config when ``None``), the very call the executor makes, so
     a BUY at the pool edge gets the executor's verdict.
+
+    The loop is the per-bar path below, with two shortcuts that change no result (``every_bar=True`` turns
+    both off: ``step`` on every usable bar, the risk tick on every timestamp; a property test holds the two
+    equal): a bar's verdict comes from ``backtest.kernel.QuietScan`` (quiet, or one known event with the
+    state unchanged, or ``step``), and where no order rests, no FUSE close is pending and no symbol wakes
+    ``step``, the loop jumps over the stretch at once (``_jump``): the risk tracker folds its ticks over it
+    (``RiskTracker.fold``, up to the first timestamp that would evaluate), the events, penalty bars,
+    utilisation and T+1 day are booked for the stretch as the per-bar path would book them bar by bar.
     """
     from backtest.risk import BacktestRisk, RiskTracker
     from windows.pipeline import fee_model
@@ -242,16 +251,23 @@ def run_realistic(
     sym_all = np.concatenate([np.full(len(data[c]), k) for k, c in enumerate(codes)])
     idx_all = np.concatenate([np.arange(len(data[c])) for c in codes])
     order = np.lexsort((sym_all, t_all))
-    seq = list(zip(sym_all[order].tolist(), idx_all[order].tolist(), strict=True))
-    pbar = _progress(len(seq), progress, "+".join(codes))
+    total = len(order)
+    pbar = _progress(total, progress, "+".join(codes))
+    jumps = not (every_bar or incremental or on_bar is not None)
+    timeline = _Timeline(t_all[order], [data[c] for c in codes]) if jumps else None
+    # The per-bar path reads these columns item by item: Python lists when it visits every bar, the arrays
+    # themselves when the jumps leave it a few thousand bars (converting would cost more than it saves).
+    column = np.asarray if jumps else np.ndarray.tolist
+    seq_k, seq_i = column(sym_all[order]), column(idx_all[order])
 
     per_symbol = [
-        (c, cps[c], columns[c], data[c].t.tolist(), _trading_days(data[c].t), data[c].c.tolist(),
-         (columns[c].usable_index >= 0).tolist(),
+        (c, cps[c], columns[c], column(data[c].t), column(trading_day(data[c].t)), column(data[c].c),
+         column(columns[c].usable_index >= 0),
          results[c], caps[c], penalty[c])
         for c in codes
     ]  # fmt: skip
-    # per symbol: the quiet-bar marks of (state, buy-step multiplier) up to a bar, and the next candidate
+    usable_arr = [columns[c].usable_index >= 0 for c in codes]
+    # per symbol: the bar verdicts of (state, buy-step multiplier, pool view) up to a bar
     scans = [QuietScan() for _ in codes]
     base = [cps[c].base_position_shares for c in codes]
     venue = [[-1, 0, 0] for _ in codes]  # per symbol: trading day, held at its start, sold since
@@ -264,13 +280,34 @@ def run_realistic(
     closing_all = False
     marks = tracker.closes if tracker is not None else None
     last_t = None
-    for n, (k, i) in enumerate(seq):
+    reported = 0
+    n = 0
+    j_next = 0  # the index in the timeline of the next new timestamp
+    while n < total:
+        k = int(seq_k[n])
+        i = int(seq_i[n])
         code, cp, cols, times, days, closes, usable, res, cap, pen = per_symbol[k]
-        t = times[i]
+        t = int(times[i])
         bar = None  # built only when something reads it
-        if tracker is not None and t != last_t:
+        if t != last_t:
+            j = j_next
+            j_next = j + 1
+            if timeline is not None and not (closing_all and any(s.lots for s in state_list)):
+                stop = _jump(timeline, j, state_list, per_symbol, scans, pv_cache, committed, by_symbol,
+                             pool_fen, mult, tracker)  # fmt: skip
+                if stop > j:
+                    _book(timeline, j, stop, state_list, per_symbol, scans, usable_arr, venue, base, marks)
+                    n_stop = int(timeline.first_pos[stop])
+                    util_list += [committed] * (n_stop - n)
+                    n = n_stop
+                    j_next = stop
+                    last_t = int(timeline.t[stop - 1])
+                    if pbar is not None and n - reported >= 20000:
+                        pbar.update(n - reported)
+                        reported = n
+                    continue
             last_t = t
-            if tracker.tick(t):
+            if tracker is not None and tracker.tick(t):
                 mult = tracker.mode.buy_step_multiplier
                 closing_all = tracker.mode.close_all
                 if not tracker.mode.buys_allowed:
@@ -282,7 +319,7 @@ def run_realistic(
                     committed, by_symbol = _committed(vault)
         state = before = state_list[k]
         v = venue[k]
-        day = days[i]
+        day = int(days[i])
         if day != v[0]:
             # the venue's T+1 view: what was held at the start of the day is sellable today
             v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
@@ -299,12 +336,15 @@ def run_realistic(
             ):
                 pv = PoolView(committed, pool_fen, committed / pool_fen, by_symbol[code], cap)
                 pv_cache[k] = pv
-            # skip the bar when step would return this state and nothing (backtest.kernel.candidate_bars)
+            # the bar's verdict (backtest.kernel.QuietScan): quiet, one known event, or step
             sc = scans[k]
-            if incremental or not (
-                (i < sc.next and state is sc.state and pv is sc.pool and mult == sc.mult)
-                or sc.is_quiet(state, cp, cols, i, mult, pv)
-            ):
+            if every_bar or incremental:
+                verdict = WAKE
+            elif i < sc.next and state is sc.state and pv is sc.pool and mult == sc.mult:
+                verdict = QUIET
+            else:
+                verdict = sc.verdict(state, cp, cols, i, mult, pv)
+            if verdict == WAKE:
                 vc = vcache[k]
                 if vc[0] is not state or vc[1] != v[2] or vc[2] != v[0]:  # the state or the day's sales moved
                     vc[0], vc[1], vc[2] = state, v[2], v[0]
@@ -342,25 +382,30 @@ def run_realistic(
                             placed[s.client_order_id] = (i, day)
                         if tracker is not None:
                             tracker.signal_sent(s)
+            elif verdict >= 0:
+                res.events[EVENT_NAMES[verdict]] += 1  # what step would emit, the state unchanged
             if state.penalty_on:
                 pen[i] = True
         if marks is not None:
             if closing_all and state.lots:
                 state = close_all_now(state, bar or cols.bar(i), cp, v, base[k], i, res, placed, tracker)
-            marks[k] = closes[i]
+            marks[k] = float(closes[i])
             if state is not before:
                 tracker.sync(k, state)
         state_list[k] = state
         util_list.append(committed)
         if on_bar is not None:
             on_bar(code, bar or cols.bar(i), vault, state)
-        if pbar is not None and n % 20000 == 0:
-            pbar.update(20000 if n else 0)
+        n += 1
+        if pbar is not None and n - reported >= 20000:
+            pbar.update(n - reported)
+            reported = n
     states = dict(zip(codes, state_list, strict=True))
     util = np.array(util_list, dtype=float) / pool_fen
     if tracker is not None and last_t is not None:
         tracker.finish(last_t)
     if pbar is not None:
+        pbar.update(total - reported)
         pbar.close()
     for code in codes:
         res = results[code]
@@ -371,9 +416,85 @@ def run_realistic(
     return RunResult("realistic", results, vault, t_all[order], util, tracker)
 
 
-def _trading_days(t_ms: np.ndarray) -> list[int]:
-    """``trading_day`` of every bar at once (its integer arithmetic runs column-wise on an array)."""
-    return trading_day(t_ms).tolist()  # type: ignore[arg-type]
+WAKE, QUIET = QuietScan.WAKE, QuietScan.QUIET
+
+
+class _Timeline:
+    """The merged timeline of a realistic run, for the jumps: its distinct timestamps, where each starts in
+    the bar sequence, where each trading day ends, and per symbol where its bars fall and the close the
+    risk tracker holds for it at each timestamp (its last close before it)."""
+
+    def __init__(self, t_sorted: np.ndarray, bars: list[Bars]) -> None:
+        new = np.empty(t_sorted.shape[0], dtype=bool)
+        new[:1] = True
+        new[1:] = t_sorted[1:] != t_sorted[:-1]
+        first = np.flatnonzero(new)
+        self.t = t_sorted[first]
+        self.first_pos = np.append(first, t_sorted.shape[0])
+        day = trading_day(self.t)
+        self.day_end = np.searchsorted(day, day, side="right")  # type: ignore[arg-type]
+        self.count: list[np.ndarray] = []  # per symbol: its bars before each timestamp (and at the end)
+        self.ts_of: list[np.ndarray] = []  # per symbol: the timestamp index of each bar (and the end)
+        self.mark: list[np.ndarray] = []
+        for b in bars:
+            count = np.searchsorted(b.t, self.t, side="left")
+            self.count.append(np.append(count, len(b)))
+            self.ts_of.append(np.append(np.searchsorted(self.t, b.t), len(self.t)))
+            mark = np.zeros(len(self.t))
+            seen = count > 0
+            mark[seen] = b.c[count[seen] - 1]
+            self.mark.append(mark)
+
+
+def _jump(tl, j, state_list, per_symbol, scans, pv_cache, committed, by_symbol, pool_fen, mult, tracker) -> int:
+    """How far the loop may jump from timestamp ``j`` at once: the end of the stretch where no order rests and
+    no symbol's bar wakes ``step``, within the trading day, and as far as the risk tracker folds its ticks
+    without evaluating (it folds them). ``j`` when no jump is possible."""
+    stop = int(tl.day_end[j])
+    for k, entry in enumerate(per_symbol):
+        state = state_list[k]
+        if state.orders:
+            return j
+        count = tl.count[k]
+        lo = int(count[j])
+        if lo >= count[stop]:
+            continue  # no bar of this symbol in the stretch
+        code, cp, cols, cap = entry[0], entry[1], entry[2], entry[8]
+        pv = pv_cache[k]
+        if pv is None or pv.committed_fen != committed or pv.symbol_committed_fen != by_symbol[code]:
+            pv = PoolView(committed, pool_fen, committed / pool_fen, by_symbol[code], cap)
+            pv_cache[k] = pv
+        wake = scans[k].first_wake(state, cp, cols, lo, mult, pv)
+        stop = min(stop, int(tl.ts_of[k][wake]))
+        if stop <= j:
+            return j
+    if tracker is not None:
+        stop = j + tracker.fold(tl.t[j:stop], [m[j:stop] for m in tl.mark])
+    return stop
+
+
+def _book(tl, j, stop, state_list, per_symbol, scans, usable_arr, venue, base, marks) -> None:
+    """What the per-bar path books on the bars of timestamps ``[j, stop)`` when none of them wakes ``step``:
+    the event-only bars' events, the penalty bars, the T+1 day and the risk tracker's last closes."""
+    for k, entry in enumerate(per_symbol):
+        lo, hi = int(tl.count[k][j]), int(tl.count[k][stop])
+        if lo >= hi:
+            continue
+        state = state_list[k]
+        res = entry[7]
+        counts = scans[k].events_between(lo, hi)
+        if counts.any():
+            for kind, c in enumerate(counts.tolist()):
+                if c:
+                    res.events[EVENT_NAMES[kind]] += c
+        if state.penalty_on:
+            entry[9][lo:hi] |= usable_arr[k][lo:hi]
+        v = venue[k]
+        day = int(entry[4][lo])  # one trading day: the stretch ends with it
+        if day != v[0]:
+            v[0], v[1], v[2] = day, base[k] + state.open_shares, 0
+        if marks is not None:
+            marks[k] = float(entry[5][hi - 1])
 
 
 def run(

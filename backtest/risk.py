@@ -137,6 +137,43 @@ class RiskTracker:
             return False  # nothing the current state could cross, no timer due
         return self._evaluate(t, False)
 
+    def fold(self, ts: np.ndarray, closes: list[np.ndarray]) -> int:
+        """``tick`` over the timestamps ``ts`` at once, while no grid state changes: ``closes[k][j]`` is symbol
+        ``k``'s close held at ``ts[j]`` (its last close before it). Folds the ticks up to the first one that
+        would evaluate (a new day, a due timer, a drawdown outside the state's quiet band) and returns how
+        many it folded; the tracker is then exactly as after that many ``tick`` calls. Same arithmetic in
+        the same order as ``tick``: the equity per timestamp, its running peak, the drawdown."""
+        lo, hi = self.quiet_lo, self.quiet_hi
+        m = ts.shape[0]
+        if not m or not lo < hi or ts[0] >= self.next_day_ms:
+            return 0
+        eq: np.ndarray | float = self.pool_f
+        for c, h, p in zip(self.cash_f, self.held, closes, strict=False):
+            eq = eq + (c + h * p)
+        eq = np.asarray(eq, dtype=float) if not isinstance(eq, np.ndarray) else eq
+        if eq.shape[0] != m:
+            eq = np.broadcast_to(eq, (m,))
+        peak = np.maximum.accumulate(np.concatenate(([self.peak_f], eq)))[:-1]  # the peak before each tick
+        new_peak = eq > peak
+        dd = 1.0 - eq / peak
+        dd[new_peak] = 0.0
+        ok = (dd >= lo) & (dd < hi) & (ts < self.due_ms) & (ts < self.next_day_ms)
+        f = m if ok.all() else int(np.argmin(ok))
+        if not f:
+            return 0
+        if not self.ticks:
+            self.first_t = int(ts[0])
+        self.ticks += f
+        peaks = np.flatnonzero(new_peak[:f])
+        if peaks.size:
+            last = int(peaks[-1])
+            self.peak_f = float(eq[last])
+            self.peak_parts = (tuple(self.cash), tuple(self.held), tuple(float(p[last]) for p in closes))
+        worst = float(dd[:f].max())
+        if worst > self.max_dd:
+            self.max_dd = worst
+        return f
+
     def _set_lines(self) -> None:
         """The drawdown band in which ``evaluate`` could change nothing, and the next due timer, for the
         current snapshot (recomputed after every evaluation that produced events)."""

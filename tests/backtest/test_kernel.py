@@ -1,5 +1,7 @@
 """The quiet-bar filter (``backtest.kernel``) changes no result: ``run_reference``, which calls ``step`` only
-on candidate bars, ends with the same trades, events, signals and state as ``step`` called on every bar."""
+on candidate bars, ends with the same trades, events, signals and state as ``step`` called on every bar; and
+``run_realistic``'s verdicts and jumps (event-only bars booked without ``step``, the risk tick folded over
+quiet stretches) end exactly as its per-bar path (``every_bar=True``)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from backtest import kernel
 from backtest.engine import _periods, run_realistic, run_reference
 from backtest.fastind import compute_indicators, indicator_rows
 from backtest.kernel import BarColumns, candidate_bars
+from backtest.risk import BacktestRisk, RiskTracker
 from backtest.synth import generate
 from mac.grid.core import initial_state, step
 from mac.grid.params import compile_params
+from mac.grid.risk_policy import GridRiskPolicy
+from mac.grid.state import PoolView
 from marketdata.bars import Bars
 from settings.grid import default_params
 
@@ -120,26 +125,39 @@ def test_no_bar_outside_the_candidates_acts():
     assert quiet_checked > 1000
 
 
-def _wake_on_every_bar(state, cp, cols, start, stop, risk_multiplier=1.0):
-    """A filter that marks every usable bar: the engine then calls ``step`` on each, as it did before."""
-    return np.flatnonzero(cols.usable_index[start:stop] >= 0) + start
-
-
 def _realistic_outcome(res):
+    """Everything a realistic run reports: per symbol the state (cash included), trades, signals, events,
+    refusals, expiries and penalty bars; the utilisation per bar; the risk tracker's summary, audit trail,
+    transitions, blocked buys, tick count, peak and snapshot; the vault's realised alpha."""
     out = []
     for code, r in res.symbols.items():
-        out.append((code, r.state, r.trades, r.signals, r.events, r.refusals, r.expired, r.penalty.tolist()))
+        out.append((code, r.state, r.state.cash, r.trades, r.signals, r.events, r.refusals, r.expired,
+                    r.all_layers, r.penalty.tolist(), r.penalty_bars))  # fmt: skip
     risk = res.risk
-    summary = None if risk is None else (risk.summary(), risk.audit, risk.transitions, dict(risk.blocked))
+    summary = None
+    if risk is not None:
+        summary = (risk.summary(), risk.audit, risk.transitions, dict(risk.blocked), risk.ticks, risk.peak_f,
+                   risk.max_dd, risk.snapshot, risk.mode)  # fmt: skip
     return out, res.util.tolist(), summary, dict(res.vault.acc_alpha)
 
 
-def _crashed(bars: Bars, start: int, depth: float) -> Bars:
+def _crashed(bars: Bars, start: int, depth: float, over: int = 720) -> Bars:
+    """The bars with a linear fall of ``depth`` over ``over`` bars from bar ``start`` on (then flat)."""
     x = np.arange(len(bars))
-    f = np.where(x < start, 1.0, np.maximum(1 - depth * (x - start) / 720, 1 - depth))
+    f = np.where(x < start, 1.0, np.maximum(1 - depth * (x - start) / over, 1 - depth))
     o, c = np.round(bars.o * f, 3), np.round(bars.c * f, 3)
     return Bars(bars.t, o, np.maximum(np.round(bars.h * f, 3), np.maximum(o, c)),
                 np.minimum(np.round(bars.l * f, 3), np.minimum(o, c)), c, bars.v)  # fmt: skip
+
+
+CODES = ("512890.SH", "159201.SZ")
+
+
+def _pair(seed: int, days: int, crash: float, crash_day: int = 0, over: int = 720) -> dict[str, Bars]:
+    data = {c: generate(c, days, seed=seed + k) for k, c in enumerate(CODES)}
+    if crash:
+        data = {c: _crashed(b, crash_day * 240 if crash_day else len(b) // 3, crash, over) for c, b in data.items()}
+    return data
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -154,15 +172,118 @@ def _crashed(bars: Bars, start: int, depth: float) -> Bars:
 def test_realistic_run_with_the_filter_equals_step_on_every_bar(
     seed, days, nominal_cap, float_stop, crash, base
 ):
-    codes = ("512890.SH", "159201.SZ")
-    data = {c: generate(c, days, seed=seed + k) for k, c in enumerate(codes)}
-    if crash:
-        data = {c: _crashed(b, len(b) // 3, crash) for c, b in data.items()}
+    data = _pair(seed, days, crash)
     over = {"nominal_cap": nominal_cap, "float_stop": float_stop, "max_cycle_float_loss": 2000.0,
             "base_position_shares": base}  # fmt: skip
-    params = {c: default_params(c, **over) for c in codes}
+    params = {c: default_params(c, **over) for c in CODES}
     filtered = _realistic_outcome(run_realistic(data, params))
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(kernel, "candidate_bars", _wake_on_every_bar)  # QuietScan marks every usable bar
-        every = _realistic_outcome(run_realistic(data, params))
+    every = _realistic_outcome(run_realistic(data, params, every_bar=True))  # step on every bar, no jump
     assert filtered == every
+
+
+# Paths through the risk machine's states: a fall of 10-30 % over one to three days after a few normal days
+# takes the grid's risk equity through DEGRADED (8 %), COOLDOWN (12 %, a timer) and FUSE (20 %).
+risk_paths = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 10_000),
+        "days": st.integers(10, 16),
+        "crash": st.sampled_from([0.1, 0.14, 0.2, 0.3]),
+        "crash_day": st.integers(3, 7),
+        "over": st.sampled_from([240, 480, 720]),
+    }
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=risk_paths,
+    nominal_cap=st.sampled_from([260_000, 400_000, 500_000]),
+    float_stop=st.booleans(),
+    cooling=st.booleans(),
+    degraded_action=st.sampled_from(["widen", "block_layer0"]),
+)
+def test_realistic_jumps_equal_the_per_bar_path_through_the_risk_states(
+    path, nominal_cap, float_stop, cooling, degraded_action
+):
+    """The jumps over quiet stretches (the risk tick folded, the event-only bars booked at once) against
+    ``step`` on every bar and ``tick`` on every timestamp, on two-symbol crashes through the risk states."""
+    data = _pair(**path)
+    over = {"nominal_cap": nominal_cap, "float_stop": float_stop, "max_cycle_float_loss": 3000.0,
+            "cooling": cooling}  # fmt: skip
+    params = {c: default_params(c, **over) for c in CODES}
+    risk = BacktestRisk(policy=GridRiskPolicy(degraded_action=degraded_action))
+    filtered = _realistic_outcome(run_realistic(data, params, risk=risk))
+    every = _realistic_outcome(run_realistic(data, params, risk=risk, every_bar=True))
+    assert filtered == every
+
+
+@pytest.fixture(scope="module")
+def through_fuse():
+    """A fixed crash whose run passes NORMAL -> DEGRADED -> COOLDOWN -> FUSE (asserted), and its per-bar run."""
+    data = _pair(7, 20, 0.25, crash_day=12, over=720)
+    params = {c: default_params(c) for c in CODES}
+    every = run_realistic(data, params, every_bar=True)
+    reached = {b for _, _, b in every.risk.transitions}
+    assert {"DEGRADED", "COOLDOWN", "FUSE"} <= reached
+    return data, params, _realistic_outcome(every)
+
+
+def test_the_fixed_crash_through_fuse_runs_the_same_both_ways(through_fuse):
+    data, params, every = through_fuse
+    assert _realistic_outcome(run_realistic(data, params)) == every
+
+
+def _classify_without_the_pool(state, cp, cols, start, stop, risk_multiplier, pv, flips):
+    full = PoolView(pv.physical_pool_fen, pv.physical_pool_fen, pv.utilization, pv.symbol_cap_fen,
+                    pv.symbol_cap_fen)  # fmt: skip
+    return _classify(state, cp, cols, start, stop, risk_multiplier, full, flips)  # every buy counts as refused
+
+
+def _classify_without_flips(state, cp, cols, start, stop, risk_multiplier, pv, flips):
+    return _classify(state, cp, cols, start, stop, risk_multiplier, pv, False)  # the penalty never flips
+
+
+def _wake_only_at_the_window_end(self, state, cp, cols, i, mult, pv):
+    _first_wake(self, state, cp, cols, i, mult, pv)
+    return self.stop  # jump over every wake bar in the window
+
+
+_classify = kernel.classify_bars
+_first_wake = kernel.QuietScan.first_wake
+
+
+@pytest.mark.parametrize(
+    "target, name, weakened",
+    [
+        (kernel, "classify_bars", _classify_without_the_pool),
+        (kernel, "classify_bars", _classify_without_flips),
+        (kernel.QuietScan, "first_wake", _wake_only_at_the_window_end),
+        (RiskTracker, "fold", None),
+    ],
+    ids=["refusal-ignores-the-pool", "penalty-never-flips", "jump-over-wakes", "fold-ignores-drawdown"],
+)
+def test_weakening_the_skip_conditions_breaks_the_equality(through_fuse, target, name, weakened):
+    """Not vacuous: each shortcut, weakened, changes the run, and the comparison above sees it."""
+    data, params, every = through_fuse
+    with pytest.MonkeyPatch.context() as m:
+        if weakened is None:
+            m.setattr(RiskTracker, "fold", _band_free_fold())
+        else:
+            m.setattr(target, name, weakened)
+        weak = _realistic_outcome(run_realistic(data, params))
+    assert weak != every
+
+
+def _band_free_fold():
+    original = RiskTracker.fold
+
+    def fold(self, ts, closes):
+        lo, hi = self.quiet_lo, self.quiet_hi
+        if lo < hi:  # keep FUSE/every_bar semantics of "nothing to fold" out of it; widen the band otherwise
+            self.quiet_lo, self.quiet_hi = -np.inf, np.inf
+        try:
+            return original(self, ts, closes)
+        finally:
+            self.quiet_lo, self.quiet_hi = lo, hi
+
+    return fold

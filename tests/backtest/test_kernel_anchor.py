@@ -4,11 +4,9 @@ above the anchor wakes ``step`` (it moves the anchor), on random paths that rise
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backtest import kernel
 from backtest.engine import _periods, run_realistic
 from backtest.fastind import compute_indicators, indicator_rows
 from backtest.kernel import BarColumns, candidate_bars
@@ -17,7 +15,7 @@ from mac.grid.core import apply_fill, initial_state, step
 from mac.grid.params import compile_params
 from mac.grid.state import StepContext
 from settings.grid import default_params
-from tests.backtest.test_kernel import _random_path, _realistic_outcome, _wake_on_every_bar
+from tests.backtest.test_kernel import _random_path, _realistic_outcome
 
 CODES = ("512890.SH", "159201.SZ")
 
@@ -39,9 +37,7 @@ def test_realistic_filter_equals_step_on_every_bar_with_the_anchor_following(
             "grid_step_floor": floor}  # fmt: skip
     params = {c: default_params(c, **over) for c in CODES}
     filtered = _realistic_outcome(run_realistic(data, params))
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(kernel, "candidate_bars", _wake_on_every_bar)
-        every = _realistic_outcome(run_realistic(data, params))
+    every = _realistic_outcome(run_realistic(data, params, every_bar=True))  # step on every bar, no jump
     assert filtered == every
 
 
