@@ -192,6 +192,20 @@ BRACKET_TRANSITIONS: dict[tuple[BracketState, BracketTrigger], BracketState] = {
     (B.UNPROTECTED, G.POSITION_CLOSED): B.CLOSED,
 }
 
+# Repeats the venue sends (an ack seen twice, the cancelled side's late ack, a second close report): already
+# reflected in the state, so they change nothing and are not refusals. Anything else off the table is.
+BRACKET_REPEATS: frozenset[tuple[BracketState, BracketTrigger]] = frozenset({
+    (B.TP_PENDING, G.SL_ACK),
+    (B.ARMED, G.SL_ACK),
+    (B.ARMED, G.TP_ACK),
+    (B.SL_ONLY, G.SL_ACK),
+    (B.SL_ONLY, G.TP_FAILED),  # the venue's reject of a take-profit we had already given up on
+    (B.UNPROTECTED, G.SL_TIMEOUT),
+    (B.CLOSED, G.SL_ACK),
+    (B.CLOSED, G.TP_ACK),
+    (B.CLOSED, G.POSITION_CLOSED),
+})
+
 del B, G
 
 
@@ -293,6 +307,8 @@ def _other(b: Bracket, kind: ProtectiveKind) -> tuple[ProtectiveOrder, str] | No
 def step_bracket(bracket: Bracket, event: BracketEvent, now: datetime) -> BracketStep:
     """Apply one event through ``BRACKET_TRANSITIONS`` and say what to do next."""
     t = event.trigger
+    if (bracket.state, t) in BRACKET_REPEATS:
+        return BracketStep(bracket)
     target = BRACKET_TRANSITIONS.get((bracket.state, t))
     if target is None:
         return BracketStep(bracket, refused=IllegalBracketTransition(bracket.state, t))

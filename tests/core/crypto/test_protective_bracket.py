@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from core.events import AuditCode
 from core.execution.protective import (
+    BRACKET_REPEATS,
     BRACKET_TRANSITIONS,
     Bracket,
     BracketActionKind,
@@ -156,7 +157,9 @@ def test_bad_brackets_and_config_refused() -> None:
 
 
 ALLOWED = sorted(BRACKET_TRANSITIONS, key=lambda k: (k[0].value, k[1].value))
-FORBIDDEN = [k for k in itertools.product(BracketState, BracketTrigger) if k not in BRACKET_TRANSITIONS]
+FORBIDDEN = [
+    k for k in itertools.product(BracketState, BracketTrigger) if k not in BRACKET_TRANSITIONS and k not in BRACKET_REPEATS
+]
 
 
 def _in_state(state: S) -> Bracket:
@@ -195,6 +198,19 @@ def test_forbidden_transitions_refused_unchanged(state: S, trigger: T) -> None:
     b = _in_state(state)
     step = step_bracket(b, _event(trigger), at(seconds=50))
     assert step.refused is not None and step.bracket == b and step.actions == ()
+
+
+@pytest.mark.parametrize(("state", "trigger"), sorted(BRACKET_REPEATS), ids=lambda x: x.value)
+def test_repeated_reports_change_nothing_and_are_not_refused(state: S, trigger: T) -> None:
+    assert (state, trigger) not in BRACKET_TRANSITIONS
+    b = _in_state(state)
+    step = step_bracket(b, _event(trigger), at(seconds=50))
+    assert step.refused is None and step.bracket == b and step.actions == () and step.events == ()
+
+
+def test_both_sides_filled_is_refused_for_the_audit() -> None:
+    b = feed(long_bracket(), T.START, T.SL_ACK, T.TP_ACK, T.TP_FILLED)
+    assert step_bracket(b, BracketEvent(T.SL_FILLED), at(seconds=9)).refused is not None
 
 
 @settings(max_examples=300)
