@@ -195,7 +195,11 @@ class Transfer:
     venue_transfer_id: str = ""
 
 
-@dataclass(frozen=True)
+# Not frozen (unlike the records): Python's own exception handling assigns ``__traceback__`` on the instance
+# (contextlib's ``__exit__`` does when a generator context manager re-raises), and a frozen dataclass turns
+# that into FrozenInstanceError. Treat the fields as read-only all the same. eq=False: identity semantics,
+# as for any exception.
+@dataclass(eq=False)
 class VenueError(Exception):
     """A venue refusal or an unknown outcome, already mapped to the core vocabulary."""
 

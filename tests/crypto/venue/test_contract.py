@@ -214,3 +214,151 @@ def test_bad_signature_is_auth(case: VenueCase) -> None:
     with pytest.raises(VenueError) as info:
         venue.balances(case.swap_account or "trading")
     assert info.value.reason is R.AUTH
+
+
+# --- account behaviours -----------------------------------------------------------------------------------
+
+def engine_id(market: Market) -> str:
+    """The local exchange's instrument key (its engine uses OKX-style ids for every dialect)."""
+    return f"{market.base}-{market.quote}-SWAP" if market.is_swap else f"{market.base}-{market.quote}"
+
+
+def open_position(case: VenueCase, side: str, lots: int, leverage: str = "3") -> Market:
+    market = case.venue.market(case.swap)
+    case.venue.set_leverage(case.swap, D(leverage))
+    case.venue.place_order(OrderRequest(symbol=case.swap, side=side, qty=market.qty_step * lots,  # type: ignore[arg-type]
+                                        type="market", client_order_id=new_client_id(), margin_mode="isolated",
+                                        account=case.swap_account))
+    return market
+
+
+def test_venue_clock_is_the_exchange_clock(case: VenueCase) -> None:
+    assert case.venue.now_ms() == case.fx.now_ms()  # type: ignore[attr-defined]
+
+
+def test_short_position_is_negative_base_units(case: VenueCase) -> None:
+    market = open_position(case, "sell", 20)
+    (position,) = case.venue.positions([case.swap])
+    assert position.qty == -(market.qty_step * 20)
+    assert position.entry_price > 0 and position.leverage == D(3)
+    assert position.notional == abs(position.qty) * position.mark_price
+
+
+def test_funding_settles_and_the_payment_is_signed(case: VenueCase) -> None:
+    market = open_position(case, "sell", 20)
+    rate = case.venue.funding_rate(case.swap)
+    case.fx.exchange.set_funding_rate(engine_id(market), D("0.0005"))  # type: ignore[attr-defined]
+    case.fx.advance(rate.funding_time_ms - case.venue.now_ms() + 1_000)  # type: ignore[attr-defined]
+    payments = [p for p in case.venue.funding_payments(case.swap) if p.ts_ms == rate.funding_time_ms]
+    assert len(payments) == 1
+    (payment,) = payments
+    assert payment.rate == D("0.0005")
+    assert payment.amount > 0  # a short receives a positive rate
+    assert payment.position_qty == -(market.qty_step * 20)
+    history = case.venue.funding_history(case.swap)
+    assert history[-1].funding_time_ms == rate.funding_time_ms and history[-1].rate == D("0.0005")
+
+
+def test_funding_interval_shortens_at_the_cap(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    rate = case.venue.funding_rate(case.swap)
+    assert rate.interval_ms == 8 * 3_600_000
+    case.fx.exchange.set_funding_rate(engine_id(market), D("0.00375"))  # type: ignore[attr-defined]  # at the cap
+    case.fx.advance(rate.funding_time_ms - case.venue.now_ms() + 1_000)  # type: ignore[attr-defined]
+    after = case.venue.funding_rate(case.swap)
+    assert after.interval_ms == 4 * 3_600_000  # read from the venue, not assumed
+
+
+def test_rate_limit_is_rate_limit_and_places_nothing(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    endpoint = "trade/order" if case.name == "okx" else "um/order"
+    case.fx.set_rate_limit(endpoint, 1, 60_000)  # type: ignore[attr-defined]
+    case.venue.place_order(resting_buy(case, market, market.qty_step))
+    second = resting_buy(case, market, market.qty_step)
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(second)
+    assert info.value.reason is R.RATE_LIMIT and info.value.reason.retryable
+    case.fx.set_rate_limit(endpoint, 1000, 60_000)  # type: ignore[attr-defined]  # lookups may share the limit
+    assert case.venue.fetch_order(case.swap, second.client_order_id) is None
+
+
+def test_leverage_above_the_market_maximum_is_refused(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    assert market.max_leverage is not None
+    with pytest.raises(VenueError) as info:
+        case.venue.set_leverage(case.swap, market.max_leverage + 1)
+    assert info.value.reason is R.LEVERAGE_REFUSED
+
+
+def test_stop_triggers_and_closes_the_position(case: VenueCase) -> None:
+    market = open_position(case, "buy", 10, leverage="2")
+    mark = case.venue.mark_price(case.swap)
+    trigger = (mark * D("0.97") / market.tick).to_integral_value() * market.tick
+    stop = OrderRequest(symbol=case.swap, side="sell", qty=market.qty_step * 10, type="stop_market",
+                        trigger_price=trigger, reduce_only=True, client_order_id=new_client_id(),
+                        margin_mode="isolated", account=case.swap_account)
+    case.venue.place_order(stop)
+    case.fx.exchange.set_price(engine_id(market), mark * D("0.95"))  # type: ignore[attr-defined]
+    case.fx.advance(1_000)  # type: ignore[attr-defined]
+    assert case.venue.positions([case.swap]) == []
+    done = case.venue.fetch_order(case.swap, stop.client_order_id)
+    assert done is not None and done.status == "closed"
+
+
+def test_insufficient_margin_is_insufficient_funds(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    case.venue.set_leverage(case.swap, D(1))
+    free = case.venue.balances(case.swap_account or "trading")["USDT"].free
+    price = case.venue.ticker(case.swap).bid
+    lots = (free * 2 / price / market.qty_step).to_integral_value()
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(OrderRequest(symbol=case.swap, side="buy", qty=market.qty_step * lots, type="limit",
+                                            price=(price * D("0.9") / market.tick).to_integral_value() * market.tick,
+                                            client_order_id=new_client_id(), margin_mode="isolated",
+                                            account=case.swap_account))
+    assert info.value.reason is R.INSUFFICIENT_FUNDS
+
+
+def test_spot_buy_shows_in_base_balance(case: VenueCase) -> None:
+    market = case.venue.market(case.spot)
+    before = case.venue.balances(case.spot_account or "trading").get(market.base)
+    qty = max(market.min_qty * 10, (D(20) / case.venue.ticker(case.spot).ask / market.qty_step)
+              .to_integral_value(rounding="ROUND_UP") * market.qty_step)
+    request = OrderRequest(symbol=case.spot, side="buy", qty=qty, type="market", client_order_id=new_client_id(),
+                           account=case.spot_account)
+    case.venue.place_order(request)
+    order = case.venue.fetch_order(case.spot, request.client_order_id)
+    assert order is not None and order.status == "closed" and order.filled == qty
+    after = case.venue.balances(case.spot_account or "trading")[market.base]
+    gained = after.total - (before.total if before else D(0))
+    fills = [f for f in case.venue.fills(case.spot) if f.client_order_id == request.client_order_id]
+    fee_in_base = sum((f.fee for f in fills if f.fee_asset == market.base), D(0))
+    assert gained == qty - fee_in_base
+
+
+# --- OKX only: transfers and isolated margin ---------------------------------------------------------------
+
+def test_okx_transfer_moves_exact_amount_once(case: VenueCase) -> None:
+    if case.name != "okx":
+        pytest.skip("portfolio margin shares one margin: no transfers")
+    funding_before = case.venue.balances("funding").get("USDT")
+    trading_before = case.venue.balances("trading")["USDT"].total
+    amount = D("12.345678")
+    if funding_before is None or funding_before.free < amount:
+        case.fx.exchange.deposit("funding", "USDT", D(100))  # type: ignore[attr-defined]
+        funding_before = case.venue.balances("funding")["USDT"]
+    transfer = case.venue.transfer("USDT", amount, "funding", "trading", "tr" + new_client_id())
+    assert transfer.status == "ok" and transfer.venue_transfer_id
+    assert case.venue.balances("funding")["USDT"].total == funding_before.total - amount
+    assert case.venue.balances("trading")["USDT"].total == trading_before + amount
+
+
+def test_okx_add_margin_raises_isolated_margin_exactly(case: VenueCase) -> None:
+    if case.name != "okx":
+        pytest.skip("portfolio margin has no isolated margin")
+    open_position(case, "buy", 10)
+    (before,) = case.venue.positions([case.swap])
+    case.venue.add_margin(case.swap, D("7.5"))
+    (after,) = case.venue.positions([case.swap])
+    assert after.margin == before.margin + D("7.5")
+    assert after.liq_price is not None and before.liq_price is not None and after.liq_price < before.liq_price

@@ -206,3 +206,10 @@ def test_read_timeout_is_unknown_outcome(silent_server) -> None:  # type: ignore
         _okx_at(port, timeout_ms=300).privatePostTradeOrder({"instId": "BTC-USDT", "clOrdId": "a1"})
     assert info.value.reason is R.UNKNOWN_OUTCOME
     assert info.value.details["ccxt"] == "RequestTimeout"
+
+
+def test_venue_error_survives_generator_context_managers() -> None:
+    # contextlib assigns __traceback__ when a VenueError passes through a @contextmanager unchanged.
+    with pytest.raises(VenueError) as info, mapped_errors("okx"):
+        raise VenueError(reason=R.AUTH, message="refused")
+    assert info.value.reason is R.AUTH
