@@ -96,7 +96,7 @@ def _read_config(path: Path | None) -> PmConfig:
 
 def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by the CLI test in a subprocess
     from core.audit import AuditWriter
-    from crypto.pm.feed import VenueFeed, VenueTreasury
+    from crypto.pm.feed import VenueClock, VenueFeed, VenueTreasury
     from crypto.pm.http_api import TOKEN_ENV, PmHttpServer
     from crypto.pm.manager import ConfigHolder, Manager, wall_ms
     from crypto.pm.port import VenuePort
@@ -128,14 +128,14 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
         return 2
     store = SqliteSnapshotStore(args.db)
     audit = AuditWriter(args.db.with_suffix(".audit.jsonl"))
-    clock = venue.now_ms if args.venue.endswith("-fake") else wall_ms
+    clock = VenueClock(venue) if args.venue.endswith("-fake") else wall_ms  # the fake may run its own clock
     runner = ActionRunner(VenuePort(venue), store, state, cfg.retry, clock_ms=clock, rng=random.Random(),
                           audit=audit.append)
     holder = ConfigHolder(cfg, (lambda: _read_config(args.config)) if args.config else None)
     manager = Manager(state, store, runner, holder, clock_ms=clock, audit=audit.append,
                       treasury_port=VenueTreasury(venue))
     manager.cold_start()
-    feed = VenueFeed(venue)
+    feed = VenueFeed(venue, clock_ms=clock)
     symbols = args.symbols.split(",") if args.symbols else None
     service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols)
     api = PmHttpServer(manager, token, feed.view, port=args.http_port)

@@ -10,7 +10,9 @@ only guards the stop on it. The service keeps polling at its fixed interval.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -58,8 +60,10 @@ class AtrTape:
 
 
 class VenueFeed:
-    def __init__(self, venue: Venue, bar_ms: int = 60_000, atr_bars: int = 14) -> None:
+    def __init__(self, venue: Venue, bar_ms: int = 60_000, atr_bars: int = 14,
+                 clock_ms: Callable[[], int] | None = None) -> None:
         self.venue = venue
+        self.clock_ms = clock_ms or venue.now_ms
         self.bar_ms = bar_ms
         self.atr_bars = atr_bars
         self.tapes: dict[str, AtrTape] = {}
@@ -68,7 +72,7 @@ class VenueFeed:
 
     def view(self, symbol: str) -> tuple[MarketView, bool] | None:
         try:
-            now = self.venue.now_ms()
+            now = self.clock_ms()
             mark = self.venue.mark_price(symbol)
             market = self.venue.market(symbol)
             liq = None
@@ -108,3 +112,27 @@ class VenueTreasury:
         if t.status == "failed":
             raise VenueError(VenueReason.VENUE_ERROR, "transfer failed", details={"transfer_id": transfer_id})
         return t.venue_transfer_id or t.transfer_id
+
+
+class VenueClock:
+    """The venue's clock without a request per reading: an offset to the local monotonic clock, re-read
+    from the venue every ``resync_ms`` (the venue's time endpoint is rate-limited like any other)."""
+
+    def __init__(self, venue: Venue, resync_ms: int = 5_000,
+                 local_ms: Callable[[], float] = lambda: time.monotonic() * 1000) -> None:
+        self.venue = venue
+        self.resync_ms = resync_ms
+        self.local_ms = local_ms
+        self._offset: float | None = None
+        self._synced_at = 0.0
+
+    def __call__(self) -> int:
+        local = self.local_ms()
+        if self._offset is None or local - self._synced_at >= self.resync_ms:
+            try:
+                self._offset = self.venue.now_ms() - local
+                self._synced_at = local
+            except VenueError:
+                if self._offset is None:
+                    raise
+        return int(local + self._offset)

@@ -17,8 +17,6 @@ Keys (``{pos_id}``/``{SYMBOL}`` filled in):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +64,27 @@ def key_concurrency(symbol: str) -> str:
 
 def key_events(symbol: str) -> str:
     return f"pos:events:{symbol}"
+
+
+class Held:
+    """Context manager of one held lock (a plain class: it never touches the body's exception, some of
+    which are frozen dataclasses that ``contextlib`` cannot re-raise)."""
+
+    def __init__(self, lk: Lock, name: str) -> None:
+        self.lk = lk
+        self.name = name
+
+    def __enter__(self) -> None:
+        if not self.lk.acquire(blocking=False):
+            raise LockBusy(self.name)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.lk.release()
+        except redis.exceptions.LockError:
+            pass  # expired under us: the next holder's lock is not ours to delete
+        except redis.RedisError:
+            pass  # Redis went away mid-pass: the lock went with it (or expires by its TTL)
 
 
 class RedisState:
@@ -167,22 +186,10 @@ class RedisState:
     def lock(self, name: str, ttl_ms: int) -> Lock:
         return Lock(self.r, name, timeout=ttl_ms / 1000, blocking=False)
 
-    @contextmanager
-    def hold(self, name: str, ttl_ms: int) -> Iterator[None]:
+    def hold(self, name: str, ttl_ms: int) -> Held:
         """Run the body only if the lock is free (SET NX PX); otherwise raise ``LockBusy``. The release is a
         compare-and-delete: a lock that expired and was taken by someone else is left alone."""
-        lk = self.lock(name, ttl_ms)
-        if not lk.acquire(blocking=False):
-            raise LockBusy(name)
-        try:
-            yield
-        finally:
-            try:
-                lk.release()
-            except redis.exceptions.LockError:
-                pass  # expired under us: the next holder's lock is not ours to delete
-            except redis.RedisError:
-                pass  # Redis went away mid-pass: the lock went with it (or expires by its TTL)
+        return Held(self.lock(name, ttl_ms), name)
 
     def flush_positions(self) -> None:
         """Forget every ``pos:*`` key (tests and the cold-start check use it)."""
