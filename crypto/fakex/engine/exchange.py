@@ -755,10 +755,12 @@ class Exchange:
             if pos.qty == 0 or pos.margin_mode != "isolated":
                 continue
             inst = self.instruments[pos.inst_id]
-            liq = mg.liquidation_price(pos.qty, pos.entry, pos.margin, inst.mmr, inst.taker_fee)
+            raw = mg.liquidation_price(pos.qty, pos.entry, pos.margin, inst.mmr, inst.taker_fee)
+            # The trigger is the stated price (the formula rounded to the tick), the one positions show.
+            liq = self._round_px(inst, raw) if raw is not None else None
             if mg.is_liquidated(pos.qty, self._mark_at(inst, t), liq):
                 assert liq is not None
-                self._liquidate(pos, self._round_px(inst, liq), t)
+                self._liquidate(pos, liq, t)
         cross = [p for p in self.state.positions.values() if p.qty != 0 and p.margin_mode == "cross"]
         by_ccy: dict[tuple[str, str], list[PositionRec]] = {}
         for p in cross:
