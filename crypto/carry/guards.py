@@ -91,11 +91,14 @@ def error_rate(h: ExchangeHealth) -> Decimal:
 
 def exchange_trigger(h: ExchangeHealth, state: RiskState, risk: RiskConfig) -> RiskTrigger | None:
     """The core risk trigger the exchange guard fires now: TRADE_NOT_OK on a disconnect or an error rate
-    over ``max_error_rate`` (once enough calls were seen), REDUCE_ONLY_CLEARED once both are fine again."""
+    over ``max_error_rate`` (once enough calls were seen); REDUCE_ONLY_CLEARED only after a full window of
+    calls at no more than half that rate (hysteresis: one good answer after an outage proves nothing)."""
     bad = h.disconnected or (len(h.outcomes) >= min(10, risk.error_window) and error_rate(h) > risk.max_error_rate)
     if bad and is_allowed(state, RiskTrigger.TRADE_NOT_OK):
         return RiskTrigger.TRADE_NOT_OK
-    if not bad and state == RiskState.REDUCE_ONLY:
+    healthy = (not h.disconnected and len(h.outcomes) >= risk.error_window
+               and error_rate(h) <= risk.max_error_rate / 2)
+    if healthy and state == RiskState.REDUCE_ONLY:
         return RiskTrigger.REDUCE_ONLY_CLEARED
     return None
 

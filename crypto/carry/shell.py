@@ -283,6 +283,9 @@ class CarryEngine:
         for p in self.pairs.values():
             if p.state == CarryState.STOPPED:
                 continue
+            if p.state == CarryState.STOPPING:  # a close_all that could not finish: try again
+                self._finish_stop(p, "close_all retry")
+                continue
             try:
                 last_settlement = self._last_settlement(p)
                 for task in g.due_tasks(p.schedule, now, last_settlement, self.cfg.strategy.scan_ms,
@@ -574,15 +577,25 @@ class CarryEngine:
             if p.state == CarryState.STOPPED:
                 continue
             self._move(p, trigger, cause)
+            self._finish_stop(p, cause)
+
+    def _finish_stop(self, p: Pair, cause: str) -> bool:
+        """Close the pair's legs, retrying for ``leg_unwind_ms``; a venue that still refuses leaves the pair in
+        STOPPING (journaled, audited CRITICAL) and the next ``step`` tries again."""
+        deadline = self.clock.now_ms() + self.cfg.strategy.leg_unwind_ms
+        while True:
             try:
                 if not p.b.is_flat or self._short_position(p) is not None:
                     self._close_legs(p, cause)
                 else:
                     self._move(p, CarryTrigger.CLOSED, cause)
+                return True
             except VenueError as exc:
-                self._emit(AuditCode.CONTROL_REJECTED, f"close_all: {exc}", {"error": str(exc)}, p.inst.symbol,
-                           Severity.CRITICAL)
-                raise
+                if self.clock.now_ms() >= deadline:
+                    self._emit(AuditCode.CONTROL_REJECTED, f"close_all not finished: {exc}", {"error": str(exc)},
+                               p.inst.symbol, Severity.CRITICAL)
+                    return False
+                self.wait(500)
 
     def reset(self) -> None:
         """Manual: STOPPED pairs back to IDLE (after ``bootstrap``), the breaker cleared."""

@@ -1,0 +1,195 @@
+"""The carry engine against the local exchange's model: open window on the fake's own funding rate,
+legging and unwinding, funding booked from the venue's bills, top-up and close lines, close-all with dust,
+restart from the journal, the exchange guard."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from core.oms.reasons import VenueReason
+from core.risk.state import RiskState
+from crypto.carry import decisions as dec
+from crypto.carry.config import CarryConfig, RiskConfig, StrategyConfig
+from crypto.carry.machine import CarryState
+from crypto.carry.shell import CarryEngine
+
+from .conftest import PERP, SPOT, LatentVenue, audit_codes, make_exchange
+
+STEP = 300_000
+
+
+def run(engine: CarryEngine, x, steps: int) -> None:
+    for _ in range(steps):
+        engine.step()
+        x.clock.advance(STEP)
+
+
+@pytest.mark.parametrize("rate,opens", [("0.000099", False), ("0.0001", True), ("0.01", True), ("0.0101", False)])
+def test_open_window_on_the_fakes_funding_rate(make_engine, rate: str, opens: bool) -> None:
+    engine, venue, x = make_engine()
+    x.set_funding_rate("BTC-USDT-SWAP", D(rate))
+    engine.step()
+    p = engine.pairs[PERP]
+    assert (p.state == CarryState.HEDGING) is opens
+    assert bool(venue.positions([PERP])) is opens
+    if not opens:
+        assert p.last_refusal in ("OPEN_RATE_BELOW_MIN", "OPEN_RATE_ABOVE_MAX")
+
+
+def test_both_legs_equal_in_base_units_isolated_within_leverage(make_engine) -> None:
+    engine, venue, x = make_engine()
+    engine.step()
+    p = engine.pairs[PERP]
+    pos = venue.positions([PERP])[0]
+    assert pos.margin_mode == "isolated" and pos.leverage <= 3
+    assert -pos.qty == p.b.short_qty
+    assert dec.leg_gap(p.b.spot_qty, p.b.short_qty) <= D("0.01")
+
+
+def test_funding_in_engine_pnl_equals_the_fakes_bills(make_engine) -> None:
+    engine, venue, x = make_engine()
+    run(engine, x, 12 * 24 * 3 + 1)  # three days: nine settlements
+    p = engine.pairs[PERP]
+    bills = venue.funding_payments(PERP)
+    assert len(bills) >= 8
+    assert p.b.funding == sum((b.amount for b in bills), D(0))  # exact Decimal equality
+    booked = [a for a in audit_codes(engine) if a["code"] == "CARRY_FUNDING_SETTLED"]
+    assert sorted(a["data"]["bill_id"] for a in booked) == sorted(b.bill_id for b in bills)
+
+
+def test_rejected_second_leg_unwound_within_bound(make_engine) -> None:
+    engine, venue, x = make_engine(latency_ms=400)
+    venue.refuse[("place_order", SPOT)] = [VenueReason.INSUFFICIENT_FUNDS]
+    engine.step()
+    p = engine.pairs[PERP]
+    assert p.state == CarryState.IDLE and p.b.is_flat
+    assert venue.positions([PERP]) == []
+    events = audit_codes(engine)
+    unwound = [e for e in events if e["code"] == "CARRY_LEG_UNWOUND"]
+    assert len(unwound) == 1
+    assert 0 < unwound[0]["data"]["naked_ms"] <= StrategyConfig().leg_unwind_ms
+    assert unwound[0]["data"]["within_bound"] is True
+    states = [(e["data"]["from"], e["data"]["to"]) for e in events if e["code"] == "CARRY_STATE_CHANGE"]
+    assert states == [("IDLE", "OPENING"), ("OPENING", "IDLE")]
+
+
+def test_unwind_that_outlives_the_bound_stops_the_engine(make_engine) -> None:
+    engine, venue, x = make_engine(latency_ms=400)
+    venue.refuse[("place_order", SPOT)] = [VenueReason.INSUFFICIENT_FUNDS]
+    # The unwinding buy is refused for longer than 5 s, then the venue recovers.
+    original = venue.place_order
+    calls = {"n": 0}
+
+    def place(request):
+        if request.symbol == PERP and request.reduce_only and calls["n"] < 12:
+            calls["n"] += 1
+            venue.x.clock.advance(400)
+            from crypto.venue.types import VenueError
+            raise VenueError(VenueReason.RATE_LIMIT, "scripted")
+        return original(request)
+
+    venue.place_order = place  # type: ignore[method-assign]
+    engine.step()
+    p = engine.pairs[PERP]
+    codes = [e["code"] for e in audit_codes(engine)]
+    assert "CARRY_NAKED_EXPOSURE" in codes
+    assert p.state == CarryState.STOPPED
+    assert venue.positions([PERP]) == []  # close_all took the short back once the venue answered
+
+
+def test_topup_at_80_percent_moves_funding_to_trading_and_is_idempotent(make_engine) -> None:
+    x = make_exchange(usdt="7600", funding_usdt="5000")
+    engine, venue, _ = make_engine(cfg=CarryConfig(strategy=StrategyConfig(capital_usdt=D("10000"))), exchange=x)
+    engine.step()
+    p = engine.pairs[PERP]
+    assert p.state == CarryState.HEDGING
+    entry = p.b.perp_entry
+    x.set_price("BTC-USDT-SWAP", entry * D("1.115"))  # 2x: health about 0.77
+    x.clock.advance(STEP)
+    engine.step()
+    events = audit_codes(engine)
+    topups = [e for e in events if e["code"] == "CARRY_MARGIN_TOPUP"]
+    assert len(topups) == 1
+    assert D(topups[0]["data"]["moved_from_funding"]) > 0
+    assert D(topups[0]["data"]["health_after"]) >= D("0.999")
+    assert len(x.state.transfers) == 1
+    # The same top-up again (a retry after a crash between transfer and margin): no second move.
+    view, _ = engine._view(p)
+    assert engine.topup(p, view) == 0
+    tid = topups[0]["data"]["transfer_id"]
+    venue.transfer("USDT", D("1"), "funding", "trading", tid)  # the venue dedups by id too
+    assert len(x.state.transfers) == 1
+    assert p.state == CarryState.HEDGING
+
+
+def test_under_50_percent_closes_everything(make_engine) -> None:
+    engine, venue, x = make_engine(cfg=CarryConfig(risk=RiskConfig(topups_enabled=False)))
+    engine.step()
+    entry = engine.pairs[PERP].b.perp_entry
+    x.set_price("BTC-USDT-SWAP", entry * D("1.27"))  # 2x: health about 0.46
+    x.clock.advance(STEP)
+    engine.step()
+    p = engine.pairs[PERP]
+    assert p.state == CarryState.IDLE and p.b.is_flat
+    assert venue.positions([PERP]) == []
+    closes = [e for e in audit_codes(engine) if e["code"] == "CARRY_CLOSE"]
+    assert closes[-1]["data"]["reason"] == "CLOSE_MARGIN_HEALTH"
+
+
+def test_close_all_leaves_no_position_and_marks_dust(make_engine) -> None:
+    x = make_exchange(spot_lot="0.0001")  # spot traded in 0.0001 BTC: the fee paid in BTC leaves a remainder
+    engine, venue, _ = make_engine(exchange=x)
+    engine.step()
+    assert engine.pairs[PERP].state == CarryState.HEDGING
+    engine.close_all("operator close-all")
+    p = engine.pairs[PERP]
+    assert p.state == CarryState.STOPPED
+    assert venue.positions([PERP]) == []
+    btc = venue.balances("trading")["BTC"].total
+    assert 0 < btc < D("0.0001") and p.dust == btc
+    codes = [e["code"] for e in audit_codes(engine)]
+    assert "RISK_DUST_LOCKED" in codes and "EXEC_DUST_POSITION_STUCK" in codes
+
+
+def test_state_survives_a_restart(make_engine, tmp_path) -> None:
+    engine, venue, x = make_engine()
+    run(engine, x, 200)
+    before = engine.pairs[PERP]
+    engine.journal.close()
+    again = CarryEngine(venue, CarryConfig(), engine.dir, wait=x.clock.advance, fsync=False)
+    after = again.pairs[PERP]
+    assert after.state == before.state == CarryState.HEDGING
+    assert after.b == before.b
+    assert again.last_exit_clean is False  # no clean exit was journaled
+    again.shutdown()
+    assert CarryEngine(venue, CarryConfig(), engine.dir, fsync=False).last_exit_clean is True
+
+
+def test_disconnect_puts_the_account_in_reduce_only_and_blocks_opens(make_engine) -> None:
+    engine, venue, x = make_engine()
+    x.set_funding_rate("BTC-USDT-SWAP", D("0.00001"))  # below the window: nothing opens meanwhile
+    for _ in range(3):
+        with pytest.raises(Exception):  # noqa: B017 - the venue error itself
+            engine._call(_raise_network)
+    assert engine.risk_state == RiskState.REDUCE_ONLY
+    x.set_funding_rate("BTC-USDT-SWAP", D("0.0005"))
+    engine.step()
+    assert engine.pairs[PERP].b.is_flat and engine.risk_state == RiskState.REDUCE_ONLY
+    refused = [e for e in audit_codes(engine) if e["code"] == "CARRY_OPEN_REFUSED"]
+    assert refused and refused[-1]["data"]["reason"] == "OPEN_REDUCE_ONLY"
+    run(engine, x, 9)  # a full window of good calls: the guard clears (via DEGRADED) and the pair opens
+    assert engine.risk_state == RiskState.DEGRADED
+    assert engine.pairs[PERP].state == CarryState.HEDGING
+
+
+def _raise_network() -> None:
+    from crypto.venue.types import VenueError
+
+    raise VenueError(VenueReason.NETWORK, "connection refused")
+
+
+def test_latent_venue_is_a_venue(make_engine) -> None:
+    engine, venue, x = make_engine()
+    assert isinstance(venue, LatentVenue) and venue.name == "okx"
