@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from core.oms.reasons import VenueReason
 from crypto.pm.decisions import MarketView
 from crypto.venue.protocol import Venue
-from crypto.venue.types import VenueError
+from crypto.venue.types import Position, VenueError
 
 
 @dataclass
@@ -60,39 +60,51 @@ class AtrTape:
 
 
 class VenueFeed:
+    """``observe`` reads one mark from the venue (one request) and keeps the view; ``view`` answers from what
+    was observed (no request), flagged stale when the last observation failed or is older than
+    ``stale_ms``. Liquidation prices come from the service's position poll (``note_positions``)."""
+
     def __init__(self, venue: Venue, bar_ms: int = 60_000, atr_bars: int = 14,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, stale_ms: int = 5_000) -> None:
         self.venue = venue
         self.clock_ms = clock_ms or venue.now_ms
         self.bar_ms = bar_ms
         self.atr_bars = atr_bars
+        self.stale_ms = stale_ms
         self.tapes: dict[str, AtrTape] = {}
         self.last: dict[str, MarketView] = {}
-        self.signals: dict[str, int] = {}  # set by whoever owns the trend signal (HTTP manage calls)
+        self.failed: set[str] = set()
+        self.liq: dict[str, Decimal | None] = {}
+        self.signals: dict[str, int] = {}  # the trend signal, when a strategy publishes one here
 
-    def view(self, symbol: str) -> tuple[MarketView, bool] | None:
+    def note_positions(self, positions: list[Position]) -> None:
+        for p in positions:
+            self.liq[p.symbol] = p.liq_price
+
+    def observe(self, symbol: str) -> tuple[MarketView, bool] | None:
         try:
             now = self.clock_ms()
             mark = self.venue.mark_price(symbol)
             market = self.venue.market(symbol)
-            liq = None
-            if market.is_swap:
-                for p in self.venue.positions([symbol]):
-                    if p.symbol == symbol and p.qty != 0:
-                        liq = p.liq_price
         except VenueError:
+            self.failed.add(symbol)
             last = self.last.get(symbol)
             return None if last is None else (last, True)
+        self.failed.discard(symbol)
         tape = self.tapes.setdefault(symbol, AtrTape(self.bar_ms, self.atr_bars))
         tape.sample(now, mark)
-        v = MarketView(mark=mark, ts_ms=now, atr=tape.atr(), liq_price=liq, signal=self.signals.get(symbol),
-                       tick=market.tick, qty_step=market.qty_step, min_qty=market.min_qty)
+        v = MarketView(mark=mark, ts_ms=now, atr=tape.atr(), liq_price=self.liq.get(symbol),
+                       signal=self.signals.get(symbol), tick=market.tick, qty_step=market.qty_step,
+                       min_qty=market.min_qty)
         self.last[symbol] = v
         return v, False
 
-    def stale(self, symbol: str) -> MarketView | None:
-        v = self.last.get(symbol)
-        return None if v is None else replace(v)
+    def view(self, symbol: str) -> tuple[MarketView, bool] | None:
+        last = self.last.get(symbol)
+        if last is None:
+            return self.observe(symbol)
+        stale = symbol in self.failed or self.clock_ms() - last.ts_ms > self.stale_ms
+        return last, stale
 
 
 class VenueTreasury:

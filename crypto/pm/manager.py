@@ -224,9 +224,11 @@ class Manager:
         """One management tick over every open position, then the retry queue. ``views(symbol)`` gives the
         market view and whether it is stale (market data down: the last mid)."""
         now = self.clock_ms()
+        failures = self.config.failures
         self.config.refresh(now)
-        if self.config.failures:
-            self._audit(AuditCode.PM_CONFIG_STALE, Severity.WARN, self.config.last_error, None, {})
+        if self.config.failures > failures:  # one audit line per failed fetch, not per tick
+            self._audit(AuditCode.PM_CONFIG_STALE, Severity.WARN, self.config.last_error, None,
+                        {"failures": self.config.failures, "next_try_ms": self.config.next_try_ms})
         try:
             self.ensure_state()
             ids = self.state.active_ids()

@@ -1,6 +1,6 @@
 """The running service: watch the venue for new and vanished positions, tick the manager, run the queue.
 
-- Entry watch every ``watch_interval_s`` (0.25 s): a swap position on the venue that no open pos_id covers
+- Entry watch every ``watch_interval_s`` (0.5 s; one positions request, one mark request per open symbol): a swap position on the venue that no open pos_id covers
   is a new position: ``Manager.open_position`` attaches its reduce-only stop at once (the stop is on the
   venue within one watch interval plus one order round trip of the fill: well under the 1 s target). A
   pos_id whose venue position is gone is closed (its stop fired or it was liquidated).
@@ -26,7 +26,7 @@ from crypto.pm.decisions import MarketView
 from crypto.pm.feed import VenueFeed
 from crypto.pm.manager import LockBusy, Manager
 from crypto.venue.protocol import Venue
-from crypto.venue.types import VenueError
+from crypto.venue.types import Position, VenueError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def pos_id_for(symbol: str, ts_ms: int) -> str:
 
 class PmService:
     def __init__(self, manager: Manager, venue: Venue, feed: VenueFeed, *, clock_ms: Callable[[], int],
-                 watch_interval_s: float = 0.25, symbols: list[str] | None = None) -> None:
+                 watch_interval_s: float = 0.5, symbols: list[str] | None = None) -> None:
         self.manager = manager
         self.venue = venue
         self.feed = feed
@@ -57,43 +57,49 @@ class PmService:
                 out[pos.symbol] = pos_id
         return out
 
-    def watch(self) -> list[str]:
+    def watch(self, venue_positions: list[Position] | None = None) -> list[str]:
         """New venue positions get a pos_id and their stop; vanished ones are closed. Returns new pos_ids."""
         known = self.open_by_symbol()
-        venue_positions = {p.symbol: p for p in self.venue.positions(self.symbols) if p.qty != 0}
+        polled = venue_positions if venue_positions is not None else self.venue.positions(self.symbols)
+        self.feed.note_positions(polled)
+        live = {p.symbol: p for p in polled if p.qty != 0}
         opened = []
-        for symbol, p in venue_positions.items():
+        for symbol, p in live.items():
             if symbol in known:
                 continue
-            got = self.feed.view(symbol)
+            got = self.feed.observe(symbol)
             view = got[0] if got else MarketView(mark=p.mark_price, ts_ms=self.clock_ms())
             pos_id = pos_id_for(symbol, self.clock_ms())
             self.manager.open_position(pos_id, symbol, "swap", 1 if p.qty > 0 else -1, abs(p.qty), p.entry_price,
                                        p.margin, view)
             opened.append(pos_id)
         for symbol, pos_id in known.items():
-            if symbol not in venue_positions:
+            if symbol not in live:
                 try:
                     self.manager.position_gone(pos_id, self.last_marks.get(symbol))
                 except LockBusy:
                     pass
         return opened
 
-    def moved(self) -> bool:
-        """True when a mark moved more than the trigger since the last pass (an event tick is due)."""
+    def observe(self) -> bool:
+        """Read every open symbol's mark (one request each); True when one moved more than the trigger
+        since the last pass (an event tick is due)."""
         trigger = self.manager.cfg.price_move_trigger
-        for symbol, last in self.last_marks.items():
-            got = self.feed.view(symbol)
-            if got and not got[1] and last > 0 and abs(got[0].mark - last) / last >= trigger:
-                return True
-        return False
+        moved = False
+        for symbol in self.open_by_symbol():
+            got = self.feed.observe(symbol)
+            last = self.last_marks.get(symbol)
+            if got and not got[1] and last and abs(got[0].mark - last) / last >= trigger:
+                moved = True
+        return moved
 
     def step(self) -> None:
         now = self.clock_ms()
         cfg = self.manager.cfg
         try:
             self.watch()
-            if now - self.last_manage_ms >= cfg.manage_interval_s * 1000 or self.moved():
+            moved = self.observe()
+            if now - self.last_manage_ms >= cfg.manage_interval_s * 1000 or moved:
                 for result in self.manager.tick(self.feed.view):
                     got = self.feed.last.get(result.symbol)
                     if got is not None:

@@ -73,7 +73,7 @@ def test_futures_entry_stop_lock_ladder_exit(fake: object, redis_url: str, tmp_p
 
     # ROE past the first lock: 3x leverage, +12 % -> ROE ~0.36 -> lock 0.1 ROE.
     fx.exchange.set_price(INST, entry * D("1.12"))  # type: ignore[attr-defined]
-    r = m.manage(pos_id, svc.feed.view(SWAP)[0])  # type: ignore[index]
+    r = m.manage(pos_id, svc.feed.observe(SWAP)[0])  # type: ignore[index]
     assert [a.kind for a in r.plan.actions] == ["STOP_MOVE"] and r.plan.actions[0].reason == "ROE_LOCK_0"
     moved = venue.fetch_order(SWAP, r.outcomes[0].client_order_id)  # type: ignore[attr-defined]
     assert moved.status == "open" and moved.trigger_price > entry
@@ -81,7 +81,7 @@ def test_futures_entry_stop_lock_ladder_exit(fake: object, redis_url: str, tmp_p
 
     # Ladder rung 0 at ROE 0.5 (+~17 %): half the position closes, the stop is re-placed for the rest.
     fx.exchange.set_price(INST, entry * D("1.18"))  # type: ignore[attr-defined]
-    r = m.manage(pos_id, svc.feed.view(SWAP)[0])  # type: ignore[index]
+    r = m.manage(pos_id, svc.feed.observe(SWAP)[0])  # type: ignore[index]
     assert [a.kind for a in r.plan.actions] == ["TP_PARTIAL", "STOP_MOVE"]
     assert all(o.status == "DONE" for o in r.outcomes)
     [venue_pos] = venue.positions([SWAP])  # type: ignore[attr-defined]
