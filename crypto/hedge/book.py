@@ -146,6 +146,18 @@ class HedgeBook:
     seq: int = 0
     legacy_committed: Decimal = ZERO  # a legacy snapshot's hedged total, until its orders are looked up
     residual_reported: Decimal | None = None
+    planned: Decimal | None = None  # close mode: the margin close's planned size
+
+    @property
+    def target(self) -> Decimal:
+        """What the hedge should reach: the margin fill; in close mode capped at the UM position, and the
+        whole UM position once the margin close completed in full (spot fees and rounding can leave the spot
+        leg a little smaller than the UM leg; the remainder is closed rather than left naked)."""
+        if self.cap is None:
+            return self.filled
+        if self.margin_done and self.planned is not None and self.filled >= self.planned:
+            return self.cap
+        return min(self.filled, self.cap)
 
     @property
     def filled(self) -> Decimal:
@@ -166,8 +178,7 @@ class HedgeBook:
     @property
     def residual(self) -> Decimal:
         """Filled and not hedged (open), or the UM position left to close (close, capped)."""
-        target = self.filled if self.cap is None else min(self.filled, self.cap)
-        return target - self.hedged
+        return self.target - self.hedged
 
     @property
     def margin_order_ids(self) -> tuple[str, ...]:
@@ -200,9 +211,10 @@ def _event(book: HedgeBook, code: AuditCode, ts_ms: int, cause: str, severity: S
     return AuditEvent(_ts(ts_ms), code, severity, cause, book.symbol, payload)
 
 
-def client_order_id(strategy_id: str, seq: int) -> str:
-    """Deterministic and short (Binance allows 36 characters of [.A-Z:/a-z0-9_-])."""
-    return f"{strategy_id}h{seq}"[-36:]
+def client_order_id(strategy_id: str, seq: int, mode: Mode = "open") -> str:
+    """Deterministic and short (Binance allows 36 characters of [.A-Z:/a-z0-9_-]); open hedges ``h``, close
+    legs ``c``, so a close never reuses an open's id."""
+    return f"{strategy_id}{'h' if mode == 'open' else 'c'}{seq}"[-36:]
 
 
 def _replace_order(book: HedgeBook, new: HedgeOrder) -> HedgeBook:
@@ -213,14 +225,14 @@ def evaluate(book: HedgeBook, mark: Decimal | None, ts_ms: int, kind: ExecKind |
              attempt: int = 0) -> Step:
     """Size and send what is unhedged now, or defer with the reason; report the residual once the margin
     order is done and nothing is left in flight."""
-    decision = decide_hedge(book.filled, book.committed, mark, book.filters, book.cap,
+    decision = decide_hedge(book.target, book.committed, mark, book.filters, book.cap,
                             notional_exempt=book.mode == "close" and book.margin_done)
     if isinstance(decision, Hedge):
         send_kind: ExecKind = kind or ("market" if book.exec_mode == "MT" else "gtx")
         seq, taken = book.seq, set(book.hedge_order_ids)
-        while client_order_id(book.strategy_id, seq) in taken:  # a restored book's ids are never reused
+        while client_order_id(book.strategy_id, seq, book.mode) in taken:  # a restored book's ids are never reused
             seq += 1
-        cid = client_order_id(book.strategy_id, seq)
+        cid = client_order_id(book.strategy_id, seq, book.mode)
         order = HedgeOrder(cid, book.hedge_side, decision.qty, send_kind, attempt)
         book = replace(book, orders=(*book.orders, order), seq=seq + 1)
         send = SendHedge(cid, book.symbol, book.hedge_side, decision.qty, send_kind, attempt,

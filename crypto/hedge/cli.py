@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--side", choices=("buy", "sell"), default="buy", help="the margin order's side")
     s.add_argument("--open", action="store_true", help="the margin order is not complete after the last fill")
     s.add_argument("--json", action="store_true", help="one JSON document instead of a table")
+    from crypto.hedge.run_cli import add_run_parser
+
+    add_run_parser(sub, _decimal)
     return p
 
 
@@ -99,4 +102,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    return run_simulate(args)
+    if args.command == "simulate":
+        return run_simulate(args)
+    from crypto.hedge.run_cli import run
+
+    return run(args)

@@ -64,4 +64,4 @@ def close_book(strategy_id: str, symbol: str, plan: ClosePlan, exec_mode: ExecMo
                max_reprices: int = 3) -> HedgeBook:
     """The book that closes the UM leg as the margin close fills."""
     return HedgeBook(strategy_id, symbol, "close", exec_mode, plan.um_side, um_filters, max_reprices,
-                     cap=plan.um_cap)
+                     cap=plan.um_cap, planned=plan.margin_qty)

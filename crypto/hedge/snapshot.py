@@ -80,6 +80,7 @@ class HedgeSnapshot(_Model):
     seq: int = Field(ge=0)
     legacy_committed: Decimal = ZERO
     residual_reported: Decimal | None = None
+    planned: Decimal | None = None
 
 
 class LegacySnapshot(_Model):
@@ -105,6 +106,7 @@ def to_snapshot(book: HedgeBook) -> HedgeSnapshot:
                                 attempt=o.attempt, state=o.state, filled=o.filled, price=o.price,
                                 venue_order_id=o.venue_order_id, reason=o.reason) for o in book.orders],
         seq=book.seq, legacy_committed=book.legacy_committed, residual_reported=book.residual_reported,
+        planned=book.planned,
     )
 
 
@@ -123,7 +125,7 @@ def _from_v2(snap: HedgeSnapshot) -> HedgeBook:
         tuple(MarginLeg(m.order_id, m.filled, m.done) for m in snap.margin),
         tuple(HedgeOrder(o.client_order_id, o.side, o.qty, o.kind, o.attempt, o.state, o.filled, o.price,
                          o.venue_order_id, o.reason) for o in snap.orders),
-        snap.seq, snap.legacy_committed, snap.residual_reported,
+        snap.seq, snap.legacy_committed, snap.residual_reported, snap.planned,
     )
 
 

@@ -1,0 +1,72 @@
+"""End to end: ``hedge run`` through the real ccxt.binance (portfolio margin) against the local exchange."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from crypto.fakex.server import FakeExchange
+from crypto.hedge import cli
+from crypto.hedge.snapshot import restore_snapshot
+from crypto.hedge.rules import HedgeFilters
+
+D = Decimal
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    rc = cli.main(["run", "--venue", "binance-pm-fake", "--json", *args])
+    out = capsys.readouterr().out
+    return rc, json.loads(out)
+
+
+@pytest.mark.parametrize("exec_mode", ["MT", "MM"])
+def test_open_then_close_through_ccxt(exec_mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, opened = run(capsys, "--mode", "open", "--exec", exec_mode, "--qty", "1.2", "--state-dir", str(tmp_path))
+    assert rc == 0 and opened["outcome"] == "done"
+    assert D(opened["filled"]) == D("1.2") == D(opened["hedged"]) == -D(opened["um_position"])
+    assert D(opened["um_from_orders"]) == D(opened["um_position"])  # the helper agrees with the venue
+    assert len(opened["hedge_orders"]) >= 2  # the margin order filled in pieces, hedged fill by fill
+    kinds = {o["kind"] for o in opened["hedge_orders"]}
+    assert kinds == ({"market"} if exec_mode == "MT" else {"gtx"})
+    rc, closed = run(capsys, "--mode", "close", "--exec", exec_mode, "--state-dir", str(tmp_path))
+    assert rc == 0 and closed["outcome"] == "done" and closed["audit"]["HEDGE_CLOSE_PLANNED"] == 1
+    assert D(closed["um_position"]) == 0 and D(closed["spot"]) == 0  # both legs flat, no flip
+    assert all(o["client_order_id"].startswith("hedge1c") for o in closed["hedge_orders"])
+
+
+def test_mm_crossing_gtx_repriced_then_market_with_channel_down(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rc, res = run(capsys, "--mode", "open", "--exec", "MM", "--qty", "0.7", "--cross-first", "10",
+                  "--max-reprices", "2", "--channel-down", "--state-dir", str(tmp_path))
+    assert rc == 0 and res["outcome"] == "done"
+    assert res["audit"]["HEDGE_REPRICED"] >= 2 and res["audit"]["HEDGE_MARKET_FALLBACK"] >= 1
+    assert res["audit"]["HEDGE_DIRECT_SEND"] == res["direct_sends"] == len(res["hedge_orders"])
+    rejected = [o for o in res["hedge_orders"] if o["state"] == "REJECTED"]
+    assert rejected and all(o["reason"] == "POST_ONLY_WOULD_TAKE" for o in rejected)
+    assert D(res["hedged"]) == D(res["filled"]) == -D(res["um_position"])
+
+
+def test_restart_resumes_without_a_second_margin_order_or_hedge(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # MM margin legs rest and fill over several steps: stop after 2 steps, then run again on the same folder.
+    rc, first = run(capsys, "--mode", "open", "--exec", "MT", "--qty", "1.2", "--max-steps", "1",
+                    "--state-dir", str(tmp_path))
+    assert rc == 4 and first["outcome"] == "timeout" and D(first["filled"]) < D("1.2")
+    assert D(first["hedged"]) == -D(first["um_position"])
+    rc, second = run(capsys, "--mode", "open", "--exec", "MT", "--qty", "1.2", "--state-dir", str(tmp_path))
+    assert rc == 0 and second["restored"] and second["audit"]["HEDGE_RESTORED"] == 1
+    assert D(second["hedged"]) == D("1.2") == -D(second["um_position"])
+    snapshot = (tmp_path / "hedge1-open.json").read_text()
+    book, _ = restore_snapshot(snapshot, HedgeFilters(D("0.001"), D("0.001"), D("100")))
+    assert book.margin_order_ids == ("hedge1m0",)
+    with FakeExchange.start(state_file=tmp_path / "fakex-state.json", dialects=("binance",)) as fx:
+        margin_orders = [o for o in fx.exchange.orders("BTC-USDT") if o.cl_ord_id == "hedge1m0"]
+        assert len(margin_orders) == 1
+
+
+def test_close_with_nothing_open_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, res = run(capsys, "--mode", "close", "--exec", "MT", "--state-dir", str(tmp_path))
+    assert rc == 3 and res["outcome"] == "refused:NOTHING_TO_CLOSE"
