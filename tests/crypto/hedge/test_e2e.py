@@ -10,8 +10,8 @@ import pytest
 
 from crypto.fakex.server import FakeExchange
 from crypto.hedge import cli
-from crypto.hedge.snapshot import restore_snapshot
 from crypto.hedge.rules import HedgeFilters
+from crypto.hedge.snapshot import restore_snapshot
 
 D = Decimal
 
