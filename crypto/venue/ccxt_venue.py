@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -221,8 +222,25 @@ class CcxtVenue:
                 if not (m.get("spot") or (m.get("swap") and m.get("linear"))):
                     continue
                 result[symbol] = market_from_ccxt(m)
+            if self.portfolio_margin:
+                result = self._with_bracket_leverage(result)
             self._markets = result
         return dict(self._markets)
+
+    def _with_bracket_leverage(self, markets: dict[str, Market]) -> dict[str, Market]:
+        # Binance's exchange info has no leverage cap; PM UM caps come from um/leverageBracket (the first
+        # bracket's initialLeverage is the highest allowed).
+        swaps = [s for s, m in markets.items() if m.is_swap]
+        if not swaps:
+            return markets
+        tiers = self._call(self.exchange.fetch_leverage_tiers, swaps)
+        out = dict(markets)
+        for symbol in swaps:
+            caps = [dec((t or {}).get("maxLeverage")) for t in tiers.get(symbol) or []]
+            known = [c for c in caps if c is not None]
+            if known:
+                out[symbol] = replace(out[symbol], max_leverage=max(known))
+        return out
 
     def reload_markets(self) -> dict[str, Market]:
         """Fetch the instruments again (filters change: tick and lot updates, listings)."""
@@ -279,7 +297,12 @@ class CcxtVenue:
 
     def funding_rate(self, symbol: str) -> FundingRate:
         self._require_swap(symbol)
-        f = self._call(self.exchange.fetch_funding_rate, symbol)
+        f = dict(self._call(self.exchange.fetch_funding_rate, symbol))
+        if f.get("nextFundingTimestamp") is None and f.get("interval") is None and self.name != "okx":
+            # Binance's premiumIndex has no interval; fundingInfo lists the symbols whose interval (or cap)
+            # was adjusted, and a symbol it does not list settles every 8 h (Binance "Get Funding Rate Info").
+            intervals = self._call(self.exchange.fetch_funding_intervals, [symbol])
+            f["interval"] = (intervals.get(symbol) or {}).get("interval") or "8h"
         return funding_rate_from_ccxt(f, symbol)
 
     def funding_history(self, symbol: str, since_ms: int | None = None,
@@ -292,9 +315,11 @@ class CcxtVenue:
         out: list[FundingRate] = []
         for i, row in enumerate(rows):
             nxt = rows[i + 1].get("timestamp") if i + 1 < len(rows) else None
+            info = row.get("info") or {}
             out.append(FundingRate(symbol=symbol, rate=dec0(row.get("fundingRate")),
                                    funding_time_ms=int(row.get("timestamp") or 0),
-                                   next_funding_time_ms=None if nxt is None else int(nxt)))
+                                   next_funding_time_ms=None if nxt is None else int(nxt),
+                                   mark_price=_positive(info.get("markPrice") or info.get("markPx"))))
         return out
 
     # -- account --------------------------------------------------------------------------------------
@@ -367,12 +392,16 @@ class CcxtVenue:
             if sym not in history:
                 start = None if since_ms is None else since_ms - 24 * _HOUR_MS
                 history[sym] = self.funding_history(sym, start)
-            rate = _rate_at(history[sym], ts)
+            settled = _settlement_at(history[sym], ts)
+            rate = ZERO if settled is None else settled.rate
             info = row.get("info") or {}
             size = abs(to_base(market, dec0(info.get("sz"))))
-            price = dec(info.get("px"))
+            price = dec(info.get("px")) or (None if settled is None else settled.mark_price)
             if size == 0 and price and rate:
-                size = abs(amount / (price * rate))
+                # No size on the bill (Binance income): |amount| / (mark x |rate|), to the nearest lot (the
+                # venue rounded the amount, the position itself is a whole number of lots).
+                lots = (abs(amount) / (price * abs(rate)) / market.qty_step).to_integral_value()
+                size = lots * market.qty_step
             sign = -1 if (rate != 0 and (amount > 0) == (rate > 0) and amount != 0) else 1
             out.append(FundingPayment(symbol=sym, amount=amount, rate=rate, position_qty=size * sign, ts_ms=ts,
                                       bill_id=str(row.get("id") or "")))
@@ -529,7 +558,14 @@ class CcxtVenue:
     def fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
         market = self.market(symbol)
         rows = self._call(self.exchange.fetch_my_trades, symbol, since_ms)
-        return [fill_from_ccxt(t, market) for t in rows]
+        fills = [fill_from_ccxt(t, market) for t in rows]
+        if any(not f.client_order_id for f in fills):
+            # Binance trade rows carry the order id only: name each fill's client id from the orders.
+            orders = self._call(self.exchange.fetch_orders, symbol, since_ms)
+            by_id = {str(o.get("id")): str(o.get("clientOrderId") or "") for o in orders}
+            fills = [f if f.client_order_id else replace(f, client_order_id=by_id.get(f.venue_order_id, ""))
+                     for f in fills]
+        return fills
 
     # -- helpers --------------------------------------------------------------------------------------
     def _require_swap(self, symbol: str) -> Market:
@@ -634,10 +670,10 @@ def _balances_from_ccxt(raw: Mapping[str, Any]) -> dict[str, Balance]:
     return out
 
 
-def _rate_at(history: list[FundingRate], ts_ms: int) -> Decimal:
-    """The rate settled at (or last before) ``ts_ms``: bills are stamped at or just after settlement."""
+def _settlement_at(history: list[FundingRate], ts_ms: int) -> FundingRate | None:
+    """The settlement at (or last before) ``ts_ms``: bills are stamped at or just after settlement."""
     best: FundingRate | None = None
     for rate in history:
         if rate.funding_time_ms <= ts_ms + 60_000 and (best is None or rate.funding_time_ms > best.funding_time_ms):
             best = rate
-    return ZERO if best is None else best.rate
+    return best

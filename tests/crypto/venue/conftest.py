@@ -49,9 +49,9 @@ def _okx_case() -> Iterator[VenueCase]:
 
 
 def _binance_case() -> Iterator[VenueCase]:
-    server = pytest.importorskip("crypto.fakex.server")
-    pytest.importorskip("crypto.fakex.binance_pm")
-    with server.FakeExchange.start(seed=7, scenario="calm", dialects=("binance",)) as fx:
+    from crypto.fakex.server import FakeExchange
+
+    with FakeExchange.start(seed=7, scenario="calm", dialects=("binance",)) as fx:
         creds = _credentials(fx)
         yield VenueCase(name="binance", fx=fx, venue=make_venue("binance-pm-fake", fx.url, creds),
                         raw=make_venue("binance-pm-fake", fx.url, creds, precheck=False),

@@ -28,6 +28,14 @@ def resting_buy(case: VenueCase, market: Market, qty: Decimal, cid: str | None =
                         account=case.swap_account if market.is_swap else case.spot_account)
 
 
+def tradable_qty(case: VenueCase, market: Market, factor: int = 2) -> Decimal:
+    """``factor`` x the smallest on-lot quantity that passes min size and min notional at 95% of the bid."""
+    price = case.venue.ticker(market.symbol).bid * D("0.95")
+    lots = max(market.min_qty / market.qty_step, (market.min_notional / price / market.qty_step)
+               .to_integral_value(rounding="ROUND_UP"))
+    return market.qty_step * lots * factor
+
+
 def live_ids(case: VenueCase, symbol: str, cid: str) -> list[str]:
     return [o.venue_order_id for o in case.venue.open_orders(symbol) if o.client_order_id == cid]
 
@@ -210,8 +218,8 @@ def test_bad_signature_is_auth(case: VenueCase) -> None:
     creds = case.fx.credentials  # type: ignore[attr-defined]
     wrong = VenueCredentials(api_key=creds.api_key, secret="not-the-secret", passphrase=creds.passphrase)
     venue = make_venue(f"{'okx' if case.name == 'okx' else 'binance-pm'}-fake", case.fx.url, wrong)  # type: ignore[attr-defined]
-    venue.markets()  # public
     with pytest.raises(VenueError) as info:
+        venue.markets()  # public on OKX; Binance also loads the margin pairs, a signed request
         venue.balances(case.swap_account or "trading")
     assert info.value.reason is R.AUTH
 
@@ -271,10 +279,11 @@ def test_funding_interval_shortens_at_the_cap(case: VenueCase) -> None:
 
 def test_rate_limit_is_rate_limit_and_places_nothing(case: VenueCase) -> None:
     market = case.venue.market(case.swap)
-    endpoint = "trade/order" if case.name == "okx" else "um/order"
+    qty = tradable_qty(case, market)
+    endpoint = "trade/order" if case.name == "okx" else "binance:orders"
     case.fx.set_rate_limit(endpoint, 1, 60_000)  # type: ignore[attr-defined]
-    case.venue.place_order(resting_buy(case, market, market.qty_step))
-    second = resting_buy(case, market, market.qty_step)
+    case.venue.place_order(resting_buy(case, market, qty))
+    second = resting_buy(case, market, qty)
     with pytest.raises(VenueError) as info:
         case.venue.place_order(second)
     assert info.value.reason is R.RATE_LIMIT and info.value.reason.retryable
