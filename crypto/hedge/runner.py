@@ -134,6 +134,11 @@ class HedgeRunner:
             try:
                 answer = self.channel.submit(request)
             except ChannelDown as exc:
+                # The channel may have delivered before it failed. Binance refuses a client id only among
+                # *open* orders, so a filled market hedge sent again would be a second hedge: look it up first.
+                delivered = self.lookup.fetch_order(send.symbol, send.client_order_id)
+                if delivered is not None:
+                    return on_hedge_order(self.book, delivered, self._mark(), self.now_ms())
                 self.audit(AuditEvent(self._now(), AuditCode.HEDGE_DIRECT_SEND, Severity.WARN,
                                       "signal channel down", self.book.symbol,
                                       {"strategy_id": self.book.strategy_id,

@@ -25,10 +25,12 @@ class FakeUM:
     lose: int = 0
     drop: int = 0  # the next sends time out before reaching the venue
     sends: list[OrderRequest] = field(default_factory=list)
+    dup_live_only: bool = False  # Binance: a client id is unique among *open* orders only
 
     def submit(self, request: OrderRequest) -> VenueOrder:
         self.sends.append(request)
-        if request.client_order_id in self.orders:
+        known = self.orders.get(request.client_order_id)
+        if known is not None and (known.status == "open" or not self.dup_live_only):
             raise VenueError(VenueReason.DUPLICATE_CLIENT_ID, "duplicate", "-4015")
         if self.drop:
             self.drop -= 1
@@ -46,7 +48,11 @@ class FakeUM:
             px = self.bid if request.side == "sell" else self.ask
             order = VenueOrder(f"v{len(self.orders)}", request.client_order_id, request.symbol, request.side,
                                "market", request.qty, request.qty, None, px, "closed")
-        self.orders[request.client_order_id] = order
+        if known is not None:
+            order = replace(order, venue_order_id=f"{order.venue_order_id}-again")
+            self.orders[f"{request.client_order_id}#{len(self.orders)}"] = order  # a second venue order
+        else:
+            self.orders[request.client_order_id] = order
         if self.lose:
             self.lose -= 1
             raise VenueError(VenueReason.UNKNOWN_OUTCOME, "response lost")
