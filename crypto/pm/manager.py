@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -375,7 +375,7 @@ class Manager:
 
     def _audit(self, code: AuditCode, severity: Severity, cause: str, symbol: str | None,
                data: dict[str, Any]) -> None:
-        self.audit(AuditEvent(datetime.fromtimestamp(self.clock_ms() / 1000, tz=UTC), code, severity, cause,
+        self.audit(AuditEvent(datetime.fromtimestamp(self.clock_ms() / 1000, tz=timezone.utc), code, severity, cause,
                               symbol, data))
 
     def health(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import redis
@@ -104,8 +104,10 @@ class ActionRunner:
                                           action_doc(action) | {"placed": False, "cancelled": []})
         record = self.store.intent(action.intent_id)
         doc = record["doc"] if record else {}
-        if record and record["state"] in ("DONE", "FAILED"):
-            return Outcome(action, "DONE" if record["state"] == "DONE" else "FAILED", coid, reason="JOURNALED")
+        if record and record["state"] == "DONE":
+            return Outcome(action, "DONE", coid, reason="JOURNALED")
+        if record and record["state"] == "FAILED":
+            return Outcome(action, "FAILED", coid, reason="JOURNALED")
         started = self.perf_ms()
         ack: OrderAck | None = None
         try:
@@ -175,7 +177,7 @@ class ActionRunner:
             self._alert(AuditCode.PM_ACTION_FAILED, action, exc.reason, round_)
             return Outcome(action, "FAILED", coid, reason=exc.reason)
         delay = min(self.retry.queue_delay_ms * (2**round_), self.retry.queue_max_delay_ms)
-        state = "PARTIAL" if partial else "QUEUED"
+        state: Status = "PARTIAL" if partial else "QUEUED"
         self.store.set_intent_state(action.intent_id, state, now, doc | {"reason": exc.reason})
         if self.state is not None:
             try:
@@ -188,7 +190,7 @@ class ActionRunner:
 
     def _alert(self, code: AuditCode, action: Action, reason: str, round_: int) -> None:
         self.audit(AuditEvent(
-            ts=datetime.fromtimestamp(self.clock_ms() / 1000, tz=UTC), code=code, severity=Severity.ERROR,
+            ts=datetime.fromtimestamp(self.clock_ms() / 1000, tz=timezone.utc), code=code, severity=Severity.ERROR,
             cause=reason, symbol=action.symbol,
             data={"intent_id": action.intent_id, "kind": action.kind, "pos_id": action.pos_id, "round": round_}))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.lock import Lock
@@ -123,7 +123,8 @@ class RedisState:
         return None if raw is None else position_from(json.loads(str(raw)))
 
     def active_ids(self) -> list[str]:
-        return sorted(str(x) for x in self.r.smembers(ACTIVE))  # type: ignore[union-attr]
+        members: set[str] = cast(Any, self.r).smembers(ACTIVE)
+        return sorted(str(x) for x in members)
 
     def stop_level(self, pos_id: str) -> Decimal | None:
         raw = self.r.get(key_sl(pos_id))
@@ -137,16 +138,17 @@ class RedisState:
         p.execute()
 
     def concurrency(self, symbol: str) -> int:
-        return int(self.r.scard(key_concurrency(symbol)))  # type: ignore[arg-type]
+        return int(cast(Any, self.r).scard(key_concurrency(symbol)))
 
     # Events.
     def emit(self, event: Event) -> str:
         fields: dict[str, Any] = {"type": event.kind, "pos_id": event.pos_id, "ts": event.ts_ms,
                                   "data": json.dumps(event.data, sort_keys=True)}
-        return str(self.r.xadd(key_events(event.symbol), fields, maxlen=EVENTS_MAXLEN, approximate=True))
+        return str(cast(Any, self.r).xadd(key_events(event.symbol), fields, maxlen=EVENTS_MAXLEN, approximate=True))
 
     def events(self, symbol: str) -> list[dict[str, str]]:
-        return [dict(fields) for _, fields in self.r.xrange(key_events(symbol))]  # type: ignore[union-attr]
+        entries: list[tuple[str, dict[str, str]]] = cast(Any, self.r).xrange(key_events(symbol))
+        return [dict(fields) for _, fields in entries]
 
     # Retry queue.
     def enqueue_retry(self, action: Action, due_ms: int, attempt: int) -> None:
@@ -157,7 +159,8 @@ class RedisState:
         p.execute()
 
     def due_retries(self, now_ms: int, limit: int = 100) -> list[str]:
-        return [str(x) for x in self.r.zrangebyscore(RETRY_Z, "-inf", now_ms, start=0, num=limit)]  # type: ignore[union-attr]
+        due: list[str] = cast(Any, self.r).zrangebyscore(RETRY_Z, "-inf", now_ms, start=0, num=limit)
+        return [str(x) for x in due]
 
     def claim_retry(self, intent_id: str) -> tuple[Action, int] | None:
         """Take one due entry off the queue; None when another worker took it first (ZREM is atomic)."""
@@ -177,10 +180,11 @@ class RedisState:
         return None if claimed is None else claimed[0]
 
     def retry_queue(self) -> list[tuple[str, int]]:
-        return [(str(m), int(s)) for m, s in self.r.zrange(RETRY_Z, 0, -1, withscores=True)]  # type: ignore[union-attr]
+        rows: list[tuple[str, float]] = cast(Any, self.r).zrange(RETRY_Z, 0, -1, withscores=True)
+        return [(str(m), int(s)) for m, s in rows]
 
     def retry_len(self) -> int:
-        return int(self.r.zcard(RETRY_Z))  # type: ignore[arg-type]
+        return int(cast(Any, self.r).zcard(RETRY_Z))
 
     # Locks.
     def lock(self, name: str, ttl_ms: int) -> Lock:
