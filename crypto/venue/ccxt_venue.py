@@ -224,8 +224,29 @@ class CcxtVenue:
                 result[symbol] = market_from_ccxt(m)
             if self.portfolio_margin:
                 result = self._with_bracket_leverage(result)
+            if self.name == "okx" and self.exchange.apiKey:
+                result = self._with_account_fees(result)
             self._markets = result
         return dict(self._markets)
+
+    def _with_account_fees(self, markets: dict[str, Market]) -> dict[str, Market]:
+        # ccxt's okx fee table is a static guess; the account's own rates come from account/trade-fee, one
+        # request per instrument type. OKX answers charged fees as negative numbers, and for USDT-margined
+        # swaps in makerU/takerU (maker/taker are the coin-margined rates there).
+        out = dict(markets)
+        for kind in ("spot", "swap"):
+            symbols = [s for s, m in markets.items() if m.kind == kind]
+            if not symbols:
+                continue
+            fee = self._call(self.exchange.fetch_trading_fee, symbols[0])
+            info = fee.get("info") or {}
+            keys = ("makerU", "takerU") if kind == "swap" and info.get("makerU") else ("maker", "taker")
+            maker, taker = dec(info.get(keys[0])), dec(info.get(keys[1]))
+            if maker is None or taker is None:
+                continue
+            for symbol in symbols:
+                out[symbol] = replace(out[symbol], maker_fee=-maker, taker_fee=-taker)
+        return out
 
     def _with_bracket_leverage(self, markets: dict[str, Market]) -> dict[str, Market]:
         # Binance's exchange info has no leverage cap; PM UM caps come from um/leverageBracket (the first

@@ -156,8 +156,8 @@ def venue_code_and_message(venue: str, text: str) -> tuple[str, str]:
                 return str(item["sCode"]), str(item.get("sMsg", ""))
         code = str(body.get("code", ""))
         return ("" if code == "0" else code), str(body.get("msg", ""))
-    code = body.get("code")
-    return ("" if code is None else str(code)), str(body.get("msg", ""))
+    raw_code = body.get("code")
+    return ("" if raw_code is None else str(raw_code)), str(body.get("msg", ""))
 
 
 def to_venue_error(exc: BaseException, venue: str) -> VenueError:

@@ -47,6 +47,11 @@ class CannedOkx:
         self.requests.append((method, path, args))
         if (method, path) == ("GET", "public/instruments"):
             return ok(INSTRUMENTS.get(args["instType"], []))
+        if (method, path) == ("GET", "account/trade-fee"):  # OKX regular tier; charged fees are negative
+            spot = args["instType"] == "SPOT"
+            return ok([{"instType": args["instType"], "level": "Lv1",
+                        "maker": "-0.0008" if spot else "-0.0003", "taker": "-0.001" if spot else "-0.0006",
+                        "makerU": "" if spot else "-0.0002", "takerU": "" if spot else "-0.0005"}])
         response = self.routes.get((method, path))
         if response is None:
             raise AssertionError(f"no canned answer for {method} {path}")

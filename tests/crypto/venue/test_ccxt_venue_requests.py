@@ -51,6 +51,9 @@ def test_markets_are_in_base_units(venue: CcxtVenue) -> None:
     assert (eth.contract_size, eth.qty_step) == (D("0.1"), D("0.001"))
     spot = markets["BTC/USDT"]
     assert (spot.contract_size, spot.qty_step, spot.min_qty) == (D(1), D("0.00000001"), D("0.00001"))
+    # the account's fee rates: makerU/takerU for USDT-margined swaps, sign turned to "positive = paid"
+    assert (btc.maker_fee, btc.taker_fee) == (D("0.0002"), D("0.0005"))
+    assert (spot.maker_fee, spot.taker_fee) == (D("0.0008"), D("0.001"))
 
 
 def test_limit_order_sends_contracts_isolated_net_and_reads_back_base(venue: CcxtVenue, canned: CannedOkx) -> None:

@@ -371,3 +371,14 @@ def test_okx_add_margin_raises_isolated_margin_exactly(case: VenueCase) -> None:
     (after,) = case.venue.positions([case.swap])
     assert after.margin == before.margin + D("7.5")
     assert after.liq_price is not None and before.liq_price is not None and after.liq_price < before.liq_price
+
+
+def test_market_fees_are_the_accounts(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    engine = case.fx.exchange.instruments[engine_id(market)]  # type: ignore[attr-defined]
+    if case.name != "okx":
+        pytest.skip("Binance PM fees: ccxt's published table (the commission endpoint is not modelled)")
+    assert (market.maker_fee, market.taker_fee) == (engine.maker_fee, engine.taker_fee)
+    spot = case.venue.market(case.spot)
+    spot_engine = case.fx.exchange.instruments[engine_id(spot)]  # type: ignore[attr-defined]
+    assert (spot.maker_fee, spot.taker_fee) == (spot_engine.maker_fee, spot_engine.taker_fee)
