@@ -128,6 +128,9 @@ def _make_handler(owner: FakeExchange) -> type[BaseHTTPRequestHandler]:
         sys_version = ""
         protocol_version = "HTTP/1.1"
         timeout = 30
+        # Headers and body leave in two writes; with Nagle on, a keep-alive client waits a delayed ACK
+        # (~40 ms) for the second one on every request.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("fakex %s %s", self.command, self.path.split("?")[0])

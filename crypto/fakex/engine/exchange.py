@@ -151,6 +151,13 @@ class Exchange:
         self.clock: Clock = clock if clock is not None else ManualClock(state.now_ms)
         self._lock = threading.RLock()
         self._paths: dict[str, PricePath] = {}
+        # Indexes over the state, rebuilt on load and kept by _track/_track_algo: the per-step work and the
+        # per-request checks look at live orders only, never at the whole history.
+        self._live: dict[str, OrderRec] = {o.ord_id: o for o in state.orders.values() if o.is_live}
+        self._live_algos: dict[str, AlgoRec] = {a.algo_id: a for a in state.algos.values() if a.state == "live"}
+        self._bounds: dict[str, tuple[Decimal | None, Decimal | None]] | None = None
+        self._fair_cache: dict[str, Decimal] = {}
+        self._fair_cache_t = -1
         for inst in self.instruments.values():
             if inst.base not in self._paths:
                 self._paths[inst.base] = PricePath(state.seed, _scenario(state.scenario), inst.base,
@@ -211,19 +218,55 @@ class Exchange:
             self._settle_funding_due(t)
 
     def _is_active(self) -> bool:
-        s = self.state
-        return (any(o.is_live for o in s.orders.values()) or any(a.state == "live" for a in s.algos.values())
-                or any(p.qty != 0 for p in s.positions.values()))
+        return bool(self._live) or bool(self._live_algos) or any(p.qty != 0 for p in self.state.positions.values())
+
+    def _track(self, order: OrderRec) -> None:
+        if order.is_live:
+            self._live[order.ord_id] = order
+        else:
+            self._live.pop(order.ord_id, None)
+        self._bounds = None
+
+    def _track_algo(self, algo: AlgoRec) -> None:
+        if algo.state == "live":
+            self._live_algos[algo.algo_id] = algo
+        else:
+            self._live_algos.pop(algo.algo_id, None)
+
+    def _resting_bounds(self) -> dict[str, tuple[Decimal | None, Decimal | None]]:
+        """Per instrument, the highest resting buy and the lowest resting sell: a step whose top of book
+        crosses neither fills nothing there."""
+        if self._bounds is None:
+            bounds: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+            for o in self._live.values():
+                if o.price is None:
+                    continue
+                hi, lo = bounds.get(o.inst_id, (None, None))
+                if o.side == "buy":
+                    hi = o.price if hi is None else max(hi, o.price)
+                else:
+                    lo = o.price if lo is None else min(lo, o.price)
+                bounds[o.inst_id] = (hi, lo)
+            self._bounds = bounds
+        return self._bounds
 
     def _on_step(self, t: int) -> None:
-        for order in [o for o in self.state.orders.values() if o.is_live and o.ord_type in ("limit", "post_only")]:
-            inst = self.instruments[order.inst_id]
-            assert order.price is not None
-            fill = resting_fill_qty(inst, order.side, order.price, order.remaining, self._book_at(inst, t, 1))
-            if fill > 0:
-                self._apply_fill(order, order.price, fill, "maker", t)
-        for algo in [a for a in self.state.algos.values() if a.state == "live"]:
-            self._check_algo(algo, t)
+        for inst_id, (max_buy, min_sell) in list(self._resting_bounds().items()):
+            inst = self.instruments[inst_id]
+            top = self._book_at(inst, t, 1)
+            if not ((max_buy is not None and top.best_ask <= max_buy)
+                    or (min_sell is not None and top.best_bid >= min_sell)):
+                continue
+            for order in [o for o in self._live.values() if o.inst_id == inst_id and o.price is not None]:
+                if not order.is_live:
+                    continue
+                assert order.price is not None
+                fill = resting_fill_qty(inst, order.side, order.price, order.remaining, top)
+                if fill > 0:
+                    self._apply_fill(order, order.price, fill, "maker", t)
+        for algo in list(self._live_algos.values()):
+            if algo.state == "live":
+                self._check_algo(algo, t)
         self._check_liquidations(t)
 
     # ------------------------------------------------------------------ prices
@@ -237,10 +280,17 @@ class Exchange:
         return self._paths[inst.base].index(t) * self.state.price_factor.get(inst.base, D(1))
 
     def _fair_at(self, inst: Instrument, t: int) -> Decimal:
-        index = self._index_at(inst, t)
+        if t != self._fair_cache_t:
+            self._fair_cache = {}
+            self._fair_cache_t = t
+        cached = self._fair_cache.get(inst.inst_id)
+        if cached is not None:
+            return cached
+        fair = self._index_at(inst, t)
         if inst.is_swap:
-            return index * (1 + self._paths[inst.base].premium(t))
-        return index
+            fair = fair * (1 + self._paths[inst.base].premium(t))
+        self._fair_cache[inst.inst_id] = fair
+        return fair
 
     def _round_px(self, inst: Instrument, price: Decimal) -> Decimal:
         return round_down(price + inst.tick / 2, inst.tick)
@@ -362,8 +412,8 @@ class Exchange:
 
     def _ord_frozen(self, account: str, ccy: str) -> Decimal:
         total = ZERO
-        for o in self.state.orders.values():
-            if o.is_live and o.frozen_ccy == ccy and self.instruments[o.inst_id].account == account:
+        for o in self._live.values():
+            if o.frozen_ccy == ccy and self.instruments[o.inst_id].account == account:
                 total += o.frozen
         return total
 
@@ -523,8 +573,7 @@ class Exchange:
     def open_orders(self, inst_id: str | None = None) -> list[OrderRec]:
         with self._lock:
             self._sync()
-            return [o.model_copy() for o in self.state.orders.values()
-                    if o.is_live and (inst_id is None or o.inst_id == inst_id)]
+            return [o.model_copy() for o in self._live.values() if inst_id is None or o.inst_id == inst_id]
 
     def orders(self, inst_id: str | None = None, live: bool | None = None) -> list[OrderRec]:
         with self._lock:
@@ -588,7 +637,7 @@ class Exchange:
         book = self._book_at(inst, t)
         ref = book.best_ask if spec.side == "buy" else book.best_bid
         self._check_filters(inst, qty, price, ref)
-        if spec.client_id and any(o.is_live and o.cl_ord_id == spec.client_id for o in self.state.orders.values()):
+        if spec.client_id and any(o.cl_ord_id == spec.client_id for o in self._live.values()):
             raise Reject(Reason.DUPLICATE_CLIENT_ID, f"clOrdId {spec.client_id} is already live")
         mode = spec.margin_mode
         lev: Decimal | None = None
@@ -628,6 +677,7 @@ class Exchange:
                          frozen=need if price is not None else ZERO, frozen_ccy=need_ccy, algo_id=algo_id,
                          extra=dict(spec.extra))
         self.state.orders[order.ord_id] = order
+        self._track(order)
         if spec.ord_type == "post_only" and price is not None and would_cross(spec.side, price, book):
             # OKX accepts the order and cancels it at once (cancelSource 31); Binance GTX expires it.
             self._cancel(order, "post_only", t)
@@ -649,6 +699,7 @@ class Exchange:
         order.cancel_source = source
         order.frozen = ZERO
         order.updated_ms = t
+        self._track(order)
 
     def cancel_order(self, inst_id: str | None, ord_id: str | None = None, cl_ord_id: str | None = None) -> OrderRec:
         with self._lock:
@@ -740,6 +791,7 @@ class Exchange:
         order.last_trade_id = trade_id
         order.frozen = q(order.frozen * order.remaining / remaining_before) if remaining_before > 0 else ZERO
         order.state = "filled" if order.remaining <= 0 else "partially_filled"
+        self._track(order)
         if order.reduce_only and inst.is_swap and order.is_live:
             pos = self.state.positions[inst.inst_id]
             if pos.qty == 0:
@@ -784,12 +836,13 @@ class Exchange:
         left at the liquidation price is the liquidation fee); cross: the loss is booked and the cash never
         goes under zero (the insurance fund takes the rest)."""
         inst = self.instruments[pos.inst_id]
-        for o in self.state.orders.values():
-            if o.is_live and o.inst_id == pos.inst_id:
+        for o in list(self._live.values()):
+            if o.inst_id == pos.inst_id:
                 self._cancel(o, "liquidation", t)
-        for a in self.state.algos.values():
-            if a.state == "live" and a.inst_id == pos.inst_id:
+        for a in list(self._live_algos.values()):
+            if a.inst_id == pos.inst_id:
                 a.state, a.updated_ms, a.fail_reason = "canceled", t, "liquidation"
+                self._track_algo(a)
         qty = pos.qty
         side = "sell" if qty > 0 else "buy"
         pnl = q((price - pos.entry) * qty)
@@ -844,8 +897,7 @@ class Exchange:
                 raise Reject(Reason.BAD_PARAM, "triggerPx is required")
             if spec.ord_type in ("conditional", "oco") and spec.sl_trigger_px is None and spec.tp_trigger_px is None:
                 raise Reject(Reason.BAD_PARAM, "slTriggerPx or tpTriggerPx is required")
-            if spec.client_id and any(a.state == "live" and a.algo_cl_ord_id == spec.client_id
-                                      for a in self.state.algos.values()):
+            if spec.client_id and any(a.algo_cl_ord_id == spec.client_id for a in self._live_algos.values()):
                 raise Reject(Reason.DUPLICATE_CLIENT_ID, f"algoClOrdId {spec.client_id} is already live")
             if inst.is_swap and spec.margin_mode not in ("cross", "isolated"):
                 raise Reject(Reason.BAD_PARAM, "tdMode must be cross or isolated for a swap")
@@ -861,6 +913,7 @@ class Exchange:
                            reduce_only=spec.reduce_only, margin_mode=spec.margin_mode if inst.is_swap else "cash",
                            created_ms=t, updated_ms=t, tag=spec.tag, extra=dict(spec.extra))
             self.state.algos[algo.algo_id] = algo
+            self._track_algo(algo)
             return algo.model_copy()
 
     def _find_algo(self, algo_id: str | None, algo_cl_ord_id: str | None) -> AlgoRec:
@@ -897,6 +950,7 @@ class Exchange:
                              else Reason.ORDER_ALREADY_FILLED, f"algo order is {algo.state}")
             algo.state = "canceled"
             algo.updated_ms = self.state.now_ms
+            self._track_algo(algo)
             return algo.model_copy()
 
     def _check_algo(self, algo: AlgoRec, t: int) -> None:
@@ -931,9 +985,11 @@ class Exchange:
         except Reject as exc:
             algo.state = "order_failed"
             algo.fail_reason = exc.reason.value
+            self._track_algo(algo)
             return
         algo.state = "effective"
         algo.ord_id = order.ord_id
+        self._track_algo(algo)
 
     # ------------------------------------------------------------------ transfers
     def transfer(self, ccy: str, amount: Decimal, from_account: str, to_account: str,
@@ -981,6 +1037,7 @@ class Exchange:
             t = self.state.now_ms
             current = self._fair_at(inst, t) / self.state.price_factor.get(inst.base, D(1))
             self.state.price_factor[inst.base] = D(price) / current
+            self._fair_cache_t = -1
             self._on_step(t)  # stops and liquidations see the new price at once
             return self._mark_at(inst, t)
 
