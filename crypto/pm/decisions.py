@@ -210,14 +210,17 @@ def stop_coid_for(pos_id: str, seq: int) -> str:
 
 
 def entry_stop_plan(pos: ManagedPosition, view: MarketView, cfg: PmConfig) -> Plan:
-    """The protective stop of a new position (placed within 1 s of the fill): the ATR stop when an ATR is
-    known, else the stop at the liquidation-buffer floor (entry moved by ``liq_buffer_min``)."""
+    """The protective stop of a new position (placed within 1 s of the fill)."""
+    return _with_stop(pos, _fallback_stop(pos, view, cfg), view, "ENTRY_STOP", ())
+
+
+def _fallback_stop(pos: ManagedPosition, view: MarketView, cfg: PmConfig) -> Decimal:
+    """The ATR stop when an ATR is known, else the stop at the liquidation-buffer distance (entry moved by
+    ``liq_buffer_min`` against the position)."""
     k = cfg.atr_k.get(view.regime or cfg.default_regime, cfg.atr_k[cfg.default_regime])
     if view.atr is not None and view.atr > 0:
-        level = atr_stop(pos.entry, view.atr, k, pos.direction, None, view.tick)
-    else:
-        level = to_tick(pos.entry * (ONE - pos.direction * cfg.liq_buffer_min), view.tick, pos.direction)
-    return _with_stop(pos, level, view, "ENTRY_STOP", ())
+        return atr_stop(pos.entry, view.atr, k, pos.direction, None, view.tick)
+    return to_tick(pos.entry * (ONE - pos.direction * cfg.liq_buffer_min), view.tick, pos.direction)
 
 
 def _with_stop(pos: ManagedPosition, level: Decimal, view: MarketView, reason: str,
@@ -286,9 +289,12 @@ def govern(pos: ManagedPosition, view: MarketView, cfg: PmConfig, *, reduce_only
                             {"rung": str(i), "qty": str(q), "roe": str(r), "price": str(view.mark)}))
         cur = replace(_reduced(cur, q, view.mark, now), ladder_fired=fired)
 
-    # Stops: the tighter of the current stop, the ATR stop and the highest ROE lock reached.
+    # Stops: the tighter of the current stop, the ATR stop and the highest ROE lock reached. A position
+    # found without a stop (a crash between the fill and the stop) gets the entry stop first.
     level = cur.stop
     reason = ""
+    if level is None:
+        level, reason = _fallback_stop(cur, view, cfg), "ENTRY_STOP"
     if view.atr is not None and view.atr > 0:
         k = cfg.atr_k.get(view.regime or cfg.default_regime, cfg.atr_k[cfg.default_regime])
         cand = atr_stop(cur.entry, view.atr, k, cur.direction, level, view.tick)

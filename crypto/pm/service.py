@@ -97,6 +97,9 @@ class PmService:
         now = self.clock_ms()
         cfg = self.manager.cfg
         try:
+            # Redis first: after a Redis loss the open positions come back from the store before the watch
+            # could mistake them for new ones (a second pos_id, a second stop).
+            self.manager.ensure_state()
             self.watch()
             moved = self.observe()
             if now - self.last_manage_ms >= cfg.manage_interval_s * 1000 or moved:

@@ -251,3 +251,9 @@ def test_govern_stop_is_monotone_and_qty_never_grows_without_an_add(
         pos = new
         if pos.closed:
             break
+
+
+def test_a_position_found_without_a_stop_gets_one() -> None:
+    plan = govern(position(), MarketView(mark=D(100), ts_ms=1), cfg(ladder=[], locks=[]), reduce_only=True)
+    [move] = plan.actions
+    assert move.kind == "STOP_MOVE" and move.reason == "ENTRY_STOP" and move.stop == D(92)  # liq_buffer_min 8 %
