@@ -377,13 +377,13 @@ class BinancePmDialect:
         start = _dec(params, "startTime", required=False)
         end = _dec(params, "endTime", required=False)
         limit = int(params.get("limit") or 100)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for sym in self._selected(ctx, "um", params):
             for rec in ctx.exchange.funding_history(sym.inst.inst_id):
                 if (start is None or rec.funding_time_ms >= start) and (end is None or rec.funding_time_ms <= end):
                     rows.append({"symbol": sym.id, "fundingRate": s(rec.rate), "fundingTime": rec.funding_time_ms,
                                  "markPrice": s(rec.mark)})
-        rows.sort(key=lambda r: r["fundingTime"])
+        rows.sort(key=lambda r: int(r["fundingTime"]))
         return rows[:limit] if start is not None else rows[-limit:]
 
     # ------------------------------------------------------------------ account

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
             state_file = None if args.state_dir is None else args.state_dir / "fakex-state.json"
             fx = FakeExchange.start(seed=args.seed, scenario=args.scenario, dialects=("binance",),
                                     balances=FAKE_BALANCES, state_file=state_file)
-            creds = VenueCredentials(api_key=fx.credentials.api_key, secret=fx.credentials.secret)
+            creds = VenueCredentials.model_validate({"api_key": fx.credentials.api_key,
+                                                     "secret": fx.credentials.secret})
             venue = make_venue("binance-pm-fake", fx.url, creds)
             handle = fx
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 from crypto.fakex.server import Credentials
 
                 default = Credentials()
-                creds = VenueCredentials(api_key=default.api_key, secret=default.secret)
+                creds = VenueCredentials.model_validate({"api_key": default.api_key, "secret": default.secret})
             else:
                 creds = VenueCredentials.from_env("BINANCE")
             venue = make_venue(args.venue, args.url, creds)

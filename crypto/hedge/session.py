@@ -100,6 +100,7 @@ class HedgeSession:
         self.channel = SwitchableChannel(VenueRoute(venue), up=not config.channel_down)
         self.direct_sends: list[str] = []
         self._ages: dict[str, int] = {}
+        self.margin_refusal: str | None = None  # why the venue refused the margin order, if it did
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -175,6 +176,8 @@ class HedgeSession:
         if restored:
             runner.reconcile()
         margin_id = self._margin_order(runner, margin_side, margin_qty)
+        if self.margin_refusal is not None:
+            return self._result(runner, f"refused:MARGIN_{self.margin_refusal}", 0, restored)
         outcome = "timeout"
         steps = 0
         for steps in range(1, cfg.max_steps + 1):
@@ -226,6 +229,7 @@ class HedgeSession:
         except VenueError as exc:
             self._event(AuditCode.ORDER_REJECTED, exc.reason.value, Severity.WARN, client_order_id=cid,
                         message=exc.message)
+            self.margin_refusal = exc.reason.value
             runner.on_margin_report(MarginReport(cid, ZERO, "rejected"))
             return cid
         runner.on_margin_report(MarginReport(cid, placed.filled, placed.status))

@@ -12,7 +12,7 @@ from decimal import Decimal
 from core.events import AuditCode
 from crypto.hedge.book import ExecMode, HedgeBook, MarginReport, Step, on_hedge_order, on_margin_report
 from crypto.hedge.rules import HedgeFilters, opposite
-from crypto.venue.types import Side, VenueOrder
+from crypto.venue.types import OrderStatus, Side, VenueOrder
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def simulate(fills: list[Decimal], filters: HedgeFilters, mark: Decimal, margin_
     book = HedgeBook("sim", symbol, "open", exec_mode, opposite(margin_side), filters)
     rows: list[SimRow] = []
     for i, fill in enumerate(fills):
-        status = "closed" if complete and i == len(fills) - 1 else "open"
+        status: OrderStatus = "closed" if complete and i == len(fills) - 1 else "open"
         step = _accept_all(on_margin_report(book, MarginReport("margin-1", fill, status), mark, i), mark, i)
         book = step.book
         sent = [e for e in step.events if e.code == AuditCode.HEDGE_SENT]

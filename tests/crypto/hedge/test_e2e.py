@@ -70,3 +70,9 @@ def test_restart_resumes_without_a_second_margin_order_or_hedge(tmp_path: Path,
 def test_close_with_nothing_open_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, res = run(capsys, "--mode", "close", "--exec", "MT", "--state-dir", str(tmp_path))
     assert rc == 3 and res["outcome"] == "refused:NOTHING_TO_CLOSE"
+
+
+def test_margin_order_refused_by_the_venue_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, res = run(capsys, "--mode", "open", "--exec", "MT", "--qty", "50", "--state-dir", str(tmp_path))
+    assert rc == 3 and res["outcome"] == "refused:MARGIN_INSUFFICIENT_FUNDS"  # 50 BTC > 200,000 USDT
+    assert res["hedge_orders"] == [] and res["audit"]["ORDER_REJECTED"] == 1
