@@ -215,7 +215,7 @@ class FakeExchange:
                  host: str = "127.0.0.1", port: int = 0, state_file: Path | None = None,
                  instruments: Mapping[str, Instrument] | None = None, speed: float | None = None,
                  wall_ms: Callable[[], float] = lambda: time.time() * 1000, tick_s: float = 0.25,
-                 autosave_s: float = 5.0) -> None:
+                 autosave_s: float = 1.0) -> None:
         from crypto.fakex.admin import AdminRoutes  # the admin door needs the handle type: import here
 
         self.credentials = credentials
@@ -281,7 +281,7 @@ class FakeExchange:
 
     def _start_ticker(self) -> None:
         # Serve mode: resting orders fill and funding settles as wall time passes, without requests; the
-        # state file is rewritten every few seconds so a kill -9 loses little.
+        # state file is rewritten every second (autosave_s) so a kill -9 loses at most that much.
         def run() -> None:
             last_save = time.monotonic()
             while not self._stop_ticker.wait(self.tick_s):

@@ -277,3 +277,49 @@ def test_money_is_conserved_cash_plus_margin_moves_by_pnl_minus_fees(trades: lis
     net = sum((f.qty if f.side == "buy" else -f.qty for f in ex.fills(BTC_SWAP)), D(0))
     held = ex.positions()
     assert (held[0].rec.qty if held else D(0)) == net
+
+
+def test_cross_positions_liquidate_when_cash_and_pnl_reach_maintenance() -> None:
+    ex = Exchange.create(seed=1, scenario="calm", balances={"trading": {"USDT": D(3000)}, "funding": {}})
+    ex.set_leverage(BTC_SWAP, D(50), "cross")
+    ex.place_order(swap_order("buy", "1", margin_mode="cross"))
+    [view] = ex.positions()
+    assert view.liq_price is not None and view.liq_price < view.mark
+    ex.set_price(BTC_SWAP, view.liq_price + D(50))
+    assert ex.positions(), "above the cross liquidation price the position lives"
+    ex.set_price(BTC_SWAP, view.liq_price - D(50))
+    assert ex.positions() == []
+    assert ex.state.balances["trading"]["USDT"] >= 0, "cross: the cash never goes under zero"
+
+
+op = st.one_of(
+    st.tuples(st.just("limit"), st.sampled_from(["buy", "sell"]), st.integers(-40, 40), st.integers(1, 30)),
+    st.tuples(st.just("cancel"), st.integers(0, 20)),
+    st.tuples(st.just("advance"), st.integers(1, 120)),
+    st.tuples(st.just("price"), st.integers(-2000, 2000)),
+)
+
+
+@settings(max_examples=30)
+@given(st.lists(op, min_size=1, max_size=25))
+def test_live_indexes_always_match_a_full_scan(ops: list[tuple]) -> None:  # type: ignore[type-arg]
+    ex = Exchange.create(seed=2, scenario="trend")
+    for item in ops:
+        try:
+            if item[0] == "limit":
+                _, side, offset_bp, lots = item
+                px = (ex.mark_price(BTC_SWAP) * (1 + D(offset_bp) / 10_000)).quantize(D("0.1"))
+                ex.place_order(swap_order(side, str(D(lots) / 100), "limit", str(px), margin_mode="cross"))
+            elif item[0] == "cancel":
+                ids = sorted(ex.state.orders)
+                if ids:
+                    ex.cancel_order(BTC_SWAP, ord_id=ids[item[1] % len(ids)])
+            elif item[0] == "advance":
+                ex.clock.advance(item[1] * 10_000)  # type: ignore[attr-defined]
+            else:
+                ex.set_price(BTC_SWAP, D(60000 + item[1]))
+        except Reject:
+            pass
+        assert set(ex._live) == {o.ord_id for o in ex.state.orders.values() if o.is_live}
+        assert all(o.frozen >= 0 for o in ex.state.orders.values())
+        assert all(o.frozen == 0 for o in ex.state.orders.values() if not o.is_live)

@@ -287,3 +287,17 @@ def test_admin_door_needs_the_secret_and_moves_the_clock(fx: FakeExchange) -> No
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(fault, timeout=5)
     assert exc.value.code == 400
+
+
+def test_spot_market_buy_in_quote_and_fee_schedule(fx: FakeExchange, okx: ccxt.okx) -> None:
+    fee = okx.fetch_trading_fee("BTC/USDT")
+    assert fee["maker"] == 0.0008 and fee["taker"] == 0.001
+    ask = okx.fetch_order_book("BTC/USDT", 1)["asks"][0][0]
+    # OKX's default for a spot market buy: sz is the quote amount to spend.
+    answer = okx.privatePostTradeOrder({"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "market",
+                                        "sz": "6000"})
+    order = okx.fetch_order(answer["data"][0]["ordId"], "BTC/USDT")
+    assert order["status"] == "closed"
+    assert D(str(order["filled"])) == (D(6000) / D(str(ask))).quantize(D("1e-8"), rounding="ROUND_DOWN")
+    ledger = okx.fetch_ledger("BTC")
+    assert ledger and ledger[0]["currency"] == "BTC"
