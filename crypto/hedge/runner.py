@@ -73,6 +73,7 @@ class HedgeRunner:
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
+        self._misses: dict[str, int] = {}  # client id -> lookups in a row that found nothing
 
     def on_margin_report(self, report: MarginReport) -> HedgeBook:
         with self._lock:
@@ -91,15 +92,22 @@ class HedgeRunner:
             self._run(evaluate(self.book, self._mark(), self.now_ms()))
             return self.book
 
-    def reconcile(self) -> HedgeBook:
-        """After a restart: look every unfinished hedge order up by client id before anything is sized."""
+    def reconcile(self, lost_after: int = 1) -> HedgeBook:
+        """Look every unfinished hedge order up by client id. After a restart (``lost_after=1``) an unanswered
+        order the venue does not know never reached it: rolled back, re-hedged under a new id. While running,
+        a request may still be on its way, so it is declared lost only after ``lost_after`` lookups in a row
+        found nothing (Hummingbot's policy for lost orders)."""
         with self._lock:
             for order in [o for o in self.book.orders if o.is_unfinished]:
                 found = self.lookup.fetch_order(self.book.symbol, order.client_order_id)
                 if found is not None:
+                    self._misses.pop(order.client_order_id, None)
                     self._run(on_hedge_order(self.book, found, self._mark(), self.now_ms()))
                 elif order.state in (HedgeState.PENDING, HedgeState.UNKNOWN):
-                    self._run(on_hedge_lost(self.book, order.client_order_id, self._mark(), self.now_ms()))
+                    misses = self._misses.get(order.client_order_id, 0) + 1
+                    self._misses[order.client_order_id] = misses
+                    if misses >= lost_after:
+                        self._run(on_hedge_lost(self.book, order.client_order_id, self._mark(), self.now_ms()))
             return self.book
 
     # -- internals -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from crypto.venue.protocol import Venue
 from crypto.venue.types import Market, OrderRequest, Side, VenueError, VenueOrder
 
 ZERO = Decimal(0)
+LOST_AFTER_LOOKUPS = 3  # while running, an unanswered hedge is lost after this many empty lookups in a row
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,7 @@ class HedgeSession:
 
     def _poll_hedges(self, runner: HedgeRunner) -> None:
         if any(o.state in (HedgeState.PENDING, HedgeState.UNKNOWN) for o in runner.book.orders):
-            runner.reconcile()
+            runner.reconcile(lost_after=LOST_AFTER_LOOKUPS)
         for order in [o for o in runner.book.orders if o.state == HedgeState.ACCEPTED]:
             found = self.venue.fetch_order(runner.book.symbol, order.client_order_id)
             if found is None:

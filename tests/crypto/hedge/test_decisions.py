@@ -176,7 +176,9 @@ def test_timed_out_send_stays_committed_until_reconciled() -> None:
     h.runner.on_margin_report(MarginReport("m1", D("0.002")))
     assert h.runner.book.orders[0].state == HedgeState.PENDING and h.runner.book.committed == D("0.002")
     assert len(h.venue.orders) == 0
-    h.runner.reconcile()  # not found after the restart lookup: rolled back
+    h.runner.reconcile(lost_after=2)  # while running: one empty lookup is not enough
+    assert h.runner.book.orders[0].state == HedgeState.PENDING
+    h.runner.reconcile(lost_after=2)  # the second in a row: rolled back
     assert h.runner.book.orders[0].state == HedgeState.REJECTED
     h.runner.reevaluate()
     assert h.runner.book.hedged == D("0.002") == -h.venue.position()
