@@ -160,15 +160,18 @@ def fill_from_ccxt(t: Mapping[str, Any], market: Market) -> Fill:
     )
 
 
-def position_from_ccxt(p: Mapping[str, Any], market: Market) -> Position | None:
-    """A ccxt position -> ``Position`` with signed base quantity; None for an empty (flat) row."""
+def position_from_ccxt(p: Mapping[str, Any], market: Market,
+                       default_mode: MarginMode = "isolated") -> Position | None:
+    """A ccxt position -> ``Position`` with signed base quantity; None for an empty (flat) row.
+    ``default_mode`` applies when the venue does not say (Binance PM positionRisk: cross by construction)."""
     contracts = dec0(p.get("contracts"))
     if contracts == 0:
         return None
     qty = to_base(market, abs(contracts))
     if p.get("side") == "short":
         qty = -qty
-    mode: MarginMode = "cross" if p.get("marginMode") == "cross" else "isolated"
+    stated = p.get("marginMode")
+    mode: MarginMode = stated if stated in ("cross", "isolated") else default_mode
     margin = dec(p.get("initialMargin")) if mode == "cross" else dec(p.get("collateral"))
     if mode == "isolated":
         margin = dec(p.get("positionMargin")) or dec(p.get("initialMargin")) or margin
@@ -277,7 +280,11 @@ class CcxtVenue:
 
     def ticker(self, symbol: str) -> Ticker:
         self.market(symbol)
-        t = self._call(self.exchange.fetch_ticker, symbol)
+        t = dict(self._call(self.exchange.fetch_ticker, symbol))
+        if t.get("bid") is None or t.get("ask") is None:
+            # Binance USD-M's 24 h ticker has no bid/ask (unlike spot's): take them from the book ticker.
+            best = self._call(self.exchange.fetch_bids_asks, [symbol]).get(symbol) or {}
+            t["bid"], t["ask"] = best.get("bid"), best.get("ask")
         return Ticker(symbol=symbol, bid=dec0(t.get("bid")), ask=dec0(t.get("ask")), last=dec0(t.get("last")),
                       ts_ms=int(t.get("timestamp") or 0))
 
@@ -389,7 +396,7 @@ class CcxtVenue:
             market = markets.get(p.get("symbol"))
             if market is None or not market.is_swap:
                 continue
-            position = position_from_ccxt(p, market)
+            position = position_from_ccxt(p, market, "cross" if self.portfolio_margin else "isolated")
             if position is not None:
                 out.append(position)
         return out
@@ -399,7 +406,9 @@ class CcxtVenue:
         position is the bill's size (OKX ``sz``, contracts) signed so that amount = -qty x price x rate."""
         if symbol is not None:
             self._require_swap(symbol)
-        rows = self._call(self.exchange.fetch_funding_history, symbol, since_ms)
+        # ccxt filters ``since`` after the request; OKX bills take ``begin`` so older pages are not needed.
+        params = {"begin": since_ms} if self.name == "okx" and since_ms is not None else {}
+        rows = self._call(self.exchange.fetch_funding_history, symbol, since_ms, None, params)
         markets = self.markets()
         history: dict[str, list[FundingRate]] = {}
         out: list[FundingPayment] = []

@@ -382,3 +382,10 @@ def test_market_fees_are_the_accounts(case: VenueCase) -> None:
     spot = case.venue.market(case.spot)
     spot_engine = case.fx.exchange.instruments[engine_id(spot)]  # type: ignore[attr-defined]
     assert (spot.maker_fee, spot.taker_fee) == (spot_engine.maker_fee, spot_engine.taker_fee)
+
+
+def test_positions_state_their_margin_mode(case: VenueCase) -> None:
+    open_position(case, "buy", 10)
+    (position,) = case.venue.positions([case.swap])
+    # OKX: the isolated tdMode the order asked for; Binance PM: UM positions are cross by construction.
+    assert position.margin_mode == ("isolated" if case.name == "okx" else "cross")
