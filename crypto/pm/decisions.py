@@ -214,6 +214,13 @@ def entry_stop_plan(pos: ManagedPosition, view: MarketView, cfg: PmConfig) -> Pl
     return _with_stop(pos, _fallback_stop(pos, view, cfg), view, "ENTRY_STOP", ())
 
 
+def restop_plan(pos: ManagedPosition, view: MarketView, reason: str = "RESIZE") -> Plan:
+    """Re-place the stop at its level for the position's current size (after a reconciliation)."""
+    if pos.stop is None:
+        raise ValueError("no stop to re-place")
+    return _with_stop(pos, pos.stop, view, reason, ())
+
+
 def _fallback_stop(pos: ManagedPosition, view: MarketView, cfg: PmConfig) -> Decimal:
     """The ATR stop when an ATR is known, else the stop at the liquidation-buffer distance (entry moved by
     ``liq_buffer_min`` against the position)."""

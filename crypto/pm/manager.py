@@ -35,9 +35,18 @@ import redis
 from core.events import AuditCode, AuditEvent, Severity
 from crypto.pm.codec import position_doc, position_from, transfer_doc, transfer_from
 from crypto.pm.config import ConfigError, PmConfig
-from crypto.pm.decisions import Action, Event, ManagedPosition, MarketView, Plan, entry_stop_plan, govern
+from crypto.pm.decisions import (
+    Action,
+    Event,
+    ManagedPosition,
+    MarketView,
+    Plan,
+    entry_stop_plan,
+    govern,
+    restop_plan,
+)
 from crypto.pm.port import client_order_id_for
-from crypto.pm.runner import ActionRunner, Outcome
+from crypto.pm.runner import OPEN_STATES, ActionRunner, Outcome
 from crypto.pm.sli import Slis
 from crypto.pm.state import LockBusy, RedisState
 from crypto.pm.store import SnapshotStore
@@ -272,6 +281,28 @@ class Manager:
                              {"reason": reason, "price": "" if price is None else str(price)}))
             self.store.put_snapshot(pos_id, pos.symbol, now, "after", position_doc(closed) | {"exit_reason": reason})
             return True
+
+    def reconcile(self, pos_id: str, venue_qty: Decimal, venue_entry: Decimal, venue_margin: Decimal,
+                  view: MarketView) -> ManageResult | None:
+        """Adopt the venue's size, entry and margin when they differ from ours and none of our actions on
+        the position is in flight (a refused take-profit, a partial fill, a manual trade). The stop is
+        re-placed for the new size. None when nothing changed."""
+        with self.state.hold(f"lock:pos:{pos_id}", self.cfg.lock_ttl_ms):
+            pos = self._load(pos_id)
+            if pos is None or pos.closed or pos.qty <= 0:
+                return None
+            if any(r["doc"].get("pos_id") == pos_id for r in self.store.intents(OPEN_STATES)):
+                return None
+            if venue_qty == pos.qty and venue_entry == pos.entry:
+                return None
+            now = self.clock_ms()
+            new = replace(pos, qty=venue_qty, entry=venue_entry, margin=venue_margin)
+            self.store.put_snapshot(pos_id, pos.symbol, now, "reconciled",
+                                    position_doc(new) | {"was_qty": str(pos.qty), "was_entry": str(pos.entry)})
+            if new.stop is None or new.qty == pos.qty:
+                self._save(new)
+                return ManageResult(pos_id, pos.symbol, now, Plan(new, (), (), Decimal(0), Decimal(0), None), ())
+            return self._carry_out(new, restop_plan(new, replace(view, ts_ms=now)), now, ("RECONCILED",))
 
     def _settle_exit(self, pos: ManagedPosition) -> ManagedPosition:
         """An exit decided earlier and left in the retry queue: once its intent is DONE the position is

@@ -41,7 +41,7 @@ from crypto.pm.store import SnapshotStore
 from crypto.venue.types import VenueError
 
 Status = Literal["DONE", "QUEUED", "PARTIAL", "FAILED"]
-OPEN_STATES = ("NEW", "QUEUED", "PARTIAL")
+OPEN_STATES = ("NEW", "QUEUED", "PARTIAL", "PLACED")
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class ActionRunner:
             return 0
         n = 0
         queued = {m for m, _ in self.state.retry_queue()}
-        for rec in self.store.intents(OPEN_STATES + ("PLACED",)):
+        for rec in self.store.intents(OPEN_STATES):
             if rec["intent_id"] in queued:
                 continue
             doc = {k: v for k, v in rec["doc"].items() if k not in ("placed", "cancelled", "venue_order_id", "reason")}

@@ -66,6 +66,12 @@ class PmService:
         opened = []
         for symbol, p in live.items():
             if symbol in known:
+                got = self.feed.view(symbol)
+                view = got[0] if got else MarketView(mark=p.mark_price, ts_ms=self.clock_ms())
+                try:
+                    self.manager.reconcile(known[symbol], abs(p.qty), p.entry_price, p.margin, view)
+                except LockBusy:
+                    pass
                 continue
             got = self.feed.observe(symbol)
             view = got[0] if got else MarketView(mark=p.mark_price, ts_ms=self.clock_ms())

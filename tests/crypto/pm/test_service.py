@@ -55,3 +55,25 @@ def test_watch_step_redis_loss_and_venue_close(redis_url: str, tmp_path: Path) -
     assert m.state.active_ids() == []
     assert [e["type"] for e in m.state.events(SYM)][-1] == "EXIT"
     assert svc.errors == 0
+
+
+def test_watch_adopts_the_venue_size_and_resizes_the_stop(redis_url: str, tmp_path: Path) -> None:
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)
+    venue = StubVenue(clock)
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=clock), clock_ms=clock)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    svc.step()
+    [pos_id] = m.state.active_ids()
+    # Someone closed 0.2 by hand: the venue shows 0.3.
+    venue.open = [Position(SYM, D("0.3"), D(100), D(100), D(70), D(10), D(3), "isolated", D(0))]
+    clock.advance(1_000)
+    svc.step()
+    pos = m.state.load_position(pos_id)
+    assert pos is not None and pos.qty == D("0.3") and pos.margin == D(10)
+    [stop] = port.live_stops()
+    assert stop.qty == D("0.3")
+    assert "reconciled" in [h["phase"] for h in m.store.history(pos_id)]
+    clock.advance(1_000)
+    svc.step()  # nothing differs any more
+    assert [h["phase"] for h in m.store.history(pos_id)].count("reconciled") == 1
