@@ -33,8 +33,9 @@ ACCOUNT_IDS = {"6": "funding", "18": "trading"}
 ACCOUNT_NUMBERS = {v: k for k, v in ACCOUNT_IDS.items()}
 BILL_TYPES = {"transfer": "1", "trade": "2", "liquidation": "5", "margin": "6", "funding": "8", "deposit": "1"}
 
-# Neutral reason -> (OKX code, message). Codes checked against OKX's error-code list and ccxt's okx.py map;
-# the ccxt class each one raises is in docs/crypto.md.
+# Neutral reason -> (OKX code, message). Codes and messages follow ccxt's okx.py map and OKX's error list;
+# 51169/51170 (reduce-only) are not in ccxt's map and could not be confirmed in the stored docs. The ccxt class
+# each one raises is in docs/crypto.md (tests hold them).
 REASON_CODES: dict[Reason, tuple[str, str]] = {
     Reason.UNKNOWN_INSTRUMENT: ("51001", "Instrument ID does not exist"),
     Reason.BAD_PARAM: ("51000", "Parameter error"),
