@@ -21,6 +21,7 @@ Rules the adapter applies on every order (they are the venue's, stated once here
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -68,6 +69,14 @@ _STATUSES: dict[str, OrderStatus] = {"open": "open", "closed": "closed", "cancel
 _HOUR_MS = 3_600_000
 _INTERVALS_MS = {"1h": _HOUR_MS, "2h": 2 * _HOUR_MS, "4h": 4 * _HOUR_MS, "8h": 8 * _HOUR_MS,
                  "16h": 16 * _HOUR_MS, "24h": 24 * _HOUR_MS}
+
+
+def okx_transfer_client_id(transfer_id: str) -> str:
+    """OKX's transfer ``clientId`` takes 1-32 letters or digits; a caller's key outside that (``tr-a-b-7``) is
+    sent as ``t`` + 31 hex digits of its SHA-256: the same key always gives the same venue id."""
+    if CLIENT_ID_PATTERNS["okx"].match(transfer_id):
+        return transfer_id
+    return "t" + hashlib.sha256(transfer_id.encode("utf-8")).hexdigest()[:31]
 
 
 def dec(value: Any) -> Decimal | None:
@@ -494,10 +503,8 @@ class CcxtVenue:
                 or from_account == to_account:
             raise self._refuse(R.INVALID_ORDER, f"okx transfers go between funding and trading, not "
                                                 f"{from_account} -> {to_account}")
-        if not CLIENT_ID_PATTERNS["okx"].match(transfer_id):
-            raise self._refuse(R.INVALID_ORDER, "transfer id must be 1-32 letters or digits")
         request = {"ccy": self.exchange.currency_id(asset), "amt": str(amount), "type": "0",
-                   "from": ids[from_account], "to": ids[to_account], "clientId": transfer_id}
+                   "from": ids[from_account], "to": ids[to_account], "clientId": okx_transfer_client_id(transfer_id)}
         response = self._call(self.exchange.privatePostAssetTransfer, request)
         rows = response.get("data") or []
         venue_id = str(rows[0].get("transId", "")) if rows else ""

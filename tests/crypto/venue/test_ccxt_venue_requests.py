@@ -209,3 +209,13 @@ def test_add_margin_is_exact(venue: CcxtVenue, canned: CannedOkx) -> None:
     venue.add_margin(SWAP, D("12.5"))
     (sent,) = canned.sent("POST", "account/position/margin-balance")
     assert sent["amt"] == "12.5" and sent["type"] == "add" and sent["posSide"] == "net"
+
+
+def test_transfer_key_outside_okx_rule_is_hashed_stably(venue: CcxtVenue, canned: CannedOkx) -> None:
+    canned.route("POST", "asset/transfer", ok([{"transId": "t10", "ccy": "USDT", "from": "18", "amt": "1",
+                                                "to": "6"}]))
+    first = venue.transfer("USDT", D(1), "trading", "funding", "tr-trading-funding-42")
+    venue.transfer("USDT", D(1), "trading", "funding", "tr-trading-funding-42")
+    ids = [sent["clientId"] for sent in canned.sent("POST", "asset/transfer")]
+    assert ids[0] == ids[1] and len(ids[0]) == 32 and ids[0].isalnum()
+    assert first.transfer_id == "tr-trading-funding-42"  # the caller's key comes back unchanged
