@@ -301,3 +301,38 @@ def test_spot_market_buy_in_quote_and_fee_schedule(fx: FakeExchange, okx: ccxt.o
     assert D(str(order["filled"])) == (D(6000) / D(str(ask))).quantize(D("1e-8"), rounding="ROUND_DOWN")
     ledger = okx.fetch_ledger("BTC")
     assert ledger and ledger[0]["currency"] == "BTC"
+
+
+def test_latency_fault_delays_the_answer(fx: FakeExchange, okx: ccxt.okx) -> None:
+    import time
+
+    fx.inject("latency", path="/api/v5/account/balance", ms=300)
+    start = time.monotonic()
+    okx.fetch_balance()
+    assert time.monotonic() - start >= 0.3
+    okx.fetch_ticker(BTC)  # another path: the rule does not match it (no upper bound asserted: machine speed)
+    assert fx.ctx.faults.fired == [("latency", "GET", "/api/v5/account/balance")]
+
+
+def test_admin_snapshot_and_restart_over_http(fx: FakeExchange, okx: ccxt.okx) -> None:
+    from crypto.fakex.server import wait_until
+
+    okx.create_order(BTC, "limit", "buy", 1, 50000, {"marginMode": "cross", "clientOrderId": "snap1"})
+    headers = {"X-Fakex-Admin": fx.credentials.secret}
+    with urllib.request.urlopen(urllib.request.Request(f"{fx.url}/fakex/admin/snapshot", headers=headers),
+                                timeout=5) as resp:
+        snapshot = json.loads(resp.read())
+    assert [o["cl_ord_id"] for o in snapshot["orders"].values()] == ["snap1"]
+    old_engine = fx.exchange
+    restart = urllib.request.Request(f"{fx.url}/fakex/admin/restart", data=b"{}", method="POST", headers=headers)
+    with urllib.request.urlopen(restart, timeout=5) as resp:
+        assert resp.status == 202
+    assert wait_until(lambda: fx.exchange is not old_engine, timeout_s=20)
+
+    def answers() -> bool:
+        try:
+            return okx.fetch_order(None, BTC, {"clientOrderId": "snap1"})["status"] == "open"
+        except ccxt.NetworkError:
+            return False
+
+    assert wait_until(answers, timeout_s=20, every_s=0.3)
