@@ -162,7 +162,7 @@ class _Sim:
             return False
         self.last_refusal = ""
         self.fill_to(i)
-        qty = dec.size_pair(v, self.inst, self.strat)
+        qty = dec.size_pair(v, self.inst, self.strat, self.cash)
         slip = self.strat.slippage
         spot_px, perp_px = v.spot * (1 + slip), v.mark * (1 - slip)
         fees = qty * spot_px * self.inst.spot_taker_fee + qty * perp_px * self.inst.perp_taker_fee
@@ -321,6 +321,7 @@ class _Sim:
                     self.emit(i, AuditCode.CARRY_FUNDING_SETTLED, "settlement",
                               {"amount": str(pay), "rate": str(rate), "mark": str(mark),
                                "bill_id": f"bt{int(f_ts[k])}"})
+                    self.emit(i, AuditCode.SIGNAL_ACCEPTED, "funding settlement booked", {"rate": str(rate)})
                 self.decide_holding(i, rate)
             elif self.audit:
                 self.emit(i, AuditCode.SIGNAL_ACCEPTED, "funding settlement evaluated", {"rate": str(rate)})

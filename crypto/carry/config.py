@@ -30,11 +30,11 @@ class _Model(BaseModel):
 
 
 class AccountConfig(_Model):
-    venue: Literal["okx"] = "okx"
-    api_key_env: str = "OKX_API_KEY"  # names of environment variables, never the keys themselves
-    api_secret_env: str = "OKX_API_SECRET"
-    api_passphrase_env: str = "OKX_API_PASSPHRASE"
-    base_url: str | None = None  # the local exchange's URL in dry runs; None = the venue's own
+    venue: Literal["okx", "okx-fake"] = "okx"
+    # Keys come from the environment: {prefix}_API_KEY, {prefix}_SECRET, {prefix}_PASSPHRASE (never a file
+    # in the config, never a log line).
+    credentials_prefix: str = "OKX"
+    base_url: str | None = None  # the local exchange's URL (okx-fake); None = the venue's own
     state_dir: str = "state/carry"
     webhook_url: str | None = None  # loopback only (crypto.carry.notify)
 

@@ -119,10 +119,16 @@ def expected_carry(view: MarketView, strat: StrategyConfig) -> Decimal:
     return view.rate * strat.horizon_periods
 
 
-def size_pair(view: MarketView, inst: InstrumentConfig, strat: StrategyConfig) -> Decimal:
+FUNDS_BUFFER = Decimal("0.99")  # keep 1 % of the free balance unspent: prices move between the two legs
+
+
+def size_pair(view: MarketView, inst: InstrumentConfig, strat: StrategyConfig,
+              available: Decimal | None = None) -> Decimal:
     """Base units for both legs: spot cost + the short's margin + opening costs fit the capital left after
-    the reserve; rounded down to the step both legs can trade."""
+    the reserve (and the trading account's free USDT when given); rounded down to the step both legs trade."""
     budget = strat.capital_usdt * (ONE - strat.reserve_fraction)
+    if available is not None:
+        budget = min(budget, available * FUNDS_BUFFER)
     per_unit = (view.spot * (ONE + inst.spot_taker_fee + strat.slippage)
                 + view.mark / strat.leverage + view.mark * (inst.perp_taker_fee + strat.slippage))
     if per_unit <= 0:
@@ -156,10 +162,9 @@ def check_open(view: MarketView, ctx: OpenContext, inst: InstrumentConfig, strat
         return "OPEN_NOT_NET_OF_FEES"
     if ctx.spike:
         return "OPEN_PRICE_SPIKE"
-    qty = size_pair(view, inst, strat)
-    if qty <= 0:
+    if size_pair(view, inst, strat) <= 0:
         return "OPEN_SIZE_BELOW_MIN"
-    if ctx.free_usdt is not None and ctx.free_usdt < qty * view.spot + qty * view.mark / strat.leverage:
+    if ctx.free_usdt is not None and size_pair(view, inst, strat, ctx.free_usdt) <= 0:
         return "OPEN_INSUFFICIENT_FUNDS"
     return None
 

@@ -56,6 +56,7 @@ class Pair:
     schedule: g.Schedule = g.Schedule()
     last_refusal: str = ""
     dust: Decimal = ZERO  # spot left below the venue minimum after a close: DUST_LOCKED
+    worst_liq: Decimal | None = None  # the lowest liquidation distance seen by the scans since the snapshot
 
     def __post_init__(self) -> None:
         if self.book is None:
@@ -89,6 +90,26 @@ def book_from_json(data: dict[str, Any]) -> dec.PairBook:
     return dec.PairBook(**kwargs)
 
 
+def read_journal(state_dir: Path) -> dict[str, Any]:
+    """What the journal says, read-only (``status``, ``bootstrap``): pairs, breaker, last exit."""
+    from core.journal import read_records
+
+    pairs: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    seen_start, clean = False, True
+    for rec, _size in read_records(Path(state_dir) / "carry.journal"):
+        k = rec.get("k")
+        if k == "pair":
+            pairs[rec["symbol"]] = {"state": rec["state"], "book": rec["book"], "dust": rec.get("dust", "0")}
+        elif k == "engine":
+            engine = {"risk_state": rec.get("risk_state"), "breaker": rec.get("breaker")}
+        elif k == "start":
+            seen_start, clean = True, False
+        elif k == "exit":
+            clean = bool(rec.get("clean"))
+    return {"pairs": pairs, **engine, "last_exit_clean": clean or not seen_start}
+
+
 class EngineFault(RuntimeError):
     """An unhandled condition: the engine closes everything and stops."""
 
@@ -114,6 +135,7 @@ class CarryEngine:
         self.last_exit_clean = True
         self.started = False
         self.seq = 0
+        self._step_rates: dict[str, Any] = {}
         self._restore()
 
     # -- journal ------------------------------------------------------------------------------------
@@ -255,7 +277,7 @@ class CarryEngine:
     def _view(self, p: Pair) -> tuple[dec.MarketView, int | None]:
         t = self._call(self.venue.ticker, p.inst.spot_symbol)
         mark = self._call(self.venue.mark_price, p.inst.symbol)
-        f = self._call(self.venue.funding_rate, p.inst.symbol)
+        f = self._step_rates.get(p.inst.symbol) or self._call(self.venue.funding_rate, p.inst.symbol)
         return dec.MarketView(spot=t.ask, mark=mark, rate=f.rate, interval_ms=f.interval_ms or 8 * 3_600_000), \
             f.funding_time_ms
 
@@ -264,6 +286,14 @@ class CarryEngine:
             if pos.symbol == p.inst.symbol and pos.qty != 0:
                 return pos
         return None
+
+    def _note_liq(self, p: Pair, pos: Any) -> Decimal | None:
+        """The short's liquidation distance now; the worst one is kept for the next hourly snapshot."""
+        if pos.liq_price is None or pos.mark_price <= 0:
+            return None
+        d: Decimal = (pos.liq_price - pos.mark_price) / pos.mark_price
+        p.worst_liq = d if p.worst_liq is None else min(p.worst_liq, d)
+        return d
 
     def _refresh(self, p: Pair) -> Any:
         """The short as the venue holds it: size and margin (funding included) replace the book's."""
@@ -280,6 +310,7 @@ class CarryEngine:
             self.start()
         done: list[str] = []
         now = self.clock.now_ms()
+        self._step_rates = {}
         for p in self.pairs.values():
             if p.state == CarryState.STOPPED:
                 continue
@@ -303,6 +334,7 @@ class CarryEngine:
     def _last_settlement(self, p: Pair) -> int | None:
         """The latest settlement time that has passed, from the venue's funding schedule (its interval)."""
         f = self._call(self.venue.funding_rate, p.inst.symbol)
+        self._step_rates[p.inst.symbol] = f  # one read per step: the venue's rate does not move within it
         interval = f.interval_ms or 8 * 3_600_000
         # ``funding_time_ms`` is the coming settlement; the one before it has passed.
         return f.funding_time_ms - interval if f.funding_time_ms - interval > 0 else None
@@ -337,8 +369,10 @@ class CarryEngine:
         pos = self._refresh(p)
         if pos is not None:
             equity += pos.unrealized_pnl + pos.margin
-            if pos.liq_price is not None and pos.mark_price > 0:
-                liq_distance = (pos.liq_price - pos.mark_price) / pos.mark_price
+            liq_distance = self._note_liq(p, pos)
+        if p.worst_liq is not None:
+            liq_distance = p.worst_liq if liq_distance is None else min(liq_distance, p.worst_liq)
+        p.worst_liq = None
         if spot_bal is not None:
             equity += p.b.spot_qty * view.spot
         for bal in self._call(self.venue.balances, "funding").values():
@@ -368,7 +402,7 @@ class CarryEngine:
         reason = dec.check_open(view, ctx, p.inst, self.cfg.strategy, self.cfg.risk)
         if reason is None:
             book = self._call(self.venue.order_book, p.inst.spot_symbol)
-            qty = dec.size_pair(view, p.inst, self.cfg.strategy)
+            qty = dec.size_pair(view, p.inst, self.cfg.strategy, ctx.free_usdt)
             reason = g.check_liquidity(book.asks, qty, self.cfg.risk.max_book_slippage)
             if reason is None:
                 pbook = self._call(self.venue.order_book, p.inst.symbol)
@@ -381,13 +415,13 @@ class CarryEngine:
             return
         p.last_refusal = ""
         self._emit(AuditCode.SIGNAL_ACCEPTED, "carry open", {"rate": str(view.rate)}, p.inst.symbol)
-        self.open_pair(p, view)
+        self.open_pair(p, view, ctx.free_usdt)
 
-    def open_pair(self, p: Pair, view: dec.MarketView) -> bool:
+    def open_pair(self, p: Pair, view: dec.MarketView, free_usdt: Decimal | None = None) -> bool:
         """Both legs as one intent: the short first (leverage and margin refusals cost nothing there), then
         the spot; a failed second leg unwinds the first within ``leg_unwind_ms``."""
         strat, inst = self.cfg.strategy, p.inst
-        qty = dec.size_pair(view, inst, strat)
+        qty = dec.size_pair(view, inst, strat, free_usdt)
         self._move(p, CarryTrigger.OPEN_SIGNAL, f"rate {view.rate} in window, net of fees", {"qty": str(qty)})
         try:
             self._call(self.venue.set_leverage, inst.symbol, strat.leverage, "isolated")
@@ -454,7 +488,10 @@ class CarryEngine:
 
     # -- holding ------------------------------------------------------------------------------------
     def _scan_holding(self, p: Pair, view: dec.MarketView) -> None:
-        if self._refresh(p) is None:
+        pos = self._refresh(p)
+        if pos is not None:
+            self._note_liq(p, pos)
+        if pos is None:
             # The short is gone (liquidated, or closed outside the engine): a fault.
             self._emit(AuditCode.CARRY_LIQUIDATED, "the short is no longer on the venue", {}, p.inst.symbol,
                        Severity.CRITICAL)

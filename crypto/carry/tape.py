@@ -182,9 +182,9 @@ def _crash_day(spot: np.ndarray, prem: np.ndarray) -> None:
     ramp[start:start + day] = slow + wick
     ramp[start + day:] = 1.0 - 0.3 * np.clip(np.arange(n - start - day) / day, 0.0, 1.0)
     spot *= np.exp(np.log(1.36) * ramp)
-    # The perp's extra 2.9 % (1.40 / 1.36) as premium that builds with the move, fading over 12 hours after.
+    # The perp's extra 2.9 % (1.40 / 1.36) as premium that comes with the candle, fading over 12 hours after.
     bump = np.zeros(n)
-    bump[start:start + day] = ramp[start:start + day]
+    bump[start:start + day] = wick / 0.55
     fade = np.clip(1.0 - np.arange(n - start - day) / (day / 2.0), 0.0, 1.0)
     bump[start + day:] = fade
     prem += (1.40 / 1.36 - 1.0) * bump

@@ -55,7 +55,7 @@ def test_floor_rate_refused_when_the_horizon_does_not_pay_the_fees() -> None:
     (dec.OpenContext(breaker_tripped=True), "OPEN_BREAKER_TRIPPED"),
     (dec.OpenContext(account_health=D("0.85")), "OPEN_MARGIN_HEALTH_LOW"),
     (dec.OpenContext(spike=True), "OPEN_PRICE_SPIKE"),
-    (dec.OpenContext(free_usdt=D("100")), "OPEN_INSUFFICIENT_FUNDS"),
+    (dec.OpenContext(free_usdt=D("0.5")), "OPEN_INSUFFICIENT_FUNDS"),
 ])
 def test_open_refused_by_context(ctx: dec.OpenContext, reason: str) -> None:
     assert dec.check_open(view("0.0005"), ctx, INST, STRAT, RISK) == reason
