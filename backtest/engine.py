@@ -114,13 +114,18 @@ def _progress(total: int, enabled: bool, desc: str):
 # --------------------------------------------------------------------------------------- reference
 
 
-def run_reference(bars: Bars, params: GridParams, progress: bool = False) -> RunResult:
+def run_reference(
+    bars: Bars, params: GridParams, progress: bool = False, indicators: dict[str, np.ndarray] | None = None
+) -> RunResult:
     """reference-grid.md on one symbol: decisions fill at the deciding bar's close.
 
     ``step`` runs only on the bars where it might act (``backtest.kernel.candidate_bars``); on every other
-    bar it would return the state unchanged and emit nothing, so skipping them changes no result."""
+    bar it would return the state unchanged and emit nothing, so skipping them changes no result.
+    ``indicators``: ``compute_indicators`` of these bars with the parameters' periods, when the caller has
+    them already (a sweep computes them once for every point that shares the periods)."""
     cp = compile_params(params.model_copy(update={"mode": "reference"}))
-    cols = BarColumns.of(bars, compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source)), cp)
+    ind = indicators if indicators is not None else compute_indicators(bars.h, bars.l, bars.c, _periods(cp.source))
+    cols = BarColumns.of(bars, ind, cp)
     state = initial_state(cp)
     res = SymbolResult(cp.code, state)
     trades = res.trades
@@ -202,6 +207,7 @@ def run_realistic(
     risk: BacktestRisk | None = DEFAULT_RISK,
     config: GridbridgeConfig | None = None,
     every_bar: bool = False,
+    indicators: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> RunResult:
     """Both (or one) symbols on one shared vault, bars interleaved by time (symbol order breaks ties).
 
@@ -239,8 +245,9 @@ def run_realistic(
     fees = fee_model(config or GridbridgeConfig())
     pool_fen = vault.limits.physical_pool
     caps = vault.limits.nominal_caps
-    columns = {c: BarColumns.of(data[c], compute_indicators(data[c].h, data[c].l, data[c].c, _periods(cps[c].source)),
-                                cps[c])
+    ind = indicators or {}
+    columns = {c: BarColumns.of(data[c], ind.get(c) or compute_indicators(data[c].h, data[c].l, data[c].c,
+                                                                          _periods(cps[c].source)), cps[c])
                for c in codes}  # fmt: skip
     results = {c: SymbolResult(c, initial_state(cps[c])) for c in codes}
     states = {c: results[c].state for c in codes}
@@ -504,14 +511,17 @@ def run(
     progress: bool = False,
     risk: BacktestRisk | None = DEFAULT_RISK,
     config: GridbridgeConfig | None = None,
+    indicators: dict[str, dict[str, np.ndarray]] | None = None,
 ):
-    """Dispatch: reference runs each symbol on its own; realistic shares one vault (and the risk machine)."""
+    """Dispatch: reference runs each symbol on its own; realistic shares one vault (and the risk machine).
+    ``indicators``: per code, ``compute_indicators`` of its bars with its parameters' periods, if known."""
+    ind = indicators or {}
     if mode == "reference":
         results: dict[str, SymbolResult] = {}
         for code, bars in data.items():
-            results.update(run_reference(bars, params[code], progress).symbols)
+            results.update(run_reference(bars, params[code], progress, ind.get(code)).symbols)
         return RunResult("reference", results)
-    return run_realistic(data, params, progress=progress, risk=risk, config=config)
+    return run_realistic(data, params, progress=progress, risk=risk, config=config, indicators=indicators)
 
 
 __all__ = [

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from backtest.engine import run
+import numpy as np
+
+from backtest.engine import _periods, run
+from backtest.fastind import compute_indicators
 from backtest.metrics import run_metrics
 from backtest.risk import BacktestRisk
 from backtest.sweep_axes import Axis, Point, apply_point, combine_axes, grid_points
+from mac.grid.indicators import IndicatorPeriods
 from mac.grid.risk_policy import risk_policy_from_config
 from marketdata.bars import Bars
 from settings.config import GridbridgeConfig
@@ -57,10 +61,32 @@ def run_point(job: SweepJob, point: Point) -> dict:
     risk = None
     if job.use_risk and job.mode == "realistic":
         risk = BacktestRisk(config=job.config.risk, policy=risk_policy_from_config(job.config.node))
-    total = run_metrics(run(dict(job.data), params, job.mode, risk=risk, config=job.config))["total"]
+    indicators = {code: _indicators(job, code, params[code]) for code in job.data}
+    result = run(dict(job.data), params, job.mode, risk=risk, config=job.config, indicators=indicators)
+    total = run_metrics(result)["total"]
     row: dict = dict(point)
     row.update({k: total.get(k, 0.0) for k in METRICS})
     return row
+
+
+# Per process: the indicators of the job's bars by (code, periods). They depend on the bars and the indicator
+# periods alone, so the points of a sweep over grid factors, floors, costs or pool settings share them; a
+# point that sweeps a period gets its own. Kept for one job at a time (a worker serves one sweep's job).
+_INDICATOR_CACHE: dict[tuple[str, IndicatorPeriods], dict[str, np.ndarray]] = {}
+_CACHE_OWNER: list[SweepJob] = []
+
+
+def _indicators(job: SweepJob, code: str, params: GridParams) -> dict[str, np.ndarray]:
+    if not _CACHE_OWNER or _CACHE_OWNER[0] is not job:
+        _INDICATOR_CACHE.clear()
+        _CACHE_OWNER[:] = [job]
+    periods = _periods(params)
+    key = (code, periods)
+    ind = _INDICATOR_CACHE.get(key)
+    if ind is None:
+        bars = job.data[code]
+        ind = _INDICATOR_CACHE[key] = compute_indicators(bars.h, bars.l, bars.c, periods)
+    return ind
 
 
 def sweep(

@@ -8,9 +8,10 @@ import csv
 import pytest
 
 from backtest.cli import main, run_backtest
+from backtest.engine import run
 from backtest.metrics import run_metrics
 from backtest.sweep import METRICS, SweepJob, sweep, write_sweep_csv
-from backtest.sweep_axes import SweepError, parse_axis
+from backtest.sweep_axes import SweepError, apply_point, parse_axis
 from backtest.sweep_heatmap import best_cells, choose_axes, heatmap_figure
 from backtest.synth import generate
 from marketdata.bars import write_bars_csv
@@ -189,3 +190,16 @@ def test_cli_refuses_a_bad_sweep_with_its_reason(csv_files, tmp_path, extra, mes
 
     assert message in str(exit_.value.code)
     assert not (tmp_path / "sweep.csv").exists()
+
+
+def test_points_share_indicators_only_when_their_periods_match(data):
+    """One process serves every point: the indicators it keeps per (symbol, periods) give each point exactly
+    the fresh backtest of its parameters, and a swept period gets indicators of its own."""
+    job = _job(data)
+    axes = [parse_axis("atr_period=10,14"), parse_axis("atr_grid_factor=0.28,0.32")]
+    rows = sweep(job, axes, jobs=1)
+    for row in rows:
+        point = (("atr_period", row["atr_period"]), ("atr_grid_factor", row["atr_grid_factor"]))
+        fresh = run_metrics(run(dict(job.data), apply_point(job.params, point), "reference"))["total"]
+        assert {k: row[k] for k in METRICS} == {k: fresh.get(k, 0.0) for k in METRICS}
+    assert len({r["alpha"] for r in rows if r["atr_grid_factor"] == 0.28}) == 2  # the period reaches the run
