@@ -62,6 +62,8 @@ CLIENT_ID_PATTERNS: dict[str, re.Pattern[str]] = {
     "okx": re.compile(r"^[A-Za-z0-9]{1,32}$"),
     "binance": re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$"),
 }
+# OKX asset/transfer-state for a key it does not know: 58129 "Parameter transId error" (58128/58117 kin).
+OKX_TRANSFER_UNKNOWN = frozenset({"58129"})
 # OKX cancelSource 31: "the post-only order would take liquidity" (order details, cancelSource).
 OKX_POST_ONLY_CANCEL_SOURCE = "31"
 _STATUSES: dict[str, OrderStatus] = {"open": "open", "closed": "closed", "canceled": "canceled",
@@ -510,6 +512,30 @@ class CcxtVenue:
         venue_id = str(rows[0].get("transId", "")) if rows else ""
         return Transfer(transfer_id=transfer_id, asset=asset, amount=amount, from_account=from_account,
                         to_account=to_account, status="ok" if venue_id else "pending", venue_transfer_id=venue_id)
+
+    def fetch_transfer(self, transfer_id: str) -> Transfer | None:
+        """The transfer made with this key, or None: after an ``UNKNOWN_OUTCOME`` the caller looks here
+        before it sends the same transfer again (OKX asset/transfer-state by ``clientId``)."""
+        if self.name != "okx":
+            return None  # portfolio margin makes no transfers
+        try:
+            response = self._call(self.exchange.privateGetAssetTransferState,
+                                  {"clientId": okx_transfer_client_id(transfer_id)})
+        except VenueError as exc:
+            if exc.venue_code in OKX_TRANSFER_UNKNOWN or exc.reason is R.ORDER_NOT_FOUND:
+                return None
+            raise
+        rows = response.get("data") or []
+        if not rows:
+            return None
+        row = rows[0]
+        by_id = self.exchange.options["accountsById"]
+        state = str(row.get("state", ""))
+        return Transfer(transfer_id=transfer_id, asset=self.exchange.safe_currency_code(row.get("ccy")),
+                        amount=dec0(row.get("amt")), from_account=by_id.get(str(row.get("from")), "funding"),
+                        to_account=by_id.get(str(row.get("to")), "trading"),
+                        status="ok" if state == "success" else "failed" if state == "failed" else "pending",
+                        venue_transfer_id=str(row.get("transId", "")))
 
     # -- orders ---------------------------------------------------------------------------------------
     def place_order(self, request: OrderRequest) -> VenueOrder:

@@ -389,3 +389,19 @@ def test_positions_state_their_margin_mode(case: VenueCase) -> None:
     (position,) = case.venue.positions([case.swap])
     # OKX: the isolated tdMode the order asked for; Binance PM: UM positions are cross by construction.
     assert position.margin_mode == ("isolated" if case.name == "okx" else "cross")
+
+
+def test_okx_lost_transfer_answer_is_found_by_its_key(case: VenueCase) -> None:
+    if case.name != "okx":
+        assert case.venue.fetch_transfer("anything") is None
+        return
+    key = "tr-funding-trading-" + new_client_id()  # outside OKX's clientId rule: sent hashed, found the same way
+    assert case.venue.fetch_transfer(key) is None
+    case.fx.exchange.deposit("funding", "USDT", D(50))  # type: ignore[attr-defined]
+    case.fx.inject("lose_response", path="/api/v5/asset/transfer", method="POST")  # type: ignore[attr-defined]
+    with pytest.raises(VenueError) as info:
+        case.venue.transfer("USDT", D("5.5"), "funding", "trading", key)
+    assert info.value.reason is R.UNKNOWN_OUTCOME
+    found = case.venue.fetch_transfer(key)
+    assert found is not None and found.status == "ok" and found.amount == D("5.5")
+    assert (found.from_account, found.to_account, found.transfer_id) == ("funding", "trading", key)
