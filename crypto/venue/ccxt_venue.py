@@ -328,7 +328,11 @@ class CcxtVenue:
             rows = response.get("data") or []
             price = _positive(rows[0].get("idxPx")) if rows else None
         else:
-            t = self._call(self.exchange.fetch_mark_price, symbol)
+            # Binance publishes the index with the perpetual's premium index; a spot pair's index is its
+            # perpetual's (BTC/USDT -> BTC/USDT:USDT).
+            swap = symbol if market.is_swap else f"{market.base}/{market.quote}:{market.quote}"
+            self._require_swap(swap)
+            t = self._call(self.exchange.fetch_mark_price, swap)
             price = _positive(t.get("indexPrice"))
         if price is None:
             raise self._refuse(R.VENUE_ERROR, f"no index price for {symbol}")

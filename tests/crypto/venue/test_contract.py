@@ -55,6 +55,8 @@ def test_prices_are_positive_and_ordered(case: VenueCase) -> None:
     assert all(qty > 0 for _, qty in book.bids + book.asks)
     assert case.venue.mark_price(case.swap) > 0
     assert case.venue.index_price(case.swap) > 0
+    assert case.venue.index_price(case.spot) == case.venue.index_price(case.swap)  # one index per pair
+    assert case.venue.mark_price(case.spot) > 0
 
 
 def test_place_fetch_cancel_round_trip_by_client_id(case: VenueCase) -> None:
