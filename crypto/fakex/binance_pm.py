@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -139,6 +140,13 @@ def _symbols(exchange: Exchange) -> dict[tuple[str, str], Symbol]:
     return out
 
 
+def _recorded(order: OrderRec) -> bool:
+    """Binance does not record a post-only order refused as would-take (UM GTX -5022, margin LIMIT_MAKER
+    -2010); the engine keeps it cancelled with ``cancel_source`` "post_only", so queries skip those. Stateless,
+    so it holds across a restart of the exchange."""
+    return order.cancel_source != "post_only"
+
+
 class BinancePmDialect:
     """Mounted by ``crypto.fakex.server`` under Binance's path prefixes; see the module docstring."""
 
@@ -200,9 +208,6 @@ class BinancePmDialect:
             **{k: (False, v) for k, v in public.items()},
             **{k: (True, v) for k, v in signed.items()},
         }
-        # Orders refused as would-take (GTX, LIMIT_MAKER): the engine recorded them cancelled; Binance does not
-        # record them at all, so queries never show them.
-        self._unrecorded: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
     def handle(self, req: Request, ctx: ServerContext) -> Response:
@@ -495,7 +500,7 @@ class BinancePmDialect:
             raise BinanceError(-1115, "Invalid timeInForce.")
         if book == "margin" and tif == "GTX":
             raise BinanceError(-1115, "Invalid timeInForce.")
-        client_id = params.get("newClientOrderId") or f"fakex{ctx.exchange.now_ms()}{len(self._unrecorded)}"
+        client_id = params.get("newClientOrderId") or f"fakex{uuid.uuid4().hex[:22]}"  # Binance makes one up too
         if not CLIENT_ID.match(client_id):
             raise BinanceError(-4015 if book == "um" else -1100, "Client order id is not valid.")
         reduce_only = book == "um" and (params.get("reduceOnly") or "").lower() == "true"
@@ -520,7 +525,6 @@ class BinancePmDialect:
         except Reject as exc:
             raise self._refusal(exc, book, sym) from exc
         if order.state == "canceled" and order.cancel_source == "post_only":
-            self._unrecorded.add(order.ord_id)
             if book == "um":
                 raise BinanceError(-5022, "Due to the order could not be executed as maker, the Post Only order "
                                           "will be rejected. The order will not be recorded in the order history")
@@ -583,7 +587,7 @@ class BinancePmDialect:
         if not order_id and not client_id:
             raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         found = [o for o in ctx.exchange.orders(sym.inst.inst_id)
-                 if o.ord_id not in self._unrecorded and (o.ord_id == order_id if order_id else o.cl_ord_id == client_id)]
+                 if _recorded(o) and (o.ord_id == order_id if order_id else o.cl_ord_id == client_id)]
         if not found:
             return None
         live = [o for o in found if o.is_live]
@@ -614,7 +618,7 @@ class BinancePmDialect:
         out = []
         for sym in symbols:
             for o in ctx.exchange.orders(sym.inst.inst_id, live=live):
-                if o.ord_id not in self._unrecorded and o.extra.get("book", book) == book:
+                if _recorded(o) and o.extra.get("book", book) == book:
                     out.append(self._order_json(o, sym))
         out.sort(key=lambda row: row["updateTime"])
         return out[-int(params.get("limit") or 500):]
