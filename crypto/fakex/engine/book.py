@@ -2,8 +2,8 @@
 
 The best bid and ask sit half a basis point either side of the fair price (at least one tick); further
 levels are one basis point apart (at least one tick) and hold more the deeper they are
-(``level_qty x (1 + i/2)``). The book is rebuilt from the path at every instant: what a taker order
-consumes is not remembered, so two orders in the same instant meet the same liquidity (see docs).
+(``level_qty x (1 + i/2)``). These functions are pure: the exchange subtracts what its taker orders
+consumed during the current 10-second path step before matching (``Exchange._book_at``).
 """
 
 from __future__ import annotations

@@ -158,6 +158,9 @@ class Exchange:
         self._bounds: dict[str, tuple[Decimal | None, Decimal | None]] | None = None
         self._fair_cache: dict[str, Decimal] = {}
         self._fair_cache_t = -1
+        # Depth our taker orders consumed in the current path step, per instrument (memory only: it refills
+        # within 10 model seconds anyway).
+        self._consumed: dict[str, tuple[int, dict[tuple[str, Decimal], Decimal]]] = {}
         for inst in self.instruments.values():
             if inst.base not in self._paths:
                 self._paths[inst.base] = PricePath(state.seed, _scenario(state.scenario), inst.base,
@@ -303,7 +306,34 @@ class Exchange:
         return self._round_px(inst, self._fair_at(inst, t))
 
     def _book_at(self, inst: Instrument, t: int, depth: int = 20) -> Book:
-        return build_book(inst, self._fair_at(inst, t), depth)
+        """The synthetic book, less what our own taker orders took from it during this path step: a second
+        order in the same 10 seconds meets the depth the first one left (the book refills each step)."""
+        book = build_book(inst, self._fair_at(inst, t), depth)
+        step, taken = self._consumed.get(inst.inst_id, (-1, {}))
+        if step != t // STEP_MS or not taken:
+            return book
+
+        def left(side: str, levels: tuple[tuple[Decimal, Decimal], ...]) -> tuple[tuple[Decimal, Decimal], ...]:
+            rest = tuple((p, q - taken.get((side, p), ZERO)) for p, q in levels)
+            return tuple(level for level in rest if level[1] > 0)
+
+        bids, asks = left("bid", book.bids), left("ask", book.asks)
+        if not bids or not asks:
+            # Never an empty side: the level after the last one modelled stands in (a deeper book exists).
+            deeper = build_book(inst, self._fair_at(inst, t), min(depth * 2 + 1, 400))
+            bids = bids or left("bid", deeper.bids)[-1:]
+            asks = asks or left("ask", deeper.asks)[-1:]
+        return Book(bids=bids, asks=asks)
+
+    def _consume(self, inst: Instrument, t: int, side: str, fills: list[tuple[Decimal, Decimal]]) -> None:
+        step = t // STEP_MS
+        current, taken = self._consumed.get(inst.inst_id, (-1, {}))
+        if current != step:
+            taken = {}
+        book_side = "ask" if side == "buy" else "bid"
+        for price, qty in fills:
+            taken[(book_side, price)] = taken.get((book_side, price), ZERO) + qty
+        self._consumed[inst.inst_id] = (step, taken)
 
     def _trigger_price(self, inst: Instrument, kind: str, t: int) -> Decimal:
         if kind == "mark":
@@ -686,10 +716,14 @@ class Exchange:
         if spec.ord_type == "fok" and sum((f[1] for f in fills), ZERO) < qty:
             self._cancel(order, "fok", t)
             return order
+        taken: list[tuple[Decimal, Decimal]] = []
         for px, fill_qty in fills:
             if not order.is_live:
                 break
+            before = order.filled
             self._apply_fill(order, px, fill_qty, "taker", t)
+            taken.append((px, order.filled - before))
+        self._consume(inst, t, spec.side, taken)
         if order.is_live and spec.ord_type in ("market", "ioc", "fok"):
             self._cancel(order, "ioc" if spec.ord_type == "ioc" else "market_depth", t)
         return order

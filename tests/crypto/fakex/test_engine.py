@@ -323,3 +323,16 @@ def test_live_indexes_always_match_a_full_scan(ops: list[tuple]) -> None:  # typ
         assert set(ex._live) == {o.ord_id for o in ex.state.orders.values() if o.is_live}
         assert all(o.frozen >= 0 for o in ex.state.orders.values())
         assert all(o.frozen == 0 for o in ex.state.orders.values() if not o.is_live)
+
+
+def test_taker_depth_is_consumed_within_a_step_and_refills_at_the_next() -> None:
+    ex = Exchange.create(seed=1, scenario="calm")
+    asks = ex.book(BTC_SWAP, 5).asks
+    ex.place_order(swap_order("buy", "0.5"))  # takes the whole best level
+    assert ex.book(BTC_SWAP, 5).asks[0] == asks[1]
+    ex.place_order(swap_order("buy", "0.2"))
+    assert ex.fills(BTC_SWAP)[-1].price == asks[1][0]
+    assert ex.book(BTC_SWAP, 5).asks[0] == (asks[1][0], asks[1][1] - D("0.2"))
+    ex.clock.advance(10_000)  # type: ignore[attr-defined]
+    refilled = ex.book(BTC_SWAP, 5)
+    assert refilled.asks[0][1] == asks[0][1]
