@@ -55,8 +55,8 @@ class AddOnConfig(_Model):
 
 class RetryConfig(_Model):
     attempts: int = Field(default=3, ge=1, le=10)
-    backoff_ms: int = Field(default=200, ge=0)
-    jitter_ms: int = Field(default=100, ge=0)
+    backoff_ms: int = Field(default=1_000, ge=0)  # OKX counts its limits in 2 s windows
+    jitter_ms: int = Field(default=250, ge=0)
     queue_delay_ms: int = Field(default=5_000, ge=0)  # first due time of an action left unfinished
     queue_max_delay_ms: int = Field(default=300_000, ge=0)
 

@@ -133,3 +133,26 @@ def test_spot_fill_wac_and_guard_stop(fake: object, redis_url: str, tmp_path: Pa
     assert r.outcomes[0].status == "DONE", r.outcomes[0].reason
     assert venue.fetch_order(spot, r.outcomes[0].client_order_id).filled == qty  # type: ignore[attr-defined]
     assert m.state.active_ids() == []
+
+
+def test_a_burst_of_stop_moves_against_the_venue_rate_limit(fake: object, redis_url: str, tmp_path: Path) -> None:
+    """30 stop moves back to back: the local exchange answers 429/50011 past OKX's per-2 s budget; the
+    default backoff (1 s + jitter, 3 attempts) rides it out."""
+    fx = fake
+    m, _, venue = rig(fx, redis_url, tmp_path / "pm.db")
+    venue.set_leverage(SWAP, D(3), "isolated")  # type: ignore[attr-defined]
+    venue.place_order(OrderRequest(SWAP, "buy", D("0.1"), "market", "burstentry", margin_mode="isolated"))  # type: ignore[attr-defined]
+    from crypto.pm.decisions import Action
+
+    statuses = []
+    for i in range(1, 31):
+        cancels = (f"b:sl:{i - 1}",) if i > 1 else ()
+        action = Action("STOP_MOVE", f"b:sl:{i}", "b", SWAP, D("0.1"), "sell", D(40000 + i), cancels)
+        out = m.runner.run(action)
+        m.slis.action("STOP_MOVE", out.status == "DONE")
+        statuses.append(out.status)
+    sli = m.slis.snapshot()
+    print(f"burst: {statuses.count('DONE')}/30 done, order p95 {sli['order_p95_ms']:.0f} ms")
+    assert sli["stop_move_success_rate"] >= 0.99
+    live = [o for o in venue.open_orders(SWAP) if o.type == "stop_market"]  # type: ignore[attr-defined]
+    assert [o.trigger_price for o in live] == [D(40030)]
