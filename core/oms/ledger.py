@@ -30,7 +30,13 @@ ZERO = Decimal(0)
 
 
 class LedgerError(ValueError):
-    """A booking the ledger refuses (bad quantity, price or key); the ledger is left unchanged."""
+    """A booking the ledger refuses; the ledger is left unchanged. ``code`` is the machine-readable reason:
+    LEDGER_NO_KEY (a fill, bill or transfer without its id), LEDGER_BAD_FILL (qty 0 or price <= 0),
+    LEDGER_BAD_MARK (mark <= 0)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class LedgerPosition:
 
 @dataclass(frozen=True)
 class LedgerFill:
-    """One execution. ``qty`` is signed (+ buy, - sell) in base units; ``fee`` positive = paid."""
+    """One execution. ``qty`` is signed (+ buy, - sell) in base units; ``fee`` in the settle currency (the
+    wallet's), positive = paid, negative = a maker rebate."""
 
     fill_id: str
     symbol: str
@@ -189,9 +196,9 @@ def apply_fill(ledger: MarginLedger, fill: LedgerFill) -> FillResult:
     fill price, so its unrealised PnL starts at zero rather than at minus its basis.
     """
     if not fill.fill_id:
-        raise LedgerError("a fill needs an id (it is the key that books it once)")
+        raise LedgerError("LEDGER_NO_KEY", "a fill needs an id (it is the key that books it once)")
     if fill.qty == 0 or fill.price <= 0:
-        raise LedgerError(f"{fill.symbol}: a fill needs qty != 0 and price > 0")
+        raise LedgerError("LEDGER_BAD_FILL", f"{fill.symbol}: a fill needs qty != 0 and price > 0")
     key = fill_key(fill.fill_id)
     if ledger.is_booked(key):
         return FillResult(ledger, FillEffect(duplicate=True))
@@ -229,7 +236,7 @@ def book_funding(ledger: MarginLedger, bill: FundingBill) -> FundingResult:
     """Book the venue's funding bill once: a second bill with the same id, or any bill for a settlement
     (symbol, time) already booked, changes nothing."""
     if not bill.bill_id:
-        raise LedgerError("a funding bill needs an id")
+        raise LedgerError("LEDGER_NO_KEY", "a funding bill needs an id")
     keys = (bill_key(bill.bill_id), settlement_key(bill.symbol, bill.ts_ms))
     if any(ledger.is_booked(k) for k in keys):
         return FundingResult(ledger, False)
@@ -254,7 +261,7 @@ def settle_funding(ledger: MarginLedger, symbol: str, rate: Decimal, mark: Decim
 def apply_transfer(ledger: MarginLedger, transfer_id: str, amount: Decimal) -> MarginLedger:
     """Money in (+) or out (-) of the margin wallet, once per ``transfer_id``."""
     if not transfer_id:
-        raise LedgerError("a transfer needs an id")
+        raise LedgerError("LEDGER_NO_KEY", "a transfer needs an id")
     key = transfer_key(transfer_id)
     if ledger.is_booked(key):
         return ledger
@@ -266,7 +273,7 @@ def mark_position(
 ) -> MarginLedger:
     """New mark price (and liquidation price when known) for one symbol."""
     if mark <= 0:
-        raise LedgerError(f"{symbol}: mark must be > 0")
+        raise LedgerError("LEDGER_BAD_MARK", f"{symbol}: mark must be > 0")
     pos = ledger.position(symbol)
     new_pos = replace(pos, mark=mark, liq=liq if liq is not None else pos.liq)
     return replace(ledger, positions={**ledger.positions, symbol: new_pos})

@@ -84,11 +84,26 @@ def test_duplicate_fill_changes_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [fill("x", "0", "100"), fill("x", "1", "0"), fill("", "1", "100")], ids=["zero-qty", "zero-px", "no-id"]
+    ("bad", "code"),
+    [(fill("x", "0", "100"), "LEDGER_BAD_FILL"), (fill("x", "1", "0"), "LEDGER_BAD_FILL"),
+     (fill("", "1", "100"), "LEDGER_NO_KEY")],
+    ids=["zero-qty", "zero-px", "no-id"],
 )
-def test_bad_fill_refused(bad: LedgerFill) -> None:
-    with pytest.raises(LedgerError):
+def test_bad_fill_refused_with_a_code(bad: LedgerFill, code: str) -> None:
+    with pytest.raises(LedgerError) as err:
         apply_fill(MarginLedger(), bad)
+    assert err.value.code == code
+
+
+def test_bad_bill_transfer_and_mark_refused_with_a_code() -> None:
+    for call, code in [
+        (lambda: book_funding(MarginLedger(), FundingBill("", BTC, D(1), 1)), "LEDGER_NO_KEY"),
+        (lambda: apply_transfer(MarginLedger(), "", D(1)), "LEDGER_NO_KEY"),
+        (lambda: mark_position(MarginLedger(), BTC, D(0)), "LEDGER_BAD_MARK"),
+    ]:
+        with pytest.raises(LedgerError) as err:
+            call()
+        assert err.value.code == code
 
 
 def test_funding_once_per_bill_and_per_settlement_across_partial_exit_and_added_entry() -> None:
