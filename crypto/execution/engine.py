@@ -40,6 +40,9 @@ from core.oms.lost_orders import LookupPolicy, LostOrderTracker
 from core.oms.order_fsm import OrderState
 from core.oms.reasons import VenueReason
 from core.oms.reconcile import ReconcileResult, ReconcileSeverity, reconcile, reconcile_events
+from core.risk.checks import MarginMode as RiskMargin
+from core.risk.checks import OrderIntent, check_order
+from core.risk.checks import Side as RiskSide
 from core.risk.config import RiskConfig
 from core.risk.evaluate import RiskInputs, evaluate
 from core.risk.liquidation import plan_liq_reduction
@@ -235,6 +238,7 @@ class CryptoEngine:
         """An event window caps every symbol at the stressed leverage (1x) and halves the budget."""
         if on != self.event_window:
             self.event_window = on
+            self.risk = replace(self.risk, event_window=on)  # the caps apply now, not at the next evaluation
             self._apply_leverage()
 
     # -- orders --------------------------------------------------------------------------------------
@@ -264,6 +268,28 @@ class CryptoEngine:
         if not self._may_send():
             return None
         return self.send(self.new_order(plan, intent_id))
+
+    def request_open(self, plan: OrderPlan, leverage: Decimal, intent_id: str | None = None) -> LiveOrder | None:
+        """An explicit opening order at ``leverage``: the core's pre-trade checks first (whitelist, 1x in an event
+        window, isolated margin, risk state); a refusal is audited RISK_ORDER_REFUSED and nothing is sent."""
+        pos = self.venue_positions.get(plan.symbol)
+        intent = OrderIntent(plan.symbol, RiskSide.BUY if plan.side == "buy" else RiskSide.SELL, plan.qty, True,
+                             leverage, RiskMargin.CROSS if (pos is not None and pos.margin_mode == "cross")
+                             else RiskMargin.ISOLATED)
+        reason = check_order(self.risk, intent, self.risk_cfg)
+        if reason is not None:
+            self._note(AuditCode.RISK_ORDER_REFUSED, f"open refused: {reason.value}", plan.symbol, Severity.WARN,
+                       reason=reason.value, leverage=leverage, qty=plan.qty, side=plan.side)
+            return None
+        if self.leverage.get(plan.symbol) != leverage and self.markets[plan.symbol].is_swap:
+            try:
+                self.venue.set_leverage(plan.symbol, leverage, self.cfg.margin_mode)
+            except VenueError as exc:
+                self._note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", plan.symbol, Severity.WARN,
+                           reason=exc.reason.value, leverage=leverage)
+                return None
+            self.leverage[plan.symbol] = leverage
+        return self.place(plan, intent_id)
 
     def _may_send(self) -> bool:
         """One request slot from the core's rate-limit guard (never during a backoff; our bucket otherwise)."""
@@ -458,9 +484,11 @@ class CryptoEngine:
         try:
             open_by_id = {o.client_order_id: o for o in self.venue.open_orders()}
         except VenueError as exc:
-            self._note(AuditCode.ORDER_ERROR, f"open orders unreadable: {exc.reason.value}", None, Severity.WARN)
             if exc.reason is VenueReason.RATE_LIMIT:
                 self._rate_limited(None, exc)
+            else:
+                self._note(AuditCode.EXEC_HEALTH_DEGRADED, f"open orders unreadable: {exc.reason.value}", None,
+                           Severity.WARN, reason=exc.reason.value)
             return
         for order in list(self.book.live()):
             if order.state is OrderState.NEW:
@@ -575,12 +603,29 @@ class CryptoEngine:
             self.targets = dict(targets)
             self._audit(AuditEvent(self.now(), AuditCode.SIGNAL_ACCEPTED, Severity.INFO, "target received", t.symbol,
                                    {"target": str(t.qty), "reason": t.reason}) for t in targets.values())
-        if self.last_reconcile is None or self.now_ms() - self.last_reconcile.ts_ms >= self.cfg.reconcile_interval_ms:
-            self.reconcile()
-        else:
-            self.sync_orders()
-            self.refresh_market()
-            self._evaluate_risk()
+        backoff_until = self.guard.backoff_until
+        if backoff_until is not None and self.now() < backoff_until:
+            # Backing off means not asking at all: no reads, no sends until the backoff has passed.
+            self.publish_status()
+            return {s: "BACKOFF" for s in self.cfg.symbols}
+        try:
+            if self.last_reconcile is None or \
+                    self.now_ms() - self.last_reconcile.ts_ms >= self.cfg.reconcile_interval_ms:
+                self.reconcile()
+            else:
+                self.sync_orders()
+                self.refresh_market()
+                self._evaluate_risk()
+        except VenueError as exc:
+            # The venue did not answer a read: no decision on stale data this cycle; a rate-limit refusal
+            # feeds the guard (backoff, downgrade), anything else is noted and the next cycle tries again.
+            if exc.reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(None, exc)
+            else:
+                self._note(AuditCode.EXEC_HEALTH_DEGRADED, f"venue read failed: {exc.reason.value}", None,
+                           Severity.WARN, reason=exc.reason.value, venue_code=exc.venue_code)
+            self.publish_status()
+            return {s: "VENUE_READ_FAILED" for s in self.cfg.symbols}
         cuts: dict[str, Decimal] = {}
         if self.risk.liq_blocked:
             plan = plan_liq_reduction(self._account().positions.values(), self.risk_cfg,

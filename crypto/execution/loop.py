@@ -32,7 +32,10 @@ class TrendLoop:
         closed_any = False
         marks: dict[str, Decimal] = {}
         for symbol in self.trend.weights:
-            mark = self.engine.venue.mark_price(symbol)
+            # The engine's marks of its last venue read: one read per cycle, not two.
+            mark = self.engine.marks.get(symbol)
+            if mark is None:
+                continue
             marks[symbol] = mark
             before = self.builders.get(symbol) or BarBuilder(self.bar_interval_ms)
             after = before.add(now, mark)

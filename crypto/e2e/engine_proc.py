@@ -1,0 +1,55 @@
+"""A real engine process for the kill -9 check: start on a state folder, place one order, and right after
+the venue accepted it (before the answer is journaled) write the client id to ``--hold`` and wait to be
+killed. ``python -m crypto.e2e.engine_proc --url URL --state DIR --hold FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from crypto.e2e.runtime import fake_credentials
+from crypto.execution.config import ExecConfig
+from crypto.execution.decisions import OrderPlan
+from crypto.execution.engine import CryptoEngine
+from crypto.execution.orders import LiveOrder
+from shared_schema.atomic_io import atomic_write_bytes
+
+KILL_INTENT = "kill9-probe"
+
+
+def kill_plan(venue: object, symbol: str) -> OrderPlan:
+    """A small resting buy far under the market: it stays live across the kill and the restart."""
+    market = venue.market(symbol)  # type: ignore[attr-defined]
+    book = venue.order_book(symbol, 5)  # type: ignore[attr-defined]
+    price = (book.bids[0][0] * Decimal("0.8") / market.tick).to_integral_value() * market.tick
+    return OrderPlan(symbol, "buy", market.min_qty * 10, "limit", price, False, "probe", True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from crypto.venue.factory import make_venue
+
+    p = argparse.ArgumentParser(prog="crypto.e2e.engine_proc")
+    p.add_argument("--url", required=True)
+    p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--hold", type=Path, required=True)
+    p.add_argument("--symbol", default="BTC/USDT:USDT")
+    args = p.parse_args(argv)
+    venue = make_venue("okx-fake", args.url, fake_credentials())  # type: ignore[arg-type]
+
+    def hold(point: str, order: LiveOrder) -> None:
+        if point == "after_send":
+            atomic_write_bytes(args.hold, order.client_order_id.encode())
+            while True:  # the parent sends SIGKILL now: the venue has the order, the journal only its intent
+                time.sleep(1)
+
+    engine = CryptoEngine(venue, args.state, ExecConfig(symbols=(args.symbol,)), hook=hold)
+    engine.start()
+    engine.place(kill_plan(venue, args.symbol), intent_id=KILL_INTENT)
+    os._exit(3)  # not reached: the hook holds until the kill
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
