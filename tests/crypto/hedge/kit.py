@@ -67,8 +67,8 @@ class FakeUM:
         self.orders[client_order_id] = order
         return order
 
-    def expire(self, client_order_id: str) -> VenueOrder:
-        order = replace(self.orders[client_order_id], status="canceled")
+    def expire(self, client_order_id: str, filled: Decimal = Decimal(0)) -> VenueOrder:
+        order = replace(self.orders[client_order_id], status="canceled", filled=filled)
         self.orders[client_order_id] = order
         return order
 

@@ -52,7 +52,7 @@ def scenarios(draw: st.DrawFn) -> dict:  # type: ignore[type-arg]
         if draw(st.booleans()):
             reports.append(draw(st.sampled_from(fills)))  # a duplicate or an old, reordered report
     actions = draw(st.lists(st.sampled_from(["none", "none", "none", "refuse", "rate", "lose", "drop",
-                                             "restart", "legacy"]),
+                                             "restart", "legacy", "expire", "half", "fill"]),
                             min_size=len(reports), max_size=len(reports)))
     return {
         "filters": HedgeFilters(step, min_qty, min_notional), "mark": mark, "fills": fills, "reports": reports,
@@ -86,6 +86,15 @@ def test_hedge_never_exceeds_fill_and_residual_is_bounded(sc: dict) -> None:  # 
             h = make_runner(restored, cross_first=sc["cross_first"], venue=venue)
             h.marks.price = mark
             h.runner.reconcile()
+        elif action in ("expire", "half", "fill"):
+            resting = [o for o in venue.orders.values() if o.status == "open"]
+            if resting:
+                cid = resting[0].client_order_id
+                if action == "fill":
+                    update = venue.fill_resting(cid)
+                else:  # pulled or expired after acceptance, unfilled or half filled
+                    update = venue.expire(cid, resting[0].qty / 2 if action == "half" else D(0))
+                h.runner.on_hedge_update(update)
         seen = max(seen, cum)
         h.runner.on_margin_report(MarginReport("m1", cum))
         book = h.runner.book
