@@ -47,8 +47,12 @@ def plan_rebalance(
     now: datetime,
     cfg: RebalanceConfig,
     forced: bool = False,
+    interval_factor: Decimal = Decimal(1),
 ) -> RebalanceDecision:
-    """The trade (if any) that moves ``current_qty`` toward ``strategy_target * risk_budget``."""
+    """The trade (if any) that moves ``current_qty`` toward ``strategy_target * risk_budget``.
+
+    ``interval_factor`` stretches the minimum interval while execution is unhealthy (a degraded rate-limit
+    guard, a slow HealthVerdict)."""
     target = target_after_minimum(strategy_target * risk_budget, price, filters)
     if state is RiskState.FUSE:
         target = ZERO  # economic full close
@@ -63,7 +67,7 @@ def plan_rebalance(
         return RebalanceDecision(ZERO, target, "AT_TARGET")
     reduces = abs(current_qty + delta) < abs(current_qty) and (current_qty + delta) * current_qty >= 0
     if not forced:
-        if last_trade_at is not None and now - last_trade_at < cfg.min_interval:
+        if last_trade_at is not None and now - last_trade_at < cfg.min_interval * float(interval_factor):
             return RebalanceDecision(ZERO, target, "MIN_INTERVAL", reduces)
         scale = abs(target) if target != 0 else abs(current_qty)
         if target != 0 and abs(delta) < cfg.hysteresis * scale:

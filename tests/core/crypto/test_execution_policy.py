@@ -205,3 +205,5 @@ def test_rebalance_hysteresis_and_minimum_interval() -> None:
     assert soon.reason == "MIN_INTERVAL"
     go = plan_rebalance(D("1.00"), D("2.00"), D(1), *args, at(), at(seconds=301), cfg)
     assert go.delta_qty == 1 and go.reason == "TRADE"
+    slowed = plan_rebalance(D("1.00"), D("2.00"), D(1), *args, at(), at(seconds=301), cfg, interval_factor=D(2))
+    assert slowed.reason == "MIN_INTERVAL"  # a degraded guard doubles the interval
