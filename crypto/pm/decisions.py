@@ -133,6 +133,7 @@ class ManagedPosition:
     last_action_ms: int = 0
     stagnated: bool = False
     realised_pnl: Decimal = ZERO
+    downgrades: int = 0
     closed: bool = False
 
     def __post_init__(self) -> None:
@@ -271,12 +272,13 @@ def govern(pos: ManagedPosition, view: MarketView, cfg: PmConfig, *, reduce_only
         if q >= max(view.min_qty, ZERO) and q > 0:
             if cur.qty - q < view.min_qty or cur.qty - q <= 0:
                 return _exit(cur, view, "LIQ_BUFFER", p, r, lb)
-            intent = f"{cur.pos_id}:dg:{now}"  # one downgrade per pass; the pass time makes it unique
+            n = cur.downgrades + 1
+            intent = f"{cur.pos_id}:dg:{n}"  # numbered per position: a redecided downgrade is the same intent
             actions.append(Action("RISK_DOWNGRADE", intent, cur.pos_id, cur.symbol, q, close_side(cur.direction),
                                   reason="LIQ_BUFFER"))
             events.append(Event("RISK_DOWNGRADE", cur.pos_id, cur.symbol, now,
                                 {"liq_buffer": str(lb), "qty": str(q)}))
-            cur = _reduced(cur, q, view.mark, now)
+            cur = replace(_reduced(cur, q, view.mark, now), downgrades=n)
 
     # Ladder take-profit: each rung once, sizes on what is left after the previous rung.
     for i, rung in enumerate(cfg.ladder):

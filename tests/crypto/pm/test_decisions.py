@@ -155,6 +155,7 @@ def test_liquidation_buffer_below_threshold_downgrades() -> None:
     plan = govern(position(qty=D(2), q0=D(2), margin=D(40), stop=D(90)),
                   MarketView(mark=D(95), ts_ms=5, liq_price=D(90)), config)
     assert [a.kind for a in plan.actions][0] == "RISK_DOWNGRADE"
+    assert plan.actions[0].intent_id == "p1:dg:1" and plan.position.downgrades == 1
     assert plan.actions[0].qty == D(1) and plan.actions[0].reduce_only
     assert plan.position.qty == D(1) and plan.position.margin == D(20)
     assert "RISK_DOWNGRADE" in [e.kind for e in plan.events]
