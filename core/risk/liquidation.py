@@ -136,3 +136,42 @@ def liq_reduction_event(plan: LiqReductionPlan, now: datetime) -> AuditEvent | N
             ],
         },
     )
+
+
+@dataclass(frozen=True)
+class LeverageExcess:
+    """A position levered above its cap now (an event window lowers every cap to 1x): either post
+    ``add_margin`` more, or close ``reduce_qty`` (rounded up to the step) keeping the margin it has."""
+
+    symbol: str
+    leverage: Decimal  # notional / isolated margin
+    cap: Decimal
+    add_margin: Decimal
+    reduce_qty: Decimal
+
+
+def leverage_excess(
+    positions: Iterable[HeldPosition],
+    margins: Mapping[str, Decimal],
+    cfg: RiskConfig,
+    stressed: bool,
+    qty_steps: Mapping[str, Decimal] | None = None,
+) -> tuple[LeverageExcess, ...]:
+    """Positions whose effective leverage (notional / posted margin) is over ``cfg.leverage_cap`` now;
+    a position with no margin known is skipped (the venue's figure is needed). New opens are refused by
+    ``check_leverage``; this says what brings the ones already open back under the cap."""
+    steps = qty_steps or {}
+    out: list[LeverageExcess] = []
+    for p in positions:
+        margin = margins.get(p.symbol)
+        if margin is None or margin <= 0 or p.notional <= 0:
+            continue
+        cap = cfg.leverage_cap(p.symbol, stressed)
+        lev = p.notional / margin
+        if lev <= cap:
+            continue
+        keep = margin * cap / p.mark  # the size this margin carries at the cap
+        step = steps.get(p.symbol)
+        reduce = min(_ceil_to(abs(p.qty) - keep, step if step is not None and step > 0 else EXACT_QUANTUM), abs(p.qty))
+        out.append(LeverageExcess(p.symbol, lev, cap, p.notional / cap - margin, reduce))
+    return tuple(out)

@@ -14,7 +14,12 @@ from core.oms.account import HeldPosition, weighted_liq_distance
 from core.risk.checks import MarginMode, RiskReason, Side, check_order
 from core.risk.config import RiskConfig
 from core.risk.evaluate import evaluate
-from core.risk.liquidation import isolated_liq_price, liq_reduction_event, plan_liq_reduction
+from core.risk.liquidation import (
+    isolated_liq_price,
+    leverage_excess,
+    liq_reduction_event,
+    plan_liq_reduction,
+)
 from core.risk.snapshot import CAUSE_CROSS_MARGIN
 from core.risk.state import RiskState
 from tests.core.stubs import CFG, at, inputs, intent, snapshot
@@ -179,3 +184,29 @@ def test_reduction_plan_always_reaches_target_and_never_overcuts(rows: list[tupl
     # Nearest first: the cut distances never decrease.
     ds = [r.distance for r in plan.reductions]
     assert ds == sorted(ds)
+
+
+def test_event_window_caps_positions_already_open() -> None:
+    btc = pos("BTCUSDT", "1", "100", "70")  # 100 notional
+    eth = pos("ETHUSDT", "-2", "50", "70")  # 100 notional
+    margins = {"BTCUSDT": D(40), "ETHUSDT": D(100)}  # 2.5x and 1x
+    assert leverage_excess([btc, eth], margins, CFG, stressed=False) == ()
+    (x,) = leverage_excess([btc, eth], margins, CFG, stressed=True, qty_steps={"BTCUSDT": D("0.01")})
+    assert x.symbol == "BTCUSDT" and x.leverage == D("2.5") and x.cap == 1
+    assert x.add_margin == D(60) and x.reduce_qty == D("0.6")
+    assert leverage_excess([btc], {}, CFG, stressed=True) == ()  # no margin known: skipped
+
+
+@given(st.integers(1, 1000), st.integers(1, 10_000), st.integers(1, 500), st.booleans())
+def test_leverage_fix_lands_at_or_under_the_cap(qty: int, mark: int, margin: int, stressed: bool) -> None:
+    p = pos("SOLUSDT", str(D(qty) / 10), str(mark), "1")
+    found = leverage_excess([p], {"SOLUSDT": D(margin)}, CFG, stressed, {"SOLUSDT": D("0.1")})
+    cap = CFG.leverage_cap("SOLUSDT", stressed)
+    if not found:
+        assert p.notional <= D(margin) * cap
+        return
+    (x,) = found
+    assert p.notional / (D(margin) + x.add_margin) == cap
+    left = abs(p.qty) - x.reduce_qty
+    assert left * p.mark <= D(margin) * cap and 0 < x.reduce_qty <= abs(p.qty)
+    assert left * p.mark + D("0.1") * p.mark > D(margin) * cap  # never more than one step too much
