@@ -43,14 +43,20 @@ class ClosePlan:
     um_cap: Decimal  # |UM position|: the UM close never exceeds it
 
 
-def plan_close(exposure: Exposure, spot_filters: HedgeFilters, price: Decimal | None) -> ClosePlan | CloseRefusal:
-    """The reverse open for ``exposure``; ``price`` (the margin close's limit) checks the spot minNotional."""
+def plan_close(exposure: Exposure, spot_filters: HedgeFilters, price: Decimal | None,
+               allowance: Decimal | None = None) -> ClosePlan | CloseRefusal:
+    """The reverse open for ``exposure``; ``price`` (the margin close's limit) checks the spot minNotional.
+
+    ``allowance``: the spot leg closed is at most the UM leg plus this (the UM residual bound: what an open
+    may have left unhedged), so spot held for other reasons is not sold by a hedge close. None = all of it.
+    """
     if exposure.spot == 0:
         return CloseRefusal.NOTHING_TO_CLOSE
     if exposure.um != 0 and (exposure.um > 0) == (exposure.spot > 0):
         return CloseRefusal.NOT_A_HEDGE
     margin_side: Side = "sell" if exposure.spot > 0 else "buy"
-    qty = round_down(abs(exposure.spot), spot_filters.step)
+    spot = abs(exposure.spot) if allowance is None else min(abs(exposure.spot), abs(exposure.um) + allowance)
+    qty = round_down(spot, spot_filters.step)
     if qty <= 0 or qty < spot_filters.min_qty:
         return CloseRefusal.SPOT_MIN_QTY
     if price is None or price <= 0:

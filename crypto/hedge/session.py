@@ -200,7 +200,9 @@ class HedgeSession:
             exposure = Exposure(cfg.qty if exposure.spot > 0 else -cfg.qty, exposure.um)
         side: Side = "sell" if exposure.spot > 0 else "buy"
         price = self.pricing.taker_price(cfg.spot_symbol, side)
-        plan = plan_close(exposure, filters_of(spot), price)
+        mark = VenueMarks(self.venue).mark(cfg.um_symbol)
+        allowance = um_filters.residual_bound(mark) if mark is not None else None
+        plan = plan_close(exposure, filters_of(spot), price, allowance)
         if isinstance(plan, CloseRefusal):
             self._event(AuditCode.HEDGE_CLOSE_REFUSED, plan.value, Severity.WARN, spot=exposure.spot,
                         um=exposure.um)

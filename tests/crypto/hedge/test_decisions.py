@@ -234,6 +234,16 @@ def test_close_mode_never_flips_the_position() -> None:
     assert all(s.reduce_only and s.side == "buy" for s in h.venue.sends)
 
 
+def test_close_sells_no_more_spot_than_the_um_leg_plus_the_residual_allowance() -> None:
+    spot = HedgeFilters(D("0.00001"), D("0.00001"), D("5"))
+    plan = plan_close(Exposure(spot=D("1.8"), um=D("-0.8")), spot, MARK, allowance=D("0.002"))
+    assert not isinstance(plan, CloseRefusal) and plan.margin_qty == D("0.802") and plan.um_cap == D("0.8")
+    fee_short = plan_close(Exposure(spot=D("1.19894"), um=D("-1.2")), spot, MARK, allowance=D("0.002"))
+    assert not isinstance(fee_short, CloseRefusal) and fee_short.margin_qty == D("1.19894")
+    residual_only = plan_close(Exposure(spot=D("0.0005"), um=D(0)), spot, MARK, allowance=D("0.002"))
+    assert not isinstance(residual_only, CloseRefusal) and residual_only.margin_qty == D("0.0005")
+
+
 def test_close_refusals() -> None:
     spot = HedgeFilters(D("0.0001"), D("0.0001"), D("5"))
     assert plan_close(Exposure(D(0), D("-1")), spot, MARK) == CloseRefusal.NOTHING_TO_CLOSE
