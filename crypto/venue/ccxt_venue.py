@@ -672,8 +672,9 @@ class CcxtVenue:
             raise self._refuse(R.INVALID_ORDER, "a stop-market order needs a positive trigger price")
         if request.post_only and request.type != "limit":
             raise self._refuse(R.INVALID_ORDER, "post-only applies to limit orders")
-        if request.reduce_only and not market.is_swap and not self.portfolio_margin:
-            raise self._refuse(R.INVALID_ORDER, "reduce-only applies to derivatives (spot cash has no position)")
+        if request.reduce_only and not market.is_swap:
+            raise self._refuse(R.INVALID_ORDER, "reduce-only applies to perpetuals (a spot or margin balance is "
+                                                "not a position the venue could reduce)")
         for label, value in (("price", request.price), ("trigger price", request.trigger_price)):
             if value is not None and not is_multiple(value, market.tick):
                 raise self._refuse(R.TICK_SIZE, f"{label} {value} is not a multiple of the tick {market.tick}",
@@ -716,8 +717,6 @@ class CcxtVenue:
                 raise self._refuse(R.INVALID_ORDER, f"{request.symbol} trades in the {wanted!r} account, "
                                                     f"not {request.account!r}")
             params["portfolioMargin"] = True
-            if not market.is_swap:
-                params.pop("reduceOnly", None)
         return ccxt_type, price, params
 
 

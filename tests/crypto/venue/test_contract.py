@@ -174,17 +174,27 @@ def test_stop_market_reduce_only_is_accepted_and_listed(case: VenueCase) -> None
     assert canceled is not None and canceled.status == "canceled"
 
 
-def test_post_only_that_would_take_is_refused(case: VenueCase) -> None:
-    market = case.venue.market(case.swap)
-    ask = case.venue.ticker(case.swap).ask
-    request = OrderRequest(symbol=case.swap, side="buy", qty=market.qty_step * 2, type="limit", price=ask,
-                           post_only=True, client_order_id=new_client_id(), margin_mode="isolated",
-                           account=case.swap_account)
+@pytest.mark.parametrize("kind", ["swap", "spot"])
+def test_post_only_that_would_take_is_refused(case: VenueCase, kind: str) -> None:
+    symbol = case.swap if kind == "swap" else case.spot
+    market = case.venue.market(symbol)
+    ask = case.venue.ticker(symbol).ask
+    request = OrderRequest(symbol=symbol, side="buy", qty=tradable_qty(case, market), type="limit", price=ask,
+                           post_only=True, client_order_id=new_client_id(),
+                           margin_mode="isolated" if market.is_swap else None,
+                           account=case.swap_account if market.is_swap else case.spot_account)
     with pytest.raises(VenueError) as info:
         case.venue.place_order(request)
     assert info.value.reason is R.POST_ONLY_WOULD_TAKE
-    assert live_ids(case, case.swap, request.client_order_id) == []
+    assert live_ids(case, symbol, request.client_order_id) == []
     assert case.venue.positions([case.swap]) == []
+
+
+def test_post_only_that_rests_is_accepted(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, tradable_qty(case, market))
+    placed = case.venue.place_order(OrderRequest(**{**request.__dict__, "post_only": True}))
+    assert placed.post_only and placed.is_live and placed.filled == 0
 
 
 def test_lost_response_is_unknown_outcome_then_found_by_client_id(case: VenueCase) -> None:
