@@ -113,21 +113,45 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"seed": args.seed, "scenario": args.scenario, "balances": balances}
     if start_ms is not None:
         kwargs["start_ms"] = start_ms
-    x = Exchange.create(**kwargs)
-    venue = EngineVenue(x)
-    engine = CarryEngine(venue, cfg, state, notifier=LogSink(), wait=x.clock.advance, fsync=False)  # type: ignore[attr-defined]
+    server = None
+    step = cfg.strategy.scan_ms
+    if args.http:
+        # The wire path: the fake's OKX v5 server on loopback, the unmodified ccxt okx class in front.
+        from crypto.fakex.server import FakeExchange
+        from crypto.venue.factory import VenueCredentials, make_venue
+
+        server = FakeExchange.start(**kwargs)
+        x = server.exchange
+        c = server.credentials
+        venue: Any = make_venue("okx-fake", server.url, VenueCredentials(api_key=c.api_key, secret=c.secret,
+                                                                          passphrase=c.passphrase))
+        fx = server
+
+        def advance(ms: int) -> None:
+            # The fake's rate limits count wall time (OKX: 10 balance or position reads per 2 s): give each
+            # model step a little of it so a fast dry run stays under them.
+            fx.advance(ms)
+            time.sleep(0.25 if ms >= step else 0.02)
+    else:
+        x = Exchange.create(**kwargs)
+        venue = EngineVenue(x)
+        advance = x.clock.advance  # type: ignore[attr-defined]
+    engine = CarryEngine(venue, cfg, state, notifier=LogSink(), clock=x, wait=advance, fsync=False)
     t_start = x.now_ms()
     end = t_start + args.days * 86_400_000
-    step = cfg.strategy.scan_ms
     wall = time.perf_counter()
     perp_ids = {p.symbol: p.venue_id for p in cfg.instruments.pairs}
-    while x.now_ms() < end:
-        if tape is not None:
-            _drive_from_tape(x, tape, perp_ids)
-        engine.step()
-        x.clock.advance(step)  # type: ignore[attr-defined]
-    status = engine.status()
-    engine.shutdown()
+    try:
+        while x.now_ms() < end:
+            if tape is not None:
+                _drive_from_tape(x, tape, perp_ids)
+            engine.step()
+            advance(step)
+        status = engine.status()
+        engine.shutdown()
+    finally:
+        if server is not None:
+            server.stop()
     print(json.dumps({"days": args.days, "wall_seconds": round(time.perf_counter() - wall, 2), **status},
                      indent=2, default=str))
     if args.gate:
@@ -278,6 +302,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-topups", action="store_true")
     d.add_argument("--gate", action="store_true", help="run the carry gate over the dry run's audit")
     d.add_argument("--resume", action="store_true")
+    d.add_argument("--http", action="store_true",
+                   help="through the fake's OKX HTTP server and ccxt (slower) instead of the in-process model")
     s = sub.add_parser("bootstrap", help="check config, keys, last exit and leftover positions")
     s.add_argument("--config", required=True)
     s.add_argument("--state")

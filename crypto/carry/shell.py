@@ -136,6 +136,7 @@ class CarryEngine:
         self.started = False
         self.seq = 0
         self._step_rates: dict[str, Any] = {}
+        self._reads: dict[tuple[str, str], Any] = {}
         self._restore()
 
     # -- journal ------------------------------------------------------------------------------------
@@ -216,6 +217,24 @@ class CarryEngine:
         self._guard()
         return out
 
+    def _read(self, what: str, arg: str) -> Any:
+        """A venue read cached until the next write or step: a scan asks the balance several times, the
+        venue's rate limits count every request."""
+        key = (what, arg)
+        if key not in self._reads:
+            if what == "positions":
+                self._reads[key] = self._call(self.venue.positions, [arg])
+            else:
+                self._reads[key] = self._call(self.venue.balances, arg)
+        return self._reads[key]
+
+    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._reads.clear()
+        try:
+            return self._call(fn, *args)
+        finally:
+            self._reads.clear()
+
     def _guard(self) -> None:
         before = self.risk_state
         trig = g.exchange_trigger(self.health, before, self.cfg.risk)
@@ -248,7 +267,7 @@ class CarryEngine:
                 "risk_state": self.risk_state.value}
         self._emit(AuditCode.ORDER_SUBMITTED, "carry leg", data, symbol)
         try:
-            order = self._call(self.venue.place_order, req)
+            order = self._write(self.venue.place_order, req)
         except VenueError as exc:
             code = AuditCode.ORDER_ERROR if exc.reason.value == "UNKNOWN_OUTCOME" else AuditCode.ORDER_REJECTED
             self._emit(code, str(exc), {**data, "reason": exc.reason.value}, symbol, Severity.WARN)
@@ -268,6 +287,7 @@ class CarryEngine:
         if order.is_live:
             self._call(self.venue.cancel_order, order.symbol, order.client_order_id)
             order = self._call(self.venue.fetch_order, order.symbol, order.client_order_id) or order
+        self._reads.clear()
         if order.filled > 0:
             self._emit(AuditCode.ORDER_FILLED, "carry leg", {**data, "filled": str(order.filled),
                                                              "price": str(order.avg_price)}, order.symbol)
@@ -282,7 +302,7 @@ class CarryEngine:
             f.funding_time_ms
 
     def _short_position(self, p: Pair) -> Any:
-        for pos in self._call(self.venue.positions, [p.inst.symbol]):
+        for pos in self._read("positions", p.inst.symbol):
             if pos.symbol == p.inst.symbol and pos.qty != 0:
                 return pos
         return None
@@ -311,6 +331,7 @@ class CarryEngine:
         done: list[str] = []
         now = self.clock.now_ms()
         self._step_rates = {}
+        self._reads.clear()
         for p in self.pairs.values():
             if p.state == CarryState.STOPPED:
                 continue
@@ -324,7 +345,19 @@ class CarryEngine:
                     getattr(self, f"_task_{task}")(p)
                     p.schedule = g.mark_done(p.schedule, task, now, last_settlement)
                     done.append(f"{p.inst.symbol}:{task}")
-            except (VenueError, EngineFault) as exc:
+            except VenueError as exc:
+                if exc.reason.retryable and p.state in (CarryState.IDLE, CarryState.HEDGING):
+                    # A read that failed for now (rate limit, lost answer, connection): this pair waits for
+                    # the next step; the exchange guard counts it and turns REDUCE_ONLY if it persists.
+                    if exc.reason.value == "RATE_LIMIT":
+                        self._emit(AuditCode.EXEC_RATE_LIMITED, str(exc), {"reason": exc.reason.value},
+                                   p.inst.symbol, Severity.WARN)
+                    continue
+                self._emit(AuditCode.CONTROL_ACCEPTED, f"fault: {exc}", {"fault": str(exc)}, p.inst.symbol,
+                           Severity.ERROR)
+                self.close_all(f"fault: {exc}", trigger=CarryTrigger.FAULT)
+                break
+            except EngineFault as exc:
                 self._emit(AuditCode.CONTROL_ACCEPTED, f"fault: {exc}", {"fault": str(exc)}, p.inst.symbol,
                            Severity.ERROR)
                 self.close_all(f"fault: {exc}", trigger=CarryTrigger.FAULT)
@@ -360,10 +393,10 @@ class CarryEngine:
         if self.breaker.day != day and not self.breaker.tripped:
             self.breaker = replace(self.breaker, day=day, day_loss=ZERO)
         equity = ZERO
-        for bal in self._call(self.venue.balances, "trading").values():
+        for bal in self._read("balances", "trading").values():
             if bal.asset == "USDT":
                 equity += bal.total
-        spot_bal = self._call(self.venue.balances, "trading").get(p.inst.spot_symbol.split("/")[0])
+        spot_bal = self._read("balances", "trading").get(p.inst.spot_symbol.split("/")[0])
         view, _ = self._view(p)
         liq_distance = None
         pos = self._refresh(p)
@@ -375,7 +408,7 @@ class CarryEngine:
         p.worst_liq = None
         if spot_bal is not None:
             equity += p.b.spot_qty * view.spot
-        for bal in self._call(self.venue.balances, "funding").values():
+        for bal in self._read("balances", "funding").values():
             if bal.asset == "USDT":
                 equity += bal.total
         self._emit(AuditCode.EQUITY_SNAPSHOT, "hourly risk",
@@ -392,7 +425,7 @@ class CarryEngine:
 
     # -- open ---------------------------------------------------------------------------------------
     def _scan_idle(self, p: Pair, view: dec.MarketView) -> None:
-        usdt = self._call(self.venue.balances, "trading").get("USDT")
+        usdt = self._read("balances", "trading").get("USDT")
         health = min([dec.margin_health(o.b, view.mark) for o in self.pairs.values()
                       if o is not p and not o.b.is_flat] or [Decimal(1)])
         ctx = dec.OpenContext(has_position=self._short_position(p) is not None, emergency=self.emergency,
@@ -424,7 +457,7 @@ class CarryEngine:
         qty = dec.size_pair(view, inst, strat, free_usdt)
         self._move(p, CarryTrigger.OPEN_SIGNAL, f"rate {view.rate} in window, net of fees", {"qty": str(qty)})
         try:
-            self._call(self.venue.set_leverage, inst.symbol, strat.leverage, "isolated")
+            self._write(self.venue.set_leverage, inst.symbol, strat.leverage, "isolated")
             perp = self._order(inst.symbol, "sell", qty, swap=True, opens=True)
         except VenueError as exc:
             self._move(p, CarryTrigger.LEG_UNWOUND, f"first leg refused: {exc}")
@@ -462,7 +495,7 @@ class CarryEngine:
         return True
 
     def _base_balance(self, base: str) -> Decimal:
-        bal = self._call(self.venue.balances, "trading").get(base)
+        bal = self._read("balances", "trading").get(base)
         return bal.total if bal is not None else ZERO
 
     def _unwind(self, p: Pair, qty: Decimal, t_first: int, failure: str) -> None:
@@ -540,21 +573,21 @@ class CarryEngine:
             return ZERO
         tid = dec.topup_transfer_id(p.inst.symbol, p.b.opened_ms, len(p.b.topup_ids) + 1)
         self.journal.append({"k": "topup", "symbol": p.inst.symbol, "transfer_id": tid, "amount": str(amount)})
-        usdt = self._call(self.venue.balances, "trading").get("USDT")
+        usdt = self._read("balances", "trading").get("USDT")
         free = usdt.free if usdt is not None else ZERO
         moved = ZERO
         if free < amount:
-            reserve = self._call(self.venue.balances, "funding").get("USDT")
+            reserve = self._read("balances", "funding").get("USDT")
             want = min(amount - free, reserve.free if reserve is not None else ZERO)
             if want > 0:
-                self._call(self.venue.transfer, "USDT", want, "funding", "trading", tid)
+                self._write(self.venue.transfer, "USDT", want, "funding", "trading", tid)
                 moved = want
             amount = min(amount, free + want)
         if amount <= 0:
             self._emit(AuditCode.CARRY_MARGIN_TOPUP, "no funds for a top-up", {"transfer_id": tid, "amount": "0"},
                        p.inst.symbol, Severity.WARN)
             return ZERO
-        self._call(self.venue.add_margin, p.inst.symbol, amount)
+        self._write(self.venue.add_margin, p.inst.symbol, amount)
         p.book = dec.book_topup(p.b, amount, tid)
         self._refresh(p)
         self._save_pair(p)
