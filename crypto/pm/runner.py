@@ -112,7 +112,9 @@ class ActionRunner:
         ack: OrderAck | None = None
         try:
             if not doc.get("placed"):
-                ack = self._with_retries(lambda: self._place(action, coid, resumed=not fresh))
+                # Every send after the first (a retry, a resumed intent) looks the order up first: a market
+                # order that filled is no longer "live", so the venue's duplicate-id check would not stop it.
+                ack = self._with_retries(lambda attempt: self._place(action, coid, resumed=not fresh or attempt > 0))
                 doc["placed"] = True
                 doc["venue_order_id"] = ack.venue_order_id
                 self.store.set_intent_state(action.intent_id, "PLACED", self.clock_ms(), doc)
@@ -123,7 +125,7 @@ class ActionRunner:
             for old in action.cancel_coids:
                 if old in doc.get("cancelled", []):
                     continue
-                self._with_retries(lambda o=old: self._cancel(action.symbol, client_order_id_for(o)))  # type: ignore[misc]
+                self._with_retries(lambda _attempt, o=old: self._cancel(action.symbol, client_order_id_for(o)))  # type: ignore[misc]
                 doc.setdefault("cancelled", []).append(old)
         except _StepFailed as exc:
             return self._unfinished(action, coid, doc, round_, exc, partial=True)
@@ -154,11 +156,11 @@ class ActionRunner:
                 return
             raise _StepFailed(exc.reason.value, exc.reason.retryable) from exc
 
-    def _with_retries(self, step: Callable[[], Any]) -> Any:
+    def _with_retries(self, step: Callable[[int], Any]) -> Any:
         last: _StepFailed | None = None
         for attempt in range(self.retry.attempts):
             try:
-                return step()
+                return step(attempt)
             except _StepFailed as exc:
                 last = exc
                 if not exc.retryable:

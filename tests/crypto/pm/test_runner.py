@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from core.events import AuditCode, AuditEvent
+from core.oms.reasons import VenueReason
 from crypto.pm.config import RetryConfig
 from crypto.pm.decisions import Action
 from crypto.pm.port import client_order_id_for
 from crypto.pm.runner import ActionRunner
 from crypto.pm.state import RedisState
 from crypto.pm.store import SqliteSnapshotStore
+from crypto.venue.types import VenueError
 from tests.crypto.pm.doubles import FakePort, ManualClock
 
 
@@ -102,8 +104,7 @@ def test_new_stop_placed_but_cancel_failing_is_a_partial_success(kit) -> None:  
     real_cancel = port.cancel
 
     def broken(symbol: str, coid: str) -> bool:
-        raise __import__("crypto.venue.types", fromlist=["VenueError"]).VenueError(
-            __import__("core.oms.reasons", fromlist=["VenueReason"]).VenueReason.VENUE_ERROR, "502")
+        raise VenueError(VenueReason.VENUE_ERROR, "502")
 
     port.cancel = broken  # type: ignore[method-assign]
     out = runner.run(stop_move("p1", 2, D(105)))
@@ -151,3 +152,35 @@ def test_1000_stop_moves_with_5pct_faults(kit) -> None:  # type: ignore[no-untyp
         client_order_id_for(f"{p}:sl:{seq[p]}") for p in positions)  # exactly the latest stop per position
     open_intents = store.intents(("NEW", "QUEUED", "PARTIAL", "PLACED"))
     assert open_intents == []
+
+
+def test_a_filled_market_order_whose_answer_was_lost_is_not_sent_again(kit) -> None:  # type: ignore[no-untyped-def]
+    """A venue that only refuses duplicate *live* ids: the retry must find the filled order by lookup."""
+    clock, store, state = kit
+    port = FakePort()
+    real_place = port.place
+    calls = {"n": 0}
+
+    def lossy_place(intent):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            real_place(intent)  # accepted and filled...
+            port.orders[intent.client_order_id].status = "closed"
+            order = port.orders.pop(intent.client_order_id)  # ...and forgotten by the duplicate check
+            port.filled_elsewhere = order  # type: ignore[attr-defined]
+            raise VenueError(VenueReason.VENUE_ERROR, "502")  # the answer is lost as a 5xx
+        return real_place(intent)
+
+    real_lookup = port.lookup
+
+    def lookup(symbol: str, coid: str):  # type: ignore[no-untyped-def]
+        kept = getattr(port, "filled_elsewhere", None)
+        if kept is not None and kept.intent.client_order_id == coid:
+            return port._ack(kept)
+        return real_lookup(symbol, coid)
+
+    port.place = lossy_place  # type: ignore[method-assign]
+    port.lookup = lookup  # type: ignore[method-assign]
+    runner, _ = make_runner(port, store, state, clock)
+    out = runner.run(Action("TP_PARTIAL", "p1:tp:0", "p1", "BTC/USDT:USDT", D("0.3"), "sell"))
+    assert out.status == "DONE" and calls["n"] == 1  # found by lookup, never placed a second time
