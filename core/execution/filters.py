@@ -30,6 +30,16 @@ class VenueFilters:
     min_notional: Decimal | None = None
     max_leverage: Decimal | None = None
 
+    def __post_init__(self) -> None:
+        # A zero step or tick would divide by zero deep in an order path: refuse the record where it is made.
+        if self.qty_step <= 0 or self.tick <= 0 or self.min_qty < 0:
+            raise ValueError(f"FILTERS_INVALID: qty_step {self.qty_step} and tick {self.tick} must be > 0, "
+                             f"min_qty {self.min_qty} >= 0")
+        if (self.min_notional is not None and self.min_notional < 0) or (
+            self.max_leverage is not None and self.max_leverage < 1
+        ):
+            raise ValueError("FILTERS_INVALID: min_notional must be >= 0 and max_leverage >= 1")
+
     @classmethod
     def crypto(
         cls,
@@ -39,7 +49,8 @@ class VenueFilters:
         max_leverage: Decimal | None = None,
         min_notional: Decimal = Decimal("5"),
     ) -> VenueFilters:
-        """Typical USDT-margined perpetual: 5 USDT minimum notional."""
+        """A USDT-margined perpetual with a 5 USDT minimum notional by default. Real minimums are per symbol
+        (Binance UM: 5 or 100 USDT): build the record from the venue's market instead of trusting this."""
         return cls(qty_step, tick, min_qty, min_notional, max_leverage)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -89,3 +90,11 @@ def test_signed_legs_sum_to_the_delta_and_close_never_flips(position: Decimal, d
     assert (position + close) * position >= 0
     if open_:
         assert position + close == 0 or (open_ > 0) == (position > 0)
+
+
+def test_bad_filter_records_are_refused() -> None:
+    for kw in ({"qty_step": D(0)}, {"tick": D(0)}, {"min_qty": D(-1)}, {"min_notional": D(-5)},
+               {"max_leverage": D("0.5")}):
+        args = {"qty_step": D("0.01"), "tick": D("0.1"), **kw}
+        with pytest.raises(ValueError, match="FILTERS_INVALID"):
+            VenueFilters(**args)
