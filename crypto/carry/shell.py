@@ -137,6 +137,7 @@ class CarryEngine:
         self.seq = 0
         self._step_rates: dict[str, Any] = {}
         self._reads: dict[tuple[str, str], Any] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}  # order intents of a pair caught in OPENING
         self._restore()
 
     # -- journal ------------------------------------------------------------------------------------
@@ -150,6 +151,10 @@ class CarryEngine:
                 p.state = CarryState(rec["state"])
                 p.book = book_from_json(rec["book"])
                 p.dust = Decimal(rec.get("dust", "0"))
+                if p.state != CarryState.OPENING:
+                    self._pending[rec["symbol"]] = []
+            elif k == "intent" and rec.get("pair") in self.pairs:
+                self._pending.setdefault(rec["pair"], []).append(rec)
             elif k == "engine":
                 b = rec["breaker"]
                 self.breaker = g.Breaker(int(b["consecutive_losses"]), int(b["day"]), Decimal(b["day_loss"]),
@@ -255,10 +260,11 @@ class CarryEngine:
         return cid
 
     def _order(self, symbol: str, side: str, qty: Decimal, *, reduce_only: bool = False, swap: bool = False,
-               opens: bool = False) -> VenueOrder:
+               opens: bool = False, pair: str = "") -> VenueOrder:
         """One market order, journaled and audited; waits (bounded) until the venue reports it done."""
         cid = self._cid("s" if not swap else "p")
-        self.journal.append({"k": "intent", "cid": cid, "symbol": symbol, "side": side, "qty": str(qty)})
+        self.journal.append({"k": "intent", "cid": cid, "symbol": symbol, "side": side, "qty": str(qty),
+                             "pair": pair})
         req = OrderRequest(symbol=symbol, side="buy" if side == "buy" else "sell", qty=qty, type="market",
                            client_order_id=cid, reduce_only=reduce_only,
                            margin_mode="isolated" if swap else None)
@@ -339,6 +345,8 @@ class CarryEngine:
                 self._finish_stop(p, "close_all retry")
                 continue
             try:
+                if p.state in (CarryState.OPENING, CarryState.REBALANCING, CarryState.CLOSING):
+                    self._resume(p)  # only after a crash: each action finishes inside one step
                 last_settlement = self._last_settlement(p)
                 for task in g.due_tasks(p.schedule, now, last_settlement, self.cfg.strategy.scan_ms,
                                         self.cfg.strategy.risk_ms):
@@ -363,6 +371,32 @@ class CarryEngine:
                 self.close_all(f"fault: {exc}", trigger=CarryTrigger.FAULT)
                 break
         return done
+
+    def _resume(self, p: Pair) -> None:
+        """Finish what a crashed run left half done, from the journal and the venue."""
+        if p.state == CarryState.OPENING:
+            # Take back every leg the journaled intents filled (looked up by client id): the pair starts over.
+            for intent in self._pending.pop(p.inst.symbol, []):
+                found = self._call(self.venue.fetch_order, intent["symbol"], intent["cid"])
+                if found is None or found.filled <= 0:
+                    continue
+                if intent["symbol"] == p.inst.symbol:
+                    if self._short_position(p) is not None:
+                        self._order(p.inst.symbol, "buy", found.filled, reduce_only=True, swap=True)
+                else:
+                    market = self._call(self.venue.market, p.inst.spot_symbol)
+                    held = min(found.filled, self._base_balance(p.inst.spot_symbol.split("/")[0]))
+                    sell = (held / market.qty_step).to_integral_value(rounding=ROUND_DOWN) * market.qty_step
+                    if sell >= market.min_qty:
+                        self._order(p.inst.spot_symbol, "sell", sell)
+            self._emit(AuditCode.CARRY_LEG_UNWOUND, "restart in OPENING: legs taken back", {}, p.inst.symbol,
+                       Severity.WARN)
+            self._move(p, CarryTrigger.LEG_UNWOUND, "restart in OPENING")
+        elif p.state == CarryState.REBALANCING:
+            self._refresh(p)
+            self._move(p, CarryTrigger.REBALANCED, "restart in REBALANCING: the venue's sizes taken")
+        elif p.state == CarryState.CLOSING:
+            self._close_legs(p, "restart in CLOSING")
 
     def _last_settlement(self, p: Pair) -> int | None:
         """The latest settlement time that has passed, from the venue's funding schedule (its interval)."""
@@ -458,7 +492,7 @@ class CarryEngine:
         self._move(p, CarryTrigger.OPEN_SIGNAL, f"rate {view.rate} in window, net of fees", {"qty": str(qty)})
         try:
             self._write(self.venue.set_leverage, inst.symbol, strat.leverage, "isolated")
-            perp = self._order(inst.symbol, "sell", qty, swap=True, opens=True)
+            perp = self._order(inst.symbol, "sell", qty, swap=True, opens=True, pair=inst.symbol)
         except VenueError as exc:
             self._move(p, CarryTrigger.LEG_UNWOUND, f"first leg refused: {exc}")
             return False
@@ -470,7 +504,7 @@ class CarryEngine:
         before = self._base_balance(base)
         spot: VenueOrder | None = None
         try:
-            spot = self._order(inst.spot_symbol, "buy", perp.filled, opens=True)
+            spot = self._order(inst.spot_symbol, "buy", perp.filled, opens=True, pair=inst.symbol)
         except VenueError as exc:
             failure = str(exc)
         else:

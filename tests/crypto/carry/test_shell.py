@@ -193,3 +193,48 @@ def _raise_network() -> None:
 def test_latent_venue_is_a_venue(make_engine) -> None:
     engine, venue, x = make_engine()
     assert isinstance(venue, LatentVenue) and venue.name == "okx"
+
+
+class Killed(BaseException):
+    """kill -9 stand-in: not an Exception, nothing in the engine catches it."""
+
+
+def test_restart_in_opening_takes_the_lone_leg_back_once(make_engine) -> None:
+    engine, venue, x = make_engine()
+    original = venue.place_order
+
+    def place(request):
+        if request.symbol == SPOT:
+            raise Killed()
+        return original(request)
+
+    venue.place_order = place  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        engine.step()
+    assert engine.pairs[PERP].state == CarryState.OPENING and venue.positions([PERP])  # the lone short
+    engine.journal.close()
+    venue.place_order = original  # type: ignore[method-assign]
+    again = CarryEngine(venue, CarryConfig(), engine.dir, wait=x.clock.advance, fsync=False)
+    assert again.pairs[PERP].state == CarryState.OPENING and not again.last_exit_clean
+    again.step()  # resume: the short bought back, then the scan opens the pair properly
+    p = again.pairs[PERP]
+    pos = venue.positions([PERP])
+    assert p.state == CarryState.HEDGING and len(pos) == 1 and -pos[0].qty == p.b.short_qty
+    codes = [e["code"] for e in audit_codes(again)]
+    assert codes.count("CARRY_LEG_UNWOUND") == 1
+
+
+def test_three_losing_closes_trip_the_breaker_and_block_opens(make_engine) -> None:
+    engine, venue, x = make_engine(cfg=CarryConfig(strategy=StrategyConfig(stop_loss=D("0.0001"))))
+    for _ in range(3):
+        engine.step()  # opens; the fees alone put the pair under a 0.01 % stop
+        x.clock.advance(STEP)
+        engine.step()  # closes at the stop
+        x.clock.advance(STEP)
+    assert engine.breaker.tripped and engine.breaker.reason == "BREAKER_CONSECUTIVE_LOSSES"
+    engine.step()
+    assert engine.pairs[PERP].b.is_flat
+    events = audit_codes(engine)
+    assert [e["data"]["reason"] for e in events if e["code"] == "CARRY_CLOSE"] == ["CLOSE_STOP_LOSS"] * 3
+    assert any(e["code"] == "CARRY_BREAKER_TRIPPED" for e in events)
+    assert [e for e in events if e["code"] == "CARRY_OPEN_REFUSED"][-1]["data"]["reason"] == "OPEN_BREAKER_TRIPPED"
