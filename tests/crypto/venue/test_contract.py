@@ -417,3 +417,44 @@ def test_okx_lost_transfer_answer_is_found_by_its_key(case: VenueCase) -> None:
     found = case.venue.fetch_transfer(key)
     assert found is not None and found.status == "ok" and found.amount == D("5.5")
     assert (found.from_account, found.to_account, found.transfer_id) == ("funding", "trading", key)
+
+
+# --- faults: the venue's outcome is unknown until looked up ------------------------------------------------
+
+def test_dropped_before_processing_is_unknown_then_absent_then_resent_once(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, tradable_qty(case, market))
+    case.fx.inject("disconnect", path=case.order_path, method="POST")  # type: ignore[attr-defined]
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(request)
+    # the client cannot tell "dropped before" from "dropped after": unknown, not a refusal
+    assert info.value.reason is R.UNKNOWN_OUTCOME
+    assert case.venue.fetch_order(case.swap, request.client_order_id) is None
+    placed = case.venue.place_order(request)  # same id, sent again
+    assert live_ids(case, case.swap, request.client_order_id) == [placed.venue_order_id]
+
+
+def test_answer_held_past_the_timeout_is_unknown_then_found(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    creds = case.fx.credentials  # type: ignore[attr-defined]
+    from crypto.venue.factory import VenueCredentials
+
+    impatient = make_venue(f"{'okx' if case.name == 'okx' else 'binance-pm'}-fake", case.fx.url,  # type: ignore[attr-defined]
+                           VenueCredentials(api_key=creds.api_key, secret=creds.secret, passphrase=creds.passphrase),
+                           timeout_ms=300)
+    request = resting_buy(case, market, tradable_qty(case, market))
+    case.fx.inject("timeout", path=case.order_path, method="POST", ms=1_500)  # type: ignore[attr-defined]
+    with pytest.raises(VenueError) as info:
+        impatient.place_order(request)
+    assert info.value.reason is R.UNKNOWN_OUTCOME and info.value.details["ccxt"] == "RequestTimeout"
+    found = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert found is not None and found.is_live
+
+
+def test_orders_survive_a_venue_restart(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    request = resting_buy(case, market, tradable_qty(case, market))
+    placed = case.venue.place_order(request)
+    case.fx.restart()  # type: ignore[attr-defined]
+    found = case.venue.fetch_order(case.swap, request.client_order_id)
+    assert found is not None and found.venue_order_id == placed.venue_order_id and found.is_live
