@@ -17,10 +17,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from core.events import AuditCode, AuditEvent, Severity
-from core.execution.filters import VenueFilters, apply_venue_filters, filter_target, round_down
+from core.execution.filters import VenueFilters, apply_venue_filters, filter_target
 from core.execution.pricing import RestingOrder, repost_decision, split_order
 from core.execution.pricing import limit_price as core_limit_price
-from core.execution.protective import ProtectiveKind, plan_protective_orders
 from core.execution.rebalance import RebalanceConfig, plan_rebalance
 from core.risk.checks import MarginMode, OrderIntent, Side, check_order
 from core.risk.config import RiskConfig
@@ -223,45 +222,3 @@ def _dust(view: SymbolView, f: VenueFilters, now: datetime, events: tuple[AuditE
     if outcome.order is not None:  # tradable after all (cannot happen when plan_rebalance saw no delta)
         return SymbolPlan(events=events, reason="AT_TARGET")
     return SymbolPlan(events=events + outcome.events, dust_lock=outcome.dust_lock, reason=outcome.reason or side)
-
-
-@dataclass(frozen=True)
-class ProtectivePlan:
-    cancels: tuple[tuple[str, str], ...] = ()
-    orders: tuple[OrderPlan, ...] = ()  # stop first, take-profit second
-
-
-def plan_protective(
-    view: SymbolView, stop_price: Decimal | None, cfg: ExecConfig
-) -> ProtectivePlan:
-    """Keep one stop (and one take-profit) of the position's size on the venue: cancel those that no longer
-    fit (size or side changed, position closed), place missing ones, the stop before the take-profit."""
-    live = {o.purpose: o for o in view.live if o.purpose in ("sl", "tp") and not o.cancel_requested}
-    position = view.position
-    f = filters_of(view.market)
-    size = round_down(abs(position), f.qty_step)
-    close_side: VenueSide = "sell" if position > 0 else "buy"
-    if size == 0 or size < f.min_qty:
-        return ProtectivePlan(cancels=tuple((o.client_order_id, "POSITION_CLOSED") for o in live.values()))
-    stale = [o for o in live.values() if o.qty != size or o.side != close_side]
-    if stale:
-        return ProtectivePlan(cancels=tuple((o.client_order_id, "POSITION_CHANGED") for o in stale))
-    direction = ONE if position > 0 else -ONE
-    sl = stop_price if stop_price is not None else view.mark * (ONE - direction * cfg.stop_distance)
-    tp = None if cfg.take_profit_distance is None else view.mark * (ONE + direction * cfg.take_profit_distance)
-    planned = plan_protective_orders(view.symbol, position, round_down(sl, f.tick),
-                                     None if tp is None else round_down(tp, f.tick), f"{view.symbol}")
-    orders: list[OrderPlan] = []
-    for p in planned:
-        purpose: Purpose = "sl" if p.kind is ProtectiveKind.SL else "tp"
-        if purpose in live:
-            continue
-        if purpose == "tp" and "sl" not in live:
-            break  # the take-profit waits for a confirmed stop
-        if purpose == "sl":
-            orders.append(OrderPlan(view.symbol, close_side, size, "stop_market", None, True, "sl", False,
-                                    trigger_price=p.trigger_price))
-        else:
-            orders.append(OrderPlan(view.symbol, close_side, size, "limit", p.trigger_price, True, "tp", False))
-        break  # one protective order per cycle: the stop is confirmed before the take-profit goes
-    return ProtectivePlan(orders=tuple(orders))

@@ -31,7 +31,6 @@ from core.control.commands import ControlCommand, InMemoryNonceStore, secret_fro
 from core.control.file_door import process_control_folder
 from core.control.killswitch import KillAction, KillSwitchState, handle_command
 from core.events import AuditCode, AuditEvent, Severity
-from core.execution.protective import MissingSlPolicy, ProtectiveKind, on_attach_result
 from core.execution.rate_limit import RateLimitGuard, on_rate_limited, request_slot, tick_guard
 from core.journal import Journal
 from core.oms.account import AccountState, HeldPosition
@@ -50,8 +49,9 @@ from core.risk.manual import dust_lock, force_reduce
 from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
 from core.risk.state import REDUCING_STATES
 from crypto.execution.book import EngineBook, intent_record, update_record
+from crypto.execution.brackets import BracketKeeper
 from crypto.execution.config import ExecConfig
-from crypto.execution.decisions import OrderPlan, SymbolView, plan_protective, plan_symbol, utc
+from crypto.execution.decisions import OrderPlan, SymbolView, plan_symbol, utc
 from crypto.execution.orders import LiveOrder, fold_report
 from crypto.trend.strategy import TargetPosition
 from crypto.venue.protocol import Venue
@@ -155,6 +155,7 @@ class CryptoEngine:
         self.lookups = LostOrderTracker(LookupPolicy.every(timedelta(milliseconds=self.cfg.lookup_gap_ms),
                                                            self.cfg.lost_after_lookups))
         self.last_reconcile: ReconcileReport | None = None
+        self.brackets = BracketKeeper(self)
         self.cycles = 0
         self.started = False
 
@@ -196,6 +197,9 @@ class CryptoEngine:
         self.started = True
         self._apply_leverage()
         report = self.reconcile(adopt_new=True)
+        for order in self.book.live():
+            if order.purpose in ("sl", "tp"):
+                self.cancel(order, "RESTART")  # brackets are re-attached to the reconciled position
         self.publish_status()
         return report
 
@@ -242,11 +246,23 @@ class CryptoEngine:
             self._apply_leverage()
 
     # -- orders --------------------------------------------------------------------------------------
-    def new_order(self, plan: OrderPlan, intent_id: str | None = None) -> LiveOrder:
+    def reserve_client_order_id(self) -> str:
+        """A fresh client id for an order decided now but journaled when placed (a bracket's stop and
+        take-profit). Never reused: the counter moves on, and the id's time part keeps it unique even if
+        the counter is lost in a crash before the order is journaled."""
+        assert self.book.seq is not None
+        self.book.seq, coid = next_client_order_id(self.book.seq, self.now_ms())
+        return coid
+
+    def new_order(self, plan: OrderPlan, intent_id: str | None = None,
+                  client_order_id: str | None = None) -> LiveOrder:
         """Journal a new order (write-ahead) and return it, NEW; ``send`` puts it on the venue."""
         now = self.now_ms()
         assert self.book.seq is not None
-        seq, coid = next_client_order_id(self.book.seq, now)
+        if client_order_id is None:
+            seq, coid = next_client_order_id(self.book.seq, now)
+        else:
+            seq, coid = self.book.seq, client_order_id
         order = LiveOrder(
             client_order_id=coid, intent_id=intent_id or f"{plan.symbol}|{plan.purpose}|{seq.counter}",
             symbol=plan.symbol, side=plan.side, qty=plan.qty, type=plan.type, purpose=plan.purpose,
@@ -258,7 +274,8 @@ class CryptoEngine:
         self.book.seq = seq
         return order
 
-    def place(self, plan: OrderPlan, intent_id: str | None = None) -> LiveOrder | None:
+    def place(self, plan: OrderPlan, intent_id: str | None = None,
+              client_order_id: str | None = None) -> LiveOrder | None:
         """A new order for ``intent_id`` unless that intent already has a non-terminal one (then that one is
         returned, resolved by lookup if its outcome is unknown: never two live orders for one intent)."""
         if intent_id is not None:
@@ -267,7 +284,7 @@ class CryptoEngine:
                 return self.resolve(existing)
         if not self._may_send():
             return None
-        return self.send(self.new_order(plan, intent_id))
+        return self.send(self.new_order(plan, intent_id, client_order_id))
 
     def request_open(self, plan: OrderPlan, leverage: Decimal, intent_id: str | None = None) -> LiveOrder | None:
         """An explicit opening order at ``leverage``: the core's pre-trade checks first (whitelist, 1x in an event
@@ -424,8 +441,8 @@ class CryptoEngine:
         elif new.state is OrderState.REJECTED:
             self._note(AuditCode.ORDER_REJECTED, f"venue ended it: {report.status}", new.symbol, Severity.WARN,
                        client_order_id=new.client_order_id, reason=report.status)
-        if new.purpose in ("sl", "tp") and new.state is OrderState.FILLED:
-            self._oco(new)
+        if new.purpose in ("sl", "tp") and new.state in (OrderState.FILLED, OrderState.REJECTED):
+            self.brackets.on_report(new)  # the bracket cancels the other side (OCO) or audits the failure
         return new
 
     def _fill_event(self, order: LiveOrder, delta: Decimal) -> None:
@@ -436,13 +453,6 @@ class CryptoEngine:
                    order.purpose == "target", leverage=self.leverage.get(order.symbol, Decimal(1)),
                    max_leverage=self.risk_cfg.leverage_cap(order.symbol, self.risk.is_stressed),
                    risk_state=self.risk.state.value, position=self.book.position(order.symbol))
-
-    def _oco(self, filled: LiveOrder) -> None:
-        for other in self.book.live(filled.symbol):
-            if other.purpose in ("sl", "tp") and other.purpose != filled.purpose:
-                self._note(AuditCode.EXEC_OCO_CANCEL, f"{filled.purpose} filled: cancel {other.purpose}",
-                           filled.symbol, client_order_id=other.client_order_id)
-                self.cancel(other, "OCO")
 
     def cancel(self, order: LiveOrder, why: str) -> LiveOrder:
         """Journal the request, ask the venue, fold what it says (a vanished order is looked up)."""
@@ -658,29 +668,16 @@ class CryptoEngine:
             self._audit(res.events)
         for coid, why in plan.cancels:
             self.cancel(self.book.orders[coid], why)
+        reason = plan.reason
         if plan.order is not None:
-            self.place(plan.order)
+            if (self.cfg.protective and plan.order.opens and self.book.position(symbol) != 0
+                    and not self.brackets.is_protected(symbol)):
+                reason = "PROTECTIVE_PENDING"  # no new exposure until the stop is confirmed
+            else:
+                self.place(plan.order)
         if self.cfg.protective and not self.kill.halted:
-            self._work_protective(symbol, None if target is None else target.stop_price)
-        return plan.reason
-
-    def _work_protective(self, symbol: str, stop_price: Decimal | None) -> None:
-        view = self.view(symbol)
-        pplan = plan_protective(view, stop_price, self.cfg)
-        for coid, why in pplan.cancels:
-            self.cancel(self.book.orders[coid], why)
-        for op in pplan.orders:
-            started = self.now_ms()
-            order = self.place(op)
-            confirmed = (order is not None and order.state in (OrderState.SENT, OrderState.ACK)
-                         and self.now_ms() - started <= self.cfg.attach_timeout_ms)
-            kind = ProtectiveKind.SL if op.purpose == "sl" else ProtectiveKind.TP
-            res = on_attach_result(self.risk, symbol, kind, confirmed, self.now(), self.risk_cfg,
-                                   MissingSlPolicy(self.cfg.missing_sl_policy))
-            self.risk = res.snapshot
-            self._audit(res.events)
-            if not confirmed and order is not None and not order.is_terminal:
-                self.cancel(order, "ATTACH_TIMEOUT")
+            self.brackets.work(symbol, None if target is None else target.stop_price)
+        return reason
 
     # -- control doors -------------------------------------------------------------------------------
     def process_controls(self) -> None:

@@ -53,6 +53,7 @@ class MemVenue:
         self.place_calls = 0
         self.lose_next = 0  # accept, then answer UNKNOWN_OUTCOME
         self.rate_limit_next = 0
+        self.refuse: set[str] = set()  # order types refused (e.g. "stop_market", "tp" for reduce-only limits)
         self.ms = 0
         self.seq = 0
 
@@ -120,6 +121,8 @@ class MemVenue:
             raise VenueError(VenueReason.RATE_LIMIT, "too many", "50011")
         if any(o.client_order_id == r.client_order_id for o in self.orders.values()):
             raise VenueError(VenueReason.DUPLICATE_CLIENT_ID, "dup", "51016")
+        if r.type in self.refuse or ("tp" in self.refuse and r.type == "limit" and r.reduce_only):
+            raise VenueError(VenueReason.INVALID_ORDER, "refused", "51000")
         m = self._markets[r.symbol]
         if (r.qty / m.qty_step) % 1 != 0:
             raise VenueError(VenueReason.LOT_SIZE, "lot", "51121")
