@@ -229,19 +229,27 @@ class CcxtVenue:
         return int(self._call(self.exchange.fetch_time))
 
     def markets(self) -> dict[str, Market]:
+        """Spot and USDT-margined perpetual markets that are live. A market the venue lists without a lot
+        or a tick (pre-open listings) is left out: an order for it is refused as an unknown symbol."""
+        return dict(self._loaded())
+
+    def _loaded(self) -> dict[str, Market]:
         if self._markets is None:
             loaded = self._call(self.exchange.load_markets)
             result: dict[str, Market] = {}
             for symbol, m in loaded.items():
-                if not (m.get("spot") or (m.get("swap") and m.get("linear"))):
+                if not (m.get("spot") or (m.get("swap") and m.get("linear"))) or m.get("active") is False:
                     continue
-                result[symbol] = market_from_ccxt(m)
+                try:
+                    result[symbol] = market_from_ccxt(m)
+                except (ValueError, ArithmeticError, KeyError):
+                    continue
             if self.portfolio_margin:
                 result = self._with_bracket_leverage(result)
             if self.name == "okx" and self.exchange.apiKey:
                 result = self._with_account_fees(result)
             self._markets = result
-        return dict(self._markets)
+        return self._markets
 
     def _with_account_fees(self, markets: dict[str, Market]) -> dict[str, Market]:
         # ccxt's okx fee table is a static guess; the account's own rates come from account/trade-fee, one
@@ -284,7 +292,7 @@ class CcxtVenue:
         return self.markets()
 
     def market(self, symbol: str) -> Market:
-        markets = self.markets()
+        markets = self._loaded()
         if symbol not in markets:
             raise self._refuse(R.INVALID_ORDER, f"unknown symbol {symbol!r} on {self.name}", symbol=symbol)
         return markets[symbol]
@@ -401,7 +409,7 @@ class CcxtVenue:
         return out
 
     def positions(self, symbols: list[str] | None = None) -> list[Position]:
-        markets = self.markets()
+        markets = self._loaded()
         wanted = [s for s in (symbols or []) if s in markets and markets[s].is_swap]
         if symbols and not wanted:
             return []
@@ -424,7 +432,7 @@ class CcxtVenue:
         # ccxt filters ``since`` after the request; OKX bills take ``begin`` so older pages are not needed.
         params = {"begin": since_ms} if self.name == "okx" and since_ms is not None else {}
         rows = self._call(self.exchange.fetch_funding_history, symbol, since_ms, None, params)
-        markets = self.markets()
+        markets = self._loaded()
         history: dict[str, list[FundingRate]] = {}
         out: list[FundingPayment] = []
         for row in rows:
@@ -600,7 +608,7 @@ class CcxtVenue:
         return None
 
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
-        markets = self.markets()
+        markets = self._loaded()
         if symbol is not None:
             self.market(symbol)
         calls: list[tuple[str | None, dict[str, Any]]]
