@@ -396,11 +396,18 @@ class CcxtVenue:
         if not isinstance(rows, list):
             return _balances_from_ccxt(raw)
         out: dict[str, Balance] = {}
+        available: Decimal | None = None
+        if account == "um":
+            # What UM can still use is portfolio-wide (papi/v1/account totalAvailableBalance, in USD): it
+            # bounds the settle asset's free part; the rest of its wallet is held as margin.
+            summary = self._call(self.exchange.papiGetAccount)
+            available = dec(summary.get("totalAvailableBalance"))
         for row in rows:
             asset = self.exchange.safe_currency_code(row.get("asset"))
             if account == "um":
                 total = dec0(row.get("umWalletBalance")) + dec0(row.get("umUnrealizedPNL"))
-                out[asset] = Balance(asset=asset, total=total, free=total, used=ZERO)
+                free = total if available is None or asset != "USDT" else max(ZERO, min(total, available))
+                out[asset] = Balance(asset=asset, total=total, free=free, used=total - free)
             else:
                 total = dec0(row.get("crossMarginAsset")) - dec0(row.get("crossMarginBorrowed"))
                 free = dec0(row.get("crossMarginFree"))

@@ -144,6 +144,7 @@ def test_partial_fill_shows_in_order_position_fills_and_balance(case: VenueCase)
     assert all(f.price == best_ask and f.qty > 0 for f in fills)
     after = case.venue.balances(case.swap_account or "trading")["USDT"]
     assert after.free < before.free  # margin and the taker fee came out of the free balance
+    assert after.used > before.used and after.total == after.free + after.used
 
 
 def test_funding_rate_interval_is_read_from_the_venue(case: VenueCase) -> None:
