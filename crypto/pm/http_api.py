@@ -32,6 +32,7 @@ from crypto.pm.codec import transfer_doc
 from crypto.pm.decisions import MarketView
 from crypto.pm.manager import LockBusy, Manager
 from crypto.pm.treasury import TransferRecord
+from crypto.venue.types import VenueError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 8192
@@ -209,6 +210,8 @@ def _handler(api: PmHttpServer) -> type[BaseHTTPRequestHandler]:
                 status, body = fn()
             except redis.RedisError as exc:
                 status, body = 503, {"error": "REDIS_DOWN", "detail": type(exc).__name__}
+            except VenueError as exc:
+                status, body = 503, {"error": "VENUE_UNAVAILABLE", "detail": exc.reason.value}
             except Exception as exc:  # noqa: BLE001 - the API answers, the service lives on
                 log.exception("pm http handler failed")
                 status, body = 500, {"error": "INTERNAL", "detail": type(exc).__name__}

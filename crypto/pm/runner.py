@@ -132,16 +132,23 @@ class ActionRunner:
         self.store.set_intent_state(action.intent_id, "DONE", self.clock_ms(), doc)
         return Outcome(action, "DONE", coid, ack)
 
+    def _lookup(self, symbol: str, coid: str) -> OrderAck | None:
+        """Look an order up by client id; a failed lookup is a failed step (never a blind resend)."""
+        try:
+            return self.port.lookup(symbol, coid)
+        except VenueError as exc:
+            raise _StepFailed(exc.reason.value, exc.reason.retryable) from exc
+
     def _place(self, action: Action, coid: str, *, resumed: bool) -> OrderAck:
         if resumed:  # may have reached the venue before: look it up before sending again
-            found = self.port.lookup(action.symbol, coid)
+            found = self._lookup(action.symbol, coid)
             if found is not None:
                 return found
         try:
             return self.port.place(intent_of(action))
         except VenueError as exc:
             if exc.reason in (VenueReason.DUPLICATE_CLIENT_ID, VenueReason.UNKNOWN_OUTCOME):
-                found = self.port.lookup(action.symbol, coid)
+                found = self._lookup(action.symbol, coid)
                 if found is not None:
                     return found
                 if exc.reason is VenueReason.DUPLICATE_CLIENT_ID:

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from core.oms.reasons import VenueReason
 from crypto.cli import main as crypto_main
 from crypto.pm.cli import main as pm_main
 from crypto.pm.decisions import MarketView
 from crypto.pm.http_api import ManageResponse, PmHttpServer
 from crypto.pm.manager import Manager
+from crypto.venue.types import VenueError
 from tests.crypto.pm.doubles import FakePort, ManualClock
 from tests.crypto.pm.test_manager import SYM, FakeTreasury, build
 
@@ -145,3 +147,14 @@ def test_serve_refuses_a_bad_config(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     rc = pm_main(["serve", "--redis", "redis://127.0.0.1:1/0", "--db", str(tmp_path / "x.db"), "--venue", "okx-fake",
                   "--config", str(cfg)])
     assert rc == 2 and "ADD_ON_GATE_NOT_POSITIVE" in capsys.readouterr().err
+
+
+def test_a_venue_failure_is_a_coded_503(served: tuple[str, Manager, dict[str, MarketView]]) -> None:
+    url, m, _ = served
+
+    def down(*_a: object) -> tuple[D, D]:
+        raise VenueError(VenueReason.NETWORK, "refused")
+
+    m.treasury_port.free_balances = down  # type: ignore[union-attr,method-assign]
+    status, body = call(url, "/auto-transfer/trigger", {"transfer_id": "ops-2"})
+    assert (status, body) == (503, {"error": "VENUE_UNAVAILABLE", "detail": "NETWORK"})
