@@ -77,3 +77,29 @@ def test_watch_adopts_the_venue_size_and_resizes_the_stop(redis_url: str, tmp_pa
     clock.advance(1_000)
     svc.step()  # nothing differs any more
     assert [h["phase"] for h in m.store.history(pos_id)].count("reconciled") == 1
+
+
+def test_management_ticks_on_time_and_on_a_price_move(redis_url: str, tmp_path: Path) -> None:
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)  # manage_interval_s 15, price_move_trigger 0.5 %
+    venue = StubVenue(clock)
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=clock), clock_ms=clock)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    svc.step()  # opens, and the first management tick runs
+    [pos_id] = m.state.active_ids()
+
+    def passes() -> int:
+        return [h["phase"] for h in m.store.history(pos_id)].count("before")
+
+    first = passes()
+    clock.advance(1_000)
+    venue.mark = D("100.2")  # 0.2 %: no event tick, interval not due
+    svc.step()
+    assert passes() == first
+    clock.advance(1_000)
+    venue.mark = D("100.7")  # 0.7 % since the last pass: event tick
+    svc.step()
+    assert passes() == first + 1
+    clock.advance(15_000)  # interval due
+    svc.step()
+    assert passes() == first + 2
