@@ -277,11 +277,15 @@ class CryptoEngine:
     def place(self, plan: OrderPlan, intent_id: str | None = None,
               client_order_id: str | None = None) -> LiveOrder | None:
         """A new order for ``intent_id`` unless that intent already has a non-terminal one (then that one is
-        returned, resolved by lookup if its outcome is unknown: never two live orders for one intent)."""
+        returned, resolved by lookup if its outcome is unknown: never two live orders for one intent) or is
+        done (filled: returned as it is). Only an intent whose last order was cancelled or refused gets a new
+        order (a re-post, under a new client id)."""
         if intent_id is not None:
             existing = self.book.intent_order(intent_id)
             if existing is not None and not existing.is_terminal:
                 return self.resolve(existing)
+            if existing is not None and existing.state is OrderState.FILLED:
+                return existing
         if not self._may_send():
             return None
         return self.send(self.new_order(plan, intent_id, client_order_id))
@@ -361,7 +365,8 @@ class CryptoEngine:
         if reason in (VenueReason.RATE_LIMIT, VenueReason.NETWORK) or (
             reason is VenueReason.VENUE_ERROR and self.send_attempts.get(coid, 0) <= self.cfg.send_retries
         ):
-            self._rate_limited(order, exc) if reason is VenueReason.RATE_LIMIT else None
+            if reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(order, exc)
             self.retry_ok.add(coid)
             self._record({"k": "sent", "coid": coid, "status": "RETRY", "msg": str(exc)[:200], "t": now})
             return self.book.orders[coid]

@@ -273,3 +273,16 @@ def test_trend_loop_targets_on_closed_bars(tmp_path):
     assert eng.book.position(BTC) > 0 and eng.book.position(ETH) > 0
     assert AuditCode.SIGNAL_ACCEPTED.value in codes(tmp_path)
     eng.close()
+
+
+def test_a_filled_intent_is_never_sent_again(tmp_path):
+    venue = MemVenue()
+    eng = make(tmp_path, venue)
+    eng.start()
+    plan = OrderPlan(BTC, "buy", D("0.01"), "limit", D("60000"), False, "probe", True)  # crosses: fills
+    first = eng.place(plan, intent_id="once")
+    again = [eng.place(plan, intent_id="once") for _ in range(4)]
+    assert first is not None and first.state is OrderState.FILLED
+    assert all(a is not None and a.client_order_id == first.client_order_id for a in again)
+    assert venue.place_calls == 1
+    eng.close()
