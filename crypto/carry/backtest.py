@@ -216,6 +216,25 @@ class _Sim:
         self._finish(i, pnl, bk.fees + fee, "LIQUIDATED")
         self.move(i, CarryTrigger.CLOSED, "liquidated")
 
+    def stop_fired(self, i: int, trigger: Decimal) -> None:
+        """The venue-side disaster stop bought the short back (at the trigger, or the minute's mark when it
+        gapped through); the engine finds its short gone at the next scan, sells the spot and stops."""
+        self.fill_to(i + 1)
+        bk, slip = self.book, self.strat.slippage
+        v = self.view(i, ZERO)
+        self.emit(i, AuditCode.CARRY_CLOSE, "disaster stop fired", {"reason": "DISASTER_STOP",
+                                                                     "trigger": str(trigger)}, Severity.CRITICAL)
+        self.move(i, CarryTrigger.FAULT, "disaster stop fired")
+        perp_px = max(trigger, v.mark) * (1 + slip)
+        spot_px = v.spot * (1 - slip)
+        fees = bk.short_qty * perp_px * self.inst.perp_taker_fee + bk.spot_qty * spot_px * self.inst.spot_taker_fee
+        perp_pnl = bk.short_qty * (bk.perp_entry - perp_px)
+        self.cash += bk.spot_qty * spot_px + bk.margin + perp_pnl - fees
+        self.fees_total += fees
+        pnl = bk.spot_qty * (spot_px - bk.spot_entry) + perp_pnl + bk.funding + bk.realized - bk.fees - fees
+        self._finish(i, pnl, bk.fees + fees, "DISASTER_STOP")
+        self.move(i, CarryTrigger.CLOSED, "disaster stop fired")
+
     def _finish(self, i: int, pnl: Decimal, fees: Decimal, reason: str) -> None:
         tr = self.trades[-1]
         tr.closed_ms, tr.pnl, tr.reason, tr.funding, tr.fees = self.ms(i), pnl, reason, self.book.funding, fees
@@ -282,16 +301,23 @@ class _Sim:
                 trig |= health < float(rk.topup_health)
             liq = dec.liquidation_price(bk, self.inst)
             liq_hits = np.flatnonzero(mark >= float(liq)) if liq is not None else np.empty(0, dtype=int)
+            stop_px = dec.disaster_stop_price(bk, rk.disaster_stop_health, self.inst.tick)
+            stop_hits = np.flatnonzero(mark >= float(stop_px)) if stop_px is not None else np.empty(0, dtype=int)
             hits = np.flatnonzero(trig)
             first_liq = pos + int(liq_hits[0]) if liq_hits.size else None
-            if hits.size == 0:
-                if first_liq is not None:
-                    self.liquidate(first_liq)
-                return
-            j = pos + int(hits[0])
+            first_stop = pos + int(stop_hits[0]) if stop_hits.size else None
+            # The venue acts on every minute: the stop first, unless the mark gapped through both at once.
+            venue_at = min(x for x in (first_liq, first_stop, stop) if x is not None)
+            j = pos + int(hits[0]) if hits.size else stop
             s = -(-j // self.scan_min) * self.scan_min  # the first scan at or after minute j
-            if first_liq is not None and first_liq <= min(s, stop - 1):
-                self.liquidate(first_liq)
+            if venue_at < stop and venue_at <= s:
+                if first_liq is not None and first_liq == venue_at:
+                    self.liquidate(first_liq)
+                else:
+                    assert stop_px is not None
+                    self.stop_fired(venue_at, stop_px)
+                return
+            if hits.size == 0:
                 return
             if s >= stop:
                 return  # the settlement at ``stop`` scans first

@@ -121,6 +121,9 @@ class RiskConfig(_Model):
     topup_target: Decimal = D("1.00")  # ... back to 100 %
     close_health: Decimal = D("0.50")  # below 50 %: close everything
     min_open_health: Decimal = D("0.90")  # an open needs the account's pairs above this
+    # The venue-side disaster stop on the short (a reduce-only stop-market at the mark where health would
+    # be this low): the red line "no position without a stop", for when the engine itself is down.
+    disaster_stop_health: Decimal = D("0.10")
     topups_enabled: bool = True
     max_consecutive_losses: int = Field(default=3, ge=1)
     max_daily_loss_usdt: Decimal = D("500")
@@ -135,6 +138,8 @@ class RiskConfig(_Model):
     def _order(self) -> RiskConfig:
         if not (0 < self.close_health < self.topup_health < self.topup_target):
             raise ValueError("need 0 < close_health < topup_health < topup_target")
+        if not (0 < self.disaster_stop_health < self.close_health):
+            raise ValueError("need 0 < disaster_stop_health < close_health")
         if self.max_daily_loss_usdt <= 0:
             raise ValueError("max_daily_loss_usdt must be > 0")
         return self

@@ -80,6 +80,15 @@ def margin_health(book: PairBook, mark: Decimal) -> Decimal:
     return (book.margin + upnl) / book.margin_at_open
 
 
+def disaster_stop_price(book: PairBook, health: Decimal, tick: Decimal) -> Decimal | None:
+    """The mark at which the short's margin health falls to ``health``: entry + (margin - health x margin at
+    open) / size, rounded up to the tick (a stop never sits below its line)."""
+    if book.short_qty <= 0 or book.margin_at_open <= 0:
+        return None
+    price = book.perp_entry + (book.margin - health * book.margin_at_open) / book.short_qty
+    return (price / tick).to_integral_value(rounding="ROUND_CEILING") * tick
+
+
 def liquidation_price(book: PairBook, inst: InstrumentConfig) -> Decimal | None:
     """The short's isolated liquidation price, the simplified form of ``crypto-notes.md``:
     (entry + margin / size) / (1 + mmr + taker fee)."""

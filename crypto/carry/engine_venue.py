@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from core.oms.reasons import VenueReason
 from crypto.fakex.engine.errors import Reason, Reject
-from crypto.fakex.engine.exchange import Exchange, OrderSpec
+from crypto.fakex.engine.exchange import AlgoSpec, Exchange, OrderSpec
 from crypto.venue.types import (
     Account,
     Balance,
@@ -184,7 +184,7 @@ class EngineVenue:
         mode = (request.margin_mode or "isolated") if market.is_swap else "cash"
         kind = "post_only" if request.post_only else request.type
         if kind == "stop_market":
-            raise VenueError(VenueReason.INVALID_ORDER, "stops go through the algo endpoint")
+            return self._place_stop(request, mode)
         try:
             rec = self.x.place_order(OrderSpec(self._id(request.symbol), request.side, kind, request.qty,
                                                request.price, request.client_order_id, request.reduce_only, mode))
@@ -192,15 +192,45 @@ class EngineVenue:
             raise _venue_error(exc) from None
         return self._order(rec)
 
+    def _place_stop(self, request: OrderRequest, mode: str) -> VenueOrder:
+        """A stop-market as the venue keeps it: an algo ``trigger`` order on the mark (OKX ``algoClOrdId``)."""
+        if request.trigger_price is None:
+            raise VenueError(VenueReason.INVALID_ORDER, "a stop needs a trigger price")
+        try:
+            algo = self.x.place_algo(AlgoSpec(self._id(request.symbol), request.side, "trigger", request.qty,
+                                              trigger_px=request.trigger_price, order_px=None,
+                                              trigger_px_type="mark", reduce_only=request.reduce_only,
+                                              margin_mode=mode, client_id=request.client_order_id))
+        except Reject as exc:
+            raise _venue_error(exc) from None
+        return self._algo(algo)
+
+    def _algo(self, a: object) -> VenueOrder:
+        from crypto.fakex.engine.state import AlgoRec
+
+        assert isinstance(a, AlgoRec)
+        status: OrderStatus = {"live": "open", "effective": "closed", "canceled": "canceled"}.get(a.state, "rejected")
+        filled = a.qty if a.state == "effective" else Decimal(0)
+        return VenueOrder(a.algo_id, a.algo_cl_ord_id, self._symbol(a.inst_id), "buy" if a.side == "buy" else "sell",
+                          "stop_market", a.qty, filled, None, None, status, a.reduce_only, False, a.trigger_px)
+
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         try:
             return self._order(self.x.cancel_order(self._id(symbol), cl_ord_id=client_order_id))
+        except Reject:
+            pass
+        try:
+            return self._algo(self.x.cancel_algo(algo_cl_ord_id=client_order_id))
         except Reject:
             return None
 
     def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         try:
             return self._order(self.x.get_order(self._id(symbol), cl_ord_id=client_order_id))
+        except Reject:
+            pass
+        try:
+            return self._algo(self.x.get_algo(algo_cl_ord_id=client_order_id))
         except Reject:
             return None
 

@@ -57,6 +57,7 @@ class Pair:
     last_refusal: str = ""
     dust: Decimal = ZERO  # spot left below the venue minimum after a close: DUST_LOCKED
     worst_liq: Decimal | None = None  # the lowest liquidation distance seen by the scans since the snapshot
+    stop_cid: str = ""  # the venue-side disaster stop on the short (client id), "" when none
 
     def __post_init__(self) -> None:
         if self.book is None:
@@ -151,6 +152,7 @@ class CarryEngine:
                 p.state = CarryState(rec["state"])
                 p.book = book_from_json(rec["book"])
                 p.dust = Decimal(rec.get("dust", "0"))
+                p.stop_cid = str(rec.get("stop_cid", ""))
                 if p.state != CarryState.OPENING:
                     self._pending[rec["symbol"]] = []
             elif k == "intent" and rec.get("pair") in self.pairs:
@@ -169,7 +171,7 @@ class CarryEngine:
 
     def _save_pair(self, p: Pair) -> None:
         self.journal.append({"k": "pair", "symbol": p.inst.symbol, "state": p.state.value,
-                             "book": book_to_json(p.b), "dust": str(p.dust)})
+                             "book": book_to_json(p.b), "dust": str(p.dust), "stop_cid": p.stop_cid})
 
     def _save_engine(self) -> None:
         b = self.breaker
@@ -526,7 +528,42 @@ class CarryEngine:
         self._move(p, CarryTrigger.LEGS_FILLED, "both legs filled",
                    {"spot_qty": str(spot_qty), "short_qty": str(perp.filled),
                     "gap": str(dec.leg_gap(spot_qty, perp.filled))})
+        self._place_stop(p)
         return True
+
+    def _place_stop(self, p: Pair) -> None:
+        """The disaster stop: a reduce-only stop-market on the short at the mark where health would reach
+        ``disaster_stop_health`` (below the engine's own 50 % close, so it fires only when the engine could
+        not act). No stop, no position: a refused stop closes the pair."""
+        self._cancel_stop(p)
+        price = dec.disaster_stop_price(p.b, self.cfg.risk.disaster_stop_health, p.inst.tick)
+        if price is None:
+            return
+        cid = self._cid("x")
+        self.journal.append({"k": "intent", "cid": cid, "symbol": p.inst.symbol, "side": "buy", "qty": str(p.b.short_qty),
+                             "stop": str(price), "pair": ""})
+        req = OrderRequest(symbol=p.inst.symbol, side="buy", qty=p.b.short_qty, type="stop_market",
+                           client_order_id=cid, trigger_price=price, reduce_only=True, margin_mode="isolated")
+        try:
+            self._write(self.venue.place_order, req)
+        except VenueError as exc:
+            self._emit(AuditCode.EXEC_PROTECTIVE_ORDER_MISSING, f"disaster stop refused: {exc}",
+                       {"trigger_price": str(price), "reason": exc.reason.value}, p.inst.symbol, Severity.ERROR)
+            raise EngineFault(f"no disaster stop on {p.inst.symbol}: {exc}") from exc
+        p.stop_cid = cid
+        self._save_pair(p)
+        self._emit(AuditCode.EXEC_PROTECTIVE_ATTACHED, "disaster stop", {"client_order_id": cid,
+                                                                         "trigger_price": str(price)}, p.inst.symbol)
+
+    def _cancel_stop(self, p: Pair) -> None:
+        if not p.stop_cid:
+            return
+        try:
+            self._write(self.venue.cancel_order, p.inst.symbol, p.stop_cid)
+        except VenueError:
+            pass  # already fired or gone: the position read tells
+        p.stop_cid = ""
+        self._save_pair(p)
 
     def _base_balance(self, base: str) -> Decimal:
         bal = self._read("balances", "trading").get(base)
@@ -559,7 +596,13 @@ class CarryEngine:
         if pos is not None:
             self._note_liq(p, pos)
         if pos is None:
-            # The short is gone (liquidated, or closed outside the engine): a fault.
+            # The short is gone: the disaster stop fired, the venue liquidated it, or someone closed it. A fault.
+            fired = self._call(self.venue.fetch_order, p.inst.symbol, p.stop_cid) if p.stop_cid else None
+            if fired is not None and fired.filled > 0:
+                self._emit(AuditCode.CARRY_CLOSE, "disaster stop fired", {"reason": "DISASTER_STOP"}, p.inst.symbol,
+                           Severity.CRITICAL)
+                p.stop_cid = ""
+                raise EngineFault("disaster stop fired")
             self._emit(AuditCode.CARRY_LIQUIDATED, "the short is no longer on the venue", {}, p.inst.symbol,
                        Severity.CRITICAL)
             raise EngineFault("short position missing")
@@ -593,6 +636,8 @@ class CarryEngine:
                 p.book = dec.book_reduce(p.b, o.leg, filled.filled, filled.avg_price or view.mark, filled.fee)
         self._refresh(p)
         self._save_pair(p)
+        if p.b.short_qty > 0:
+            self._place_stop(p)  # the stop follows the short's new size
         self._emit(AuditCode.CARRY_REBALANCED, "leg gap", {"gap_before": str(before),
                                                             "gap_after": str(dec.leg_gap(p.b.spot_qty, p.b.short_qty))},
                    p.inst.symbol)
@@ -628,6 +673,7 @@ class CarryEngine:
         self._emit(AuditCode.CARRY_MARGIN_TOPUP, "margin health under the top-up line",
                    {"amount": str(amount), "transfer_id": tid, "moved_from_funding": str(moved),
                     "health_after": str(dec.margin_health(p.b, mark))}, p.inst.symbol)
+        self._place_stop(p)  # more margin: the stop's line moves up
         return amount
 
     # -- close --------------------------------------------------------------------------------------
@@ -638,6 +684,7 @@ class CarryEngine:
     def _close_legs(self, p: Pair, reason: str) -> Decimal:
         """Economic full close of both legs; spot below the venue minimum stays as dust (DUST_LOCKED)."""
         inst = p.inst
+        self._cancel_stop(p)
         view, _ = self._view(p)
         pos = self._short_position(p)
         perp_px, perp_fee = view.mark, ZERO

@@ -238,3 +238,39 @@ def test_three_losing_closes_trip_the_breaker_and_block_opens(make_engine) -> No
     assert [e["data"]["reason"] for e in events if e["code"] == "CARRY_CLOSE"] == ["CLOSE_STOP_LOSS"] * 3
     assert any(e["code"] == "CARRY_BREAKER_TRIPPED" for e in events)
     assert [e for e in events if e["code"] == "CARRY_OPEN_REFUSED"][-1]["data"]["reason"] == "OPEN_BREAKER_TRIPPED"
+
+
+def test_disaster_stop_sits_on_the_venue_and_fires_while_the_engine_is_down(make_engine) -> None:
+    engine, venue, x = make_engine()
+    engine.step()
+    p = engine.pairs[PERP]
+    algos = [a for a in x.algos("BTC-USDT-SWAP") if a.state == "live"]
+    assert len(algos) == 1 and algos[0].reduce_only and algos[0].qty == p.b.short_qty
+    trigger = algos[0].trigger_px
+    assert dec.margin_health(p.b, trigger) <= RiskConfig().disaster_stop_health + D("0.001")
+    # The engine is down while the mark jumps through its 80 % and 50 % lines to the stop's.
+    x.set_price("BTC-USDT-SWAP", trigger * D("1.01"))
+    x.clock.advance(STEP)
+    assert venue.positions([PERP]) == []  # the venue's stop bought the short back: no liquidation
+    engine.step()  # the engine finds the short gone: fault -> close all -> STOPPED, spot sold
+    assert engine.pairs[PERP].state == CarryState.STOPPED
+    codes = [e["code"] for e in audit_codes(engine)]
+    assert "EXEC_PROTECTIVE_ATTACHED" in codes and "CARRY_LIQUIDATED" not in codes
+    assert not any(b.kind == "liquidation" for b in x.bills())
+
+
+def test_a_refused_stop_means_no_position(make_engine) -> None:
+    engine, venue, x = make_engine()
+    original = venue.place_order
+
+    def place(request):
+        if request.type == "stop_market":
+            from crypto.venue.types import VenueError
+            raise VenueError(VenueReason.INVALID_ORDER, "scripted stop refusal")
+        return original(request)
+
+    venue.place_order = place  # type: ignore[method-assign]
+    engine.step()
+    assert engine.pairs[PERP].state == CarryState.STOPPED
+    assert venue.positions([PERP]) == []
+    assert "EXEC_PROTECTIVE_ORDER_MISSING" in [e["code"] for e in audit_codes(engine)]
