@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from backtest.cli import main, run_backtest
 from backtest.engine import run
 from backtest.metrics import run_metrics
-from backtest.sweep import METRICS, SweepJob, sweep, write_sweep_csv
+from backtest.sweep import METRICS, SweepJob, _served, sweep, write_sweep_csv
 from backtest.sweep_axes import SweepError, apply_point, parse_axis
 from backtest.sweep_heatmap import best_cells, choose_axes, heatmap_figure
 from backtest.synth import generate
-from marketdata.bars import write_bars_csv
+from marketdata.bars import Bars, write_bars_csv
 from settings.config import GridbridgeConfig
 from settings.resolve import grid_params_by_code
 
@@ -203,3 +204,23 @@ def test_points_share_indicators_only_when_their_periods_match(data):
         fresh = run_metrics(run(dict(job.data), apply_point(job.params, point), "reference"))["total"]
         assert {k: row[k] for k in METRICS} == {k: fresh.get(k, 0.0) for k in METRICS}
     assert len({r["alpha"] for r in rows if r["atr_grid_factor"] == 0.28}) == 2  # the period reaches the run
+
+
+def _unaligned(a: np.ndarray) -> np.ndarray:
+    """``a`` in memory one byte off alignment, as Dask hands a scattered job's arrays to its tasks."""
+    view = np.frombuffer(bytearray(a.nbytes + 1), dtype=a.dtype, offset=1, count=a.size)
+    view[:] = a
+    return view
+
+
+def test_a_process_copies_unaligned_bars_once_and_the_rows_do_not_change(data):
+    code = "512890.SH"
+    b = data[code]
+    odd = Bars(*(_unaligned(x) for x in (b.t, b.o, b.h, b.l, b.c, b.v)))
+    assert not odd.t.flags.aligned and (odd.c == b.c).all()
+    job, plain = _job({code: odd}, codes=(code,)), _job(data, codes=(code,))
+
+    served, _ = _served(job)
+    assert all(x.flags.aligned for x in (served.data[code].t, served.data[code].c))
+    assert _served(job)[0] is served  # once per job, not per point
+    assert sweep(job, AXES, jobs=1) == sweep(plain, AXES, jobs=1)
