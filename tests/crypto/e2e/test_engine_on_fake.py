@@ -1,0 +1,64 @@
+"""The engine against the local exchange through real ccxt: protective orders as OKX algo stops, cancelled
+with the position; a lost response adopted by client id."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.audit import read_log_events
+from core.events import AuditCode
+from core.execution.protective import BracketState
+from crypto.e2e.checklist import fake_venue
+from crypto.e2e.runtime import MsClock
+from crypto.execution.config import ExecConfig
+from crypto.execution.engine import AUDIT_FILE, CryptoEngine
+from crypto.trend.strategy import TargetPosition
+
+BTC = "BTC/USDT:USDT"
+
+
+@pytest.fixture()
+def fx():
+    from crypto.fakex.server import FakeExchange
+
+    handle = FakeExchange.start(seed=7, scenario="calm", balances={"trading": {"USDT": Decimal(100_000)}})
+    yield handle
+    handle.stop()
+
+
+def engine_on(fx, state: Path, **cfg: object) -> CryptoEngine:
+    base: dict[str, object] = {"limit_offset_bps": Decimal("-5"), "min_interval_ms": 0}
+    base.update(cfg)
+    return CryptoEngine(fake_venue(fx.url), state, ExecConfig(**base), clock=MsClock(fx.now_ms))
+
+
+def test_bracket_on_the_venue_and_gone_with_the_position(fx, tmp_path: Path) -> None:
+    eng = engine_on(fx, tmp_path, protective=True)
+    eng.start()
+    eng.cycle({BTC: TargetPosition(BTC, Decimal("0.2"))})
+    assert eng.brackets.brackets[BTC].state is BracketState.ARMED
+    live = {o.type: o for o in eng.venue.open_orders(BTC)}
+    assert set(live) == {"stop_market", "limit"} and all(o.reduce_only for o in live.values())
+    assert live["stop_market"].trigger_price is not None and live["stop_market"].trigger_price < eng.marks[BTC]
+    eng.cycle({BTC: TargetPosition(BTC, Decimal("0"))})
+    fx.advance(1_000)
+    eng.cycle()
+    assert eng.book.position(BTC) == 0 and eng.venue.open_orders(BTC) == []
+    codes = [e.code for e in read_log_events(tmp_path / AUDIT_FILE)]
+    assert codes.count(AuditCode.EXEC_PROTECTIVE_ATTACHED) == 2
+    eng.close()
+
+
+def test_lost_response_is_adopted_by_client_id(fx, tmp_path: Path) -> None:
+    eng = engine_on(fx, tmp_path)
+    eng.start()
+    fx.inject("lose_response", path="/api/v5/trade/order", method="POST", count=1)
+    eng.cycle({BTC: TargetPosition(BTC, Decimal("0.05"))})
+    (coid,) = eng.book.orders
+    assert sum(1 for o in fx.exchange.orders() if o.cl_ord_id == coid) == 1
+    assert eng.book.position(BTC) == Decimal("0.05") and eng.stats.unknown == 1
+    assert eng.reconcile().clean
+    eng.close()
