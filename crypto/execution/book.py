@@ -5,7 +5,9 @@ Every change is a record appended (fsynced) to ``core.journal.Journal`` *before*
 answer, ``update`` for each report folded, ``cancel_req`` before a cancel, ``lost`` for an unknown outcome
 the venue never knew, ``adopt`` when reconciliation takes the venue's position as the truth, ``halt`` for
 the kill switch. ``EngineBook.apply`` is the one place a record changes the state, live and at replay, so
-a restart rebuilds exactly the state the killed process had.
+a restart rebuilds exactly the state the killed process had. A compacted journal starts with one
+``snapshot`` record (``EngineBook.snapshot_record``) that restores the state, the records after it are the
+tail.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from core.journal import SNAPSHOT_KIND
 from core.oms.idempotency import IdSequence
 from core.oms.order_fsm import OrderState
 from crypto.execution.orders import LiveOrder, mark_cancelled, mark_rejected, mark_sent
@@ -42,6 +45,25 @@ def update_record(order: LiveOrder) -> dict[str, Any]:
         "avg": None if order.avg_price is None else str(order.avg_price), "fee": str(order.fee),
         "voi": order.venue_order_id, "t": order.updated_ms,
     }
+
+
+def order_to_dict(order: LiveOrder) -> dict[str, Any]:
+    """A whole order (for a snapshot): its intent and its last update in one dict."""
+    rec = intent_record(order, 0)
+    rec.update(update_record(order))
+    rec.update({"k": "order", "cr": order.cancel_requested, "msg": order.message, "t0": order.created_ms})
+    return rec
+
+
+def order_from_dict(rec: Mapping[str, Any]) -> LiveOrder:
+    return LiveOrder(
+        client_order_id=rec["coid"], intent_id=rec["iid"], symbol=rec["sym"], side=rec["side"],
+        qty=Decimal(rec["qty"]), type=rec["type"], purpose=rec["purpose"], price=_dec(rec.get("px")),
+        trigger_price=_dec(rec.get("trig")), reduce_only=bool(rec.get("ro")), post_only=bool(rec.get("po")),
+        state=OrderState(rec["state"]), filled=Decimal(rec["filled"]), avg_price=_dec(rec.get("avg")),
+        fee=Decimal(rec.get("fee") or "0"), venue_order_id=rec.get("voi") or "", created_ms=int(rec["t0"]),
+        updated_ms=int(rec.get("t", 0)), cancel_requested=bool(rec.get("cr")), message=rec.get("msg") or "",
+    )
 
 
 @dataclass
@@ -136,6 +158,31 @@ class EngineBook:
             self.adopted.add(rec["sym"])
         elif kind == "halt":
             self.halted = bool(rec["on"])
+        elif kind == SNAPSHOT_KIND:
+            self._restore(rec)
+
+    def snapshot_record(self, now_ms: int) -> dict[str, Any]:
+        """The state every record so far built, as one ``snapshot`` record (``Journal.compact``): orders
+        not yet ended, positions, adopted symbols, last trade times, the id sequence, the halt flag. Ended
+        orders are dropped: they change nothing any more."""
+        assert self.seq is not None
+        return {
+            "k": SNAPSHOT_KIND, "t": now_ms, "records": self.records,
+            "orders": [order_to_dict(o) for o in self.live()],
+            "positions": {s: str(q) for s, q in self.positions.items()}, "adopted": sorted(self.adopted),
+            "last_trade": dict(self.last_trade_ms), "seq": [self.seq.counter, self.seq.last_ms],
+            "halted": self.halted,
+        }
+
+    def _restore(self, rec: Mapping[str, Any]) -> None:
+        self.orders = {o.client_order_id: o for o in (order_from_dict(d) for d in rec.get("orders", []))}
+        self.by_intent = {o.intent_id: o.client_order_id for o in self.orders.values()}
+        self.positions = {s: Decimal(q) for s, q in rec.get("positions", {}).items()}
+        self.adopted = set(rec.get("adopted", []))
+        self.last_trade_ms = {s: int(t) for s, t in rec.get("last_trade", {}).items()}
+        counter, last_ms = rec.get("seq", [0, 0])
+        self.seq = IdSequence(self.prefix, int(counter), int(last_ms))
+        self.halted = bool(rec.get("halted"))
 
     def apply_all(self, records: Iterable[Mapping[str, Any]]) -> None:
         for rec in records:

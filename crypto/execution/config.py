@@ -59,6 +59,9 @@ class ExecConfig(BaseModel):
     lost_after_lookups: int = Field(default=3, ge=1)
     send_retries: int = Field(default=3, ge=0)
 
+    # The journal is compacted into one snapshot record after this many records (between two cycles).
+    compact_after_records: int = Field(default=20_000, ge=100)
+
     # Reconciliation with the venue: at start and every ``reconcile_interval_ms``.
     reconcile_interval_ms: int = Field(default=60_000, gt=0)
 

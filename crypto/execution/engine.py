@@ -649,6 +649,8 @@ class CryptoEngine:
         reasons: dict[str, str] = {}
         for symbol in self.cfg.symbols:
             reasons[symbol] = self._work_symbol(symbol, cuts.get(symbol))
+        if self.journal.records_since_snapshot >= self.cfg.compact_after_records:
+            self.journal.compact(self.book.snapshot_record(self.now_ms()))
         self.publish_status()
         return reasons
 

@@ -286,3 +286,28 @@ def test_a_filled_intent_is_never_sent_again(tmp_path):
     assert all(a is not None and a.client_order_id == first.client_order_id for a in again)
     assert venue.place_calls == 1
     eng.close()
+
+
+def test_compacted_journal_replays_to_the_same_book(tmp_path):
+    venue = MemVenue()
+    eng = make(tmp_path, venue, limit_offset_bps=D("0"), compact_after_records=100)
+    eng.start()
+    for i in range(40):
+        eng.clock.advance(11)
+        eng.cycle(target("0.5" if i % 2 else "0.3"))
+    assert eng.journal.compactions >= 1
+    while not eng.book.live(BTC):
+        eng.clock.advance(1)
+        eng.cycle()
+    venue.fill_resting(eng.book.live(BTC)[0].client_order_id, D("0.1"))
+    eng.clock.advance(1)
+    eng.cycle()
+    before = (dict(eng.book.positions), {c: o.state for c, o in eng.book.orders.items() if not o.is_terminal},
+              eng.book.seq)
+    eng.close()
+    again = make(tmp_path, venue, limit_offset_bps=D("0"))
+    report = again.start()
+    after = (dict(again.book.positions), {c: o.state for c, o in again.book.orders.items() if not o.is_terminal},
+             again.book.seq)
+    assert before == after and report.clean
+    again.close()
