@@ -12,7 +12,10 @@ interpreter, the imports and reading the CSV, the way a user meets it:
 * a plain-Python loop of the reference rules (``tests/mac/naive_reference.py``: lists, indicators
   recomputed on every bar), CSV read with the ``csv`` module;
 * the original pandas style (``bench_backtest.pandas_reference``: ``df.iloc[i]`` per bar), 512890 only (it
-  has no cooling-off, which 159201's defaults use).
+  has no cooling-off, which 159201's defaults use);
+* ``gridbridge --help`` and ``gridbridge status`` on a shared folder made for it in ``--dir``: the executor's
+  ``shared_pool.json``, an ``order_result.json`` of a year of results (2,322 signals, from
+  ``bench_dashboard.generate``) and an ``executor_lease.json`` of a live owner.
 
 The plain loop and pandas run 512890 (cooling off by default), where all three must make the same trades.
 """
@@ -96,6 +99,28 @@ def best_of(n: int, cmd: list[str]) -> tuple[float, str]:
     return min(r[0] for r in runs), runs[0][1]
 
 
+def status_folder(work: Path) -> Path:
+    """A shared folder for ``gridbridge status``: pool, a year of results, a live executor's lease."""
+    from datetime import datetime, timezone
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_dashboard import generate
+
+    from shared_schema.atomic_io import atomic_write_model
+    from shared_schema.lease import LEASE_FILE, LeaseFile
+
+    shared, state = work / "status_shared", work / "status_state"
+    if not (shared / LEASE_FILE).exists():
+        shared.mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True)
+        generate(shared, state, 242)
+        now = datetime.now(timezone.utc)
+        atomic_write_model(shared / LEASE_FILE, LeaseFile(
+            owner_id="bench-owner-0001", host="bench", pid=os.getpid(), state_id="bench-state", state_dir=str(state),
+            shared_dir=str(shared), started_at=now, heartbeat_at=now, stale_after_s=1e9))  # fmt: skip
+    return shared
+
+
 def gridbridge(paths: dict[str, str], mode: str, out: Path, repeat: int) -> dict:
     cmd = [GRIDBRIDGE, "backtest", "--mode", mode, "--out", str(out), "--symbol", ",".join(paths)]
     for code, path in paths.items():
@@ -142,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                    "loop_bars_per_second": int(n) / (float(loop_run) - float(loop_ind))}  # fmt: skip
     help_s, _ = best_of(args.repeat, [GRIDBRIDGE, "--help"])
     fig["help_seconds"] = help_s
+    shared = status_folder(work)
+    status_s, status_out = best_of(args.repeat, [GRIDBRIDGE, "status", "--shared-dir", str(shared)])
+    fig["status_seconds"] = status_s
+    fig["status_first_line"] = status_out.splitlines()[0] if status_out else ""
+    fig["load_average"] = os.getloadavg()
 
     p = default_params(FIRST, "reference")
     consts = {"factor": p.atr_grid_factor, "floor": p.grid_step_floor, "tp": p.sell_profit_threshold,
@@ -167,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference loop alone (in-process, both symbols, best of 3): {lp['run_seconds'] - lp['indicator_seconds']:.3f}s"
           f" = {lp['loop_bars_per_second'] / 1e6:.1f} M bars/s; indicators {lp['indicator_seconds']:.3f}s")  # fmt: skip
     print(f"gridbridge --help: {help_s:.2f}s")
+    print(f"gridbridge status (pool, a year of results, a live lease): {status_s:.2f}s")
+    print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in fig["load_average"]))
     if not args.skip_slow:
         same = {r["trades"] for r in rows if "512890" in r["what"] and "realistic" not in r["what"]}
         print("512890 reference trades agree across all three:", "yes" if len(same) == 1 else f"NO {same}")
@@ -175,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         ("realistic, both, whole process <= 1.5 s", rows[3]["seconds"] <= 1.5),
         ("reference loop >= 10 M bars/s", lp["loop_bars_per_second"] >= 10e6),
         ("gridbridge --help <= 0.3 s", help_s <= 0.3),
+        ("gridbridge status <= 0.3 s", status_s <= 0.3),
     ]
     for name, ok in targets:
         print(f"target {name}: {'met' if ok else 'NOT met'}")
