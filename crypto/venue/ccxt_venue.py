@@ -14,6 +14,9 @@ Rules the adapter applies on every order (they are the venue's, stated once here
   mode last set for the symbol, else isolated); stops are OKX algo ``trigger`` orders whose client id is
   ``algoClOrdId``; a post-only order that would take is accepted by OKX and then cancelled, which the
   adapter reads back and reports as ``POST_ONLY_WOULD_TAKE``;
+- a client id this object already sent is looked up before it is sent again: if that order is live or
+  has filled anything, the resend is refused as ``DUPLICATE_CLIENT_ID`` (venues refuse only a *live*
+  duplicate, so a resend after a lost answer on an order that filled at once would fill twice);
 - Binance portfolio margin: ``account="margin"`` (spot symbols) goes to ``papi`` margin orders,
   ``account="um"`` (USDT perpetuals) to ``papi`` UM orders; post-only is ``LIMIT_MAKER`` on margin and
   ``GTX`` on UM.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -68,6 +72,7 @@ OKX_TRANSFER_UNKNOWN = frozenset({"58129"})
 OKX_POST_ONLY_CANCEL_SOURCE = "31"
 _STATUSES: dict[str, OrderStatus] = {"open": "open", "closed": "closed", "canceled": "canceled",
                                      "cancelled": "canceled", "rejected": "rejected", "expired": "expired"}
+SENT_MEMORY = 10_000  # client ids remembered per venue object for the resend check
 _HOUR_MS = 3_600_000
 _INTERVALS_MS = {"1h": _HOUR_MS, "2h": 2 * _HOUR_MS, "4h": 4 * _HOUR_MS, "8h": 8 * _HOUR_MS,
                  "16h": 16 * _HOUR_MS, "24h": 24 * _HOUR_MS}
@@ -215,6 +220,8 @@ class CcxtVenue:
         self.portfolio_margin = bool(exchange.options.get("portfolioMargin"))
         self._markets: dict[str, Market] | None = None
         self._margin_modes: dict[str, MarginMode] = {}
+        # Client ids this instance sent (or may have sent: lost answers), newest last, bounded.
+        self._sent: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -561,8 +568,17 @@ class CcxtVenue:
         market = self.market(request.symbol)
         amount = self._checked_amount(request, market)
         ccxt_type, price, params = self._order_params(request, market)
-        created = self._call(self.exchange.create_order, request.symbol, ccxt_type, request.side,
-                             float(amount), None if price is None else float(price), params)
+        key = (request.symbol, request.client_order_id)
+        if key in self._sent:
+            self._refuse_if_used(request)
+        self._remember_sent(key)  # before sending: an answer lost on the way back still counts as sent
+        try:
+            created = self._call(self.exchange.create_order, request.symbol, ccxt_type, request.side,
+                                 float(amount), None if price is None else float(price), params)
+        except VenueError as exc:
+            if exc.reason is not R.UNKNOWN_OUTCOME:
+                self._sent.pop(key, None)  # a definite refusal: the id was not used
+            raise
         if created.get("status") == "rejected":
             # A per-order refusal inside a successful batch answer (OKX sCode): same vocabulary.
             info = created.get("info") or {}
@@ -587,6 +603,24 @@ class CcxtVenue:
                              message=f"post-only {request.side} at {request.price} would have taken liquidity",
                              details={"venue_order_id": confirmed.venue_order_id})
         return confirmed
+
+    def _refuse_if_used(self, request: OrderRequest) -> None:
+        """This instance sent the id before. The venue refuses only a *live* duplicate; an order that already
+        filled (say, its answer was lost and it filled at once) would be placed a second time. So look
+        first: live or (partly) filled -> DUPLICATE_CLIENT_ID without sending; absent, or ended with nothing
+        filled (a post-only the venue cancelled) -> send."""
+        existing = self.fetch_order(request.symbol, request.client_order_id)
+        if existing is not None and (existing.is_live or existing.filled > 0):
+            raise VenueError(reason=R.DUPLICATE_CLIENT_ID, venue_code="LOCAL",
+                             message=f"client order id {request.client_order_id} already used: order "
+                                     f"{existing.venue_order_id} is {existing.status}, filled {existing.filled}",
+                             details={"venue_order_id": existing.venue_order_id, "status": existing.status})
+
+    def _remember_sent(self, key: tuple[str, str]) -> None:
+        self._sent[key] = None
+        self._sent.move_to_end(key)
+        while len(self._sent) > SENT_MEMORY:
+            self._sent.popitem(last=False)
 
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         """Cancel by client id; returns the order as it stands after the request (canceled, or filled if

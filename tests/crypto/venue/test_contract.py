@@ -459,3 +459,36 @@ def test_orders_survive_a_venue_restart(case: VenueCase) -> None:
     case.fx.restart()  # type: ignore[attr-defined]
     found = case.venue.fetch_order(case.swap, request.client_order_id)
     assert found is not None and found.venue_order_id == placed.venue_order_id and found.is_live
+
+
+def test_lost_answer_on_a_market_order_then_resend_fills_once(case: VenueCase) -> None:
+    # The venue refuses only a live duplicate id; a market order that filled at once is not live any more.
+    market = case.venue.market(case.swap)
+    case.venue.set_leverage(case.swap, D(3))
+    qty = tradable_qty(case, market)
+    request = OrderRequest(symbol=case.swap, side="buy", qty=qty, type="market", client_order_id=new_client_id(),
+                           margin_mode="isolated", account=case.swap_account)
+    case.fx.inject("lose_response", path=case.order_path, method="POST")  # type: ignore[attr-defined]
+    with pytest.raises(VenueError) as lost:
+        case.venue.place_order(request)
+    assert lost.value.reason is R.UNKNOWN_OUTCOME
+    for _ in range(4):  # the same intent sent again and again
+        with pytest.raises(VenueError) as again:
+            case.venue.place_order(request)
+        assert again.value.reason is R.DUPLICATE_CLIENT_ID
+    (position,) = case.venue.positions([case.swap])
+    assert position.qty == qty  # one fill, not five
+
+
+def test_post_only_refused_id_may_be_reused_for_a_resting_order(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    qty = tradable_qty(case, market)
+    crossing = OrderRequest(symbol=case.swap, side="buy", qty=qty, type="limit", price=case.venue.ticker(case.swap).ask,
+                            post_only=True, client_order_id=new_client_id(), margin_mode="isolated",
+                            account=case.swap_account)
+    with pytest.raises(VenueError) as info:
+        case.venue.place_order(crossing)
+    assert info.value.reason is R.POST_ONLY_WOULD_TAKE
+    resting = resting_buy(case, market, qty, cid=crossing.client_order_id)
+    placed = case.venue.place_order(OrderRequest(**{**resting.__dict__, "post_only": True}))
+    assert placed.is_live and placed.client_order_id == crossing.client_order_id
