@@ -30,6 +30,9 @@ ZERO = Decimal(0)
 CLIENT_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 TIMESTAMP_SKEW_MS = 30_000
 ACCOUNT_IDS = {"6": "funding", "18": "trading"}
+# Candle bars: 1m..30m, 1H..12H, 1D, 1W, with or without OKX's "utc" suffix (the fake aligns every bar on UTC).
+BAR = re.compile(r"^(1|3|5|15|30|2|4|6|12)([mHDW])(?:utc)?$")
+BAR_UNITS = {"m": 60_000, "H": 3_600_000, "D": 86_400_000, "W": 7 * 86_400_000}
 ACCOUNT_NUMBERS = {v: k for k, v in ACCOUNT_IDS.items()}
 BILL_TYPES = {"transfer": "1", "trade": "2", "liquidation": "5", "margin": "6", "funding": "8", "deposit": "1"}
 
@@ -378,6 +381,30 @@ class OkxDialect:
             return [[fmt(p), fmt(self._to_venue(inst, s)), "0", "1"] for p, s in levels]
 
         return _ok([{"asks": side(book.asks), "bids": side(book.bids), "ts": fmt(ex.now_ms())}])
+
+    def r_candles(self, req: Request, ctx: ServerContext) -> Response:
+        ex = ctx.exchange
+        q = dict(req.query)
+        inst = self._inst(ex, _str(q, "instId"))
+        bar = q.get("bar", "1m")
+        match = BAR.match(bar)
+        if match is None:
+            raise OkxError("51000", "Parameter bar error")
+        bar_ms = int(match.group(1)) * BAR_UNITS[match.group(2)]
+        max_limit = 100 if req.path.endswith("history-candles") else 300
+        limit = max(1, min(int(_dec(q, "limit", required=False) or 100), max_limit))
+        after = _dec(q, "after", required=False)  # bars older than this
+        before = _dec(q, "before", required=False)  # bars newer than this
+        end = int(after) - 1 if after is not None else None
+        rows = []
+        for c in ex.candles(inst.inst_id, bar_ms, end, limit):
+            if before is not None and c.ts_ms <= before:
+                continue
+            quote_vol = c.volume * c.close
+            rows.append([fmt(c.ts_ms), fmt(c.open), fmt(c.high), fmt(c.low), fmt(c.close),
+                         fmt(self._to_venue(inst, c.volume)), fmt(c.volume if inst.is_swap else quote_vol),
+                         fmt(quote_vol), "1" if c.confirmed else "0"])
+        return _ok(rows)
 
     def r_mark_price(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
@@ -902,6 +929,8 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "market/tickers"): _r("r_tickers", False, 20),
     ("GET", "market/index-tickers"): _r("r_index_tickers", False, 20),
     ("GET", "market/books"): _r("r_books", False, 40),
+    ("GET", "market/candles"): _r("r_candles", False, 40),
+    ("GET", "market/history-candles"): _r("r_candles", False, 20),
     ("GET", "public/mark-price"): _r("r_mark_price", False, 10),
     ("GET", "public/funding-rate"): _r("r_funding_rate", False, 20),
     ("GET", "public/funding-rate-history"): _r("r_funding_history", False, 10),

@@ -129,6 +129,17 @@ class TickerView:
 
 
 @dataclass(frozen=True)
+class Candle:
+    ts_ms: int  # bar open
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal  # base units, synthetic
+    confirmed: bool  # False for the bar still forming
+
+
+@dataclass(frozen=True)
 class FundingView:
     inst_id: str
     rate: Decimal  # predicted rate of the coming settlement
@@ -364,11 +375,37 @@ class Exchange:
             inst = self._inst(inst_id)
             t = self.state.now_ms
             book = self._book_at(inst, t, 1)
-            samples = [self._last_at(inst, max(self.state.start_ms, t - DAY_MS + i * 600_000)) for i in range(145)]
+            samples = [self._last_at(inst, t - DAY_MS + i * 600_000) for i in range(145)]
             vol = sum((f.qty for f in self.state.fills if f.inst_id == inst_id and f.ts_ms > t - DAY_MS), ZERO)
             return TickerView(inst_id=inst_id, last=self._last_at(inst, t), bid=book.best_bid, bid_qty=book.bids[0][1],
                               ask=book.best_ask, ask_qty=book.asks[0][1], open_24h=samples[0], high_24h=max(samples),
                               low_24h=min(samples), vol_24h=vol, ts_ms=t)
+
+    def candles(self, inst_id: str, bar_ms: int, end_ms: int | None = None, count: int = 100) -> list[Candle]:
+        """``count`` bars of ``bar_ms`` ending with the one that holds ``end_ms`` (default now), newest first,
+        from the last price sampled at most 60 times a bar (every path step for bars up to 10 minutes). Bars
+        never reach past the model's now; the last one is still forming. Volume is synthetic."""
+        with self._lock:
+            self._sync()
+            inst = self._inst(inst_id)
+            if bar_ms < STEP_MS or bar_ms % STEP_MS:
+                raise Reject(Reason.BAD_PARAM, "bar must be a multiple of 10 seconds")
+            now = self.state.now_ms
+            end = min(now, end_ms if end_ms is not None else now)
+            sample = max(STEP_MS, bar_ms // 60 // STEP_MS * STEP_MS)
+            first_open = (end // bar_ms) * bar_ms
+            out: list[Candle] = []
+            for i in range(max(0, count)):
+                opened = first_open - i * bar_ms
+                closes = min(opened + bar_ms, now + 1)
+                prices = [self._last_at(inst, ts) for ts in range(opened, closes, sample)]
+                if not prices:
+                    continue
+                moved = abs(prices[-1] / prices[0] - 1)
+                volume = round_down(inst.level_qty * (bar_ms // 60_000 or 1) * 10 * (1 + 100 * moved), inst.qty_step)
+                out.append(Candle(ts_ms=opened, open=prices[0], high=max(prices), low=min(prices), close=prices[-1],
+                                  volume=volume, confirmed=opened + bar_ms <= now))
+            return out
 
     # ------------------------------------------------------------------ funding
     def _predicted_rate(self, inst: Instrument, t: int) -> tuple[Decimal, Decimal]:

@@ -70,6 +70,11 @@ class PricePath:
         self._rng = random.Random(f"fakex:{seed}:{scenario}:{base}")
         self._log_index = [math.log(float(start_price))]
         self._premium = [regime(scenario, 0).premium_target]
+        # Before the start: a driftless walk backwards at the scenario's opening volatility, from its own
+        # random stream, so features that need history (EMA, ATR, candles) have some.
+        self._back_rng = random.Random(f"fakex:{seed}:{scenario}:{base}:history")
+        self._back_log = [self._log_index[0]]  # [j] = step -j
+        self._back_premium = [self._premium[0]]
         self._lock = threading.Lock()
 
     def _extend(self, k: int) -> None:
@@ -84,22 +89,32 @@ class PricePath:
             p = self._premium[-1]
             self._premium.append(p + 0.02 * (r.premium_target - p) + 0.00003 * self._rng.gauss(0.0, 1.0))
 
+    def _extend_back(self, j: int) -> None:
+        r = regime(self.scenario, 0)
+        while len(self._back_log) <= j:
+            z = self._back_rng.gauss(0.0, 1.0)
+            self._back_log.append(self._back_log[-1] - r.vol_day * z / math.sqrt(_STEPS_PER_DAY))
+            p = self._back_premium[-1]
+            self._back_premium.append(p + 0.02 * (r.premium_target - p)
+                                      + 0.00003 * self._back_rng.gauss(0.0, 1.0))
+
     def _step(self, ts_ms: int) -> int:
-        return max(0, (ts_ms - self.start_ms) // STEP_MS)
+        return (ts_ms - self.start_ms) // STEP_MS
+
+    def _point(self, ts_ms: int) -> tuple[float, float]:
+        k = self._step(ts_ms)
+        with self._lock:
+            if k >= 0:
+                self._extend(k)
+                return self._log_index[k], self._premium[k]
+            self._extend_back(-k)
+            return self._back_log[-k], self._back_premium[-k]
 
     def index(self, ts_ms: int) -> Decimal:
-        k = self._step(ts_ms)
-        with self._lock:
-            self._extend(k)
-            value = math.exp(self._log_index[k])
-        return Decimal(repr(value))
+        return Decimal(repr(math.exp(self._point(ts_ms)[0])))
 
     def premium(self, ts_ms: int) -> Decimal:
-        k = self._step(ts_ms)
-        with self._lock:
-            self._extend(k)
-            value = self._premium[k]
-        return Decimal(repr(round(value, 8)))
+        return Decimal(repr(round(self._point(ts_ms)[1], 8)))
 
     def mean_premium(self, from_ms: int, to_ms: int, sample_ms: int = 60_000) -> Decimal:
         """The average premium over [from, to), sampled each minute (OKX averages a premium per minute)."""

@@ -336,3 +336,19 @@ def test_admin_snapshot_and_restart_over_http(fx: FakeExchange, okx: ccxt.okx) -
             return False
 
     assert wait_until(answers, timeout_s=20, every_s=0.3)
+
+
+def test_ohlcv_from_the_path_with_history_before_the_start(fx: FakeExchange, okx: ccxt.okx) -> None:
+    fx.advance(2 * HOUR + 5 * 60_000)
+    bars = okx.fetch_ohlcv(BTC, "1h", limit=50)
+    assert len(bars) == 50
+    times = [b[0] for b in bars]
+    assert times == sorted(times) and all(b - a == HOUR for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] == fx.now_ms() // HOUR * HOUR  # the bar still forming
+    for _, o, h, low, c, v in bars:
+        assert low <= min(o, c) <= max(o, c) <= h and v > 0
+    assert len({b[4] for b in bars}) > 40, "history before the scenario start moves too"
+    last = okx.fetch_ohlcv(BTC, "1m", limit=1)[0]
+    assert last[4] == okx.fetch_ticker(BTC)["last"]
+    older = okx.fetch_ohlcv(BTC, "1h", since=times[0], limit=5)
+    assert [b[0] for b in older] == times[:5]
