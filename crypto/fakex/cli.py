@@ -51,8 +51,9 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(json.dumps({"url": handle.url, "port": handle.port, **creds.as_ccxt(), "scenario": args.scenario,
-                      "seed": args.seed, "state": str(args.state) if args.state else None,
+    state = handle.exchange.state  # a reloaded state file keeps its own seed and scenario
+    print(json.dumps({"url": handle.url, "port": handle.port, **creds.as_ccxt(), "scenario": state.scenario,
+                      "seed": state.seed, "model_ms": state.now_ms, "state": str(args.state) if args.state else None,
                       "admin_header": "X-Fakex-Admin: <secret>"}), flush=True)
     try:
         stop.wait()

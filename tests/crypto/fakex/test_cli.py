@@ -54,6 +54,7 @@ def test_serve_runs_at_speed_and_a_second_process_resumes_the_state(tmp_path: Pa
     assert proc.returncode == 0 and state.exists()
     saved_ms = json.loads(state.read_text())["now_ms"]
     proc, info = _serve(state, "1")
+    assert info["scenario"] == "trend" and info["model_ms"] >= saved_ms
     try:
         okx = _client(info)
         okx.load_markets()
