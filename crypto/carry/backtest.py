@@ -370,11 +370,16 @@ def _max_drawdown(eq: np.ndarray) -> float:
     return float(np.max((peak - eq) / peak)) if eq.size else 0.0
 
 
-def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False) -> RunResult:
-    """One pair over one tape. ``audit`` also builds the audit events (for ``gridbridge gate``)."""
+def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False, flatten_at_end: bool = False) -> RunResult:
+    """One pair over one tape. ``audit`` also builds the audit events (for ``gridbridge gate``);
+    ``flatten_at_end`` closes a pair still held at the last minute (reason ``END_OF_TAPE``)."""
     inst = _instrument_for(tape, cfg)
     sim = _Sim(tape, cfg, inst, audit)
     sim.run()
+    if flatten_at_end and not sim.book.is_flat:
+        sim.filled = min(sim.filled, sim.n - 1)
+        sim.close(sim.n - 1, "END_OF_TAPE")
+        sim.eq[-1] = float(sim.cash + sim.reserve)  # the last minute's equity after the close: all cash
     eq = sim.eq
     capital = float(cfg.strategy.capital_usdt)
     days = tape.ts_ms.size / 1440.0

@@ -37,6 +37,7 @@ from crypto.carry.machine import (
     transition_event,
 )
 from crypto.carry.notify import Notifier
+from crypto.carry.status_file import CARRY_STATUS_FILE, CarryStatusPublisher
 from crypto.venue.protocol import Venue
 from crypto.venue.types import OrderRequest, VenueError, VenueOrder
 
@@ -58,6 +59,7 @@ class Pair:
     dust: Decimal = ZERO  # spot left below the venue minimum after a close: DUST_LOCKED
     worst_liq: Decimal | None = None  # the lowest liquidation distance seen by the scans since the snapshot
     stop_cid: str = ""  # the venue-side disaster stop on the short (client id), "" when none
+    last_mark: Decimal | None = None  # the perp mark of the last market view (the status file's margin health)
 
     def __post_init__(self) -> None:
         if self.book is None:
@@ -140,6 +142,8 @@ class CarryEngine:
         self._reads: dict[tuple[str, str], Any] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}  # order intents of a pair caught in OPENING
         self._restore()
+        # The dashboard's carry page reads this file (crypto.carry.status_file); throttled, never raises.
+        self.status_file = CarryStatusPublisher(self.dir / CARRY_STATUS_FILE, self.dir / "audit.jsonl")
 
     # -- journal ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -185,6 +189,7 @@ class CarryEngine:
 
     def shutdown(self) -> None:
         """A clean exit: ``bootstrap`` finds it and lets the next run start."""
+        self.status_file.publish(self, force=True, running=False)
         self.journal.append({"k": "exit", "clean": True, "ts": self.clock.now_ms()})
         self.journal.close()
         self.audit.close()
@@ -305,6 +310,7 @@ class CarryEngine:
     def _view(self, p: Pair) -> tuple[dec.MarketView, int | None]:
         t = self._call(self.venue.ticker, p.inst.spot_symbol)
         mark = self._call(self.venue.mark_price, p.inst.symbol)
+        p.last_mark = mark
         f = self._step_rates.get(p.inst.symbol) or self._call(self.venue.funding_rate, p.inst.symbol)
         return dec.MarketView(spot=t.ask, mark=mark, rate=f.rate, interval_ms=f.interval_ms or 8 * 3_600_000), \
             f.funding_time_ms
@@ -372,6 +378,7 @@ class CarryEngine:
                            Severity.ERROR)
                 self.close_all(f"fault: {exc}", trigger=CarryTrigger.FAULT)
                 break
+        self.status_file.publish(self)
         return done
 
     def _resume(self, p: Pair) -> None:

@@ -200,10 +200,14 @@ class AuditTail:
         self.offset: int | None = None
 
     def poll(self) -> tuple[CarryAction, ...]:
+        skip_first = False
         try:
             size = self.path.stat().st_size
-            if self.offset is None or size < self.offset:
-                self.offset = max(0, size - TAIL_START_BYTES) if self.offset is None else 0
+            if self.offset is None:
+                self.offset = max(0, size - TAIL_START_BYTES)
+                skip_first = self.offset > 0  # started mid-file: the first line is probably cut
+            elif size < self.offset:
+                self.offset = 0
             with self.path.open("rb") as fh:
                 fh.seek(self.offset)
                 chunk = fh.read(size - self.offset)
@@ -212,12 +216,9 @@ class AuditTail:
         end = chunk.rfind(b"\n")
         if end < 0:
             return tuple(self.actions)
-        start = self.offset
-        self.offset = start + end + 1
+        self.offset += end + 1
         lines = chunk[: end + 1].splitlines()
-        if start > 0 and start == max(0, size - TAIL_START_BYTES) and lines and not self.actions:
-            lines = lines[1:]  # started mid-file: the first line is probably cut
-        for line in lines:
+        for line in lines[1:] if skip_first else lines:
             self._take(line)
         return tuple(self.actions)
 

@@ -140,3 +140,29 @@ def test_config_sections_validated(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"strategy": {"surprise": 1}}))
     with pytest.raises(CarryConfigError):
         load_config(bad)
+
+
+from decimal import Decimal as D  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), regime=st.sampled_from(["calm", "bull", "negative", "crash", "squeeze"]),
+       lev=st.sampled_from(["1", "2", "3"]), topups=st.booleans())
+def test_backtest_books_balance(seed: int, regime: str, lev: str, topups: bool) -> None:
+    """Whatever the path, once every trade is closed: equity at the end = capital + the trades' PnL, and the
+    funding in the metrics = the trades' funding, exactly."""
+    from crypto.carry.config import StrategyConfig
+
+    cfg = CarryConfig(strategy=StrategyConfig(leverage=D(lev)), risk=RiskConfig(topups_enabled=topups))
+    r = run_backtest(tp.synth(days=12, seed=seed, regime=regime), cfg, flatten_at_end=True)
+    closed = [t for t in r.trades if t.pnl is not None]
+    capital = float(cfg.strategy.capital_usdt)
+    assert len(closed) == len(r.trades)
+    if True:
+        assert abs(r.equity[-1] - (capital + float(sum((t.pnl for t in closed), D(0))))) < 0.01
+        assert D(r.metrics["funding_received"]) == sum((t.funding for t in closed), D(0))
+    assert r.metrics["max_drawdown"] < 0.15
+    assert r.equity.min() > 0

@@ -274,3 +274,27 @@ def test_a_refused_stop_means_no_position(make_engine) -> None:
     assert engine.pairs[PERP].state == CarryState.STOPPED
     assert venue.positions([PERP]) == []
     assert "EXEC_PROTECTIVE_ORDER_MISSING" in [e["code"] for e in audit_codes(engine)]
+
+
+@pytest.mark.parametrize("cut", ["0.003", "0.02"])
+def test_gap_at_most_one_percent_after_a_rebalance_on_the_fake(make_engine, cut: str) -> None:
+    engine, venue, x = make_engine()
+    engine.step()
+    p = engine.pairs[PERP]
+    # Spot leaves the pair outside the engine's view of it (a partial fill, a manual sale): the book learns
+    # a smaller spot leg, a gap of 3.6 % or 24 % of the pair.
+    from dataclasses import replace
+
+    p.book = replace(p.b, spot_qty=p.b.spot_qty - D(cut))
+    assert dec.leg_gap(p.b.spot_qty, p.b.short_qty) > D("0.01")
+    x.clock.advance(STEP)
+    engine.step()
+    assert p.state == CarryState.HEDGING
+    pos = venue.positions([PERP])[0]
+    assert -pos.qty == p.b.short_qty
+    assert dec.leg_gap(p.b.spot_qty, -pos.qty) <= D("0.01")
+    rebalanced = [e for e in audit_codes(engine) if e["code"] == "CARRY_REBALANCED"]
+    assert len(rebalanced) == 1 and D(rebalanced[0]["data"]["gap_after"]) <= D("0.01")
+    # The disaster stop follows the smaller short.
+    live = [a for a in x.algos("BTC-USDT-SWAP") if a.state == "live"]
+    assert len(live) == 1 and live[0].qty == p.b.short_qty
