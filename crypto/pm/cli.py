@@ -103,6 +103,7 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
     from crypto.pm.runner import ActionRunner
     from crypto.pm.service import PmService
     from crypto.pm.state import RedisState
+    from crypto.pm.status_file import PM_STATUS_FILE, PmStatusPublisher
     from crypto.venue.factory import VenueCredentials, make_venue
     from crypto.venue.types import VenueError
 
@@ -137,7 +138,9 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
     manager.cold_start()
     feed = VenueFeed(venue, clock_ms=clock)
     symbols = args.symbols.split(",") if args.symbols else None
-    service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols)
+    # The dashboard's pm page reads pm_status.json beside the store (``gridbridge dashboard --pm-dir``).
+    status = PmStatusPublisher(args.db.parent / PM_STATUS_FILE)
+    service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols, status=status)
     api = PmHttpServer(manager, token, feed.view, port=args.http_port)
     host, port = api.start()
     print(f"pm http://{host}:{port}", flush=True)
@@ -149,6 +152,7 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
     try:
         service.run(stop)
     finally:
+        status.publish(service, force=True, running=False)
         api.stop()
         store.close()
     return 0

@@ -25,6 +25,7 @@ import redis
 from crypto.pm.decisions import MarketView
 from crypto.pm.feed import VenueFeed
 from crypto.pm.manager import LockBusy, Manager
+from crypto.pm.status_file import PmStatusPublisher
 from crypto.venue.protocol import Venue
 from crypto.venue.types import Position, VenueError
 
@@ -37,7 +38,8 @@ def pos_id_for(symbol: str, ts_ms: int) -> str:
 
 class PmService:
     def __init__(self, manager: Manager, venue: Venue, feed: VenueFeed, *, clock_ms: Callable[[], int],
-                 watch_interval_s: float = 0.5, symbols: list[str] | None = None) -> None:
+                 watch_interval_s: float = 0.5, symbols: list[str] | None = None,
+                 status: PmStatusPublisher | None = None) -> None:
         self.manager = manager
         self.venue = venue
         self.feed = feed
@@ -48,6 +50,7 @@ class PmService:
         self.last_treasury_ms = 0
         self.last_marks: dict[str, Decimal] = {}
         self.errors = 0
+        self.status = status  # the dashboard's pm page reads its file (crypto.pm.status_file); never raises
 
     def open_by_symbol(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -121,6 +124,8 @@ class PmService:
         except (VenueError, redis.RedisError, LockBusy) as exc:
             self.errors += 1
             log.warning("pm step: %s", exc)
+        if self.status is not None:
+            self.status.publish(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
