@@ -406,6 +406,27 @@ class OkxDialect:
                          fmt(quote_vol), "1" if c.confirmed else "0"])
         return _ok(rows)
 
+    def r_position_tiers(self, req: Request, ctx: ServerContext) -> Response:
+        ex = ctx.exchange
+        q = dict(req.query)
+        inst_type = _str(q, "instType").upper()
+        td_mode = _str(q, "tdMode")
+        if td_mode not in ("cross", "isolated"):
+            raise OkxError("51000", "Parameter tdMode error")
+        family = q.get("instFamily") or q.get("uly") or ""
+        inst_id = q.get("instId", "")
+        rows = []
+        for inst in self._instruments_of(ex, inst_type):
+            if (family and f"{inst.base}-{inst.quote}" != family) or (inst_id and inst.inst_id != inst_id):
+                continue
+            # One tier per instrument: the fake does not model tiered maintenance margin.
+            rows.append({"uly": f"{inst.base}-{inst.quote}", "instFamily": f"{inst.base}-{inst.quote}",
+                         "instId": inst.inst_id if not inst.is_swap else "", "tier": "1", "minSz": "0",
+                         "maxSz": "100000000", "mmr": fmt(inst.mmr), "imr": fmt(1 / inst.max_leverage),
+                         "maxLever": fmt(inst.max_leverage), "optMgnFactor": "0", "quoteMaxLoan": "",
+                         "baseMaxLoan": ""})
+        return _ok(rows)
+
     def r_mark_price(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
         q = dict(req.query)
@@ -692,6 +713,26 @@ class OkxDialect:
             raise OkxError("51111", "Maximum 20 orders can be placed in bulk")
         return self._batch_answer([self._place_one(ctx.exchange, p) for p in body])
 
+    def r_close_position(self, req: Request, ctx: ServerContext) -> Response:
+        ex = ctx.exchange
+        p = req.json()
+        inst = self._swap(ex, _str(p, "instId"))
+        mode = _str(p, "mgnMode")
+        if str(p.get("posSide") or "net") != "net":
+            raise OkxError("51000", "Parameter posSide error: the account is in net (one-way) mode")
+        cl = str(p.get("clOrdId") or "")
+        if cl and not CLIENT_ID.match(cl):
+            raise OkxError("51000", "Parameter clOrdId error")
+        views = ex.positions([inst.inst_id])
+        if not views or views[0].rec.margin_mode != mode:
+            raise OkxError("51023", "Position does not exist")
+        pos = views[0].rec
+        # OKX closes the whole position at market; here a reduce-only market order in its margin mode.
+        ex.place_order(OrderSpec(inst_id=inst.inst_id, side="sell" if pos.qty > 0 else "buy", ord_type="market",
+                                 qty=abs(pos.qty), client_id=cl, reduce_only=True, margin_mode=mode,
+                                 tag=str(p.get("tag") or "")))
+        return _ok([{"instId": inst.inst_id, "posSide": "net", "clOrdId": cl, "tag": str(p.get("tag") or "")}])
+
     def _cancel_one(self, ex: Exchange, p: Any) -> dict[str, Any]:
         cl = str(p.get("clOrdId") or "") if isinstance(p, dict) else ""
         oid = str(p.get("ordId") or "") if isinstance(p, dict) else ""
@@ -932,6 +973,7 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "market/candles"): _r("r_candles", False, 40),
     ("GET", "market/history-candles"): _r("r_candles", False, 20),
     ("GET", "public/mark-price"): _r("r_mark_price", False, 10),
+    ("GET", "public/position-tiers"): _r("r_position_tiers", False, 10),
     ("GET", "public/funding-rate"): _r("r_funding_rate", False, 20),
     ("GET", "public/funding-rate-history"): _r("r_funding_history", False, 10),
     ("GET", "asset/currencies"): _r("r_currencies", True, 6, 1000),
@@ -951,6 +993,7 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "trade/order"): _r("r_order", True, 60),
     ("POST", "trade/batch-orders"): _r("r_batch_orders", True, 300),
     ("POST", "trade/cancel-order"): _r("r_cancel_order", True, 60),
+    ("POST", "trade/close-position"): _r("r_close_position", True, 20),
     ("POST", "trade/cancel-batch-orders"): _r("r_cancel_batch", True, 300),
     ("GET", "trade/order"): _r("r_get_order", True, 60),
     ("GET", "trade/orders-pending"): _r("r_orders_pending", True, 60),

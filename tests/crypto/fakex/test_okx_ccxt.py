@@ -352,3 +352,15 @@ def test_ohlcv_from_the_path_with_history_before_the_start(fx: FakeExchange, okx
     assert last[4] == okx.fetch_ticker(BTC)["last"]
     older = okx.fetch_ohlcv(BTC, "1h", since=times[0], limit=5)
     assert [b[0] for b in older] == times[:5]
+
+
+def test_close_position_and_leverage_tiers(fx: FakeExchange, okx: ccxt.okx) -> None:
+    [tier] = okx.fetch_market_leverage_tiers(BTC)
+    assert tier["maintenanceMarginRate"] == 0.004 and tier["maxLeverage"] == 100
+    okx.create_order(BTC, "market", "sell", 25, None, {"marginMode": "cross"})
+    with pytest.raises(ccxt.ExchangeError, match="51023"):
+        okx.close_position(BTC, params={"marginMode": "isolated"})
+    okx.close_position(BTC, params={"marginMode": "cross", "clientOrderId": "close1"})
+    assert okx.fetch_positions([BTC]) == []
+    closing = okx.fetch_order(None, BTC, {"clientOrderId": "close1"})
+    assert closing["reduceOnly"] and closing["side"] == "buy" and closing["filled"] == 25
