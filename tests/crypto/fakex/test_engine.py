@@ -336,3 +336,35 @@ def test_taker_depth_is_consumed_within_a_step_and_refills_at_the_next() -> None
     ex.clock.advance(10_000)  # type: ignore[attr-defined]
     refilled = ex.book(BTC_SWAP, 5)
     assert refilled.asks[0][1] == asks[0][1]
+
+
+@settings(max_examples=25)
+@given(st.sampled_from(["buy", "sell"]), st.integers(min_value=2, max_value=50), st.integers(min_value=1, max_value=90))
+def test_liquidation_happens_exactly_at_the_stated_price(side: str, leverage: int, lots: int) -> None:
+    ex = Exchange.create(seed=8, scenario="calm")
+    ex.set_leverage(BTC_SWAP, D(leverage), "isolated")
+    ex.place_order(swap_order(side, str(D(lots) / 100)))
+    [view] = ex.positions()
+    liq = view.liq_price
+    assert liq is not None
+    tick = D("0.1")
+    safe, through = (liq + tick, liq) if side == "buy" else (liq - tick, liq)
+    ex.set_price(BTC_SWAP, safe)
+    assert len(ex.positions()) == 1
+    ex.set_price(BTC_SWAP, through)
+    assert ex.positions() == []
+
+
+def test_the_engine_never_reads_the_wall_clock() -> None:
+    import ast
+    from pathlib import Path
+
+    import crypto.fakex.engine as engine
+
+    for path in Path(engine.__file__).parent.glob("*.py"):
+        if path.name == "clock.py":  # the one place wall time enters, as the serve-mode clock
+            continue
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"time", "datetime"}, path.name
