@@ -251,7 +251,7 @@ class _Sim:
         self.fill_to(i + 1)
         v = self.view(i, ZERO)
         self.move(i, CarryTrigger.REBALANCE_NEEDED, "margin health under the top-up line")
-        need = dec.topup_amount(self.book, v.mark, self.risk)
+        need = dec.topup_amount(self.book, v.mark, self.risk, self.inst)
         amount = min(need, self.cash + self.reserve)
         if amount > 0:
             from_reserve = max(ZERO, amount - self.cash)
@@ -275,7 +275,7 @@ class _Sim:
         if reason is not None:
             self.close(i, reason)
             return "closed"
-        if dec.check_rebalance(self.book, v, self.strat, self.risk) == "REBALANCE_MARGIN_HEALTH":
+        if dec.check_rebalance(self.book, v, self.strat, self.risk, self.inst) == "REBALANCE_MARGIN_HEALTH":
             if self.cash + self.reserve > 0:
                 self.topup(i)
                 return "topped"
@@ -297,9 +297,11 @@ class _Sim:
             ret = net / float(bk.capital_committed)
             trig = (health < float(rk.close_health)) | (ret >= float(self.strat.take_profit)) | (
                 ret <= -float(self.strat.stop_loss))
+            liq = dec.liquidation_price(bk, self.inst)
             if rk.topups_enabled and self.cash + self.reserve > 0:
                 trig |= health < float(rk.topup_health)
-            liq = dec.liquidation_price(bk, self.inst)
+                if liq is not None:
+                    trig |= mark > float(liq) / (1.0 + float(rk.topup_liq_distance))
             liq_hits = np.flatnonzero(mark >= float(liq)) if liq is not None else np.empty(0, dtype=int)
             stop_px = dec.disaster_stop_price(bk, rk.disaster_stop_health, self.inst.tick)
             stop_hits = np.flatnonzero(mark >= float(stop_px)) if stop_px is not None else np.empty(0, dtype=int)

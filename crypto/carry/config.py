@@ -125,6 +125,10 @@ class RiskConfig(_Model):
     # be this low): the red line "no position without a stop", for when the engine itself is down.
     disaster_stop_health: Decimal = D("0.10")
     topups_enabled: bool = True
+    # ... and when the short's liquidation distance falls under 25 %, back to 35 % (a 20 % candle in minutes
+    # happens; health against the opening margin alone thins the cushion after a long rally).
+    topup_liq_distance: Decimal = D("0.25")
+    topup_liq_target: Decimal = D("0.35")
     max_consecutive_losses: int = Field(default=3, ge=1)
     max_daily_loss_usdt: Decimal = D("500")
     max_book_slippage: Decimal = D("0.002")  # a leg refused if walking the book costs more
@@ -140,6 +144,8 @@ class RiskConfig(_Model):
             raise ValueError("need 0 < close_health < topup_health < topup_target")
         if not (0 < self.disaster_stop_health < self.close_health):
             raise ValueError("need 0 < disaster_stop_health < close_health")
+        if not (0 < self.topup_liq_distance < self.topup_liq_target):
+            raise ValueError("need 0 < topup_liq_distance < topup_liq_target")
         if self.max_daily_loss_usdt <= 0:
             raise ValueError("max_daily_loss_usdt must be > 0")
         return self

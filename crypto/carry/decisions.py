@@ -213,13 +213,23 @@ def leg_gap(spot_qty: Decimal, short_qty: Decimal) -> Decimal:
     return abs(spot_qty - short_qty) / big if big > 0 else ZERO
 
 
-def check_rebalance(book: PairBook, view: MarketView, strat: StrategyConfig, risk: RiskConfig) -> str | None:
+def check_rebalance(book: PairBook, view: MarketView, strat: StrategyConfig, risk: RiskConfig,
+                    inst: InstrumentConfig | None = None) -> str | None:
+    """``REBALANCE_GAP`` when the legs drift apart, ``REBALANCE_MARGIN_HEALTH`` when the short needs margin:
+    health under ``topup_health``, or (given the instrument) its liquidation distance under
+    ``topup_liq_distance`` (after a long rally health against the opening margin understates the risk)."""
     if book.is_flat:
         return None
     if leg_gap(book.spot_qty, book.short_qty) > strat.rebalance_gap:
         return "REBALANCE_GAP"
-    if risk.topups_enabled and margin_health(book, view.mark) < risk.topup_health:
+    if not risk.topups_enabled:
+        return None
+    if margin_health(book, view.mark) < risk.topup_health:
         return "REBALANCE_MARGIN_HEALTH"
+    if inst is not None:
+        dist = liquidation_distance(book, inst, view.mark)
+        if dist is not None and dist < risk.topup_liq_distance:
+            return "REBALANCE_MARGIN_HEALTH"
     return None
 
 
@@ -255,12 +265,18 @@ def rebalance_orders(spot_qty: Decimal, short_qty: Decimal, step: Decimal, min_q
     return orders
 
 
-def topup_amount(book: PairBook, mark: Decimal, risk: RiskConfig) -> Decimal:
-    """USDT to add to the isolated margin to bring health back to ``topup_target`` (0 when not needed)."""
+def topup_amount(book: PairBook, mark: Decimal, risk: RiskConfig, inst: InstrumentConfig | None = None) -> Decimal:
+    """USDT to add to the isolated margin to bring health back to ``topup_target`` and (given the instrument)
+    the liquidation distance to ``topup_liq_target``, whichever needs more (0 when neither does)."""
     if book.short_qty <= 0 or book.margin_at_open <= 0:
         return ZERO
     upnl = (book.perp_entry - mark) * book.short_qty
     need = risk.topup_target * book.margin_at_open - (book.margin + upnl)
+    if inst is not None:
+        # Margin M with (entry + M / size) / (1 + mmr + fee) = mark x (1 + target), the notes' form solved for M.
+        wanted = book.short_qty * (mark * (ONE + risk.topup_liq_target)
+                                   * (ONE + inst.maintenance_margin_rate + inst.perp_taker_fee) - book.perp_entry)
+        need = max(need, wanted - book.margin)
     return need.quantize(Decimal("0.01"), rounding="ROUND_UP") if need > 0 else ZERO
 
 

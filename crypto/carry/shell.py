@@ -618,7 +618,7 @@ class CarryEngine:
         if reason is not None:
             self.close_pair(p, reason)
             return
-        why = dec.check_rebalance(p.b, view, self.cfg.strategy, self.cfg.risk)
+        why = dec.check_rebalance(p.b, view, self.cfg.strategy, self.cfg.risk, p.inst)
         if why is None:
             return
         self._move(p, CarryTrigger.REBALANCE_NEEDED, why)
@@ -654,7 +654,7 @@ class CarryEngine:
         from the funding account first when the trading account lacks it (transfer idempotent by its id)."""
         pos = self._refresh(p)
         mark = pos.mark_price if pos is not None else view.mark
-        amount = dec.topup_amount(p.b, mark, self.cfg.risk)
+        amount = dec.topup_amount(p.b, mark, self.cfg.risk, p.inst)
         if amount <= 0:
             return ZERO
         tid = dec.topup_transfer_id(p.inst.symbol, p.b.opened_ms, len(p.b.topup_ids) + 1)

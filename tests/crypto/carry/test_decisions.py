@@ -235,3 +235,20 @@ def test_every_live_state_reaches_stopping_on_fault_and_control() -> None:
             continue
         assert apply_trigger(s, CarryTrigger.FAULT) == CarryState.STOPPING
         assert apply_trigger(s, CarryTrigger.CONTROL_STOP) == CarryState.STOPPING
+
+
+def test_topup_also_restores_the_liquidation_distance_after_a_rally() -> None:
+    # Opened at 40,000, the mark now 80,000 and the margin topped up over the rally: health is fine (95 %)
+    # but the liquidation price sits only 20 % above the mark.
+    book = dec.book_open("BTC/USDT:USDT", D("0.1"), D("40000"), D("40000"), D("6"), D("2"), 0)
+    book = dec.book_topup(book, D("3850"), "t1")  # margin 2000 + 3850 = 5850
+    mark = D("80000")
+    assert dec.margin_health(book, mark) > RISK.topup_health
+    assert dec.liquidation_distance(book, INST, mark) < RISK.topup_liq_distance
+    v = view("0.0001", "80000", "80000")
+    assert dec.check_rebalance(book, v, STRAT, RISK) is None  # health alone misses it
+    assert dec.check_rebalance(book, v, STRAT, RISK, INST) == "REBALANCE_MARGIN_HEALTH"
+    amount = dec.topup_amount(book, mark, RISK, INST)
+    after = dec.book_topup(book, amount, "t2")
+    assert dec.liquidation_distance(after, INST, mark) >= RISK.topup_liq_target
+    assert dec.topup_amount(after, mark, RISK, INST) == 0
