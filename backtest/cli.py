@@ -36,9 +36,7 @@ import numpy as np
 
 from backtest.engine import RunResult, run
 from backtest.metrics import run_metrics
-from backtest.synth import generate, generate_conditioned, split_adjusted
-from mac.grid.risk_policy import risk_policy_from_config
-from marketdata.bars import Bars, load_bars, load_daily, write_bars_csv
+from marketdata.bars import Bars, load_bars
 from settings.config import ConfigError, GridbridgeConfig, load_config
 from settings.grid import GridParams, Mode
 from settings.resolve import grid_params_by_code
@@ -98,6 +96,7 @@ def load_run_config(path: str | None) -> GridbridgeConfig:
 def load_risk(cfg: GridbridgeConfig) -> BacktestRisk:
     """Risk thresholds (``risk``) and the grid's DEGRADED policy (``node``) of a gridbridge config."""
     from backtest.risk import BacktestRisk  # only realistic runs load the risk machine
+    from mac.grid.risk_policy import risk_policy_from_config
 
     return BacktestRisk(config=cfg.risk, policy=risk_policy_from_config(cfg.node))
 
@@ -205,6 +204,9 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from backtest.synth import generate, generate_conditioned, split_adjusted
+    from marketdata.bars import load_daily, write_bars_csv
+
     code = _code(args.code)
     if args.daily:
         daily = load_daily(args.daily)

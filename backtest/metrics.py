@@ -26,15 +26,22 @@ def equity_curve(res: SymbolResult) -> np.ndarray:
     times, closes = res.times, res.closes
     cash_delta = np.zeros(len(times))
     share_delta = np.zeros(len(times))
-    for t in res.trades:
-        i = int(np.searchsorted(times, t.t))
-        value = float(t.price * t.shares)
-        if t.side == "BUY":
-            cash_delta[i] -= value + float(t.fees)
-            share_delta[i] += t.shares
-        else:
-            cash_delta[i] += value - float(t.fees)
-            share_delta[i] -= t.shares
+    trades = res.trades
+    if trades:
+        # each trade's bar found at once; np.add.at adds in trade order, repeated bars included, so every
+        # element sees the very additions (x - y is x + (-y) in IEEE) the per-trade loop made
+        at = np.searchsorted(times, np.fromiter((t.t for t in trades), dtype=np.int64, count=len(trades)))
+        cash, shares = [], []
+        for t in trades:
+            value = float(t.price * t.shares)
+            if t.side == "BUY":
+                cash.append(-(value + float(t.fees)))
+                shares.append(t.shares)
+            else:
+                cash.append(value - float(t.fees))
+                shares.append(-t.shares)
+        np.add.at(cash_delta, at, cash)
+        np.add.at(share_delta, at, shares)
     return np.cumsum(cash_delta) + np.cumsum(share_delta) * closes
 
 
@@ -124,6 +131,9 @@ def combined_equity(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros(times.size)
     for r in result.symbols.values():
         eq = equity_curve(r)
+        if r.times.shape == times.shape and np.array_equal(r.times, times):
+            total += eq  # the symbol has a bar at every time of the union: nothing to forward-fill
+            continue
         idx = np.searchsorted(r.times, times, side="right") - 1
         total += np.where(idx >= 0, eq[np.clip(idx, 0, None)], 0.0)
     return times, total

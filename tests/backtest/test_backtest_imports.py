@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-LAZY = ("pandas", "backtest.risk", "windows.pipeline", "windows.vault", "plotly", "tqdm")
+# the realistic-only risk machine and its policy, the fee model, the vault; the report, the progress bar; the
+# generator (``data synth``) and pandas (read only when a CSV is)
+LAZY = ("pandas", "backtest.risk", "mac.grid.risk_policy", "windows.pipeline", "windows.vault", "plotly", "tqdm",
+        "backtest.synth")
 
 
 def test_importing_the_backtest_cli_loads_nothing_it_may_not_need() -> None:
