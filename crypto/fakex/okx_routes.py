@@ -427,6 +427,17 @@ class OkxDialect:
                          "baseMaxLoan": ""})
         return _ok(rows)
 
+    def r_trades(self, req: Request, ctx: ServerContext) -> Response:
+        # Public trades are the fake's own fills (no other traders are modelled), newest first.
+        ex = ctx.exchange
+        q = dict(req.query)
+        inst = self._inst(ex, _str(q, "instId"))
+        limit = max(1, min(int(_dec(q, "limit", required=False) or 100), 500))
+        rows = [{"instId": f.inst_id, "side": f.side, "sz": fmt(self._to_venue(inst, f.qty)), "px": fmt(f.price),
+                 "tradeId": f.trade_id, "ts": fmt(f.ts_ms), "source": "0"}
+                for f in reversed(ex.fills(inst.inst_id))]
+        return _ok(rows[:limit])
+
     def r_mark_price(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
         q = dict(req.query)
@@ -444,15 +455,20 @@ class OkxDialect:
 
     def r_funding_rate(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        inst = self._swap(ex, _str(dict(req.query), "instId"))
+        inst_id = _str(dict(req.query), "instId")
+        insts = ([i for i in ex.instruments.values() if i.is_swap] if inst_id == "ANY"  # OKX: every swap
+                 else [self._swap(ex, inst_id)])
+        return _ok([self._funding_json(ex, i) for i in insts])
+
+    def _funding_json(self, ex: Exchange, inst: Instrument) -> dict[str, Any]:
         f = ex.funding(inst.inst_id)
-        return _ok([{
+        return {
             "instType": "SWAP", "instId": inst.inst_id, "fundingRate": fmt(f.rate), "nextFundingRate": "",
             "fundingTime": fmt(f.funding_time_ms), "nextFundingTime": fmt(f.next_funding_time_ms),
             "minFundingRate": fmt(-f.cap), "maxFundingRate": fmt(f.cap), "interestRate": "0.0001",
             "impactValue": "", "method": "current_period", "formulaType": "withRate", "premium": fmt(f.premium),
             "settFundingRate": fmt(f.last_rate), "settState": "settled", "sign": "", "ts": fmt(f.ts_ms),
-        }])
+        }
 
     def r_funding_history(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
@@ -970,6 +986,7 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "market/tickers"): _r("r_tickers", False, 20),
     ("GET", "market/index-tickers"): _r("r_index_tickers", False, 20),
     ("GET", "market/books"): _r("r_books", False, 40),
+    ("GET", "market/trades"): _r("r_trades", False, 100),
     ("GET", "market/candles"): _r("r_candles", False, 40),
     ("GET", "market/history-candles"): _r("r_candles", False, 20),
     ("GET", "public/mark-price"): _r("r_mark_price", False, 10),

@@ -364,3 +364,11 @@ def test_close_position_and_leverage_tiers(fx: FakeExchange, okx: ccxt.okx) -> N
     assert okx.fetch_positions([BTC]) == []
     closing = okx.fetch_order(None, BTC, {"clientOrderId": "close1"})
     assert closing["reduceOnly"] and closing["side"] == "buy" and closing["filled"] == 25
+
+
+def test_funding_rates_for_every_swap_and_public_trades(fx: FakeExchange, okx: ccxt.okx) -> None:
+    rates = okx.fetch_funding_rates()
+    assert set(rates) == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
+    okx.create_order(BTC, "market", "buy", 60, None, {"marginMode": "cross"})  # walks two levels
+    trades = okx.fetch_trades(BTC)
+    assert sum(t["amount"] for t in trades) == 60 and {t["side"] for t in trades} == {"buy"}
