@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -222,10 +223,13 @@ class CcxtVenue:
         self._margin_modes: dict[str, MarginMode] = {}
         # Client ids this instance sent (or may have sent: lost answers), newest last, bounded.
         self._sent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.RLock()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with mapped_errors(self.name):
+        # One request at a time per ccxt object: a sync ccxt exchange keeps per-request state on itself
+        # (last response, headers, throttle) and is not meant to be shared by threads.
+        with self._lock, mapped_errors(self.name):
             return fn(*args, **kwargs)
 
     def _refuse(self, reason: VenueReason, message: str, **details: str) -> VenueError:

@@ -492,3 +492,23 @@ def test_post_only_refused_id_may_be_reused_for_a_resting_order(case: VenueCase)
     resting = resting_buy(case, market, qty, cid=crossing.client_order_id)
     placed = case.venue.place_order(OrderRequest(**{**resting.__dict__, "post_only": True}))
     assert placed.is_live and placed.client_order_id == crossing.client_order_id
+
+
+def test_one_venue_object_serves_several_threads(case: VenueCase) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    market = case.venue.market(case.swap)
+    qty = tradable_qty(case, market)
+    base = resting_buy(case, market, qty)
+
+    def round_trip(_: int) -> str:
+        request = OrderRequest(**{**base.__dict__, "client_order_id": new_client_id()})
+        case.venue.place_order(request)
+        canceled = case.venue.cancel_order(case.swap, request.client_order_id)
+        assert canceled is not None
+        return canceled.status
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(round_trip, range(12)))
+    assert statuses == ["canceled"] * 12
+    assert case.venue.open_orders(case.swap) == []
