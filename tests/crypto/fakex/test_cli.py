@@ -70,3 +70,26 @@ def test_serve_refuses_a_bad_speed() -> None:
     done = subprocess.run([sys.executable, "-c", code, "serve", "--speed", "0"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and "--speed must be positive" in done.stderr
+
+
+def test_a_killed_server_restarts_from_its_autosaved_state(tmp_path: Path) -> None:
+    state = tmp_path / "fakex-state.json"
+    proc, info = _serve(state, "1")
+    try:
+        okx = _client(info)
+        okx.load_markets()
+        okx.create_order("BTC/USDT:USDT", "limit", "buy", 2, 30000, {"marginMode": "cross", "clientOrderId": "k9"})
+        # The serve loop rewrites the state file every second: wait until it holds the order, then kill -9.
+        assert wait_until(lambda: state.exists() and '"k9"' in state.read_text(), timeout_s=30, every_s=0.1)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    proc, info = _serve(state, "1")
+    try:
+        okx = _client(info)
+        okx.load_markets()
+        order = okx.fetch_order(None, "BTC/USDT:USDT", {"clientOrderId": "k9"})
+        assert order["status"] == "open" and order["amount"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

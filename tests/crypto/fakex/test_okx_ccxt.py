@@ -372,3 +372,17 @@ def test_funding_rates_for_every_swap_and_public_trades(fx: FakeExchange, okx: c
     okx.create_order(BTC, "market", "buy", 60, None, {"marginMode": "cross"})  # walks two levels
     trades = okx.fetch_trades(BTC)
     assert sum(t["amount"] for t in trades) == 60 and {t["side"] for t in trades} == {"buy"}
+
+
+def test_isolated_funding_moves_the_position_margin(fx: FakeExchange, okx: ccxt.okx) -> None:
+    okx.create_order(BTC, "market", "sell", 50, None, {"marginMode": "isolated"})  # 0.5 BTC short
+    margin0 = D(fx.exchange.positions()[0].rec.margin)
+    cash0 = fx.exchange.state.balances["trading"]["USDT"]
+    fx.advance(8 * HOUR)
+    [pay] = okx.fetch_funding_history(BTC)
+    [rec] = fx.exchange.funding_history("BTC-USDT-SWAP")
+    expected = -D("-0.5") * rec.mark * rec.rate  # a short receives a positive rate
+    assert D(str(pay["amount"])) == expected and expected > 0
+    assert pay["info"]["balChg"] == "0" and D(pay["info"]["posBalChg"]) == expected
+    assert fx.exchange.positions()[0].rec.margin == margin0 + expected
+    assert fx.exchange.state.balances["trading"]["USDT"] == cash0
