@@ -236,8 +236,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sinks: list[Any] = [LogSink()]
     if cfg.account.webhook_url:
         sinks.append(WebhookSink(cfg.account.webhook_url))
+    clock = SyncedClock(venue)
     engine = CarryEngine(venue, cfg, Path(args.state or cfg.account.state_dir), notifier=FanOut(sinks),
-                         clock=_WallClock(), wait=lambda ms: time.sleep(ms / 1000))
+                         clock=clock, wait=lambda ms: time.sleep(ms / 1000))
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -246,22 +247,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     while not stop["now"]:
+        clock.sync()
         engine.step()
-        time.sleep(min(cfg.strategy.scan_ms / 1000, 5.0))
+        time.sleep(min(cfg.strategy.scan_ms / 1000, args.poll_s))
     engine.shutdown()  # positions stay; the next bootstrap shows them
     return 0
 
 
-class _WallClock:
+class SyncedClock:
+    """The venue's time without a request per reading: synced to the venue's clock at each step, wall time
+    elapsed added in between (a real venue's clock runs with the wall; a sped-up fake drifts only within a
+    step)."""
+
+    def __init__(self, venue: Any) -> None:
+        self.venue = venue
+        self._base_venue = 0
+        self._base_wall = 0.0
+        self.sync()
+
+    def sync(self) -> None:
+        self._base_venue = int(self.venue.now_ms())
+        self._base_wall = time.monotonic()
+
     def now_ms(self) -> int:
-        return int(time.time() * 1000)
+        return self._base_venue + int((time.monotonic() - self._base_wall) * 1000)
 
 
 def cmd_close_all(args: argparse.Namespace) -> int:
     from crypto.carry.shell import CarryEngine
 
     cfg = _config(args)
-    engine = CarryEngine(_make_live_venue(cfg), cfg, Path(args.state or cfg.account.state_dir), clock=_WallClock(),
+    venue = _make_live_venue(cfg)
+    engine = CarryEngine(venue, cfg, Path(args.state or cfg.account.state_dir), clock=SyncedClock(venue),
                          wait=lambda ms: time.sleep(ms / 1000))
     engine.close_all("operator close-all")
     status = engine.status()
@@ -311,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the engine against the configured venue (wall clock)")
     r.add_argument("--config", required=True)
     r.add_argument("--state")
+    r.add_argument("--poll-s", type=float, default=5.0, help="wall seconds between steps (tasks run when due)")
     c = sub.add_parser("close-all", help="economic full close of every pair (dust aside), then STOPPED")
     c.add_argument("--config", required=True)
     c.add_argument("--state")
