@@ -512,3 +512,19 @@ def test_one_venue_object_serves_several_threads(case: VenueCase) -> None:
         statuses = list(pool.map(round_trip, range(12)))
     assert statuses == ["canceled"] * 12
     assert case.venue.open_orders(case.swap) == []
+
+
+def test_margin_mode_set_for_a_symbol_is_used_by_its_orders(case: VenueCase) -> None:
+    market = case.venue.market(case.swap)
+    if case.name != "okx":
+        with pytest.raises(VenueError) as info:
+            case.venue.set_margin_mode(case.swap, "isolated")
+        assert info.value.reason is R.MARGIN_MODE_CONFLICT
+        case.venue.set_margin_mode(case.swap, "cross")  # what PM is: accepted, nothing to change
+        return
+    case.venue.set_margin_mode(case.swap, "isolated")  # keeps the venue's current leverage for the mode
+    case.venue.set_margin_mode(case.swap, "cross", D(2))
+    case.venue.place_order(OrderRequest(symbol=case.swap, side="buy", qty=market.qty_step * 10, type="market",
+                                        client_order_id=new_client_id()))  # no margin_mode: the symbol's
+    (position,) = case.venue.positions([case.swap])
+    assert position.margin_mode == "cross" and position.leverage == D(2)
