@@ -224,6 +224,7 @@ class CcxtVenue:
         # Client ids this instance sent (or may have sent: lost answers), newest last, bounded.
         self._sent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.RLock()
+        self._pos_mode: str | None = None  # OKX account/config posMode, read at the first swap order
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -572,6 +573,8 @@ class CcxtVenue:
         market = self.market(request.symbol)
         amount = self._checked_amount(request, market)
         ccxt_type, price, params = self._order_params(request, market)
+        if self.name == "okx" and market.is_swap:
+            self._require_net_mode()
         key = (request.symbol, request.client_order_id)
         if key in self._sent:
             self._refuse_if_used(request)
@@ -607,6 +610,26 @@ class CcxtVenue:
                              message=f"post-only {request.side} at {request.price} would have taken liquidity",
                              details={"venue_order_id": confirmed.venue_order_id})
         return confirmed
+
+    def _require_net_mode(self) -> None:
+        """OKX swaps are traded in one-way (net) mode: ``posSide=net``, a signed position per symbol. An
+        account in long/short mode would take a buy against a short as a new long; refuse clearly instead
+        (read once per venue object from account/config)."""
+        if self._pos_mode is None:
+            rows = self._call(self.exchange.privateGetAccountConfig).get("data") or [{}]
+            self._pos_mode = str(rows[0].get("posMode") or "net_mode")
+        if self._pos_mode != "net_mode":
+            raise self._refuse(R.INVALID_ORDER, f"the OKX account is in {self._pos_mode}; the engine trades "
+                                                "one-way (net) mode: call set_net_mode() or switch it on OKX",
+                               posMode=self._pos_mode)
+
+    def set_net_mode(self) -> None:
+        """Switch the OKX account to one-way (net) position mode (refused by OKX while positions or orders
+        are open)."""
+        if self.name != "okx":
+            return  # Binance PM UM: one-way unless dualSidePosition was set, which this engine never does
+        self._call(self.exchange.set_position_mode, False)
+        self._pos_mode = "net_mode"
 
     def _refuse_if_used(self, request: OrderRequest) -> None:
         """This instance sent the id before. The venue refuses only a *live* duplicate; an order that already

@@ -47,6 +47,8 @@ class CannedOkx:
         self.requests.append((method, path, args))
         if (method, path) == ("GET", "public/instruments"):
             return ok(INSTRUMENTS.get(args["instType"], []))
+        if (method, path) == ("GET", "account/config") and (method, path) not in self.routes:
+            return ok([{"uid": "1", "acctLv": "2", "posMode": "net_mode"}])
         if (method, path) == ("GET", "account/trade-fee"):  # OKX regular tier; charged fees are negative
             spot = args["instType"] == "SPOT"
             return ok([{"instType": args["instType"], "level": "Lv1",

@@ -219,3 +219,19 @@ def test_transfer_key_outside_okx_rule_is_hashed_stably(venue: CcxtVenue, canned
     ids = [sent["clientId"] for sent in canned.sent("POST", "asset/transfer")]
     assert ids[0] == ids[1] and len(ids[0]) == 32 and ids[0].isalnum()
     assert first.transfer_id == "tr-trading-funding-42"  # the caller's key comes back unchanged
+
+
+def test_long_short_position_mode_is_refused_then_switched(venue: CcxtVenue, canned: CannedOkx) -> None:
+    canned.route("GET", "account/config", ok([{"uid": "1", "acctLv": "2", "posMode": "long_short_mode"}]))
+    request = OrderRequest(symbol=SWAP, side="buy", qty=D(1), type="market", client_order_id="m1")
+    with pytest.raises(VenueError) as info:
+        venue.place_order(request)
+    assert info.value.reason is R.INVALID_ORDER and info.value.details["posMode"] == "long_short_mode"
+    assert not canned.sent("POST", "trade/order")
+    canned.route("POST", "account/set-position-mode", ok([{"posMode": "net_mode"}]))
+    venue.set_net_mode()
+    assert canned.sent("POST", "account/set-position-mode") == [{"posMode": "net_mode"}]
+    canned.route("POST", "trade/order", ok([{"ordId": "8", "clOrdId": "m1", "sCode": "0", "sMsg": ""}]))
+    canned.route("GET", "trade/order", ok([order_row(ordId="8", clOrdId="m1", ordType="market", px="",
+                                                     sz="100", accFillSz="100", state="filled")]))
+    assert venue.place_order(request).status == "closed"
