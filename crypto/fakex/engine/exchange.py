@@ -517,7 +517,7 @@ class Exchange:
             return bal
 
     # ------------------------------------------------------------------ positions
-    def _view(self, pos: PositionRec) -> PositionView:
+    def _view(self, pos: PositionRec, copy: bool = False) -> PositionView:
         inst = self.instruments[pos.inst_id]
         t = self.state.now_ms
         mark = self._mark_at(inst, t)
@@ -530,8 +530,8 @@ class Exchange:
             initial = q(mg.initial_margin(pos.qty, mark, pos.leverage))
             liq = mg.liquidation_price(pos.qty, pos.entry, self._cross_margin_for(pos), inst.mmr, inst.taker_fee)
         liq_px = self._round_px(inst, liq) if liq is not None else None
-        return PositionView(rec=pos, mark=mark, upl=upl, liq_price=liq_px, maintenance=mm, initial=initial,
-                            notional=abs(pos.qty) * mark)
+        return PositionView(rec=pos.model_copy() if copy else pos, mark=mark, upl=upl, liq_price=liq_px,
+                            maintenance=mm, initial=initial, notional=abs(pos.qty) * mark)
 
     def _cross_margin_for(self, pos: PositionRec) -> Decimal:
         # A cross position's liquidation price as if the account's free cash and the other cross positions'
@@ -551,7 +551,7 @@ class Exchange:
         with self._lock:
             self._sync()
             wanted = set(inst_ids) if inst_ids is not None else None
-            return [self._view(p) for p in self.state.positions.values()
+            return [self._view(p, copy=True) for p in self.state.positions.values()
                     if p.qty != 0 and (wanted is None or p.inst_id in wanted)]
 
     def leverage(self, inst_id: str, margin_mode: str) -> Decimal:
@@ -560,8 +560,10 @@ class Exchange:
             return self.state.leverage.get(f"{inst_id}:{margin_mode}", DEFAULT_LEVERAGE)
 
     def set_leverage(self, inst_id: str, leverage: Decimal, margin_mode: str) -> Decimal:
-        """Set the leverage of an instrument for a margin mode; a live position in that mode takes it too
-        (isolated: its posted margin stays, so the liquidation price does not move)."""
+        """Set the leverage of an instrument for a margin mode; a live position in that mode takes it too.
+        Isolated, as OKX does: the posted margin moves by the change of initial margin at the entry price
+        (lower leverage draws cash, refused when the available balance cannot cover it; higher leverage
+        releases it), so the liquidation price moves with the leverage."""
         with self._lock:
             self._sync()
             inst = self._inst(inst_id)
@@ -573,6 +575,15 @@ class Exchange:
             pos = self.state.positions.get(inst_id)
             if pos is not None and pos.qty != 0 and pos.margin_mode != margin_mode:
                 raise Reject(Reason.LEVERAGE_WITH_ORDERS, "a position in the other margin mode is open")
+            if pos is not None and pos.qty != 0 and pos.margin_mode == "isolated" and lev != pos.leverage:
+                delta = q(abs(pos.qty) * pos.entry / lev - abs(pos.qty) * pos.entry / pos.leverage)
+                if delta > 0 and self._balance(inst.account, inst.margin_ccy).available < delta:
+                    raise Reject(Reason.INSUFFICIENT_FUNDS, f"lowering the leverage needs {delta} more margin")
+                delta = max(delta, -pos.margin)
+                pos.margin += delta
+                self._cash(inst.account, inst.margin_ccy, -delta)
+                self._bill(inst.account, inst.margin_ccy, "margin", self.state.now_ms, inst_id=inst_id,
+                           bal_chg=-delta, pos_bal_chg=delta, sub_kind="add" if delta > 0 else "reduce")
             self.state.leverage[f"{inst_id}:{margin_mode}"] = lev
             if pos is not None and pos.margin_mode == margin_mode:
                 pos.leverage = lev
@@ -607,7 +618,7 @@ class Exchange:
             self._bill(inst.account, inst.margin_ccy, "margin", t, inst_id=inst_id, bal_chg=-signed,
                        pos_bal_chg=signed, sub_kind="add" if add else "reduce")
             pos.updated_ms = t
-            return self._view(pos)
+            return self._view(pos, copy=True)
 
     # ------------------------------------------------------------------ orders
     def _new_id(self) -> str:

@@ -368,3 +368,25 @@ def test_the_engine_never_reads_the_wall_clock() -> None:
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"time", "datetime"}, path.name
+
+
+def test_lowering_isolated_leverage_draws_margin_and_moves_the_liquidation_price() -> None:
+    ex = Exchange.create(seed=1, scenario="calm")
+    ex.set_leverage(BTC_SWAP, D(5), "isolated")
+    ex.place_order(swap_order("buy", "0.5"))
+    [at5] = ex.positions()
+    cash5 = ex.state.balances["trading"]["USDT"]
+    ex.set_leverage(BTC_SWAP, D(1), "isolated")
+    [at1] = ex.positions()
+    drawn = at1.rec.margin - at5.rec.margin
+    assert drawn == (D("0.5") * at5.rec.entry * (1 - D(1) / 5)).quantize(D("1e-12"))
+    assert ex.state.balances["trading"]["USDT"] == cash5 - drawn
+    assert at1.liq_price is not None and at5.liq_price is not None and at1.liq_price < at5.liq_price
+    ex.set_leverage(BTC_SWAP, D(5), "isolated")
+    assert ex.positions()[0].rec.margin == at5.rec.margin
+    poor = Exchange.create(seed=1, scenario="calm", balances={"trading": {"USDT": D(7000)}, "funding": {}})
+    poor.set_leverage(BTC_SWAP, D(5), "isolated")
+    poor.place_order(swap_order("buy", "0.5"))
+    with pytest.raises(Reject) as exc:
+        poor.set_leverage(BTC_SWAP, D(1), "isolated")
+    assert exc.value.reason == Reason.INSUFFICIENT_FUNDS
