@@ -92,6 +92,7 @@ class _Sim:
         self.events: list[AuditEvent] = []
         self.liquidations = 0
         self.topups = 0
+        self.delevers = 0
         self.topup_usdt = ZERO
         self.funding_total = ZERO
         self.fees_total = ZERO
@@ -252,6 +253,10 @@ class _Sim:
         v = self.view(i, ZERO)
         self.move(i, CarryTrigger.REBALANCE_NEEDED, "margin health under the top-up line")
         need = dec.topup_amount(self.book, v.mark, self.risk, self.inst)
+        cut = dec.delever_qty(self.book, v, need, self.cash + self.reserve, self.inst.qty_step)
+        if cut >= self.inst.min_qty:
+            self.delever(i, v, cut)
+            need = dec.topup_amount(self.book, v.mark, self.risk, self.inst)
         amount = min(need, self.cash + self.reserve)
         if amount > 0:
             from_reserve = max(ZERO, amount - self.cash)
@@ -267,6 +272,25 @@ class _Sim:
                        "health_after": str(dec.margin_health(self.book, v.mark))})
         self.move(i, CarryTrigger.REBALANCED, "top-up done" if amount > 0 else "no funds left for a top-up")
 
+    def delever(self, i: int, v: dec.MarketView, qty: Decimal) -> None:
+        """Both legs cut by ``qty``: the spot sold, the short bought back (its margin released pro rata);
+        the cash pays the smaller short's top-up."""
+        slip = self.strat.slippage
+        spot_px, perp_px = v.spot * (1 - slip), v.mark * (1 + slip)
+        spot_fee = qty * spot_px * self.inst.spot_taker_fee
+        perp_fee = qty * perp_px * self.inst.perp_taker_fee
+        released = self.book.margin * qty / self.book.short_qty
+        self.order_events(i, "spot", "sell", qty, spot_px, False)
+        self.order_events(i, "perp", "buy", qty, perp_px, False)
+        before = self.book
+        self.book = dec.book_reduce(dec.book_reduce(before, "spot", qty, spot_px, spot_fee), "perp", qty, perp_px,
+                                    perp_fee)
+        self.cash += qty * spot_px - spot_fee + released + qty * (before.perp_entry - perp_px) - perp_fee
+        self.fees_total += spot_fee + perp_fee
+        self.delevers += 1
+        self.emit(i, AuditCode.CARRY_REBALANCED, "delever: the reserve cannot pay the top-up",
+                  {"qty": str(qty), "short_after": str(self.book.short_qty)})
+
     # -- the scans ----------------------------------------------------------------------------------
     def decide_holding(self, i: int, rate: Decimal) -> str:
         """One scan while holding: close, else top-up. Returns 'closed', 'topped' or ''."""
@@ -276,9 +300,8 @@ class _Sim:
             self.close(i, reason)
             return "closed"
         if dec.check_rebalance(self.book, v, self.strat, self.risk, self.inst) == "REBALANCE_MARGIN_HEALTH":
-            if self.cash + self.reserve > 0:
-                self.topup(i)
-                return "topped"
+            self.topup(i)
+            return "topped"
         return ""
 
     def hold_until(self, start: int, stop: int, rate: Decimal) -> None:
@@ -298,7 +321,7 @@ class _Sim:
             trig = (health < float(rk.close_health)) | (ret >= float(self.strat.take_profit)) | (
                 ret <= -float(self.strat.stop_loss))
             liq = dec.liquidation_price(bk, self.inst)
-            if rk.topups_enabled and self.cash + self.reserve > 0:
+            if rk.topups_enabled:
                 trig |= health < float(rk.topup_health)
                 if liq is not None:
                     trig |= mark > float(liq) / (1.0 + float(rk.topup_liq_distance))
@@ -400,6 +423,7 @@ def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False, flatten_at_e
         "time_in_market": round(float(holding.mean()), 4),
         "worst_naked_exposure": 0.0,
         "liquidations": sim.liquidations, "topups": sim.topups, "topup_usdt": str(sim.topup_usdt),
+        "delevers": sim.delevers,
         "min_margin_health": None if not holding.any() else round(float(np.nanmin(sim.health)), 4),
         "min_liq_distance": None if not holding.any() else round(float(np.nanmin(sim.liqd)), 4),
         "breaker_tripped": sim.breaker.tripped, "final_state": sim.state.value,

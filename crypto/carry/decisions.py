@@ -280,6 +280,20 @@ def topup_amount(book: PairBook, mark: Decimal, risk: RiskConfig, inst: Instrume
     return need.quantize(Decimal("0.01"), rounding="ROUND_UP") if need > 0 else ZERO
 
 
+def delever_qty(book: PairBook, view: MarketView, need: Decimal, funds: Decimal, step: Decimal) -> Decimal:
+    """When the account cannot pay a top-up of ``need``: the base units to take off **both** legs so that the
+    spot sold and the short's margin released pay what the smaller short still needs. Cutting a fraction f
+    leaves a need of (1 - f) x need and frees f x (spot value + the short's margin balance), so
+    f = (need - funds) / (need + spot value + margin balance), rounded up to the step."""
+    if need <= funds or book.short_qty <= 0:
+        return ZERO
+    balance = book.margin + (book.perp_entry - view.mark) * book.short_qty
+    freed = book.spot_qty * view.spot + max(balance, ZERO)
+    fraction = (need - funds) / (need + freed)
+    qty = (fraction * book.short_qty / step).to_integral_value(rounding="ROUND_CEILING") * step
+    return min(qty, book.short_qty, book.spot_qty)
+
+
 def topup_transfer_id(symbol: str, opened_ms: int, n: int) -> str:
     """The idempotency key of the n-th top-up of one position: the same top-up retried never moves twice."""
     base = "".join(c for c in symbol if c.isalnum())[:8]

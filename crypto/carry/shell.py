@@ -657,6 +657,15 @@ class CarryEngine:
         amount = dec.topup_amount(p.b, mark, self.cfg.risk, p.inst)
         if amount <= 0:
             return ZERO
+        funds = self._free("trading") + self._free("funding")
+        cut = dec.delever_qty(p.b, replace(view, mark=mark), amount, funds, p.inst.qty_step)
+        if cut >= p.inst.min_qty:
+            self._delever(p, view, cut)
+            pos = self._refresh(p)
+            mark = pos.mark_price if pos is not None else view.mark
+            amount = dec.topup_amount(p.b, mark, self.cfg.risk, p.inst)
+            if amount <= 0:
+                return ZERO
         tid = dec.topup_transfer_id(p.inst.symbol, p.b.opened_ms, len(p.b.topup_ids) + 1)
         self.journal.append({"k": "topup", "symbol": p.inst.symbol, "transfer_id": tid, "amount": str(amount)})
         usdt = self._read("balances", "trading").get("USDT")
@@ -682,6 +691,25 @@ class CarryEngine:
                     "health_after": str(dec.margin_health(p.b, mark))}, p.inst.symbol)
         self._place_stop(p)  # more margin: the stop's line moves up
         return amount
+
+    def _free(self, account: str) -> Decimal:
+        usdt = self._read("balances", account).get("USDT")
+        return usdt.free if usdt is not None else ZERO
+
+    def _delever(self, p: Pair, view: dec.MarketView, qty: Decimal) -> None:
+        """The reserve cannot pay the top-up: cut both legs by ``qty`` (spot sold, short bought back, its
+        margin released pro rata); the proceeds pay the smaller short's top-up."""
+        spot = self._order(p.inst.spot_symbol, "sell", qty)
+        if spot.filled > 0:
+            p.book = dec.book_reduce(p.b, "spot", spot.filled, spot.avg_price or view.spot, spot.fee)
+        perp = self._order(p.inst.symbol, "buy", qty, reduce_only=True, swap=True)
+        if perp.filled > 0:
+            p.book = dec.book_reduce(p.b, "perp", perp.filled, perp.avg_price or view.mark, perp.fee)
+        self._refresh(p)
+        self._save_pair(p)
+        self._emit(AuditCode.CARRY_REBALANCED, "delever: the reserve cannot pay the top-up",
+                   {"qty": str(qty), "short_after": str(p.b.short_qty), "spot_after": str(p.b.spot_qty),
+                    "gap_after": str(dec.leg_gap(p.b.spot_qty, p.b.short_qty))}, p.inst.symbol, Severity.WARN)
 
     # -- close --------------------------------------------------------------------------------------
     def close_pair(self, p: Pair, reason: str) -> None:

@@ -252,3 +252,21 @@ def test_topup_also_restores_the_liquidation_distance_after_a_rally() -> None:
     after = dec.book_topup(book, amount, "t2")
     assert dec.liquidation_distance(after, INST, mark) >= RISK.topup_liq_target
     assert dec.topup_amount(after, mark, RISK, INST) == 0
+
+
+@given(spot_px=st.integers(20_000, 120_000), funds=st.integers(0, 500), rise=st.integers(5, 30))
+def test_delever_cut_pays_the_smaller_shorts_topup(spot_px: int, funds: int, rise: int) -> None:
+    entry = D(spot_px)
+    book = dec.book_open("BTC/USDT:USDT", D("0.1"), entry, entry, D("5"), D("2"), 0)
+    mark = entry * (1 + D(rise) / 100)
+    v = dec.MarketView(spot=mark, mark=mark, rate=D("0.0001"))
+    need = dec.topup_amount(book, mark, RISK, INST)
+    cut = dec.delever_qty(book, v, need, D(funds), INST.qty_step)
+    if need <= funds:
+        assert cut == 0
+        return
+    assert 0 < cut <= book.short_qty and cut % INST.qty_step == 0
+    upnl = (book.perp_entry - mark) * book.short_qty
+    freed = cut * v.spot + (book.margin + upnl) * cut / book.short_qty
+    after = dec.book_reduce(dec.book_reduce(book, "spot", cut, v.spot, D(0)), "perp", cut, mark, D(0))
+    assert D(funds) + freed >= dec.topup_amount(after, mark, RISK, INST) - D("0.01")

@@ -298,3 +298,25 @@ def test_gap_at_most_one_percent_after_a_rebalance_on_the_fake(make_engine, cut:
     # The disaster stop follows the smaller short.
     live = [a for a in x.algos("BTC-USDT-SWAP") if a.state == "live"]
     assert len(live) == 1 and live[0].qty == p.b.short_qty
+
+
+def test_topup_without_reserve_delevers_both_legs_then_tops_up(make_engine) -> None:
+    x = make_exchange(usdt="7600", funding_usdt="0")
+    engine, venue, _ = make_engine(exchange=x)
+    engine.step()
+    p = engine.pairs[PERP]
+    short_before = p.b.short_qty
+    x.set_price("BTC-USDT-SWAP", p.b.perp_entry * D("1.115"))  # health about 0.77, ~200 USDT free
+    x.clock.advance(STEP)
+    engine.step()
+    events = audit_codes(engine)
+    delever = [e for e in events if e["code"] == "CARRY_REBALANCED"]
+    assert len(delever) == 1 and "delever" in delever[0]["cause"]
+    assert p.state == CarryState.HEDGING
+    assert p.b.short_qty < short_before
+    assert dec.leg_gap(p.b.spot_qty, p.b.short_qty) <= D("0.01")
+    pos = venue.positions([PERP])[0]
+    assert -pos.qty == p.b.short_qty
+    topup = [e for e in events if e["code"] == "CARRY_MARGIN_TOPUP"]
+    assert len(topup) == 1 and D(topup[0]["data"]["health_after"]) >= D("0.999")
+    assert D(topup[0]["data"]["moved_from_funding"]) == 0
