@@ -63,6 +63,14 @@ REASON_CODES: dict[Reason, tuple[str, str]] = {
     Reason.NO_POSITION: ("59300", "Margin call failed. Position does not exist."),
     Reason.MARGIN_REDUCE_TOO_LARGE: ("59301", "Margin adjustment failed for exceeding the max limit."),
     Reason.UNKNOWN_ACCOUNT: ("51000", "Parameter from error"),
+    Reason.POST_ONLY_WOULD_TAKE: ("51511", "Modification failed as the order price did not meet the requirement "
+                                           "for Post Only."),
+}
+AMEND_CODES: dict[Reason, tuple[str, str]] = {
+    Reason.ORDER_NOT_FOUND: ("51503", "Order modification failed as the order does not exist."),
+    Reason.ORDER_ALREADY_CANCELED: ("51509", "Modification failed as the order has been canceled."),
+    Reason.ORDER_ALREADY_FILLED: ("51510", "Modification failed as the order has been completed."),
+    Reason.INSUFFICIENT_FUNDS: ("51502", "Order modification failed for insufficient margin or balance."),
 }
 
 
@@ -81,6 +89,8 @@ def reject_code(exc: Reject, context: str = "") -> tuple[str, str]:
         return "51603", "Order does not exist"
     if exc.reason == Reason.INSUFFICIENT_FUNDS and context == "transfer":
         return "58350", "Insufficient balance"
+    if context == "amend" and exc.reason in AMEND_CODES:
+        return AMEND_CODES[exc.reason]
     code, msg = REASON_CODES[exc.reason]
     if exc.reason in (Reason.BAD_PARAM, Reason.TICK_SIZE) and exc.detail:
         msg = f"{msg}: {exc.detail}"
@@ -767,6 +777,47 @@ class OkxDialect:
             return {"clOrdId": cl, "ordId": oid, "ts": ts, "sCode": code, "sMsg": msg}
         return {"clOrdId": order.cl_ord_id, "ordId": order.ord_id, "ts": ts, "sCode": "0", "sMsg": ""}
 
+    def _amend_one(self, ex: Exchange, p: Any) -> dict[str, Any]:
+        cl = str(p.get("clOrdId") or "") if isinstance(p, dict) else ""
+        oid = str(p.get("ordId") or "") if isinstance(p, dict) else ""
+        req_id = str(p.get("reqId") or "") if isinstance(p, dict) else ""
+        ts = fmt(ex.now_ms())
+        try:
+            if not isinstance(p, dict):
+                raise OkxError("50002", "Json data format error")
+            inst = self._inst(ex, _str(p, "instId"))
+            if not oid and not cl:
+                raise OkxError("51003", "Either client order ID or order ID is required.")
+            new_sz = _dec(p, "newSz", required=False)
+            new_px = _dec(p, "newPx", required=False)
+            if new_sz is None and new_px is None:
+                raise OkxError("51500", "Either order price or amount is required")
+            try:
+                order = ex.amend_order(inst.inst_id, ord_id=oid or None, cl_ord_id=None if oid else cl,
+                                       new_qty=self._to_base(inst, new_sz) if new_sz is not None else None,
+                                       new_price=new_px)
+            except Reject as exc:
+                if _bool(p, "cxlOnFail") and exc.reason not in (Reason.ORDER_NOT_FOUND, Reason.ORDER_ALREADY_CANCELED,
+                                                                Reason.ORDER_ALREADY_FILLED):
+                    ex.cancel_order(inst.inst_id, ord_id=oid or None, cl_ord_id=None if oid else cl)
+                raise
+        except OkxError as exc:
+            return {"clOrdId": cl, "ordId": oid, "reqId": req_id, "ts": ts, "sCode": exc.code, "sMsg": exc.msg}
+        except Reject as exc:
+            code, msg = reject_code(exc, "amend")
+            return {"clOrdId": cl, "ordId": oid, "reqId": req_id, "ts": ts, "sCode": code, "sMsg": msg}
+        return {"clOrdId": order.cl_ord_id, "ordId": order.ord_id, "reqId": req_id, "ts": ts, "sCode": "0",
+                "sMsg": ""}
+
+    def r_amend_order(self, req: Request, ctx: ServerContext) -> Response:
+        return self._batch_answer([self._amend_one(ctx.exchange, req.json())])
+
+    def r_amend_batch(self, req: Request, ctx: ServerContext) -> Response:
+        body = req.json()
+        if not isinstance(body, list) or not body:
+            raise OkxError("50002", "Json data format error")
+        return self._batch_answer([self._amend_one(ctx.exchange, p) for p in body])
+
     def r_cancel_order(self, req: Request, ctx: ServerContext) -> Response:
         return self._batch_answer([self._cancel_one(ctx.exchange, req.json())])
 
@@ -1011,6 +1062,8 @@ _ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "trade/batch-orders"): _r("r_batch_orders", True, 300),
     ("POST", "trade/cancel-order"): _r("r_cancel_order", True, 60),
     ("POST", "trade/close-position"): _r("r_close_position", True, 20),
+    ("POST", "trade/amend-order"): _r("r_amend_order", True, 60),
+    ("POST", "trade/amend-batch-orders"): _r("r_amend_batch", True, 300),
     ("POST", "trade/cancel-batch-orders"): _r("r_cancel_batch", True, 300),
     ("GET", "trade/order"): _r("r_get_order", True, 60),
     ("GET", "trade/orders-pending"): _r("r_orders_pending", True, 60),

@@ -26,6 +26,7 @@ class Reason(str, Enum):
     NO_POSITION = "NO_POSITION"  # margin add/reduce on a flat or cross position
     MARGIN_REDUCE_TOO_LARGE = "MARGIN_REDUCE_TOO_LARGE"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    POST_ONLY_WOULD_TAKE = "POST_ONLY_WOULD_TAKE"  # an amendment that would make a post-only order cross
 
 
 class Reject(Exception):  # noqa: N818 - a refusal, not a crash: the dialect turns it into a venue error body

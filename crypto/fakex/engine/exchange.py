@@ -796,6 +796,55 @@ class Exchange:
             self._cancel(order, "", self.state.now_ms)
             return order.model_copy()
 
+    def amend_order(self, inst_id: str, ord_id: str | None = None, cl_ord_id: str | None = None,
+                    new_qty: Decimal | None = None, new_price: Decimal | None = None) -> OrderRec:
+        """Change the size (total, base units) and/or price of a live limit order. A post-only order that the
+        new price would make cross is refused (the order stays as it was); a plain limit that now crosses
+        takes liquidity at once, like a new order."""
+        with self._lock:
+            self._sync()
+            inst = self._inst(inst_id)
+            order = self._find_order(inst_id, ord_id, cl_ord_id)
+            if order.state == "canceled":
+                raise Reject(Reason.ORDER_ALREADY_CANCELED, "order already canceled")
+            if order.state == "filled":
+                raise Reject(Reason.ORDER_ALREADY_FILLED, "order already filled")
+            if new_qty is None and new_price is None:
+                raise Reject(Reason.BAD_PARAM, "newSz or newPx is required")
+            if order.price is None or order.ord_type not in ("limit", "post_only"):
+                raise Reject(Reason.BAD_PARAM, "only limit and post-only orders can be amended")
+            qty = D(new_qty) if new_qty is not None else order.qty
+            price = D(new_price) if new_price is not None else order.price
+            if qty <= order.filled:
+                raise Reject(Reason.BAD_PARAM, "the new size must exceed the filled size")
+            t = self.state.now_ms
+            book = self._book_at(inst, t)
+            self._check_filters(inst, qty, price, price)
+            if order.ord_type == "post_only" and would_cross(order.side, price, book):
+                raise Reject(Reason.POST_ONLY_WOULD_TAKE, "the new price would take liquidity")
+            remaining = qty - order.filled
+            if inst.is_swap:
+                lev = order.leverage or DEFAULT_LEVERAGE
+                opening = ZERO if order.reduce_only else self._opening_qty(inst, order.side, remaining)
+                need = q(opening * price / lev + opening * price * inst.taker_fee)
+            elif order.side == "buy":
+                need = q(remaining * price)
+            else:
+                need = remaining
+            if need > order.frozen and self._balance(inst.account, order.frozen_ccy).available < need - order.frozen:
+                raise Reject(Reason.INSUFFICIENT_FUNDS, "insufficient balance or margin for the amendment")
+            order.qty, order.price, order.frozen, order.updated_ms = qty, price, need, t
+            self._track(order)
+            taken: list[tuple[Decimal, Decimal]] = []
+            for px, fill_qty in match_taker(order.side, order.remaining, price, book):
+                if not order.is_live:
+                    break
+                before = order.filled
+                self._apply_fill(order, px, fill_qty, "taker", t)
+                taken.append((px, order.filled - before))
+            self._consume(inst, t, order.side, taken)
+            return order.model_copy()
+
     def _apply_fill(self, order: OrderRec, price: Decimal, qty: Decimal, liquidity: str, t: int) -> None:
         inst = self.instruments[order.inst_id]
         rate = inst.maker_fee if liquidity == "maker" else inst.taker_fee

@@ -386,3 +386,21 @@ def test_isolated_funding_moves_the_position_margin(fx: FakeExchange, okx: ccxt.
     assert pay["info"]["balChg"] == "0" and D(pay["info"]["posBalChg"]) == expected
     assert fx.exchange.positions()[0].rec.margin == margin0 + expected
     assert fx.exchange.state.balances["trading"]["USDT"] == cash0
+
+
+def test_amend_order_through_edit_order(fx: FakeExchange, okx: ccxt.okx) -> None:
+    order = okx.create_order(BTC, "limit", "buy", 10, 50000, {"marginMode": "cross", "clientOrderId": "am1"})
+    okx.edit_order(order["id"], BTC, "limit", "buy", 20, 51000)
+    amended = okx.fetch_order(order["id"], BTC)
+    assert amended["amount"] == 20 and amended["price"] == 51000 and amended["status"] == "open"
+    ask = okx.fetch_order_book(BTC, 1)["asks"][0][0]
+    post = okx.create_order(BTC, "limit", "buy", 10, 50000, {"marginMode": "cross", "postOnly": True})
+    with pytest.raises(ccxt.ExchangeError, match="51511"):  # a post-only amendment that would take
+        okx.edit_order(post["id"], BTC, "limit", "buy", 10, ask + 50)
+    assert okx.fetch_order(post["id"], BTC)["price"] == 50000
+    okx.edit_order(order["id"], BTC, "limit", "buy", 20, ask + 50)  # now crosses: takes at once
+    crossed = okx.fetch_order(order["id"], BTC)
+    assert crossed["filled"] > 0 and crossed["average"] <= ask + 50
+    okx.cancel_order(post["id"], BTC)
+    with pytest.raises(ccxt.OrderNotFound, match="51509"):
+        okx.edit_order(post["id"], BTC, "limit", "buy", 10, 49000)
