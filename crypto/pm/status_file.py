@@ -122,7 +122,9 @@ def recent_events(r: Any, keep: int, per_stream: int = 50) -> tuple[PmEvent, ...
     out: list[PmEvent] = []
     for key in r.scan_iter("pos:events:*", count=500):
         symbol = str(key).removeprefix("pos:events:")
-        for _id, fields in cast(Any, r).xrevrange(key, count=per_stream):
+        # Newest ``per_stream`` of each stream, put oldest first so that the stable sort keeps the order of
+        # events written in the same millisecond.
+        for _id, fields in reversed(cast(Any, r).xrevrange(key, count=per_stream)):
             try:
                 data = json_obj(fields.get("data", "{}"))
                 out.append(PmEvent(ts_ms=int(fields.get("ts", 0)), symbol=symbol, pos_id=str(fields.get("pos_id", "")),

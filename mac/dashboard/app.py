@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 
 from core.control import secret_from_env
-from mac.dashboard import views
+from mac.dashboard import crypto_pages, views
 from mac.dashboard.analysis import lots_table
 from mac.dashboard.control import (
     CONTROL_DIR,
@@ -376,6 +376,8 @@ def _fragment(run_every: float | None):
 def main() -> None:
     st.set_page_config(page_title="gridbridge dashboard", layout="wide")
     args = settings()
+    if crypto_pages.render_selected(args.refresh, args.stale_after):  # the carry / pm pages (sidebar, ?page=)
+        return
     st.title("gridbridge 网格看板")
     if args.replay:
         replay_page(args)

@@ -1,4 +1,5 @@
-"""``gridbridge dashboard --shared-dir DIR [--port N]``: runs ``streamlit run`` on ``mac/dashboard/app.py``.
+"""``gridbridge dashboard --shared-dir DIR [--carry-dir DIR] [--pm-dir DIR] [--port N]``: runs ``streamlit run`` on
+``mac/dashboard/app.py``.
 
 ``register(subparsers)`` adds the subcommand (``gridbridge.cli.COMMANDS`` lists it); the settings travel to the page as environment variables
 (``GRIDBRIDGE_DASHBOARD_*``), so the page also runs under ``streamlit.testing`` without a command line.
@@ -23,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--state-dir", help="the executor's state dir (its journal gives full pool/alpha history)")
     p.add_argument("--config", help="the executor's config file (its vault limits and fee model replay the journal; "
                                     "default: config.json beside the shared folder)")
+    p.add_argument("--carry-dir", help="the carry engine's state dir (its carry_status.json: the Carry page)")
+    p.add_argument("--pm-dir", help="the position manager's store folder (its pm_status.json: the PM page)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--refresh", type=float, default=2.0, help="seconds between live refreshes (0: off)")
@@ -40,7 +43,8 @@ def streamlit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, st
     ]
     env = dict(os.environ)
     values = {"SHARED_DIR": args.shared_dir, "REPLAY": args.replay, "STATE_DIR": args.state_dir,
-              "CONFIG": getattr(args, "config", None), "REFRESH_S": args.refresh, "STALE_S": args.stale_after}
+              "CONFIG": getattr(args, "config", None), "REFRESH_S": args.refresh, "STALE_S": args.stale_after,
+              "CARRY_DIR": getattr(args, "carry_dir", None), "PM_DIR": getattr(args, "pm_dir", None)}
     for key, value in values.items():
         if value is None or value == "":
             env.pop(ENV + key, None)
@@ -54,8 +58,9 @@ def streamlit_command(args: argparse.Namespace) -> tuple[list[str], dict[str, st
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    if not args.shared_dir and not args.replay:
-        print("gridbridge dashboard: give --shared-dir DIR (live) or --replay DIR", file=sys.stderr)
+    if not (args.shared_dir or args.replay or getattr(args, "carry_dir", None) or getattr(args, "pm_dir", None)):
+        print("gridbridge dashboard: give --shared-dir DIR (live) or --replay DIR, and/or --carry-dir DIR, "
+              "--pm-dir DIR (the crypto pages)", file=sys.stderr)
         return 2
     argv, env = streamlit_command(args)
     print(f"gridbridge dashboard on http://{args.address}:{args.port}", file=sys.stderr)
