@@ -373,10 +373,10 @@ class Checklist:
             if order is not None:
                 sent.append(order.client_order_id)
         degraded = self.engine.downgraded
-        self.fx.advance(100)
-        self.engine.cycle()  # the risk kernel sees the degraded pace
-        state_in = self.engine.risk.state.value
         self.fx.ctx.limiter.clear_overrides()
+        self.fx.advance(self.cfg.rate_quiet_ms // 2)
+        self.engine.cycle()  # past the backoff, still degraded: the risk kernel sees the pace; retries go out
+        state_in = self.engine.risk.state.value
         for _ in range(3):
             self.fx.advance(self.cfg.rate_quiet_ms + self.cfg.backoff_cap_ms)
             self.engine.cycle()
@@ -423,6 +423,7 @@ class Checklist:
     def kill9_restart(self, c: Check, kill_state: Path) -> None:
         hold = kill_state / "held.txt"
         kill_state.mkdir(parents=True, exist_ok=True)
+        time.sleep(1.0)  # the child shares the venue's request windows: let them drain first
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                             os.environ.get("PYTHONPATH", "")])}
         proc = subprocess.Popen([sys.executable, "-m", "crypto.e2e.engine_proc", "--url", self.fx.url,

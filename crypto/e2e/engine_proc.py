@@ -7,15 +7,21 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
+from core.oms.reasons import VenueReason
 from crypto.e2e.runtime import fake_credentials
 from crypto.execution.config import ExecConfig
 from crypto.execution.decisions import OrderPlan
 from crypto.execution.engine import CryptoEngine
 from crypto.execution.orders import LiveOrder
+from crypto.venue.types import VenueError
 from shared_schema.atomic_io import atomic_write_bytes
+
+T = TypeVar("T")
 
 KILL_INTENT = "kill9-probe"
 
@@ -26,6 +32,18 @@ def kill_plan(venue: object, symbol: str) -> OrderPlan:
     book = venue.order_book(symbol, 5)  # type: ignore[attr-defined]
     price = (book.bids[0][0] * Decimal("0.8") / market.tick).to_integral_value() * market.tick
     return OrderPlan(symbol, "buy", market.min_qty * 10, "limit", price, False, "probe", True)
+
+
+def retrying(fn: Callable[..., T], *args: Any) -> T:
+    """Start-up reads retried while the venue answers "rate limit" (it shares its windows with the parent)."""
+    for _ in range(40):
+        try:
+            return fn(*args)
+        except VenueError as exc:
+            if exc.reason is not VenueReason.RATE_LIMIT:
+                raise
+            time.sleep(0.25)
+    return fn(*args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
 
     engine = CryptoEngine(venue, args.state, ExecConfig(symbols=(args.symbol,)), hook=hold)
-    engine.start()
-    engine.place(kill_plan(venue, args.symbol), intent_id=KILL_INTENT)
+    retrying(engine.start)
+    engine.place(retrying(kill_plan, venue, args.symbol), intent_id=KILL_INTENT)
     os._exit(3)  # not reached: the hook holds until the kill
 
 
