@@ -92,12 +92,12 @@ class BracketKeeper:
         """Record the step (audit, risk) and carry out its actions; answers feed back as new steps."""
         eng = self.engine
         self.brackets[symbol] = step.bracket
-        eng._audit(step.events)
+        eng.audit_events(step.events)
         if step.refused is not None:
-            eng._note(AuditCode.OMS_ILLEGAL_TRANSITION, str(step.refused), symbol, Severity.WARN)
+            eng.note(AuditCode.OMS_ILLEGAL_TRANSITION, str(step.refused), symbol, Severity.WARN)
         res = fold_attach_failure(step, eng.risk, eng.now(), eng.risk_cfg, self.pcfg)
         eng.risk = res.snapshot
-        eng._audit(res.events)
+        eng.audit_events(res.events)
         for action in step.actions:
             self._act(symbol, action)
 

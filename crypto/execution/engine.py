@@ -171,12 +171,12 @@ class CryptoEngine:
         self.journal.append(rec)
         self.book.apply(rec)
 
-    def _audit(self, events: Iterable[AuditEvent]) -> None:
+    def audit_events(self, events: Iterable[AuditEvent]) -> None:
         self.audit.extend(tuple(events))
 
-    def _note(self, code: AuditCode, cause: str, symbol: str | None = None, sev: Severity = Severity.INFO,
+    def note(self, code: AuditCode, cause: str, symbol: str | None = None, sev: Severity = Severity.INFO,
               **data: Any) -> None:
-        self._audit((AuditEvent(self.now(), code, sev, cause, symbol,
+        self.audit_events((AuditEvent(self.now(), code, sev, cause, symbol,
                                 {k: (str(v) if isinstance(v, Decimal) else v) for k, v in data.items()}),))
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -232,10 +232,10 @@ class CryptoEngine:
                     self.venue.set_margin_mode(symbol, self.cfg.margin_mode)
                 self.venue.set_leverage(symbol, wanted, self.cfg.margin_mode)
                 self.leverage[symbol] = wanted
-                self._note(AuditCode.EXEC_LEVERAGE_SET, f"leverage {wanted}x {self.cfg.margin_mode}", symbol,
+                self.note(AuditCode.EXEC_LEVERAGE_SET, f"leverage {wanted}x {self.cfg.margin_mode}", symbol,
                            leverage=wanted, margin_mode=self.cfg.margin_mode, event_window=self.event_window)
             except VenueError as exc:
-                self._note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", symbol, Severity.ERROR,
+                self.note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", symbol, Severity.ERROR,
                            reason=exc.reason.value, venue_code=exc.venue_code, leverage=wanted)
 
     def set_event_window(self, on: bool) -> None:
@@ -299,14 +299,14 @@ class CryptoEngine:
                              else RiskMargin.ISOLATED)
         reason = check_order(self.risk, intent, self.risk_cfg)
         if reason is not None:
-            self._note(AuditCode.RISK_ORDER_REFUSED, f"open refused: {reason.value}", plan.symbol, Severity.WARN,
+            self.note(AuditCode.RISK_ORDER_REFUSED, f"open refused: {reason.value}", plan.symbol, Severity.WARN,
                        reason=reason.value, leverage=leverage, qty=plan.qty, side=plan.side)
             return None
         if self.leverage.get(plan.symbol) != leverage and self.markets[plan.symbol].is_swap:
             try:
                 self.venue.set_leverage(plan.symbol, leverage, self.cfg.margin_mode)
             except VenueError as exc:
-                self._note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", plan.symbol, Severity.WARN,
+                self.note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", plan.symbol, Severity.WARN,
                            reason=exc.reason.value, leverage=leverage)
                 return None
             self.leverage[plan.symbol] = leverage
@@ -317,7 +317,7 @@ class CryptoEngine:
         now = self.now()
         step = tick_guard(self.guard, now, self.cfg.rate_limit())
         self.guard = step.guard
-        self._audit(step.events)
+        self.audit_events(step.events)
         slot = request_slot(self.guard, now)
         self.guard = slot.guard
         return slot.granted
@@ -344,7 +344,7 @@ class CryptoEngine:
         return self._fold(self.book.orders[order.client_order_id], report)
 
     def _submitted_event(self, order: LiveOrder) -> None:
-        self._note(AuditCode.ORDER_SUBMITTED, f"{order.side} {order.qty} {order.symbol} {order.type}",
+        self.note(AuditCode.ORDER_SUBMITTED, f"{order.side} {order.qty} {order.symbol} {order.type}",
                    order.symbol, client_order_id=order.client_order_id, intent_id=order.intent_id,
                    side=order.side, qty=order.qty, price=order.price, type=order.type,
                    reduce_only=order.reduce_only, purpose=order.purpose)
@@ -356,7 +356,7 @@ class CryptoEngine:
         if reason is VenueReason.UNKNOWN_OUTCOME:
             self.stats.unknown += 1
             self._record({"k": "sent", "coid": coid, "status": "UNKNOWN", "msg": str(exc)[:200], "t": now})
-            self._note(AuditCode.ORDER_ERROR, "send outcome unknown: looked up by client id", order.symbol,
+            self.note(AuditCode.ORDER_ERROR, "send outcome unknown: looked up by client id", order.symbol,
                        Severity.WARN, client_order_id=coid, reason=reason.value)
             return self.resolve(self.book.orders[coid], force=True)
         if reason is VenueReason.DUPLICATE_CLIENT_ID:
@@ -374,13 +374,13 @@ class CryptoEngine:
         self.retry_ok.discard(coid)
         self._record({"k": "sent", "coid": coid, "status": "REJECTED", "msg": str(exc)[:200], "t": now})
         self._submitted_event(order)
-        self._note(AuditCode.ORDER_REJECTED, f"venue refused: {reason.value}", order.symbol, Severity.WARN,
+        self.note(AuditCode.ORDER_REJECTED, f"venue refused: {reason.value}", order.symbol, Severity.WARN,
                    client_order_id=coid, reason=reason.value, venue_code=exc.venue_code, message=exc.message[:200])
         if reason is VenueReason.INSUFFICIENT_FUNDS and not order.reduce_only:
             res = force_reduce(self.risk, self.now(), self.risk_cfg, f"insufficient margin for {coid}",
                                reason=CAUSE_INSUFFICIENT_MARGIN)
             self.risk = res.snapshot
-            self._audit(res.events)
+            self.audit_events(res.events)
         return self.book.orders[coid]
 
     def _rate_limited(self, order: LiveOrder | None, exc: VenueError) -> None:
@@ -390,7 +390,7 @@ class CryptoEngine:
         step = on_rate_limited(self.guard, self.now(), self.cfg.rate_limit(), self.rng,
                                None if order is None else order.symbol)
         self.guard = step.guard
-        self._audit(step.events)
+        self.audit_events(step.events)
 
     @property
     def downgraded(self) -> bool:
@@ -424,7 +424,7 @@ class CryptoEngine:
         if self.lookups.missed(coid, now) or self.send_attempts.get(coid, 0) > self.cfg.send_retries:
             self.lookups.forget(coid)
             self._record({"k": "lost", "coid": coid, "t": self.now_ms()})
-            self._note(AuditCode.EXEC_ORDER_LOST, "unknown outcome never found at the venue: lost", order.symbol,
+            self.note(AuditCode.EXEC_ORDER_LOST, "unknown outcome never found at the venue: lost", order.symbol,
                        Severity.WARN, client_order_id=coid)
             return self.book.orders[coid]
         return self.send(order) if self._may_send() else order
@@ -432,7 +432,7 @@ class CryptoEngine:
     def _fold(self, order: LiveOrder, report: VenueOrder) -> LiveOrder:
         folded = fold_report(order, report, self.now_ms())
         if folded.refused is not None:
-            self._note(AuditCode.OMS_ILLEGAL_TRANSITION, str(folded.refused), order.symbol, Severity.WARN,
+            self.note(AuditCode.OMS_ILLEGAL_TRANSITION, str(folded.refused), order.symbol, Severity.WARN,
                        client_order_id=order.client_order_id)
         if not folded.changed:
             return order
@@ -441,10 +441,10 @@ class CryptoEngine:
         if folded.fill_delta > 0:
             self._fill_event(new, folded.fill_delta)
         elif new.state is OrderState.CANCELLED:
-            self._note(AuditCode.ORDER_CANCELLED, "cancelled", new.symbol, client_order_id=new.client_order_id,
+            self.note(AuditCode.ORDER_CANCELLED, "cancelled", new.symbol, client_order_id=new.client_order_id,
                        filled=new.filled)
         elif new.state is OrderState.REJECTED:
-            self._note(AuditCode.ORDER_REJECTED, f"venue ended it: {report.status}", new.symbol, Severity.WARN,
+            self.note(AuditCode.ORDER_REJECTED, f"venue ended it: {report.status}", new.symbol, Severity.WARN,
                        client_order_id=new.client_order_id, reason=report.status)
         if new.purpose in ("sl", "tp") and new.state in (OrderState.FILLED, OrderState.REJECTED):
             self.brackets.on_report(new)  # the bracket cancels the other side (OCO) or audits the failure
@@ -452,7 +452,7 @@ class CryptoEngine:
 
     def _fill_event(self, order: LiveOrder, delta: Decimal) -> None:
         code = AuditCode.ORDER_FILLED if order.state is OrderState.FILLED else AuditCode.ORDER_PARTIAL
-        self._note(code, f"{order.side} {delta} {order.symbol} filled ({order.filled}/{order.qty})", order.symbol,
+        self.note(code, f"{order.side} {delta} {order.symbol} filled ({order.filled}/{order.qty})", order.symbol,
                    client_order_id=order.client_order_id, fill_qty=delta, filled=order.filled,
                    remaining=order.remaining, avg_price=order.avg_price, opens=not order.reduce_only and
                    order.purpose == "target", leverage=self.leverage.get(order.symbol, Decimal(1)),
@@ -475,7 +475,7 @@ class CryptoEngine:
             if exc.reason is VenueReason.RATE_LIMIT:
                 self._rate_limited(order, exc)
             else:
-                self._note(AuditCode.ORDER_ERROR, f"cancel failed: {exc.reason.value}", order.symbol,
+                self.note(AuditCode.ORDER_ERROR, f"cancel failed: {exc.reason.value}", order.symbol,
                            Severity.WARN, client_order_id=coid, reason=exc.reason.value)
             return self.book.orders[coid]
         self.stats.cancel_latency_ms.append((self.stopwatch() - started) * 1000)
@@ -502,7 +502,7 @@ class CryptoEngine:
             if exc.reason is VenueReason.RATE_LIMIT:
                 self._rate_limited(None, exc)
             else:
-                self._note(AuditCode.EXEC_HEALTH_DEGRADED, f"open orders unreadable: {exc.reason.value}", None,
+                self.note(AuditCode.EXEC_HEALTH_DEGRADED, f"open orders unreadable: {exc.reason.value}", None,
                            Severity.WARN, reason=exc.reason.value)
             return
         for order in list(self.book.live()):
@@ -578,7 +578,7 @@ class CryptoEngine:
                                      "venue and journal agree", None,
                                      {"positions": {s: str(q) for s, q in local.items()},
                                       "resolved": list(resolved)}))
-        self._audit(events)
+        self.audit_events(events)
         self.last_reconcile = report
         self._evaluate_risk(result)
         return report
@@ -602,7 +602,7 @@ class CryptoEngine:
             "equity": str(account.equity), "peak_equity": str(self.risk.peak_equity),
             "liq_distance_p95": None if account.liq_distance_pct is None else str(account.liq_distance_pct),
             "exposure": str(exposure), "risk_state": self.risk.state.value}))
-        self._audit(events)
+        self.audit_events(events)
 
     # -- the cycle -----------------------------------------------------------------------------------
     def cycle(self, targets: Mapping[str, TargetPosition] | None = None) -> dict[str, str]:
@@ -612,11 +612,11 @@ class CryptoEngine:
         self.cycles += 1
         step = tick_guard(self.guard, self.now(), self.cfg.rate_limit())
         self.guard = step.guard
-        self._audit(step.events)
+        self.audit_events(step.events)
         self.process_controls()
         if targets is not None:
             self.targets = dict(targets)
-            self._audit(AuditEvent(self.now(), AuditCode.SIGNAL_ACCEPTED, Severity.INFO, "target received", t.symbol,
+            self.audit_events(AuditEvent(self.now(), AuditCode.SIGNAL_ACCEPTED, Severity.INFO, "target received", t.symbol,
                                    {"target": str(t.qty), "reason": t.reason}) for t in targets.values())
         backoff_until = self.guard.backoff_until
         if backoff_until is not None and self.now() < backoff_until:
@@ -637,7 +637,7 @@ class CryptoEngine:
             if exc.reason is VenueReason.RATE_LIMIT:
                 self._rate_limited(None, exc)
             else:
-                self._note(AuditCode.EXEC_HEALTH_DEGRADED, f"venue read failed: {exc.reason.value}", None,
+                self.note(AuditCode.EXEC_HEALTH_DEGRADED, f"venue read failed: {exc.reason.value}", None,
                            Severity.WARN, reason=exc.reason.value, venue_code=exc.venue_code)
             self.publish_status()
             return {s: "VENUE_READ_FAILED" for s in self.cfg.symbols}
@@ -668,11 +668,11 @@ class CryptoEngine:
         target = self.targets.get(symbol)
         plan = plan_symbol(view, None if target is None else target.qty, self.risk, self.risk_cfg, self.cfg,
                            self.now_ms(), downgraded=self.downgraded, halted=self.kill.halted, liq_cut=liq_cut)
-        self._audit(plan.events)
+        self.audit_events(plan.events)
         if plan.dust_lock:
             res = dust_lock(self.risk, symbol, self.now(), self.risk_cfg, "closing order under the venue minimum")
             self.risk = res.snapshot
-            self._audit(res.events)
+            self.audit_events(res.events)
         for coid, why in plan.cancels:
             self.cancel(self.book.orders[coid], why)
         reason = plan.reason
@@ -691,11 +691,11 @@ class CryptoEngine:
         """The kill-switch doors of the ETF side (signed command files in the state folder), same handler."""
         secret = secret_from_env(self.environ)
         result = process_control_folder(self.state_dir, secret, self.nonces, self.now(), self._apply_command)
-        self._audit(result.events)
+        self.audit_events(result.events)
 
     def _apply_command(self, command: ControlCommand) -> str | None:
         outcome = handle_command(self.kill, self.risk, command, self.now(), self.risk_cfg, "file")
-        self._audit(outcome.events)
+        self.audit_events(outcome.events)
         if not outcome.accepted:
             return outcome.refused
         self.kill, self.risk = outcome.state, outcome.risk
