@@ -53,6 +53,7 @@ class MemVenue:
         self.place_calls = 0
         self.lose_next = 0  # accept, then answer UNKNOWN_OUTCOME
         self.rate_limit_next = 0
+        self.liq: dict[str, Decimal] = {}  # liquidation price reported per symbol
         self.refuse: set[str] = set()  # order types refused (e.g. "stop_market", "tp" for reduce-only limits)
         self.ms = 0
         self.seq = 0
@@ -94,7 +95,7 @@ class MemVenue:
         for s, p in self.positions_.items():
             if p.qty != 0:
                 lev = self.leverage.get(s, D(1))
-                out.append(Position(s, p.qty, p.entry, self.mids[s], None, abs(p.qty) * p.entry / lev, lev,
+                out.append(Position(s, p.qty, p.entry, self.mids[s], self.liq.get(s), abs(p.qty) * p.entry / lev, lev,
                                     self.margin_mode.get(s, "isolated"), (self.mids[s] - p.entry) * p.qty))  # type: ignore[arg-type]
         return out
 

@@ -311,3 +311,23 @@ def test_compacted_journal_replays_to_the_same_book(tmp_path):
              again.book.seq)
     assert before == after and report.clean
     again.close()
+
+
+def test_liquidation_distance_under_8pct_cuts_the_nearest_position(tmp_path):
+    venue = MemVenue()
+    venue._fill(BTC, "buy", D("1"), D("50000"))  # 50,000 notional, liquidation 6 % away
+    venue._fill(ETH, "buy", D("100"), D("3000"))  # 300,000 notional, 30 % away
+    venue.liq = {BTC: D("47000"), ETH: D("2100")}
+    eng = make(tmp_path, venue)
+    eng.start()
+    assert eng.risk.liq_blocked
+    eng.clock.advance(1)
+    eng.cycle()
+    btc_left = venue.positions_[BTC].qty
+    assert D(0) < btc_left < D(1) and venue.positions_[ETH].qty == D(100)  # only the near one, only in part
+    assert AuditCode.RISK_FORCED_REDUCTION.value in codes(tmp_path)
+    eng.clock.advance(1)
+    eng.cycle()
+    assert not eng.risk.liq_blocked  # back at 10 %: the P95 now sits on the far position
+    assert AuditCode.RISK_LIQ_DISTANCE_RESTORED.value in codes(tmp_path)
+    eng.close()
