@@ -59,6 +59,7 @@ class Pair:
     dust: Decimal = ZERO  # spot left below the venue minimum after a close: DUST_LOCKED
     worst_liq: Decimal | None = None  # the lowest liquidation distance seen by the scans since the snapshot
     stop_cid: str = ""  # the venue-side disaster stop on the short (client id), "" when none
+    open_pnl: Decimal = ZERO  # the open pair marked to market at the last risk check
     last_mark: Decimal | None = None  # the perp mark of the last market view (the status file's margin health)
 
     def __post_init__(self) -> None:
@@ -135,6 +136,7 @@ class CarryEngine:
         self.risk_state = RiskState.NORMAL
         self.health = g.ExchangeHealth()
         self.emergency = False
+        self.realized_total = ZERO  # net PnL of every closed pair, for the equity snapshots
         self.last_exit_clean = True
         self.started = False
         self.seq = 0
@@ -167,6 +169,7 @@ class CarryEngine:
                                          bool(b["tripped"]), str(b["reason"]))
                 self.risk_state = RiskState(rec.get("risk_state", "NORMAL"))
                 self.seq = int(rec.get("seq", 0))
+                self.realized_total = Decimal(str(rec.get("realized_total", "0")))
             elif k == "start":
                 seen_start, clean = True, False
             elif k == "exit":
@@ -180,6 +183,7 @@ class CarryEngine:
     def _save_engine(self) -> None:
         b = self.breaker
         self.journal.append({"k": "engine", "risk_state": self.risk_state.value, "seq": self.seq,
+                             "realized_total": str(self.realized_total),
                              "breaker": {"consecutive_losses": b.consecutive_losses, "day": b.day,
                                          "day_loss": str(b.day_loss), "tripped": b.tripped, "reason": b.reason}})
 
@@ -435,25 +439,22 @@ class CarryEngine:
         day = self.clock.now_ms() // g.DAY_MS
         if self.breaker.day != day and not self.breaker.tripped:
             self.breaker = replace(self.breaker, day=day, day_loss=ZERO)
-        equity = ZERO
-        for bal in self._read("balances", "trading").values():
-            if bal.asset == "USDT":
-                equity += bal.total
-        spot_bal = self._read("balances", "trading").get(p.inst.spot_symbol.split("/")[0])
         view, _ = self._view(p)
         liq_distance = None
         pos = self._refresh(p)
         if pos is not None:
-            equity += pos.unrealized_pnl + pos.margin
             liq_distance = self._note_liq(p, pos)
         if p.worst_liq is not None:
             liq_distance = p.worst_liq if liq_distance is None else min(liq_distance, p.worst_liq)
         p.worst_liq = None
-        if spot_bal is not None:
-            equity += p.b.spot_qty * view.spot
-        for bal in self._read("balances", "funding").values():
-            if bal.asset == "USDT":
-                equity += bal.total
+        b = p.b
+        p.open_pnl = ZERO if b.is_flat else (b.spot_qty * (view.spot - b.spot_entry)
+                                             + b.short_qty * (b.perp_entry - view.mark) + b.funding + b.realized
+                                             - b.fees)
+        # The strategy's equity: its capital + closed pairs' net PnL + open pairs marked to market. Venue
+        # balances are not summed: whether a "total" includes isolated margin differs by venue and path.
+        equity = (self.cfg.strategy.capital_usdt * len(self.pairs) + self.realized_total
+                  + sum((q.open_pnl for q in self.pairs.values()), ZERO))
         self._emit(AuditCode.EQUITY_SNAPSHOT, "hourly risk",
                    {"equity": str(equity), "liq_distance_p95": None if liq_distance is None else str(liq_distance),
                     "state": p.state.value, "margin_health": str(dec.margin_health(p.b, view.mark)),
@@ -748,6 +749,8 @@ class CarryEngine:
                                                    "dust": str(p.dust)}, inst.symbol)
         was = self.breaker.tripped
         self.breaker = g.breaker_record_close(self.breaker, pnl, self.clock.now_ms(), self.cfg.risk)
+        self.realized_total += pnl
+        p.open_pnl = ZERO
         self._save_engine()
         if self.breaker.tripped and not was:
             self._emit(AuditCode.CARRY_BREAKER_TRIPPED, self.breaker.reason,
