@@ -43,6 +43,12 @@ def test_carry_through_ccxt_and_the_okx_fake(tmp_path: Path) -> None:
         bills = [b for b in fx.exchange.bills(kind="funding") if b.inst_id == "BTC-USDT-SWAP"]
         assert len(bills) == 1
         assert p.b.funding == bills[0].pos_bal_chg != 0  # the engine's funding is the venue's bill, exactly
+        import json
+
+        engine.audit.close()
+        equity = [D(json.loads(line)["data"]["equity"]) for line in (engine.dir / "audit.jsonl").read_text().splitlines()
+                  if '"EQUITY_SNAPSHOT"' in line]
+        assert equity and all(D("9800") < e < D("10200") for e in equity)  # the strategy's equity, no margin twice
         engine.close_all("operator close-all")
         assert engine.pairs[PERP].state == CarryState.STOPPED
         assert venue.positions([PERP]) == []
