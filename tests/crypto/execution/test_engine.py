@@ -331,3 +331,16 @@ def test_liquidation_distance_under_8pct_cuts_the_nearest_position(tmp_path):
     assert not eng.risk.liq_blocked  # back at 10 %: the P95 now sits on the far position
     assert AuditCode.RISK_LIQ_DISTANCE_RESTORED.value in codes(tmp_path)
     eng.close()
+
+
+def test_cross_margin_found_blocks_opens(tmp_path):
+    venue = MemVenue()
+    venue._fill(BTC, "buy", D("0.1"), D("50000"))
+    eng = make(tmp_path, venue)
+    eng.start()
+    venue.margin_mode[BTC] = "cross"  # someone switched the position to cross at the venue
+    eng.clock.advance(1)
+    eng.cycle(target("0.5"))
+    assert eng.risk.state is RiskState.REDUCE_ONLY and venue.positions_[BTC].qty == D("0.1")
+    assert AuditCode.RISK_CROSS_MARGIN_FOUND.value in codes(tmp_path)
+    eng.close()
