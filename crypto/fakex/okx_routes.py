@@ -146,6 +146,14 @@ def _str(params: dict[str, Any], key: str, required: bool = True) -> str:
     return str(raw)
 
 
+def _object(req: Request) -> dict[str, Any]:
+    """The JSON body of an endpoint that takes one object (not a batch)."""
+    body = req.json()
+    if not isinstance(body, dict):
+        raise OkxError("50002", "Json data format error: an object is expected")
+    return body
+
+
 def _bool(params: dict[str, Any], key: str) -> bool:
     raw = params.get(key, False)
     if isinstance(raw, bool):
@@ -581,14 +589,14 @@ class OkxDialect:
                      "opAuth": "0", "kycLv": "2", "label": "fakex", "ip": "127.0.0.1", "perm": "read_only,trade"}])
 
     def r_set_position_mode(self, req: Request, ctx: ServerContext) -> Response:
-        mode = _str(req.json(), "posMode")
+        mode = _str(_object(req), "posMode")
         if mode != "net_mode":
             raise OkxError("51000", "Parameter posMode error: fakex models one-way (net) mode only")
         return _ok([{"posMode": mode}])
 
     def r_set_leverage(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        p = req.json()
+        p = _object(req)
         inst = self._inst(ex, _str(p, "instId"))
         lever = _dec(p, "lever")
         mode = _str(p, "mgnMode")
@@ -612,7 +620,7 @@ class OkxDialect:
 
     def r_margin_balance(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        p = req.json()
+        p = _object(req)
         inst = self._inst(ex, _str(p, "instId"))
         kind = _str(p, "type")
         if kind not in ("add", "reduce"):
@@ -741,7 +749,7 @@ class OkxDialect:
 
     def r_close_position(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        p = req.json()
+        p = _object(req)
         inst = self._swap(ex, _str(p, "instId"))
         mode = _str(p, "mgnMode")
         if str(p.get("posSide") or "net") != "net":
@@ -987,7 +995,7 @@ class OkxDialect:
     # ------------------------------------------------------------------ private: transfers
     def r_transfer(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        p = req.json()
+        p = _object(req)
         ccy = _str(p, "ccy")
         amt = _dec(p, "amt")
         assert amt is not None
