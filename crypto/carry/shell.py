@@ -60,6 +60,8 @@ class Pair:
     worst_liq: Decimal | None = None  # the lowest liquidation distance seen by the scans since the snapshot
     stop_cid: str = ""  # the venue-side disaster stop on the short (client id), "" when none
     open_pnl: Decimal = ZERO  # the open pair marked to market at the last risk check
+    last_health: Decimal = Decimal(1)  # margin health at the pair's own last mark (1 when flat)
+    recent_marks: tuple[tuple[int, Decimal], ...] = ()  # (ts, mark) of the last scans: the spike filter
     last_mark: Decimal | None = None  # the perp mark of the last market view (the status file's margin health)
 
     def __post_init__(self) -> None:
@@ -462,6 +464,10 @@ class CarryEngine:
 
     def _task_scan(self, p: Pair) -> None:
         view, _ = self._view(p)
+        now = self.clock.now_ms()
+        keep = max(self.cfg.risk.spike_window_ms, self.cfg.strategy.scan_ms)
+        p.recent_marks = tuple((t, m) for t, m in p.recent_marks if now - t <= keep) + ((now, view.mark),)
+        p.last_health = dec.margin_health(p.b, view.mark)
         if p.state == CarryState.IDLE and p.b.is_flat:
             self._scan_idle(p, view)
         elif p.state == CarryState.HEDGING:
@@ -470,11 +476,12 @@ class CarryEngine:
     # -- open ---------------------------------------------------------------------------------------
     def _scan_idle(self, p: Pair, view: dec.MarketView) -> None:
         usdt = self._read("balances", "trading").get("USDT")
-        health = min([dec.margin_health(o.b, view.mark) for o in self.pairs.values()
-                      if o is not p and not o.b.is_flat] or [Decimal(1)])
+        health = min([o.last_health for o in self.pairs.values() if o is not p and not o.b.is_flat]
+                     or [Decimal(1)])
+        spike = g.is_spike([m for _, m in p.recent_marks], self.cfg.risk)
         ctx = dec.OpenContext(has_position=self._short_position(p) is not None, emergency=self.emergency,
                               reduce_only=self.risk_state not in (RiskState.NORMAL, RiskState.DEGRADED),
-                              breaker_tripped=self.breaker.tripped, account_health=health,
+                              breaker_tripped=self.breaker.tripped, account_health=health, spike=spike,
                               free_usdt=usdt.free if usdt is not None else ZERO)
         reason = dec.check_open(view, ctx, p.inst, self.cfg.strategy, self.cfg.risk)
         if reason is None:

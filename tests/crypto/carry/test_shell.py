@@ -320,3 +320,18 @@ def test_topup_without_reserve_delevers_both_legs_then_tops_up(make_engine) -> N
     topup = [e for e in events if e["code"] == "CARRY_MARGIN_TOPUP"]
     assert len(topup) == 1 and D(topup[0]["data"]["health_after"]) >= D("0.999")
     assert D(topup[0]["data"]["moved_from_funding"]) == 0
+
+
+def test_spike_filter_holds_an_open_back_until_prices_settle(make_engine) -> None:
+    engine, venue, x = make_engine()
+    x.set_funding_rate("BTC-USDT-SWAP", D("0.00001"))  # below the window while the spike is set up
+    engine.step()
+    x.clock.advance(STEP)
+    x.set_price("BTC-USDT-SWAP", venue.mark_price(PERP) * D("1.03"))  # +3 % within one scan
+    x.set_funding_rate("BTC-USDT-SWAP", D("0.0005"))
+    engine.step()
+    assert engine.pairs[PERP].b.is_flat
+    refused = [e for e in audit_codes(engine) if e["code"] == "CARRY_OPEN_REFUSED"]
+    assert refused[-1]["data"]["reason"] == "OPEN_PRICE_SPIKE"
+    run(engine, x, 3)  # calm scans again: the pair opens
+    assert engine.pairs[PERP].state == CarryState.HEDGING
