@@ -132,8 +132,8 @@ def _dec(params: dict[str, Any], key: str, required: bool = True) -> Decimal | N
         value = Decimal(str(raw))
     except InvalidOperation:
         raise OkxError("51000", f"Parameter {key} error") from None
-    if not value.is_finite():
-        raise OkxError("51000", f"Parameter {key} error")
+    if not value.is_finite() or (value != 0 and not -30 <= value.adjusted() <= 30):
+        raise OkxError("51000", f"Parameter {key} error")  # also keeps Decimal arithmetic far from overflow
     return value
 
 

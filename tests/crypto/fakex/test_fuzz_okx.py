@@ -14,7 +14,7 @@ from crypto.fakex.okx_routes import _ROUTES
 from crypto.fakex.server import FakeExchange
 from tests.crypto.fakex.conftest import make_okx
 
-VALUES = ["", "x", "-1", "0", "1e400", "NaN", "Infinity", "1.5", "0.00000001", "BTC-USDT-SWAP", "BTC-USDT",
+VALUES = ["", "x", "-1", "0", "1e400", "1e999999", "-1e-999999", "NaN", "Infinity", "1.5", "0.00000001", "BTC-USDT-SWAP", "BTC-USDT",
           "ETH-USDT-SWAP", "true", "false", "ANY", "cross", "isolated", "cash", "buy", "sell", "limit", "market",
           "post_only", "ioc", "fok", "conditional", "trigger", "oco", "6", "18", "1H", "5m", "7Q", "net", "long",
           "add", "reduce", "USDT", "BTC", "a" * 40]
