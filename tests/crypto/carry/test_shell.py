@@ -335,3 +335,20 @@ def test_spike_filter_holds_an_open_back_until_prices_settle(make_engine) -> Non
     assert refused[-1]["data"]["reason"] == "OPEN_PRICE_SPIKE"
     run(engine, x, 3)  # calm scans again: the pair opens
     assert engine.pairs[PERP].state == CarryState.HEDGING
+
+
+def test_btc_and_eth_pairs_run_side_by_side(make_engine) -> None:
+    from crypto.carry.config import InstrumentConfig, InstrumentsConfig
+
+    eth = InstrumentConfig(symbol="ETH/USDT:USDT", spot_symbol="ETH/USDT", venue_id="ETH-USDT-SWAP",
+                           contract_size=D("0.1"), qty_step=D("0.001"), min_qty=D("0.001"), tick=D("0.01"))
+    cfg = CarryConfig(instruments=InstrumentsConfig(pairs=(InstrumentConfig(symbol=PERP, spot_symbol=SPOT), eth)))
+    engine, venue, x = make_engine(cfg=cfg)
+    run(engine, x, 12 * 9)  # past the 08:00 settlement
+    for symbol in (PERP, "ETH/USDT:USDT"):
+        p = engine.pairs[symbol]
+        assert p.state == CarryState.HEDGING
+        assert -venue.positions([symbol])[0].qty == p.b.short_qty
+        assert p.b.funding == sum((b.amount for b in venue.funding_payments(symbol)), D(0)) != 0
+    engine.close_all("operator close-all")
+    assert venue.positions() == []
