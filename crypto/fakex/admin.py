@@ -32,22 +32,22 @@ class AdvanceBody(_Body):
 
 class PriceBody(_Body):
     instId: str  # noqa: N815 - the venue's field name
-    px: Decimal = Field(gt=0)
+    px: Decimal = Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False)
 
 
 class FundingBody(_Body):
     instId: str  # noqa: N815
-    rate: Decimal | None
+    rate: Decimal | None = Field(ge=-1, le=1, allow_inf_nan=False)
 
 
 class DepositBody(_Body):
     account: str = "trading"
-    ccy: str
-    amount: Decimal
+    ccy: str = Field(min_length=1, max_length=16)
+    amount: Decimal = Field(ge=Decimal("-1e15"), le=Decimal("1e15"), allow_inf_nan=False)
 
 
 class RateLimitBody(_Body):
-    endpoint: str
+    endpoint: str = Field(min_length=1, max_length=200)
     limit: int = Field(ge=0)
     window_ms: int = Field(gt=0)
 
