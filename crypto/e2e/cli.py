@@ -83,6 +83,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--venue", default="okx-fake", choices=["okx-fake"],
                    help="only the local exchange: the checklist injects faults and kills processes")
     p.add_argument("--report", type=Path, default=Path("crypto-e2e-report"))
+    p.add_argument("--state", type=Path, help="the engine's state folder (journal, audit.jsonl, status.json, "
+                   "control/); default REPORT/state. Emptied first: the report describes this run only")
     p.add_argument("--orders", type=int, default=MIN_ORDERS, help=f"place/cancel probes (floor {MIN_ORDERS})")
     p.add_argument("--bars", type=int, default=30, help="bars of the trend loop (one minute bar of model time per step)")
     p.add_argument("--seed", type=int, default=7)
@@ -97,7 +99,7 @@ def main(argv: list[str]) -> int:
 
     report_dir: Path = args.report
     report_dir.mkdir(parents=True, exist_ok=True)
-    state, kill_state = report_dir / "state", report_dir / "kill9-state"
+    state, kill_state = args.state or report_dir / "state", report_dir / "kill9-state"
     for folder in (state, kill_state):
         shutil.rmtree(folder, ignore_errors=True)  # a fresh run: the report describes this run only
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
