@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.e2e.checklist import Check, Checklist, fake_venue
-from crypto.execution.engine import AUDIT_FILE
+from crypto.execution.engine import AUDIT_FILE, JOURNAL_FILE
 
 MIN_ORDERS = 500  # the checklist's floor for the place/cancel figures
 
@@ -101,6 +101,9 @@ def main(argv: list[str]) -> int:
     report_dir.mkdir(parents=True, exist_ok=True)
     state, kill_state = args.state or report_dir / "state", report_dir / "kill9-state"
     for folder in (state, kill_state):
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / JOURNAL_FILE).exists() \
+                and not (folder / AUDIT_FILE).exists():
+            p.error(f"{folder} holds files that are not an engine's state: refusing to empty it")
         shutil.rmtree(folder, ignore_errors=True)  # a fresh run: the report describes this run only
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     wall = time.perf_counter()
