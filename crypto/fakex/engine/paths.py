@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from array import array
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -68,13 +69,14 @@ class PricePath:
         self.scenario = scenario
         self.start_ms = start_ms
         self._rng = random.Random(f"fakex:{seed}:{scenario}:{base}")
-        self._log_index = [math.log(float(start_price))]
-        self._premium = [regime(scenario, 0).premium_target]
+        # Flat float arrays (8 bytes a point): a model year of 10-second steps is ~25 MB per series.
+        self._log_index = array("d", [math.log(float(start_price))])
+        self._premium = array("d", [regime(scenario, 0).premium_target])
         # Before the start: a driftless walk backwards at the scenario's opening volatility, from its own
         # random stream, so features that need history (EMA, ATR, candles) have some.
         self._back_rng = random.Random(f"fakex:{seed}:{scenario}:{base}:history")
-        self._back_log = [self._log_index[0]]  # [j] = step -j
-        self._back_premium = [self._premium[0]]
+        self._back_log = array("d", [self._log_index[0]])  # [j] = step -j
+        self._back_premium = array("d", [self._premium[0]])
         self._lock = threading.Lock()
 
     def _extend(self, k: int) -> None:
