@@ -23,6 +23,12 @@ from backtest.sweep_axes import Point, SweepError
 
 RESUBMITS = 3
 log = logging.getLogger(__name__)
+# The nanny starts each worker with MALLOC_TRIM_THRESHOLD_=65536 (distributed's default, to hand memory back to
+# the OS). Setting it turns off glibc's adaptive mmap threshold: every array over 128 KiB (a column of five
+# years of minutes is 2.3 MB) is then a fresh mmap, page-faulted in and unmapped again, and the backtest's numpy
+# passes ran 2-4x slower on a worker than in a local process. None unsets it (distributed's own rule) for the
+# loopback cluster; workers of an existing cluster take it from their own config (docs/performance.md).
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def _is_lost(exc: BaseException) -> bool:
@@ -41,6 +47,7 @@ def run_on_dask(
 ) -> dict[int, dict]:
     """Rows by point index; ``arrived(index, row)`` as each comes back. Raises ``SweepError``."""
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise SweepError("--engine dask needs dask.distributed: pip install 'gridbridge[dask]'") from None
@@ -51,6 +58,7 @@ def run_on_dask(
             quiet = logging.getLogger("distributed")
             stack.callback(quiet.setLevel, quiet.level)
             quiet.setLevel(max(quiet.getEffectiveLevel(), logging.WARNING))
+            stack.enter_context(dask.config.set(WORKER_CONFIG))
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,  # the backtest is pure Python: one point per process at a time

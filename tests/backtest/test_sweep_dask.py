@@ -132,3 +132,19 @@ def test_cli_dask_engine_writes_the_same_csv_as_local(job, tmp_path):
 
     assert (tmp_path / "dask" / "sweep.csv").read_bytes() == (tmp_path / "local" / "sweep.csv").read_bytes()
     assert (tmp_path / "dask" / "sweep_heatmap.html").exists()
+
+
+def test_loopback_workers_start_without_the_malloc_trim_threshold(job, monkeypatch):
+    """The loopback cluster's workers start without MALLOC_TRIM_THRESHOLD_ (it made every large numpy
+    temporary a fresh mmap on a worker); the other variables of distributed's default stay."""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    seen: dict = {}
+
+    def record(index, row):
+        if not seen:
+            seen.update(distributed.get_client().run(lambda: dict(os.environ)))
+
+    sweep(job, [parse_axis("atr_grid_factor=0.3")], engine="dask", jobs=1, on_result=record)
+    [environ] = seen.values()
+    assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ.get("OMP_NUM_THREADS") == "1"
