@@ -344,3 +344,19 @@ def test_cross_margin_found_blocks_opens(tmp_path):
     assert eng.risk.state is RiskState.REDUCE_ONLY and venue.positions_[BTC].qty == D("0.1")
     assert AuditCode.RISK_CROSS_MARGIN_FOUND.value in codes(tmp_path)
     eng.close()
+
+
+def test_force_reduce_command_closes_everything_even_against_the_target(tmp_path):
+    venue = MemVenue()
+    eng = make(tmp_path, venue)
+    eng.start()
+    eng.cycle(target("0.5"))
+    assert venue.positions_[BTC].qty == D("0.5")
+    cmd = new_command(ControlAction.FORCE_REDUCE, "test", eng.clock.now())
+    write_command_file(tmp_path, sign_command(cmd, b"s3cret"))
+    eng.clock.advance(1)
+    eng.cycle(target("0.5"))
+    assert venue.positions_[BTC].qty == 0 and eng.risk.state is RiskState.REDUCE_ONLY
+    closing = [o for o in venue.orders.values() if o.side == "sell"]
+    assert closing and all(o.reduce_only and o.type == "market" for o in closing)
+    eng.close()
