@@ -399,6 +399,11 @@ def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False, flatten_at_e
     """One pair over one tape. ``audit`` also builds the audit events (for ``gridbridge gate``);
     ``flatten_at_end`` closes a pair still held at the last minute (reason ``END_OF_TAPE``)."""
     inst = _instrument_for(tape, cfg)
+    grid_cfg = cfg.strategy.grid
+    if grid_cfg.enabled:
+        # The grid's allocation comes out of the carry's capital: the two share the pair's capital.
+        cfg = cfg.model_copy(update={"strategy": cfg.strategy.model_copy(update={
+            "capital_usdt": cfg.strategy.capital_usdt * (1 - grid_cfg.capital_fraction)})})
     sim = _Sim(tape, cfg, inst, audit)
     sim.run()
     if flatten_at_end and not sim.book.is_flat:
@@ -407,13 +412,26 @@ def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False, flatten_at_e
         sim.eq[-1] = float(sim.cash + sim.reserve)  # the last minute's equity after the close: all cash
     eq = sim.eq
     capital = float(cfg.strategy.capital_usdt)
+    grid_metrics: dict[str, Any] = {}
+    if grid_cfg.enabled:
+        from crypto.carry.grid import simulate_grid
+
+        total = float(cfg.strategy.capital_usdt) / (1 - float(grid_cfg.capital_fraction))
+        g_res = simulate_grid(tape.mark_f(), total, float(grid_cfg.capital_fraction), float(cfg.strategy.leverage),
+                              grid_cfg.levels, float(grid_cfg.range_pct), float(grid_cfg.adx_max),
+                              float(inst.perp_maker_fee), float(inst.perp_taker_fee), grid_cfg.adx_period)
+        eq = eq + g_res.equity
+        capital = total
+        grid_metrics = {"grid_pnl": round(float(g_res.equity[-1]) - total * float(grid_cfg.capital_fraction), 2),
+                        "grid_trades": g_res.trades, "grid_runs": g_res.grids, "grid_stops": g_res.stops,
+                        "grid_fees": round(g_res.fees, 2), "grid_max_margin": round(g_res.max_margin, 2)}
     days = tape.ts_ms.size / 1440.0
     final = eq[-1]
     closed = [tr for tr in sim.trades if tr.pnl is not None]
     holding = ~np.isnan(sim.health)
     metrics = {
         "symbol": tape.symbol, "regime": tape.meta.get("regime"), "days": round(days, 3),
-        "capital_usdt": str(cfg.strategy.capital_usdt), "final_equity": round(float(final), 2),
+        "capital_usdt": str(round(capital, 2)), "final_equity": round(float(final), 2),
         "net_pnl": round(float(final) - capital, 2),
         "apr": round((float(final) / capital - 1) * 365.0 / days, 5) if days else 0.0,
         "funding_received": str(sim.funding_total), "fees_paid": str(sim.fees_total),
@@ -428,6 +446,7 @@ def run_backtest(tape: Tape, cfg: CarryConfig, audit: bool = False, flatten_at_e
         "min_liq_distance": None if not holding.any() else round(float(np.nanmin(sim.liqd)), 4),
         "breaker_tripped": sim.breaker.tripped, "final_state": sim.state.value,
         "close_reasons": _count(tr.reason for tr in closed),
+        **grid_metrics,
     }
     events = sim.events
     if audit:

@@ -49,6 +49,7 @@ class InstrumentConfig(_Model):
     tick: Decimal = D("0.1")
     spot_taker_fee: Decimal = D("0.001")  # OKX regular tier
     perp_taker_fee: Decimal = D("0.0005")
+    perp_maker_fee: Decimal = D("0.0002")  # the grid layer's resting orders
     maintenance_margin_rate: Decimal = D("0.004")
 
     @model_validator(mode="after")
@@ -82,6 +83,26 @@ class InstrumentsConfig(_Model):
         raise CarryConfigError("UNKNOWN_PAIR", symbol)
 
 
+class GridConfig(_Model):
+    """The optional second layer (``crypto.carry.grid``): an ADX-filtered neutral grid on the perp. Off by
+    default; backtest only (the live engine refuses it)."""
+
+    enabled: bool = False
+    capital_fraction: Decimal = D("0.30")  # at most 30 % of the capital, as margin for the fullest position
+    levels: int = Field(default=10, ge=2, le=200)
+    range_pct: Decimal = D("0.05")  # levels over +-5 % around the start price; leaving the range = the stop
+    adx_max: Decimal = D("25")
+    adx_period: int = Field(default=14, ge=2)
+
+    @model_validator(mode="after")
+    def _cap(self) -> GridConfig:
+        if not (0 < self.capital_fraction <= D("0.30")):
+            raise ValueError("grid capital_fraction must be in (0, 0.30]")
+        if not (0 < self.range_pct < 1):
+            raise ValueError("grid range_pct must be in (0, 1)")
+        return self
+
+
 class StrategyConfig(_Model):
     capital_usdt: Decimal = D("10000")  # per pair: spot cost + perp margin + reserve
     reserve_fraction: Decimal = D("0.25")  # kept in the funding account for top-ups
@@ -99,7 +120,7 @@ class StrategyConfig(_Model):
     naked_exposure_limit: Decimal = D("0.01")  # 1 % of the pair's notional
     scan_ms: int = Field(default=300_000, ge=1_000)  # 5 min
     risk_ms: int = Field(default=3_600_000, ge=1_000)  # 1 h
-    grid_layer: bool = False  # the optional ADX-filtered perp grid: not built (docs/crypto.md)
+    grid: GridConfig = GridConfig()
 
     @model_validator(mode="after")
     def _rules(self) -> StrategyConfig:
@@ -111,8 +132,6 @@ class StrategyConfig(_Model):
             raise ValueError("reserve_fraction in [0, 1)")
         if self.capital_usdt <= 0 or self.take_profit <= 0 or self.stop_loss <= 0:
             raise ValueError("capital, take_profit and stop_loss must be > 0")
-        if self.grid_layer:
-            raise ValueError("grid_layer is not available in this version")
         return self
 
 

@@ -133,6 +133,9 @@ class CarryEngine:
         self.journal = Journal(self.dir / "carry.journal", fsync=fsync)
         self.audit = AuditWriter(self.dir / "audit.jsonl", fsync=fsync)
         self.notifier = notifier
+        if cfg.strategy.grid.enabled:
+            # In net mode a grid on the same perp would net against the carry short: it needs its own account.
+            raise EngineFault("GRID_LAYER_BACKTEST_ONLY: the grid layer runs in backtests only")
         self.pairs: dict[str, Pair] = {p.symbol: Pair(p) for p in cfg.instruments.pairs}
         self.breaker = g.Breaker()
         self.risk_state = RiskState.NORMAL
