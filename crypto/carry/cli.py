@@ -352,6 +352,11 @@ def main(argv: list[str]) -> int:
         print(f"carry: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from crypto.carry.shell import EngineFault
+
+        if isinstance(exc, EngineFault) and "GRID_LAYER_BACKTEST_ONLY" in str(exc):
+            print(f"carry: {exc}", file=sys.stderr)
+            return 2
         from crypto.carry.tape import TapeError
 
         if isinstance(exc, TapeError):
