@@ -168,16 +168,18 @@ def _pair(seed: int, days: int, crash: float, crash_day: int = 0, over: int = 72
     float_stop=st.booleans(),
     crash=st.sampled_from([0.0, 0.15, 0.3]),
     base=st.sampled_from([0, 20_000]),
+    use_risk=st.booleans(),
 )
 def test_realistic_run_with_the_filter_equals_step_on_every_bar(
-    seed, days, nominal_cap, float_stop, crash, base
+    seed, days, nominal_cap, float_stop, crash, base, use_risk
 ):
     data = _pair(seed, days, crash)
     over = {"nominal_cap": nominal_cap, "float_stop": float_stop, "max_cycle_float_loss": 2000.0,
             "base_position_shares": base}  # fmt: skip
     params = {c: default_params(c, **over) for c in CODES}
-    filtered = _realistic_outcome(run_realistic(data, params))
-    every = _realistic_outcome(run_realistic(data, params, every_bar=True))  # step on every bar, no jump
+    risk = BacktestRisk() if use_risk else None  # without the risk machine nothing folds: the jumps alone
+    filtered = _realistic_outcome(run_realistic(data, params, risk=risk))
+    every = _realistic_outcome(run_realistic(data, params, risk=risk, every_bar=True))  # step on every bar
     assert filtered == every
 
 
