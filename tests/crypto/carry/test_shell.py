@@ -352,3 +352,18 @@ def test_btc_and_eth_pairs_run_side_by_side(make_engine) -> None:
         assert p.b.funding == sum((b.amount for b in venue.funding_payments(symbol)), D(0)) != 0
     engine.close_all("operator close-all")
     assert venue.positions() == []
+
+
+def test_funding_at_the_cap_shortens_the_interval_and_every_bill_is_booked(make_engine) -> None:
+    engine, venue, x = make_engine()
+    x.set_funding_rate("BTC-USDT-SWAP", D("0.00375"))  # at the cap: 8 h -> 4 h -> 2 h -> 1 h
+    run(engine, x, 12 * 24)  # one day
+    engine.step()  # the settlement the last advance reached
+    p = engine.pairs[PERP]
+    bills = venue.funding_payments(PERP)
+    times = sorted(b.ts_ms for b in bills)
+    gaps = {b - a for a, b in zip(times[:-1], times[1:], strict=True)}
+    assert 3_600_000 in gaps and len(bills) > 3  # the venue settled hourly by the end
+    assert p.b.funding == sum((b.amount for b in bills), D(0))
+    booked = [e for e in audit_codes(engine) if e["code"] == "CARRY_FUNDING_SETTLED"]
+    assert len(booked) == len(bills)
