@@ -23,10 +23,10 @@ import threading
 from collections.abc import Callable
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from crypto.pm.codec import transfer_doc
 from crypto.pm.decisions import MarketView
@@ -37,6 +37,12 @@ from crypto.venue.types import VenueError
 log = logging.getLogger(__name__)
 MAX_BODY = 8192
 TOKEN_ENV = "GRIDBRIDGE_PM_TOKEN"
+# A caller's own mark may differ from the feed's by at most this fraction. A manage call with a mark of its
+# own decides real orders (a take-profit, an exit): a typo (1000 for 100) or 1e30 must not close a position.
+MARK_BAND = Decimal("0.10")
+# Prices and ATRs in a body: finite, positive, at most 20 significant digits and 12 decimals, under 1e12
+# (far beyond any listed price); the rest is a typo or an attack, refused before any arithmetic.
+Price = Annotated[Decimal, Field(gt=0, lt=Decimal("1e12"), max_digits=20, decimal_places=12, allow_inf_nan=False)]
 
 
 class _In(BaseModel):
@@ -48,11 +54,18 @@ class ManageRequest(_In):
     signal of the strategy that owns the position (+1 long, -1 short, 0 none) and is what allows an add-on."""
 
     pos_id: str = Field(min_length=1, max_length=96)
-    signal: Literal[-1, 0, 1] | None = None
-    mark: Decimal | None = Field(default=None, gt=0)
-    atr: Decimal | None = Field(default=None, ge=0)
+    signal: Annotated[int, Strict()] | None = None  # strict: ``true`` or ``1.0`` is not a signal
+    mark: Price | None = None
+    atr: Price | None = None
     regime: str | None = Field(default=None, max_length=32)
-    liq_price: Decimal | None = Field(default=None, gt=0)
+    liq_price: Price | None = None
+
+    @field_validator("signal")
+    @classmethod
+    def _signal(cls, v: int | None) -> int | None:
+        if v is not None and v not in (-1, 0, 1):
+            raise ValueError("signal is -1, 0 or 1")
+        return v
 
 
 class ActionOut(BaseModel):
@@ -156,6 +169,9 @@ class PmHttpServer:
         if pos is None:
             return 404, {"error": "POSITION_UNKNOWN", "detail": req.pos_id}
         got = self.views(pos.symbol)
+        refused = self._out_of_band(req, pos.direction, got[0].mark if got else None)
+        if refused is not None:
+            return 400, {"error": "OUT_OF_BAND", "detail": refused}
         stale = False
         if req.mark is not None:
             base = got[0] if got else MarketView(mark=req.mark, ts_ms=0)
@@ -175,6 +191,19 @@ class PmHttpServer:
         except LockBusy:
             return 409, {"error": "LOCK_BUSY", "detail": f"lock:pos:{req.pos_id}"}
         return 200, ManageResponse.model_validate(result.to_doc()).model_dump()
+
+    def _out_of_band(self, req: ManageRequest, direction: int, feed_mark: Decimal | None) -> str | None:
+        """Why a well-formed body still cannot be used, or None. Checked before the lock and any order."""
+        if req.regime is not None and req.regime not in self.manager.cfg.atr_k:
+            return f"regime: not one of {sorted(self.manager.cfg.atr_k)}"
+        mark = req.mark if req.mark is not None else feed_mark
+        if req.mark is not None and feed_mark is not None and abs(req.mark - feed_mark) > MARK_BAND * feed_mark:
+            return f"mark: more than {MARK_BAND} away from the feed's {feed_mark}"
+        if mark is not None and req.atr is not None and req.atr >= mark:
+            return "atr: not below the mark"
+        if mark is not None and req.liq_price is not None and (req.liq_price - mark) * direction >= 0:
+            return "liq_price: on the wrong side of the mark (the position would be liquidated already)"
+        return None
 
     def trigger_transfer(self, req: TransferRequest) -> tuple[int, dict[str, Any]]:
         try:
