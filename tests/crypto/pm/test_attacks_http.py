@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from crypto.pm.decisions import MarketView
-from crypto.pm.manager import Manager
 from crypto.pm.http_api import PmHttpServer
+from crypto.pm.manager import Manager
 from tests.crypto.pm.doubles import FakePort, ManualClock
 from tests.crypto.pm.test_http_cli import TOKEN, call
 from tests.crypto.pm.test_manager import SYM, FakeTreasury, build
