@@ -128,23 +128,47 @@ class VenueTreasury:
 
 class VenueClock:
     """The venue's clock without a request per reading: an offset to the local monotonic clock, re-read
-    from the venue every ``resync_ms`` (the venue's time endpoint is rate-limited like any other)."""
+    from the venue every ``resync_ms`` (the venue's time endpoint is rate-limited like any other).
+
+    One reading never moves the clock: a resync whose offset differs from the current one by more than
+    ``max_jump_ms`` is taken only when ``confirm`` readings in a row agree with it (within ``max_jump_ms``
+    of each other). A single answer from 2099 (a bad proxy, a venue bug) would otherwise set every
+    ``last_*_ms`` of the service 73 years ahead and stop its ticks, and start the ATR tape's bars there."""
 
     def __init__(self, venue: Venue, resync_ms: int = 5_000,
-                 local_ms: Callable[[], float] = lambda: time.monotonic() * 1000) -> None:
+                 local_ms: Callable[[], float] = lambda: time.monotonic() * 1000, max_jump_ms: int = 60_000,
+                 confirm: int = 3) -> None:
         self.venue = venue
         self.resync_ms = resync_ms
         self.local_ms = local_ms
+        self.max_jump_ms = max_jump_ms
+        self.confirm = confirm
         self._offset: float | None = None
         self._synced_at = 0.0
+        self._candidates: list[float] = []  # offsets of recent readings that disagreed with the current one
+        self.outliers = 0
+
+    def _accept(self, offset: float) -> None:
+        if self._offset is None or abs(offset - self._offset) <= self.max_jump_ms:
+            self._offset = offset
+            self._candidates = []
+            return
+        if self._candidates and abs(offset - self._candidates[-1]) > self.max_jump_ms:
+            self._candidates = []
+        self._candidates.append(offset)
+        self.outliers += 1
+        if len(self._candidates) >= self.confirm:
+            self._offset = offset
+            self._candidates = []
 
     def __call__(self) -> int:
         local = self.local_ms()
         if self._offset is None or local - self._synced_at >= self.resync_ms:
             try:
-                self._offset = self.venue.now_ms() - local
+                self._accept(self.venue.now_ms() - local)
                 self._synced_at = local
             except VenueError:
                 if self._offset is None:
                     raise
+        assert self._offset is not None
         return int(local + self._offset)

@@ -105,6 +105,12 @@ class PmService:
     def step(self) -> None:
         now = self.clock_ms()
         cfg = self.manager.cfg
+        # A clock that went back (a venue clock corrected after a jump) must not hold the ticks until it
+        # catches up with the last one: a tick stamped in the future is forgotten.
+        if self.last_manage_ms > now:
+            self.last_manage_ms = 0
+        if self.last_treasury_ms > now:
+            self.last_treasury_ms = 0
         try:
             # Redis first: after a Redis loss the open positions come back from the store before the watch
             # could mistake them for new ones (a second pos_id, a second stop).

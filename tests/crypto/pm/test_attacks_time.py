@@ -1,0 +1,106 @@
+"""Time attacks: one venue clock reading from 2099 never moves the service's clock; a clock that went back
+never stops the management tick; the tick runs at 1x in real time and ends on progress."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal as D
+from pathlib import Path
+
+from crypto.pm.feed import VenueClock, VenueFeed
+from crypto.pm.service import PmService
+from crypto.venue.types import Position
+from tests.crypto.pm.doubles import FakePort, ManualClock
+from tests.crypto.pm.test_manager import SYM, build
+from tests.crypto.pm.test_service import StubVenue
+
+Y2099_MS = 4_070_908_800_000
+
+
+class SkewVenue:
+    def __init__(self) -> None:
+        self.readings: list[int] = []
+
+    def now_ms(self) -> int:
+        return self.readings.pop(0)
+
+
+def test_one_venue_time_from_2099_never_moves_the_clock() -> None:
+    local = [0.0]
+    venue = SkewVenue()
+    venue.readings = [1_700_000_000_000, Y2099_MS, 1_700_000_010_000, 1_700_000_015_000]
+    clock = VenueClock(venue, resync_ms=5_000, local_ms=lambda: local[0])  # type: ignore[arg-type]
+    assert clock() == 1_700_000_000_000
+    local[0] = 5_000.0
+    assert clock() == 1_700_000_005_000  # the outlier is not believed
+    local[0] = 10_000.0
+    assert clock() == 1_700_000_010_000
+    local[0] = 15_000.0
+    assert clock() == 1_700_000_015_000
+
+
+def test_a_real_jump_that_persists_is_taken() -> None:
+    """A venue clock that really moved (three readings in a row agree) is followed: the guard is against a
+    single outlier, not against the venue."""
+    local = [0.0]
+    venue = SkewVenue()
+    venue.readings = [1_000_000, 2_000_000, 2_005_000, 2_010_000, 2_015_000]
+    clock = VenueClock(venue, resync_ms=5_000, local_ms=lambda: local[0])  # type: ignore[arg-type]
+    assert clock() == 1_000_000
+    seen = []
+    for i in range(1, 5):
+        local[0] = 5_000.0 * i
+        seen.append(clock())
+    assert seen[-1] == 2_015_000
+
+
+def test_a_clock_that_went_back_does_not_stop_the_management_tick(redis_url: str, tmp_path: Path) -> None:
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)
+    venue = StubVenue(clock)
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=clock), clock_ms=clock)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    svc.step()
+    svc.last_manage_ms = Y2099_MS  # what a 2099 reading left behind before the guard
+    svc.last_treasury_ms = Y2099_MS
+    [pos_id] = m.state.active_ids()
+    passes = len(m.store.history(pos_id))
+    clock.advance(1_000)
+    svc.step()
+    assert len(m.store.history(pos_id)) > passes, "no management pass after the clock went back"
+    assert svc.last_manage_ms <= clock()
+
+
+def test_the_management_tick_at_1x_in_real_time(redis_url: str, tmp_path: Path) -> None:
+    """The service loop on the wall clock (no manual clock): with manage_interval_s 1 the position is governed
+    again and again; the test ends when three passes happened (progress), the bound is only a backstop."""
+    from tests.crypto.pm.test_manager import config
+
+    wall = lambda: int(time.time() * 1000)  # noqa: E731
+    port = FakePort()
+    m = build(redis_url, tmp_path / "pm.db", port, wall, cfg=config(manage_interval_s=10))  # type: ignore[arg-type]
+    m.config.cfg = m.cfg.model_copy(update={"manage_interval_s": 1})
+    venue = StubVenue(wall)  # type: ignore[arg-type]
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=wall), clock_ms=wall, watch_interval_s=0.05)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    stop = threading.Event()
+    t = threading.Thread(target=svc.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        passes, first, started = 0, None, time.monotonic()
+        while time.monotonic() < deadline:
+            ids = m.state.active_ids()
+            passes = sum(1 for e in m.store.history(ids[0]) if e["phase"] == "after") if ids else 0
+            first = passes if first is None and passes else first
+            if first is not None and passes >= first + 2:
+                break
+            time.sleep(0.05)
+        assert first is not None and passes >= first + 2
+        # Two more passes take two intervals of real time: the tick runs at 1x, not faster.
+        assert time.monotonic() - started >= 1.5
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert svc.errors == 0
