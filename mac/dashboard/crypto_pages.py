@@ -22,7 +22,7 @@ import streamlit as st
 
 from crypto.carry.status_file import CarryStatusReader
 from crypto.pm.status_file import PmStatusReader
-from mac.dashboard.crypto_view_models import Banner, CarryPage, Metric, PmPage, carry_page, pm_page
+from mac.dashboard.crypto_view_models import Banner, CarryPage, Metric, PmPage, carry_page, fmt_utc, pm_page
 from mac.dashboard.crypto_views import margin_health_figure
 
 ENV = "GRIDBRIDGE_DASHBOARD_"
@@ -107,6 +107,12 @@ def _metrics(metrics: tuple[Metric, ...], per_row: int = 5) -> None:
             col.metric(m.label, m.value, help=m.help or None)
 
 
+def _table(frame: pd.DataFrame) -> None:
+    # A plain HTML table, not the canvas grid: the rows are few, and their text is then readable as text
+    # (selectable, searchable, and checked by the browser test).
+    st.table(frame.set_index(frame.columns[0]))
+
+
 def _colored(m: Metric) -> None:
     st.markdown(f"**{m.label}**: <span style='color:{m.color}; font-weight:600'>{m.value}</span>"
                 + (f" — {m.help}" if m.help else ""), unsafe_allow_html=True)
@@ -117,10 +123,11 @@ def render_carry(view: CarryPage, folder: str) -> None:
     s = view.status
     if s is None:
         return
-    st.caption(f"`{folder}` · written {s.written_at:%Y-%m-%d %H:%M:%S} UTC · seq {s.seq} · refreshed "
+    st.caption(f"`{folder}` · written {s.written_at:%Y-%m-%d %H:%M:%S} UTC · seq {s.seq} · engine time "
+               f"{fmt_utc(s.engine_ms)} (the fake's clock in a dry run) · refreshed "
                f"{datetime.now(timezone.utc):%H:%M:%S} UTC")
     st.subheader("Engine 引擎")
-    _metrics(view.engine)
+    _metrics(view.engine, per_row=4)
     if view.breaker is not None:
         _colored(view.breaker)
     st.subheader("Margin health 保证金健康度 — against the top-up and close-all lines")
@@ -133,10 +140,10 @@ def render_carry(view: CarryPage, folder: str) -> None:
         st.markdown(f"#### {p.symbol}")
         _metrics(p.metrics, per_row=4)
     legs = [leg for p in view.pairs for leg in p.legs]
-    st.dataframe(pd.DataFrame(legs), hide_index=True, key="tbl_carry_legs")
+    _table(pd.DataFrame(legs))
     st.subheader("Recent actions 最近操作 — audited transitions")
     if view.actions:
-        st.dataframe(pd.DataFrame(view.actions), hide_index=True, key="tbl_carry_actions")
+        _table(pd.DataFrame(view.actions))
     else:
         st.caption("no action recorded yet")
 
@@ -146,11 +153,12 @@ def render_pm(view: PmPage, folder: str) -> None:
     s = view.status
     if s is None:
         return
-    st.caption(f"`{folder}` · written {s.written_at:%Y-%m-%d %H:%M:%S} UTC · seq {s.seq} · refreshed "
-               f"{datetime.now(timezone.utc):%H:%M:%S} UTC")
+    st.caption(f"`{folder}` · written {s.written_at:%Y-%m-%d %H:%M:%S} UTC · seq {s.seq} · service time "
+               f"{fmt_utc(s.clock_ms)} · refreshed {datetime.now(timezone.utc):%H:%M:%S} UTC")
     st.subheader("SLIs against the SLOs 服务指标")
-    cols = st.columns(3)
     for i, r in enumerate(view.slis):
+        if i % 3 == 0:
+            cols = st.columns(3)
         with cols[i % 3]:
             st.metric(r.name, r.value, help=f"target {r.target}; {r.detail}" if r.detail else f"target {r.target}")
             st.markdown(f"<span style='color:{r.color}; font-weight:600'>SLO {r.verdict}</span> · target "
@@ -159,11 +167,11 @@ def render_pm(view: PmPage, folder: str) -> None:
     _metrics(view.service, per_row=6)
     st.subheader("Positions 持仓 — stop, ladder, add-ons")
     if view.positions:
-        st.dataframe(pd.DataFrame(view.positions), hide_index=True, key="tbl_pm_positions")
+        _table(pd.DataFrame(view.positions))
     else:
         st.caption("no open position")
     st.subheader("Recent events 最近事件")
     if view.events:
-        st.dataframe(pd.DataFrame(view.events), hide_index=True, key="tbl_pm_events")
+        _table(pd.DataFrame(view.events))
     else:
         st.caption("no event yet")

@@ -46,9 +46,9 @@ def test_carry_page_draws_the_file(monkeypatch, tmp_path: Path) -> None:
     assert "state 状态=HEDGING" in text and "margin health 保证金健康度=75.0%" in text
     assert "under the top-up line 80%: adds margin back to 100%" in text
     assert "armed (not tripped)" in text
-    legs = next(df.value for df in at.dataframe if "leg" in df.value.columns)
+    legs = next(t.value for t in at.table if "leg" in t.value.columns)
     assert list(legs["qty"]) == ["0.0822177", "0.0823"]
-    actions = next(df.value for df in at.dataframe if "what" in df.value.columns)
+    actions = next(t.value for t in at.table if "what" in t.value.columns)
     assert actions["what"].iloc[-1] == "OPENING → HEDGING (LEGS_FILLED)"
 
 
@@ -57,8 +57,8 @@ def test_pm_page_draws_the_file(monkeypatch, tmp_path: Path) -> None:
     at = page(monkeypatch, "pm", pm=tmp_path)
     text = body(at)
     assert "end-to-end order p95 下单延迟=950 ms" in text and "SLO BREACHED" in text
-    assert "SLO breached: end-to-end order p95 下单延迟 950 ms (target <= 800 ms)" in text
-    positions = next(df.value for df in at.dataframe if "ladder" in df.value.columns)
+    assert "SLO breached: end-to-end order p95 下单延迟 950 ms (target ≤ 800 ms)" in text
+    positions = next(t.value for t in at.table if "ladder" in t.value.columns)
     assert positions["stop"].iloc[0] == "109.90"
 
 

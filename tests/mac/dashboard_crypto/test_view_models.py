@@ -129,14 +129,14 @@ def test_stale_and_stopped_writers_are_said() -> None:
 def test_order_p95_against_800_ms(p95, verdict) -> None:
     row = sli_rows(fx.pm_status(p95=p95).slis, PmSlos())[0]
     assert row.verdict == verdict and row.color == {SLO_MET: GREEN, SLO_BREACHED: RED, NO_DATA: GREY}[verdict]
-    assert row.target == "<= 800 ms"
+    assert row.target == "≤ 800 ms"
 
 
 @pytest.mark.parametrize(("rate", "verdict"), [(1.0, SLO_MET), (0.99, SLO_MET), (0.9899, SLO_BREACHED),
                                                (None, NO_DATA)])
 def test_stop_move_success_against_99_percent(rate, verdict) -> None:
     row = sli_rows(fx.pm_status(stop_rate=rate).slis, PmSlos())[1]
-    assert row.verdict == verdict and row.target == ">= 99%"
+    assert row.verdict == verdict and row.target == "≥ 99%"
     page = pm_page(ReadOutcome(fx.pm_status(stop_rate=rate), ReadStatus.FRESH), NOW)
     assert ("SLO breached" in text(page)) == (verdict == SLO_BREACHED)
 
@@ -144,7 +144,7 @@ def test_stop_move_success_against_99_percent(rate, verdict) -> None:
 def test_pm_page_shows_the_six_slis_positions_and_events() -> None:
     page = pm_page(ReadOutcome(fx.pm_status(), ReadStatus.FRESH), NOW, "/state/pm")
     assert page.banners == ()
-    assert [r.value for r in page.slis] == ["12 ms", "100.00%", "100.00%", "0", "1", "100.00%"]
+    assert [r.value for r in page.slis] == ["12.0 ms", "100.00%", "100.00%", "0", "1", "100.00%"]
     [pos] = page.positions
     assert (pos["stop"], pos["ladder"], pos["adds"], pos["stop on venue"]) == ("109.90", "1/2 rungs (0)",
                                                                                "1/2 (+0.25)", "yes")
