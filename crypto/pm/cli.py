@@ -94,22 +94,28 @@ def _read_config(path: Path | None) -> PmConfig:
     return load_config(raw)
 
 
-def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by the CLI test in a subprocess
-    from core.audit import AuditWriter
-    from crypto.pm.feed import VenueClock, VenueFeed, VenueTreasury
-    from crypto.pm.http_api import TOKEN_ENV, PmHttpServer
-    from crypto.pm.manager import ConfigHolder, Manager, wall_ms
-    from crypto.pm.port import VenuePort
-    from crypto.pm.runner import ActionRunner
-    from crypto.pm.service import PmService
+def serve(args: argparse.Namespace) -> int:
+    """Exit codes: 0 stopped, 2 token/config/Redis/venue refused, 3 store path refused, 4 another manager
+    holds this store or this Redis (or took it over while running)."""
+    from crypto.pm.http_api import TOKEN_ENV
+    from crypto.pm.instance import (
+        EXIT_ALREADY_RUNNING,
+        EXIT_STORE_PATH,
+        AlreadyRunning,
+        InstanceLost,
+        RedisInstance,
+        StorePathRefused,
+        open_store_lock,
+    )
     from crypto.pm.state import RedisState
-    from crypto.pm.status_file import PM_STATUS_FILE, PmStatusPublisher
-    from crypto.venue.factory import VenueCredentials, make_venue
-    from crypto.venue.types import VenueError
 
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
-        print(f"pm serve: set {TOKEN_ENV} (the HTTP API needs a token)", file=sys.stderr)
+        print(f"pm serve: TOKEN_MISSING: set {TOKEN_ENV} (the HTTP API needs a token)", file=sys.stderr)
+        return 2
+    if token != token.strip() or len(token) < 8:
+        print(f"pm serve: TOKEN_WEAK: {TOKEN_ENV} needs 8 characters or more, no surrounding blanks",
+              file=sys.stderr)
         return 2
     try:
         cfg = _read_config(args.config)
@@ -117,15 +123,55 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
         print(f"pm serve: {exc}", file=sys.stderr)
         return 2
     try:
+        state = RedisState.from_url(args.redis)
+    except ValueError as exc:
+        print(f"pm serve: REDIS_URL_INVALID: {exc}", file=sys.stderr)
+        return 2
+    if not state.ping():
+        print(f"pm serve: REDIS_DOWN {args.redis}", file=sys.stderr)
+        return 2
+    # One manager per store and per Redis (crypto.pm.instance), checked before any state is read.
+    try:
+        store_fd = open_store_lock(args.db)
+    except StorePathRefused as exc:
+        print(f"pm serve: {exc}", file=sys.stderr)
+        return EXIT_STORE_PATH
+    except AlreadyRunning as exc:
+        print(f"pm serve: ALREADY_RUNNING {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    instance = RedisInstance(state.r, args.db)
+    try:
+        instance.acquire()
+    except AlreadyRunning as exc:
+        os.close(store_fd)
+        print(f"pm serve: ALREADY_RUNNING {exc}", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    try:
+        return _serve_locked(args, token, cfg, state, instance, InstanceLost)
+    finally:
+        instance.release()
+        os.close(store_fd)  # after the store is closed: SQLite's own locks on the file are gone by then
+
+
+def _serve_locked(args: argparse.Namespace, token: str, cfg: PmConfig, state: Any, instance: Any,
+                  instance_lost: type[Exception]) -> int:  # pragma: no cover - the CLI tests run it
+    from core.audit import AuditWriter
+    from crypto.pm.feed import VenueClock, VenueFeed, VenueTreasury
+    from crypto.pm.http_api import PmHttpServer
+    from crypto.pm.manager import ConfigHolder, Manager, wall_ms
+    from crypto.pm.port import VenuePort
+    from crypto.pm.runner import ActionRunner
+    from crypto.pm.service import PmService
+    from crypto.pm.status_file import PM_STATUS_FILE, PmStatusPublisher
+    from crypto.venue.factory import VenueCredentials, make_venue
+    from crypto.venue.types import VenueError
+
+    try:
         creds = (VenueCredentials.from_file(args.credentials) if args.credentials
                  else VenueCredentials.from_env("GRIDBRIDGE_OKX"))
         venue = make_venue(args.venue, args.venue_url, creds)
     except (VenueError, ValueError) as exc:
         print(f"pm serve: venue: {exc}", file=sys.stderr)
-        return 2
-    state = RedisState.from_url(args.redis)
-    if not state.ping():
-        print(f"pm serve: REDIS_DOWN {args.redis}", file=sys.stderr)
         return 2
     store = SqliteSnapshotStore(args.db)
     audit = AuditWriter(args.db.with_suffix(".audit.jsonl"))
@@ -140,7 +186,8 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
     symbols = args.symbols.split(",") if args.symbols else None
     # The dashboard's pm page reads pm_status.json beside the store (``gridbridge dashboard --pm-dir``).
     status = PmStatusPublisher(args.db.parent / PM_STATUS_FILE)
-    service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols, status=status)
+    service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols, status=status,
+                        heartbeat=instance.renew)
     api = PmHttpServer(manager, token, feed.view, port=args.http_port)
     host, port = api.start()
     print(f"pm http://{host}:{port}", flush=True)
@@ -151,6 +198,9 @@ def serve(args: argparse.Namespace) -> int:  # pragma: no cover - exercised by t
         threading.Timer(args.run_seconds, stop.set).start()
     try:
         service.run(stop)
+    except instance_lost as exc:
+        print(f"pm serve: INSTANCE_LOST another manager took {exc}; stopping", file=sys.stderr)
+        return 4
     finally:
         status.publish(service, force=True, running=False)
         api.stop()

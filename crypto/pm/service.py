@@ -39,8 +39,11 @@ def pos_id_for(symbol: str, ts_ms: int) -> str:
 class PmService:
     def __init__(self, manager: Manager, venue: Venue, feed: VenueFeed, *, clock_ms: Callable[[], int],
                  watch_interval_s: float = 0.5, symbols: list[str] | None = None,
-                 status: PmStatusPublisher | None = None) -> None:
+                 status: PmStatusPublisher | None = None, heartbeat: Callable[[], None] | None = None) -> None:
         self.manager = manager
+        # Renews the one-manager lease (crypto.pm.instance) every loop; it raises InstanceLost, which ends
+        # ``run``, when another manager took the lease.
+        self.heartbeat = heartbeat
         self.venue = venue
         self.feed = feed
         self.clock_ms = clock_ms
@@ -112,6 +115,8 @@ class PmService:
         if self.last_treasury_ms > now:
             self.last_treasury_ms = 0
         try:
+            if self.heartbeat is not None:
+                self.heartbeat()
             # Redis first: after a Redis loss the open positions come back from the store before the watch
             # could mistake them for new ones (a second pos_id, a second stop).
             self.manager.ensure_state()

@@ -141,7 +141,7 @@ def test_serve_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch,
 
 def test_serve_refuses_a_bad_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("GRIDBRIDGE_PM_TOKEN", "x")
+    monkeypatch.setenv("GRIDBRIDGE_PM_TOKEN", "x-long-token")
     cfg = tmp_path / "pm.json"
     cfg.write_text(json.dumps({"add_on": {"gate_roe": "0"}}))
     rc = pm_main(["serve", "--redis", "redis://127.0.0.1:1/0", "--db", str(tmp_path / "x.db"), "--venue", "okx-fake",

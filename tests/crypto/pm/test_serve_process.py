@@ -42,7 +42,7 @@ def test_serve_process_end_to_end(redis_url: str, tmp_path: Path) -> None:
         creds.write_text(json.dumps({"api_key": c.api_key, "secret": c.secret, "passphrase": c.passphrase}))
         cfg = tmp_path / "pm.json"
         cfg.write_text(json.dumps({"manage_interval_s": 10}))
-        env = {**os.environ, "GRIDBRIDGE_PM_TOKEN": "tok"}
+        env = {**os.environ, "GRIDBRIDGE_PM_TOKEN": "tok-for-tests"}
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from gridbridge.cli import main; sys.exit(main())", "crypto", "pm",
              "serve", "--redis", redis_url, "--db", str(tmp_path / "pm.db"), "--venue", "okx-fake",
@@ -67,7 +67,7 @@ def test_serve_process_end_to_end(redis_url: str, tmp_path: Path) -> None:
             print(f"serve: stop on the venue {seen_s * 1000:.0f} ms after the fill (poll granularity 50 ms)")
             status, health = _get(base + "/health")
             assert status == 200 and health["redis"] and health["store"] and health["venue"]
-            status, manage = _get(base + "/positions/manage", "tok", {"pos_id": "nope"})
+            status, manage = _get(base + "/positions/manage", "tok-for-tests", {"pos_id": "nope"})
             assert status == 404 and manage["error"] == "POSITION_UNKNOWN"
         finally:
             proc.send_signal(signal.SIGTERM)
