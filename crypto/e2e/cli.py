@@ -21,10 +21,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from crypto.e2e.checklist import Check, Checklist, fake_venue
-from crypto.execution.engine import AUDIT_FILE, JOURNAL_FILE
+from crypto.execution.engine import AUDIT_FILE, JOURNAL_FILE, LOCK_FILE, STATE_FILES
+from crypto.execution.statedir import AlreadyRunning, StateDirError, check_state_dir, claim
 
 MIN_ORDERS = 500  # the checklist's floor for the place/cancel figures
+RUN_LOCK = "e2e.lock"  # one checklist run per report folder and per state folder
+ENGINE_NAMES = frozenset({*STATE_FILES, LOCK_FILE, RUN_LOCK, "control", "control_ack", "held.txt"})
+EXIT_BUSY = 3  # another run (or an engine) holds the folder
 
 
 def _iso(ms: int) -> str:
@@ -93,18 +99,58 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.orders < 1 or args.bars < 1:
         p.error("--orders and --bars must be positive")
+    report_dir: Path = args.report
+    state, kill_state = args.state or report_dir / "state", report_dir / "kill9-state"
+    try:
+        locks = claim_run(report_dir, state, kill_state)
+    except AlreadyRunning as exc:
+        print(f"gridbridge crypto e2e: {exc}: one checklist run per folder; wait for it or give another "
+              "--report/--state", file=sys.stderr)
+        return EXIT_BUSY
+    except StateDirError as exc:
+        print(f"gridbridge crypto e2e: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, report_dir, state, kill_state)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def claim_run(report_dir: Path, state: Path, kill_state: Path) -> list[FileLock]:
+    """Lock the report folder and the state folder for this run (a second run on either is refused), then
+    empty the two state folders, never through a link and never one that holds anything but an engine's
+    files or that an engine (close-all, a kill -9 probe) holds right now."""
+    locks = [claim(report_dir, RUN_LOCK, ("report.json", "report.md", "gate.json", "gate.md"))]
+    try:
+        if state.resolve() != report_dir.resolve():
+            locks.append(claim(state, RUN_LOCK))
+        for folder in (state, kill_state):
+            check_state_dir(folder, STATE_FILES)
+            if not folder.exists():
+                continue
+            if any(f.name not in ENGINE_NAMES for f in folder.iterdir()) and not (folder / JOURNAL_FILE).exists() \
+                    and not (folder / AUDIT_FILE).exists():
+                raise StateDirError(f"{folder} holds files that are not an engine's state: refusing to empty it")
+            claim(folder, LOCK_FILE).release()  # an engine at work there -> AlreadyRunning, nothing deleted
+            for child in folder.iterdir():  # a fresh run: the report describes this run only
+                if child.name in (RUN_LOCK, LOCK_FILE):
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()  # a link is removed, never followed
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
+
+
+def _run(args: argparse.Namespace, report_dir: Path, state: Path, kill_state: Path) -> int:
     import ccxt
 
     from crypto.fakex.server import FakeExchange
-
-    report_dir: Path = args.report
-    report_dir.mkdir(parents=True, exist_ok=True)
-    state, kill_state = args.state or report_dir / "state", report_dir / "kill9-state"
-    for folder in (state, kill_state):
-        if folder.is_dir() and any(folder.iterdir()) and not (folder / JOURNAL_FILE).exists() \
-                and not (folder / AUDIT_FILE).exists():
-            p.error(f"{folder} holds files that are not an engine's state: refusing to empty it")
-        shutil.rmtree(folder, ignore_errors=True)  # a fresh run: the report describes this run only
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     wall = time.perf_counter()
     fx = FakeExchange.start(seed=args.seed, scenario=args.scenario,

@@ -4,7 +4,8 @@ Cancels every working order, then closes every position with reduce-only market 
 remainder under the venue minimum cannot be closed and is set aside as dust (``DUST_LOCKED``,
 ``EXEC_DUST_POSITION_STUCK``) rather than failing. Runs the engine on its state folder (so the journal and
 the audit log record the close); refuses while a running engine holds the folder: use
-``gridbridge crypto control reduce`` for that one. Exit 0 when flat (dust aside), 1 otherwise.
+``gridbridge crypto control reduce`` for that one. Exit 0 when flat (dust aside), 1 otherwise, 2 for
+bad arguments, credentials or state folder, 3 when another process holds the folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from crypto.e2e.runtime import STATE_HELP, add_venue_args, venue_from_args
 from crypto.execution.config import ExecConfig
-from crypto.execution.engine import AlreadyRunning, CryptoEngine
+from crypto.execution.engine import AlreadyRunning, CryptoEngine, StateDirError
 from crypto.venue.types import VenueError
 
 
@@ -35,6 +36,9 @@ def main(argv: list[str]) -> int:
     except AlreadyRunning as exc:
         print(f"gridbridge crypto close-all: {exc}; send `gridbridge crypto control reduce --state "
               f"{args.state}` to the running engine instead", file=sys.stderr)
+        return 3
+    except StateDirError as exc:
+        print(f"gridbridge crypto close-all: {exc}", file=sys.stderr)
         return 2
     except VenueError as exc:
         print(f"gridbridge crypto close-all: venue: {exc}", file=sys.stderr)

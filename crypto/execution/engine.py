@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from core.audit import AuditWriter, replay_risk_file
 from core.control.commands import ControlCommand, InMemoryNonceStore, secret_from_env
@@ -53,6 +53,7 @@ from crypto.execution.brackets import BracketKeeper
 from crypto.execution.config import ExecConfig
 from crypto.execution.decisions import OrderPlan, SymbolView, plan_symbol, utc
 from crypto.execution.orders import LiveOrder, fold_report
+from crypto.execution.statedir import AlreadyRunning, StateDirError, check_state_dir, claim
 from crypto.trend.strategy import TargetPosition
 from crypto.venue.protocol import Venue
 from crypto.venue.types import Book, Market, Position, VenueError, VenueOrder
@@ -65,14 +66,12 @@ JOURNAL_FILE = "crypto_journal.jsonl"
 AUDIT_FILE = "audit.jsonl"
 STATUS_FILE = "status.json"
 LOCK_FILE = "engine.lock"
+STATE_FILES = (JOURNAL_FILE, AUDIT_FILE, STATUS_FILE)
+__all__ = ["AlreadyRunning", "StateDirError", "CryptoEngine"]
 ZERO = Decimal(0)
 CAUSE_INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # a refused order for margin: reduce-only until Resume
 
 Hook = Callable[[str, LiveOrder], None]
-
-
-class AlreadyRunning(RuntimeError):
-    """Another engine holds this state folder."""
 
 
 @dataclass
@@ -125,14 +124,14 @@ class CryptoEngine:
     ) -> None:
         self.venue = venue
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        check_state_dir(self.state_dir, STATE_FILES)  # a link or a file in the way: refused before any write
         self.cfg = cfg or ExecConfig()
         self.risk_cfg = risk_cfg or RiskConfig()
         self.clock = clock or SystemClock()
         self.environ = environ or {}
         self.hook = hook  # test seam: called at named points ("after_send") with the order
         self.stopwatch = stopwatch  # wall seconds, for latency figures only (never for a decision)
-        self._lock = FileLock(str(self.state_dir / LOCK_FILE))
+        self._lock: FileLock | None = None
         self.journal = Journal(self.state_dir / JOURNAL_FILE, fsync=fsync)
         self.audit = AuditWriter(self.state_dir / AUDIT_FILE, fsync=fsync)
         self.book = EngineBook(self.cfg.id_prefix)
@@ -183,10 +182,7 @@ class CryptoEngine:
     def start(self) -> ReconcileReport:
         """Lock the folder, rebuild the state from the journal and the audit log, set margin and leverage,
         and reconcile with the venue before anything is sent."""
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise AlreadyRunning(f"another engine holds {self.state_dir}") from None
+        self._lock = claim(self.state_dir, LOCK_FILE, STATE_FILES)
         self.book.apply_all(self.journal.replay())
         audit_path = self.state_dir / AUDIT_FILE
         if audit_path.exists():
@@ -206,7 +202,7 @@ class CryptoEngine:
     def close(self) -> None:
         self.journal.close()
         self.audit.close()
-        if self._lock.is_locked:
+        if self._lock is not None and self._lock.is_locked:
             self._lock.release()
 
     def __enter__(self) -> CryptoEngine:
