@@ -234,6 +234,7 @@ class FakeExchange:
         self._ticker: threading.Thread | None = None
         self._stop_ticker = threading.Event()
         self._restart_lock = threading.Lock()
+        self._stopped = False
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -342,6 +343,8 @@ class FakeExchange:
         """Stop listening, write the state, rebuild the engine from the file, listen again on the same port:
         what a process restart with ``--state`` does, in-process. Requests in between are refused."""
         with self._restart_lock:
+            if self._stopped:
+                return
             self._stop_ticker.set()
             if self._ticker is not None:
                 self._ticker.join(timeout=5)
@@ -358,13 +361,16 @@ class FakeExchange:
                 self._start_ticker()
 
     def stop(self) -> None:
-        self._stop_ticker.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
-            self._ticker = None
-        self._close_listener()
-        if self.state_file is not None:
-            self.exchange.save(self.state_file)
+        # Under the restart lock: a restart in flight (admin door) finishes first, and none starts after.
+        with self._restart_lock:
+            self._stopped = True
+            self._stop_ticker.set()
+            if self._ticker is not None:
+                self._ticker.join(timeout=5)
+                self._ticker = None
+            self._close_listener()
+            if self.state_file is not None:
+                self.exchange.save(self.state_file)
 
     def __enter__(self) -> FakeExchange:
         return self
