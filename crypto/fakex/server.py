@@ -235,6 +235,7 @@ class FakeExchange:
         self._stop_ticker = threading.Event()
         self._restart_lock = threading.Lock()
         self._stopped = False
+        self._own_dir: tempfile.TemporaryDirectory[str] | None = None
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -334,10 +335,12 @@ class FakeExchange:
         self.ctx.limiter.override(endpoint, limit, window_ms)
 
     def save(self) -> Path:
-        path = self.state_file or Path(tempfile.mkdtemp(prefix="fakex-")) / "state.json"
-        self.state_file = path
-        self.exchange.save(path)
-        return path
+        """Write the state file (a temporary one, removed on stop, when the handle was started without)."""
+        if self.state_file is None:
+            self._own_dir = tempfile.TemporaryDirectory(prefix="fakex-")
+            self.state_file = Path(self._own_dir.name) / "state.json"
+        self.exchange.save(self.state_file)
+        return self.state_file
 
     def restart(self) -> None:
         """Stop listening, write the state, rebuild the engine from the file, listen again on the same port:
@@ -369,7 +372,11 @@ class FakeExchange:
                 self._ticker.join(timeout=5)
                 self._ticker = None
             self._close_listener()
-            if self.state_file is not None:
+            if self._own_dir is not None:
+                self._own_dir.cleanup()
+                self._own_dir = None
+                self.state_file = None
+            elif self.state_file is not None:
                 self.exchange.save(self.state_file)
 
     def __enter__(self) -> FakeExchange:
