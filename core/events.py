@@ -99,6 +99,7 @@ class AuditCode(str, Enum):
     PM_CONFIG_STALE = "PM_CONFIG_STALE"  # config fetch failed: the old config stays in force
     PM_TRANSFER = "PM_TRANSFER"  # a treasury transfer changed state
     # Crypto incremental hedge (crypto.hedge).
+    HEDGE_REPORT_REFUSED = "HEDGE_REPORT_REFUSED"  # a report/update with a non-finite, negative or oversized field
     HEDGE_DEFERRED = "HEDGE_DEFERRED"  # a fill's delta under the UM step/minQty/minNotional, or no mark
     HEDGE_SENT = "HEDGE_SENT"  # a hedge order handed to the signal channel or sent directly
     HEDGE_DIRECT_SEND = "HEDGE_DIRECT_SEND"  # the signal channel was down: the strategy sent it itself

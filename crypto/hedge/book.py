@@ -102,20 +102,65 @@ class HedgeOrder:
 
 @dataclass(frozen=True)
 class MarginLeg:
-    """One margin order as the reports told it: its largest cumulative fill and whether it is done."""
+    """One margin order as the reports told it: its largest cumulative fill, the largest cumulative fee
+    taken in the base asset, and whether it is done."""
 
     order_id: str
     filled: Decimal = ZERO
     done: bool = False
+    base_fee: Decimal = ZERO
+
+    @property
+    def net(self) -> Decimal:
+        """The base the order left in the account: a margin buy pays its fee in the base asset."""
+        return self.filled - self.base_fee
 
 
 @dataclass(frozen=True)
 class MarginReport:
-    """An execution report of a margin order (cumulative, as the venue sends them)."""
+    """An execution report of a margin order (cumulative, as the venue sends them). ``base_fee`` is the
+    order's cumulative fee paid in the base asset (a spot/margin buy on Binance), ``order_qty`` its size
+    when the report carries it (a fill above it is refused)."""
 
     order_id: str
     filled: Decimal
     status: OrderStatus = "open"
+    base_fee: Decimal = ZERO
+    order_qty: Decimal | None = None
+
+
+# A quantity in a report: finite, not negative, at most this many significant digits and this many
+# decimals, under this bound. Decimal's context keeps 28 digits: a 35-digit fill would be rounded silently
+# in every sum after it, and no listed market has a lot finer than 1e-12 or an order of 1e15 coins.
+REPORT_MAX_DIGITS = 24
+REPORT_MAX_DECIMALS = 12
+REPORT_MAX_QTY = Decimal("1e15")
+
+
+def quantity_refusal(value: Decimal) -> str | None:
+    """Why a reported quantity cannot be used (a code), or None."""
+    if not value.is_finite():
+        return "NOT_FINITE"
+    if value < 0:
+        return "NEGATIVE"
+    if value >= REPORT_MAX_QTY:
+        return "TOO_LARGE"
+    exponent = value.as_tuple().exponent
+    if len(value.as_tuple().digits) > REPORT_MAX_DIGITS or (isinstance(exponent, int)
+                                                           and exponent < -REPORT_MAX_DECIMALS):
+        return "TOO_MANY_DIGITS"
+    return None
+
+
+def report_refusal(report: MarginReport) -> str | None:
+    for value in (report.filled, report.base_fee, report.order_qty):
+        if value is not None and (why := quantity_refusal(value)) is not None:
+            return why
+    if report.order_qty is not None and report.filled > report.order_qty:
+        return "FILL_ABOVE_ORDER"
+    if report.base_fee > report.filled:
+        return "FEE_ABOVE_FILL"
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,14 +199,19 @@ class HedgeBook:
         whole UM position once the margin close completed in full (spot fees and rounding can leave the spot
         leg a little smaller than the UM leg; the remainder is closed rather than left naked)."""
         if self.cap is None:
-            return self.filled
+            return self.net_filled
         if self.margin_done and self.planned is not None and self.filled >= self.planned:
             return self.cap
-        return min(self.filled, self.cap)
+        return min(self.net_filled, self.cap)
 
     @property
     def filled(self) -> Decimal:
         return sum((leg.filled for leg in self.margin), ZERO)
+
+    @property
+    def net_filled(self) -> Decimal:
+        """The margin fill net of fees taken in the base asset: the exposure the hedge offsets."""
+        return sum((leg.net for leg in self.margin), ZERO)
 
     @property
     def hedged(self) -> Decimal:
@@ -261,15 +311,25 @@ def evaluate(book: HedgeBook, mark: Decimal | None, ts_ms: int, kind: ExecKind |
 
 
 def on_margin_report(book: HedgeBook, report: MarginReport, mark: Decimal | None, ts_ms: int) -> Step:
-    """One execution report of a margin order: fold its cumulative fill in, then evaluate."""
+    """One execution report of a margin order: fold its cumulative fill (and base fee) in, then evaluate.
+    A report with an unusable field is refused (``HEDGE_REPORT_REFUSED``) and changes nothing."""
+    why = report_refusal(report)
+    if why is not None:
+        return Step(book, (), (_event(book, AuditCode.HEDGE_REPORT_REFUSED, ts_ms, why, Severity.WARN, reason=why,
+                                      order_id=report.order_id, filled=report.filled, base_fee=report.base_fee),))
     done = report.status != "open"
     legs = list(book.margin)
     for i, leg in enumerate(legs):
         if leg.order_id == report.order_id:
-            legs[i] = MarginLeg(leg.order_id, max(leg.filled, report.filled), leg.done or done)
+            filled, fee = max(leg.filled, report.filled), max(leg.base_fee, report.base_fee)
+            if fee > filled:
+                return Step(book, (), (_event(book, AuditCode.HEDGE_REPORT_REFUSED, ts_ms, "FEE_ABOVE_FILL",
+                                              Severity.WARN, reason="FEE_ABOVE_FILL", order_id=report.order_id,
+                                              filled=filled, base_fee=fee),))
+            legs[i] = MarginLeg(leg.order_id, filled, leg.done or done, fee)
             break
     else:
-        legs.append(MarginLeg(report.order_id, report.filled, done))
+        legs.append(MarginLeg(report.order_id, report.filled, done, report.base_fee))
     return evaluate(replace(book, margin=tuple(legs)), mark, ts_ms)
 
 
@@ -297,6 +357,10 @@ def on_hedge_order(book: HedgeBook, venue: VenueOrder, mark: Decimal | None, ts_
     old = book.order(venue.client_order_id)
     if old is None:
         return Step(book)
+    why = quantity_refusal(venue.filled) or quantity_refusal(venue.qty)
+    if why is not None:
+        return Step(book, (), (_event(book, AuditCode.HEDGE_REPORT_REFUSED, ts_ms, why, Severity.WARN, reason=why,
+                                      client_order_id=venue.client_order_id, filled=venue.filled, qty=venue.qty),))
     target = VENUE_STATUS[venue.status]
     state = TRANSITIONS.get((old.state, target))
     if state is None:

@@ -43,7 +43,7 @@ class HedgeFilters:
         max(step, minQty, minNotional / mark) rounded *up* to the step. The issue's max(step, minQty,
         minNotional / mark) is the same number when minQty and minNotional / mark are step multiples (the
         worked case); otherwise a residual can exceed it by less than a step, and this is the true bound."""
-        floor = max(self.step, self.min_qty, self.min_notional / mark if mark > 0 else ZERO)
+        floor = max(self.step, self.min_qty, self.min_notional / mark if mark.is_finite() and mark > 0 else ZERO)
         return round_up(floor, self.step)
 
 
@@ -92,10 +92,10 @@ def decide_hedge(filled: Decimal, committed: Decimal, mark: Decimal | None, filt
         return NoDelta(delta)
     qty = round_down(delta, filters.step)
     if qty <= 0 or qty < filters.min_qty:
-        return Defer(DeferReason.MIN_QTY, delta, qty, None if mark is None else qty * mark)
+        return Defer(DeferReason.MIN_QTY, delta, qty, None if mark is None or not mark.is_finite() else qty * mark)
     if notional_exempt:
         return Hedge(qty, delta)
-    if mark is None or mark <= 0:
+    if mark is None or not mark.is_finite() or mark <= 0:  # a NaN mark is no mark
         return Defer(DeferReason.NO_MARK, delta, qty, None)
     notional = qty * mark
     if notional < filters.min_notional:

@@ -19,7 +19,39 @@ from typing import Any
 
 from crypto.hedge.session import HedgeSession, RunConfig, RunResult
 
-EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_VENUE = 0, 2, 3, 4, 5
+EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_VENUE, EXIT_ALREADY_RUNNING = 0, 2, 3, 4, 5, 6
+LOCK_FILE = ".hedge.lock"
+
+
+class StateDirRefused(RuntimeError):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+
+
+def state_dir_lock(state_dir: Path) -> int:
+    """Take the state folder for this run: refuse a symlink or a file where the folder should be (nothing is
+    written through a link), then ``flock`` its lock file exclusively (dropped by the kernel when the process
+    dies). A second run on the same folder, through any path to it, gets ``ALREADY_RUNNING``: two runs
+    would journal one book from two processes and both hedge the same fill."""
+    import fcntl
+    import os
+
+    if state_dir.is_symlink():
+        raise StateDirRefused("STATE_DIR_SYMLINK", f"{state_dir} is a symlink; give the real folder")
+    if state_dir.exists() and not state_dir.is_dir():
+        raise StateDirRefused("STATE_DIR_NOT_A_FOLDER", f"{state_dir} is not a folder")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateDirRefused("STATE_DIR_NOT_WRITABLE", f"{state_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateDirRefused("ALREADY_RUNNING", f"another hedge run holds {state_dir}") from None
+    return fd
 
 
 def add_run_parser(sub: Any, decimal: Callable[[str], Decimal]) -> None:
@@ -48,8 +80,6 @@ FAKE_BALANCES = {"trading": {"USDT": Decimal(200_000)}, "funding": {"USDT": Deci
 
 
 def run(args: argparse.Namespace) -> int:
-    from crypto.venue.factory import VenueCredentials, make_venue
-    from crypto.venue.types import VenueError
 
     um_symbol = f"{args.symbol}:{args.symbol.split('/')[1]}" if "/" in args.symbol else ""
     if not um_symbol:
@@ -58,8 +88,26 @@ def run(args: argparse.Namespace) -> int:
     config = RunConfig(mode=args.mode, exec_mode=args.exec_mode, spot_symbol=args.symbol, um_symbol=um_symbol,
                        qty=args.qty, side=args.side, strategy_id=args.strategy_id, max_reprices=args.max_reprices,
                        cross_first=args.cross_first, channel_down=args.channel_down, max_steps=args.max_steps)
+    lock_fd: int | None = None
     if args.state_dir is not None:
-        args.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock_fd = state_dir_lock(args.state_dir)
+        except StateDirRefused as exc:
+            print(json.dumps({"error": exc.code, "message": str(exc)}), file=sys.stderr)
+            return EXIT_ALREADY_RUNNING if exc.code == "ALREADY_RUNNING" else EXIT_USAGE
+    try:
+        return _run_locked(args, config)
+    finally:
+        if lock_fd is not None:
+            import os
+
+            os.close(lock_fd)
+
+
+def _run_locked(args: argparse.Namespace, config: RunConfig) -> int:
+    from crypto.venue.factory import VenueCredentials, make_venue
+    from crypto.venue.types import VenueError
+
     fx = None
     try:
         if args.venue == "binance-pm-fake" and args.url is None:

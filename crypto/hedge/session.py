@@ -102,6 +102,7 @@ class HedgeSession:
         self.direct_sends: list[str] = []
         self._ages: dict[str, int] = {}
         self.margin_refusal: str | None = None  # why the venue refused the margin order, if it did
+        self._fee_seen: dict[str, tuple[Decimal, Decimal]] = {}  # margin cid -> (filled, base fee) last read
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -235,8 +236,34 @@ class HedgeSession:
             self.margin_refusal = exc.reason.value
             runner.on_margin_report(MarginReport(cid, ZERO, "rejected"))
             return cid
-        runner.on_margin_report(MarginReport(cid, placed.filled, placed.status))
+        runner.on_margin_report(self._report(placed))
         return cid
+
+    def _report(self, order: VenueOrder) -> MarginReport:
+        """The execution report of the margin order, with its fee taken in the base asset (a buy on Binance
+        spot/margin pays it in the coin bought): the hedge covers what the account holds, not what it bought."""
+        return MarginReport(order.client_order_id, order.filled, order.status, self._base_fee(order), order.qty)
+
+    def _base_fee(self, order: VenueOrder) -> Decimal:
+        if order.filled <= 0 or order.side != "buy":
+            return ZERO
+        if self._fee_seen.get(order.client_order_id, (None, ZERO))[0] == order.filled:
+            return self._fee_seen[order.client_order_id][1]  # no new fill: no new request
+        base = self.venue.market(self.config.spot_symbol).base
+        try:
+            fills = self.venue.fills(self.config.spot_symbol, None)
+        except VenueError as exc:
+            # Not knowing the fee must not stop the hedge: keep the last known one (the hedge is then at
+            # most one fee too large until the next report) and say so.
+            self._event(AuditCode.HEDGE_DEFERRED, "FEE_UNKNOWN", Severity.WARN, reason="FEE_UNKNOWN",
+                        client_order_id=order.client_order_id, error=exc.reason.value)
+            return self._fee_seen.get(order.client_order_id, (None, ZERO))[1]
+        fee = sum((f.fee for f in fills
+                   if (f.client_order_id == order.client_order_id or f.venue_order_id == order.venue_order_id)
+                   and f.fee_asset == base and f.fee > 0), ZERO)
+        fee = min(fee, order.filled)
+        self._fee_seen[order.client_order_id] = (order.filled, fee)
+        return fee
 
     def _poll_margin(self, runner: HedgeRunner, cid: str, step: int) -> None:
         leg = next((m for m in runner.book.margin if m.order_id == cid), None)
@@ -247,7 +274,7 @@ class HedgeSession:
             return
         if order.is_live and step >= self.config.margin_max_age_steps:
             order = self.venue.cancel_order(self.config.spot_symbol, cid) or order
-        runner.on_margin_report(MarginReport(cid, order.filled, order.status))
+        runner.on_margin_report(self._report(order))
 
     def _poll_hedges(self, runner: HedgeRunner) -> None:
         if any(o.state in (HedgeState.PENDING, HedgeState.UNKNOWN) for o in runner.book.orders):

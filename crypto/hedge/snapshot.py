@@ -46,6 +46,7 @@ class MarginLegModel(_Model):
     order_id: str
     filled: Decimal
     done: bool
+    base_fee: Decimal = ZERO  # added after version 2 shipped: a snapshot without it had no base fee
 
 
 class HedgeOrderModel(_Model):
@@ -101,7 +102,8 @@ def to_snapshot(book: HedgeBook) -> HedgeSnapshot:
         hedge_side=book.hedge_side, step=book.filters.step, min_qty=book.filters.min_qty,
         min_notional=book.filters.min_notional, max_reprices=book.max_reprices, cap=book.cap,
         margin_order_ids=list(book.margin_order_ids), hedge_order_ids=list(book.hedge_order_ids),
-        margin=[MarginLegModel(order_id=leg.order_id, filled=leg.filled, done=leg.done) for leg in book.margin],
+        margin=[MarginLegModel(order_id=leg.order_id, filled=leg.filled, done=leg.done, base_fee=leg.base_fee)
+                for leg in book.margin],
         orders=[HedgeOrderModel(client_order_id=o.client_order_id, side=o.side, qty=o.qty, kind=o.kind,
                                 attempt=o.attempt, state=o.state, filled=o.filled, price=o.price,
                                 venue_order_id=o.venue_order_id, reason=o.reason) for o in book.orders],
@@ -122,7 +124,7 @@ def _from_v2(snap: HedgeSnapshot) -> HedgeBook:
     return HedgeBook(
         snap.strategy_id, snap.symbol, snap.mode, snap.exec_mode, snap.hedge_side,
         HedgeFilters(snap.step, snap.min_qty, snap.min_notional), snap.max_reprices, snap.cap,
-        tuple(MarginLeg(m.order_id, m.filled, m.done) for m in snap.margin),
+        tuple(MarginLeg(m.order_id, m.filled, m.done, m.base_fee) for m in snap.margin),
         tuple(HedgeOrder(o.client_order_id, o.side, o.qty, o.kind, o.attempt, o.state, o.filled, o.price,
                          o.venue_order_id, o.reason) for o in snap.orders),
         snap.seq, snap.legacy_committed, snap.residual_reported, snap.planned,

@@ -26,7 +26,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:  # 
 def test_open_then_close_through_ccxt(exec_mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, opened = run(capsys, "--mode", "open", "--exec", exec_mode, "--qty", "1.2", "--state-dir", str(tmp_path))
     assert rc == 0 and opened["outcome"] == "done"
-    assert D(opened["filled"]) == D("1.2") == D(opened["hedged"]) == -D(opened["um_position"])
+    assert D(opened["filled"]) == D("1.2") and D(opened["hedged"]) == -D(opened["um_position"])
+    # The buy paid its fee in BTC: the hedge covers the coins held (1.2 less the fee), to within the bound.
+    assert D(opened["spot"]) < D("1.2")
+    assert 0 <= D(opened["spot"]) - D(opened["hedged"]) < D(opened["residual_bound"])
     assert D(opened["um_from_orders"]) == D(opened["um_position"])  # the helper agrees with the venue
     assert len(opened["hedge_orders"]) >= 2  # the margin order filled in pieces, hedged fill by fill
     kinds = {o["kind"] for o in opened["hedge_orders"]}
@@ -46,7 +49,8 @@ def test_mm_crossing_gtx_repriced_then_market_with_channel_down(tmp_path: Path,
     assert res["audit"]["HEDGE_DIRECT_SEND"] == res["direct_sends"] == len(res["hedge_orders"])
     rejected = [o for o in res["hedge_orders"] if o["state"] == "REJECTED"]
     assert rejected and all(o["reason"] == "POST_ONLY_WOULD_TAKE" for o in rejected)
-    assert D(res["hedged"]) == D(res["filled"]) == -D(res["um_position"])
+    assert D(res["hedged"]) == -D(res["um_position"])
+    assert 0 <= D(res["spot"]) - D(res["hedged"]) < D(res["residual_bound"])  # net of the BTC fee
 
 
 def test_restart_resumes_without_a_second_margin_order_or_hedge(tmp_path: Path,
@@ -58,7 +62,8 @@ def test_restart_resumes_without_a_second_margin_order_or_hedge(tmp_path: Path,
     assert D(first["hedged"]) == -D(first["um_position"])
     rc, second = run(capsys, "--mode", "open", "--exec", "MT", "--qty", "1.2", "--state-dir", str(tmp_path))
     assert rc == 0 and second["restored"] and second["audit"]["HEDGE_RESTORED"] == 1
-    assert D(second["hedged"]) == D("1.2") == -D(second["um_position"])
+    assert D(second["hedged"]) == -D(second["um_position"])
+    assert D(second["filled"]) == D("1.2") and 0 <= D(second["spot"]) - D(second["hedged"]) < D(second["residual_bound"])
     snapshot = (tmp_path / "hedge1-open.json").read_text()
     book, _ = restore_snapshot(snapshot, HedgeFilters(D("0.001"), D("0.001"), D("100")))
     assert book.margin_order_ids == ("hedge1m0",)

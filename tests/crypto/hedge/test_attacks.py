@@ -1,0 +1,127 @@
+"""Attacks on the hedge: execution reports with extreme fields (NaN, negative, a 35-digit quantity, more
+than the order), hedge updates with garbage, a mark of NaN, the base-asset fee of a margin buy, two runs on
+one state folder. Each bad entry is refused with a coded audit event and changes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.events import AuditCode
+from crypto.hedge.book import HedgeBook, MarginReport, on_margin_report
+from crypto.hedge.rules import HedgeFilters
+from crypto.hedge.snapshot import dump_snapshot, restore_snapshot
+from crypto.venue.types import VenueOrder
+
+from .kit import make_runner
+
+D = Decimal
+WORKED = HedgeFilters(D("0.001"), D("0.001"), D("100"))
+MARK = D("50000")
+
+
+def open_book() -> HedgeBook:
+    return HedgeBook("s1", "BTC/USDT:USDT", "open", "MT", "sell", WORKED)
+
+
+BAD_FILLS = [D("NaN"), D("sNaN"), D("Infinity"), D("-Infinity"), D("-0.001"),
+             D("12345678901234567890123456789012345"), D("1e30"), D("1e-30")]
+
+
+@pytest.mark.parametrize("filled", BAD_FILLS, ids=[str(x) for x in BAD_FILLS])
+def test_a_report_with_an_extreme_fill_is_refused_and_changes_nothing(filled: Decimal) -> None:
+    book = on_margin_report(open_book(), MarginReport("m1", D("0.5")), MARK, 0).book
+    step = on_margin_report(book, MarginReport("m1", filled), MARK, 1)
+    assert step.book == book and step.sends == ()
+    [event] = step.events
+    assert event.code == AuditCode.HEDGE_REPORT_REFUSED and event.data["reason"]
+    # A new leg with garbage neither.
+    step = on_margin_report(book, MarginReport("m2", filled), MARK, 1)
+    assert step.book == book and step.sends == ()
+
+
+def test_a_report_beyond_the_order_size_is_refused() -> None:
+    book = open_book()
+    step = on_margin_report(book, MarginReport("m1", D("2"), order_qty=D("1")), MARK, 0)
+    assert step.book == book and [e.code for e in step.events] == [AuditCode.HEDGE_REPORT_REFUSED]
+    assert step.events[0].data["reason"] == "FILL_ABOVE_ORDER"
+
+
+def test_a_decreasing_report_changes_nothing() -> None:
+    book = on_margin_report(open_book(), MarginReport("m1", D("0.5")), MARK, 0).book
+    step = on_margin_report(book, MarginReport("m1", D("0.3")), MARK, 1)
+    assert step.sends == () and step.book.filled == D("0.5")
+
+
+def test_a_hedge_update_with_garbage_changes_nothing() -> None:
+    h = make_runner(open_book())
+    h.runner.on_margin_report(MarginReport("m1", D("0.5")))
+    [cid] = h.runner.book.hedge_order_ids
+    before = h.runner.book
+    for filled in (D("NaN"), D("-1"), D("Infinity")):
+        bad = VenueOrder("v0", cid, "BTC/USDT:USDT", "sell", "market", D("0.5"), filled, None, None, "closed")
+        h.runner.on_hedge_update(bad)
+        assert h.runner.book == before
+    assert any(e.code == AuditCode.HEDGE_REPORT_REFUSED for e in h.events)
+
+
+def test_a_nan_mark_defers_instead_of_crashing() -> None:
+    h = make_runner(open_book())
+    h.marks.price = D("NaN")
+    h.runner.on_margin_report(MarginReport("m1", D("0.5")))
+    assert h.runner.book.orders == () and h.venue.sends == []
+    assert [e.data["reason"] for e in h.events if e.code == AuditCode.HEDGE_DEFERRED] == ["NO_MARK"]
+
+
+def test_the_hedge_covers_the_fill_net_of_a_base_fee() -> None:
+    """A margin buy pays its fee in the base asset: 1 BTC filled, 0.001 BTC fee, 0.999 BTC held. The hedge
+    covers what is held (0.999), not what was bought: hedging 1 would leave the pair short 0.001 BTC."""
+    h = make_runner(open_book())
+    h.runner.on_margin_report(MarginReport("m1", D("1"), "closed", base_fee=D("0.001")))
+    assert h.runner.book.hedged == D("0.999") and h.venue.position() == D("-0.999")
+    # The fee grows with later reports (cumulative, largest wins) and never more than the fill.
+    book = on_margin_report(open_book(), MarginReport("m1", D("0.5"), base_fee=D("0.0005")), MARK, 0).book
+    book = on_margin_report(book, MarginReport("m1", D("0.5"), base_fee=D("0.0003")), MARK, 0).book
+    assert book.net_filled == D("0.4995")
+    step = on_margin_report(book, MarginReport("m1", D("0.5"), base_fee=D("0.6")), MARK, 0)
+    assert step.book == book and step.events[0].data["reason"] == "FEE_ABOVE_FILL"
+
+
+def test_the_base_fee_survives_a_snapshot() -> None:
+    book = on_margin_report(open_book(), MarginReport("m1", D("1"), base_fee=D("0.001")), MARK, 0).book
+    restored, legacy = restore_snapshot(dump_snapshot(book), WORKED)
+    assert not legacy and restored.net_filled == D("0.999")
+
+
+def test_two_runs_on_one_state_folder_the_second_exits_6(tmp_path: Path) -> None:
+    from crypto.hedge.run_cli import EXIT_ALREADY_RUNNING, state_dir_lock
+
+    fd = state_dir_lock(tmp_path)  # what the running one holds
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys; from gridbridge.cli import main; sys.exit(main())", "crypto", "hedge",
+             "run", "--mode", "open", "--exec", "MT", "--venue", "binance-pm-fake", "--qty", "0.1", "--state-dir",
+             str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[3])
+    finally:
+        import os
+
+        os.close(fd)
+    assert proc.returncode == EXIT_ALREADY_RUNNING == 6, proc.stderr
+    assert "ALREADY_RUNNING" in proc.stderr
+    assert not (tmp_path / "hedge1-open.json").exists()
+
+
+def test_a_state_dir_that_is_a_symlink_or_a_file_is_refused(tmp_path: Path) -> None:
+    from crypto.hedge.run_cli import StateDirRefused, state_dir_lock
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "file").write_text("x")
+    for bad, code in ((tmp_path / "link", "STATE_DIR_SYMLINK"), (tmp_path / "file", "STATE_DIR_NOT_A_FOLDER")):
+        with pytest.raises(StateDirRefused) as err:
+            state_dir_lock(bad)
+        assert err.value.code == code
