@@ -60,6 +60,8 @@ class CarryThresholds(_Model):
     close_health: Decimal
     disaster_stop_health: Decimal
     topups_enabled: bool
+    topup_liq_distance: Decimal | None = None  # also a top-up when the liquidation distance is under this
+    topup_liq_target: Decimal | None = None
     max_consecutive_losses: int
     max_daily_loss_usdt: Decimal
 
@@ -87,6 +89,7 @@ class CarryPairStatus(_Model):
     mark: Decimal | None  # the perp's mark at the engine's last market view
     margin_health: Decimal | None  # None when flat or no mark seen yet
     liq_price: Decimal | None
+    liq_distance: Decimal | None = None  # (liquidation price - mark) / mark of the short
     funding: Decimal  # booked on the open position, signed (+ received)
     funding_rate: Decimal | None  # the venue's rate for the coming settlement, as last read
     fees: Decimal
@@ -156,7 +159,8 @@ def pair_status(pair: Any, rate: Decimal | None) -> CarryPairStatus:
         symbol=inst.symbol, spot_symbol=inst.spot_symbol, state=pair.state.value, spot_qty=b.spot_qty,
         spot_entry=b.spot_entry, short_qty=b.short_qty, perp_entry=b.perp_entry,
         leg_gap=dec.leg_gap(b.spot_qty, b.short_qty), margin=b.margin, margin_at_open=b.margin_at_open,
-        mark=mark, margin_health=_health(b, mark), liq_price=dec.liquidation_price(b, inst), funding=b.funding,
+        mark=mark, margin_health=_health(b, mark), liq_price=dec.liquidation_price(b, inst),
+        liq_distance=None if mark is None else dec.liquidation_distance(b, inst, mark), funding=b.funding,
         funding_rate=rate, fees=b.fees, realized=b.realized, capital_committed=b.capital_committed,
         topups=len(b.topup_ids), dust=pair.dust, opened_ms=b.opened_ms, disaster_stop=bool(pair.stop_cid),
         last_refusal=pair.last_refusal)
@@ -166,6 +170,8 @@ def thresholds_of(cfg: CarryConfig) -> CarryThresholds:
     r = cfg.risk
     return CarryThresholds(topup_health=r.topup_health, topup_target=r.topup_target, close_health=r.close_health,
                            disaster_stop_health=r.disaster_stop_health, topups_enabled=r.topups_enabled,
+                           topup_liq_distance=getattr(r, "topup_liq_distance", None),
+                           topup_liq_target=getattr(r, "topup_liq_target", None),
                            max_consecutive_losses=r.max_consecutive_losses,
                            max_daily_loss_usdt=r.max_daily_loss_usdt)
 

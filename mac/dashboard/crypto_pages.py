@@ -138,7 +138,7 @@ def render_carry(view: CarryPage, folder: str) -> None:
     st.subheader("Pairs & legs 交易对与两腿")
     for p in view.pairs:
         st.markdown(f"#### {p.symbol}")
-        _metrics(p.metrics, per_row=4)
+        _metrics(p.metrics, per_row=5)
     legs = [leg for p in view.pairs for leg in p.legs]
     _table(pd.DataFrame(legs))
     st.subheader("Recent actions 最近操作 — audited transitions")

@@ -147,6 +147,16 @@ def health_zone(health: Decimal | None, t: CarryThresholds) -> tuple[str, str]:
                      f"(close-all under {pct(t.close_health, 0)})")
 
 
+def liq_distance_metric(p: CarryPairStatus, t: CarryThresholds) -> Metric:
+    """The short's liquidation distance against the engine's second top-up rule (under 25 %: top-up to 35 %)."""
+    line = t.topup_liq_distance
+    under = p.liq_distance is not None and line is not None and p.liq_distance < line
+    rule = "" if line is None else (f"top-up when under {pct(line, 0)}" + (
+        f", back to {pct(t.topup_liq_target, 0)}" if t.topup_liq_target is not None else ""))
+    color = GREY if p.liq_distance is None else ORANGE if under else GREEN
+    return Metric("liquidation distance 强平距离", pct(p.liq_distance, 2), rule, color)
+
+
 def _pair_view(p: CarryPairStatus, t: CarryThresholds) -> PairView:
     zone, text = health_zone(p.margin_health, t)
     metrics = (
@@ -158,6 +168,7 @@ def _pair_view(p: CarryPairStatus, t: CarryThresholds) -> PairView:
         Metric("margin health 保证金健康度", pct(p.margin_health), text, ZONE_COLORS[zone]),
         Metric("leg gap 两腿差", pct(p.leg_gap, 2), "|spot - short| / larger leg; rebalanced above 1 %"),
         Metric("liquidation price 强平价", usdt(p.liq_price, 1)),
+        liq_distance_metric(p, t),
         Metric("mark 标记价", usdt(p.mark, 1)),
         Metric("top-ups 追加保证金次数", str(p.topups)),
     )
@@ -212,6 +223,9 @@ def carry_page(outcome: ReadOutcome[CarryStatus] | None, now: datetime, folder: 
             banners.append(Banner("error", f"{p.symbol} margin health {text}"))
         elif zone == ZONE_TOPUP:
             banners.append(Banner("warning", f"{p.symbol} margin health {text}"))
+        liq = liq_distance_metric(p, s.thresholds)
+        if liq.color == ORANGE:
+            banners.append(Banner("warning", f"{p.symbol} liquidation distance {liq.value}: {liq.help}"))
     b, t = s.breaker, s.thresholds
     breaker_text = (f"TRIPPED: {b.reason}" if b.tripped else "armed (not tripped)")
     breaker = Metric("circuit breaker 熔断", breaker_text,

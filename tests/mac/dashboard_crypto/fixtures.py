@@ -113,13 +113,15 @@ def run_pm(folder: Path, redis_url: str, marks: tuple[str, ...] = ("100", "104",
 
 
 def carry_status(health: str | None = "0.95", *, running: bool = True, tripped: bool = False,
-                 written_at: datetime = NOW, risk_state: str = "NORMAL", topups_enabled: bool = True) -> CarryStatus:
+                 written_at: datetime = NOW, risk_state: str = "NORMAL", topups_enabled: bool = True,
+                 liq_distance: str | None = "0.486") -> CarryStatus:
     short = D("0.0823") if health is not None else D(0)
     pair = CarryPairStatus(
         symbol=SYM, spot_symbol="BTC/USDT", state="HEDGING" if health is not None else "IDLE",
         spot_qty=D("0.0822177") if health is not None else D(0), spot_entry=D("60003.1"), short_qty=short,
         perp_entry=D("60002.9"), leg_gap=D("0.001"), margin=D("2473.06"), margin_at_open=D("2469.12"),
         mark=D("60252.8"), margin_health=None if health is None else D(health), liq_price=D("89537.29"),
+        liq_distance=None if liq_distance is None else D(liq_distance),
         funding=D("3.9442"), funding_rate=D("0.0001"), fees=D("7.41"), realized=D(0), capital_committed=D("7402.44"),
         topups=1, dust=D(0), opened_ms=1767225600000, disaster_stop=True, last_refusal="")
     actions = (
@@ -135,6 +137,7 @@ def carry_status(health: str | None = "0.95", *, running: bool = True, tripped: 
                               consecutive_losses=3 if tripped else 1, day_loss=D("12.5")),
         thresholds=CarryThresholds(topup_health=D("0.80"), topup_target=D("1.00"), close_health=D("0.50"),
                                    disaster_stop_health=D("0.10"), topups_enabled=topups_enabled,
+                                   topup_liq_distance=D("0.25"), topup_liq_target=D("0.35"),
                                    max_consecutive_losses=3, max_daily_loss_usdt=D(500)),
         pairs=(pair,), actions=actions)
 

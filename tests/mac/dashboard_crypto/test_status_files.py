@@ -30,6 +30,7 @@ def test_carry_dry_run_publishes_the_engines_final_state(tmp_path: Path) -> None
     assert (pair.short_qty, pair.spot_qty, pair.margin) == (D(book["short_qty"]), D(book["spot_qty"]),
                                                             D(book["margin"]))
     assert pair.mark is not None and pair.margin_health is not None and D("0.5") < pair.margin_health < D("1.5")
+    assert pair.liq_price is not None and pair.liq_distance == (pair.liq_price - pair.mark) / pair.mark
     assert (s.thresholds.topup_health, s.thresholds.close_health) == (D("0.80"), D("0.50"))
     assert s.breaker.tripped is False and s.risk_state == final["risk_state"]
     transitions = [(a.data["from"], a.data["to"]) for a in s.actions if a.code == "CARRY_STATE_CHANGE"]

@@ -80,6 +80,16 @@ def test_carry_page_shows_state_legs_funding_breaker_and_actions() -> None:
     assert page.actions[1]["what"] == "OPENING → HEDGING (LEGS_FILLED)"
 
 
+@pytest.mark.parametrize(("distance", "color", "warned"), [("0.486", GREEN, False), ("0.25", GREEN, False),
+                                                         ("0.2499", ORANGE, True), (None, GREY, False)])
+def test_liquidation_distance_against_the_25_percent_top_up_line(distance, color, warned) -> None:
+    page = carry_page(ReadOutcome(fx.carry_status("0.95", liq_distance=distance), ReadStatus.FRESH), NOW)
+    [pair] = page.pairs
+    shown = {m.label: m for m in pair.metrics}["liquidation distance 强平距离"]
+    assert shown.color == color and shown.help == "top-up when under 25%, back to 35%"
+    assert ("liquidation distance 24.99%: top-up when under 25%" in text(page)) == warned
+
+
 def test_tripped_breaker_and_reduce_only_are_red_banners() -> None:
     page = carry_page(ReadOutcome(fx.carry_status(tripped=True, risk_state="REDUCE_ONLY"), ReadStatus.FRESH), NOW)
     assert page.breaker is not None and page.breaker.color == RED and "BREAKER_CONSECUTIVE_LOSSES" in page.breaker.value
