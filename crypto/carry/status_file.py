@@ -96,6 +96,7 @@ class CarryPairStatus(_Model):
     realized: Decimal
     capital_committed: Decimal
     topups: int
+    open_pnl: Decimal | None = None  # marked at the last hourly risk task (engine's own books)
     dust: Decimal
     opened_ms: int
     disaster_stop: bool  # a venue-side stop is on the short
@@ -122,6 +123,7 @@ class CarryStatus(_Model):
     risk_state: str
     emergency: bool
     last_exit_clean: bool
+    realized_total: Decimal | None = None  # net PnL of the pairs closed so far (the engine's journal)
     breaker: BreakerStatus
     thresholds: CarryThresholds
     pairs: tuple[CarryPairStatus, ...]
@@ -162,7 +164,8 @@ def pair_status(pair: Any, rate: Decimal | None) -> CarryPairStatus:
         mark=mark, margin_health=_health(b, mark), liq_price=dec.liquidation_price(b, inst),
         liq_distance=None if mark is None else dec.liquidation_distance(b, inst, mark), funding=b.funding,
         funding_rate=rate, fees=b.fees, realized=b.realized, capital_committed=b.capital_committed,
-        topups=len(b.topup_ids), dust=pair.dust, opened_ms=b.opened_ms, disaster_stop=bool(pair.stop_cid),
+        topups=len(b.topup_ids), open_pnl=getattr(pair, "open_pnl", None), dust=pair.dust,
+        opened_ms=b.opened_ms, disaster_stop=bool(pair.stop_cid),
         last_refusal=pair.last_refusal)
 
 
@@ -188,6 +191,7 @@ def build_status(engine: EngineLike, written_at: datetime, seq: int, actions: tu
     return CarryStatus(
         written_at=written_at, engine_ms=int(engine.clock.now_ms()), seq=seq, running=running,
         risk_state=engine.risk_state.value, emergency=engine.emergency, last_exit_clean=engine.last_exit_clean,
+        realized_total=getattr(engine, "realized_total", None),
         breaker=BreakerStatus(tripped=b.tripped, reason=b.reason, consecutive_losses=b.consecutive_losses,
                               day_loss=b.day_loss),
         thresholds=thresholds_of(engine.cfg), pairs=tuple(pairs), actions=actions,

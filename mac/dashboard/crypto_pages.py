@@ -127,7 +127,7 @@ def render_carry(view: CarryPage, folder: str) -> None:
                f"{fmt_utc(s.engine_ms)} (the fake's clock in a dry run) · refreshed "
                f"{datetime.now(timezone.utc):%H:%M:%S} UTC")
     st.subheader("Engine 引擎")
-    _metrics(view.engine, per_row=4)
+    _metrics(view.engine, per_row=5)
     if view.breaker is not None:
         _colored(view.breaker)
     st.subheader("Margin health 保证金健康度 — against the top-up and close-all lines")

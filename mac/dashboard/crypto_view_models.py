@@ -171,6 +171,8 @@ def _pair_view(p: CarryPairStatus, t: CarryThresholds) -> PairView:
         liq_distance_metric(p, t),
         Metric("mark 标记价", usdt(p.mark, 1)),
         Metric("top-ups 追加保证金次数", str(p.topups)),
+        Metric("open PnL 持仓盈亏 (USDT)", usdt(p.open_pnl), "both legs, funding and fees, marked at the engine's "
+                                                            "last hourly risk task"),
     )
     legs = (
         {"pair": p.symbol, "leg": "spot (long)", "symbol": p.spot_symbol, "qty": qty(p.spot_qty),
@@ -238,6 +240,8 @@ def carry_page(outcome: ReadOutcome[CarryStatus] | None, now: datetime, folder: 
         Metric("risk state 风控", s.risk_state),
         Metric("funding earned 资金费合计 (USDT)", usdt(sum((p.funding for p in s.pairs), Decimal(0)), 4),
                "over the open positions"),
+        Metric("closed pairs' net PnL 已平仓盈亏 (USDT)", usdt(s.realized_total),
+               "net of fees and funding, every pair closed so far"),
         Metric("losses in a row 连亏", f"{b.consecutive_losses} / {t.max_consecutive_losses}"),
         Metric("today's loss 当日亏损 (USDT)", f"{usdt(b.day_loss)} / {usdt(t.max_daily_loss_usdt)}"),
     )

@@ -123,7 +123,7 @@ def carry_status(health: str | None = "0.95", *, running: bool = True, tripped: 
         mark=D("60252.8"), margin_health=None if health is None else D(health), liq_price=D("89537.29"),
         liq_distance=None if liq_distance is None else D(liq_distance),
         funding=D("3.9442"), funding_rate=D("0.0001"), fees=D("7.41"), realized=D(0), capital_committed=D("7402.44"),
-        topups=1, dust=D(0), opened_ms=1767225600000, disaster_stop=True, last_refusal="")
+        topups=1, open_pnl=D("-3.46"), dust=D(0), opened_ms=1767225600000, disaster_stop=True, last_refusal="")
     actions = (
         CarryAction(ts="2026-01-01T00:00:00+00:00", code="CARRY_STATE_CHANGE", severity="INFO", symbol=SYM,
                     cause="both legs filled", data={"from": "OPENING", "to": "HEDGING", "trigger": "LEGS_FILLED"}),
@@ -132,7 +132,7 @@ def carry_status(health: str | None = "0.95", *, running: bool = True, tripped: 
     )
     return CarryStatus(
         kind=STATUS_KIND, written_at=written_at, engine_ms=1767456000000, seq=7, running=running,
-        risk_state=risk_state, emergency=False, last_exit_clean=True,
+        risk_state=risk_state, emergency=False, last_exit_clean=True, realized_total=D("-41.5"),
         breaker=BreakerStatus(tripped=tripped, reason="BREAKER_CONSECUTIVE_LOSSES" if tripped else "",
                               consecutive_losses=3 if tripped else 1, day_loss=D("12.5")),
         thresholds=CarryThresholds(topup_health=D("0.80"), topup_target=D("1.00"), close_health=D("0.50"),

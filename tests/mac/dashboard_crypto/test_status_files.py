@@ -33,6 +33,7 @@ def test_carry_dry_run_publishes_the_engines_final_state(tmp_path: Path) -> None
     assert pair.liq_price is not None and pair.liq_distance == (pair.liq_price - pair.mark) / pair.mark
     assert (s.thresholds.topup_health, s.thresholds.close_health) == (D("0.80"), D("0.50"))
     assert s.breaker.tripped is False and s.risk_state == final["risk_state"]
+    assert s.realized_total == 0 and pair.open_pnl is not None  # no pair closed in 3 calm days; marked hourly
     transitions = [(a.data["from"], a.data["to"]) for a in s.actions if a.code == "CARRY_STATE_CHANGE"]
     assert transitions == [("IDLE", "OPENING"), ("OPENING", "HEDGING")]
     assert sum(a.code == "CARRY_FUNDING_SETTLED" for a in s.actions) >= 8  # 3 days of 8 h settlements

@@ -72,7 +72,8 @@ def test_carry_page_shows_state_legs_funding_breaker_and_actions() -> None:
     [pair] = page.pairs
     m = {x.label: x.value for x in pair.metrics}
     assert m["state 状态"] == "HEDGING" and m["funding earned 资金费收入 (USDT)"] == "3.9442"
-    assert m["margin health 保证金健康度"] == "95.0%"
+    assert m["margin health 保证金健康度"] == "95.0%" and m["open PnL 持仓盈亏 (USDT)"] == "-3.46"
+    assert {x.label: x.value for x in page.engine}["closed pairs' net PnL 已平仓盈亏 (USDT)"] == "-41.50"
     assert [(leg["leg"], leg["qty"]) for leg in pair.legs] == [("spot (long)", "0.0822177"), ("perp (short)", "0.0823")]
     assert page.breaker is not None and page.breaker.value == "armed (not tripped)" and page.breaker.color == GREEN
     assert "losses in a row 1/3" in page.breaker.help
