@@ -24,6 +24,7 @@ Rules the adapter applies on every order (they are the venue's, stated once here
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -87,13 +88,52 @@ def okx_transfer_client_id(transfer_id: str) -> str:
     return "t" + hashlib.sha256(transfer_id.encode("utf-8")).hexdigest()[:31]
 
 
+class BadAnswer(ValueError):
+    """A venue answer that cannot be true (not a number, NaN, infinite, a fill above the order, a price at
+    or under 0): the whole answer is refused as ``VENUE_ERROR``/``BAD_ANSWER``, never half-read."""
+
+
+# What a malformed answer raises inside ccxt's parsers (ValueError from its Precise on "abc") or ours
+# (Decimal's InvalidOperation past 28 digits, a missing key, a list where an object should be).
+_MALFORMED = (ValueError, ArithmeticError, TypeError, KeyError, IndexError, AttributeError)
+BAD_ANSWER = "BAD_ANSWER"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _answers(sent: bool = False) -> Callable[[F], F]:
+    """A public method whose venue answer may be malformed: that answer leaves as a ``VenueError`` with
+    ``venue_code="BAD_ANSWER"`` (a read: ``VENUE_ERROR``, nothing decided on it; after a send:
+    ``UNKNOWN_OUTCOME``, the order may stand and is looked up by its client id)."""
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(self: CcxtVenue, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except VenueError:
+                raise
+            except _MALFORMED as exc:
+                raise VenueError(reason=R.UNKNOWN_OUTCOME if sent else R.VENUE_ERROR, venue_code=BAD_ANSWER,
+                                 message=f"{self.name} {fn.__name__}: malformed answer: "
+                                         f"{type(exc).__name__}: {str(exc)[:160]}") from exc
+        return inner  # type: ignore[return-value]
+    return wrap
+
+
 def dec(value: Any) -> Decimal | None:
-    """ccxt number or numeric string -> exact Decimal (floats via their shortest repr), None stays None."""
+    """ccxt number or numeric string -> exact Decimal (floats via their shortest repr), None stays None;
+    NaN, an infinity or text is a ``BadAnswer``."""
     if value is None or value == "":
         return None
-    if isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
+    if isinstance(value, bool):
+        raise BadAnswer(f"a boolean where a number goes: {value!r}")
+    try:
+        result = value if isinstance(value, Decimal) else Decimal(str(value))
+    except ArithmeticError:
+        raise BadAnswer(f"not a number: {str(value)[:40]!r}") from None
+    if not result.is_finite():
+        raise BadAnswer(f"not a finite number: {str(value)[:40]!r}")
+    return result
 
 
 def dec0(value: Any) -> Decimal:
@@ -155,6 +195,8 @@ def order_from_ccxt(o: Mapping[str, Any], market: Market, client_order_id: str |
         if fee_info.get("currency") == market.base and avg is not None:
             fee = fee * avg  # a spot buy pays its fee in the base asset: expressed in quote here
     status = _STATUSES.get(str(o.get("status") or "open"), "open")
+    if qty < 0 or filled < 0 or (qty > 0 and filled > qty):
+        raise BadAnswer(f"order {o.get('id')}: filled {filled} of {qty}")
     return VenueOrder(
         venue_order_id=str(o.get("id") or ""), client_order_id=str(cid), symbol=market.symbol,
         side="sell" if o.get("side") == "sell" else "buy", type=order_type, qty=qty, filled=filled,
@@ -188,12 +230,17 @@ def position_from_ccxt(p: Mapping[str, Any], market: Market,
     if p.get("side") == "short":
         qty = -qty
     stated = p.get("marginMode")
-    mode: MarginMode = stated if stated in ("cross", "isolated") else default_mode
+    # Not stated: the venue's regime (Binance PM positionRisk: cross). Stated but unknown: cross, the mode
+    # that blocks opens, never the permissive guess.
+    mode: MarginMode = stated if stated in ("cross", "isolated") else default_mode if not stated else "cross"
+    mark = dec(p.get("markPrice"))
+    if mark is None or mark <= 0 or dec0(p.get("entryPrice")) < 0:
+        raise BadAnswer(f"{market.symbol}: position with mark {p.get('markPrice')!r}, entry {p.get('entryPrice')!r}")
     margin = dec(p.get("initialMargin")) if mode == "cross" else dec(p.get("collateral"))
     if mode == "isolated":
         margin = dec(p.get("positionMargin")) or dec(p.get("initialMargin")) or margin
     return Position(
-        symbol=market.symbol, qty=qty, entry_price=dec0(p.get("entryPrice")), mark_price=dec0(p.get("markPrice")),
+        symbol=market.symbol, qty=qty, entry_price=dec0(p.get("entryPrice")), mark_price=mark,
         liq_price=_positive(p.get("liquidationPrice")), margin=margin or ZERO,
         leverage=dec0(p.get("leverage")), margin_mode=mode, unrealized_pnl=dec0(p.get("unrealizedPnl")),
     )
@@ -237,6 +284,7 @@ class CcxtVenue:
         return VenueError(reason=reason, message=message, venue_code="LOCAL", details=dict(details))
 
     # -- reference data and prices --------------------------------------------------------------------
+    @_answers()
     def now_ms(self) -> int:
         return int(self._call(self.exchange.fetch_time))
 
@@ -245,6 +293,7 @@ class CcxtVenue:
         or a tick (pre-open listings) is left out: an order for it is refused as an unknown symbol."""
         return dict(self._loaded())
 
+    @_answers()
     def _loaded(self) -> dict[str, Market]:
         if self._markets is None:
             loaded = self._call(self.exchange.load_markets)
@@ -309,6 +358,7 @@ class CcxtVenue:
             raise self._refuse(R.INVALID_ORDER, f"unknown symbol {symbol!r} on {self.name}", symbol=symbol)
         return markets[symbol]
 
+    @_answers()
     def ticker(self, symbol: str) -> Ticker:
         self.market(symbol)
         t = dict(self._call(self.exchange.fetch_ticker, symbol))
@@ -316,19 +366,26 @@ class CcxtVenue:
             # Binance USD-M's 24 h ticker has no bid/ask (unlike spot's): take them from the book ticker.
             best = self._call(self.exchange.fetch_bids_asks, [symbol]).get(symbol) or {}
             t["bid"], t["ask"] = best.get("bid"), best.get("ask")
-        return Ticker(symbol=symbol, bid=dec0(t.get("bid")), ask=dec0(t.get("ask")), last=dec0(t.get("last")),
-                      ts_ms=int(t.get("timestamp") or 0))
+        bid, ask = dec0(t.get("bid")), dec0(t.get("ask"))
+        if bid <= 0 or ask <= 0 or dec0(t.get("last")) < 0:
+            raise BadAnswer(f"{symbol}: ticker bid {t.get('bid')!r} ask {t.get('ask')!r}")
+        return Ticker(symbol=symbol, bid=bid, ask=ask, last=dec0(t.get("last")), ts_ms=int(t.get("timestamp") or 0))
 
+    @_answers()
     def order_book(self, symbol: str, depth: int = 20) -> Book:
         market = self.market(symbol)
         b = self._call(self.exchange.fetch_order_book, symbol, depth)
 
         def side(levels: list[list[Any]]) -> tuple[tuple[Decimal, Decimal], ...]:
-            return tuple((dec0(level[0]), to_base(market, dec0(level[1]))) for level in levels[:depth])
+            out = tuple((dec0(level[0]), to_base(market, dec0(level[1]))) for level in levels[:depth])
+            if any(price <= 0 or qty < 0 for price, qty in out):
+                raise BadAnswer(f"{symbol}: book level at or under 0")
+            return out
 
         return Book(symbol=symbol, bids=side(b.get("bids") or []), asks=side(b.get("asks") or []),
                     ts_ms=int(b.get("timestamp") or 0))
 
+    @_answers()
     def mark_price(self, symbol: str) -> Decimal:
         market = self.market(symbol)
         if not market.is_swap:
@@ -339,6 +396,7 @@ class CcxtVenue:
             raise self._refuse(R.VENUE_ERROR, f"no mark price for {symbol}")
         return price
 
+    @_answers()
     def index_price(self, symbol: str) -> Decimal:
         market = self.market(symbol)
         if self.name == "okx":
@@ -358,6 +416,7 @@ class CcxtVenue:
             raise self._refuse(R.VENUE_ERROR, f"no index price for {symbol}")
         return price
 
+    @_answers()
     def funding_rate(self, symbol: str) -> FundingRate:
         self._require_swap(symbol)
         f = dict(self._call(self.exchange.fetch_funding_rate, symbol))
@@ -368,6 +427,7 @@ class CcxtVenue:
             f["interval"] = (intervals.get(symbol) or {}).get("interval") or "8h"
         return funding_rate_from_ccxt(f, symbol)
 
+    @_answers()
     def funding_history(self, symbol: str, since_ms: int | None = None,
                         limit: int | None = None) -> list[FundingRate]:
         """Past settlements, oldest first; each one's ``next_funding_time_ms`` is the following settlement,
@@ -386,6 +446,7 @@ class CcxtVenue:
         return out
 
     # -- account --------------------------------------------------------------------------------------
+    @_answers()
     def balances(self, account: Account = "trading") -> dict[str, Balance]:
         params: dict[str, Any] = {}
         if self.name == "okx":
@@ -427,6 +488,7 @@ class CcxtVenue:
                 out[asset] = Balance(asset=asset, total=total, free=free, used=used)
         return out
 
+    @_answers()
     def positions(self, symbols: list[str] | None = None) -> list[Position]:
         markets = self._loaded()
         wanted = [s for s in (symbols or []) if s in markets and markets[s].is_swap]
@@ -443,6 +505,7 @@ class CcxtVenue:
                 out.append(position)
         return out
 
+    @_answers()
     def funding_payments(self, symbol: str | None = None, since_ms: int | None = None) -> list[FundingPayment]:
         """Funding bills (positive = received). The rate is the venue's settled rate at that time; the
         position is the bill's size (OKX ``sz``, contracts) signed so that amount = -qty x price x rate."""
@@ -544,6 +607,7 @@ class CcxtVenue:
         return Transfer(transfer_id=transfer_id, asset=asset, amount=amount, from_account=from_account,
                         to_account=to_account, status="ok" if venue_id else "pending", venue_transfer_id=venue_id)
 
+    @_answers()
     def fetch_transfer(self, transfer_id: str) -> Transfer | None:
         """The transfer made with this key, or None: after an ``UNKNOWN_OUTCOME`` the caller looks here
         before it sends the same transfer again (OKX asset/transfer-state by ``clientId``)."""
@@ -569,6 +633,7 @@ class CcxtVenue:
                         venue_transfer_id=str(row.get("transId", "")))
 
     # -- orders ---------------------------------------------------------------------------------------
+    @_answers()
     def place_order(self, request: OrderRequest) -> VenueOrder:
         market = self.market(request.symbol)
         amount = self._checked_amount(request, market)
@@ -586,18 +651,22 @@ class CcxtVenue:
             if exc.reason is not R.UNKNOWN_OUTCOME:
                 self._sent.pop(key, None)  # a definite refusal: the id was not used
             raise
+        except _MALFORMED as exc:
+            # The request left and the answer cannot be read: the order may stand (look it up by client id).
+            raise VenueError(reason=R.UNKNOWN_OUTCOME, venue_code=BAD_ANSWER,
+                             message=f"{self.name} place_order: malformed answer: {type(exc).__name__}: "
+                                     f"{str(exc)[:160]}") from exc
         if created.get("status") == "rejected":
             # A per-order refusal inside a successful batch answer (OKX sCode): same vocabulary.
             info = created.get("info") or {}
             raise reason_for_code(self.name, str(info.get("sCode") or info.get("code") or ""),
                                   str(info.get("sMsg") or info.get("msg") or "order rejected"))
-        venue_id = str(created.get("id") or "")
-        placed = VenueOrder(
-            venue_order_id=venue_id, client_order_id=request.client_order_id, symbol=request.symbol,
-            side=request.side, type=request.type, qty=to_base(market, amount), filled=ZERO,
-            price=request.price if request.type == "limit" else None, avg_price=None, status="open",
-            reduce_only=request.reduce_only, post_only=request.post_only, trigger_price=request.trigger_price,
-            ts_ms=int(created.get("timestamp") or 0))
+        try:
+            placed = self._placed(request, market, amount, created)
+        except _MALFORMED as exc:
+            raise VenueError(reason=R.UNKNOWN_OUTCOME, venue_code=BAD_ANSWER,
+                             message=f"{self.name} place_order: malformed answer: {type(exc).__name__}: "
+                                     f"{str(exc)[:160]}") from exc
         try:
             confirmed = self.fetch_order(request.symbol, request.client_order_id)
         except VenueError:
@@ -610,6 +679,15 @@ class CcxtVenue:
                              message=f"post-only {request.side} at {request.price} would have taken liquidity",
                              details={"venue_order_id": confirmed.venue_order_id})
         return confirmed
+
+    def _placed(self, request: OrderRequest, market: Market, amount: Decimal, created: Mapping[str, Any]) -> VenueOrder:
+        venue_id = str(created.get("id") or "")
+        return VenueOrder(
+            venue_order_id=venue_id, client_order_id=request.client_order_id, symbol=request.symbol,
+            side=request.side, type=request.type, qty=to_base(market, amount), filled=ZERO,
+            price=request.price if request.type == "limit" else None, avg_price=None, status="open",
+            reduce_only=request.reduce_only, post_only=request.post_only, trigger_price=request.trigger_price,
+            ts_ms=int(created.get("timestamp") or 0))
 
     def _require_net_mode(self) -> None:
         """OKX swaps are traded in one-way (net) mode: ``posSide=net``, a signed position per symbol. An
@@ -649,6 +727,7 @@ class CcxtVenue:
         while len(self._sent) > SENT_MEMORY:
             self._sent.popitem(last=False)
 
+    @_answers()
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         """Cancel by client id; returns the order as it stands after the request (canceled, or filled if
         the fill won the race), or None when the venue knows no such order."""
@@ -662,6 +741,7 @@ class CcxtVenue:
                     raise
         return self.fetch_order(symbol, client_order_id)
 
+    @_answers()
     def fetch_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         market = self.market(symbol)
         for params in self._lookup_params(market, client_order_id):
@@ -675,6 +755,7 @@ class CcxtVenue:
                 return order_from_ccxt(raw, market, client_order_id)
         return None
 
+    @_answers()
     def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         markets = self._loaded()
         if symbol is not None:
@@ -698,6 +779,7 @@ class CcxtVenue:
                     out.append(order_from_ccxt(raw, market))
         return out
 
+    @_answers()
     def fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
         market = self.market(symbol)
         rows = self._call(self.exchange.fetch_my_trades, symbol, since_ms)
