@@ -83,8 +83,9 @@ def pct(x: Decimal | float | None, places: int = 1) -> str:
 
 
 def file_banners(outcome: ReadOutcome[Any], written_at: datetime | None, now: datetime, stale_after_s: float,
-                 name: str, folder: str, writer_hint: str) -> list[Banner]:
-    """What the page says about the file itself: missing, invalid (the last good view kept), stale."""
+                 name: str, folder: str, writer_hint: str, running: bool = True) -> list[Banner]:
+    """What the page says about the file itself: missing, invalid (the last good view kept), stale (only while
+    its writer says it is running: a stopped engine's last file is expected to age)."""
     out: list[Banner] = []
     kept = outcome.model is not None
     if outcome.status == ReadStatus.MISSING and not kept:
@@ -98,7 +99,7 @@ def file_banners(outcome: ReadOutcome[Any], written_at: datetime | None, now: da
     elif outcome.status == ReadStatus.INVALID:
         out.append(Banner("warning", f"`{name}` cannot be read ({outcome.error}): showing the last good view "
                                      f"(written {fmt_utc(written_at)})."))
-    if written_at is not None:
+    if written_at is not None and running:
         age = (now - written_at).total_seconds()
         if age > stale_after_s:
             out.append(Banner("warning", f"`{name}` not updated for {fmt_age(age)} (last written "
@@ -209,7 +210,8 @@ def carry_page(outcome: ReadOutcome[CarryStatus] | None, now: datetime, folder: 
                                                 "`GRIDBRIDGE_DASHBOARD_CARRY_DIR`."),))
     s = outcome.model
     banners = file_banners(outcome, s.written_at if s else None, now, stale_after_s, CARRY_STATUS_FILE, folder,
-                           "Is `gridbridge crypto carry run` (or `dry-run --state`) writing to this folder?")
+                           "Is `gridbridge crypto carry run` (or `dry-run --state`) writing to this folder?",
+                           s is None or s.running)
     if s is None:
         return CarryPage(True, tuple(banners))
     if not s.running:
@@ -326,7 +328,7 @@ def pm_page(outcome: ReadOutcome[PmStatus] | None, now: datetime, folder: str = 
                                              "`GRIDBRIDGE_DASHBOARD_PM_DIR`."),))
     s = outcome.model
     banners = file_banners(outcome, s.written_at if s else None, now, stale_after_s, PM_STATUS_FILE, folder,
-                           "Is `gridbridge crypto pm serve --db DIR/...` running?")
+                           "Is `gridbridge crypto pm serve --db DIR/...` running?", s is None or s.running)
     if s is None:
         return PmPage(True, tuple(banners))
     if not s.running:
