@@ -190,6 +190,7 @@ class PmHttpServer:
             result = self.manager.manage(req.pos_id, view, stale_market=stale)
         except LockBusy:
             return 409, {"error": "LOCK_BUSY", "detail": f"lock:pos:{req.pos_id}"}
+        self.manager.save_slis()
         return 200, ManageResponse.model_validate(result.to_doc()).model_dump()
 
     def _out_of_band(self, req: ManageRequest, direction: int, feed_mark: Decimal | None) -> str | None:

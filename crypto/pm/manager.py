@@ -133,6 +133,9 @@ def _action_view(a: Action) -> dict[str, Any]:
             "stop": None if a.stop is None else str(a.stop), "reduce_only": a.reduce_only, "reason": a.reason}
 
 
+SLI_KEY = "slis"
+
+
 class Manager:
     def __init__(self, state: RedisState, store: SnapshotStore, runner: ActionRunner, config: ConfigHolder,
                  *, clock_ms: Callable[[], int], slis: Slis | None = None,
@@ -144,6 +147,9 @@ class Manager:
         self.config = config
         self.clock_ms = clock_ms
         self.slis = slis or runner.slis
+        saved = store.meta(SLI_KEY)
+        if saved is not None:
+            self.slis.restore(saved)  # a restart keeps the SLIs (the store outlives Redis and the process)
         self.audit = audit or (lambda _e: None)
         self.treasury_port = treasury_port
         self.last_tick_ms = 0
@@ -260,7 +266,12 @@ class Manager:
                 continue  # a manage call is running on it: this tick skips it
         self.runner.run_due(now)
         self.last_tick_ms = now
+        self.save_slis()
         return results
+
+    def save_slis(self) -> None:
+        """Write the SLIs to the store (after a tick, a manage call, a transfer): one row, replaced."""
+        self.store.put_meta(SLI_KEY, self.clock_ms(), self.slis.to_doc())
 
     def position_gone(self, pos_id: str, price: Decimal | None = None, reason: str = "VENUE_CLOSED") -> bool:
         """The venue reports no position any more (its stop fired, or a liquidation): close ours, cancel
@@ -324,20 +335,19 @@ class Manager:
         now = self.clock_ms()
         if self.state.r.exists(EPOCH_KEY):
             return "redis"
-        rebuilt = []
-        for pos_id, doc in self.store.latest_positions().items():
-            clean = {k: v for k, v in doc.items() if k in ManagedPosition.__dataclass_fields__}
-            pos = position_from(clean)
-            if pos.closed or self.state.load_position(pos_id) is not None:
+        open_positions = []
+        for doc in self.store.latest_positions().values():
+            if doc.get("closed"):
                 continue
-            self.state.reserve_risk(pos_id, pos.symbol, pos.margin)
-            self.state.save_position(pos)
-            rebuilt.append(pos_id)
+            open_positions.append(position_from({k: v for k, v in doc.items()
+                                                 if k in ManagedPosition.__dataclass_fields__}))
+        rebuilt = self.state.restore_positions(open_positions)  # batched: a restart stays short at any size
         requeued = self.runner.requeue_journal(now)
         self.state.r.set(EPOCH_KEY, str(now))
         if rebuilt or requeued:
             self._audit(AuditCode.PM_STATE_REBUILT, Severity.WARN, "redis lost pos:* state", None,
-                        {"positions": rebuilt, "intents_requeued": requeued})
+                        {"positions": rebuilt[:100], "positions_count": len(rebuilt),  # one bounded line
+                         "intents_requeued": requeued})
         return "store"
 
     # -- treasury -----------------------------------------------------------------------------------------
@@ -379,6 +389,7 @@ class Manager:
             rec = transition(rec, TransferTrigger.VENUE_FAILED, self.clock_ms(), exc.reason.value)
         self.store.update_transfer(rec.transfer_id, rec.ts_ms, rec.state.value, transfer_doc(rec))
         self.slis.transfer(rec.state is TransferState.EXECUTED)
+        self.save_slis()
         self._audit(AuditCode.PM_TRANSFER, Severity.INFO if rec.state is TransferState.EXECUTED else Severity.ERROR,
                     rec.state.value, None, transfer_doc(rec))
         return rec
@@ -388,7 +399,7 @@ class Manager:
         pos = self.state.load_position(pos_id)
         if pos is not None:
             return pos
-        doc = self.store.latest_positions().get(pos_id)
+        doc = self.store.latest(pos_id)
         if doc is None:
             return None
         clean = {k: v for k, v in doc.items() if k in ManagedPosition.__dataclass_fields__}

@@ -1,5 +1,6 @@
-"""Service-level indicators of the position manager, kept in memory and shown by ``GET /health`` and
-``GET /metrics``: end-to-end order latency p95 (intent made -> venue ack), stop-move and take-profit
+"""Service-level indicators of the position manager, kept in memory, saved in the snapshot store after
+every tick and manage call (``to_doc`` / ``restore``, so ``/metrics`` survives a restart, and a Redis
+loss), and shown by ``GET /health`` and ``GET /metrics``: end-to-end order latency p95 (intent made -> venue ack), stop-move and take-profit
 success rates (done in the pass that decided them, retries included), stagnated count, treasury transfer
 count and success rate. SLO: p95 <= 800 ms against the fake, stop-move success >= 99 %."""
 
@@ -10,10 +11,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+LATENCY_SAMPLES = 2_000  # the p95 is over the last this many orders (and what the store keeps of them)
+
 
 @dataclass
 class Slis:
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     stop_moves: int = 0
     stop_moves_ok: int = 0
     take_profits: int = 0
@@ -44,6 +47,27 @@ class Slis:
     def stagnation(self) -> None:
         with self._lock:
             self.stagnated += 1
+
+    _COUNTERS = ("stop_moves", "stop_moves_ok", "take_profits", "take_profits_ok", "stagnated", "transfers",
+                 "transfers_ok")
+
+    def to_doc(self) -> dict[str, Any]:
+        with self._lock:
+            return {"latencies_ms": list(self.latencies_ms)} | {k: getattr(self, k) for k in self._COUNTERS}
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        """Take the saved counters and samples (a restart); a malformed field is ignored, not fatal."""
+        with self._lock:
+            for k in self._COUNTERS:
+                v = doc.get(k)
+                if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+                    setattr(self, k, v)
+            samples = doc.get("latencies_ms")
+            if isinstance(samples, list):
+                self.latencies_ms.clear()
+                self.latencies_ms.extend(float(x) for x in samples[-LATENCY_SAMPLES:]
+                                         if isinstance(x, (int, float)) and not isinstance(x, bool)
+                                         and 0 <= x < 1e9)
 
     def p95_ms(self) -> float | None:
         with self._lock:

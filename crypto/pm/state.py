@@ -105,6 +105,31 @@ class RedisState:
     def save_position(self, pos: ManagedPosition) -> None:
         """Write the document and the per-aspect keys in one MULTI, so readers never see half a position."""
         p = self.r.pipeline(transaction=True)
+        self._position_ops(p, pos)
+        p.execute()
+
+    def restore_positions(self, positions: list[ManagedPosition]) -> list[str]:
+        """Cold start: write back every open position Redis does not hold, its risk reserved again (its
+        margin), in two round trips whatever their number. Returns the pos_ids written."""
+        check = self.r.pipeline(transaction=False)
+        for pos in positions:
+            check.exists(key_state(pos.pos_id))
+        present = check.execute()
+        write = self.r.pipeline(transaction=True)
+        written = []
+        for pos, here in zip(positions, present, strict=True):
+            if here or pos.closed:
+                continue
+            write.set(key_budget(pos.pos_id), str(pos.margin))
+            write.sadd(key_concurrency(pos.symbol), pos.pos_id)
+            self._position_ops(write, pos)
+            written.append(pos.pos_id)
+        if written:
+            write.execute()
+        return written
+
+    @staticmethod
+    def _position_ops(p: Any, pos: ManagedPosition) -> None:
         p.set(key_state(pos.pos_id), json.dumps(position_doc(pos), sort_keys=True))
         if pos.stop is not None:
             p.set(key_sl(pos.pos_id), str(pos.stop))
@@ -116,7 +141,6 @@ class RedisState:
             p.srem(key_concurrency(pos.symbol), pos.pos_id)
         else:
             p.sadd(ACTIVE, pos.pos_id)
-        p.execute()
 
     def load_position(self, pos_id: str) -> ManagedPosition | None:
         raw = self.r.get(key_state(pos_id))

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -32,7 +32,7 @@ from shared_schema.atomic_io import ModelFileReader, ReadOutcome, atomic_write_m
 log = logging.getLogger(__name__)
 
 PM_STATUS_FILE = "pm_status.json"
-STATUS_KIND = "gridbridge.pm_status/1"
+STATUS_KIND: Final = "gridbridge.pm_status/1"
 SLO_ORDER_P95_MS = Decimal(800)  # end-to-end order latency p95, against the fake
 SLO_STOP_MOVE_SUCCESS = Decimal("0.99")
 

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS order_intents (
     state TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS intent_state ON order_intents(state);
 CREATE INDEX IF NOT EXISTS intent_pos ON order_intents(pos_id);
+CREATE TABLE IF NOT EXISTS pm_meta (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, doc TEXT NOT NULL);
 """
 
 
@@ -42,6 +43,9 @@ class SnapshotStore(Protocol):
     def put_snapshot(self, pos_id: str, symbol: str, ts_ms: int, phase: str, doc: dict[str, Any]) -> None: ...
     def history(self, pos_id: str) -> list[dict[str, Any]]: ...
     def latest_positions(self) -> dict[str, dict[str, Any]]: ...
+    def latest(self, pos_id: str) -> dict[str, Any] | None: ...
+    def put_meta(self, key: str, ts_ms: int, doc: dict[str, Any]) -> None: ...
+    def meta(self, key: str) -> dict[str, Any] | None: ...
     def journal_intent(self, intent_id: str, pos_id: str, symbol: str, ts_ms: int, state: str,
                        doc: dict[str, Any]) -> bool: ...
     def set_intent_state(self, intent_id: str, state: str, ts_ms: int, doc: dict[str, Any] | None = None) -> None: ...
@@ -98,6 +102,21 @@ class SqliteSnapshotStore:
             "SELECT s.pos_id, s.doc FROM positions_snapshots s JOIN "
             "(SELECT pos_id, MAX(id) AS m FROM positions_snapshots GROUP BY pos_id) l ON s.id = l.m")
         return {pos_id: json.loads(doc) for pos_id, doc in rows}
+
+    def latest(self, pos_id: str) -> dict[str, Any] | None:
+        """The last snapshot document of one position (the ``snap_pos`` index: one row read)."""
+        rows = self._rows("SELECT doc FROM positions_snapshots WHERE pos_id=? ORDER BY id DESC LIMIT 1", (pos_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    # The manager's own small documents (the SLIs), one per key, replaced on write.
+    def put_meta(self, key: str, ts_ms: int, doc: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO pm_meta(key, ts, doc) VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                       "ts=excluded.ts, doc=excluded.doc", (key, ts_ms, json.dumps(doc, sort_keys=True)))
+
+    def meta(self, key: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT doc FROM pm_meta WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else None
 
     def by_symbol(self, symbol: str, since_ms: int = 0) -> list[dict[str, Any]]:
         rows = self._rows("SELECT ts, phase, doc FROM positions_snapshots WHERE symbol=? AND ts>=? ORDER BY ts, id",
