@@ -80,6 +80,9 @@ class EngineBook:
     seq: IdSequence | None = None
     halted: bool = False
     records: int = 0
+    # What the engine stored beside the book in the last snapshot (its risk snapshot and the audit log's
+    # position then): a restart replays only the audit written after it.
+    restored_extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seq is None:
@@ -183,6 +186,7 @@ class EngineBook:
         counter, last_ms = rec.get("seq", [0, 0])
         self.seq = IdSequence(self.prefix, int(counter), int(last_ms))
         self.halted = bool(rec.get("halted"))
+        self.restored_extra = {k: rec[k] for k in ("risk", "audit_pos") if k in rec}
 
     def apply_all(self, records: Iterable[Mapping[str, Any]]) -> None:
         for rec in records:

@@ -222,3 +222,21 @@ def _dust(view: SymbolView, f: VenueFilters, now: datetime, events: tuple[AuditE
     if outcome.order is not None:  # tradable after all (cannot happen when plan_rebalance saw no delta)
         return SymbolPlan(events=events, reason="AT_TARGET")
     return SymbolPlan(events=events + outcome.events, dust_lock=outcome.dust_lock, reason=outcome.reason or side)
+
+
+def vet_target(symbol: str, qty: Decimal, stop_price: Decimal | None, symbols: Sequence[str],
+               mark: Decimal | None, equity: Decimal | None, leverage_cap: Decimal) -> str | None:
+    """Why a strategy's target cannot be approached (None: it can). A target is one entry from outside the
+    engine: not a number, an unknown symbol, a stop at or under 0, or a notional beyond what the equity
+    carries at the symbol's leverage cap (a 1e30 target would otherwise be chased order after order until
+    the margin ran out) is refused whole, and the symbol keeps its previous target."""
+    if symbol not in symbols:
+        return "UNKNOWN_SYMBOL"
+    if not isinstance(qty, Decimal) or not qty.is_finite():
+        return "TARGET_NOT_A_NUMBER"
+    if stop_price is not None and (not isinstance(stop_price, Decimal) or not stop_price.is_finite()
+                                   or stop_price <= 0):
+        return "STOP_NOT_A_PRICE"
+    if mark is not None and equity is not None and mark > 0 and abs(qty) * mark > max(equity, ZERO) * leverage_cap:
+        return "TARGET_OVER_LEVERAGE_CAP"
+    return None

@@ -26,7 +26,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from core.audit import AuditWriter, replay_risk_file
+from core.audit import AuditWriter, read_log_events, read_log_events_after
 from core.control.commands import ControlCommand, InMemoryNonceStore, secret_from_env
 from core.control.file_door import process_control_folder
 from core.control.killswitch import KillAction, KillSwitchState, handle_command
@@ -46,12 +46,13 @@ from core.risk.config import RiskConfig
 from core.risk.evaluate import RiskInputs, evaluate
 from core.risk.liquidation import plan_liq_reduction
 from core.risk.manual import dust_lock, force_reduce
-from core.risk.snapshot import RiskSnapshot, snapshot_to_dict
+from core.risk.replay import replay as replay_risk
+from core.risk.snapshot import RiskSnapshot, snapshot_from_dict, snapshot_to_dict
 from core.risk.state import REDUCING_STATES
 from crypto.execution.book import EngineBook, intent_record, update_record
 from crypto.execution.brackets import BracketKeeper
 from crypto.execution.config import ExecConfig
-from crypto.execution.decisions import OrderPlan, SymbolView, plan_symbol, utc
+from crypto.execution.decisions import OrderPlan, SymbolView, plan_symbol, utc, vet_target
 from crypto.execution.orders import LiveOrder, fold_report
 from crypto.execution.statedir import AlreadyRunning, StateDirError, check_state_dir, claim
 from crypto.trend.strategy import TargetPosition
@@ -133,7 +134,7 @@ class CryptoEngine:
         self.stopwatch = stopwatch  # wall seconds, for latency figures only (never for a decision)
         self._lock: FileLock | None = None
         self.journal = Journal(self.state_dir / JOURNAL_FILE, fsync=fsync)
-        self.audit = AuditWriter(self.state_dir / AUDIT_FILE, fsync=fsync)
+        self.audit = AuditWriter(self.state_dir / AUDIT_FILE, fsync=fsync, max_bytes=self.cfg.audit_max_bytes)
         self.book = EngineBook(self.cfg.id_prefix)
         self.risk = RiskSnapshot()
         self.kill = KillSwitchState()
@@ -146,6 +147,7 @@ class CryptoEngine:
         self.marks: dict[str, Decimal] = {}
         self.equity: Decimal | None = None
         self.targets: dict[str, TargetPosition] = {}
+        self.rejected_targets: dict[str, tuple[str, str, str]] = {}  # the last refused target per key (audited once)
         self.event_window = False
         self.guard = RateLimitGuard.start(self.cfg.rate_limit())
         self.rng = random.Random(0)  # backoff jitter: seeded, so a run is reproducible
@@ -184,9 +186,7 @@ class CryptoEngine:
         and reconcile with the venue before anything is sent."""
         self._lock = claim(self.state_dir, LOCK_FILE, STATE_FILES)
         self.book.apply_all(self.journal.replay())
-        audit_path = self.state_dir / AUDIT_FILE
-        if audit_path.exists():
-            self.risk = replay_risk_file(audit_path)
+        self.risk = self._replay_risk()
         self.kill = replace(self.kill, halted=self.book.halted)
         self.risk = replace(self.risk, halted=self.book.halted)
         self.markets = {s: self.venue.market(s) for s in self.cfg.symbols}
@@ -196,8 +196,36 @@ class CryptoEngine:
         for order in self.book.live():
             if order.purpose in ("sl", "tp"):
                 self.cancel(order, "RESTART")  # brackets are re-attached to the reconciled position
+        self.compact_if_due()  # a long journal left by a crash is folded now: the next start is quick
         self.publish_status()
         return report
+
+    def _replay_risk(self) -> RiskSnapshot:
+        """The risk state the audit log describes: from the journal snapshot's risk and audit position plus
+        the audit written after it (a restart reads the tail, not a week of history), else the whole log."""
+        audit_path = self.state_dir / AUDIT_FILE
+        extra = self.book.restored_extra
+        if "risk" in extra and "audit_pos" in extra:
+            try:
+                seq, offset = extra["audit_pos"]
+                return replay_risk(read_log_events_after(audit_path, (int(seq), int(offset))),
+                                   snapshot_from_dict(extra["risk"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("journal snapshot does not fit %s (%s): replaying the whole audit log", audit_path, exc)
+        if audit_path.exists() or self.audit.seq > 1:
+            return replay_risk(read_log_events(audit_path))
+        return self.risk
+
+    def compact_if_due(self) -> None:
+        """Fold the journal into one snapshot record (with the risk snapshot and the audit position) once its
+        tail is ``compact_after_records`` long: the journal stays bounded and a restart replays little."""
+        if self.journal.records_since_snapshot < self.cfg.compact_after_records:
+            return
+        snapshot = self.book.snapshot_record(self.now_ms())
+        snapshot["risk"] = snapshot_to_dict(self.risk)
+        snapshot["audit_pos"] = list(self.audit.position())
+        self.journal.compact(snapshot)
+        self.book.apply(snapshot)  # memory as a restart would rebuild it: ended orders dropped (memory flat)
 
     def close(self) -> None:
         self.journal.close()
@@ -611,9 +639,7 @@ class CryptoEngine:
         self.audit_events(step.events)
         self.process_controls()
         if targets is not None:
-            self.targets = dict(targets)
-            self.audit_events(AuditEvent(self.now(), AuditCode.SIGNAL_ACCEPTED, Severity.INFO, "target received", t.symbol,
-                                   {"target": str(t.qty), "reason": t.reason}) for t in targets.values())
+            self.take_targets(targets)
         backoff_until = self.guard.backoff_until
         if backoff_until is not None and self.now() < backoff_until:
             # Backing off means not asking at all: no reads, no sends until the backoff has passed.
@@ -645,10 +671,30 @@ class CryptoEngine:
         reasons: dict[str, str] = {}
         for symbol in self.cfg.symbols:
             reasons[symbol] = self._work_symbol(symbol, cuts.get(symbol))
-        if self.journal.records_since_snapshot >= self.cfg.compact_after_records:
-            self.journal.compact(self.book.snapshot_record(self.now_ms()))
+        self.compact_if_due()
         self.publish_status()
         return reasons
+
+    def take_targets(self, targets: Mapping[str, TargetPosition]) -> None:
+        """The strategy's targets, each vetted (``vet_target``) against the last marks and equity: an accepted
+        one replaces the symbol's target (SIGNAL_ACCEPTED), a refused one is audited SIGNAL_REJECTED once
+        (the same refused value again is not re-audited) and the symbol keeps what it had."""
+        for key, t in targets.items():
+            symbol = t.symbol
+            why = "KEY_NOT_SYMBOL" if key != symbol else vet_target(
+                symbol, t.qty, t.stop_price, self.cfg.symbols, self.marks.get(symbol), self.equity,
+                self.leverage_for(symbol) if symbol in self.cfg.symbols else Decimal(1))
+            if why is None:
+                self.targets[symbol] = t
+                self.rejected_targets.pop(symbol, None)
+                self.note(AuditCode.SIGNAL_ACCEPTED, "target received", symbol, target=str(t.qty), reason=t.reason)
+                continue
+            seen = (str(t.qty), str(t.stop_price), why)
+            if self.rejected_targets.get(str(key)) != seen:
+                self.rejected_targets[str(key)] = seen
+                self.note(AuditCode.SIGNAL_REJECTED, f"target refused: {why}", symbol if symbol in self.cfg.symbols
+                          else None, Severity.WARN, reason=why, target=str(t.qty)[:40], key=str(key)[:40],
+                          stop_price=str(t.stop_price)[:40])
 
     def view(self, symbol: str) -> SymbolView:
         pos = self.venue_positions.get(symbol)

@@ -53,6 +53,7 @@ class MemVenue:
         self.place_calls = 0
         self.lose_next = 0  # accept, then answer UNKNOWN_OUTCOME
         self.rate_limit_next = 0
+        self.funds_next = 0  # refuse the next opening orders for margin (51008) whatever the balance
         self.liq: dict[str, Decimal] = {}  # liquidation price reported per symbol
         self.refuse: set[str] = set()  # order types refused (e.g. "stop_market", "tp" for reduce-only limits)
         self.ms = 0
@@ -130,7 +131,8 @@ class MemVenue:
         bid, ask = self._bidask(r.symbol)
         px = r.price if r.type == "limit" else (ask if r.side == "buy" else bid)
         lev = self.leverage.get(r.symbol, D(1))
-        if not r.reduce_only and r.qty * px / lev > self.balance:
+        if not r.reduce_only and (r.qty * px / lev > self.balance or self.funds_next > 0):
+            self.funds_next = max(0, self.funds_next - 1)
             raise VenueError(VenueReason.INSUFFICIENT_FUNDS, "margin", "51008")
         self.seq += 1
         crosses = r.type == "market" or (r.side == "buy" and px >= ask) or (r.side == "sell" and px <= bid)
@@ -157,11 +159,12 @@ class MemVenue:
         o = self._by_coid(coid)
         assert o is not None and o.status == "open"
         qty = min(qty, o.remaining)
-        new = replace(o, filled=o.filled + qty, avg_price=o.price,
+        price = o.price if o.price is not None else o.trigger_price  # a stop fills at its trigger here
+        assert price is not None
+        new = replace(o, filled=o.filled + qty, avg_price=price,
                       status="closed" if o.filled + qty == o.qty else "open")
         self.orders[o.venue_order_id] = new
-        assert o.price is not None
-        self._fill(o.symbol, o.side, qty, o.price)
+        self._fill(o.symbol, o.side, qty, price)
 
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         o = self._by_coid(client_order_id)

@@ -153,9 +153,10 @@ def test_rate_limit_backs_off_downgrades_and_resends_the_same_id(tmp_path):
 
 
 def test_insufficient_margin_is_rejected_and_reduce_only(tmp_path):
-    venue = MemVenue(balance=D("100"))
+    venue = MemVenue()
     eng = make(tmp_path, venue)
     eng.start()
+    venue.funds_next = 1  # the margin went elsewhere since the last read (the target passed its vetting)
     eng.cycle(target("0.5"))
     assert eng.risk.state is RiskState.REDUCE_ONLY
     assert AuditCode.ORDER_REJECTED.value in codes(tmp_path)
