@@ -89,9 +89,9 @@ def _gate(audit: Path, t_from_ms: int, t_to_ms: int, out_dir: Path, run_mode: st
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
     """The whole engine against the local exchange's model, in process, on a fast (manual) clock."""
-    from crypto.carry.engine_venue import EngineVenue
     from crypto.carry.notify import LogSink
     from crypto.carry.shell import CarryEngine
+    from crypto.fakex.direct_venue import DirectVenue
     from crypto.fakex.engine.exchange import Exchange
 
     cfg = _config(args)
@@ -134,7 +134,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
             time.sleep(0.25 if ms >= step else 0.02)
     else:
         x = Exchange.create(**kwargs)
-        venue = EngineVenue(x)
+        venue = DirectVenue(x)
         advance = x.clock.advance  # type: ignore[attr-defined]
     engine = CarryEngine(venue, cfg, state, notifier=LogSink(), clock=x, wait=advance, fsync=False)
     t_start = x.now_ms()

@@ -12,8 +12,8 @@ import pytest
 
 from core.oms.reasons import VenueReason
 from crypto.carry.config import CarryConfig
-from crypto.carry.engine_venue import EngineVenue
 from crypto.carry.shell import CarryEngine
+from crypto.fakex.direct_venue import DirectVenue
 from crypto.fakex.engine.exchange import Exchange
 from crypto.fakex.engine.instruments import default_instruments
 from crypto.venue.types import VenueError
@@ -21,7 +21,7 @@ from crypto.venue.types import VenueError
 PERP, SPOT = "BTC/USDT:USDT", "BTC/USDT"
 
 
-class LatentVenue(EngineVenue):
+class LatentVenue(DirectVenue):
     """The fake with a round-trip latency per call (the model clock moves) and scripted refusals:
     ``refuse[(method, symbol)] = [reason, ...]`` refuses the next calls, one reason each."""
 

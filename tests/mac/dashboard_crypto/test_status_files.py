@@ -50,12 +50,12 @@ class Ticks:
 
 def test_carry_publisher_is_throttled_forced_on_shutdown_and_never_raises(tmp_path: Path) -> None:
     from crypto.carry.config import CarryConfig
-    from crypto.carry.engine_venue import EngineVenue
     from crypto.carry.shell import CarryEngine
+    from crypto.fakex.direct_venue import DirectVenue
     from crypto.fakex.engine.exchange import Exchange
 
     x = Exchange.create(seed=1, scenario="calm")
-    engine = CarryEngine(EngineVenue(x), CarryConfig(), tmp_path / "s", clock=x, wait=x.clock.advance, fsync=False)
+    engine = CarryEngine(DirectVenue(x), CarryConfig(), tmp_path / "s", clock=x, wait=x.clock.advance, fsync=False)
     ticks = Ticks()
     pub = CarryStatusPublisher(tmp_path / "s" / CARRY_STATUS_FILE, min_interval_s=1.0, monotonic=ticks)
     assert pub.publish(engine) is True
