@@ -19,10 +19,25 @@ from typing import Any
 
 from core.journal import SNAPSHOT_KIND
 from core.oms.idempotency import IdSequence
+from core.oms.ledger import (
+    FundingBill,
+    LedgerError,
+    LedgerFill,
+    LedgerPosition,
+    MarginLedger,
+    apply_fill,
+    bill_key,
+    book_funding,
+    fill_key,
+    settlement_key,
+)
 from core.oms.order_fsm import OrderState
 from crypto.execution.orders import LiveOrder, mark_cancelled, mark_rejected, mark_sent
 
 ZERO = Decimal(0)
+# Fills and funding bills are re-read from the venue from a little before the newest one booked; keys older
+# than that are never met again and leave the booked set at compaction (the set stays bounded).
+LEDGER_OVERLAP_MS = 10 * 60 * 1000
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -83,6 +98,13 @@ class EngineBook:
     # What the engine stored beside the book in the last snapshot (its risk snapshot and the audit log's
     # position then): a restart replays only the audit written after it.
     restored_extra: dict[str, Any] = field(default_factory=dict)
+    # Money, exact: core's margin ledger (average cost, realised PnL, fees, funding), booked from the venue's
+    # own fills and funding bills, each once by its id; ``ledger_since`` is the newest booked time per
+    # "fill:SYMBOL" / "funding:SYMBOL" (the next read starts a little before it).
+    ledger: MarginLedger = field(default_factory=MarginLedger)
+    ledger_since: dict[str, int] = field(default_factory=dict)
+    ledger_key_ms: dict[str, int] = field(default_factory=dict)
+    ledger_floor: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seq is None:
@@ -159,10 +181,57 @@ class EngineBook:
         elif kind == "adopt":
             self.positions[rec["sym"]] = Decimal(rec["qty"])
             self.adopted.add(rec["sym"])
+            # The venue's fills and bills from this (venue) time on are the ledger's; earlier ones are inside
+            # the adopted position.
+            self.ledger_floor[rec["sym"]] = int(rec.get("vt", rec["t"]))
         elif kind == "halt":
             self.halted = bool(rec["on"])
+        elif kind == "lfill":
+            # A venue fill (or the opening of a position adopted at the venue's entry price), once by id.
+            try:
+                self.ledger = apply_fill(self.ledger, LedgerFill(rec["id"], rec["sym"], Decimal(rec["qty"]),
+                                                                 Decimal(rec["px"]), Decimal(rec["fee"]))).ledger
+            except LedgerError:
+                return  # refused when it was written too (the engine vets before journaling)
+            self._ledger_seen(fill_key(rec["id"]), f"fill:{rec['sym']}", int(rec["t"]))
+        elif kind == "lfund":
+            bill = FundingBill(rec["id"], rec["sym"], Decimal(rec["amt"]), int(rec["t"]))
+            self.ledger = book_funding(self.ledger, bill).ledger
+            self._ledger_seen(bill_key(bill.bill_id), f"funding:{bill.symbol}", bill.ts_ms)
+            self.ledger_key_ms[settlement_key(bill.symbol, bill.ts_ms)] = bill.ts_ms
         elif kind == SNAPSHOT_KIND:
             self._restore(rec)
+
+    def _ledger_seen(self, key: str, stream: str, ts_ms: int) -> None:
+        self.ledger_key_ms[key] = ts_ms
+        self.ledger_since[stream] = max(self.ledger_since.get(stream, 0), ts_ms)
+
+    def ledger_read_from(self, stream: str, floor_ms: int) -> int:
+        """Where the next read of ``stream`` starts: a little before the newest booked, never before the
+        position was adopted (``floor_ms``)."""
+        since = self.ledger_since.get(stream)
+        return floor_ms if since is None else max(floor_ms, since - LEDGER_OVERLAP_MS)
+
+    def _ledger_dict(self) -> dict[str, Any]:
+        """The ledger for a snapshot, its booked keys cut to those a later read can still meet."""
+        oldest = min(self.ledger_since.values(), default=0) - LEDGER_OVERLAP_MS
+        keys = {k: t for k, t in self.ledger_key_ms.items() if t >= oldest}
+        return {
+            "wallet": str(self.ledger.wallet),
+            "positions": {s: {"qty": str(p.qty), "cost": str(p.cost), "realised": str(p.realised_pnl),
+                              "fees": str(p.fees), "funding": str(p.funding)}
+                          for s, p in self.ledger.positions.items()},
+            "keys": keys, "since": dict(self.ledger_since), "floor": dict(self.ledger_floor),
+        }
+
+    def _ledger_restore(self, data: Mapping[str, Any]) -> None:
+        self.ledger_key_ms = {k: int(t) for k, t in data.get("keys", {}).items()}
+        self.ledger_since = {k: int(t) for k, t in data.get("since", {}).items()}
+        self.ledger_floor = {k: int(t) for k, t in data.get("floor", {}).items()}
+        positions = {s: LedgerPosition(s, Decimal(p["qty"]), Decimal(p["cost"]), realised_pnl=Decimal(p["realised"]),
+                                       fees=Decimal(p["fees"]), funding=Decimal(p["funding"]))
+                     for s, p in data.get("positions", {}).items()}
+        self.ledger = MarginLedger(Decimal(data.get("wallet", "0")), positions, frozenset(self.ledger_key_ms))
 
     def snapshot_record(self, now_ms: int) -> dict[str, Any]:
         """The state every record so far built, as one ``snapshot`` record (``Journal.compact``): orders
@@ -174,7 +243,7 @@ class EngineBook:
             "orders": [order_to_dict(o) for o in self.live()],
             "positions": {s: str(q) for s, q in self.positions.items()}, "adopted": sorted(self.adopted),
             "last_trade": dict(self.last_trade_ms), "seq": [self.seq.counter, self.seq.last_ms],
-            "halted": self.halted,
+            "halted": self.halted, "ledger": self._ledger_dict(),
         }
 
     def _restore(self, rec: Mapping[str, Any]) -> None:
@@ -186,6 +255,7 @@ class EngineBook:
         counter, last_ms = rec.get("seq", [0, 0])
         self.seq = IdSequence(self.prefix, int(counter), int(last_ms))
         self.halted = bool(rec.get("halted"))
+        self._ledger_restore(rec.get("ledger") or {})
         self.restored_extra = {k: rec[k] for k in ("risk", "audit_pos") if k in rec}
 
     def apply_all(self, records: Iterable[Mapping[str, Any]]) -> None:

@@ -35,6 +35,7 @@ from core.execution.rate_limit import RateLimitGuard, on_rate_limited, request_s
 from core.journal import Journal
 from core.oms.account import AccountState, HeldPosition
 from core.oms.idempotency import next_client_order_id
+from core.oms.ledger import bill_key, fill_key, settlement_key
 from core.oms.lost_orders import LookupPolicy, LostOrderTracker
 from core.oms.order_fsm import OrderState
 from core.oms.reasons import VenueReason
@@ -587,8 +588,16 @@ class CryptoEngine:
         venue_qty = {s: p.qty for s, p in self.venue_positions.items()}
         for symbol in self.cfg.symbols:
             if symbol not in self.book.adopted and (adopt_new or symbol in venue_qty):
-                # First sight of this symbol: the venue's position is the starting truth (journaled).
-                self._record({"k": "adopt", "sym": symbol, "qty": str(venue_qty.get(symbol, ZERO)), "t": now})
+                # First sight of this symbol: the venue's position is the starting truth (journaled), and the
+                # ledger opens it at the venue's entry price; the venue's fills count from the venue's time now
+                # (not ours: a skewed local clock would drop or double a fill).
+                self._record({"k": "adopt", "sym": symbol, "qty": str(venue_qty.get(symbol, ZERO)), "t": now,
+                              "vt": self._venue_time(now)})
+                pos = self.venue_positions.get(symbol)
+                if pos is not None and pos.qty != 0 and pos.entry_price > 0:
+                    self._record({"k": "lfill", "id": f"adopt-{symbol}-{now}", "sym": symbol, "qty": str(pos.qty),
+                                  "px": str(pos.entry_price), "fee": "0", "t": self.book.ledger_floor[symbol]})
+        self.sync_ledger(funding=True)
         local = {s: q for s, q in self.book.positions.items() if q != 0}
         result = reconcile(local, venue_qty, None, None)
         events = reconcile_events(result, self.now())
@@ -606,6 +615,57 @@ class CryptoEngine:
         self.last_reconcile = report
         self._evaluate_risk(result)
         return report
+
+    def _venue_time(self, fallback_ms: int) -> int:
+        try:
+            return int(self.venue.now_ms())
+        except VenueError:
+            return fallback_ms
+
+    def sync_ledger(self, funding: bool = False, symbols: Iterable[str] | None = None) -> None:
+        """Book the venue's own fills (and, with ``funding``, its funding bills) into core's ledger, each once
+        by its id and journaled first: average entry, realised PnL, fees and funding exactly as the venue
+        charged them. A fill or bill that cannot be booked (no id, qty 0, price <= 0) is audited and skipped;
+        a read that fails is retried at the next sync."""
+        for symbol in symbols if symbols is not None else self.cfg.symbols:
+            floor = self.book.ledger_floor.get(symbol)
+            if floor is None or not self.markets[symbol].is_swap:
+                continue
+            try:
+                fills = self.venue.fills(symbol, self.book.ledger_read_from(f"fill:{symbol}", floor))
+                bills = self.venue.funding_payments(symbol, self.book.ledger_read_from(f"funding:{symbol}", floor)) \
+                    if funding else []
+            except VenueError as exc:
+                if exc.reason is VenueReason.RATE_LIMIT:
+                    self._rate_limited(None, exc)
+                continue
+            for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
+                if f.ts_ms < floor or self.book.ledger.is_booked(fill_key(f.trade_id)):
+                    continue
+                if not f.trade_id or f.qty <= 0 or f.price <= 0 or f.fee_asset != self.cfg.settle_asset:
+                    self.note(AuditCode.OMS_RECONCILE_MISMATCH, "venue fill not bookable", symbol, Severity.WARN,
+                              trade_id=f.trade_id, qty=f.qty, price=f.price, fee_asset=f.fee_asset)
+                    continue
+                self._record({"k": "lfill", "id": f.trade_id, "sym": symbol,
+                              "qty": str(f.qty if f.side == "buy" else -f.qty), "px": str(f.price),
+                              "fee": str(f.fee), "t": f.ts_ms, "coid": f.client_order_id})
+            for b in sorted(bills, key=lambda b: (b.ts_ms, b.bill_id)):
+                if b.ts_ms < floor or not b.bill_id or self.book.ledger.is_booked(bill_key(b.bill_id)) \
+                        or self.book.ledger.is_booked(settlement_key(symbol, b.ts_ms)):
+                    continue
+                self._record({"k": "lfund", "id": b.bill_id, "sym": symbol, "amt": str(b.amount), "t": b.ts_ms})
+
+    def ledger_view(self) -> dict[str, dict[str, str]]:
+        """Per symbol, exact: quantity, average entry, realised and unrealised PnL (at the last mark), fees
+        and funding, as the ledger booked them from the venue's fills and bills."""
+        out: dict[str, dict[str, str]] = {}
+        for symbol, p in sorted(self.book.ledger.positions.items()):
+            mark = self.marks.get(symbol)
+            marked = replace(p, mark=mark) if mark is not None and mark > 0 else p
+            out[symbol] = {"qty": str(p.qty), "avg_entry": str(p.entry), "realised_pnl": str(p.realised_pnl),
+                           "unrealised_pnl": str(marked.unrealised_pnl), "fees": str(p.fees),
+                           "funding": str(p.funding), "mark": None if mark is None else str(mark)}  # type: ignore[dict-item]
+        return out
 
     def _account(self) -> AccountState:
         positions = {}
@@ -653,6 +713,9 @@ class CryptoEngine:
                 self.sync_orders()
                 self.refresh_market()
                 self._evaluate_risk()
+                behind = [s for s in self.cfg.symbols if self.book.position(s) != self.book.ledger.position(s).qty]
+                if behind:
+                    self.sync_ledger(symbols=behind)  # fills happened: read them (no read when nothing moved)
         except VenueError as exc:
             # The venue did not answer a read: no decision on stale data this cycle; a rate-limit refusal
             # feeds the guard (backoff, downgrade), anything else is noted and the next cycle tries again.
@@ -784,6 +847,7 @@ class CryptoEngine:
             "equity": None if self.equity is None else str(self.equity),
             "positions": {s: str(q) for s, q in sorted(self.book.positions.items())},
             "venue_positions": {s: str(p.qty) for s, p in sorted(self.venue_positions.items())},
+            "ledger": self.ledger_view(),
             "leverage": {s: str(v) for s, v in sorted(self.leverage.items())},
             "dust_locked": sorted(self.risk.dust_locked),
             "orders": [

@@ -11,6 +11,8 @@ from core.oms.reasons import VenueReason
 from crypto.venue.types import (
     Balance,
     Book,
+    Fill,
+    FundingPayment,
     Market,
     OrderRequest,
     Position,
@@ -58,6 +60,9 @@ class MemVenue:
         self.refuse: set[str] = set()  # order types refused (e.g. "stop_market", "tp" for reduce-only limits)
         self.ms = 0
         self.seq = 0
+        self.trades: list[Fill] = []  # the account's fills (setup positions made with _fill have none)
+        self.bills: list[FundingPayment] = []
+        self.fill_reads = 0
 
     def now_ms(self) -> int:
         return self.ms
@@ -106,6 +111,29 @@ class MemVenue:
     def set_margin_mode(self, symbol: str, margin_mode: str) -> None:
         self.margin_mode[symbol] = margin_mode
 
+    def _trade(self, o: VenueOrder, qty: Decimal, price: Decimal, liquidity: str) -> None:
+        """A fill of our order: booked on the position and in the account's trade list, with its fee."""
+        fee = qty * price * (self._markets[o.symbol].taker_fee if liquidity == "taker" else self._markets[o.symbol].maker_fee)
+        self.trades.append(Fill(f"t{len(self.trades) + 1}", o.venue_order_id, o.client_order_id, o.symbol, o.side, qty,
+                                price, fee, "USDT", liquidity, self.ms))  # type: ignore[arg-type]
+        self._fill(o.symbol, o.side, qty, price)
+
+    def fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
+        self.fill_reads += 1
+        return [f for f in self.trades if f.symbol == symbol and (since_ms is None or f.ts_ms >= since_ms)]
+
+    def settle_funding(self, rate: Decimal) -> None:
+        """A funding settlement now: every position pays or receives -qty x mark x rate."""
+        for s, p in self.positions_.items():
+            if p.qty != 0:
+                amount = -p.qty * self.mids[s] * rate
+                self.balance += amount
+                self.bills.append(FundingPayment(s, amount, rate, p.qty, self.ms, f"b{len(self.bills) + 1}"))
+
+    def funding_payments(self, symbol: str | None = None, since_ms: int | None = None) -> list[FundingPayment]:
+        return [b for b in self.bills if (symbol is None or b.symbol == symbol)
+                and (since_ms is None or b.ts_ms >= since_ms)]
+
     def _fill(self, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
         p = self.positions_.setdefault(symbol, _Pos())
         signed = qty if side == "buy" else -qty
@@ -144,7 +172,7 @@ class MemVenue:
                            (ask if r.side == "buy" else bid) if filled else None, status, r.reduce_only,
                            r.post_only, r.trigger_price, D(0), self.ms)
         if filled:
-            self._fill(r.symbol, r.side, filled, ask if r.side == "buy" else bid)
+            self._trade(order, filled, ask if r.side == "buy" else bid, "taker")
         self.orders[order.venue_order_id] = order
         if self.lose_next > 0:
             self.lose_next -= 1
@@ -164,7 +192,7 @@ class MemVenue:
         new = replace(o, filled=o.filled + qty, avg_price=price,
                       status="closed" if o.filled + qty == o.qty else "open")
         self.orders[o.venue_order_id] = new
-        self._fill(o.symbol, o.side, qty, price)
+        self._trade(o, qty, price, "maker")
 
     def cancel_order(self, symbol: str, client_order_id: str) -> VenueOrder | None:
         o = self._by_coid(client_order_id)

@@ -170,6 +170,10 @@ def test_a_long_run_keeps_the_journal_and_memory_bounded(tmp_path: Path) -> None
     again.start()
     assert again.book.position(BTC) == venue.positions_.get(BTC, type("P", (), {"qty": D(0)})).qty
     assert again.last_reconcile is not None and again.last_reconcile.clean
+    led = again.book.ledger.position(BTC)  # the ledger came through the compactions whole, booked once
+    assert led.qty == again.book.position(BTC)
+    assert led.fees == sum((f.fee for f in venue.trades), D(0))
+    assert len(again.book.ledger.booked) <= len(venue.trades)
     again.close()
 
 
