@@ -411,6 +411,24 @@ def _reduced(pos: ManagedPosition, q: Decimal, price: Decimal, now: int) -> Mana
     return replace(pos, qty=left, margin=margin, realised_pnl=pos.realised_pnl + realised, last_action_ms=now)
 
 
+def unfilled_reduction(pos: ManagedPosition, action: Action, filled: Decimal, fill_price: Decimal | None,
+                       decided_price: Decimal, unit_margin: Decimal) -> ManagedPosition:
+    """The plan booked all of ``action.qty`` closed at ``decided_price``; the venue filled only ``filled`` (a
+    market order whose rest expired, or a rejection: 0). The unfilled part is still open, at the same average
+    entry (WAC) and at ``unit_margin`` (the position's margin per unit: a pro-rata reduction keeps it);
+    realised PnL is the filled part, at the fill price when the venue gave one. Nothing is invented: the
+    books hold what the venue did."""
+    filled = max(ZERO, min(filled, action.qty))
+    unfilled = action.qty - filled
+    price = fill_price if fill_price is not None and fill_price.is_finite() and fill_price > 0 else decided_price
+    realised = (pos.realised_pnl - (decided_price - pos.entry) * action.qty * pos.direction
+                + (price - pos.entry) * filled * pos.direction)
+    if unfilled == 0:
+        return replace(pos, realised_pnl=realised)
+    qty = pos.qty + unfilled
+    return replace(pos, qty=qty, margin=unit_margin * qty, realised_pnl=realised, closed=False)
+
+
 def _added(pos: ManagedPosition, q: Decimal, price: Decimal, now: int) -> ManagedPosition:
     """After an add-on: the average entry is the quantity-weighted one; margin grows at the current
     leverage (margin / (entry x Q) of the position as it stands)."""

@@ -44,6 +44,7 @@ from crypto.pm.decisions import (
     entry_stop_plan,
     govern,
     restop_plan,
+    unfilled_reduction,
 )
 from crypto.pm.port import client_order_id_for
 from crypto.pm.runner import OPEN_STATES, ActionRunner, Outcome
@@ -134,6 +135,17 @@ def _action_view(a: Action) -> dict[str, Any]:
 
 
 SLI_KEY = "slis"
+SHORT_FILL_STATUSES = ("canceled", "expired", "rejected")  # the venue says the rest of the order will not fill
+
+
+def _short_fill(out: Outcome) -> Decimal | None:
+    """The filled quantity of a reduction the venue ended short of its size, or None (filled in full, still
+    working, or not known: an acknowledgement without a final state changes nothing)."""
+    ack = out.ack
+    if (out.status != "DONE" or ack is None or out.action.kind not in ("TP_PARTIAL", "RISK_DOWNGRADE", "EXIT")
+            or ack.status not in SHORT_FILL_STATUSES or not ack.filled.is_finite() or ack.filled >= out.action.qty):
+        return None
+    return ack.filled
 
 
 class Manager:
@@ -205,9 +217,21 @@ class Manager:
                               reduce_only=True)
             else:
                 plan = govern(pos, replace(view, ts_ms=now), self.cfg, reduce_only=not oms_up)
-            return self._carry_out(pos, plan, now, tuple(degraded))
+            return self._carry_out(pos, plan, now, tuple(degraded), view.mark, replace(view, ts_ms=now))
 
-    def _carry_out(self, before: ManagedPosition, plan: Plan, now: int, degraded: tuple[str, ...]) -> ManageResult:
+    def _fresh_exit(self, action: Action) -> Action:
+        """An exit's intent id is ``{pos_id}:exit``; once that intent is finished (a partial fill left a
+        rest), the next exit of the same position is ``:exit:1``, ``:exit:2``... so it is sent, not answered
+        from the journal. An exit still in flight keeps its id (the runner resumes it)."""
+        base, k = action.intent_id, 0
+        iid = base
+        while (rec := self.store.intent(iid)) is not None and rec["state"] in ("DONE", "FAILED"):
+            k += 1
+            iid = f"{base}:{k}"
+        return action if iid == base else replace(action, intent_id=iid)
+
+    def _carry_out(self, before: ManagedPosition, plan: Plan, now: int, degraded: tuple[str, ...],
+                   decided_price: Decimal | None = None, view: MarketView | None = None) -> ManageResult:
         pos = plan.position
         actions = [self.runner.supersede_queued(a) for a in plan.actions]
         if pos.kind == "spot":
@@ -223,11 +247,38 @@ class Manager:
             if ev.kind == "STAGNATED":
                 self.slis.stagnation()
         outcomes: list[Outcome] = []
+        exit_qty = next((a.qty for a in actions if a.kind == "EXIT"), None)
+        unit_margin = (pos.margin / pos.qty if pos.qty > 0
+                       else pos.margin / exit_qty if exit_qty else Decimal(0))
+        corrected = pos
         for action in actions:
+            if action.kind == "EXIT":
+                action = self._fresh_exit(action)
             out = self.runner.run(action)
             outcomes.append(out)
             self.slis.action(action.kind, out.status == "DONE")
             self.store.put_snapshot(pos.pos_id, pos.symbol, self.clock_ms(), "order", out.order_doc())
+            short = _short_fill(out)
+            if short is not None and decided_price is not None:
+                corrected = unfilled_reduction(corrected, action, short, out.ack.avg_price if out.ack else None,
+                                               decided_price, unit_margin)
+        if corrected != pos:
+            # The venue filled a reduction only in part: the books take what it did. The rest is open, keeps
+            # its risk reserved and gets a stop for its real size (the plan's stop was sized for less, or
+            # cancelled by the exit).
+            self._audit(AuditCode.PM_ACTION_PARTIAL, Severity.ERROR, "REDUCTION_PARTIALLY_FILLED", pos.symbol,
+                        {"pos_id": pos.pos_id, "booked_qty": str(pos.qty), "venue_qty": str(corrected.qty)})
+            pos = corrected
+            self._save(pos)
+            if pos.stop is not None and view is not None:
+                stop_plan = restop_plan(replace(pos, stop_coid=None if exit_qty else pos.stop_coid), view,
+                                        "PARTIAL_FILL")
+                pos = stop_plan.position
+                self._save(pos)
+                for action in stop_plan.actions:
+                    out = self.runner.run(action)
+                    outcomes.append(out)
+                    self.store.put_snapshot(pos.pos_id, pos.symbol, self.clock_ms(), "order", out.order_doc())
         if pos.closed:
             exit_done = all(o.status == "DONE" for o in outcomes if o.action.kind == "EXIT")
             if exit_done:
