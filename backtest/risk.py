@@ -147,12 +147,9 @@ class RiskTracker:
         m = ts.shape[0]
         if not m or not lo < hi or ts[0] >= self.next_day_ms:
             return 0
-        eq: np.ndarray | float = self.pool_f
-        for c, h, p in zip(self.cash_f, self.held, closes, strict=False):
-            eq = eq + (c + h * p)
-        eq = np.asarray(eq, dtype=float) if not isinstance(eq, np.ndarray) else eq
-        if eq.shape[0] != m:
-            eq = np.broadcast_to(eq, (m,))
+        eq = np.full(m, self.pool_f)
+        for c, h, p in zip(self.cash_f, self.held, closes, strict=True):
+            eq = eq + (c + h * p)  # tick's additions, in tick's order
         peak = np.maximum.accumulate(np.concatenate(([self.peak_f], eq)))[:-1]  # the peak before each tick
         new_peak = eq > peak
         dd = 1.0 - eq / peak
