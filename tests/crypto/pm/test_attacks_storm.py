@@ -1,0 +1,42 @@
+"""The venue: a 429 storm (every request refused for a while) over many positions and many ticks. The retry
+queue stays bounded (one unfinished stop move per position: a newer one supersedes it), nothing is sent
+twice, and when the storm ends the queue drains to one live stop per position."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+from crypto.pm.decisions import MarketView
+from tests.crypto.pm.doubles import FakePort, ManualClock
+from tests.crypto.pm.test_manager import SYM, build, config
+
+
+def test_a_429_storm_keeps_the_queue_bounded_then_drains(redis_url: str, tmp_path: Path) -> None:
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock, cfg=config(ladder=[], add_on={"gate_roe": "5"}))
+    n = 25
+    for i in range(n):
+        m.open_position(f"p{i}", SYM, "swap", 1, D(2), D(100), D(40), MarketView(mark=D(100), ts_ms=0, atr=D(2)))
+    port.fault_rate = 1.0  # every request: 429 or 503
+    mark = D(100)
+    for _ in range(10):  # the price climbs through the storm: every tick decides new stop moves
+        mark += D(2)
+        clock.advance(60_000)
+        m.tick(lambda s, mk=mark: (MarketView(mark=mk, ts_ms=0, atr=D(2)), False))
+        assert m.state.retry_len() <= n, m.state.retry_len()  # one unfinished stop move per position at most
+    assert m.state.retry_len() > 0
+    port.fault_rate = 0.0
+    for _ in range(20):
+        clock.advance(600_000)
+        m.runner.run_due(clock())
+        if m.state.retry_len() == 0:
+            break
+    assert m.state.retry_len() == 0
+    stops = port.live_stops()
+    assert sorted(s.client_order_id for s in stops) == sorted({s.client_order_id for s in stops})
+    for pos_id in m.state.active_ids():
+        pos = m.state.load_position(pos_id)
+        assert pos is not None and pos.stop_coid is not None
+    assert len(stops) == n  # exactly one live stop per position
+    assert port.duplicate_refusals == 0
