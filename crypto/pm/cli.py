@@ -24,6 +24,16 @@ from crypto.pm.config import ConfigError, PmConfig, load_config
 from crypto.pm.store import SqliteSnapshotStore
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"HTTP_PORT_INVALID {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"HTTP_PORT_INVALID {port}: 0..65535")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gridbridge crypto pm", description="position manager")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -34,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--venue-url", default=None, help="the local exchange's URL (for *-fake)")
     s.add_argument("--credentials", type=Path, default=None, help="JSON {api_key, secret, passphrase}")
     s.add_argument("--config", type=Path, default=None, help="JSON position-manager config (re-read each tick)")
-    s.add_argument("--http-port", type=int, default=0)
+    s.add_argument("--http-port", type=_port, default=0, help="0: a free port (printed)")
     s.add_argument("--symbols", default=None, help="comma-separated swap symbols to watch (default: all)")
     s.add_argument("--run-seconds", type=float, default=None)
     r = sub.add_parser("replay", help="print one position's life from the store")
@@ -189,7 +199,12 @@ def _serve_locked(args: argparse.Namespace, token: str, cfg: PmConfig, state: An
     service = PmService(manager, venue, feed, clock_ms=clock, symbols=symbols, status=status,
                         heartbeat=instance.renew)
     api = PmHttpServer(manager, token, feed.view, port=args.http_port)
-    host, port = api.start()
+    try:
+        host, port = api.start()
+    except OSError as exc:
+        store.close()
+        print(f"pm serve: HTTP_PORT_UNAVAILABLE 127.0.0.1:{args.http_port}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(f"pm http://{host}:{port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -186,3 +186,32 @@ def test_two_serve_processes_one_runs_the_other_exits_4(redis_url: str, tmp_path
                 rc = first.wait()
         assert rc == 0
         assert redis.Redis.from_url(redis_url).get(INSTANCE_KEY) is None  # released on the way out
+
+
+@pytest.mark.parametrize("port", ["-1", "70000", "http"])
+def test_a_bad_http_port_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], port: str) -> None:
+    with pytest.raises(SystemExit) as err:
+        pm_main(serve(tmp_path, "redis://127.0.0.1:1/0", None, "--http-port", port))
+    assert err.value.code == 2 and "HTTP_PORT_INVALID" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_http_port_in_use_is_a_coded_exit_and_the_locks_are_released(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path, redis_url: str,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    server = pytest.importorskip("crypto.fakex.server")
+    monkeypatch.setenv("GRIDBRIDGE_PM_TOKEN", TOKEN)
+    with server.FakeExchange.start(seed=7, scenario="calm") as fx, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        c = fx.credentials
+        creds = tmp_path / "creds.json"
+        creds.write_text(json.dumps({"api_key": c.api_key, "secret": c.secret, "passphrase": c.passphrase}))
+        args = ["serve", "--redis", redis_url, "--db", str(tmp_path / "pm.db"), "--venue", "okx-fake", "--venue-url",
+                fx.url, "--credentials", str(creds), "--http-port", str(taken.getsockname()[1])]
+        assert pm_main(args) == 2
+    assert "HTTP_PORT_UNAVAILABLE" in capsys.readouterr().err
+    assert redis.Redis.from_url(redis_url).get(INSTANCE_KEY) is None
+    os.close(open_store_lock(tmp_path / "pm.db"))  # the store lock was released too
