@@ -12,6 +12,7 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 
+from crypto.hedge.book import quantity_refusal
 from crypto.hedge.rules import HedgeFilters
 
 
@@ -30,6 +31,11 @@ def _decimal(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
     if not value.is_finite():
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    # The bounds of an execution report (crypto.hedge.book.quantity_refusal): a 35-digit number would be
+    # rounded by Decimal's 28-digit context, and the run would refuse it anyway.
+    why = quantity_refusal(abs(value))
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"{why}: {text!r} (at most 24 digits, 12 decimals, under 1e15)")
     return value
 
 

@@ -125,3 +125,18 @@ def test_a_state_dir_that_is_a_symlink_or_a_file_is_refused(tmp_path: Path) -> N
         with pytest.raises(StateDirRefused) as err:
             state_dir_lock(bad)
         assert err.value.code == code
+
+
+@pytest.mark.parametrize("bad", ["--fills=12345678901234567890123456789012345", "--fills=1e30", "--fills=1e-30",
+                                 "--mark=1e30", "--step=1e-20"])
+def test_simulate_refuses_what_a_run_would_refuse(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a 35-digit fill printed "nothing (already covered)" and "complete", residual 0."""
+    from crypto.hedge import cli
+
+    args = {"--fills": "0.1", "--step": "0.001", "--min-qty": "0.001", "--min-notional": "100", "--mark": "50000"}
+    key, value = bad.split("=", 1)
+    args[key] = value
+    with pytest.raises(SystemExit) as err:
+        cli.main(["simulate", *[x for kv in args.items() for x in kv]])
+    assert err.value.code == 2
+    assert "TOO_" in capsys.readouterr().err
