@@ -20,6 +20,7 @@ from typing import Any
 from crypto.hedge.session import HedgeSession, RunConfig, RunResult
 
 EXIT_OK, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_VENUE, EXIT_ALREADY_RUNNING = 0, 2, 3, 4, 5, 6
+EXIT_STATE_INVALID = 7  # the journal in --state-dir cannot be read: never guess what was sent, stop
 LOCK_FILE = ".hedge.lock"
 
 
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, config: RunConfig) -> int:
+    from crypto.hedge.snapshot import SnapshotError
     from crypto.venue.factory import VenueCredentials, make_venue
     from crypto.venue.types import VenueError
 
@@ -150,6 +152,9 @@ def _run_locked(args: argparse.Namespace, config: RunConfig) -> int:
         print(json.dumps({"error": exc.reason.value, "venue_code": exc.venue_code, "message": exc.message}),
               file=sys.stderr)
         return EXIT_VENUE
+    except SnapshotError as exc:
+        print(json.dumps({"error": exc.code, "message": str(exc)}), file=sys.stderr)
+        return EXIT_STATE_INVALID
     finally:
         if fx is not None:
             fx.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,21 +42,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A quantity in a snapshot: the bounds of an execution report (``crypto.hedge.book.quantity_refusal``): a
+# hand-edited or corrupted file with a negative, 1e30 or 35-digit quantity is refused, not restored.
+Qty = Annotated[Decimal, Field(ge=0, lt=Decimal("1e15"), max_digits=24, decimal_places=12, allow_inf_nan=False)]
+MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
+
+
 class MarginLegModel(_Model):
     order_id: str
-    filled: Decimal
+    filled: Qty
     done: bool
-    base_fee: Decimal = ZERO  # added after version 2 shipped: a snapshot without it had no base fee
+    base_fee: Qty = ZERO  # added after version 2 shipped: a snapshot without it had no base fee
 
 
 class HedgeOrderModel(_Model):
     client_order_id: str
     side: Side
-    qty: Decimal
+    qty: Qty
     kind: ExecKind
-    attempt: int = 0
+    attempt: int = Field(default=0, ge=0, le=1_000)
     state: HedgeState
-    filled: Decimal = ZERO
+    filled: Qty = ZERO
     price: Decimal | None = None
     venue_order_id: str = ""
     reason: str = ""
@@ -73,15 +79,15 @@ class HedgeSnapshot(_Model):
     min_qty: Decimal = Field(ge=0)
     min_notional: Decimal = Field(ge=0)
     max_reprices: int = Field(ge=0)
-    cap: Decimal | None = None
+    cap: Qty | None = None
     margin_order_ids: list[str]
     hedge_order_ids: list[str]
     margin: list[MarginLegModel]
     orders: list[HedgeOrderModel]
     seq: int = Field(ge=0)
-    legacy_committed: Decimal = ZERO
-    residual_reported: Decimal | None = None
-    planned: Decimal | None = None
+    legacy_committed: Qty = ZERO
+    residual_reported: Decimal | None = Field(default=None, allow_inf_nan=False)
+    planned: Qty | None = None
 
 
 class LegacySnapshot(_Model):
@@ -92,8 +98,8 @@ class LegacySnapshot(_Model):
     legacy_hedge_side: Side
     legacy_margin_order_id: str
     legacy_hedge_order_ids: list[str] = []
-    legacy_filled: Decimal = ZERO
-    legacy_hedged: Decimal = ZERO
+    legacy_filled: Qty = ZERO
+    legacy_hedged: Qty = ZERO
 
 
 def to_snapshot(book: HedgeBook) -> HedgeSnapshot:
@@ -147,10 +153,12 @@ def restore_snapshot(text: str | bytes, filters: HedgeFilters, exec_mode: ExecMo
                      max_reprices: int = 3) -> tuple[HedgeBook, bool]:
     """The book in ``text`` and whether it was the older format. ``filters``/``exec_mode`` fill what the
     older format did not hold (the current exchange info and configuration)."""
+    if len(text) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError("SNAPSHOT_TOO_LARGE", f"{len(text)} bytes, at most {MAX_SNAPSHOT_BYTES}")
     try:
         data: Any = json.loads(text)
-    except ValueError as exc:
-        raise SnapshotError("SNAPSHOT_NOT_JSON", str(exc)) from exc
+    except (ValueError, RecursionError) as exc:  # 200,000 nested brackets end in RecursionError
+        raise SnapshotError("SNAPSHOT_NOT_JSON", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise SnapshotError("SNAPSHOT_NOT_OBJECT", "a snapshot is a JSON object")
     is_legacy = bool(data) and all(str(k).startswith("legacy_") for k in data)

@@ -140,3 +140,38 @@ def test_simulate_refuses_what_a_run_would_refuse(bad: str, capsys: pytest.Captu
         cli.main(["simulate", *[x for kv in args.items() for x in kv]])
     assert err.value.code == 2
     assert "TOO_" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["NaN", "-1", "1e30", "Infinity", "12345678901234567890123456789012345"])
+def test_a_snapshot_with_an_extreme_quantity_is_refused(bad: str) -> None:
+    """Before: -1 and 1e30 were restored as the margin fill."""
+    import json
+
+    from crypto.hedge.snapshot import SnapshotError
+
+    book = on_margin_report(open_book(), MarginReport("m1", D("1")), MARK, 0).book
+    doc = json.loads(dump_snapshot(book))
+    doc["margin"][0]["filled"] = bad
+    with pytest.raises(SnapshotError) as err:
+        restore_snapshot(json.dumps(doc), WORKED)
+    assert err.value.code == "SNAPSHOT_INVALID"
+
+
+def test_a_deeply_nested_or_huge_snapshot_is_refused() -> None:
+    """Before: 200,000 nested brackets raised RecursionError out of the restore."""
+    from crypto.hedge.snapshot import SnapshotError
+
+    for text, code in (("[" * 200_000 + "]" * 200_000, "SNAPSHOT_NOT_JSON"), (" " * (17 * 1024 * 1024), "SNAPSHOT_TOO_LARGE")):
+        with pytest.raises(SnapshotError) as err:
+            restore_snapshot(text, WORKED)
+        assert err.value.code == code
+
+
+def test_a_corrupt_journal_in_the_state_dir_is_exit_7(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a SnapshotError traceback. The run refuses to guess what a journal it cannot read had sent."""
+    from crypto.hedge import cli
+
+    (tmp_path / "hedge1-open.json").write_text('{"version": 2, "garbage": 1}')
+    rc = cli.main(["run", "--mode", "open", "--exec", "MT", "--venue", "binance-pm-fake", "--qty", "0.1",
+                   "--state-dir", str(tmp_path)])
+    assert rc == 7 and "SNAPSHOT_INVALID" in capsys.readouterr().err
