@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from decimal import Decimal
+from typing import Literal
 
 from core.oms.reasons import VenueReason
 from crypto.fakex.engine.errors import Reason, Reject
@@ -46,6 +47,7 @@ from crypto.venue.types import (
     Market,
     OrderRequest,
     OrderStatus,
+    OrderType,
     Position,
     Ticker,
     Transfer,
@@ -436,7 +438,7 @@ class DirectVenue:
         inst = self.x.instruments[o.inst_id]
         # A spot buy pays its fee in the base asset (OKX): the record speaks quote, as the Venue promises.
         fee = o.fee * o.avg_price if o.fee_ccy == inst.base and o.avg_price is not None else o.fee
-        order_type = "market" if o.ord_type == "market" else "limit"
+        order_type: OrderType = "market" if o.ord_type == "market" else "limit"
         return VenueOrder(o.ord_id, o.cl_ord_id, self._symbol(o.inst_id), "sell" if o.side == "sell" else "buy",
                           order_type, o.qty, o.filled, o.price if order_type == "limit" else None,
                           o.avg_price if o.avg_price else None, _STATUS.get(o.state, "open"), o.reduce_only,
@@ -467,8 +469,12 @@ def _funding(symbol: str, f: FundingRec, next_ms: int | None) -> FundingRate:
     return FundingRate(symbol, f.rate, f.funding_time_ms, next_ms)
 
 
+_TRANSFER_ACCOUNTS: dict[str, Account] = {"trading": "trading", "funding": "funding"}
+_TRANSFER_STATES: dict[str, Literal["ok", "pending", "failed"]] = {"success": "ok", "failed": "failed"}
+
+
 def _transfer(transfer_id: str, rec: TransferRec) -> Transfer:
-    accounts: dict[str, Account] = {"trading": "trading", "funding": "funding"}
-    status = "ok" if rec.state == "success" else "failed" if rec.state == "failed" else "pending"
-    return Transfer(transfer_id, rec.ccy, rec.amount, accounts.get(rec.from_account, "funding"),
-                    accounts.get(rec.to_account, "trading"), status, rec.trans_id)  # type: ignore[arg-type]
+    """A transfer record as OKX asset/transfer-state shows it (state success -> ok, failed, else pending)."""
+    return Transfer(transfer_id, rec.ccy, rec.amount, _TRANSFER_ACCOUNTS.get(rec.from_account, "funding"),
+                    _TRANSFER_ACCOUNTS.get(rec.to_account, "trading"), _TRANSFER_STATES.get(rec.state, "pending"),
+                    rec.trans_id)
