@@ -105,6 +105,7 @@ class EngineBook:
     ledger_since: dict[str, int] = field(default_factory=dict)
     ledger_key_ms: dict[str, int] = field(default_factory=dict)
     ledger_floor: dict[str, int] = field(default_factory=dict)
+    fills_seen: dict[str, int] = field(default_factory=dict)  # fill reports folded per symbol (this process)
 
     def __post_init__(self) -> None:
         if self.seq is None:
@@ -166,6 +167,7 @@ class EngineBook:
             if delta:
                 sign = Decimal(1) if order.side == "buy" else Decimal(-1)
                 self.positions[order.symbol] = self.position(order.symbol) + sign * delta
+                self.fills_seen[order.symbol] = self.fills_seen.get(order.symbol, 0) + 1
         elif kind == "cancel_req":
             order = self.orders.get(rec["coid"])
             if order is not None:

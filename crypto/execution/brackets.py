@@ -5,8 +5,12 @@ stop that fails or stays unconfirmed refuses new exposure (REDUCE_ONLY or a froz
 EXEC_PROTECTIVE_ORDER_MISSING), a take-profit that fails is audited (EXEC_TP_ATTACH_FAILED).
 
 The bracket decides; this shell only turns its actions into engine orders and the venue's answers into
-bracket events. Brackets live in memory: at start the engine cancels protective orders a previous run
-left, and the next cycle attaches fresh ones to the reconciled position.
+bracket events. Brackets live in memory, their orders in the journal: at start (``adopt_at_start``), after
+reconciliation has read every journaled order back from the venue by client id, a live stop that fits the
+reconciled position (its size, the closing side) is adopted as the position's bracket, ARMED with its
+take-profit when that is live too (else a fresh take-profit is sent): the position is never without its
+stop across a restart. Protective orders that do not fit (another size, a second stop) are cancelled, and
+the next cycle attaches a fresh bracket as usual.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from core.execution.protective import (
     MissingSlPolicy,
     ProtectiveConfig,
     ProtectiveKind,
+    ProtectiveOrder,
     fold_attach_failure,
     open_bracket,
     step_bracket,
@@ -87,6 +92,63 @@ class BracketKeeper:
                          eng.reserve_client_order_id(), None if tp is None else eng.reserve_client_order_id(),
                          f"{symbol}|{eng.now_ms()}")
         self.apply(symbol, step_bracket(b, BracketEvent(BracketTrigger.START), eng.now()))
+
+    def adopt_at_start(self) -> None:
+        """Adopt the live stop (and take-profit) a previous run left on each position; cancel the rest."""
+        eng = self.engine
+        for symbol in eng.cfg.symbols:
+            live = [o for o in eng.book.live(symbol) if o.purpose in ("sl", "tp")]
+            if not live:
+                continue
+            position = eng.book.position(symbol)
+            size = round_down(abs(position), eng.markets[symbol].qty_step)
+            close_side = "sell" if position > 0 else "buy"
+            fits = [o for o in live if size > 0 and o.remaining == size and o.side == close_side and o.reduce_only
+                    and o.state in (OrderState.ACK, OrderState.SENT)]
+            stops = [o for o in fits if o.purpose == "sl" and o.trigger_price is not None]
+            tps = [o for o in fits if o.purpose == "tp" and o.price is not None]
+            keep: list[LiveOrder] = []
+            if stops:
+                sl = stops[0]
+                keep = [sl] + tps[:1]
+                self._adopt(symbol, position, size, sl, tps[0] if tps else None)
+            for order in live:
+                if order not in keep:
+                    eng.cancel(order, "RESTART_UNFIT")  # not this position's stop: a fresh one is attached
+
+    def _adopt(self, symbol: str, position: Decimal, size: Decimal, sl: LiveOrder, tp: LiveOrder | None) -> None:
+        eng = self.engine
+        now = eng.now()
+        side = "SELL" if position > 0 else "BUY"
+        group = f"{symbol}|adopted|{eng.now_ms()}"
+        assert sl.trigger_price is not None
+        sl_order = ProtectiveOrder(ProtectiveKind.SL, symbol, size, sl.trigger_price, side, group)
+        tp_order = None if tp is None or tp.price is None else \
+            ProtectiveOrder(ProtectiveKind.TP, symbol, size, tp.price, side, group)
+        if tp_order is not None and tp is not None:
+            bracket = Bracket(sl_order, tp_order, sl.client_order_id, tp.client_order_id, BracketState.ARMED,
+                              now, now)
+            self.brackets[symbol] = bracket
+            eng.note(AuditCode.EXEC_PROTECTIVE_ATTACHED, "stop-loss and take-profit adopted at restart", symbol,
+                     kind="SL+TP", client_order_id=sl.client_order_id, tp_client_order_id=tp.client_order_id,
+                     state=bracket.state.value, adopted=True)
+            return
+        tp_dist = eng.cfg.take_profit_distance
+        mark = eng.marks.get(symbol)
+        if tp_dist is None or mark is None:
+            self.brackets[symbol] = Bracket(sl_order, None, sl.client_order_id, None, BracketState.ARMED, now)
+        else:
+            # The stop is live; the take-profit is missing: send a fresh one (the bracket waits for its ack).
+            direction = ONE if position > 0 else -ONE
+            tp_px = round_down(mark * (ONE + direction * tp_dist), eng.markets[symbol].tick)
+            tp_order = ProtectiveOrder(ProtectiveKind.TP, symbol, size, tp_px, side, group)
+            bracket = Bracket(sl_order, tp_order, sl.client_order_id, eng.reserve_client_order_id(),
+                              BracketState.TP_PENDING, now, now)
+            self.brackets[symbol] = bracket
+            assert bracket.tp_client_id is not None
+            self._act(symbol, BracketAction(BracketActionKind.PLACE, tp_order, bracket.tp_client_id, "adopted stop"))
+        eng.note(AuditCode.EXEC_PROTECTIVE_ATTACHED, "stop-loss adopted at restart", symbol, kind="SL",
+                 client_order_id=sl.client_order_id, adopted=True)
 
     def apply(self, symbol: str, step: BracketStep) -> None:
         """Record the step (audit, risk) and carry out its actions; answers feed back as new steps."""

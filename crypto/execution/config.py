@@ -67,6 +67,9 @@ class ExecConfig(BaseModel):
 
     # Reconciliation with the venue: at start and every ``reconcile_interval_ms``.
     reconcile_interval_ms: int = Field(default=60_000, gt=0)
+    # The ledger reads the venue's funding bills this often per symbol with a position (settlements are hours
+    # apart; fills are read whenever a fill report was folded).
+    funding_read_interval_ms: int = Field(default=15 * 60_000, gt=0)
 
     # Protective orders (stop first, confirmed within ``attach_timeout_ms``; take-profit second; OCO).
     protective: bool = False

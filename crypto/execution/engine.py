@@ -148,6 +148,8 @@ class CryptoEngine:
         self.marks: dict[str, Decimal] = {}
         self.equity: Decimal | None = None
         self.targets: dict[str, TargetPosition] = {}
+        self.ledger_fills_read: dict[str, int] = {}  # fills_seen at the last fill read, per symbol
+        self.ledger_funding_read: dict[str, int] = {}  # engine ms of the last funding-bill read, per symbol
         self.rejected_targets: dict[str, tuple[str, str, str]] = {}  # the last refused target per key (audited once)
         self.event_window = False
         self.guard = RateLimitGuard.start(self.cfg.rate_limit())
@@ -194,9 +196,12 @@ class CryptoEngine:
         self.started = True
         self._apply_leverage()
         report = self.reconcile(adopt_new=True)
-        for order in self.book.live():
-            if order.purpose in ("sl", "tp"):
-                self.cancel(order, "RESTART")  # brackets are re-attached to the reconciled position
+        if self.cfg.protective:
+            self.brackets.adopt_at_start()  # the live stop stays: the position is never without it
+        else:
+            for order in self.book.live():
+                if order.purpose in ("sl", "tp"):
+                    self.cancel(order, "PROTECTIVE_OFF")  # protective orders switched off since the last run
         self.compact_if_due()  # a long journal left by a crash is folded now: the next start is quick
         self.publish_status()
         return report
@@ -597,7 +602,7 @@ class CryptoEngine:
                 if pos is not None and pos.qty != 0 and pos.entry_price > 0:
                     self._record({"k": "lfill", "id": f"adopt-{symbol}-{now}", "sym": symbol, "qty": str(pos.qty),
                                   "px": str(pos.entry_price), "fee": "0", "t": self.book.ledger_floor[symbol]})
-        self.sync_ledger(funding=True)
+        self.sync_ledger(reconciling=True)
         local = {s: q for s, q in self.book.positions.items() if q != 0}
         result = reconcile(local, venue_qty, None, None)
         events = reconcile_events(result, self.now())
@@ -622,19 +627,35 @@ class CryptoEngine:
         except VenueError:
             return fallback_ms
 
-    def sync_ledger(self, funding: bool = False, symbols: Iterable[str] | None = None) -> None:
-        """Book the venue's own fills (and, with ``funding``, its funding bills) into core's ledger, each once
-        by its id and journaled first: average entry, realised PnL, fees and funding exactly as the venue
-        charged them. A fill or bill that cannot be booked (no id, qty 0, price <= 0) is audited and skipped;
-        a read that fails is retried at the next sync."""
-        for symbol in symbols if symbols is not None else self.cfg.symbols:
+    def sync_ledger(self, reconciling: bool = False, funding: bool | None = None) -> None:
+        """Book the venue's own fills and funding bills into core's ledger, each once by its id and journaled
+        first: average entry, realised PnL, fees and funding exactly as the venue charged them. Reads are
+        spent only where something can have changed: fills when this process folded a fill report since the
+        last read (or, reconciling, when the ledger's quantity differs from the venue's: a trade from
+        outside); funding bills every ``funding_read_interval_ms`` for a symbol with a position. A fill or
+        bill that cannot be booked (no id, qty 0, price <= 0) is audited and skipped; a read that fails is
+        retried at the next sync."""
+        now = self.now_ms()
+        for symbol in self.cfg.symbols:
             floor = self.book.ledger_floor.get(symbol)
             if floor is None or not self.markets[symbol].is_swap:
                 continue
+            seen = self.book.fills_seen.get(symbol, 0)
+            venue_qty = self.venue_positions[symbol].qty if symbol in self.venue_positions else ZERO
+            held = self.book.ledger.position(symbol).qty
+            read_fills = self.ledger_fills_read.get(symbol) != seen or (reconciling and venue_qty != held)
+            last_funding = self.ledger_funding_read.get(symbol)
+            read_bills = funding if funding is not None else (
+                (held != 0 or venue_qty != 0)
+                and (last_funding is None or now - last_funding >= self.cfg.funding_read_interval_ms))
             try:
-                fills = self.venue.fills(symbol, self.book.ledger_read_from(f"fill:{symbol}", floor))
+                fills = self.venue.fills(symbol, self.book.ledger_read_from(f"fill:{symbol}", floor)) \
+                    if read_fills else []
+                self.ledger_fills_read[symbol] = seen
                 bills = self.venue.funding_payments(symbol, self.book.ledger_read_from(f"funding:{symbol}", floor)) \
-                    if funding else []
+                    if read_bills else []
+                if read_bills:
+                    self.ledger_funding_read[symbol] = now
             except VenueError as exc:
                 if exc.reason is VenueReason.RATE_LIMIT:
                     self._rate_limited(None, exc)
@@ -713,9 +734,7 @@ class CryptoEngine:
                 self.sync_orders()
                 self.refresh_market()
                 self._evaluate_risk()
-                behind = [s for s in self.cfg.symbols if self.book.position(s) != self.book.ledger.position(s).qty]
-                if behind:
-                    self.sync_ledger(symbols=behind)  # fills happened: read them (no read when nothing moved)
+                self.sync_ledger()
         except VenueError as exc:
             # The venue did not answer a read: no decision on stale data this cycle; a rate-limit refusal
             # feeds the guard (backoff, downgrade), anything else is noted and the next cycle tries again.

@@ -88,7 +88,7 @@ def test_ledger_ties_to_the_venue_fills_and_funding_bills_through_ccxt(fx, tmp_p
     eng.cycle({BTC: TargetPosition(BTC, Decimal("0.02"))})
     fx.advance(120_000)
     calm(eng.reconcile)
-    calm(eng.sync_ledger, True)  # the reconciliation's reads may have met the venue's rate limit
+    calm(eng.sync_ledger, True, True)  # the reconciliation's reads may have met the venue's rate limit
     led = eng.book.ledger.position(BTC)
     fills = calm(eng.venue.fills, BTC)
     bills = calm(eng.venue.funding_payments, BTC)

@@ -18,7 +18,7 @@ D = Decimal
 def test_ledger_ties_to_the_venue_fills_and_bills_and_survives_a_restart(tmp_path: Path) -> None:
     venue = MemVenue()
     venue._fill(BTC, "buy", D("0.2"), D("48000"))  # a position the engine finds at start (adopted at entry)
-    eng = make(tmp_path, venue)
+    eng = make(tmp_path, venue, funding_read_interval_ms=30_000)
     eng.start()
     venue.ms = 1_000
     eng.cycle(target("0.5"))  # buys 0.3 at the ask (taker fee)
@@ -44,7 +44,7 @@ def test_ledger_ties_to_the_venue_fills_and_bills_and_survives_a_restart(tmp_pat
     assert D(status["unrealised_pnl"]) == D("0.1") * D(51000) - led.cost
     eng.close()
 
-    again = make(tmp_path, venue)  # a restart: replayed from the journal, the venue re-read, nothing twice
+    again = make(tmp_path, venue, funding_read_interval_ms=30_000)  # a restart: replayed from the journal, the venue re-read, nothing twice
     again.start()
     again.clock.advance(120)
     again.cycle()
