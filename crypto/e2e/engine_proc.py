@@ -1,6 +1,10 @@
-"""A real engine process for the kill -9 check: start on a state folder, place one order, and right after
+"""A real engine process for the kill -9 checks: start on a state folder, place one order, and right after
 the venue accepted it (before the answer is journaled) write the client id to ``--hold`` and wait to be
-killed. ``python -m crypto.e2e.engine_proc --url URL --state DIR --hold FILE``."""
+killed. ``python -m crypto.e2e.engine_proc --url URL --state DIR --hold FILE``.
+
+With ``--protect QTY`` it runs protective orders instead: cycles toward a position of QTY until the
+position's stop and take-profit are confirmed (bracket ARMED), writes their client ids to ``--hold`` and
+waits to be killed (the restart must adopt them, never leave the position without its stop)."""
 
 from __future__ import annotations
 
@@ -54,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--hold", type=Path, required=True)
     p.add_argument("--symbol", default="BTC/USDT:USDT")
+    p.add_argument("--protect", type=Decimal, help="hold a protected position of this size, then wait")
     args = p.parse_args(argv)
     venue = make_venue("okx-fake", args.url, fake_credentials())  # type: ignore[arg-type]
+    if args.protect is not None:
+        return hold_protected(venue, args.state, args.hold, args.symbol, args.protect)
 
     def hold(point: str, order: LiveOrder) -> None:
         if point == "after_send":
@@ -67,6 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     retrying(engine.start)
     engine.place(retrying(kill_plan, venue, args.symbol), intent_id=KILL_INTENT)
     os._exit(3)  # not reached: the hook holds until the kill
+
+
+def hold_protected(venue: object, state: Path, hold: Path, symbol: str, qty: Decimal) -> int:
+    from core.execution.protective import BracketState
+    from crypto.trend.strategy import TargetPosition
+
+    engine = CryptoEngine(venue, state, ExecConfig(symbols=(symbol,), protective=True,  # type: ignore[arg-type]
+                                                   limit_offset_bps=Decimal("-5"), min_interval_ms=0))
+    retrying(engine.start)
+    for _ in range(240):
+        engine.cycle({symbol: TargetPosition(symbol, qty)})
+        bracket = engine.brackets.brackets.get(symbol)
+        if bracket is not None and bracket.state is BracketState.ARMED:
+            atomic_write_bytes(hold, f"{bracket.sl_client_id} {bracket.tp_client_id}".encode())
+            while True:  # the parent sends SIGKILL now
+                time.sleep(1)
+        time.sleep(0.25)
+    return 4  # never protected: the parent's wait sees the exit code
 
 
 if __name__ == "__main__":

@@ -98,3 +98,43 @@ def test_ledger_ties_to_the_venue_fills_and_funding_bills_through_ccxt(fx, tmp_p
     assert bills and led.funding == sum((b.amount for b in bills), Decimal(0))
     assert abs(led.entry - pos.entry_price) <= Decimal("0.1")  # the venue states its average to the tick
     eng.close()
+
+
+@pytest.mark.slow
+def test_kill_9_with_a_protected_position_then_restart_adopts_the_same_stop(fx, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    hold = tmp_path / "held.txt"
+    state = tmp_path / "state"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "crypto.e2e.engine_proc", "--url", fx.url, "--state", str(state),
+                             "--hold", str(hold), "--protect", "0.05"], env=env)
+    try:
+        for _ in range(600):  # progress, not a deadline: the child writes the ids once its bracket is ARMED
+            if hold.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert hold.exists(), f"engine exited {proc.poll()} without a protected position"
+        sl_id, tp_id = hold.read_text().split()
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    algos = [a for a in fx.exchange.algos() if a.algo_cl_ord_id]
+    assert [a.algo_cl_ord_id for a in algos] == [sl_id]  # one stop, live at the venue through the kill
+    eng = CryptoEngine(fake_venue(fx.url), state, ExecConfig(symbols=(BTC,), protective=True,
+                                                             limit_offset_bps=Decimal("-5"), min_interval_ms=0))
+    calm(eng.start)
+    b = eng.brackets.brackets[BTC]
+    assert b.state is BracketState.ARMED and (b.sl_client_id, b.tp_client_id) == (sl_id, tp_id)
+    calm(eng.cycle, {BTC: TargetPosition(BTC, Decimal("0.05"))})
+    algos = [a for a in fx.exchange.algos() if a.algo_cl_ord_id]
+    assert [a.algo_cl_ord_id for a in algos] == [sl_id]  # never cancelled, never re-placed
+    assert calm(eng.venue.fetch_order, BTC, sl_id).status == "open"
+    codes = [e.code for e in read_log_events(state / AUDIT_FILE)]
+    assert AuditCode.EXEC_PROTECTIVE_ORDER_MISSING not in codes
+    eng.close()
