@@ -38,7 +38,13 @@ class ExecConfig(BaseModel):
     hysteresis: Decimal = Decimal("0.05")
     min_interval_ms: int = Field(default=60_000, ge=0)
 
-    # Leverage and margin: what the engine sets on the venue (capped by the risk whitelist).
+    # Leverage and margin: what the engine sets on the venue (capped by the risk whitelist). ``margin_mode``
+    # is the account's margin regime: "isolated" (OKX: every position its own margin; a position found in
+    # cross blocks opens) or "cross" for an account that is cross-margined *by design* (Binance portfolio
+    # margin: UM positions share the portfolio's margin, positionRisk states no isolated mode). "cross" must be
+    # paired with RiskConfig.require_isolated_margin=False and "isolated" with True (``check_margin_regime``):
+    # the engine refuses to start on a contradiction, so a cross-by-design account is never mistaken for a
+    # misconfigured isolated one, and an isolated account never runs with the cross guard off by accident.
     leverage: Decimal = Decimal("2")
     margin_mode: Literal["isolated", "cross"] = "isolated"
 
@@ -106,3 +112,14 @@ class ExecConfig(BaseModel):
         if self.max_order_notional <= 0 or self.stop_distance <= 0:
             raise ValueError("max_order_notional and stop_distance must be positive")
         return self
+
+
+def check_margin_regime(cfg: ExecConfig, require_isolated_margin: bool) -> None:
+    """The engine's margin regime and the risk kernel's cross-margin guard must say the same thing."""
+    if cfg.margin_mode == "isolated" and not require_isolated_margin:
+        raise ValueError("margin_mode 'isolated' with RiskConfig.require_isolated_margin=False: a position "
+                         "found in cross margin would go unnoticed; set require_isolated_margin=True")
+    if cfg.margin_mode == "cross" and require_isolated_margin:
+        raise ValueError("margin_mode 'cross' (an account cross-margined by design, e.g. Binance portfolio "
+                         "margin) needs RiskConfig.require_isolated_margin=False; on an isolated account use "
+                         "margin_mode 'isolated'")

@@ -52,7 +52,7 @@ from core.risk.snapshot import RiskSnapshot, snapshot_from_dict, snapshot_to_dic
 from core.risk.state import REDUCING_STATES
 from crypto.execution.book import EngineBook, intent_record, update_record
 from crypto.execution.brackets import BracketKeeper
-from crypto.execution.config import ExecConfig
+from crypto.execution.config import ExecConfig, check_margin_regime
 from crypto.execution.decisions import OrderPlan, SymbolView, plan_symbol, utc, vet_target
 from crypto.execution.orders import LiveOrder, fold_report
 from crypto.execution.statedir import AlreadyRunning, StateDirError, check_state_dir, claim
@@ -129,6 +129,7 @@ class CryptoEngine:
         check_state_dir(self.state_dir, STATE_FILES)  # a link or a file in the way: refused before any write
         self.cfg = cfg or ExecConfig()
         self.risk_cfg = risk_cfg or RiskConfig()
+        check_margin_regime(self.cfg, self.risk_cfg.require_isolated_margin)  # before anything is written
         self.clock = clock or SystemClock()
         self.environ = environ or {}
         self.hook = hook  # test seam: called at named points ("after_send") with the order

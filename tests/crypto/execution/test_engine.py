@@ -361,3 +361,33 @@ def test_force_reduce_command_closes_everything_even_against_the_target(tmp_path
     closing = [o for o in venue.orders.values() if o.side == "sell"]
     assert closing and all(o.reduce_only and o.type == "market" for o in closing)
     eng.close()
+
+
+def test_cross_by_design_account_is_not_a_misconfigured_isolated_one(tmp_path):
+    """A portfolio-margin account reports every position in cross: with margin_mode "cross" (and the risk
+    kernel's isolated-margin guard off, as the config must say) opens go on; the same positions on an
+    isolated account block opens; a contradictory config refuses to start."""
+    from core.risk.config import RiskConfig
+
+    venue = MemVenue()
+    venue._fill(BTC, "buy", D("0.1"), D("50000"))
+    venue.margin_mode[BTC] = "cross"
+    eng = CryptoEngine(venue, tmp_path / "pm", ExecConfig(margin_mode="cross", limit_offset_bps=D("-5"), min_interval_ms=0),
+                       risk_cfg=RiskConfig(require_isolated_margin=False), clock=ManualClock(T0), fsync=False)
+    eng.start()
+    assert venue.margin_mode[BTC] == "cross"  # the engine asked for cross, never for isolated
+    eng.cycle(target("0.3"))
+    assert eng.risk.state is RiskState.NORMAL and venue.positions_[BTC].qty == D("0.3")
+    assert eng.request_open(OrderPlan(BTC, "buy", D("0.01"), "market", None, False, "target", False), D(2)) is not None
+    assert AuditCode.RISK_CROSS_MARGIN_FOUND.value not in codes(tmp_path / "pm")
+    eng.close()
+    iso = make(tmp_path / "iso", venue)
+    iso.start()
+    venue.margin_mode[BTC] = "cross"
+    iso.cycle(target("0.5"))
+    assert iso.risk.state is RiskState.REDUCE_ONLY
+    iso.close()
+    with pytest.raises(ValueError, match="require_isolated_margin"):
+        CryptoEngine(venue, tmp_path / "x", ExecConfig(margin_mode="cross"))
+    with pytest.raises(ValueError, match="require_isolated_margin"):
+        CryptoEngine(venue, tmp_path / "y", ExecConfig(), risk_cfg=RiskConfig(require_isolated_margin=False))
