@@ -92,6 +92,7 @@ class AuditCode(str, Enum):
     CARRY_BREAKER_TRIPPED = "CARRY_BREAKER_TRIPPED"  # losing closes in a row or the daily loss: no opens
     CARRY_LIQUIDATED = "CARRY_LIQUIDATED"  # the venue liquidated the short (a failure of the margin guard)
     # Crypto position manager (crypto.pm).
+    PM_STATE_INVALID = "PM_STATE_INVALID"  # a corrupt pos:* document or venue position, refused (store used)
     PM_ACTION_QUEUED = "PM_ACTION_QUEUED"  # an action still failing after its retries waits in pos:retry:z
     PM_ACTION_PARTIAL = "PM_ACTION_PARTIAL"  # new stop placed, old one not yet cancelled (queued)
     PM_ACTION_FAILED = "PM_ACTION_FAILED"  # a refusal no retry can fix (e.g. reduce-only rejected)

@@ -28,10 +28,16 @@ def position_doc(pos: ManagedPosition) -> dict[str, Any]:
 
 
 def position_from(doc: dict[str, Any]) -> ManagedPosition:
+    """Raises ``ValueError`` (or ``TypeError``/``ArithmeticError``) on a document that is not a position, and
+    ``ValueError`` on a non-finite number: a NaN quantity would poison every decision after it."""
+    if not isinstance(doc, dict):
+        raise ValueError("a position document is a JSON object")
     d = dict(doc)
     for key in _POS_DECIMALS:
         if d.get(key) is not None:
             d[key] = Decimal(str(d[key]))
+            if not d[key].is_finite():
+                raise ValueError(f"{key} is not a finite number")
     d["ladder_fired"] = tuple(int(i) for i in d.get("ladder_fired", ()))
     return ManagedPosition(**d)
 

@@ -165,7 +165,7 @@ class PmHttpServer:
         return (200 if h["redis"] and h["store"] else 503), h
 
     def manage(self, req: ManageRequest) -> tuple[int, dict[str, Any]]:
-        pos = self.manager.state.load_position(req.pos_id)
+        pos = self.manager.position(req.pos_id)
         if pos is None:
             return 404, {"error": "POSITION_UNKNOWN", "detail": req.pos_id}
         got = self.views(pos.symbol)

@@ -49,7 +49,7 @@ from crypto.pm.decisions import (
 from crypto.pm.port import client_order_id_for
 from crypto.pm.runner import OPEN_STATES, ActionRunner, Outcome
 from crypto.pm.sli import Slis
-from crypto.pm.state import LockBusy, RedisState
+from crypto.pm.state import LockBusy, RedisState, StateCorrupt
 from crypto.pm.store import SnapshotStore
 from crypto.pm.treasury import (
     TransferRecord,
@@ -304,7 +304,7 @@ class Manager:
             return []
         results = []
         for pos_id in ids:
-            pos = self.state.load_position(pos_id)
+            pos = self._load(pos_id)
             if pos is None:
                 continue
             got = views(pos.symbol)
@@ -446,8 +446,22 @@ class Manager:
         return rec
 
     # -- helpers ------------------------------------------------------------------------------------------
+    def position(self, pos_id: str) -> ManagedPosition | None:
+        """The position from Redis, else (lost or corrupt there) from the store, written back to Redis."""
+        return self._load(pos_id)
+
     def _load(self, pos_id: str) -> ManagedPosition | None:
-        pos = self.state.load_position(pos_id)
+        try:
+            pos = self.state.load_position(pos_id)
+        except StateCorrupt as exc:
+            # Refused once: the corrupt document was moved aside, the store's snapshot takes its place.
+            self._audit(AuditCode.PM_STATE_INVALID, Severity.ERROR, exc.why, None, {"pos_id": pos_id})
+            pos = None
+            doc = self.store.latest(pos_id)
+            if doc is not None:
+                restored = position_from({k: v for k, v in doc.items() if k in ManagedPosition.__dataclass_fields__})
+                self._save(restored)
+                return restored
         if pos is not None:
             return pos
         doc = self.store.latest(pos_id)

@@ -36,7 +36,7 @@ from crypto.pm.config import RetryConfig
 from crypto.pm.decisions import Action
 from crypto.pm.port import ExecutionPort, OrderAck, OrderIntent, client_order_id_for
 from crypto.pm.sli import Slis
-from crypto.pm.state import RedisState
+from crypto.pm.state import RedisState, StateCorrupt
 from crypto.pm.store import SnapshotStore
 from crypto.venue.types import VenueError
 
@@ -227,12 +227,26 @@ class ActionRunner:
         now = self.clock_ms() if now_ms is None else now_ms
         out = []
         for intent_id in self.state.due_retries(now):
-            claimed = self.state.claim_retry(intent_id)
+            try:
+                claimed = self.state.claim_retry(intent_id)
+            except StateCorrupt:
+                claimed = self._from_journal(intent_id)  # taken by us, but its body was unreadable
             if claimed is None:
                 continue
             action, round_ = claimed
             out.append(self.run(action, round_))
         return out
+
+    def _from_journal(self, intent_id: str) -> tuple[Action, int] | None:
+        """The action of a still-open journaled intent (a retry body that could not be read)."""
+        rec = self.store.intent(intent_id)
+        if rec is None or rec["state"] not in OPEN_STATES:
+            return None
+        doc = {k: v for k, v in rec["doc"].items() if k not in ("placed", "cancelled", "venue_order_id", "reason")}
+        try:
+            return action_from(doc), 1
+        except (ValueError, TypeError, KeyError, ArithmeticError):
+            return None
 
     def requeue_journal(self, now_ms: int) -> int:
         """Cold start: every journaled intent not DONE/FAILED goes (back) on the retry queue, due now. Running

@@ -22,8 +22,10 @@ from decimal import Decimal
 
 import redis
 
+from core.events import AuditCode, Severity
 from crypto.pm.decisions import MarketView
 from crypto.pm.feed import VenueFeed
+from crypto.pm.instance import InstanceLost
 from crypto.pm.manager import LockBusy, Manager
 from crypto.pm.status_file import PmStatusPublisher
 from crypto.venue.protocol import Venue
@@ -53,12 +55,13 @@ class PmService:
         self.last_treasury_ms = 0
         self.last_marks: dict[str, Decimal] = {}
         self.errors = 0
+        self.refused: dict[str, str] = {}  # symbol -> the invalid venue position last refused (audited once)
         self.status = status  # the dashboard's pm page reads its file (crypto.pm.status_file); never raises
 
     def open_by_symbol(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for pos_id in self.manager.state.active_ids():
-            pos = self.manager.state.load_position(pos_id)
+            pos = self.manager.position(pos_id)  # a corrupt Redis document comes back from the store
             if pos is not None and pos.kind == "swap":
                 out[pos.symbol] = pos_id
         return out
@@ -67,8 +70,9 @@ class PmService:
         """New venue positions get a pos_id and their stop; vanished ones are closed. Returns new pos_ids."""
         known = self.open_by_symbol()
         polled = venue_positions if venue_positions is not None else self.venue.positions(self.symbols)
-        self.feed.note_positions(polled)
-        live = {p.symbol: p for p in polled if p.qty != 0}
+        usable = [p for p in polled if self._usable(p)]
+        self.feed.note_positions(usable)
+        live = {p.symbol: p for p in usable if p.qty != 0}
         opened = []
         for symbol, p in live.items():
             if symbol in known:
@@ -92,6 +96,20 @@ class PmService:
                 except LockBusy:
                     pass
         return opened
+
+    def _usable(self, p: Position) -> bool:
+        """A venue position with a non-finite size, or a non-finite or negative entry or margin, is refused
+        (audited once per symbol and value) rather than governed: its stop would be nonsense."""
+        fields = (p.qty, p.entry_price, p.margin)
+        if all(v.is_finite() for v in fields) and p.entry_price >= 0 and p.margin >= 0:
+            self.refused.pop(p.symbol, None)
+            return True
+        seen = f"{p.qty}/{p.entry_price}/{p.margin}"
+        if self.refused.get(p.symbol) != seen:
+            self.refused[p.symbol] = seen
+            self.manager._audit(AuditCode.PM_STATE_INVALID, Severity.ERROR, "VENUE_POSITION_INVALID", p.symbol,
+                                {"qty": str(p.qty), "entry": str(p.entry_price), "margin": str(p.margin)})
+        return False
 
     def observe(self) -> bool:
         """Read every open symbol's mark (one request each); True when one moved more than the trigger
@@ -141,5 +159,11 @@ class PmService:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
-            self.step()
+            try:
+                self.step()
+            except InstanceLost:
+                raise  # another manager took over: stop governing
+            except Exception:  # noqa: BLE001 - one bad step (a bug, a parse error) must not end the service
+                self.errors += 1
+                log.exception("pm step failed; the loop goes on")
             stop.wait(max(0.0, self.watch_interval_s - (time.monotonic() - started)))

@@ -32,6 +32,18 @@ RETRY_BODY = "pos:retry:body"
 EVENTS_MAXLEN = 100_000
 
 
+class StateCorrupt(ValueError):
+    """A ``pos:state`` document that does not decode to a position. It was moved aside to
+    ``pos:corrupt:{pos_id}`` (kept for a look, never read again): the caller rebuilds from the store."""
+
+    code = "PM_STATE_INVALID"
+
+    def __init__(self, pos_id: str, why: str) -> None:
+        super().__init__(f"{pos_id}: {why}")
+        self.pos_id = pos_id
+        self.why = why
+
+
 class LockBusy(RuntimeError):
     """Another caller holds the lock: this call did not run (HTTP 409)."""
 
@@ -143,8 +155,19 @@ class RedisState:
             p.sadd(ACTIVE, pos.pos_id)
 
     def load_position(self, pos_id: str) -> ManagedPosition | None:
+        """The position document, None when absent; ``StateCorrupt`` (once: the key is moved aside) when it
+        does not decode."""
         raw = self.r.get(key_state(pos_id))
-        return None if raw is None else position_from(json.loads(str(raw)))
+        if raw is None:
+            return None
+        try:
+            return position_from(json.loads(str(raw)))
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            try:
+                self.r.rename(key_state(pos_id), f"pos:corrupt:{pos_id}")
+            except redis.ResponseError:
+                pass  # already moved by another reader
+            raise StateCorrupt(pos_id, f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
     def active_ids(self) -> list[str]:
         members: set[str] = cast(Any, self.r).smembers(ACTIVE)
@@ -194,13 +217,20 @@ class RedisState:
         self.r.hdel(RETRY_BODY, intent_id)
         if raw is None:
             return None
-        doc = json.loads(str(raw))
-        attempt = int(doc.pop("_attempt", 0))
-        return action_from(doc), attempt
+        try:
+            doc = json.loads(str(raw))
+            attempt = int(doc.pop("_attempt", 0))
+            return action_from(doc), attempt
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+            # Claimed (ours now) but unreadable: the caller resumes the intent from the store's journal.
+            raise StateCorrupt(intent_id, f"retry body: {type(exc).__name__}") from None
 
     def drop_retry(self, intent_id: str) -> Action | None:
         """Remove a queued entry (a newer stop move supersedes an unfinished one)."""
-        claimed = self.claim_retry(intent_id)
+        try:
+            claimed = self.claim_retry(intent_id)
+        except StateCorrupt:
+            return None
         return None if claimed is None else claimed[0]
 
     def retry_queue(self) -> list[tuple[str, int]]:

@@ -152,7 +152,7 @@ def build_status(service: Any, written_at: datetime, seq: int, keep_events: int 
     try:
         positions = []
         for pos_id in state.active_ids():
-            pos = state.load_position(pos_id)
+            pos = m.position(pos_id)  # a corrupt Redis document: from the store (audited once)
             if pos is None or pos.closed:
                 continue
             positions.append(position_status(pos, marks.get(pos.symbol), len(cfg.ladder), cfg.add_on.cap))
