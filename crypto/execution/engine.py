@@ -72,6 +72,7 @@ STATE_FILES = (JOURNAL_FILE, AUDIT_FILE, STATUS_FILE)
 __all__ = ["AlreadyRunning", "StateDirError", "CryptoEngine"]
 ZERO = Decimal(0)
 CAUSE_INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # a refused order for margin: reduce-only until Resume
+CAUSE_VENUE_AUTH = "VENUE_AUTH"  # the venue refused our keys on a send: reduce-only until Resume
 
 Hook = Callable[[str, LiveOrder], None]
 
@@ -163,6 +164,7 @@ class CryptoEngine:
         self.brackets = BracketKeeper(self)
         self.cycles = 0
         self.started = False
+        self.started_ok = False  # start() got past its first venue writes
 
     # -- time and records ----------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -196,6 +198,7 @@ class CryptoEngine:
         self.markets = {s: self.venue.market(s) for s in self.cfg.symbols}
         self.started = True
         self._apply_leverage()
+        self.started_ok = True
         report = self.reconcile(adopt_new=True)
         if self.cfg.protective:
             self.brackets.adopt_at_start()  # the live stop stays: the position is never without it
@@ -268,6 +271,8 @@ class CryptoEngine:
             except VenueError as exc:
                 self.note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", symbol, Severity.ERROR,
                            reason=exc.reason.value, venue_code=exc.venue_code, leverage=wanted)
+                if exc.reason is VenueReason.AUTH and not self.started_ok:
+                    raise  # keys that cannot trade (wrong, read-only): fail the start loudly, not every order
 
     def set_event_window(self, on: bool) -> None:
         """An event window caps every symbol at the stressed leverage (1x) and halves the budget."""
@@ -410,6 +415,13 @@ class CryptoEngine:
         if reason is VenueReason.INSUFFICIENT_FUNDS and not order.reduce_only:
             res = force_reduce(self.risk, self.now(), self.risk_cfg, f"insufficient margin for {coid}",
                                reason=CAUSE_INSUFFICIENT_MARGIN)
+            self.risk = res.snapshot
+            self.audit_events(res.events)
+        if reason is VenueReason.AUTH and not order.reduce_only:
+            # The keys stopped working (revoked, expired, wrong): no new exposure until an operator's RESUME,
+            # rather than a new refused order every cycle.
+            res = force_reduce(self.risk, self.now(), self.risk_cfg, f"venue refused our keys for {coid}",
+                               reason=CAUSE_VENUE_AUTH)
             self.risk = res.snapshot
             self.audit_events(res.events)
         return self.book.orders[coid]

@@ -191,3 +191,55 @@ def test_orders_folded_from_one_report_twice_are_counted_once(tmp_path: Path) ->
     eng._fold(eng.book.orders[order.client_order_id], report)
     assert eng.book.position(BTC) == D("0.1") and eng.book.orders[order.client_order_id].state is OrderState.PARTIAL
     eng.close()
+
+
+class _KeysRefused(MemVenue):
+    """Reads work (a read-only key), trading calls are refused as AUTH."""
+
+    def __init__(self, refuse_at_start: bool) -> None:
+        super().__init__()
+        self.refuse_at_start = refuse_at_start
+        self.refuse_sends = False
+
+    def set_leverage(self, symbol: str, leverage: Decimal, margin_mode: str = "isolated") -> None:
+        if self.refuse_at_start:
+            from core.oms.reasons import VenueReason
+            from crypto.venue.types import VenueError
+
+            raise VenueError(VenueReason.AUTH, "Invalid Sign", "50113")
+        super().set_leverage(symbol, leverage, margin_mode)
+
+    def place_order(self, r):  # type: ignore[no-untyped-def]
+        if self.refuse_sends:
+            from core.oms.reasons import VenueReason
+            from crypto.venue.types import VenueError
+
+            self.place_calls += 1
+            raise VenueError(VenueReason.AUTH, "API key expired", "50101")
+        return super().place_order(r)
+
+
+def test_keys_that_cannot_trade_fail_the_start_loudly(tmp_path: Path) -> None:
+    from crypto.venue.types import VenueError
+
+    eng = make(tmp_path, _KeysRefused(refuse_at_start=True))
+    with pytest.raises(VenueError, match="AUTH"):
+        eng.start()  # before: noted and carried on; every order then refused, cycle after cycle
+    eng.close()
+
+
+def test_keys_revoked_mid_run_latch_reduce_only_instead_of_a_refusal_every_cycle(tmp_path: Path) -> None:
+    from core.risk.state import RiskState
+
+    venue = _KeysRefused(refuse_at_start=False)
+    eng = make(tmp_path, venue)
+    eng.start()
+    venue.refuse_sends = True
+    eng.cycle(target("0.2"))
+    assert eng.risk.state is RiskState.REDUCE_ONLY
+    calls = venue.place_calls
+    for _ in range(5):
+        eng.clock.advance(1)
+        eng.cycle(target("0.3"))
+    assert venue.place_calls == calls  # no opening order while the keys are refused
+    eng.close()
