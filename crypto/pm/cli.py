@@ -23,6 +23,8 @@ from typing import Any
 from crypto.pm.config import ConfigError, PmConfig, load_config
 from crypto.pm.store import SqliteSnapshotStore
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
 
 def _port(text: str) -> int:
     try:
@@ -95,9 +97,18 @@ def replay(db: Path, pos_id: str, *, as_json: bool = False) -> int:
 def _read_config(path: Path | None) -> PmConfig:
     if path is None:
         return PmConfig()
+    # Re-read every tick: bounded, so a 100 MB file (or 200,000 nested brackets) is a refusal, not a stall
+    # or a RecursionError in the loop.
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("CONFIG_FETCH_FAILED", f"{path}: {type(exc).__name__}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("CONFIG_TOO_LARGE", f"{path}: over {MAX_CONFIG_BYTES} bytes")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError("CONFIG_FETCH_FAILED", f"{path}: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
         raise ConfigError("CONFIG_INVALID", "the config file must hold a JSON object")

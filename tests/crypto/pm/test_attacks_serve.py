@@ -50,12 +50,15 @@ def test_a_wrong_redis_url_is_a_coded_exit(monkeypatch: pytest.MonkeyPatch, tmp_
 
 @pytest.mark.parametrize(("content", "code"), [("{not json", "CONFIG_FETCH_FAILED"), ("[1, 2]", "CONFIG_INVALID"),
                                                (json.dumps({"manage_interval_s": 1}), "CONFIG"),
-                                               (json.dumps({"ladder": [{"roe": "NaN", "fraction": "0.5"}]}), "CONFIG")])
+                                               (json.dumps({"ladder": [{"roe": "NaN", "fraction": "0.5"}]}), "CONFIG"),
+                                               ("[" * 200_000 + "]" * 200_000, "CONFIG_FETCH_FAILED"),
+                                               ("{" + " " * (2 * 1024 * 1024) + "}", "CONFIG_TOO_LARGE"),
+                                               ("\udcff", "CONFIG_FETCH_FAILED")])
 def test_an_invalid_config_file_is_a_coded_exit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str], content: str, code: str) -> None:
     monkeypatch.setenv("GRIDBRIDGE_PM_TOKEN", TOKEN)
     cfg = tmp_path / "pm.json"
-    cfg.write_text(content)
+    cfg.write_bytes(content.encode("utf-8", "surrogateescape"))
     assert pm_main(serve(tmp_path, "redis://127.0.0.1:1/0", None, "--config", str(cfg))) == 2
     assert code in capsys.readouterr().err
 
