@@ -80,6 +80,9 @@ class AuditCode(str, Enum):
     # The crypto execution engine (crypto.execution):
     EXEC_LEVERAGE_SET = "EXEC_LEVERAGE_SET"  # leverage and margin mode set on the venue (data.leverage)
     EXEC_ORDER_LOST = "EXEC_ORDER_LOST"  # an unknown outcome never found by client id: it never landed
+    EXEC_STATUS_WRITE_FAILED = "EXEC_STATUS_WRITE_FAILED"  # status.json not written (disk, folder): once
+    EXEC_STATUS_WRITE_RECOVERED = "EXEC_STATUS_WRITE_RECOVERED"  # written again: once
+    EXEC_VENUE_CLOCK_OUTLIER = "EXEC_VENUE_CLOCK_OUTLIER"  # a venue time far from ours: clamped, not followed
     # Crypto carry engine (crypto.carry).
     CARRY_STATE_CHANGE = "CARRY_STATE_CHANGE"  # one accepted transition of a pair's state machine
     CARRY_OPEN_REFUSED = "CARRY_OPEN_REFUSED"  # an open check failed (data.reason), audited on change

@@ -197,10 +197,12 @@ class EngineBook:
                 return  # refused when it was written too (the engine vets before journaling)
             self._ledger_seen(fill_key(rec["id"]), f"fill:{rec['sym']}", int(rec["t"]))
         elif kind == "lfund":
-            bill = FundingBill(rec["id"], rec["sym"], Decimal(rec["amt"]), int(rec["t"]))
+            # "vt" is the venue's settlement time (the settlement's key); "t" the same clamped near our clock
+            # (the read watermark: an outlier time never moves it past later bills).
+            bill = FundingBill(rec["id"], rec["sym"], Decimal(rec["amt"]), int(rec.get("vt", rec["t"])))
             self.ledger = book_funding(self.ledger, bill).ledger
-            self._ledger_seen(bill_key(bill.bill_id), f"funding:{bill.symbol}", bill.ts_ms)
-            self.ledger_key_ms[settlement_key(bill.symbol, bill.ts_ms)] = bill.ts_ms
+            self._ledger_seen(bill_key(bill.bill_id), f"funding:{bill.symbol}", int(rec["t"]))
+            self.ledger_key_ms[settlement_key(bill.symbol, bill.ts_ms)] = int(rec["t"])
         elif kind == SNAPSHOT_KIND:
             self._restore(rec)
 

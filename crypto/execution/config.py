@@ -76,6 +76,10 @@ class ExecConfig(BaseModel):
     # The ledger reads the venue's funding bills this often per symbol with a position (settlements are hours
     # apart; fills are read whenever a fill report was folded).
     funding_read_interval_ms: int = Field(default=15 * 60_000, gt=0)
+    # A fill's or a bill's time further than this past the venue's own clock (or server-time answers this far
+    # apart) is an outlier: audited once and clamped, never followed (a watermark at 2099 would skip every
+    # later fill). Compared with the venue's clock, never ours: fills are stamped by the venue.
+    max_clock_skew_ms: int = Field(default=5 * 60_000, gt=0)
 
     # Protective orders (stop first, confirmed within ``attach_timeout_ms``; take-profit second; OCO).
     protective: bool = False

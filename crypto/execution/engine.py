@@ -165,6 +165,8 @@ class CryptoEngine:
         self.cycles = 0
         self.started = False
         self.started_ok = False  # start() got past its first venue writes
+        self.status_write_failed = False
+        self.clock_outliers: set[str] = set()  # ids of venue records whose time was an outlier (audited once)
 
     # -- time and records ----------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -634,11 +636,29 @@ class CryptoEngine:
         self._evaluate_risk(result)
         return report
 
-    def _venue_time(self, fallback_ms: int) -> int:
-        try:
-            return int(self.venue.now_ms())
-        except VenueError:
+    def _venue_time(self, fallback_ms: int, readings: int = 3) -> int:
+        """The venue's server time, the median of ``readings`` answers: one outlier answer (a year 2099 or
+        1970) never becomes a watermark. Fills and bills are stamped by the venue's clock, so they are
+        compared with this, never with ours (a skewed local clock would drop or double a fill)."""
+        got: list[int] = []
+        for _ in range(readings):
+            try:
+                got.append(int(self.venue.now_ms()))
+            except VenueError:
+                continue
+        if not got:
             return fallback_ms
+        got.sort()
+        if got[-1] - got[0] > self.cfg.max_clock_skew_ms:
+            self._outlier("venue-time", got[-1], got[len(got) // 2])
+        return got[len(got) // 2]
+
+    def _outlier(self, key: str, ts_ms: int, reference_ms: int) -> None:
+        if key not in self.clock_outliers:
+            self.clock_outliers.add(key)
+            self.note(AuditCode.EXEC_VENUE_CLOCK_OUTLIER, f"venue time {ts_ms} is {ts_ms - reference_ms} ms from "
+                      "the venue's clock: clamped, not followed", None, Severity.WARN, key=key[:60], venue_ms=ts_ms,
+                      reference_ms=reference_ms)
 
     def sync_ledger(self, reconciling: bool = False, funding: bool | None = None) -> None:
         """Book the venue's own fills and funding bills into core's ledger, each once by its id and journaled
@@ -649,6 +669,21 @@ class CryptoEngine:
         bill that cannot be booked (no id, qty 0, price <= 0) is audited and skipped; a read that fails is
         retried at the next sync."""
         now = self.now_ms()
+        venue_now: list[int] = []  # read lazily, once: only a record stamped far past the watermark needs it
+
+        def watermark(key: str, stream: str, ts_ms: int, floor_ms: int) -> int:
+            """The record's time for the read watermark: a time far past the newest booked is checked
+            against the venue's clock, and an outlier (2099) is clamped to it and audited once."""
+            skew = self.cfg.max_clock_skew_ms
+            if ts_ms <= max(self.book.ledger_since.get(stream, floor_ms), floor_ms) + skew:
+                return ts_ms
+            if not venue_now:
+                venue_now.append(self._venue_time(ts_ms, readings=1))
+            if ts_ms <= venue_now[0] + skew:
+                return ts_ms
+            self._outlier(key, ts_ms, venue_now[0])
+            return venue_now[0]
+
         for symbol in self.cfg.symbols:
             floor = self.book.ledger_floor.get(symbol)
             if floor is None or not self.markets[symbol].is_swap:
@@ -682,12 +717,15 @@ class CryptoEngine:
                     continue
                 self._record({"k": "lfill", "id": f.trade_id, "sym": symbol,
                               "qty": str(f.qty if f.side == "buy" else -f.qty), "px": str(f.price),
-                              "fee": str(f.fee), "t": f.ts_ms, "coid": f.client_order_id})
+                              "fee": str(f.fee), "t": watermark(f"fill:{f.trade_id}", f"fill:{symbol}", f.ts_ms, floor),
+                              "vt": f.ts_ms, "coid": f.client_order_id})
             for b in sorted(bills, key=lambda b: (b.ts_ms, b.bill_id)):
                 if b.ts_ms < floor or not b.bill_id or self.book.ledger.is_booked(bill_key(b.bill_id)) \
                         or self.book.ledger.is_booked(settlement_key(symbol, b.ts_ms)):
                     continue
-                self._record({"k": "lfund", "id": b.bill_id, "sym": symbol, "amt": str(b.amount), "t": b.ts_ms})
+                self._record({"k": "lfund", "id": b.bill_id, "sym": symbol, "amt": str(b.amount),
+                              "t": watermark(f"bill:{b.bill_id}", f"funding:{symbol}", b.ts_ms, floor),
+                              "vt": b.ts_ms})
 
     def ledger_view(self) -> dict[str, dict[str, str]]:
         """Per symbol, exact: quantity, average entry, realised and unrealised PnL (at the last mark), fees
@@ -896,8 +934,20 @@ class CryptoEngine:
         }
 
     def publish_status(self) -> None:
-        """``status.json``, atomically, by this one writer (``crypto status`` reads it)."""
-        atomic_write_json(self.state_dir / STATUS_FILE, self.status())
+        """``status.json``, atomically, by this one writer (``crypto status`` reads it). An output of its own:
+        a failed write (disk full, a folder in its place) is audited once and cleared once, and the loop goes
+        on (the journal, not this file, is what the engine needs to trade)."""
+        try:
+            atomic_write_json(self.state_dir / STATUS_FILE, self.status())
+        except OSError as exc:
+            if not self.status_write_failed:
+                self.status_write_failed = True
+                self.note(AuditCode.EXEC_STATUS_WRITE_FAILED, f"{STATUS_FILE} not written: {exc.strerror or exc}",
+                          None, Severity.ERROR)
+            return
+        if self.status_write_failed:
+            self.status_write_failed = False
+            self.note(AuditCode.EXEC_STATUS_WRITE_RECOVERED, f"{STATUS_FILE} written again", None)
 
 
 def _risk_inputs(account: AccountState, exposure: Decimal, event_window: bool, rec: ReconcileResult | None,

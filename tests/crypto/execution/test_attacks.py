@@ -243,3 +243,65 @@ def test_keys_revoked_mid_run_latch_reduce_only_instead_of_a_refusal_every_cycle
         eng.cycle(target("0.3"))
     assert venue.place_calls == calls  # no opening order while the keys are refused
     eng.close()
+
+
+def test_a_fill_stamped_2099_is_booked_but_never_moves_the_watermark(tmp_path: Path) -> None:
+    from dataclasses import replace as dc_replace
+
+    venue = MemVenue()
+    eng = make(tmp_path, venue)
+    eng.start()
+    eng.cycle(target("0.1"))
+    venue.trades[-1] = dc_replace(venue.trades[-1], ts_ms=4_070_908_800_000)  # the venue stamped it 2099
+    eng.book.ledger = type(eng.book.ledger)()  # as if not booked yet: the next read books the odd one
+    eng.book.ledger_since.clear()
+    eng.ledger_fills_read.clear()
+    eng.clock.advance(1)
+    eng.cycle(target("0.1"))
+    venue.ms = 5_000
+    eng.clock.advance(1)
+    eng.cycle(target("0.3"))  # a normal fill afterwards must still be read and booked
+    eng.clock.advance(1)
+    eng.cycle(target("0.3"))
+    assert eng.book.ledger.position(BTC).qty == venue.positions_[BTC].qty == D("0.3")
+    assert max(eng.book.ledger_since.values()) < 4_070_908_800_000
+    outliers = [e for e in read_log_events(tmp_path / AUDIT_FILE) if e.code is AuditCode.EXEC_VENUE_CLOCK_OUTLIER]
+    assert len(outliers) == 1
+    eng.close()
+
+
+def test_one_venue_server_time_of_2099_at_adoption_is_outvoted(tmp_path: Path) -> None:
+    class OneOddAnswer(MemVenue):
+        answers = [4_070_908_800_000]
+
+        def now_ms(self) -> int:
+            return self.answers.pop() if self.answers else self.ms
+
+    venue = OneOddAnswer()
+    venue.ms = 7_000
+    eng = make(tmp_path, venue)
+    eng.start()
+    assert eng.book.ledger_floor[BTC] == 7_000  # before: the one answer was the floor, every fill skipped
+    assert [e.code for e in read_log_events(tmp_path / AUDIT_FILE)].count(AuditCode.EXEC_VENUE_CLOCK_OUTLIER) == 1
+    eng.close()
+
+
+def test_status_file_that_cannot_be_written_alerts_once_clears_once_and_trading_goes_on(tmp_path: Path) -> None:
+    from crypto.execution.engine import STATUS_FILE
+
+    venue = MemVenue()
+    eng = make(tmp_path, venue)
+    eng.start()
+    (tmp_path / STATUS_FILE).unlink()
+    (tmp_path / STATUS_FILE).mkdir()  # a folder where the status file goes (or a full disk)
+    for _ in range(3):
+        eng.cycle(target("0.1"))  # before: IsADirectoryError out of every cycle
+        eng.clock.advance(1)
+    assert eng.book.position(BTC) == D("0.1")
+    (tmp_path / STATUS_FILE).rmdir()
+    eng.cycle()
+    assert (tmp_path / STATUS_FILE).is_file()
+    got = [e.code for e in read_log_events(tmp_path / AUDIT_FILE)
+           if e.code in (AuditCode.EXEC_STATUS_WRITE_FAILED, AuditCode.EXEC_STATUS_WRITE_RECOVERED)]
+    assert got == [AuditCode.EXEC_STATUS_WRITE_FAILED, AuditCode.EXEC_STATUS_WRITE_RECOVERED]
+    eng.close()
