@@ -1,7 +1,9 @@
 """``gridbridge crypto status --state DIR [--json]``: what the running (or last) crypto loop published.
 
 Reads ``status.json``, which the engine alone writes, atomically, every cycle: risk state, halt, positions
-(journal and venue), working orders, leverage, dust-locked symbols and the last reconciliation.
+(journal and venue), the ledger (average entry, realised and unrealised PnL, fees, funding: exact decimal
+strings from the venue's fills and bills), working orders, leverage, dust-locked symbols and the last
+reconciliation.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from crypto.e2e.runtime import STATE_HELP
 from crypto.execution.engine import STATUS_FILE
 
+MAX_STATUS_BYTES = 16 * 1024 * 1024  # the engine's status is a few kB; anything this big is not it
+
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="gridbridge crypto status", description=__doc__.splitlines()[0])
@@ -22,7 +26,13 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     path = args.state / STATUS_FILE
     try:
+        if path.stat().st_size > MAX_STATUS_BYTES:
+            print(f"gridbridge crypto status: {path} is over {MAX_STATUS_BYTES} bytes: not the engine's status",
+                  file=sys.stderr)
+            return 2
         status = json.loads(path.read_bytes())
+        if not isinstance(status, dict):
+            raise ValueError("not a JSON object")
     except FileNotFoundError:
         print(f"gridbridge crypto status: no {STATUS_FILE} in {args.state} (the engine has not run there)",
               file=sys.stderr)
@@ -44,6 +54,10 @@ def main(argv: list[str]) -> int:
         f"orphans {len(rec.get('orphans') or [])}, duplicates {len(rec.get('duplicates') or [])}",
         "positions  " + (", ".join(f"{s} {q} (venue {status.get('venue_positions', {}).get(s, '0')})"
                                    for s, q in (status.get("positions") or {}).items()) or "none"),
+        "ledger     " + ("; ".join(
+            f"{s} {p.get('qty')} @ {p.get('avg_entry')} realised {p.get('realised_pnl')} unrealised "
+            f"{p.get('unrealised_pnl')} fees {p.get('fees')} funding {p.get('funding')}"
+            for s, p in (status.get("ledger") or {}).items() if isinstance(p, dict)) or "none"),
         "leverage   " + (", ".join(f"{s} {v}x" for s, v in (status.get("leverage") or {}).items()) or "n/a"),
         "dust       " + (", ".join(status.get("dust_locked") or []) or "none"),
         f"orders     {len(status.get('orders') or [])} working",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,31 @@ def test_close_all_on_a_held_folder_exits_3_and_bad_credentials_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and "secret" in err and "k\"" not in err
     assert not os.path.exists(tmp_path / "s2" / JOURNAL_FILE)
+
+
+def test_status_of_a_garbled_or_huge_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crypto.e2e import status_cli
+    from crypto.execution.engine import STATUS_FILE
+
+    (tmp_path / STATUS_FILE).write_text("[1, 2]")  # JSON, but not the engine's object (before: AttributeError)
+    assert status_cli.main(["--state", str(tmp_path)]) == 2
+    with open(tmp_path / STATUS_FILE, "wb") as f:
+        f.truncate(status_cli.MAX_STATUS_BYTES + 1)  # sparse: a huge file without the disk
+    assert status_cli.main(["--state", str(tmp_path)]) == 2
+    assert "not the engine's status" in capsys.readouterr().err
+
+
+def test_status_shows_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crypto.e2e import status_cli
+    from crypto.trend.strategy import TargetPosition
+
+    venue = MemVenue()
+    eng = CryptoEngine(venue, tmp_path, ExecConfig(limit_offset_bps=Decimal("-5"), min_interval_ms=0),
+                       clock=ManualClock(T0), fsync=False)
+    eng.start()
+    eng.cycle({"BTC/USDT:USDT": TargetPosition("BTC/USDT:USDT", Decimal("0.1"))})
+    eng.cycle()
+    eng.close()
+    assert status_cli.main(["--state", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "ledger     BTC/USDT:USDT 0.100 @ 50000.1 realised 0" in out and "fees 2.50000500 funding 0" in out
