@@ -45,6 +45,45 @@ MARK_BAND = Decimal("0.10")
 Price = Annotated[Decimal, Field(gt=0, lt=Decimal("1e12"), max_digits=20, decimal_places=12, allow_inf_nan=False)]
 
 
+MAX_CONNECTIONS = 32  # connections served at once; the rest get 503 BUSY at once (a thread each otherwise)
+BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+              b"Content-Length: 45\r\n\r\n" + b'{"error": "BUSY", "detail": "too many conns"}')
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``limit`` at once: a flood of stalled connections costs ``limit``
+    threads (each bounded by the handler's 10 s timeout), and the management loop, in its own thread, goes on."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a burst of connections is answered (BUSY), not left to SYN retries
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self.refused_busy = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused_busy += 1
+            try:
+                request.sendall(BUSY_REPLY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,7 +163,8 @@ ViewFn = Callable[[str], tuple[MarketView, bool] | None]
 
 class PmHttpServer:
     def __init__(self, manager: Manager, token: str | None, views: ViewFn, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, max_connections: int = MAX_CONNECTIONS) -> None:
+        self.max_connections = max_connections
         if not token:
             raise ValueError(f"refusing to start the position-manager API without {TOKEN_ENV}")
         if host not in ("127.0.0.1", "localhost", "::1"):
@@ -137,8 +177,7 @@ class PmHttpServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> tuple[str, int]:
-        self._server = ThreadingHTTPServer((self.host, self.port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((self.host, self.port), _handler(self), self.max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="pm-http", daemon=True)
         self._thread.start()

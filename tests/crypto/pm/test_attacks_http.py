@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
@@ -160,3 +161,43 @@ def test_a_wrong_token_is_401_on_every_route(served: tuple[str, Manager, FakePor
         finally:
             conn.close()
     _alive(url)
+
+
+def test_a_flood_of_stalled_connections_is_bounded(redis_url: str, tmp_path: Path) -> None:
+    """200 connections that send half a request and wait: at most 8 threads serve them (the cap of this
+    server), the rest get 503 BUSY at once; when they go away the API answers again. Before: a thread each."""
+    import socket
+    import threading
+
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)
+    api = PmHttpServer(m, TOKEN, lambda s: None, max_connections=8)
+    host, p = api.start()
+    url = f"http://{host}:{p}"
+    threads_before = threading.active_count()
+    stalled: list[socket.socket] = []
+    busy = 0
+    try:
+        for _ in range(200):
+            s = socket.create_connection((host, p), timeout=10)
+            s.sendall(b"POST /positions/manage HTTP/1.1\r\nContent-Length: 100\r\n")
+            stalled.append(s)
+        for s in stalled[8:]:
+            data = s.recv(200)
+            busy += data.startswith(b"HTTP/1.1 503")
+        assert busy >= 150
+        assert threading.active_count() - threads_before <= 8 + 2
+    finally:
+        for s in stalled:
+            s.close()
+    deadline = time.monotonic() + 30
+    while True:  # the stalled handlers see their sockets closed and free their slots: progress, bounded
+        try:
+            status, body = call(url, "/health", token=None)
+        except OSError:
+            status = 0
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 200
+    api.stop()
