@@ -119,3 +119,27 @@ def test_bar_builder_folds_samples_into_interval_bars():
     assert [(x.ts_ms, x.open, x.high, x.low, x.close) for x in closed] == [
         (0, D(10), D(12), D(9), D(9)), (1000, D(11), D(11), D(11), D(11))]
     assert b.current is not None and b.current.ts_ms == 3000
+
+
+def test_one_sample_stamped_2099_never_freezes_the_bars():
+    """Time attack: a clock that reads 2099 once. Before, the bar it opened was "the open bar" and every
+    later (true) sample was older than it: ignored, no bar ever closed again."""
+    from crypto.trend.bars import BarBuilder
+
+    b = BarBuilder(1000)
+    for t in range(0, 3000, 250):
+        b = b.add(t, Decimal(100 + t // 1000))
+    b = b.add(4_070_908_800_000, Decimal(999))  # the outlier (the price is kept out too)
+    for t in range(3000, 6000, 250):
+        b = b.add(t, Decimal(100 + t // 1000))
+    assert [bar.ts_ms for bar in b.bars()] == [0, 1000, 2000, 3000, 4000]
+    assert all(bar.high < 999 for bar in b.bars())
+    b2 = BarBuilder(1000)
+    for t in (0, 500, 1000, 1100):
+        b2 = b2.add(t, Decimal(100))
+    b2 = b2.add(4_070_908_800_000, Decimal(999))
+    b2 = b2.add(1200, Decimal(101))  # same interval as the bar the outlier closed early: reopened
+    b2 = b2.add(2000, Decimal(100))
+    assert [(bar.ts_ms, bar.close) for bar in b2.bars()] == [(0, Decimal(100)), (1000, Decimal(101))]
+    confirmed = BarBuilder(1000).add(0, Decimal(1)).add(100, Decimal(1)).add(50, Decimal(5))
+    assert confirmed.current is not None and confirmed.current.high == 1  # a step back behind a confirmed bar
