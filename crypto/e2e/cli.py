@@ -31,6 +31,8 @@ MIN_ORDERS = 500  # the checklist's floor for the place/cancel figures
 RUN_LOCK = "e2e.lock"  # one checklist run per report folder and per state folder
 ENGINE_NAMES = frozenset({*STATE_FILES, LOCK_FILE, RUN_LOCK, "control", "control_ack", "held.txt"})
 EXIT_BUSY = 3  # another run (or an engine) holds the folder
+MAX_ORDERS = 100_000  # ~3 h of probes at the local exchange's pace: more is a typo, not a checklist
+MAX_BARS = 10_000
 
 
 def _iso(ms: int) -> str:
@@ -97,8 +99,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--scenario", default="trend", choices=["calm", "trend", "crash", "squeeze"])
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    if args.orders < 1 or args.bars < 1:
-        p.error("--orders and --bars must be positive")
+    if not (1 <= args.orders <= MAX_ORDERS) or not (1 <= args.bars <= MAX_BARS):
+        p.error(f"--orders must be in 1..{MAX_ORDERS} and --bars in 1..{MAX_BARS}")
     report_dir: Path = args.report
     state, kill_state = args.state or report_dir / "state", report_dir / "kill9-state"
     try:

@@ -150,3 +150,11 @@ def test_status_shows_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert status_cli.main(["--state", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "ledger     BTC/USDT:USDT 0.100 @ 50000.1 realised 0" in out and "fees 2.50000500 funding 0" in out
+
+
+@pytest.mark.parametrize("argv", [["--orders", "10000000000"], ["--orders", "0"], ["--bars", "-1"],
+                                  ["--orders", "1e30"], ["--orders", "NaN"]])
+def test_e2e_refuses_an_extreme_count_before_touching_anything(tmp_path: Path, argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        e2e_cli.main(["--report", str(tmp_path / "r"), *argv])
+    assert exit_.value.code == 2 and not (tmp_path / "r").exists()
