@@ -27,7 +27,7 @@ from core.events import AuditCode
 from core.oms.order_fsm import OrderState
 from core.oms.reasons import VenueReason
 from core.risk.state import REDUCING_STATES, RiskState
-from crypto.e2e.engine_proc import KILL_INTENT, kill_plan
+from crypto.e2e.engine_proc import KILL_INTENT, KILL_PREFIX, kill_plan
 from crypto.e2e.runtime import MsClock, fake_credentials
 from crypto.execution.config import ExecConfig
 from crypto.execution.decisions import OrderPlan
@@ -441,7 +441,8 @@ class Checklist:
         proc.wait(timeout=10)
         journal = (kill_state / JOURNAL_FILE).read_text()
         intent_only = f'"coid":"{coid}"' in journal and '"k":"sent"' not in journal
-        engine = CryptoEngine(self.venue, kill_state, ExecConfig(symbols=(BTC,)), clock=MsClock(self.fx.now_ms))
+        engine = CryptoEngine(self.venue, kill_state, ExecConfig(symbols=(BTC,), id_prefix=KILL_PREFIX),
+                              clock=MsClock(self.fx.now_ms))
         try:
             report = self.call(engine.start)
             again = engine.place(kill_plan(self.venue, BTC), intent_id=KILL_INTENT)

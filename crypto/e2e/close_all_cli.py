@@ -31,7 +31,9 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         venue = venue_from_args(args)
-        engine = CryptoEngine(venue, args.state, ExecConfig(symbols=tuple(args.symbols.split(","))))
+        # Close-all flattens everything: orders under our prefix that this journal does not know go too.
+        engine = CryptoEngine(venue, args.state, ExecConfig(symbols=tuple(args.symbols.split(",")),
+                                                            orphan_policy="cancel"))
         engine.start()
     except AlreadyRunning as exc:
         print(f"gridbridge crypto close-all: {exc}; send `gridbridge crypto control reduce --state "

@@ -28,6 +28,9 @@ from shared_schema.atomic_io import atomic_write_bytes
 T = TypeVar("T")
 
 KILL_INTENT = "kill9-probe"
+# The probe is a second engine on the checklist's account: its own client-id prefix, so neither engine takes
+# the other's orders for its own (or for foreign orders under its prefix).
+KILL_PREFIX = "gbk"
 
 
 def kill_plan(venue: object, symbol: str) -> OrderPlan:
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             while True:  # the parent sends SIGKILL now: the venue has the order, the journal only its intent
                 time.sleep(1)
 
-    engine = CryptoEngine(venue, args.state, ExecConfig(symbols=(args.symbol,)), hook=hold)
+    engine = CryptoEngine(venue, args.state, ExecConfig(symbols=(args.symbol,), id_prefix=KILL_PREFIX), hook=hold)
     retrying(engine.start)
     engine.place(retrying(kill_plan, venue, args.symbol), intent_id=KILL_INTENT)
     os._exit(3)  # not reached: the hook holds until the kill

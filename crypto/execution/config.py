@@ -71,6 +71,11 @@ class ExecConfig(BaseModel):
     # The audit log rotates into numbered segments once the active file holds this many bytes.
     audit_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
+    # Orders at the venue under ``id_prefix`` that the journal does not know ("orphans"): "refuse" = another
+    # engine (another state folder) or a lost journal: refuse to start, halt if found later, cancel nothing;
+    # "cancel" = cancel them (close-all; an operator who knows the folder was lost).
+    orphan_policy: Literal["refuse", "cancel"] = "refuse"
+
     # Reconciliation with the venue: at start and every ``reconcile_interval_ms``.
     reconcile_interval_ms: int = Field(default=60_000, gt=0)
     # The ledger reads the venue's funding bills this often per symbol with a position (settlements are hours

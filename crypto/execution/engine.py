@@ -69,12 +69,16 @@ AUDIT_FILE = "audit.jsonl"
 STATUS_FILE = "status.json"
 LOCK_FILE = "engine.lock"
 STATE_FILES = (JOURNAL_FILE, AUDIT_FILE, STATUS_FILE)
-__all__ = ["AlreadyRunning", "StateDirError", "CryptoEngine"]
+__all__ = ["AlreadyRunning", "AnotherEngine", "StateDirError", "CryptoEngine"]
 ZERO = Decimal(0)
 CAUSE_INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"  # a refused order for margin: reduce-only until Resume
 CAUSE_VENUE_AUTH = "VENUE_AUTH"  # the venue refused our keys on a send: reduce-only until Resume
 
 Hook = Callable[[str, LiveOrder], None]
+
+
+class AnotherEngine(AlreadyRunning):
+    """Live orders under our client-id prefix that this state folder's journal never wrote."""
 
 
 @dataclass
@@ -200,8 +204,8 @@ class CryptoEngine:
         self.markets = {s: self.venue.market(s) for s in self.cfg.symbols}
         self.started = True
         self._apply_leverage()
+        report = self.reconcile(adopt_new=True)  # raises AnotherEngine on foreign orders under our prefix
         self.started_ok = True
-        report = self.reconcile(adopt_new=True)
         if self.cfg.protective:
             self.brackets.adopt_at_start()  # the live stop stays: the position is never without it
         else:
@@ -273,7 +277,7 @@ class CryptoEngine:
             except VenueError as exc:
                 self.note(AuditCode.ORDER_ERROR, f"set leverage refused: {exc}", symbol, Severity.ERROR,
                            reason=exc.reason.value, venue_code=exc.venue_code, leverage=wanted)
-                if exc.reason is VenueReason.AUTH and not self.started_ok:
+                if exc.reason is VenueReason.AUTH and not self.started_ok and self.cycles == 0:
                     raise  # keys that cannot trade (wrong, read-only): fail the start loudly, not every order
 
     def set_event_window(self, on: bool) -> None:
@@ -597,10 +601,11 @@ class CryptoEngine:
             if known is None:
                 if vo.client_order_id.startswith(self.cfg.id_prefix):
                     orphans.append(vo.client_order_id)
-                    try:
-                        self.venue.cancel_order(vo.symbol, vo.client_order_id)
-                    except VenueError:
-                        pass
+                    if self.cfg.orphan_policy == "cancel":
+                        try:
+                            self.venue.cancel_order(vo.symbol, vo.client_order_id)
+                        except VenueError:
+                            pass
                 continue
             live_by_intent[known.intent_id] = live_by_intent.get(known.intent_id, 0) + 1
         duplicates = sorted(i for i, n in live_by_intent.items() if n > 1)
@@ -625,6 +630,8 @@ class CryptoEngine:
             events.append(AuditEvent(self.now(), AuditCode.OMS_RECONCILE_MISMATCH, Severity.ERROR,
                                      "order at the venue unknown to the journal: cancelled", None,
                                      {"client_order_id": coid, "grade": "ORPHAN"}))
+        if orphans and self.cfg.orphan_policy == "refuse":
+            self._foreign_orders(orphans)
         report = ReconcileReport(now, result, tuple(orphans), tuple(resolved), tuple(duplicates))
         if report.clean:
             events.append(AuditEvent(self.now(), AuditCode.OMS_RECONCILE_OK, Severity.INFO,
@@ -635,6 +642,23 @@ class CryptoEngine:
         self.last_reconcile = report
         self._evaluate_risk(result)
         return report
+
+    def _foreign_orders(self, orphans: list[str]) -> None:
+        """Orders under our id prefix that this journal never wrote (it writes every intent before sending):
+        another engine trades this account with this prefix from another state folder, or this folder lost
+        its journal. Cancelling them would fight the other engine order for order; so nothing is cancelled,
+        at start the engine refuses to run (``AnotherEngine``), later it halts new orders (kill switch, lifted
+        by a signed RESUME). ``orphan_policy="cancel"`` (close-all, a known lost folder) cancels them instead."""
+        message = (f"{len(orphans)} live order(s) with prefix {self.cfg.id_prefix!r} unknown to this journal "
+                   f"(e.g. {orphans[0]}): another engine on this account, or a lost state folder")
+        self.note(AuditCode.OMS_RECONCILE_MISMATCH, message, None, Severity.CRITICAL, grade="FOREIGN",
+                  client_order_ids=orphans[:20])
+        if not self.started_ok:
+            raise AnotherEngine(f"{message}; use another id_prefix, or cancel them (close-all)")
+        if not self.kill.halted:
+            self.kill = replace(self.kill, halted=True)
+            self.risk = replace(self.risk, halted=True)
+            self._record({"k": "halt", "on": True, "t": self.now_ms()})
 
     def _venue_time(self, fallback_ms: int, readings: int = 3) -> int:
         """The venue's server time, the median of ``readings`` answers: one outlier answer (a year 2099 or

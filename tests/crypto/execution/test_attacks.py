@@ -305,3 +305,32 @@ def test_status_file_that_cannot_be_written_alerts_once_clears_once_and_trading_
            if e.code in (AuditCode.EXEC_STATUS_WRITE_FAILED, AuditCode.EXEC_STATUS_WRITE_RECOVERED)]
     assert got == [AuditCode.EXEC_STATUS_WRITE_FAILED, AuditCode.EXEC_STATUS_WRITE_RECOVERED]
     eng.close()
+
+
+def test_a_second_engine_from_another_state_folder_refuses_instead_of_cancelling_the_first(tmp_path: Path) -> None:
+    from crypto.execution.engine import AnotherEngine
+
+    venue = MemVenue()
+    first = make(tmp_path / "a", venue, limit_offset_bps=D("5"))  # a resting order stays live
+    first.start()
+    first.cycle(target("0.2"))
+    (live,) = venue.open_orders(BTC)
+    second = make(tmp_path / "b", venue)  # the same account and prefix from another folder
+    with pytest.raises(AnotherEngine, match="another engine"):
+        second.start()  # before: it cancelled the first engine's order as an "orphan"
+    second.close()
+    assert venue._by_coid(live.client_order_id).status == "open"  # type: ignore[union-attr]
+    # found while running: nothing cancelled, new orders halted until an operator's RESUME
+    venue.mids[BTC] = D("50000")
+    foreign = first.book.seq.prefix + "foreign0000000000001"  # type: ignore[union-attr]
+    from crypto.venue.types import OrderRequest
+
+    venue.place_order(OrderRequest(BTC, "buy", D("0.01"), "limit", foreign, price=D("40000")))
+    first.clock.advance(120_000)  # the timed reconciliation
+    first.cycle(target("0.4"))
+    assert first.kill.halted and venue._by_coid(foreign).status == "open"  # type: ignore[union-attr]
+    first.close()
+    cleaner = make(tmp_path / "c", venue, orphan_policy="cancel")  # close-all's policy: cancel them
+    cleaner.start()
+    assert venue._by_coid(foreign).status == "canceled"  # type: ignore[union-attr]
+    cleaner.close()
