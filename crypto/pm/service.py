@@ -23,13 +23,15 @@ from decimal import Decimal
 import redis
 
 from core.events import AuditCode, Severity
+from core.execution.filters import round_down
 from crypto.pm.decisions import MarketView
 from crypto.pm.feed import VenueFeed
 from crypto.pm.instance import InstanceLost
 from crypto.pm.manager import LockBusy, Manager
+from crypto.pm.spot import OversellError, wac_from_fills
 from crypto.pm.status_file import PmStatusPublisher
 from crypto.venue.protocol import Venue
-from crypto.venue.types import Position, VenueError
+from crypto.venue.types import Account, Market, Position, VenueError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,8 @@ def pos_id_for(symbol: str, ts_ms: int) -> str:
 class PmService:
     def __init__(self, manager: Manager, venue: Venue, feed: VenueFeed, *, clock_ms: Callable[[], int],
                  watch_interval_s: float = 0.5, symbols: list[str] | None = None,
-                 status: PmStatusPublisher | None = None, heartbeat: Callable[[], None] | None = None) -> None:
+                 status: PmStatusPublisher | None = None, heartbeat: Callable[[], None] | None = None,
+                 spot_account: Account = "trading") -> None:
         self.manager = manager
         # Renews the one-manager lease (crypto.pm.instance) every loop; it raises InstanceLost, which ends
         # ``run``, when another manager took the lease.
@@ -56,20 +59,76 @@ class PmService:
         self.last_marks: dict[str, Decimal] = {}
         self.errors = 0
         self.refused: dict[str, str] = {}  # symbol -> the invalid venue position last refused (audited once)
+        self.spot_refused: dict[str, str] = {}  # spot symbol -> the held amount refused (SPOT_COST_UNKNOWN)
+        self.spot_account: Account = spot_account
+        self._markets: dict[str, Market] = {}
         self.status = status  # the dashboard's pm page reads its file (crypto.pm.status_file); never raises
 
-    def open_by_symbol(self) -> dict[str, str]:
+    def open_by_symbol(self, kinds: tuple[str, ...] = ("swap",)) -> dict[str, str]:
         out: dict[str, str] = {}
         for pos_id in self.manager.state.active_ids():
             pos = self.manager.position(pos_id)  # a corrupt Redis document comes back from the store
-            if pos is not None and pos.kind == "swap":
+            if pos is not None and pos.kind in kinds:
                 out[pos.symbol] = pos_id
         return out
+
+    def _market(self, symbol: str) -> Market:
+        if symbol not in self._markets:
+            self._markets[symbol] = self.venue.market(symbol)
+        return self._markets[symbol]
+
+    def watch_spot(self) -> list[str]:
+        """Spot holdings of the spot symbols named in ``symbols`` (a balance has no symbol, so only named
+        ones are watched): a new holding is adopted at the cost its fills explain (``wac_from_fills``), with
+        a guard stop; one the fills do not explain (a deposit, trades older than the venue's history) is
+        refused (``SPOT_COST_UNKNOWN``, audited once per held amount), never adopted at the mark, which
+        would invent its cost; a holding gone under the minimum is closed. Returns new pos_ids."""
+        spot = [s for s in (self.symbols or []) if self._market(s).kind == "spot"]
+        if not spot:
+            return []
+        known = self.open_by_symbol(("spot",))
+        balances = self.venue.balances(self.spot_account)
+        opened: list[str] = []
+        for symbol in spot:
+            market = self._market(symbol)
+            bal = balances.get(market.base)
+            held = bal.total if bal is not None else Decimal(0)
+            if not held.is_finite() or held < max(market.min_qty, market.qty_step):
+                self.spot_refused.pop(symbol, None)
+                if symbol in known:
+                    try:
+                        self.manager.position_gone(known[symbol], self.last_marks.get(symbol), "SPOT_SOLD")
+                    except LockBusy:
+                        pass
+                continue
+            if symbol in known or self.spot_refused.get(symbol) == str(held):
+                continue
+            try:
+                book = wac_from_fills(self.venue.fills(symbol), market.base)
+            except OversellError:
+                book = None
+            if book is None or book.qty <= 0 or abs(book.qty - held) > market.qty_step:
+                self.spot_refused[symbol] = str(held)
+                self.manager._audit(AuditCode.PM_STATE_INVALID, Severity.WARN, "SPOT_COST_UNKNOWN", symbol,
+                                    {"held": str(held), "explained": None if book is None else str(book.qty)})
+                continue
+            got = self.feed.observe(symbol)
+            if got is None:
+                continue  # no price yet: the next loop tries again
+            qty = round_down(min(held, book.qty), market.qty_step)
+            pos_id = pos_id_for(symbol, self.clock_ms())
+            self.manager.open_position(pos_id, symbol, "spot", 1, qty, book.wac, qty * book.wac, got[0])
+            opened.append(pos_id)
+        return opened
 
     def watch(self, venue_positions: list[Position] | None = None) -> list[str]:
         """New venue positions get a pos_id and their stop; vanished ones are closed. Returns new pos_ids."""
         known = self.open_by_symbol()
-        polled = venue_positions if venue_positions is not None else self.venue.positions(self.symbols)
+        swaps = None if self.symbols is None else [s for s in self.symbols if self._market(s).is_swap]
+        if venue_positions is not None:
+            polled = venue_positions
+        else:  # spot symbols are watch_spot's (a positions request does not take them)
+            polled = [] if swaps == [] else self.venue.positions(swaps)
         usable = [p for p in polled if self._usable(p)]
         self.feed.note_positions(usable)
         live = {p.symbol: p for p in usable if p.qty != 0}
@@ -116,7 +175,7 @@ class PmService:
         since the last pass (an event tick is due)."""
         trigger = self.manager.cfg.price_move_trigger
         moved = False
-        for symbol in self.open_by_symbol():
+        for symbol in self.open_by_symbol(("swap", "spot")):
             got = self.feed.observe(symbol)
             last = self.last_marks.get(symbol)
             if got and not got[1] and last and abs(got[0].mark - last) / last >= trigger:
@@ -139,6 +198,7 @@ class PmService:
             # could mistake them for new ones (a second pos_id, a second stop).
             self.manager.ensure_state()
             self.watch()
+            self.watch_spot()
             moved = self.observe()
             if now - self.last_manage_ms >= cfg.manage_interval_s * 1000 or moved:
                 for result in self.manager.tick(self.feed.view):

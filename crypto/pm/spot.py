@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.oms.account import HeldPosition, OversellError, apply_buy, apply_sell, mark_to
+from crypto.venue.types import Fill
 
 ZERO = Decimal(0)
 
-__all__ = ["SpotBook", "OversellError", "spot_buy", "spot_sell", "unrealised"]
+__all__ = ["SpotBook", "OversellError", "spot_buy", "spot_sell", "unrealised", "wac_from_fills"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,23 @@ def spot_sell(book: SpotBook, qty: Decimal, price: Decimal, fee: Decimal = ZERO)
 def unrealised(book: SpotBook, mark: Decimal) -> Decimal:
     """(P_mark - WAC) x Q_remain, from the basis so no rounding of the average creeps in."""
     return mark_to(book.held, mark).unrealised_pnl
+
+
+def wac_from_fills(fills: list[Fill], base: str) -> SpotBook:
+    """The holding the venue's fills of one spot symbol explain, oldest first. A buy's fee in the coin
+    arrives as fewer coins (the cost stays, the unit cost rises); a fee in the quote goes into the basis (buy)
+    or out of the proceeds (sell); a fee in a third asset is not in this basis. ``OversellError`` when the
+    fills sell more than they bought (the history is incomplete)."""
+    book = SpotBook(HeldPosition(fills[0].symbol if fills else ""))
+    for f in sorted(fills, key=lambda x: (x.ts_ms, x.trade_id)):
+        quote = f.symbol.split("/")[-1].split(":")[0]
+        coin_fee = f.fee if f.fee_asset == base and f.fee > 0 else ZERO
+        quote_fee = f.fee if f.fee_asset == quote and f.fee > 0 else ZERO
+        if f.side == "buy":
+            got = f.qty - coin_fee
+            if got <= 0:
+                continue
+            book = spot_buy(book, got, f.qty * f.price / got, quote_fee)
+        else:
+            book, _ = spot_sell(book, f.qty + coin_fee, f.price, quote_fee)
+    return book
