@@ -42,9 +42,16 @@ def read_records(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
                 return
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a line of deeply nested brackets
+                return
+            if not isinstance(record, dict):
                 return
             yield record, len(line)
+
+
+class JournalCorrupt(ValueError):
+    """A garbled record with complete records after it: not a torn tail (a crash tears only the last line)
+    but damage. Replay refuses it rather than cutting the records that follow off the file."""
 
 
 class Journal:
@@ -58,7 +65,8 @@ class Journal:
         self.compactions = 0
 
     def replay(self) -> Iterator[dict[str, Any]]:
-        """Every complete record in order; a torn tail is cut off the file."""
+        """Every complete record in order; a torn tail is cut off the file. A garbled record *followed* by
+        complete ones is damage, not a torn tail: ``JournalCorrupt``, and nothing is cut."""
         self._remove_stale_temps()
         if not self.path.exists():
             return
@@ -72,6 +80,13 @@ class Journal:
                 self.records_since_snapshot += 1
             yield record
         if good_end != self.path.stat().st_size:
+            with open(self.path, "rb") as handle:
+                handle.seek(good_end)
+                handle.readline()  # the bad line itself
+                after = handle.read(1)
+            if after:
+                raise JournalCorrupt(f"{self.path}: a garbled record at byte {good_end} with records after it; "
+                                     "the file is left as it is (restore it or remove the damaged line)")
             with open(self.path, "r+b") as handle:
                 handle.truncate(good_end)
                 handle.flush()

@@ -32,7 +32,7 @@ from core.control.file_door import process_control_folder
 from core.control.killswitch import KillAction, KillSwitchState, handle_command
 from core.events import AuditCode, AuditEvent, Severity
 from core.execution.rate_limit import RateLimitGuard, on_rate_limited, request_slot, tick_guard
-from core.journal import Journal
+from core.journal import Journal, JournalCorrupt
 from core.oms.account import AccountState, HeldPosition
 from core.oms.idempotency import next_client_order_id
 from core.oms.ledger import bill_key, fill_key, settlement_key
@@ -197,7 +197,11 @@ class CryptoEngine:
         """Lock the folder, rebuild the state from the journal and the audit log, set margin and leverage,
         and reconcile with the venue before anything is sent."""
         self._lock = claim(self.state_dir, LOCK_FILE, STATE_FILES)
-        self.book.apply_all(self.journal.replay())
+        try:
+            self.book.apply_all(self.journal.replay())
+        except JournalCorrupt as exc:
+            self._lock.release()
+            raise StateDirError(f"{exc}: the engine does not start on a damaged journal") from None
         self.risk = self._replay_risk()
         self.kill = replace(self.kill, halted=self.book.halted)
         self.risk = replace(self.risk, halted=self.book.halted)

@@ -158,3 +158,17 @@ def test_e2e_refuses_an_extreme_count_before_touching_anything(tmp_path: Path, a
     with pytest.raises(SystemExit) as exit_:
         e2e_cli.main(["--report", str(tmp_path / "r"), *argv])
     assert exit_.value.code == 2 and not (tmp_path / "r").exists()
+
+
+def test_a_damaged_journal_stops_the_start_loudly_and_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    body = b'{"k":"halt","on":false,"t":0}\n{bit flip\n{"k":"halt","on":true,"t":1}\n'
+    (state / JOURNAL_FILE).write_bytes(body)
+    with pytest.raises(StateDirError, match="damaged journal"):
+        engine(state).start()
+    monkeypatch.setattr(close_all_cli, "venue_from_args", lambda _a: MemVenue())
+    assert close_all_cli.main(["--state", str(state), "--url", "http://127.0.0.1:9"]) == 2
+    assert "garbled record" in capsys.readouterr().err
+    assert (state / JOURNAL_FILE).read_bytes() == body  # before: cut after the bad line, the halt record lost
