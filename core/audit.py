@@ -221,7 +221,7 @@ def _read_from(
                 continue
             try:
                 event = AuditEvent.from_record(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # deep nesting, a non-object
                 st.malformed += 1
                 continue
             if ts_from is not None and event.ts < ts_from:

@@ -38,3 +38,24 @@ def test_a_garbled_last_line_is_a_torn_tail(tmp_path: Path) -> None:
     _write(path, b'{"k":"a"}\n', b"[1]\n")
     assert [r["k"] for r in Journal(path, fsync=False).replay()] == ["a"]
     assert path.read_bytes() == b'{"k":"a"}\n'
+
+
+@pytest.mark.parametrize("bad", [b"[" * 200_000 + b"]" * 200_000 + b"\n", b"[1, 2]\n", b'"text"\n', b"{}\n"])
+def test_an_audit_log_line_of_any_shape_is_skipped_and_counted(tmp_path: Path, bad: bytes) -> None:
+    from datetime import datetime, timezone
+
+    from core.audit import AuditWriter, ReadStats, read_log_events
+    from core.events import AuditCode, AuditEvent, Severity
+
+    path = tmp_path / "audit.jsonl"
+    w = AuditWriter(path, fsync=False)
+    ev = AuditEvent(datetime(2026, 1, 5, tzinfo=timezone.utc), AuditCode.EQUITY_SNAPSHOT, Severity.INFO, "c", None, {})
+    w.append(ev)
+    w.close()
+    with open(path, "ab") as f:
+        f.write(bad)
+    w = AuditWriter(path, fsync=False)
+    w.append(ev)
+    w.close()
+    stats = ReadStats()
+    assert len(list(read_log_events(path, stats=stats))) == 2 and stats.malformed == 1
