@@ -358,13 +358,35 @@ class Manager:
             if venue_qty == pos.qty and venue_entry == pos.entry:
                 return None
             now = self.clock_ms()
-            new = replace(pos, qty=venue_qty, entry=venue_entry, margin=venue_margin)
+            realised, booked = self._stop_fill_realised(pos, venue_qty)
+            new = replace(pos, qty=venue_qty, entry=venue_entry, margin=venue_margin,
+                          realised_pnl=pos.realised_pnl + realised)
             self.store.put_snapshot(pos_id, pos.symbol, now, "reconciled",
-                                    position_doc(new) | {"was_qty": str(pos.qty), "was_entry": str(pos.entry)})
+                                    position_doc(new) | {"was_qty": str(pos.qty), "was_entry": str(pos.entry),
+                                                         "stop_fill_booked": booked})
             if new.stop is None or new.qty == pos.qty:
                 self._save(new)
                 return ManageResult(pos_id, pos.symbol, now, Plan(new, (), (), Decimal(0), Decimal(0), None), ())
             return self._carry_out(new, restop_plan(new, replace(view, ts_ms=now)), now, ("RECONCILED",))
+
+    def _stop_fill_realised(self, pos: ManagedPosition, venue_qty: Decimal) -> tuple[Decimal, str | None]:
+        """When the venue holds less than we do because our own stop filled in part (it triggered, the book
+        was thin, the venue cancelled its rest), the closed part is realised at the stop's fill price (its
+        level when the venue gives none). Any other shrink (a manual trade) has no price we know: nothing is
+        booked, the snapshot says so. Returns the PnL and the stop's client id it was booked from."""
+        if venue_qty >= pos.qty or pos.stop_coid is None:
+            return Decimal(0), None
+        try:
+            ack = self.runner.port.lookup(pos.symbol, client_order_id_for(pos.stop_coid))
+        except VenueError:
+            return Decimal(0), None
+        if ack is None or ack.filled <= 0 or not ack.filled.is_finite():
+            return Decimal(0), None
+        closed = min(pos.qty - venue_qty, ack.filled)
+        price = ack.avg_price if ack.avg_price is not None and ack.avg_price > 0 else pos.stop
+        if price is None:
+            return Decimal(0), None
+        return (price - pos.entry) * closed * pos.direction, pos.stop_coid
 
     def _settle_exit(self, pos: ManagedPosition) -> ManagedPosition:
         """An exit decided earlier and left in the retry queue: once its intent is DONE the position is

@@ -91,3 +91,46 @@ def test_partial_exit_keeps_the_rest_open_with_a_stop(redis_url: str, tmp_path: 
     assert pos is not None and pos.closed and pos.qty == 0
     assert m.store.intent("p1:exit:1") is not None
     assert m.state.r.get(key_budget("p1")) is None  # released once, now
+
+
+def test_a_stop_that_fills_in_part_books_the_part_and_re_stops_the_rest(redis_url: str, tmp_path: Path) -> None:
+    """The venue's stop triggers and fills 0.2 of 0.5 at 97 (the book was thin), the rest of the stop order is
+    cancelled by the venue. The watch adopts 0.3, books 0.2 x (97 - 100) = -0.6 realised (before: the closed
+    part vanished from the books, realised 0), and one new stop covers 0.3."""
+    from crypto.pm.feed import VenueFeed
+    from crypto.pm.port import client_order_id_for
+    from crypto.pm.service import PmService
+    from crypto.venue.types import Position
+    from tests.crypto.pm.test_service import StubVenue
+
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)
+    venue = StubVenue(clock)
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=clock), clock_ms=clock)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    svc.step()
+    [pos_id] = m.state.active_ids()
+    pos = m.state.load_position(pos_id)
+    assert pos is not None and pos.stop_coid is not None
+    coid = client_order_id_for(pos.stop_coid)
+    stop_order = port.orders[coid]
+    stop_order.status = "canceled"
+    original_lookup = port.lookup
+
+    def lookup(symbol: str, client_order_id: str) -> OrderAck | None:
+        if client_order_id == coid:
+            return OrderAck(coid, stop_order.venue_order_id, "canceled", D("0.2"), D(97))
+        return original_lookup(symbol, client_order_id)
+
+    port.lookup = lookup  # type: ignore[method-assign]
+    venue.open = [Position(SYM, D("0.3"), D(100), D(97), D(70), D(10), D(3), "isolated", D(0))]
+    clock.advance(1_000)
+    svc.step()
+    pos = m.state.load_position(pos_id)
+    assert pos is not None and pos.qty == D("0.3") and not pos.closed
+    assert pos.realised_pnl == D("-0.6")
+    [stop] = port.live_stops()
+    assert stop.qty == D("0.3")
+    clock.advance(1_000)
+    svc.step()  # nothing more to adopt: booked once
+    assert m.state.load_position(pos_id).realised_pnl == D("-0.6")  # type: ignore[union-attr]
