@@ -195,19 +195,21 @@ class EngineBook:
                                                                  Decimal(rec["px"]), Decimal(rec["fee"]))).ledger
             except LedgerError:
                 return  # refused when it was written too (the engine vets before journaling)
-            self._ledger_seen(fill_key(rec["id"]), f"fill:{rec['sym']}", int(rec["t"]))
+            self._ledger_seen(fill_key(rec["id"]), f"fill:{rec['sym']}", int(rec["t"]), rec.get("vt"))
         elif kind == "lfund":
             # "vt" is the venue's settlement time (the settlement's key); "t" the same clamped near our clock
             # (the read watermark: an outlier time never moves it past later bills).
             bill = FundingBill(rec["id"], rec["sym"], Decimal(rec["amt"]), int(rec.get("vt", rec["t"])))
             self.ledger = book_funding(self.ledger, bill).ledger
-            self._ledger_seen(bill_key(bill.bill_id), f"funding:{bill.symbol}", int(rec["t"]))
-            self.ledger_key_ms[settlement_key(bill.symbol, bill.ts_ms)] = int(rec["t"])
+            self._ledger_seen(bill_key(bill.bill_id), f"funding:{bill.symbol}", int(rec["t"]), bill.ts_ms)
+            self.ledger_key_ms[settlement_key(bill.symbol, bill.ts_ms)] = max(int(rec["t"]), bill.ts_ms)
         elif kind == SNAPSHOT_KIND:
             self._restore(rec)
 
-    def _ledger_seen(self, key: str, stream: str, ts_ms: int) -> None:
-        self.ledger_key_ms[key] = ts_ms
+    def _ledger_seen(self, key: str, stream: str, ts_ms: int, venue_ms: int | None = None) -> None:
+        # The key is kept while a read can still meet the record: by its venue time (an outlier stamped 2099
+        # is met by every read, so its key stays); the watermark moves by the clamped time only.
+        self.ledger_key_ms[key] = max(ts_ms, venue_ms or 0)
         self.ledger_since[stream] = max(self.ledger_since.get(stream, 0), ts_ms)
 
     def ledger_read_from(self, stream: str, floor_ms: int) -> int:

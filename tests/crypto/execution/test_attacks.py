@@ -265,6 +265,12 @@ def test_a_fill_stamped_2099_is_booked_but_never_moves_the_watermark(tmp_path: P
     eng.cycle(target("0.3"))
     assert eng.book.ledger.position(BTC).qty == venue.positions_[BTC].qty == D("0.3")
     assert max(eng.book.ledger_since.values()) < 4_070_908_800_000
+    eng.journal.compact(eng.book.snapshot_record(eng.now_ms()))  # a compaction keeps the outlier's key:
+    eng.book.apply(eng.book.snapshot_record(eng.now_ms()))  # every later read meets it again
+    eng.ledger_fills_read.clear()
+    eng.clock.advance(1)
+    eng.cycle(target("0.3"))
+    assert eng.book.ledger.position(BTC).qty == D("0.3")  # not booked a second time
     outliers = [e for e in read_log_events(tmp_path / AUDIT_FILE) if e.code is AuditCode.EXEC_VENUE_CLOCK_OUTLIER]
     assert len(outliers) == 1
     eng.close()
