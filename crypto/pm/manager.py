@@ -262,6 +262,14 @@ class Manager:
             if short is not None and decided_price is not None:
                 corrected = unfilled_reduction(corrected, action, short, out.ack.avg_price if out.ack else None,
                                                decided_price, unit_margin)
+        failed_stop = next((o for o in outcomes if o.action.kind == "STOP_MOVE" and o.status == "FAILED"
+                            and o.action.intent_id == corrected.stop_coid), None)
+        if failed_stop is not None and corrected == pos:
+            # The new stop never went live and the old one was not cancelled: the books point at the old one
+            # again, so the next move cancels the stop that is really there.
+            pos = replace(pos, stop=before.stop, stop_coid=before.stop_coid)
+            self._save(pos, keep_open=pos.closed)
+            corrected = pos
         if corrected != pos:
             # The venue filled a reduction only in part: the books take what it did. The rest is open, keeps
             # its risk reserved and gets a stop for its real size (the plan's stop was sized for less, or

@@ -42,6 +42,7 @@ from crypto.venue.types import VenueError
 
 Status = Literal["DONE", "QUEUED", "PARTIAL", "FAILED"]
 OPEN_STATES = ("NEW", "QUEUED", "PARTIAL", "PLACED")
+DEAD_STATUSES = ("rejected", "canceled", "expired")  # an order in one of these is not working at the venue
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ class ActionRunner:
                 # Every send after the first (a retry, a resumed intent) looks the order up first: a market
                 # order that filled is no longer "live", so the venue's duplicate-id check would not stop it.
                 ack = self._with_retries(lambda attempt: self._place(action, coid, resumed=not fresh or attempt > 0))
+                if action.kind == "STOP_MOVE" and ack.status in DEAD_STATUSES:
+                    # Taken, then answered in a final state (rejected, cancelled, expired): the new stop is
+                    # not live, so the old one must stay. Counting it DONE would cancel the only live stop.
+                    raise _StepFailed(f"STOP_NOT_LIVE_{ack.status.upper()}", retryable=False)
                 doc["placed"] = True
                 doc["venue_order_id"] = ack.venue_order_id
                 self.store.set_intent_state(action.intent_id, "PLACED", self.clock_ms(), doc)

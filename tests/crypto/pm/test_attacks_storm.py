@@ -40,3 +40,32 @@ def test_a_429_storm_keeps_the_queue_bounded_then_drains(redis_url: str, tmp_pat
         assert pos is not None and pos.stop_coid is not None
     assert len(stops) == n  # exactly one live stop per position
     assert port.duplicate_refusals == 0
+
+
+def test_a_new_stop_the_venue_answers_rejected_never_costs_the_old_one(redis_url: str, tmp_path: Path) -> None:
+    """The venue takes the new stop and answers it rejected/canceled (not an error: an order in a final
+    state). Before: counted DONE and the old stop cancelled, leaving the position with no stop at all."""
+    from crypto.pm.port import OrderAck, OrderIntent
+    from tests.crypto.pm.doubles import PortOrder
+
+    class RejectingPort(FakePort):
+        reject_stops = False
+
+        def place(self, intent: OrderIntent) -> OrderAck:
+            ack = super().place(intent)
+            if self.reject_stops and intent.type == "stop_market":
+                self.orders[intent.client_order_id] = PortOrder(intent, ack.venue_order_id, "rejected")
+                return OrderAck(ack.client_order_id, ack.venue_order_id, "rejected")
+            return ack
+
+    port, clock = RejectingPort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock, cfg=config(ladder=[], add_on={"gate_roe": "5"}))
+    m.open_position("p1", SYM, "swap", 1, D(2), D(100), D(40), MarketView(mark=D(100), ts_ms=0, atr=D(2)))
+    [before] = port.live_stops()
+    port.reject_stops = True
+    res = m.manage("p1", MarketView(mark=D(112), ts_ms=0, atr=D(2)))
+    [out] = [o for o in res.outcomes if o.action.kind == "STOP_MOVE"]
+    assert out.status != "DONE"
+    assert port.live_stops() == [before]  # the old stop stays
+    pos = m.state.load_position("p1")
+    assert pos is not None and pos.stop_coid is not None
