@@ -195,12 +195,23 @@ class CryptoEngine:
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> ReconcileReport:
         """Lock the folder, rebuild the state from the journal and the audit log, set margin and leverage,
-        and reconcile with the venue before anything is sent."""
+        and reconcile with the venue before anything is sent. A start that fails lets go of the folder, so it
+        can simply be called again (a venue read refused for rate limit at start, say)."""
+        if self._lock is not None and self._lock.is_locked:
+            self._lock.release()  # a retry after a failed start: claim afresh
         self._lock = claim(self.state_dir, LOCK_FILE, STATE_FILES)
+        try:
+            return self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _start(self) -> ReconcileReport:
+        self.book = EngineBook(self.cfg.id_prefix)  # rebuilt from the journal on every (re)try
+        self.brackets.brackets.clear()
         try:
             self.book.apply_all(self.journal.replay())
         except JournalCorrupt as exc:
-            self._lock.release()
             raise StateDirError(f"{exc}: the engine does not start on a damaged journal") from None
         self.risk = self._replay_risk()
         self.kill = replace(self.kill, halted=self.book.halted)

@@ -340,3 +340,31 @@ def test_a_second_engine_from_another_state_folder_refuses_instead_of_cancelling
     cleaner.start()
     assert venue._by_coid(foreign).status == "canceled"  # type: ignore[union-attr]
     cleaner.close()
+
+
+def test_a_start_refused_by_the_venue_can_simply_be_retried(tmp_path: Path) -> None:
+    """The venue answers "rate limit" during the start (the checklist's kill -9 child retries its start):
+    the failed start lets go of the folder, the retry claims it again and rebuilds the same book."""
+    from core.oms.reasons import VenueReason
+    from crypto.venue.types import VenueError
+
+    class BusyOnce(MemVenue):
+        busy = 1
+
+        def positions(self, symbols=None):  # type: ignore[no-untyped-def]
+            if self.busy:
+                self.busy -= 1
+                raise VenueError(VenueReason.RATE_LIMIT, "Too Many Requests", "50011")
+            return super().positions(symbols)
+
+    venue = BusyOnce()
+    venue._fill(BTC, "buy", D("0.2"), D("50000"))
+    eng = make(tmp_path, venue)
+    with pytest.raises(VenueError):
+        eng.start()
+    other = make(tmp_path, venue)  # the folder is free while nobody runs
+    other.start()
+    other.close()
+    eng.start()  # the retry: claimed again, same book
+    assert eng.book.position(BTC) == D("0.2") and eng.book.records == other.book.records  # nothing applied twice
+    eng.close()
