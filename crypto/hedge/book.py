@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from core.events import AuditCode, AuditEvent, Severity
 from core.oms.reasons import VenueReason
-from crypto.hedge.rules import Defer, Hedge, HedgeFilters, decide_hedge
+from crypto.hedge.rules import Defer, DeferReason, Hedge, HedgeFilters, decide_hedge
 from crypto.venue.types import OrderStatus, Side, VenueOrder
 
 ZERO = Decimal(0)
@@ -192,6 +192,10 @@ class HedgeBook:
     legacy_committed: Decimal = ZERO  # a legacy snapshot's hedged total, until its orders are looked up
     residual_reported: Decimal | None = None
     planned: Decimal | None = None  # close mode: the margin close's planned size
+    # After a retryable refusal (429, 5xx, network) no hedge is sent before ``hold_until_ms``: 1 s, doubling
+    # with each refusal in a row, at most 60 s; an accepted hedge resets both.
+    refusals_in_row: int = 0
+    hold_until_ms: int = 0
 
     @property
     def target(self) -> Decimal:
@@ -261,6 +265,14 @@ def _event(book: HedgeBook, code: AuditCode, ts_ms: int, cause: str, severity: S
     return AuditEvent(_ts(ts_ms), code, severity, cause, book.symbol, payload)
 
 
+BACKOFF_BASE_MS = 1_000
+BACKOFF_MAX_MS = 60_000
+
+
+def backoff_ms(refusals_in_row: int) -> int:
+    return min(BACKOFF_BASE_MS * 2 ** max(0, min(refusals_in_row - 1, 16)), BACKOFF_MAX_MS)
+
+
 def client_order_id(strategy_id: str, seq: int, mode: Mode = "open") -> str:
     """Deterministic and short (Binance allows 36 characters of [.A-Z:/a-z0-9_-]); open hedges ``h``, close
     legs ``c``, so a close never reuses an open's id."""
@@ -277,6 +289,8 @@ def evaluate(book: HedgeBook, mark: Decimal | None, ts_ms: int, kind: ExecKind |
     order is done and nothing is left in flight."""
     decision = decide_hedge(book.target, book.committed, mark, book.filters, book.cap,
                             notional_exempt=book.mode == "close" and book.margin_done)
+    if isinstance(decision, Hedge) and ts_ms < book.hold_until_ms:
+        decision = Defer(DeferReason.BACKOFF, decision.delta, decision.qty, None)
     if isinstance(decision, Hedge):
         send_kind: ExecKind = kind or ("market" if book.exec_mode == "MT" else "gtx")
         seq, taken = book.seq, set(book.hedge_order_ids)
@@ -373,6 +387,8 @@ def on_hedge_order(book: HedgeBook, venue: VenueOrder, mark: Decimal | None, ts_
     if new == book.order(venue.client_order_id):
         return Step(book)
     book = resolve_legacy(_replace_order(book, new))
+    if state in (HedgeState.ACCEPTED, HedgeState.FILLED) and (book.refusals_in_row or book.hold_until_ms):
+        book = replace(book, refusals_in_row=0, hold_until_ms=0)  # the venue takes hedges again
     events: list[AuditEvent] = []
     if old.state in (HedgeState.PENDING, HedgeState.UNKNOWN) and state in (HedgeState.ACCEPTED, HedgeState.FILLED,
                                                                             HedgeState.EXPIRED):
@@ -399,6 +415,9 @@ def on_hedge_refused(book: HedgeBook, client_order_id: str, reason: VenueReason,
         return Step(book)
     new = replace(old, state=HedgeState.REJECTED, reason=reason.value)
     book = resolve_legacy(_replace_order(book, new))
+    if reason.retryable:  # a 429 or a 5xx: back off before the next hedge, never a send per report
+        n = book.refusals_in_row + 1
+        book = replace(book, refusals_in_row=n, hold_until_ms=ts_ms + backoff_ms(n))
     events = [_event(book, AuditCode.HEDGE_ROLLED_BACK, ts_ms, reason.value, Severity.WARN,
                      client_order_id=client_order_id, rolled_back=old.qty, hedged=book.hedged,
                      message=message)]

@@ -22,6 +22,7 @@ class DeferReason(str, Enum):
     MIN_QTY = "MIN_QTY"  # rounded down to the step, under the UM minQty (or nothing left after rounding)
     NO_MARK = "NO_MARK"  # no mark price: the notional cannot be checked
     MIN_NOTIONAL = "MIN_NOTIONAL"  # mark x qty under the UM minNotional
+    BACKOFF = "BACKOFF"  # the venue refused the last hedge with a retryable reason (429, 5xx): wait, then retry
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ class HedgeSnapshot(_Model):
     legacy_committed: Qty = ZERO
     residual_reported: Decimal | None = Field(default=None, allow_inf_nan=False)
     planned: Qty | None = None
+    refusals_in_row: int = Field(default=0, ge=0, le=1_000_000)  # added later: absent = no back-off
+    hold_until_ms: int = Field(default=0, ge=0, le=10**14)
 
 
 class LegacySnapshot(_Model):
@@ -114,7 +116,7 @@ def to_snapshot(book: HedgeBook) -> HedgeSnapshot:
                                 attempt=o.attempt, state=o.state, filled=o.filled, price=o.price,
                                 venue_order_id=o.venue_order_id, reason=o.reason) for o in book.orders],
         seq=book.seq, legacy_committed=book.legacy_committed, residual_reported=book.residual_reported,
-        planned=book.planned,
+        planned=book.planned, refusals_in_row=book.refusals_in_row, hold_until_ms=book.hold_until_ms,
     )
 
 
@@ -133,7 +135,8 @@ def _from_v2(snap: HedgeSnapshot) -> HedgeBook:
         tuple(MarginLeg(m.order_id, m.filled, m.done, m.base_fee) for m in snap.margin),
         tuple(HedgeOrder(o.client_order_id, o.side, o.qty, o.kind, o.attempt, o.state, o.filled, o.price,
                          o.venue_order_id, o.reason) for o in snap.orders),
-        snap.seq, snap.legacy_committed, snap.residual_reported, snap.planned,
+        snap.seq, snap.legacy_committed, snap.residual_reported, snap.planned, snap.refusals_in_row,
+        snap.hold_until_ms,
     )
 
 

@@ -175,3 +175,29 @@ def test_a_corrupt_journal_in_the_state_dir_is_exit_7(tmp_path: Path, capsys: py
     rc = cli.main(["run", "--mode", "open", "--exec", "MT", "--venue", "binance-pm-fake", "--qty", "0.1",
                    "--state-dir", str(tmp_path)])
     assert rc == 7 and "SNAPSHOT_INVALID" in capsys.readouterr().err
+
+
+def test_a_429_storm_backs_off_instead_of_a_send_per_report() -> None:
+    """Every hedge refused with 429 while fills keep coming: after a refusal the hedge waits (1 s, doubling,
+    capped at 60 s; HEDGE_DEFERRED reason BACKOFF) instead of sending at every report. Before: one refused
+    order per report, the book (and its snapshot) growing with each. When the storm ends the fill is hedged."""
+    from collections import deque
+
+    from core.oms.reasons import VenueReason
+
+    h = make_runner(open_book())
+    h.venue.refuse = deque([VenueReason.RATE_LIMIT] * 1000)
+    for i in range(1, 61):  # 60 reports, the kit's clock moves 1 s per reading
+        h.runner.on_margin_report(MarginReport("m1", D("0.01") * i))
+    sends_in_storm = len(h.venue.sends)
+    assert sends_in_storm <= 12, sends_in_storm  # 1, 2, 4, 8, 16, 32 s waits: a handful, not 60
+    assert any(e.data.get("reason") == "BACKOFF" for e in h.events if e.code == AuditCode.HEDGE_DEFERRED)
+    assert h.runner.book.hedged == 0 and h.runner.book.committed == 0
+    h.venue.refuse.clear()
+    for _ in range(200):  # the storm is over: the wait runs out and the next evaluation hedges
+        h.runner.reevaluate()
+        if h.runner.book.hedged:
+            break
+    assert h.runner.book.hedged == D("0.6") and h.venue.position() == D("-0.6")
+    restored, _ = restore_snapshot(dump_snapshot(h.runner.book), WORKED)
+    assert restored.refusals_in_row == 0 and restored.hold_until_ms == 0

@@ -105,6 +105,10 @@ def test_hedge_never_exceeds_fill_and_residual_is_bounded(sc: dict) -> None:  # 
     venue.lose = venue.drop = 0
     h.runner.reconcile()
     h.runner.on_margin_report(MarginReport("m1", sc["fills"][-1], "closed"))
+    for _ in range(100):  # time passes (1 s per clock reading) past any back-off after a 429
+        h.runner.reevaluate()
+        if h.runner.book.hold_until_ms == 0:
+            break
     h.runner.reevaluate()
     book = h.runner.book
     assert -venue.position() == book.hedged  # no hedge sent twice, none forgotten
