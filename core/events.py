@@ -83,6 +83,8 @@ class AuditCode(str, Enum):
     EXEC_STATUS_WRITE_FAILED = "EXEC_STATUS_WRITE_FAILED"  # status.json not written (disk, folder): once
     EXEC_STATUS_WRITE_RECOVERED = "EXEC_STATUS_WRITE_RECOVERED"  # written again: once
     EXEC_VENUE_CLOCK_OUTLIER = "EXEC_VENUE_CLOCK_OUTLIER"  # a venue time far from ours: clamped, not followed
+    EXEC_CONTROL_DOOR_ALERT = "EXEC_CONTROL_DOOR_ALERT"  # the control door cannot work (link, no secret): once
+    EXEC_CONTROL_DOOR_CLEARED = "EXEC_CONTROL_DOOR_CLEARED"  # that condition ended: once
     # Crypto carry engine (crypto.carry).
     CARRY_STATE_CHANGE = "CARRY_STATE_CHANGE"  # one accepted transition of a pair's state machine
     CARRY_OPEN_REFUSED = "CARRY_OPEN_REFUSED"  # an open check failed (data.reason), audited on change

@@ -170,6 +170,7 @@ class CryptoEngine:
         self.started = False
         self.started_ok = False  # start() got past its first venue writes
         self.status_write_failed = False
+        self.door_alerts: set[str] = set()
         self.clock_outliers: set[str] = set()  # ids of venue records whose time was an outlier (audited once)
 
     # -- time and records ----------------------------------------------------------------------------
@@ -906,6 +907,16 @@ class CryptoEngine:
         secret = secret_from_env(self.environ)
         result = process_control_folder(self.state_dir, secret, self.nonces, self.now(), self._apply_command)
         self.audit_events(result.events)
+        standing = set(result.alerts)
+        if secret is None:
+            standing.add("control door: GRIDBRIDGE_CONTROL_SECRET is not set; signed commands cannot be verified")
+        # Standing conditions (a linked control/ folder, no secret) are audited once when they start and once
+        # when they end, not every cycle.
+        for alert in sorted(standing - self.door_alerts):
+            self.note(AuditCode.EXEC_CONTROL_DOOR_ALERT, alert[:300], None, Severity.ERROR)
+        for alert in sorted(self.door_alerts - standing):
+            self.note(AuditCode.EXEC_CONTROL_DOOR_CLEARED, alert[:300], None)
+        self.door_alerts = standing
 
     def _apply_command(self, command: ControlCommand) -> str | None:
         outcome = handle_command(self.kill, self.risk, command, self.now(), self.risk_cfg, "file")

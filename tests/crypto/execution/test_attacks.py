@@ -368,3 +368,36 @@ def test_a_start_refused_by_the_venue_can_simply_be_retried(tmp_path: Path) -> N
     eng.start()  # the retry: claimed again, same book
     assert eng.book.position(BTC) == D("0.2") and eng.book.records == other.book.records  # nothing applied twice
     eng.close()
+
+
+def test_a_linked_control_folder_or_no_secret_is_alerted_once_and_cleared_once(tmp_path: Path) -> None:
+    import shutil
+
+    from crypto.execution.config import ExecConfig
+    from crypto.execution.engine import CryptoEngine
+    from shared_schema.clock import ManualClock
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state = tmp_path / "state"
+    eng = make(state)
+    eng.start()
+    eng.cycle()
+    if (state / "control").exists():
+        shutil.rmtree(state / "control")
+    (state / "control").symlink_to(elsewhere)
+    for _ in range(3):
+        eng.cycle()  # before: the door's alert was dropped; commands were silently never read
+        eng.clock.advance(1)
+    (state / "control").unlink()
+    eng.cycle()
+    codes_ = [e.code for e in read_log_events(state / AUDIT_FILE)]
+    assert codes_.count(AuditCode.EXEC_CONTROL_DOOR_ALERT) == 1 and codes_.count(AuditCode.EXEC_CONTROL_DOOR_CLEARED) == 1
+    eng.close()
+    bare = CryptoEngine(MemVenue(), tmp_path / "bare", ExecConfig(), clock=ManualClock(T0), fsync=False, environ={})
+    bare.start()
+    bare.cycle()
+    bare.cycle()
+    alerts = [e for e in read_log_events(tmp_path / "bare" / AUDIT_FILE) if e.code is AuditCode.EXEC_CONTROL_DOOR_ALERT]
+    assert len(alerts) == 1 and "GRIDBRIDGE_CONTROL_SECRET" in alerts[0].cause
+    bare.close()
