@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.execution.pricing import LimitPolicy
 from core.execution.rate_limit import RateLimitConfig
 
+MAX_OFFSET_BPS = Decimal(1000)  # a limit 10 % off the touch is already no limit at all
+MAX_LEVERAGE = Decimal(125)  # the highest any venue offers; the risk whitelist caps far lower
+
 
 class ExecConfig(BaseModel):
     """How the engine approaches its targets. Times in milliseconds; fractions as Decimals."""
@@ -120,6 +123,17 @@ class ExecConfig(BaseModel):
             raise ValueError("leverage >= 1, rate_capacity > 0 and rate_per_second > 0")
         if self.max_order_notional <= 0 or self.stop_distance <= 0:
             raise ValueError("max_order_notional and stop_distance must be positive")
+        # One knob pushed to an extreme turns prices negative or the hysteresis off: refused here, by name.
+        if not (Decimal(0) <= self.hysteresis < Decimal(1)):
+            raise ValueError("hysteresis must be in [0, 1)")
+        if abs(self.limit_offset_bps) > MAX_OFFSET_BPS or self.depth_bps < 0:
+            raise ValueError(f"limit_offset_bps must be within +-{MAX_OFFSET_BPS} and depth_bps >= 0")
+        if self.stop_distance >= 1 or (self.take_profit_distance is not None and self.take_profit_distance <= 0):
+            raise ValueError("stop_distance must be in (0, 1) and take_profit_distance > 0")
+        if self.leverage > MAX_LEVERAGE:
+            raise ValueError(f"leverage above {MAX_LEVERAGE}")
+        if not self.symbols or len(set(self.symbols)) != len(self.symbols) or not self.settle_asset:
+            raise ValueError("symbols must be distinct and at least one; settle_asset must be named")
         return self
 
 

@@ -401,3 +401,18 @@ def test_a_linked_control_folder_or_no_secret_is_alerted_once_and_cleared_once(t
     alerts = [e for e in read_log_events(tmp_path / "bare" / AUDIT_FILE) if e.code is AuditCode.EXEC_CONTROL_DOOR_ALERT]
     assert len(alerts) == 1 and "GRIDBRIDGE_CONTROL_SECRET" in alerts[0].cause
     bare.close()
+
+
+@pytest.mark.parametrize(("knob", "value"), [
+    ("hysteresis", "-1"), ("hysteresis", "1"), ("hysteresis", "NaN"), ("limit_offset_bps", "-20000"),
+    ("limit_offset_bps", "Infinity"), ("stop_distance", "2"), ("take_profit_distance", "-0.1"),
+    ("leverage", "1e30"), ("depth_bps", "-5"), ("symbols", ()), ("symbols", ("BTC/USDT:USDT",) * 2),
+    ("settle_asset", ""), ("rate_jitter", float("nan")),
+])
+def test_an_extreme_config_knob_is_refused_by_name(knob: str, value: object) -> None:
+    from pydantic import ValidationError
+
+    from crypto.execution.config import ExecConfig
+
+    with pytest.raises(ValidationError, match=knob):
+        ExecConfig(**{knob: value})
