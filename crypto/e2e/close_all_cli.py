@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from crypto.e2e.runtime import STATE_HELP, add_venue_args, venue_from_args
 from crypto.execution.config import ExecConfig
 from crypto.execution.engine import AlreadyRunning, CryptoEngine, StateDirError
@@ -39,7 +41,7 @@ def main(argv: list[str]) -> int:
         print(f"gridbridge crypto close-all: {exc}; send `gridbridge crypto control reduce --state "
               f"{args.state}` to the running engine instead", file=sys.stderr)
         return 3
-    except StateDirError as exc:
+    except (StateDirError, ValidationError) as exc:
         print(f"gridbridge crypto close-all: {exc}", file=sys.stderr)
         return 2
     except VenueError as exc:

@@ -172,3 +172,10 @@ def test_a_damaged_journal_stops_the_start_loudly_and_is_kept(tmp_path: Path, mo
     assert close_all_cli.main(["--state", str(state), "--url", "http://127.0.0.1:9"]) == 2
     assert "garbled record" in capsys.readouterr().err
     assert (state / JOURNAL_FILE).read_bytes() == body  # before: cut after the bad line, the halt record lost
+
+
+@pytest.mark.parametrize("symbols", ["BTC/USDT:USDT,BTC/USDT:USDT", "", "NOPE/USDT:USDT"])
+def test_close_all_with_bad_symbols_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, symbols: str) -> None:
+    monkeypatch.setattr(close_all_cli, "venue_from_args", lambda _a: MemVenue())
+    assert close_all_cli.main(["--state", str(tmp_path / "s"), "--url", "http://127.0.0.1:9",
+                               "--symbols", symbols]) == 2

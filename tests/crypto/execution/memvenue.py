@@ -71,6 +71,8 @@ class MemVenue:
         return dict(self._markets)
 
     def market(self, symbol: str) -> Market:
+        if symbol not in self._markets:  # as CcxtVenue: an unknown symbol is a refusal, not a KeyError
+            raise VenueError(VenueReason.INVALID_ORDER, f"unknown symbol {symbol!r}", "LOCAL")
         return self._markets[symbol]
 
     def _bidask(self, symbol: str) -> tuple[Decimal, Decimal]:
