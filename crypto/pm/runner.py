@@ -215,7 +215,7 @@ class ActionRunner:
             return action
         prefix = f"{action.pos_id}:sl:"
         dropped: list[Action] = []
-        for member, _ in self.state.retry_queue():
+        for member in self.state.queued_for(action.pos_id):
             if member.startswith(prefix) and member != action.intent_id:
                 old = self.state.drop_retry(member)
                 if old is not None:

@@ -74,6 +74,10 @@ def key_concurrency(symbol: str) -> str:
     return f"risk:concurrency:{symbol}"
 
 
+def key_retry_index(pos_id: str) -> str:
+    return f"pos:retry:idx:{pos_id}"
+
+
 def key_events(symbol: str) -> str:
     return f"pos:events:{symbol}"
 
@@ -203,7 +207,14 @@ class RedisState:
         p = self.r.pipeline(transaction=True)
         p.hset(RETRY_BODY, action.intent_id, json.dumps(body, sort_keys=True))
         p.zadd(RETRY_Z, {action.intent_id: due_ms})
+        p.sadd(key_retry_index(action.pos_id), action.intent_id)
         p.execute()
+
+    def queued_for(self, pos_id: str) -> list[str]:
+        """The queued intent ids of one position (its own index: a stop move that supersedes queued ones
+        does not read the whole queue, which a 429 storm over many positions makes long)."""
+        members: set[str] = cast(Any, self.r).smembers(key_retry_index(pos_id))
+        return sorted(str(m) for m in members)
 
     def due_retries(self, now_ms: int, limit: int = 100) -> list[str]:
         due: list[str] = cast(Any, self.r).zrangebyscore(RETRY_Z, "-inf", now_ms, start=0, num=limit)
@@ -220,8 +231,11 @@ class RedisState:
         try:
             doc = json.loads(str(raw))
             attempt = int(doc.pop("_attempt", 0))
-            return action_from(doc), attempt
+            action = action_from(doc)
+            self.r.srem(key_retry_index(action.pos_id), intent_id)
+            return action, attempt
         except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+            self.r.srem(key_retry_index(intent_id.rsplit(":", 2)[0]), intent_id)  # "{pos_id}:kind[:n]", best effort
             # Claimed (ours now) but unreadable: the caller resumes the intent from the store's journal.
             raise StateCorrupt(intent_id, f"retry body: {type(exc).__name__}") from None
 

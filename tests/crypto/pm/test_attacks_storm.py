@@ -69,3 +69,28 @@ def test_a_new_stop_the_venue_answers_rejected_never_costs_the_old_one(redis_url
     assert port.live_stops() == [before]  # the old stop stays
     pos = m.state.load_position("p1")
     assert pos is not None and pos.stop_coid is not None
+
+
+def test_a_stop_move_does_not_read_the_whole_retry_queue(redis_url: str, tmp_path: Path) -> None:
+    """Superseding queued stop moves looks at the position's own index, not the whole queue (a storm over
+    10,000 positions made each stop move read 10,000 entries: quadratic per tick)."""
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock, cfg=config(ladder=[], add_on={"gate_roe": "5"}))
+    for i in range(3):
+        m.open_position(f"p{i}", SYM, "swap", 1, D(2), D(100), D(40), MarketView(mark=D(100), ts_ms=0, atr=D(2)))
+    port.fault_rate = 1.0
+    m.tick(lambda s: (MarketView(mark=D(110), ts_ms=0, atr=D(2)), False))
+    assert m.state.retry_len() == 3 and m.state.queued_for("p0")
+    reads: list[int] = []
+    original = m.state.retry_queue
+    m.state.retry_queue = lambda: reads.append(1) or original()  # type: ignore[method-assign,func-returns-value]
+    clock.advance(60_000)
+    m.tick(lambda s: (MarketView(mark=D(114), ts_ms=0, atr=D(2)), False))
+    assert reads == []
+    assert m.state.retry_len() == 3  # each position's newer move superseded its queued one
+    port.fault_rate = 0.0
+    for _ in range(20):
+        clock.advance(600_000)
+        m.runner.run_due(clock())
+    assert m.state.retry_len() == 0 and all(not m.state.queued_for(f"p{i}") for i in range(3))
+    assert len(port.live_stops()) == 3
