@@ -57,7 +57,9 @@ def main(argv: list[str]) -> int:
         "ledger     " + ("; ".join(
             f"{s} {p.get('qty')} @ {p.get('avg_entry')} realised {p.get('realised_pnl')} unrealised "
             f"{p.get('unrealised_pnl')} fees {p.get('fees')} funding {p.get('funding')}"
-            for s, p in (status.get("ledger") or {}).items() if isinstance(p, dict)) or "none"),
+            for s, p in (status.get("ledger") or {}).items() if isinstance(p, dict)) or "none")
+        + (f"  (NOT tied to the venue: {', '.join(status['ledger_untied'])})"
+           if isinstance(status.get("ledger_untied"), list) and status["ledger_untied"] else ""),
         "leverage   " + (", ".join(f"{s} {v}x" for s, v in (status.get("leverage") or {}).items()) or "n/a"),
         "dust       " + (", ".join(status.get("dust_locked") or []) or "none"),
         f"orders     {len(status.get('orders') or [])} working",

@@ -968,6 +968,10 @@ class CryptoEngine:
             "positions": {s: str(q) for s, q in sorted(self.book.positions.items())},
             "venue_positions": {s: str(p.qty) for s, p in sorted(self.venue_positions.items())},
             "ledger": self.ledger_view(),
+            # Symbols whose ledger quantity (from the venue's fills) differs from the venue's position: fills
+            # not read yet (a refused read), or a trade the fills do not show; empty when the books tie.
+            "ledger_untied": sorted(s for s in self.cfg.symbols if self.book.ledger.position(s).qty !=
+                                    (self.venue_positions[s].qty if s in self.venue_positions else ZERO)),
             "leverage": {s: str(v) for s, v in sorted(self.leverage.items())},
             "dust_locked": sorted(self.risk.dust_locked),
             "orders": [

@@ -39,6 +39,7 @@ def test_ledger_ties_to_the_venue_fills_and_bills_and_survives_a_restart(tmp_pat
     # by hand: entry after the buy = (0.2 x 48000 + 0.3 x 50000.1) / 0.5; the sell of 0.4 at 50999.9
     entry = (D("0.2") * D(48000) + D("0.3") * D("50000.1")) / D("0.5")
     assert led.realised_pnl == D("0.4") * D("50999.9") - (D("0.4") / D("0.5") * (entry * D("0.5"))).quantize(D("1e-12"))
+    assert json.loads((tmp_path / STATUS_FILE).read_text())["ledger_untied"] == []
     status = json.loads((tmp_path / STATUS_FILE).read_text())["ledger"][BTC]
     assert D(status["avg_entry"]) == led.entry and D(status["funding"]) == led.funding
     assert D(status["unrealised_pnl"]) == D("0.1") * D(51000) - led.cost
@@ -65,4 +66,16 @@ def test_no_fill_read_when_nothing_moved(tmp_path: Path) -> None:
     eng.clock.advance(1)
     eng.cycle()
     assert venue.fill_reads == reads + 1 and eng.book.ledger.position(BTC).qty == D("0.1")
+    eng.close()
+
+
+def test_a_position_the_fills_do_not_explain_is_shown_untied(tmp_path: Path) -> None:
+    venue = MemVenue()
+    eng = make(tmp_path, venue)
+    eng.start()
+    eng.cycle(target("0.1"))
+    venue._fill(BTC, "buy", D("0.05"), D("50000"))  # a change at the venue with no fill record for it
+    eng.clock.advance(120_000)
+    eng.cycle()
+    assert json.loads((tmp_path / STATUS_FILE).read_text())["ledger_untied"] == [BTC]
     eng.close()
