@@ -15,6 +15,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -81,11 +82,18 @@ def replay(db: Path, pos_id: str, *, as_json: bool = False) -> int:
     if not db.exists():
         print(f"pm replay: no store at {db}", file=sys.stderr)
         return 2
-    store = SqliteSnapshotStore(db)
+    if not db.is_file():
+        print(f"pm replay: STORE_PATH_NOT_A_FILE {db}", file=sys.stderr)
+        return 2
     try:
-        history = store.history(pos_id)
-    finally:
-        store.close()
+        store = SqliteSnapshotStore(db, read_only=True)
+        try:
+            history = store.history(pos_id)
+        finally:
+            store.close()
+    except (sqlite3.Error, ValueError) as exc:  # not a store, a corrupt file, an undecodable document
+        print(f"pm replay: STORE_UNREADABLE {db}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
+        return 2
     if not history:
         print(f"pm replay: POSITION_UNKNOWN {pos_id}", file=sys.stderr)
         return 1

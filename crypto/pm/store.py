@@ -62,9 +62,15 @@ class SnapshotStore(Protocol):
 class SqliteSnapshotStore:
     """``SnapshotStore`` on one SQLite file; thread-safe (one connection behind a lock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        """``read_only`` (``pm replay``): opened ``mode=ro``, no schema, nothing written: a replay while the
+        service runs (WAL: readers do not block the writer) or of a copy never changes the store."""
         self.path = str(path)
         self._lock = threading.Lock()
+        if read_only:
+            uri = Path(path).resolve().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+            return
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

@@ -67,7 +67,11 @@ def need(min_free_fut: Decimal, free_fut: Decimal) -> Decimal:
 
 def decide_transfer(free_fut: Decimal, free_spot: Decimal, min_free_fut: Decimal,
                     spot_buffer: Decimal) -> Decimal | str:
-    """The amount to move, or why not (``TREASURY_NO_NEED``, ``TREASURY_SPOT_SHORT``)."""
+    """The amount to move, or why not (``TREASURY_NO_NEED``, ``TREASURY_SPOT_SHORT``, and
+    ``TREASURY_BALANCE_INVALID`` for a balance that is not a finite non-negative number: no transfer is ever
+    sized from NaN or a negative free balance)."""
+    if not all(v.is_finite() and v >= 0 for v in (free_fut, free_spot)):
+        return "TREASURY_BALANCE_INVALID"
     n = need(min_free_fut, free_fut)
     if n <= 0:
         return "TREASURY_NO_NEED"

@@ -94,3 +94,32 @@ def test_a_bug_in_one_step_does_not_end_the_loop(redis_url: str, tmp_path: Path)
     t.start()
     t.join(timeout=30)
     assert not t.is_alive() and len(calls) >= 3 and svc.errors >= 2
+
+
+def test_a_nan_or_negative_balance_never_sizes_a_transfer(redis_url: str, tmp_path: Path) -> None:
+    from tests.crypto.pm.test_manager import FakeTreasury
+
+    for spot, fut in ((D("NaN"), D(0)), (D(1000), D("NaN")), (D(-5), D(0)), (D(1000), D(-1))):
+        t = FakeTreasury(spot, fut)
+        m = build(redis_url, tmp_path / f"pm{len(str(spot))}{fut}.db", FakePort(), ManualClock(), treasury=t)
+        assert m.treasury_tick(f"t-{spot}-{fut}") == "TREASURY_BALANCE_INVALID"
+        assert t.sent == []
+
+
+def test_replay_is_read_only_and_refuses_what_is_not_a_store(redis_url: str, tmp_path: Path,
+                                                             capsys: object) -> None:
+    import hashlib
+
+    from crypto.pm.cli import main as pm_main
+
+    m = build(redis_url, tmp_path / "pm.db", FakePort(), ManualClock())
+    m.open_position("p1", SYM, "swap", 1, D(2), D(100), D(40), MarketView(mark=D(100), ts_ms=0, atr=D(2)))
+    m.store.close()
+    digest = hashlib.sha256((tmp_path / "pm.db").read_bytes()).hexdigest()
+    assert pm_main(["replay", "--pos-id", "p1", "--db", str(tmp_path / "pm.db")]) == 0
+    assert hashlib.sha256((tmp_path / "pm.db").read_bytes()).hexdigest() == digest  # nothing written
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
+    assert pm_main(["replay", "--pos-id", "p1", "--db", str(tmp_path / "adir")]) == 2
+    assert pm_main(["replay", "--pos-id", "p1", "--db", str(tmp_path / "junk.db")]) == 2
+    assert not (tmp_path / "junk.db-wal").exists()
