@@ -736,29 +736,30 @@ class CryptoEngine:
             read_bills = funding if funding is not None else (
                 (held != 0 or venue_qty != 0)
                 and (last_funding is None or now - last_funding >= self.cfg.funding_read_interval_ms))
-            try:
-                fills = self.venue.fills(symbol, self.book.ledger_read_from(f"fill:{symbol}", floor)) \
-                    if read_fills else []
-                self.ledger_fills_read[symbol] = seen
-                bills = self.venue.funding_payments(symbol, self.book.ledger_read_from(f"funding:{symbol}", floor)) \
-                    if read_bills else []
-                if read_bills:
-                    self.ledger_funding_read[symbol] = now
-            except VenueError as exc:
-                if exc.reason is VenueReason.RATE_LIMIT:
-                    self._rate_limited(None, exc)
-                continue
+            fills = self._ledger_read(self.venue.fills, symbol, f"fill:{symbol}", floor) if read_fills else []
+            if fills is None:
+                continue  # refused (rate limit, venue busy): the next sync reads again
+            self.ledger_fills_read[symbol] = seen
             for f in sorted(fills, key=lambda f: (f.ts_ms, f.trade_id)):
                 if f.ts_ms < floor or self.book.ledger.is_booked(fill_key(f.trade_id)):
                     continue
                 if not f.trade_id or f.qty <= 0 or f.price <= 0 or f.fee_asset != self.cfg.settle_asset:
-                    self.note(AuditCode.OMS_RECONCILE_MISMATCH, "venue fill not bookable", symbol, Severity.WARN,
-                              trade_id=f.trade_id, qty=f.qty, price=f.price, fee_asset=f.fee_asset)
+                    if f"unbookable:{f.trade_id}" not in self.clock_outliers:  # audited once per fill
+                        self.clock_outliers.add(f"unbookable:{f.trade_id}")
+                        self.note(AuditCode.OMS_RECONCILE_MISMATCH, "venue fill not bookable", symbol,
+                                  Severity.WARN, trade_id=f.trade_id, qty=f.qty, price=f.price,
+                                  fee_asset=f.fee_asset)
                     continue
                 self._record({"k": "lfill", "id": f.trade_id, "sym": symbol,
                               "qty": str(f.qty if f.side == "buy" else -f.qty), "px": str(f.price),
                               "fee": str(f.fee), "t": watermark(f"fill:{f.trade_id}", f"fill:{symbol}", f.ts_ms, floor),
                               "vt": f.ts_ms, "coid": f.client_order_id})
+            bills = self._ledger_read(self.venue.funding_payments, symbol, f"funding:{symbol}", floor) \
+                if read_bills else []
+            if bills is None:
+                continue
+            if read_bills:
+                self.ledger_funding_read[symbol] = now
             for b in sorted(bills, key=lambda b: (b.ts_ms, b.bill_id)):
                 if b.ts_ms < floor or not b.bill_id or self.book.ledger.is_booked(bill_key(b.bill_id)) \
                         or self.book.ledger.is_booked(settlement_key(symbol, b.ts_ms)):
@@ -766,6 +767,16 @@ class CryptoEngine:
                 self._record({"k": "lfund", "id": b.bill_id, "sym": symbol, "amt": str(b.amount),
                               "t": watermark(f"bill:{b.bill_id}", f"funding:{symbol}", b.ts_ms, floor),
                               "vt": b.ts_ms})
+
+    def _ledger_read(self, read: Callable[[str, int], list[Any]], symbol: str, stream: str,
+                     floor: int) -> list[Any] | None:
+        """One ledger read from a little before the newest booked record; None when the venue refused it."""
+        try:
+            return read(symbol, self.book.ledger_read_from(stream, floor))
+        except VenueError as exc:
+            if exc.reason is VenueReason.RATE_LIMIT:
+                self._rate_limited(None, exc)
+            return None
 
     def ledger_view(self) -> dict[str, dict[str, str]]:
         """Per symbol, exact: quantity, average entry, realised and unrealised PnL (at the last mark), fees

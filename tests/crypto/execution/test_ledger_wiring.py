@@ -79,3 +79,26 @@ def test_a_position_the_fills_do_not_explain_is_shown_untied(tmp_path: Path) -> 
     eng.cycle()
     assert json.loads((tmp_path / STATUS_FILE).read_text())["ledger_untied"] == [BTC]
     eng.close()
+
+
+def test_fills_are_booked_even_when_the_funding_read_is_refused(tmp_path: Path) -> None:
+    from core.oms.reasons import VenueReason
+    from crypto.venue.types import VenueError
+
+    class BillsBusy(MemVenue):
+        busy = 1
+
+        def funding_payments(self, symbol=None, since_ms=None):  # type: ignore[no-untyped-def]
+            if self.busy:
+                self.busy -= 1
+                raise VenueError(VenueReason.RATE_LIMIT, "Too Many Requests", "50011")
+            return super().funding_payments(symbol, since_ms)
+
+    venue = BillsBusy()
+    eng = make(tmp_path, venue, funding_read_interval_ms=1)
+    eng.start()
+    eng.cycle(target("0.1"))
+    eng.clock.advance(1)
+    eng.cycle()
+    assert eng.book.ledger.position(BTC).qty == D("0.1")  # before: the refused bill read dropped the fills
+    eng.close()
