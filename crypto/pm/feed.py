@@ -62,10 +62,13 @@ class AtrTape:
 class VenueFeed:
     """``observe`` reads one mark from the venue (one request) and keeps the view; ``view`` answers from what
     was observed (no request), flagged stale when the last observation failed or is older than
-    ``stale_ms``. Liquidation prices come from the service's position poll (``note_positions``)."""
+    ``stale_ms``. A mark that is not a finite positive number, or that jumps more than ``spike_limit`` (20 %)
+    from the last good one, is held back until readings agreeing with it (within ``spike_limit``) span
+    ``confirm_ms`` (2 s): one bad answer, or the same bad answer twice in one loop, never becomes the mark. Liquidation prices come from the service's position poll (``note_positions``)."""
 
     def __init__(self, venue: Venue, bar_ms: int = 60_000, atr_bars: int = 14,
-                 clock_ms: Callable[[], int] | None = None, stale_ms: int = 5_000) -> None:
+                 clock_ms: Callable[[], int] | None = None, stale_ms: int = 5_000,
+                 spike_limit: Decimal = Decimal("0.2"), confirm_ms: int = 2_000) -> None:
         self.venue = venue
         self.clock_ms = clock_ms or venue.now_ms
         self.bar_ms = bar_ms
@@ -76,6 +79,10 @@ class VenueFeed:
         self.failed: set[str] = set()
         self.liq: dict[str, Decimal | None] = {}
         self.signals: dict[str, int] = {}  # the trend signal, when a strategy publishes one here
+        self.spike_limit = spike_limit
+        self.spikes = 0
+        self.confirm_ms = confirm_ms
+        self._pending: dict[str, tuple[Decimal, int]] = {}  # symbol -> (jumped mark, first seen ms), unconfirmed
 
     def note_positions(self, positions: list[Position]) -> None:
         for p in positions:
@@ -90,6 +97,13 @@ class VenueFeed:
             self.failed.add(symbol)
             last = self.last.get(symbol)
             return None if last is None else (last, True)
+        if self._is_spike(symbol, mark):
+            # One reading never moves the mark: the last good view, flagged stale (the pass only guards the
+            # stop on it); a level a second reading confirms is taken.
+            self.failed.add(symbol)
+            self.spikes += 1
+            last = self.last.get(symbol)
+            return None if last is None else (last, True)
         self.failed.discard(symbol)
         tape = self.tapes.setdefault(symbol, AtrTape(self.bar_ms, self.atr_bars))
         tape.sample(now, mark)
@@ -98,6 +112,23 @@ class VenueFeed:
                        min_qty=market.min_qty)
         self.last[symbol] = v
         return v, False
+
+    def _is_spike(self, symbol: str, mark: Decimal) -> bool:
+        if not mark.is_finite() or mark <= 0:
+            return True
+        last = self.last.get(symbol)
+        if last is None or abs(mark - last.mark) <= self.spike_limit * last.mark:
+            self._pending.pop(symbol, None)
+            return False
+        now = self.clock_ms()
+        pending = self._pending.get(symbol)
+        if pending is not None and abs(mark - pending[0]) <= self.spike_limit * pending[0]:
+            if now - pending[1] >= self.confirm_ms:
+                self._pending.pop(symbol, None)
+                return False  # readings agreeing for confirm_ms: a real move
+            return True
+        self._pending[symbol] = (mark, now)
+        return True
 
     def view(self, symbol: str) -> tuple[MarketView, bool] | None:
         last = self.last.get(symbol)

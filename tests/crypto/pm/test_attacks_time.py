@@ -104,3 +104,38 @@ def test_the_management_tick_at_1x_in_real_time(redis_url: str, tmp_path: Path) 
         stop.set()
         t.join(timeout=10)
     assert svc.errors == 0
+
+
+def test_one_spiked_mark_never_takes_profit(redis_url: str, tmp_path: Path) -> None:
+    """The venue answers one mark of 1e6 (or NaN, or 0) between normal ones: the feed keeps the last good
+    mark (flagged stale: the pass only guards the stop) and takes a new level only when the next reading
+    confirms it. Before: the spike was the mark, and the ladder took profit at market on it."""
+    port, clock = FakePort(), ManualClock()
+    m = build(redis_url, tmp_path / "pm.db", port, clock)
+    venue = StubVenue(clock)
+    feed = VenueFeed(venue, clock_ms=clock)  # type: ignore[arg-type]
+    svc = PmService(m, venue, feed, clock_ms=clock)  # type: ignore[arg-type]
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    svc.step()
+    [pos_id] = m.state.active_ids()
+    for spike in (D(1_000_000), D("NaN"), D(0), D(-3)):
+        venue.mark = spike
+        clock.advance(1_000)
+        got = feed.observe(SYM)
+        assert got is not None and got[0].mark == D(100) and got[1] is True  # the last good mark, stale
+        svc.step()
+        pos = m.state.load_position(pos_id)
+        assert pos is not None and pos.qty == D("0.5") and not pos.ladder_fired
+        venue.mark = D(100)
+        clock.advance(1_000)
+        assert feed.observe(SYM) == (feed.last[SYM], False)
+    # A real move is taken once readings agreeing with it span 2 s.
+    venue.mark = D(130)
+    clock.advance(1_000)
+    assert feed.observe(SYM)[1] is True  # type: ignore[index]
+    clock.advance(1_000)
+    venue.mark = D(131)
+    assert feed.observe(SYM)[1] is True  # type: ignore[index]
+    clock.advance(1_000)
+    got = feed.observe(SYM)
+    assert got is not None and got[0].mark == D(131) and got[1] is False
