@@ -289,7 +289,9 @@ def evaluate(book: HedgeBook, mark: Decimal | None, ts_ms: int, kind: ExecKind |
     order is done and nothing is left in flight."""
     decision = decide_hedge(book.target, book.committed, mark, book.filters, book.cap,
                             notional_exempt=book.mode == "close" and book.margin_done)
-    if isinstance(decision, Hedge) and ts_ms < book.hold_until_ms:
+    # A hold further away than the longest back-off was stamped by a clock that jumped (a venue time from
+    # 2099): it is void, or one bad reading would stop the hedge for good.
+    if isinstance(decision, Hedge) and ts_ms < book.hold_until_ms <= ts_ms + BACKOFF_MAX_MS:
         decision = Defer(DeferReason.BACKOFF, decision.delta, decision.qty, None)
     if isinstance(decision, Hedge):
         send_kind: ExecKind = kind or ("market" if book.exec_mode == "MT" else "gtx")

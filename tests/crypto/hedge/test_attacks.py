@@ -201,3 +201,18 @@ def test_a_429_storm_backs_off_instead_of_a_send_per_report() -> None:
     assert h.runner.book.hedged == D("0.6") and h.venue.position() == D("-0.6")
     restored, _ = restore_snapshot(dump_snapshot(h.runner.book), WORKED)
     assert restored.refusals_in_row == 0 and restored.hold_until_ms == 0
+
+
+def test_a_back_off_stamped_in_2099_does_not_stop_the_hedge_for_good() -> None:
+    from core.oms.reasons import VenueReason
+    from crypto.hedge.book import evaluate, on_hedge_refused
+
+    book = on_margin_report(open_book(), MarginReport("m1", D("0.5")), MARK, 0).book
+    [order] = book.orders
+    y2099 = 4_070_908_800_000
+    book = on_hedge_refused(book, order.client_order_id, VenueReason.RATE_LIMIT, MARK, y2099).book
+    assert book.hold_until_ms > y2099
+    step = evaluate(book, MARK, 1_700_000_000_000)  # the clock is back: the 2099 hold is void
+    assert len(step.sends) == 1
+    step = evaluate(book, MARK, y2099 + 10)  # within a real hold: it waits
+    assert step.sends == ()
