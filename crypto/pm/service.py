@@ -77,6 +77,21 @@ class PmService:
             self._markets[symbol] = self.venue.market(symbol)
         return self._markets[symbol]
 
+    def _spot_shrunk(self, pos_id: str, held: Decimal, market: Market) -> None:
+        """Coins sold or withdrawn elsewhere: the position takes the smaller size (at the same WAC), so its
+        guard exit never asks for coins the account no longer has. More coins than ours are not adopted (their
+        cost is unknown here)."""
+        pos = self.manager.position(pos_id)
+        if pos is None or pos.closed or held >= pos.qty:
+            return
+        qty = round_down(held, market.qty_step)
+        got = self.feed.view(pos.symbol)
+        view = got[0] if got else MarketView(mark=pos.entry, ts_ms=self.clock_ms())
+        try:
+            self.manager.reconcile(pos_id, qty, pos.entry, pos.margin * qty / pos.qty, view)
+        except LockBusy:
+            pass
+
     def watch_spot(self) -> list[str]:
         """Spot holdings of the spot symbols named in ``symbols`` (a balance has no symbol, so only named
         ones are watched): a new holding is adopted at the cost its fills explain (``wac_from_fills``), with
@@ -101,7 +116,10 @@ class PmService:
                     except LockBusy:
                         pass
                 continue
-            if symbol in known or self.spot_refused.get(symbol) == str(held):
+            if symbol in known:
+                self._spot_shrunk(known[symbol], held, market)
+                continue
+            if self.spot_refused.get(symbol) == str(held):
                 continue
             try:
                 book = wac_from_fills(self.venue.fills(symbol), market.base)

@@ -72,6 +72,18 @@ def test_the_watch_adopts_a_spot_holding_at_its_rebuilt_cost(redis_url: str, tmp
     calls = venue.fill_calls
     svc.step()
     assert venue.fill_calls == calls and m.state.active_ids() == [pos_id]  # seen once, no fills re-read
+    # Part sold elsewhere: the position takes the smaller size at the same WAC (before: it kept 0.01999 and its
+    # guard exit would ask for coins the account no longer has).
+    wac = pos.entry
+    venue.held = D("0.015")
+    clock.advance(1_000)
+    svc.step()
+    pos = m.state.load_position(pos_id)
+    assert pos is not None and pos.qty == D("0.015") and pos.entry == wac and not pos.closed
+    venue.held = D("0.02")  # more coins than ours: not adopted (their cost is unknown)
+    clock.advance(1_000)
+    svc.step()
+    assert m.state.load_position(pos_id).qty == D("0.015")  # type: ignore[union-attr]
     # Sold elsewhere: closed.
     venue.held = D(0)
     clock.advance(1_000)
