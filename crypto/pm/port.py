@@ -10,6 +10,8 @@ Failures are ``crypto.venue.types.VenueError`` with a ``core.oms.reasons.VenueRe
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -62,9 +64,16 @@ def ack_of(order: VenueOrder) -> OrderAck:
 class VenuePort:
     """``ExecutionPort`` over a ``Venue`` (the ccxt adapter, or anything with its shape)."""
 
-    def __init__(self, venue: Venue, margin_mode: Literal["isolated", "cross"] = "isolated") -> None:
+    def __init__(self, venue: Venue, margin_mode: Literal["isolated", "cross"] = "isolated",
+                 ping_ttl_s: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.venue = venue
         self.margin_mode = margin_mode
+        # Every pass asks whether the OMS is up; one venue request per pass would be one per position per
+        # tick (10,000 positions: 10,000 time requests against the venue's limits). One answer serves
+        # ``ping_ttl_s``.
+        self.ping_ttl_s = ping_ttl_s
+        self.monotonic = monotonic
+        self._ping: tuple[float, bool] | None = None
 
     def place(self, intent: OrderIntent) -> OrderAck:
         market = self.venue.market(intent.symbol)
@@ -89,8 +98,13 @@ class VenuePort:
         return None if order is None else ack_of(order)
 
     def ping(self) -> bool:
+        now = self.monotonic()
+        if self._ping is not None and now - self._ping[0] < self.ping_ttl_s:
+            return self._ping[1]
         try:
             self.venue.now_ms()
+            up = True
         except VenueError:
-            return False
-        return True
+            up = False
+        self._ping = (now, up)
+        return up

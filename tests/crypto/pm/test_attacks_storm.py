@@ -94,3 +94,28 @@ def test_a_stop_move_does_not_read_the_whole_retry_queue(redis_url: str, tmp_pat
         m.runner.run_due(clock())
     assert m.state.retry_len() == 0 and all(not m.state.queued_for(f"p{i}") for i in range(3))
     assert len(port.live_stops()) == 3
+
+
+def test_the_oms_ping_is_one_request_per_ttl_not_one_per_pass() -> None:
+    """50 passes in a tick asked the venue's time 50 times (10,000 positions: 10,000 requests per tick)."""
+    from crypto.pm.port import VenuePort
+    from crypto.venue.types import VenueError
+
+    class Clocked:
+        calls = 0
+        down = False
+
+        def now_ms(self) -> int:
+            self.calls += 1
+            if self.down:
+                from core.oms.reasons import VenueReason
+
+                raise VenueError(VenueReason.NETWORK, "down")
+            return 1
+
+    venue, t = Clocked(), [0.0]
+    port = VenuePort(venue, monotonic=lambda: t[0])  # type: ignore[arg-type]
+    assert all(port.ping() for _ in range(50)) and venue.calls == 1
+    venue.down = True
+    t[0] = 2.5
+    assert not port.ping() and not port.ping() and venue.calls == 2
