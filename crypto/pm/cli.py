@@ -202,6 +202,15 @@ def _serve_locked(args: argparse.Namespace, token: str, cfg: PmConfig, state: An
     except (VenueError, ValueError) as exc:
         print(f"pm serve: venue: {exc}", file=sys.stderr)
         return 2
+    for symbol in args.symbols.split(",") if args.symbols else []:
+        try:
+            venue.market(symbol)
+        except VenueError as exc:
+            if exc.reason.retryable:
+                print(f"pm serve: venue: {exc}", file=sys.stderr)
+            else:
+                print(f"pm serve: SYMBOL_UNKNOWN {symbol!r} ({exc.reason.value})", file=sys.stderr)
+            return 2
     store = SqliteSnapshotStore(args.db)
     audit = AuditWriter(args.db.with_suffix(".audit.jsonl"))
     clock = VenueClock(venue) if args.venue.endswith("-fake") else wall_ms  # the fake may run its own clock

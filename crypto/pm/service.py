@@ -62,6 +62,7 @@ class PmService:
         self.spot_refused: dict[str, str] = {}  # spot symbol -> the held amount refused (SPOT_COST_UNKNOWN)
         self.spot_account: Account = spot_account
         self._markets: dict[str, Market] = {}
+        self.unknown_symbols: set[str] = set()  # --symbols entries the venue does not know (audited once)
         self.status = status  # the dashboard's pm page reads its file (crypto.pm.status_file); never raises
 
     def open_by_symbol(self, kinds: tuple[str, ...] = ("swap",)) -> dict[str, str]:
@@ -76,6 +77,26 @@ class PmService:
         if symbol not in self._markets:
             self._markets[symbol] = self.venue.market(symbol)
         return self._markets[symbol]
+
+    def _known_symbols(self, kind: str) -> list[str]:
+        """The watched symbols of one kind. A symbol the venue does not know (a typo in ``--symbols``) is
+        skipped, audited once, instead of failing every step before the others are watched."""
+        out = []
+        for s in self.symbols or []:
+            if s in self.unknown_symbols:
+                continue
+            try:
+                market = self._market(s)
+            except VenueError as exc:
+                if exc.reason.retryable:
+                    raise  # the venue is down, not the symbol wrong: the step fails and is retried
+                self.unknown_symbols.add(s)
+                self.manager._audit(AuditCode.PM_STATE_INVALID, Severity.ERROR, "SYMBOL_UNKNOWN", s,
+                                    {"error": exc.reason.value})
+                continue
+            if market.kind == kind:
+                out.append(s)
+        return out
 
     def _spot_shrunk(self, pos_id: str, held: Decimal, market: Market) -> None:
         """Coins sold or withdrawn elsewhere: the position takes the smaller size (at the same WAC), so its
@@ -98,7 +119,7 @@ class PmService:
         a guard stop; one the fills do not explain (a deposit, trades older than the venue's history) is
         refused (``SPOT_COST_UNKNOWN``, audited once per held amount), never adopted at the mark, which
         would invent its cost; a holding gone under the minimum is closed. Returns new pos_ids."""
-        spot = [s for s in (self.symbols or []) if self._market(s).kind == "spot"]
+        spot = self._known_symbols("spot")
         if not spot:
             return []
         known = self.open_by_symbol(("spot",))
@@ -142,7 +163,7 @@ class PmService:
     def watch(self, venue_positions: list[Position] | None = None) -> list[str]:
         """New venue positions get a pos_id and their stop; vanished ones are closed. Returns new pos_ids."""
         known = self.open_by_symbol()
-        swaps = None if self.symbols is None else [s for s in self.symbols if self._market(s).is_swap]
+        swaps = None if self.symbols is None else self._known_symbols("swap")
         if venue_positions is not None:
             polled = venue_positions
         else:  # spot symbols are watch_spot's (a positions request does not take them)

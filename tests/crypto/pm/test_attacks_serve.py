@@ -215,6 +215,8 @@ def test_an_http_port_in_use_is_a_coded_exit_and_the_locks_are_released(monkeypa
         args = ["serve", "--redis", redis_url, "--db", str(tmp_path / "pm.db"), "--venue", "okx-fake", "--venue-url",
                 fx.url, "--credentials", str(creds), "--http-port", str(taken.getsockname()[1])]
         assert pm_main(args) == 2
-    assert "HTTP_PORT_UNAVAILABLE" in capsys.readouterr().err
+        assert "HTTP_PORT_UNAVAILABLE" in capsys.readouterr().err
+        assert pm_main([*args[:-2], "--symbols", "BTC/USDT:USDT,NOPE/USDT"]) == 2  # a typo: loud, at start
+        assert "SYMBOL_UNKNOWN 'NOPE/USDT'" in capsys.readouterr().err
     assert redis.Redis.from_url(redis_url).get(INSTANCE_KEY) is None
     os.close(open_store_lock(tmp_path / "pm.db"))  # the store lock was released too

@@ -123,3 +123,30 @@ def test_replay_is_read_only_and_refuses_what_is_not_a_store(redis_url: str, tmp
     assert pm_main(["replay", "--pos-id", "p1", "--db", str(tmp_path / "adir")]) == 2
     assert pm_main(["replay", "--pos-id", "p1", "--db", str(tmp_path / "junk.db")]) == 2
     assert not (tmp_path / "junk.db-wal").exists()
+
+
+def test_an_unknown_symbol_in_the_watch_list_does_not_stop_the_others(redis_url: str, tmp_path: Path) -> None:
+    """--symbols BTC/USDT:USDT,NOPE/USDT: the venue does not know NOPE. Before: every step raised on it before
+    the BTC watch ran, so nothing was governed at all. Now NOPE is skipped (audited once), BTC is watched."""
+    from core.oms.reasons import VenueReason
+    from crypto.venue.types import Market, VenueError
+
+    port, clock, audit = FakePort(), ManualClock(), []  # type: ignore[var-annotated]
+    m = build(redis_url, tmp_path / "pm.db", port, clock, audit=audit)
+    venue = StubVenue(clock)
+    real_market = venue.market
+
+    def market(symbol: str) -> Market:
+        if symbol.startswith("NOPE"):
+            raise VenueError(VenueReason.INVALID_ORDER, "unknown symbol")
+        return real_market(symbol)
+
+    venue.market = market  # type: ignore[method-assign]
+    svc = PmService(m, venue, VenueFeed(venue, clock_ms=clock), clock_ms=clock,  # type: ignore[arg-type]
+                    symbols=[SYM, "NOPE/USDT"])
+    venue.open = [Position(SYM, D("0.5"), D(100), D(100), D(70), D(1000 / 60), D(3), "isolated", D(0))]
+    for _ in range(3):
+        clock.advance(1_000)
+        svc.step()
+    assert len(m.state.active_ids()) == 1 and len(port.live_stops()) == 1
+    assert sum(1 for e in audit if e.cause == "SYMBOL_UNKNOWN") == 1
