@@ -155,7 +155,7 @@ class ManageResponse(BaseModel):
 
 class TransferRequest(_In):
     transfer_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    approve: bool = False
+    approve: Annotated[bool, Strict()] = False  # strict: "yes", 1 or "on" never approve moving money
 
 
 ViewFn = Callable[[str], tuple[MarketView, bool] | None]

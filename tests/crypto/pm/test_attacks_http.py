@@ -201,3 +201,14 @@ def test_a_flood_of_stalled_connections_is_bounded(redis_url: str, tmp_path: Pat
         time.sleep(0.05)
     assert status == 200
     api.stop()
+
+
+@pytest.mark.parametrize("raw", [b'{"transfer_id": "ops-9", "approve": "yes"}', b'{"transfer_id": "ops-9", "approve": 1}',
+                                 b'{"transfer_id": "ops-9", "approve": "true"}', b'{"transfer_id": 12}',
+                                 b'{"transfer_id": "' + b"x" * 65 + b'"}', b'{"transfer_id": "a b"}'])
+def test_a_transfer_trigger_with_a_loose_field_is_refused(served: tuple[str, Manager, FakePort], raw: bytes) -> None:
+    """Before: "yes" and 1 were taken as approve=true (pydantic's lax bool) for a transfer of money."""
+    url, m, _ = served
+    status, body = call(url, "/auto-transfer/trigger", raw=raw)
+    assert (status, body["error"]) == (400, "BODY_INVALID")
+    assert m.treasury_port.sent == []  # type: ignore[union-attr]
