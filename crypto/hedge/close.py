@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import Enum
 
 from core.execution.filters import round_down
-from crypto.hedge.book import ExecMode, HedgeBook
+from crypto.hedge.book import ExecMode, HedgeBook, quantity_refusal
 from crypto.hedge.rules import HedgeFilters, opposite
 from crypto.venue.types import Side
 
@@ -33,6 +33,7 @@ class CloseRefusal(str, Enum):
     SPOT_MIN_QTY = "SPOT_MIN_QTY"  # the spot position rounds under the spot minQty
     SPOT_MIN_NOTIONAL = "SPOT_MIN_NOTIONAL"
     NO_PRICE = "NO_PRICE"
+    EXPOSURE_INVALID = "EXPOSURE_INVALID"  # a leg that is not a finite number within the report bounds
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ def plan_close(exposure: Exposure, spot_filters: HedgeFilters, price: Decimal | 
     ``allowance``: the spot leg closed is at most the UM leg plus this (the UM residual bound: what an open
     may have left unhedged), so spot held for other reasons is not sold by a hedge close. None = all of it.
     """
+    if any(quantity_refusal(abs(v)) is not None for v in (exposure.spot, exposure.um)):
+        return CloseRefusal.EXPOSURE_INVALID  # NaN or 1e30 from the exposure view: never sized into an order
+    if price is not None and (not price.is_finite() or price <= 0):
+        price = None  # a NaN or non-positive price is no price
     if exposure.spot == 0:
         return CloseRefusal.NOTHING_TO_CLOSE
     if exposure.um != 0 and (exposure.um > 0) == (exposure.spot > 0):

@@ -216,3 +216,15 @@ def test_a_back_off_stamped_in_2099_does_not_stop_the_hedge_for_good() -> None:
     assert len(step.sends) == 1
     step = evaluate(book, MARK, y2099 + 10)  # within a real hold: it waits
     assert step.sends == ()
+
+
+@pytest.mark.parametrize(("spot", "um", "price", "refusal"),
+                         [("NaN", "-1", "50000", "EXPOSURE_INVALID"), ("1", "NaN", "50000", "EXPOSURE_INVALID"),
+                          ("1e30", "-1e30", "50000", "EXPOSURE_INVALID"), ("1", "-1", "NaN", "NO_PRICE"),
+                          ("1", "-1", "-5", "NO_PRICE")])
+def test_a_close_plan_from_an_extreme_exposure_is_refused(spot: str, um: str, price: str, refusal: str) -> None:
+    """Before: NaN raised InvalidOperation out of the plan, and a 1e30 spot leg was planned as a 1e30 close."""
+    from crypto.hedge.close import CloseRefusal, Exposure, plan_close
+
+    got = plan_close(Exposure(D(spot), D(um)), HedgeFilters(D("0.00001"), D("0.00001"), D("5")), D(price), D("0.002"))
+    assert got == CloseRefusal(refusal)
