@@ -196,6 +196,15 @@ class HedgeBook:
     # with each refusal in a row, at most 60 s; an accepted hedge resets both.
     refusals_in_row: int = 0
     hold_until_ms: int = 0
+    # Part of every client id this book makes (``{strategy_id}{run_tag}h{n}``): a new book (another state
+    # folder, the same strategy id, the same venue) never reuses the ids of an earlier one. Binance refuses a
+    # client id only among open orders, so a reused id is accepted again and a lookup by it finds the older
+    # run's order. The shell draws it when it creates a book; the snapshot keeps it; "" for older snapshots.
+    run_tag: str = ""
+
+    @property
+    def id_prefix(self) -> str:
+        return f"{self.strategy_id}{self.run_tag}"
 
     @property
     def target(self) -> Decimal:
@@ -296,9 +305,9 @@ def evaluate(book: HedgeBook, mark: Decimal | None, ts_ms: int, kind: ExecKind |
     if isinstance(decision, Hedge):
         send_kind: ExecKind = kind or ("market" if book.exec_mode == "MT" else "gtx")
         seq, taken = book.seq, set(book.hedge_order_ids)
-        while client_order_id(book.strategy_id, seq, book.mode) in taken:  # a restored book's ids are never reused
+        while client_order_id(book.id_prefix, seq, book.mode) in taken:  # a restored book's ids are never reused
             seq += 1
-        cid = client_order_id(book.strategy_id, seq, book.mode)
+        cid = client_order_id(book.id_prefix, seq, book.mode)
         order = HedgeOrder(cid, book.hedge_side, decision.qty, send_kind, attempt)
         book = replace(book, orders=(*book.orders, order), seq=seq + 1)
         send = SendHedge(cid, book.symbol, book.hedge_side, decision.qty, send_kind, attempt,

@@ -10,9 +10,10 @@ never hedges twice.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -79,6 +80,12 @@ class RunResult:
         def fmt(v: Any) -> Any:
             return format(v.normalize(), "f") if isinstance(v, Decimal) else v
         return {k: fmt(v) for k, v in self.__dict__.items()}
+
+
+def new_run_tag() -> str:
+    """Four random base-36 characters for a new book's client ids (see ``HedgeBook.run_tag``)."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return "".join(secrets.choice(alphabet) for _ in range(4))
 
 
 def filters_of(market: Market) -> HedgeFilters:
@@ -164,13 +171,14 @@ class HedgeSession:
                     return RunResult(cfg.mode, cfg.exec_mode, "refused:NO_QTY")
                 margin_side, margin_qty = cfg.side, cfg.qty
                 book = HedgeBook(cfg.strategy_id, cfg.um_symbol, "open", cfg.exec_mode, opposite(cfg.side),
-                                 um_filters, cfg.max_reprices)
+                                 um_filters, cfg.max_reprices, run_tag=new_run_tag())
             else:
                 planned = self._plan_close(spot, um_filters)
                 if isinstance(planned, CloseRefusal):
                     return RunResult(cfg.mode, cfg.exec_mode, f"refused:{planned.value}",
                                      audit=dict(Counter(e.code.value for e in self.events)))
                 book, margin_side, margin_qty = planned
+                book = replace(book, run_tag=new_run_tag())
         else:
             margin_side = opposite(book.hedge_side)
             margin_qty = cfg.qty or ZERO
@@ -221,7 +229,7 @@ class HedgeSession:
             if self.venue.fetch_order(self.config.spot_symbol, cid) is not None or runner.book.margin[0].done:
                 return cid
         else:
-            cid = f"{self.config.strategy_id}{'m' if self.config.mode == 'open' else 'x'}0"
+            cid = f"{runner.book.id_prefix}{'m' if self.config.mode == 'open' else 'x'}0"
             runner.on_margin_report(MarginReport(cid, ZERO, "open"))  # journal the id before the send
         if qty <= 0:  # a restored book whose margin order never reached the venue, and no size given again
             runner.on_margin_report(MarginReport(cid, ZERO, "rejected"))

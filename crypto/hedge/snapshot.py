@@ -90,6 +90,7 @@ class HedgeSnapshot(_Model):
     planned: Qty | None = None
     refusals_in_row: int = Field(default=0, ge=0, le=1_000_000)  # added later: absent = no back-off
     hold_until_ms: int = Field(default=0, ge=0, le=10**14)
+    run_tag: str = Field(default="", max_length=8, pattern=r"^[a-z0-9]*$")  # added later: absent = no tag
 
 
 class LegacySnapshot(_Model):
@@ -117,6 +118,7 @@ def to_snapshot(book: HedgeBook) -> HedgeSnapshot:
                                 venue_order_id=o.venue_order_id, reason=o.reason) for o in book.orders],
         seq=book.seq, legacy_committed=book.legacy_committed, residual_reported=book.residual_reported,
         planned=book.planned, refusals_in_row=book.refusals_in_row, hold_until_ms=book.hold_until_ms,
+        run_tag=book.run_tag,
     )
 
 
@@ -136,7 +138,7 @@ def _from_v2(snap: HedgeSnapshot) -> HedgeBook:
         tuple(HedgeOrder(o.client_order_id, o.side, o.qty, o.kind, o.attempt, o.state, o.filled, o.price,
                          o.venue_order_id, o.reason) for o in snap.orders),
         snap.seq, snap.legacy_committed, snap.residual_reported, snap.planned, snap.refusals_in_row,
-        snap.hold_until_ms,
+        snap.hold_until_ms, snap.run_tag,
     )
 
 

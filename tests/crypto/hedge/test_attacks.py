@@ -228,3 +228,36 @@ def test_a_close_plan_from_an_extreme_exposure_is_refused(spot: str, um: str, pr
 
     got = plan_close(Exposure(D(spot), D(um)), HedgeFilters(D("0.00001"), D("0.00001"), D("5")), D(price), D("0.002"))
     assert got == CloseRefusal(refusal)
+
+
+def test_a_second_run_in_another_state_folder_never_reuses_client_ids(tmp_path: Path) -> None:
+    """The same strategy id run again in another --state-dir against the same venue. Binance refuses a
+    client id only among open orders, so the second run's first hedge id would be accepted again, and a
+    lookup by that id (after a lost answer or a channel failure) would find the first run's filled order and
+    count it as this run's hedge. Each new book has its own run tag in every id, kept in its snapshot (a
+    restart on the same folder reuses it)."""
+    from crypto.fakex.engine.paths import STEP_MS
+    from crypto.fakex.server import FakeExchange
+    from crypto.hedge.run_cli import FAKE_BALANCES
+    from crypto.hedge.session import HedgeSession, RunConfig
+    from crypto.venue.factory import VenueCredentials, make_venue
+
+    with FakeExchange.start(seed=7, scenario="calm", dialects=("binance",), balances=FAKE_BALANCES) as fx:
+        creds = VenueCredentials.model_validate({"api_key": fx.credentials.api_key, "secret": fx.credentials.secret})
+        venue = make_venue("binance-pm-fake", fx.url, creds)
+        results = []
+        for folder in ("a", "b"):
+            (tmp_path / folder).mkdir()
+            session = HedgeSession(venue, RunConfig(mode="open", exec_mode="MT", qty=D("0.3")),
+                                   lambda: fx.advance(STEP_MS), tmp_path / folder)
+            results.append(session.run())
+    a, b = results
+    assert a.outcome == b.outcome == "done"
+    ids_a = {o["client_order_id"] for o in a.hedge_orders}
+    ids_b = {o["client_order_id"] for o in b.hedge_orders}
+    assert ids_a and ids_b and not ids_a & ids_b
+    assert b.um_position == a.um_position - b.hedged  # the second hedged its own fill, once
+    book_b, _ = restore_snapshot((tmp_path / "b" / "hedge1-open.json").read_text(), WORKED)
+    book_a, _ = restore_snapshot((tmp_path / "a" / "hedge1-open.json").read_text(), WORKED)
+    assert book_a.run_tag and book_b.run_tag and book_a.run_tag != book_b.run_tag
+    assert all(book_b.run_tag in cid for cid in (*book_b.hedge_order_ids, *book_b.margin_order_ids))

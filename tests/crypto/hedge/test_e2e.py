@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_open_then_close_through_ccxt(exec_mode: str, tmp_path: Path, capsys: py
     rc, closed = run(capsys, "--mode", "close", "--exec", exec_mode, "--state-dir", str(tmp_path))
     assert rc == 0 and closed["outcome"] == "done" and closed["audit"]["HEDGE_CLOSE_PLANNED"] == 1
     assert D(closed["um_position"]) == 0 and D(closed["spot"]) == 0  # both legs flat, no flip
-    assert all(o["client_order_id"].startswith("hedge1c") for o in closed["hedge_orders"])
+    assert all(re.fullmatch(r"hedge1[a-z0-9]{4}c\d+", o["client_order_id"]) for o in closed["hedge_orders"])
 
 
 def test_mm_crossing_gtx_repriced_then_market_with_channel_down(tmp_path: Path,
@@ -66,9 +67,10 @@ def test_restart_resumes_without_a_second_margin_order_or_hedge(tmp_path: Path,
     assert D(second["filled"]) == D("1.2") and 0 <= D(second["spot"]) - D(second["hedged"]) < D(second["residual_bound"])
     snapshot = (tmp_path / "hedge1-open.json").read_text()
     book, _ = restore_snapshot(snapshot, HedgeFilters(D("0.001"), D("0.001"), D("100")))
-    assert book.margin_order_ids == ("hedge1m0",)
+    [margin_id] = book.margin_order_ids
+    assert re.fullmatch(r"hedge1[a-z0-9]{4}m0", margin_id)  # the run tag of this book, kept across the restart
     with FakeExchange.start(state_file=tmp_path / "fakex-state.json", dialects=("binance",)) as fx:
-        margin_orders = [o for o in fx.exchange.orders("BTC-USDT") if o.cl_ord_id == "hedge1m0"]
+        margin_orders = [o for o in fx.exchange.orders("BTC-USDT") if o.cl_ord_id == margin_id]
         assert len(margin_orders) == 1
 
 
