@@ -10,11 +10,9 @@ headers). Time comes from the injected clock.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import queue
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.control.commands import ControlAction, ControlCommand, new_command
 from core.control.killswitch import rejection_event
 from core.events import AuditEvent
+from core.http_thread import ServerThread, bearer_token_matches
 
 log = logging.getLogger(__name__)
 
@@ -76,36 +75,16 @@ class ControlHttpServer:
         self.port = port
         self.on_reject = on_reject
         self.ttl = ttl
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("control-http")
 
     def start(self) -> tuple[str, int]:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="control-http",
-            daemon=True,
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._serving.start(ThreadingHTTPServer((self.host, self.port), _make_handler(self)))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def is_authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[len("Bearer ") :].strip().encode("utf-8"), self._token)
+        return bearer_token_matches(header, self._token)
 
     def reject(self, reason: str, detail: str = "") -> None:
         if self.on_reject is not None:

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from core.http_thread import ServerThread
 from crypto.fakex.engine.clock import ManualClock, ScaledClock
 from crypto.fakex.engine.exchange import DEFAULT_START_MS, Exchange
 from crypto.fakex.engine.instruments import Instrument
@@ -229,8 +230,7 @@ class FakeExchange:
         self.speed = speed
         self.tick_s = tick_s
         self.autosave_s = autosave_s
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("fakex-http")
         self._ticker: threading.Thread | None = None
         self._stop_ticker = threading.Event()
         self._restart_lock = threading.Lock()
@@ -264,22 +264,10 @@ class FakeExchange:
         return handle
 
     def _listen(self) -> None:
-        server = ThreadingHTTPServer((self.host, self.port), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self.port = int(server.server_address[1])
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fakex-{self.port}", daemon=True)
-        self._thread.start()
+        self.port = self._serving.start(ThreadingHTTPServer((self.host, self.port), _make_handler(self)))[1]
 
     def _close_listener(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def _start_ticker(self) -> None:
         # Serve mode: resting orders fill and funding settles as wall time passes, without requests; the

@@ -16,7 +16,6 @@ refusal is ``{"error": CODE, "detail": ...}`` with a stable code.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -28,6 +27,7 @@ from typing import Annotated, Any
 import redis
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
+from core.http_thread import ServerThread, bearer_token_matches
 from crypto.pm.codec import transfer_doc
 from crypto.pm.decisions import MarketView
 from crypto.pm.manager import LockBusy, Manager
@@ -173,30 +173,16 @@ class PmHttpServer:
         self.manager = manager
         self.views = views
         self.host, self.port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("pm-http")
 
     def start(self) -> tuple[str, int]:
-        self._server = _BoundedServer((self.host, self.port), _handler(self), self.max_connections)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="pm-http", daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._serving.start(_BoundedServer((self.host, self.port), _handler(self), self.max_connections))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def is_authorised(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[len("Bearer "):].strip().encode("utf-8"), self._token)
+        return bearer_token_matches(header, self._token)
 
     # The routes, as plain functions of the parsed body (tests call them through HTTP).
     def health(self) -> tuple[int, dict[str, Any]]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "core"
-# The IO shell of the kernel: the audit writer/reader, the write-ahead journal, the control doors, the gate's file CLI.
-SHELL = {CORE / "audit.py", CORE / "gate_cli.py", CORE / "journal.py"}
+# The IO shell of the kernel: the audit writer/reader, the write-ahead journal, the control doors, the gate's file CLI,
+# the HTTP server thread the doors and the crypto services share.
+SHELL = {CORE / "audit.py", CORE / "gate_cli.py", CORE / "journal.py", CORE / "http_thread.py"}
 SHELL_DIRS = {CORE / "control"}
 
 IO_MODULES = {
