@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from core.events import AuditCode, Severity
 from core.execution.rate_limit import TokenBucket, acquire
-from core.journal import Journal
+from core.journal import Journal, JournalCorrupt
 from settings.config import GridbridgeConfig
 from shared_schema.clock import Clock, SystemClock
 from shared_schema.failpoints import failpoint
@@ -147,8 +147,16 @@ class Executor:
             self._lock.release()
             raise
         left_open: list[str] = []
-        for record in self.journal.replay():
-            self._replay_one(record, left_open)
+        try:
+            for number, record in enumerate(self.journal.replay(), 1):
+                try:
+                    self._replay_one(record, left_open)
+                except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot apply
+                    raise JournalCorrupt(f"{self.journal.path}: record {number} cannot be replayed ({exc}); "
+                                         "the file is left as it is") from exc
+        except JournalCorrupt:
+            self._abandon_start()
+            raise
         self.risk.load()
         self.risk.follow_halt(self.state.halted, self.now())  # the journal's halt is the one truth
         self._close_replay_faults(left_open)
@@ -178,6 +186,14 @@ class Executor:
         self.journal.close()
         if self._lock.is_locked:
             self._lock.release()
+
+    def _abandon_start(self) -> None:
+        """A start that cannot rebuild its state publishes nothing and lets go of the lease and the lock, so the
+        operator can repair the journal and start again."""
+        if self.lease is not None:
+            self.lease.release()
+        self.journal.close()
+        self._lock.release()
 
     def run(self, max_seconds: float | None = None, stop_flag: Any = None) -> None:
         """Loop until ``stop_flag.is_set()`` or ``max_seconds`` of wall time (a shell concern)."""

@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_executor)
 
 
+EXIT_JOURNAL_DAMAGED = 5  # the write-ahead journal cannot be replayed: repair it, nothing was sent
+
+
 def cmd_executor(args: argparse.Namespace) -> int:
+    from core.journal import JournalCorrupt
     from windows.brokers.factory import make_broker
     from windows.executor import AlreadyRunning, Executor, default_state_dir
     from windows.lease import EXIT_LEASE_HELD, LeaseLost, LeaseRefused
@@ -42,6 +46,9 @@ def cmd_executor(args: argparse.Namespace) -> int:
     except LeaseRefused as exc:
         print(f"gridbridge executor: refusing to start: {exc}", file=sys.stderr)
         return EXIT_LEASE_HELD
+    except JournalCorrupt as exc:
+        print(f"gridbridge executor: refusing to start: damaged journal: {exc}", file=sys.stderr)
+        return EXIT_JOURNAL_DAMAGED
     stop = stop_on_signals()
     http = _start_control_doors(executor, config)
     try:
