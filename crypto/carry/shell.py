@@ -152,6 +152,11 @@ class CarryEngine:
         # The dashboard's carry page reads this file (crypto.carry.status_file); throttled, never raises.
         self.status_file = CarryStatusPublisher(self.dir / CARRY_STATUS_FILE, self.dir / "audit.jsonl")
 
+    def funding_rate_seen(self, symbol: str) -> Decimal | None:
+        """The funding rate this step read for ``symbol`` (None before the first read): the status file's figure."""
+        f = self._step_rates.get(symbol)
+        return None if f is None else f.rate
+
     # -- journal ------------------------------------------------------------------------------------
     def _restore(self) -> None:
         seen_start = False

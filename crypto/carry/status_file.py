@@ -140,7 +140,10 @@ class EngineLike(Protocol):
     risk_state: Any
     emergency: bool
     last_exit_clean: bool
+    realized_total: Decimal
     dir: Path
+
+    def funding_rate_seen(self, symbol: str) -> Decimal | None: ...
 
     @property
     def clock(self) -> Any: ...
@@ -156,7 +159,7 @@ def pair_status(pair: Any, rate: Decimal | None) -> CarryPairStatus:
     """One ``shell.Pair`` as the page shows it (pure: reads the pair's book, mark and dust)."""
     b: dec.PairBook = pair.b
     inst = pair.inst
-    mark = getattr(pair, "last_mark", None)
+    mark = pair.last_mark
     return CarryPairStatus(
         symbol=inst.symbol, spot_symbol=inst.spot_symbol, state=pair.state.value, spot_qty=b.spot_qty,
         spot_entry=b.spot_entry, short_qty=b.short_qty, perp_entry=b.perp_entry,
@@ -164,7 +167,7 @@ def pair_status(pair: Any, rate: Decimal | None) -> CarryPairStatus:
         mark=mark, margin_health=_health(b, mark), liq_price=dec.liquidation_price(b, inst),
         liq_distance=None if mark is None else dec.liquidation_distance(b, inst, mark), funding=b.funding,
         funding_rate=rate, fees=b.fees, realized=b.realized, capital_committed=b.capital_committed,
-        topups=len(b.topup_ids), open_pnl=getattr(pair, "open_pnl", None), dust=pair.dust,
+        topups=len(b.topup_ids), open_pnl=pair.open_pnl, dust=pair.dust,
         opened_ms=b.opened_ms, disaster_stop=bool(pair.stop_cid),
         last_refusal=pair.last_refusal)
 
@@ -173,8 +176,7 @@ def thresholds_of(cfg: CarryConfig) -> CarryThresholds:
     r = cfg.risk
     return CarryThresholds(topup_health=r.topup_health, topup_target=r.topup_target, close_health=r.close_health,
                            disaster_stop_health=r.disaster_stop_health, topups_enabled=r.topups_enabled,
-                           topup_liq_distance=getattr(r, "topup_liq_distance", None),
-                           topup_liq_target=getattr(r, "topup_liq_target", None),
+                           topup_liq_distance=r.topup_liq_distance, topup_liq_target=r.topup_liq_target,
                            max_consecutive_losses=r.max_consecutive_losses,
                            max_daily_loss_usdt=r.max_daily_loss_usdt)
 
@@ -182,16 +184,12 @@ def thresholds_of(cfg: CarryConfig) -> CarryThresholds:
 def build_status(engine: EngineLike, written_at: datetime, seq: int, actions: tuple[CarryAction, ...],
                  running: bool = True, publish_failures: int = 0) -> CarryStatus:
     """The status of ``engine`` now (no IO: the wall time and the actions are handed in)."""
-    rates = getattr(engine, "_step_rates", {}) or {}
-    pairs = []
-    for symbol, p in engine.pairs.items():
-        f = rates.get(symbol)
-        pairs.append(pair_status(p, getattr(f, "rate", None)))
+    pairs = [pair_status(p, engine.funding_rate_seen(symbol)) for symbol, p in engine.pairs.items()]
     b = engine.breaker
     return CarryStatus(
         written_at=written_at, engine_ms=int(engine.clock.now_ms()), seq=seq, running=running,
         risk_state=engine.risk_state.value, emergency=engine.emergency, last_exit_clean=engine.last_exit_clean,
-        realized_total=getattr(engine, "realized_total", None),
+        realized_total=engine.realized_total,
         breaker=BreakerStatus(tripped=b.tripped, reason=b.reason, consecutive_losses=b.consecutive_losses,
                               day_loss=b.day_loss),
         thresholds=thresholds_of(engine.cfg), pairs=tuple(pairs), actions=actions,
