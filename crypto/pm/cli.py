@@ -73,9 +73,11 @@ def describe(entry: dict[str, Any]) -> str:
                 f" ({doc['client_order_id']})")
     acts = ",".join(a["type"] for a in doc.get("actions", [])) if phase == "decided" else ""
     state = "closed" if doc.get("closed") else "open"
+    held = (f" (unchanged through {entry['confirmed_ts']}, {entry['confirmations']} more passes)"
+            if entry.get("confirmations") else "")
     return (f"{entry['ts']} {phase:<7} qty {doc.get('qty')} entry {doc.get('entry')} stop {doc.get('stop')} "
             f"rungs {doc.get('ladder_fired')} adds {doc.get('add_count')} realised {doc.get('realised_pnl')} "
-            f"{state}{' [' + acts + ']' if acts else ''}")
+            f"{state}{' [' + acts + ']' if acts else ''}{held}")
 
 
 def replay(db: Path, pos_id: str, *, as_json: bool = False) -> int:
@@ -95,7 +97,8 @@ def replay(db: Path, pos_id: str, *, as_json: bool = False) -> int:
         print(f"pm replay: STORE_UNREADABLE {db}: {type(exc).__name__}: {str(exc)[:120]}", file=sys.stderr)
         return 2
     if not history:
-        print(f"pm replay: POSITION_UNKNOWN {pos_id}", file=sys.stderr)
+        print(f"pm replay: POSITION_UNKNOWN {pos_id} (never stored, or closed and pruned after "
+              "closed_retention_days)", file=sys.stderr)
         return 1
     for entry in history:
         print(json.dumps(entry, sort_keys=True) if as_json else describe(entry))

@@ -98,6 +98,9 @@ class PmConfig(_Model):
     price_move_trigger: Decimal = Field(default=Decimal("0.005"), gt=0)  # event tick on a 0.5 % move
     stop_attach_timeout_ms: int = Field(default=1_000, gt=0)
     lock_ttl_ms: int = Field(default=30_000, gt=0)
+    # A closed position's snapshots and finished intents stay replayable this long, then are pruned.
+    closed_retention_days: int = Field(default=30, ge=1, le=3650)
+    prune_batch: int = Field(default=100, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _rules(self) -> PmConfig:

@@ -240,8 +240,9 @@ class Manager:
             actions = [a for a in actions if a.kind != "STOP_MOVE"]
         # The decided state goes to Redis and the store before the first order is sent.
         self._save(pos, keep_open=pos.closed)
-        self.store.put_snapshot(pos.pos_id, pos.symbol, now, "decided",
-                                position_doc(pos) | {"actions": [_action_view(a) for a in actions]})
+        if actions or pos != before:  # a quiet pass decided nothing: its before/after rows say so already
+            self.store.put_snapshot(pos.pos_id, pos.symbol, now, "decided",
+                                    position_doc(pos) | {"actions": [_action_view(a) for a in actions]})
         for ev in plan.events:
             self._emit(ev)
             if ev.kind == "STAGNATED":
@@ -432,6 +433,12 @@ class Manager:
         return "store"
 
     # -- treasury -----------------------------------------------------------------------------------------
+    def prune_store(self) -> int:
+        """Drop closed positions older than ``closed_retention_days`` from the snapshot store, a bounded batch
+        per call (the treasury tick calls it)."""
+        keep_ms = self.cfg.closed_retention_days * 86_400_000
+        return self.store.prune_closed(self.clock_ms() - keep_ms, limit=self.cfg.prune_batch)
+
     def treasury_tick(self, transfer_id: str | None = None, approve: bool = False) -> TransferRecord | str:
         """Top up futures free margin from spot when the rule says so, once per ``transfer_id``."""
         t = self.cfg.treasury

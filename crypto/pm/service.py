@@ -247,6 +247,7 @@ class PmService:
                 self.last_manage_ms = now
             if now - self.last_treasury_ms >= cfg.treasury_interval_s * 1000:
                 self.manager.treasury_tick()
+                self.manager.prune_store()
                 self.last_treasury_ms = now
             self.manager.runner.run_due(now)
         except (VenueError, redis.RedisError, LockBusy) as exc:

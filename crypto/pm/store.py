@@ -7,6 +7,11 @@ before the order it announces is sent). Indexes are the design's: symbol; ts; sy
 (unique: a repeated transfer id is one record). ``order_intents`` is the write-ahead journal of the
 manager's actions, keyed by intent id (= the client order id root), so a restart that lost Redis knows
 what was already sent.
+
+Growth follows what happens, not the clock: a position snapshot whose document equals the position's last
+stored one (a quiet governance pass: nothing decided, nothing changed) is not stored again; the last row's
+``confirmed_ts`` and ``confirmations`` record that the state was seen again, so a replay still shows when it
+held. Closed positions are pruned (``prune_closed``) once they are older than the configured retention.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ CREATE INDEX IF NOT EXISTS intent_state ON order_intents(state);
 CREATE INDEX IF NOT EXISTS intent_pos ON order_intents(pos_id);
 CREATE TABLE IF NOT EXISTS pm_meta (key TEXT PRIMARY KEY, ts INTEGER NOT NULL, doc TEXT NOT NULL);
 """
+# Added after the first stores were written: applied to an existing file on open.
+COLUMNS_ADDED = (("positions_snapshots", "confirmed_ts", "INTEGER"),
+                 ("positions_snapshots", "confirmations", "INTEGER NOT NULL DEFAULT 0"))
 
 
 class SnapshotStore(Protocol):
@@ -55,6 +63,7 @@ class SnapshotStore(Protocol):
     def update_transfer(self, transfer_id: str, ts_ms: int, state: str, doc: dict[str, Any]) -> None: ...
     def transfer(self, transfer_id: str) -> dict[str, Any] | None: ...
     def transfers(self) -> list[dict[str, Any]]: ...
+    def prune_closed(self, older_than_ms: int, limit: int = 100) -> int: ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
 
@@ -70,11 +79,19 @@ class SqliteSnapshotStore:
         if read_only:
             uri = Path(path).resolve().as_uri() + "?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+            self._confirmations = self._has_column("positions_snapshots", "confirmations")
             return
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        for table, column, kind in COLUMNS_ADDED:
+            if not self._has_column(table, column):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._confirmations = True
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return column in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -93,14 +110,57 @@ class SqliteSnapshotStore:
 
     # Positions.
     def put_snapshot(self, pos_id: str, symbol: str, ts_ms: int, phase: str, doc: dict[str, Any]) -> None:
+        text = json.dumps(doc, sort_keys=True)
         with self._tx() as db:
+            last = db.execute("SELECT id, doc FROM positions_snapshots WHERE pos_id=? ORDER BY id DESC LIMIT 1",
+                              (pos_id,)).fetchone()
+            if last is not None and last[1] == text:
+                db.execute("UPDATE positions_snapshots SET confirmed_ts=?, confirmations=confirmations+1 WHERE id=?",
+                           (ts_ms, last[0]))
+                return
             db.execute("INSERT INTO positions_snapshots(pos_id, symbol, ts, phase, doc) VALUES (?,?,?,?,?)",
-                       (pos_id, symbol, ts_ms, phase, json.dumps(doc, sort_keys=True)))
+                       (pos_id, symbol, ts_ms, phase, text))
 
     def history(self, pos_id: str) -> list[dict[str, Any]]:
-        """Every snapshot of one position, oldest first: ``{ts, phase, doc}``."""
-        rows = self._rows("SELECT ts, phase, doc FROM positions_snapshots WHERE pos_id=? ORDER BY id", (pos_id,))
-        return [{"ts": ts, "phase": phase, "doc": json.loads(doc)} for ts, phase, doc in rows]
+        """Every stored snapshot of one position, oldest first: ``{ts, phase, doc}``, plus ``confirmed_ts`` and
+        ``confirmations`` where later passes saw the same state again."""
+        held = "confirmed_ts, confirmations" if self._confirmations else "NULL, 0"  # a pre-retention file, read only
+        rows = self._rows(f"SELECT ts, phase, doc, {held} FROM positions_snapshots WHERE pos_id=? ORDER BY id",
+                          (pos_id,))
+        out: list[dict[str, Any]] = []
+        for ts, phase, doc, confirmed_ts, confirmations in rows:
+            row: dict[str, Any] = {"ts": ts, "phase": phase, "doc": json.loads(doc)}
+            if confirmations:
+                row["confirmed_ts"], row["confirmations"] = confirmed_ts, confirmations
+            out.append(row)
+        return out
+
+    def snapshot_rows(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM positions_snapshots")[0][0])
+
+    def prune_closed(self, older_than_ms: int, limit: int = 100) -> int:
+        """Delete the whole record (snapshots and finished intents) of at most ``limit`` closed positions whose
+        last snapshot is older than ``older_than_ms``; returns how many positions went. Open positions and
+        unfinished intents are never touched."""
+        with self._tx() as db:
+            candidates = db.execute(
+                "SELECT s.pos_id, s.doc FROM positions_snapshots s JOIN "
+                "(SELECT pos_id, MAX(id) AS m FROM positions_snapshots GROUP BY pos_id) l ON s.id = l.m "
+                "WHERE COALESCE(s.confirmed_ts, s.ts) < ?", (older_than_ms,)).fetchall()
+            gone = 0
+            for pos_id, doc in candidates:
+                if gone >= limit:
+                    break
+                if json.loads(doc).get("closed") is not True:
+                    continue
+                unfinished = db.execute("SELECT COUNT(*) FROM order_intents WHERE pos_id=? AND state NOT IN "
+                                        "('DONE', 'FAILED')", (pos_id,)).fetchone()[0]
+                if unfinished:
+                    continue
+                db.execute("DELETE FROM positions_snapshots WHERE pos_id=?", (pos_id,))
+                db.execute("DELETE FROM order_intents WHERE pos_id=?", (pos_id,))
+                gone += 1
+        return gone
 
     def latest_positions(self) -> dict[str, dict[str, Any]]:
         """The last snapshot document of every position (closed ones included: the caller filters)."""

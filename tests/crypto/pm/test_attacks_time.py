@@ -65,10 +65,13 @@ def test_a_clock_that_went_back_does_not_stop_the_management_tick(redis_url: str
     svc.last_manage_ms = Y2099_MS  # what a 2099 reading left behind before the guard
     svc.last_treasury_ms = Y2099_MS
     [pos_id] = m.state.active_ids()
-    passes = len(m.store.history(pos_id))
+    def seen() -> int:  # a quiet pass is stored as one more confirmation of the last snapshot, not a new row
+        return sum(1 + e.get("confirmations", 0) for e in m.store.history(pos_id))
+
+    passes = seen()
     clock.advance(1_000)
     svc.step()
-    assert len(m.store.history(pos_id)) > passes, "no management pass after the clock went back"
+    assert seen() > passes, "no management pass after the clock went back"
     assert svc.last_manage_ms <= clock()
 
 
@@ -92,7 +95,8 @@ def test_the_management_tick_at_1x_in_real_time(redis_url: str, tmp_path: Path) 
         passes, first, started = 0, None, time.monotonic()
         while time.monotonic() < deadline:
             ids = m.state.active_ids()
-            passes = sum(1 for e in m.store.history(ids[0]) if e["phase"] == "after") if ids else 0
+            # Snapshots written (a quiet pass confirms the stored state twice: before and after).
+            passes = sum(1 + e.get("confirmations", 0) for e in m.store.history(ids[0])) // 2 if ids else 0
             first = passes if first is None and passes else first
             if first is not None and passes >= first + 2:
                 break

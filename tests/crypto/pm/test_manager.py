@@ -99,8 +99,11 @@ def test_life_of_a_futures_position(redis_url: str, tmp_path: Path) -> None:
     assert m.state.r.get("risk:budget:p1") is None
     types = [e["type"] for e in m.state.events(SYM)]
     assert types == ["ENTRY", "STOP_MOVE", "STOP_MOVE", "TP_PARTIAL", "EXIT"]  # a resize is not a move
-    phases = [h["phase"] for h in m.store.history("p1")]
-    assert phases[0] == "entry" and phases[-1] == "after" and phases.count("before") == 3
+    history = m.store.history("p1")
+    phases = [h["phase"] for h in history]
+    assert phases[0] == "entry" and phases[-1] == "after" and phases.count("decided") == 4  # entry stop + 3 passes
+    # Each pass began from the state the row before it holds: its "before" snapshot is that row, confirmed.
+    assert phases.count("before") == 0 and sum(h.get("confirmations", 0) for h in history) == 3
     assert port.duplicate_refusals == 0 and len(port.orders) == len({*port.orders})
     sli = m.slis.snapshot()
     assert sli["stop_move_success_rate"] == 1.0 and sli["take_profit_success_rate"] == 1.0
