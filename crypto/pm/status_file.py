@@ -148,7 +148,7 @@ def build_status(service: Any, written_at: datetime, seq: int, keep_events: int 
     m = service.manager
     cfg = m.cfg
     state = m.state
-    marks: dict[str, Decimal] = {s: v.mark for s, v in getattr(service.feed, "last", {}).items()}
+    marks: dict[str, Decimal] = {s: v.mark for s, v in service.feed.last.items()}
     try:
         positions = []
         for pos_id in state.active_ids():
@@ -166,7 +166,7 @@ def build_status(service: Any, written_at: datetime, seq: int, keep_events: int 
         retry, redis_ok = None, False
     return PmStatus(
         written_at=written_at, clock_ms=int(service.clock_ms()), seq=seq, running=running, redis_ok=redis_ok,
-        retry_queue=retry, service_errors=int(getattr(service, "errors", 0)), config_version=str(cfg.version),
+        retry_queue=retry, service_errors=int(service.errors), config_version=str(cfg.version),
         slis=PmSlis(**m.slis.snapshot()), positions=kept, events=events, publish_failures=publish_failures)
 
 
