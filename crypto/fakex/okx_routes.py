@@ -154,6 +154,14 @@ def _object(req: Request) -> dict[str, Any]:
     return body
 
 
+def _batch(req: Request) -> list[Any]:
+    """The JSON body of a batch endpoint: a non-empty list (each item is checked by the one-item handler)."""
+    body = req.json()
+    if not isinstance(body, list) or not body:
+        raise OkxError("50002", "Json data format error")
+    return body
+
+
 def _bool(params: dict[str, Any], key: str) -> bool:
     raw = params.get(key, False)
     if isinstance(raw, bool):
@@ -740,9 +748,7 @@ class OkxDialect:
         return self._batch_answer([self._place_one(ctx.exchange, req.json())])
 
     def r_batch_orders(self, req: Request, ctx: ServerContext) -> Response:
-        body = req.json()
-        if not isinstance(body, list) or not body:
-            raise OkxError("50002", "Json data format error")
+        body = _batch(req)
         if len(body) > 20:
             raise OkxError("51111", "Maximum 20 orders can be placed in bulk")
         return self._batch_answer([self._place_one(ctx.exchange, p) for p in body])
@@ -821,18 +827,14 @@ class OkxDialect:
         return self._batch_answer([self._amend_one(ctx.exchange, req.json())])
 
     def r_amend_batch(self, req: Request, ctx: ServerContext) -> Response:
-        body = req.json()
-        if not isinstance(body, list) or not body:
-            raise OkxError("50002", "Json data format error")
+        body = _batch(req)
         return self._batch_answer([self._amend_one(ctx.exchange, p) for p in body])
 
     def r_cancel_order(self, req: Request, ctx: ServerContext) -> Response:
         return self._batch_answer([self._cancel_one(ctx.exchange, req.json())])
 
     def r_cancel_batch(self, req: Request, ctx: ServerContext) -> Response:
-        body = req.json()
-        if not isinstance(body, list) or not body:
-            raise OkxError("50002", "Json data format error")
+        body = _batch(req)
         return self._batch_answer([self._cancel_one(ctx.exchange, p) for p in body])
 
     def r_get_order(self, req: Request, ctx: ServerContext) -> Response:
@@ -943,9 +945,7 @@ class OkxDialect:
 
     def r_cancel_algos(self, req: Request, ctx: ServerContext) -> Response:
         ex = ctx.exchange
-        body = req.json()
-        if not isinstance(body, list) or not body:
-            raise OkxError("50002", "Json data format error")
+        body = _batch(req)
         rows = []
         for p in body:
             aid = str(p.get("algoId") or "") if isinstance(p, dict) else ""
